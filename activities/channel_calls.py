@@ -1,0 +1,153 @@
+"""Channel activities: every call to a payment channel goes through here.
+
+Each call is idempotent at the channel: payments are keyed by our order id
+(out_trade_no) and refunds by a refund id derived from the order id, so a
+retried activity finds the earlier attempt's payment or refund instead of
+making a second one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+from temporalio import activity
+
+from activities.errors import (
+    CHANNEL_REJECTED,
+    CHANNEL_UNAVAILABLE,
+    REFUND_PENDING,
+    REFUND_REFUSED,
+    business_error,
+    retryable_error,
+)
+from channels.base import (
+    ChannelAdapter,
+    CloseResult,
+    CreatePaymentRequest,
+    PaymentState,
+    RefundRequest,
+    RefundState,
+    RefundStatus,
+)
+from channels.errors import ChannelRejected, ChannelUnavailable
+from db.engine import SessionFactory
+from db.tables import Order, Payment, Refund
+from domain.order_status import OrderStatus
+from domain.saga import Checkout, OrderInput, OrderRef, RefundOrder
+
+
+@contextmanager
+def _translated_channel_errors() -> Iterator[None]:
+    """Map adapter errors onto the saga's retryable / non-retryable error types."""
+    try:
+        yield
+    except ChannelUnavailable as error:
+        raise retryable_error(CHANNEL_UNAVAILABLE, error.message) from None
+    except ChannelRejected as error:
+        raise business_error(CHANNEL_REJECTED, f"{error.code}: {error.message}") from None
+
+
+class ChannelCalls:
+    def __init__(self, sessions: SessionFactory, channels: Mapping[str, ChannelAdapter]) -> None:
+        self._sessions = sessions
+        self._channels = channels
+
+    @activity.defn
+    async def create_payment(self, order: OrderInput) -> Checkout:
+        """Create the payment at the channel (idempotent by order id) and record its checkout."""
+        request = CreatePaymentRequest(
+            order_id=order.order_id,
+            merchant_id=order.merchant_id,
+            amount=order.priced.payable_amount,
+            currency=order.priced.currency,
+            description=order.description or order.order_id,
+            notify_url=order.notify_url,
+        )
+        with _translated_channel_errors():
+            created = await self._channels[order.channel].create_payment(request)
+        checkout = Checkout(
+            channel_payment_id=created.channel_payment_id,
+            checkout_url=created.checkout_url,
+            qr_payload=created.qr_payload,
+        )
+        await asyncio.to_thread(self._store_checkout, order, checkout)
+        return checkout
+
+    @activity.defn
+    async def query_payment(self, ref: OrderRef) -> PaymentState:
+        with _translated_channel_errors():
+            return await self._channels[ref.channel].query_payment(ref.order_id)
+
+    @activity.defn
+    async def close_payment(self, ref: OrderRef) -> CloseResult:
+        """Close at the channel; if the buyer paid first, the result says so."""
+        with _translated_channel_errors():
+            return await self._channels[ref.channel].close_payment(ref.order_id)
+
+    @activity.defn
+    async def refund_payment(self, refund: RefundOrder) -> RefundState:
+        """Refund at the channel and wait (by retrying) until the refund is final."""
+        await asyncio.to_thread(self._store_refund, refund, None)
+        request = RefundRequest(
+            refund_id=refund.refund_id,
+            order_id=refund.order_id,
+            amount=refund.amount,
+            currency=refund.currency,
+            reason=refund.reason,
+        )
+        with _translated_channel_errors():
+            state = await self._channels[refund.channel].refund(request)
+        await asyncio.to_thread(self._store_refund, refund, state)
+        if state.status == RefundStatus.PENDING:
+            raise retryable_error(REFUND_PENDING, f"refund {refund.refund_id} is pending")
+        if state.status == RefundStatus.FAILED:
+            raise business_error(REFUND_REFUSED, state.failure_reason or "refund refused")
+        return state
+
+    def _store_checkout(self, order: OrderInput, checkout: Checkout) -> None:
+        with self._sessions() as session, session.begin():
+            now = datetime.now(UTC)
+            if session.get(Payment, order.order_id) is None:
+                session.add(
+                    Payment(
+                        order_id=order.order_id,
+                        channel=order.channel,
+                        channel_payment_id=checkout.channel_payment_id,
+                        checkout_url=checkout.checkout_url,
+                        qr_payload=checkout.qr_payload,
+                        status="pending",
+                        amount=order.priced.payable_amount,
+                        currency=order.priced.currency,
+                        updated_at=now,
+                    )
+                )
+            row = session.get(Order, order.order_id)
+            if row is not None and row.status == OrderStatus.CREATED:
+                row.status = OrderStatus.AWAITING_PAYMENT
+                row.updated_at = now
+
+    def _store_refund(self, refund: RefundOrder, state: RefundState | None) -> None:
+        with self._sessions() as session, session.begin():
+            now = datetime.now(UTC)
+            row = session.get(Refund, refund.refund_id)
+            if row is None:
+                row = Refund(
+                    id=refund.refund_id,
+                    order_id=refund.order_id,
+                    channel=refund.channel,
+                    channel_txn_id=refund.channel_txn_id,
+                    amount=refund.amount,
+                    currency=refund.currency,
+                    reason=refund.reason,
+                    status=RefundStatus.PENDING,
+                    created_at=now,
+                    updated_at=now,
+                )
+                session.add(row)
+            if state is not None:
+                row.status = state.status
+                row.failure_reason = state.failure_reason
+                row.updated_at = now

@@ -1,0 +1,33 @@
+"""Failures activities report to the saga, as Temporal application error types.
+
+    ApplicationError (temporalio)
+    ├── CouponRejected        the coupon was taken meanwhile            (not retryable)
+    ├── MerchantSuspended     settlement refused: the merchant is suspended (not retryable)
+    ├── ChannelRejected       the channel refused the request for good  (not retryable)
+    ├── RefundRefused         the channel refused a refund              (not retryable)
+    ├── RefundPending         the channel has not finished a refund     (retryable: polls)
+    └── ChannelUnavailable    network, timeout or 5xx at the channel    (retryable)
+
+The saga catches the non-retryable ones by type; everything else is retried.
+"""
+
+from __future__ import annotations
+
+from temporalio.exceptions import ApplicationError
+
+COUPON_REJECTED = "CouponRejected"
+MERCHANT_SUSPENDED = "MerchantSuspended"
+CHANNEL_REJECTED = "ChannelRejected"
+REFUND_REFUSED = "RefundRefused"
+REFUND_PENDING = "RefundPending"
+CHANNEL_UNAVAILABLE = "ChannelUnavailable"
+
+NON_RETRYABLE = [COUPON_REJECTED, MERCHANT_SUSPENDED, CHANNEL_REJECTED, REFUND_REFUSED]
+
+
+def business_error(error_type: str, message: str) -> ApplicationError:
+    return ApplicationError(message, type=error_type, non_retryable=True)
+
+
+def retryable_error(error_type: str, message: str) -> ApplicationError:
+    return ApplicationError(message, type=error_type, non_retryable=False)

@@ -1,0 +1,255 @@
+"""Database activities of the order saga: short transactions, each idempotent by order id.
+
+They run as local activities (a marker event each instead of three events),
+synchronously in the worker's thread pool.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from sqlmodel import Session, func, select
+from temporalio import activity
+
+from activities.errors import COUPON_REJECTED, MERCHANT_SUSPENDED, business_error
+from db.engine import SessionFactory
+from db.ledger import post_entry, reverse_entry
+from db.tables import (
+    Coupon,
+    CouponRedemption,
+    JournalEntry,
+    Merchant,
+    Order,
+    OrderLine,
+    PartyNotification,
+    Payment,
+)
+from db.writes import insert_ignore
+from domain.keys import settlement_entry_id
+from domain.ledger import settlement_postings
+from domain.order_status import OrderStatus
+from domain.saga import OrderInput, OrderRef, PaymentRecord, ReviewFlag, StatusChange
+from domain.split import Split, split_payment
+
+# Statuses after which an order no longer holds its coupon.
+_RELEASES_COUPON = {
+    OrderStatus.CLOSED,
+    OrderStatus.CANCELLED,
+    OrderStatus.REFUNDED,
+    OrderStatus.REJECTED,
+}
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _locked_order(session: Session, order_id: str) -> Order:
+    order = session.exec(select(Order).where(Order.id == order_id).with_for_update()).one()
+    return order
+
+
+class OrderRecords:
+    """The saga's database side; receives its session factory so tests wire a real one."""
+
+    def __init__(self, sessions: SessionFactory) -> None:
+        self._sessions = sessions
+
+    @activity.defn
+    def record_order(self, order: OrderInput) -> None:
+        """Insert the order and its lines and reserve its coupon, in one transaction."""
+        with self._sessions() as session, session.begin():
+            if session.get(Order, order.order_id) is not None:
+                return  # an earlier attempt committed
+            if order.coupon_code:
+                _reserve_coupon(session, order.coupon_code, order.order_id)
+            session.add(_order_row(order))
+            session.flush()
+            session.add_all(_line_rows(order))
+
+    @activity.defn
+    def record_payment(self, record: PaymentRecord) -> None:
+        """The buyer paid: the payment, the coupon (consumed) and the order status, together."""
+        with self._sessions() as session, session.begin():
+            order = _locked_order(session, record.order_id)
+            payment = session.get(Payment, record.order_id)
+            if payment is None:  # a zero-payable order never had a channel payment
+                payment = Payment(
+                    order_id=order.id,
+                    channel=order.channel,
+                    status="pending",
+                    amount=record.amount,
+                    currency=record.currency,
+                    updated_at=_now(),
+                )
+                session.add(payment)
+            if payment.status != "paid":
+                payment.status = "paid"
+                payment.channel_txn_id = record.channel_txn_id
+                payment.paid_at = payment.updated_at = _now()
+            _set_redemption(session, order.id, "consumed")
+            if order.status in (OrderStatus.CREATED, OrderStatus.AWAITING_PAYMENT):
+                _set_status(order, OrderStatus.PAID)
+
+    @activity.defn
+    def settle_order(self, ref: OrderRef) -> Split:
+        """Compute the split and post the settlement entry; refused for a suspended merchant."""
+        with self._sessions() as session, session.begin():
+            order = _locked_order(session, ref.order_id)
+            split = split_payment(
+                order.payable_amount,
+                Decimal(order.channel_fee_rate),
+                Decimal(order.commission_rate),
+            )
+            if session.get(JournalEntry, settlement_entry_id(order.id)) is None:
+                merchant = session.get(Merchant, order.merchant_id)
+                if merchant is None or merchant.status != "active":
+                    raise business_error(
+                        MERCHANT_SUSPENDED, f"merchant {order.merchant_id} is suspended"
+                    )
+                post_entry(
+                    session,
+                    entry_id=settlement_entry_id(order.id),
+                    order_id=order.id,
+                    kind="settlement",
+                    currency=order.currency,
+                    postings=settlement_postings(order.channel, order.merchant_id, split),
+                )
+            order.channel_fee_amount = split.channel_fee_amount
+            order.commission_amount = split.commission_amount
+            order.merchant_net_amount = split.merchant_net_amount
+            if order.status == OrderStatus.PAID:
+                _set_status(order, OrderStatus.SETTLED)
+            return split
+
+    @activity.defn
+    def notify_parties(self, ref: OrderRef) -> None:
+        """Queue the buyer's and the merchant's notifications and complete the order."""
+        with self._sessions() as session, session.begin():
+            order = _locked_order(session, ref.order_id)
+            for recipient, event in (("buyer", "payment_succeeded"), ("merchant", "order_paid")):
+                insert_ignore(
+                    session,
+                    PartyNotification,
+                    {
+                        "id": f"{order.id}:{recipient}:{event}",
+                        "order_id": order.id,
+                        "recipient": recipient,
+                        "event": event,
+                        "created_at": _now(),
+                    },
+                )
+            _set_status(order, OrderStatus.COMPLETED)
+
+    @activity.defn
+    def reverse_settlement(self, ref: OrderRef) -> None:
+        """Compensation: mirror the settlement entry if one was posted (once)."""
+        with self._sessions() as session, session.begin():
+            _locked_order(session, ref.order_id)
+            reverse_entry(session, settlement_entry_id(ref.order_id))
+
+    @activity.defn
+    def set_order_status(self, change: StatusChange) -> None:
+        """Move the projection to a new status; final unpaid states release the coupon."""
+        with self._sessions() as session, session.begin():
+            order = _locked_order(session, change.order_id)
+            _set_status(order, change.status)
+            if change.reason is not None:
+                order.close_reason = change.reason
+            if change.status in _RELEASES_COUPON:
+                _set_redemption(session, order.id, "released")
+            if change.status in (OrderStatus.CLOSED, OrderStatus.CANCELLED):
+                payment = session.get(Payment, order.id)
+                if payment is not None and payment.status == "pending":
+                    payment.status = "closed"
+                    payment.updated_at = _now()
+
+    @activity.defn
+    def flag_for_review(self, flag: ReviewFlag) -> None:
+        with self._sessions() as session, session.begin():
+            order = _locked_order(session, flag.order_id)
+            reasons = [r for r in (order.review_reason or "").split("; ") if r]
+            if flag.reason not in reasons:
+                reasons.append(flag.reason)
+            order.needs_review = True
+            order.review_reason = "; ".join(reasons)
+            order.updated_at = _now()
+
+    @activity.defn
+    def is_order_payment(self, ref: OrderRef) -> str | None:
+        """The channel transaction id the order was paid with, if any."""
+        with self._sessions() as session:
+            payment = session.get(Payment, ref.order_id)
+            return payment.channel_txn_id if payment is not None else None
+
+
+def _set_status(order: Order, status: OrderStatus) -> None:
+    order.status = status
+    order.updated_at = _now()
+
+
+def _reserve_coupon(session: Session, code: str, order_id: str) -> None:
+    coupon = session.exec(select(Coupon).where(Coupon.code == code).with_for_update()).first()
+    if coupon is None:
+        raise business_error(COUPON_REJECTED, f"coupon {code} does not exist")
+    held = session.exec(
+        select(func.count())
+        .select_from(CouponRedemption)
+        .where(CouponRedemption.coupon_code == code, CouponRedemption.status != "released")
+    ).one()
+    if held >= coupon.max_redemptions:
+        raise business_error(COUPON_REJECTED, f"coupon {code} is already used")
+    session.add(
+        CouponRedemption(order_id=order_id, coupon_code=code, status="reserved", updated_at=_now())
+    )
+
+
+def _set_redemption(session: Session, order_id: str, status: str) -> None:
+    redemption = session.get(CouponRedemption, order_id)
+    if redemption is None or redemption.status == status:
+        return
+    if redemption.status == "released":
+        return  # a released coupon is never taken back implicitly
+    redemption.status = status
+    redemption.updated_at = _now()
+
+
+def _order_row(order: OrderInput) -> Order:
+    priced = order.priced
+    now = _now()
+    return Order(
+        id=order.order_id,
+        merchant_id=order.merchant_id,
+        channel=order.channel,
+        currency=priced.currency,
+        description=order.description,
+        buyer_ref=order.buyer_ref,
+        total_amount=priced.total_amount,
+        discount_amount=priced.discount_amount,
+        payable_amount=priced.payable_amount,
+        coupon_code=order.coupon_code,
+        channel_fee_rate=str(order.channel_fee_rate),
+        commission_rate=str(order.commission_rate),
+        payment_timeout_seconds=order.payment_timeout_seconds,
+        status=OrderStatus.CREATED,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def _line_rows(order: OrderInput) -> list[OrderLine]:
+    return [
+        OrderLine(
+            order_id=order.order_id,
+            line_no=index,
+            sku=line.sku,
+            name=line.name,
+            quantity=line.quantity,
+            unit_amount=line.unit_amount,
+            line_total=line.line_total,
+            discount_amount=line.discount_amount,
+            payable_amount=line.payable_amount,
+        )
+        for index, line in enumerate(order.priced.lines)
+    ]

@@ -1,0 +1,57 @@
+"""The FastAPI application: the HTTP edge of paysaga."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import FastAPI
+
+from api.deps import AppContext
+from api.errors import install_error_handlers
+from api.routes import coupons, merchants, notify, orders
+from channels.registry import build_channels
+from db.engine import create_tables, make_engine, session_factory
+from settings import Settings, get_settings
+from worker import connect
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings.database_url)
+        create_tables(engine)
+        temporal = await connect(settings)
+        async with httpx.AsyncClient(timeout=settings.channel_timeout_seconds) as http:
+            app.state.context = AppContext(
+                settings=settings,
+                engine=engine,
+                sessions=session_factory(engine),
+                temporal=temporal,
+                channels=dict(build_channels(settings, http)),
+            )
+            yield
+        engine.dispose()
+
+    app = FastAPI(
+        title="paysaga",
+        summary="Payments and settlement for e-commerce, as durable Temporal sagas.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    for router in (orders.router, merchants.router, coupons.router, notify.router):
+        app.include_router(router)
+
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
+logging.basicConfig(level=logging.INFO, format="%(asctime)s api %(levelname)s %(message)s")

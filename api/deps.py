@@ -1,0 +1,31 @@
+"""What route handlers receive: settings, database sessions, the Temporal client, channels."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy import Engine
+from temporalio.client import Client
+
+from channels.base import ChannelAdapter
+from db.engine import SessionFactory
+from settings import Settings
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    engine: Engine
+    sessions: SessionFactory
+    temporal: Client
+    channels: dict[str, ChannelAdapter]
+
+
+def get_context(request: Request) -> AppContext:
+    context: AppContext = request.app.state.context
+    return context
+
+
+ContextDep = Annotated[AppContext, Depends(get_context)]

@@ -1,0 +1,105 @@
+"""Every error the API answers with, and the one place that shapes them as JSON.
+
+    ApiError                    {"error": {"type", "code", "message", "param"}}
+    ├── InvalidRequest          400 invalid_request_error (also DomainError, body validation)
+    ├── SignatureInvalid        401 authentication_error (notifications)
+    ├── NotFound                404 not_found_error
+    ├── Conflict                409 conflict_error (idempotency key reuse, order state)
+    └── ServiceUnavailable      503 api_error: Temporal unreachable; retrying may help
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from temporalio.service import RPCError
+
+from domain.errors import DomainError
+
+logger = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    status_code = 400
+    error_type = "invalid_request_error"
+
+    def __init__(self, code: str, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.code, self.message, self.param = code, message, param
+
+
+class InvalidRequest(ApiError):
+    pass
+
+
+class SignatureInvalid(ApiError):
+    status_code = 401
+    error_type = "authentication_error"
+
+
+class NotFound(ApiError):
+    status_code = 404
+    error_type = "not_found_error"
+
+
+class Conflict(ApiError):
+    status_code = 409
+    error_type = "conflict_error"
+
+
+class ServiceUnavailable(ApiError):
+    status_code = 503
+    error_type = "api_error"
+
+
+def error_body(error_type: str, code: str, message: str, param: str | None) -> dict[str, object]:
+    return {"error": {"type": error_type, "code": code, "message": message, "param": param}}
+
+
+def _response(error: ApiError) -> JSONResponse:
+    body = error_body(error.error_type, error.code, error.message, error.param)
+    return JSONResponse(body, status_code=error.status_code)
+
+
+def _param(location: tuple[object, ...]) -> str | None:
+    """("body", "lines", 2, "quantity") -> "lines[2].quantity"."""
+    path = ""
+    for part in location[1:] if location and location[0] in ("body", "query", "path") else location:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else str(part)
+    return path or None
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(_request: Request, error: ApiError) -> JSONResponse:
+        return _response(error)
+
+    @app.exception_handler(DomainError)
+    async def _domain_error(_request: Request, error: DomainError) -> JSONResponse:
+        return _response(InvalidRequest(error.code, error.message, error.param))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_request: Request, error: RequestValidationError) -> JSONResponse:
+        first = error.errors()[0]
+        message = f"{first.get('msg', 'invalid value')}"
+        param = _param(tuple(first.get("loc", ())))
+        return _response(InvalidRequest("invalid_" + first.get("type", "value"), message, param))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, error: StarletteHTTPException) -> JSONResponse:
+        cls = NotFound if error.status_code == 404 else InvalidRequest
+        api_error = cls("not_found" if error.status_code == 404 else "bad_request", str(error.detail))
+        api_error.status_code = error.status_code
+        return _response(api_error)
+
+    @app.exception_handler(RPCError)
+    async def _temporal_error(_request: Request, error: RPCError) -> JSONResponse:
+        logger.warning("temporal call failed: %s", error.status)
+        return _response(ServiceUnavailable("temporal_unavailable", "try again shortly"))

@@ -1,0 +1,190 @@
+"""POST /v1/orders: validate, claim the idempotency key, start the saga, answer with the checkout.
+
+Everything that can be refused is refused before anything is stored or
+started. The Idempotency-Key row records the order id first, so a repeat (even
+a concurrent one) starts the same workflow id; once the first response is
+stored, repeats replay it byte for byte.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+
+from sqlmodel import Session, select
+from temporalio.client import WithStartWorkflowOperation
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from api.deps import AppContext
+from api.errors import Conflict, InvalidRequest
+from api.records import coupon_redeemed, new_id, now, order_out
+from api.routes.coupons import to_domain
+from api.schemas import OrderCreate
+from db.tables import Coupon, IdempotencyKey, Merchant, Order
+from db.writes import insert_ignore
+from domain.errors import CouponRejected
+from domain.keys import order_workflow_id
+from domain.order_status import OrderStatus
+from domain.pricing import OrderLine, price_order
+from domain.saga import CheckoutRequest, OrderInput
+from workflows.order import OrderWorkflow
+from workflows.search_attributes import MERCHANT_ID, ORDER_STATUS, PAYMENT_CHANNEL
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    status_code: int
+    body: str
+
+
+def request_hash(body: OrderCreate) -> str:
+    canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+async def create_order(context: AppContext, key: str, body: OrderCreate) -> StoredResponse:
+    digest = request_hash(body)
+    replay = await asyncio.to_thread(_stored_response, context, key, digest)
+    if replay is not None:
+        return replay
+    order_input = await asyncio.to_thread(_validated_input, context, body)
+    order_id = await asyncio.to_thread(_claim_key, context, key, digest, order_input.order_id)
+    order_input = order_input.model_copy(update={"order_id": order_id})
+    await _start_saga(context, order_input)
+    response = await asyncio.to_thread(_response_for, context, order_id)
+    return await asyncio.to_thread(_store_response, context, key, response)
+
+
+def _stored_response(context: AppContext, key: str, digest: str) -> StoredResponse | None:
+    with context.sessions() as session:
+        row = session.get(IdempotencyKey, key)
+        if row is None:
+            return None
+        if row.request_hash != digest:
+            raise Conflict(
+                "idempotency_key_reused",
+                "this Idempotency-Key was used with a different request body",
+                "Idempotency-Key",
+            )
+        if row.status_code is None or row.response_body is None:
+            return None  # the first request is still under way: we start the same order
+        return StoredResponse(row.status_code, row.response_body)
+
+
+def _validated_input(context: AppContext, body: OrderCreate) -> OrderInput:
+    settings = context.settings
+    lines = [OrderLine(**line.model_dump()) for line in body.lines]
+    with context.sessions() as session:
+        merchant = session.get(Merchant, body.merchant_id)
+        if merchant is None:
+            raise InvalidRequest("merchant_not_found", "no such merchant", "merchant_id")
+        if merchant.status != "active":
+            raise InvalidRequest("merchant_suspended", "the merchant is suspended", "merchant_id")
+        coupon = _usable_coupon(session, body.coupon_code)
+        priced = price_order(lines, body.currency, coupon, now())
+    timeout = body.payment_timeout_seconds or settings.default_payment_timeout_seconds
+    return OrderInput(
+        order_id=new_id("ord"),
+        merchant_id=merchant.id,
+        channel=body.channel.value,
+        description=body.description,
+        buyer_ref=body.buyer_ref,
+        priced=priced,
+        coupon_code=body.coupon_code,
+        channel_fee_rate=settings.channel_fee_rates[body.channel.value],
+        commission_rate=Decimal(merchant.commission_rate),
+        payment_timeout_seconds=timeout,
+        notify_url=f"{settings.api_public_url}/v1/channels/{body.channel.value}/notify",
+    )
+
+
+def _usable_coupon(session: Session, code: str | None) -> object:
+    if code is None:
+        return None
+    row = session.get(Coupon, code)
+    if row is None:
+        raise CouponRejected("coupon_not_found", f"no coupon {code}", "coupon_code")
+    if coupon_redeemed(session, code) >= row.max_redemptions:
+        raise CouponRejected("coupon_already_used", f"coupon {code} is used up", "coupon_code")
+    return to_domain(row)
+
+
+def _claim_key(context: AppContext, key: str, digest: str, order_id: str) -> str:
+    """Bind the key to an order id; a concurrent twin gets the winner's order id."""
+    with context.sessions() as session, session.begin():
+        values = {"key": key, "request_hash": digest, "order_id": order_id, "created_at": now()}
+        if insert_ignore(session, IdempotencyKey, values):
+            return order_id
+        row = session.get(IdempotencyKey, key)
+        assert row is not None
+        if row.request_hash != digest:
+            raise Conflict(
+                "idempotency_key_reused",
+                "this Idempotency-Key was used with a different request body",
+                "Idempotency-Key",
+            )
+        return row.order_id
+
+
+async def _start_saga(context: AppContext, order: OrderInput) -> None:
+    """Start the workflow (or join the one already started) and wait for its checkout."""
+    start = WithStartWorkflowOperation(
+        OrderWorkflow.run,
+        order,
+        id=order_workflow_id(order.order_id),
+        task_queue=context.settings.task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        execution_timeout=timedelta(days=30),
+        search_attributes=TypedSearchAttributes(
+            [
+                SearchAttributePair(ORDER_STATUS, OrderStatus.CREATED.value),
+                SearchAttributePair(MERCHANT_ID, order.merchant_id),
+                SearchAttributePair(PAYMENT_CHANNEL, order.channel),
+            ]
+        ),
+    )
+    try:
+        await context.temporal.execute_update_with_start_workflow(
+            OrderWorkflow.await_checkout, CheckoutRequest(), start_workflow_operation=start
+        )
+    except WorkflowAlreadyStartedError:
+        pass  # it ran and ended already (a repeat after a crash): the database has the answer
+
+
+def _response_for(context: AppContext, order_id: str) -> StoredResponse:
+    with context.sessions() as session:
+        order = session.get(Order, order_id)
+        if order is None:  # the saga refused it at recording: the coupon was taken meanwhile
+            body = {
+                "error": {
+                    "type": "invalid_request_error",
+                    "code": "coupon_already_used",
+                    "message": "the coupon was used by another order",
+                    "param": "coupon_code",
+                }
+            }
+            return StoredResponse(400, json.dumps(body))
+        return StoredResponse(201, order_out(session, order).model_dump_json())
+
+
+def _store_response(context: AppContext, key: str, response: StoredResponse) -> StoredResponse:
+    """Store the first response; a concurrent twin that stored first wins, and we answer with it."""
+    with context.sessions() as session, session.begin():
+        row = session.exec(
+            select(IdempotencyKey).where(IdempotencyKey.key == key).with_for_update()
+        ).one()
+        if row.status_code is None or row.response_body is None:
+            row.status_code = response.status_code
+            row.response_body = response.body
+        return StoredResponse(row.status_code, row.response_body)

@@ -1,0 +1,91 @@
+"""Synchronous database reads and writes behind the routes (run in a worker thread)."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from datetime import UTC, datetime
+
+from sqlmodel import Session, func, select
+
+from api.errors import NotFound
+from api.schemas import AmountsOut, LineOut, OrderOut, PaymentOut, SplitOut
+from db.tables import CouponRedemption, Order, OrderLine, Payment, Refund
+
+
+def new_id(prefix: str) -> str:
+    """A time-ordered id: newer ids sort after older ones, which keeps listing pages stable."""
+    return f"{prefix}_{time.time_ns() // 1_000_000:012x}{secrets.token_hex(6)}"
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def get_order(session: Session, order_id: str) -> Order:
+    order = session.get(Order, order_id)
+    if order is None:
+        raise NotFound("order_not_found", f"no order {order_id}", "id")
+    return order
+
+
+def order_out(session: Session, order: Order) -> OrderOut:
+    lines = session.exec(
+        select(OrderLine).where(OrderLine.order_id == order.id).order_by(OrderLine.line_no)  # type: ignore[arg-type]
+    ).all()
+    payment = session.get(Payment, order.id)
+    refunded = session.exec(
+        select(func.coalesce(func.sum(Refund.amount), 0)).where(
+            Refund.order_id == order.id, Refund.status == "succeeded"
+        )
+    ).one()
+    split = None
+    if order.merchant_net_amount is not None:
+        split = SplitOut(
+            channel_fee=order.channel_fee_amount or 0,
+            commission=order.commission_amount or 0,
+            merchant_net=order.merchant_net_amount,
+        )
+    return OrderOut(
+        id=order.id,
+        merchant_id=order.merchant_id,
+        channel=order.channel,
+        currency=order.currency,
+        status=order.status,
+        close_reason=order.close_reason,
+        needs_review=order.needs_review,
+        review_reason=order.review_reason,
+        description=order.description,
+        buyer_ref=order.buyer_ref,
+        coupon_code=order.coupon_code,
+        amounts=AmountsOut(
+            total=order.total_amount, discount=order.discount_amount, payable=order.payable_amount
+        ),
+        lines=[LineOut.model_validate(line, from_attributes=True) for line in lines],
+        payment=_payment_out(payment),
+        split=split,
+        refunded_amount=int(refunded),
+        created_at=order.created_at,
+    )
+
+
+def _payment_out(payment: Payment | None) -> PaymentOut | None:
+    if payment is None:
+        return None
+    return PaymentOut(
+        status=payment.status,
+        channel_payment_id=payment.channel_payment_id,
+        checkout_url=payment.checkout_url,
+        qr_payload=payment.qr_payload,
+        channel_txn_id=payment.channel_txn_id,
+        amount=payment.amount,
+    )
+
+
+def coupon_redeemed(session: Session, code: str) -> int:
+    count = session.exec(
+        select(func.count())
+        .select_from(CouponRedemption)
+        .where(CouponRedemption.coupon_code == code, CouponRedemption.status != "released")
+    ).one()
+    return int(count)

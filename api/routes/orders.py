@@ -1,0 +1,99 @@
+"""Orders: create (idempotent), read, list, cancel."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Response
+from sqlmodel import select
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from api.deps import AppContext, ContextDep
+from api.errors import Conflict, InvalidRequest
+from api.order_creation import create_order
+from api.records import get_order, order_out
+from api.schemas import CancelIn, OrderCreate, OrderOut, OrderPage
+from db.tables import Order
+from domain.keys import order_workflow_id
+from domain.order_status import OrderStatus
+from workflows.order import OrderWorkflow
+
+router = APIRouter(prefix="/v1/orders", tags=["orders"])
+
+
+@router.post("", status_code=201, response_model=OrderOut)
+async def post_order(
+    body: OrderCreate,
+    context: ContextDep,
+    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+) -> Response:
+    if not idempotency_key:
+        raise InvalidRequest(
+            "idempotency_key_missing", "send an Idempotency-Key header", "Idempotency-Key"
+        )
+    stored = await create_order(context, idempotency_key, body)
+    return Response(stored.body, status_code=stored.status_code, media_type="application/json")
+
+
+@router.get("/{order_id}")
+def read_order(order_id: str, context: ContextDep) -> OrderOut:
+    with context.sessions() as session:
+        return order_out(session, get_order(session, order_id))
+
+
+@router.get("")
+def list_orders(
+    context: ContextDep,
+    merchant_id: str | None = None,
+    status: OrderStatus | None = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    starting_after: str | None = None,
+) -> OrderPage:
+    """Newest first; pass the last id of a page as `starting_after` for the next one."""
+    query = select(Order).order_by(Order.id.desc())  # type: ignore[attr-defined]
+    if merchant_id is not None:
+        query = query.where(Order.merchant_id == merchant_id)
+    if status is not None:
+        query = query.where(Order.status == status.value)
+    if starting_after is not None:
+        query = query.where(Order.id < starting_after)
+    with context.sessions() as session:
+        rows = session.exec(query.limit(limit + 1)).all()
+        page = [order_out(session, row) for row in rows[:limit]]
+    has_more = len(rows) > limit
+    return OrderPage(data=page, has_more=has_more, next_cursor=page[-1].id if has_more else None)
+
+
+@router.post("/{order_id}/cancel")
+async def cancel_order(order_id: str, context: ContextDep, body: CancelIn | None = None) -> OrderOut:
+    request = body or CancelIn()
+    await asyncio.to_thread(_order_view, context, order_id)  # 404 for unknown orders
+    handle = context.temporal.get_workflow_handle(order_workflow_id(order_id))
+    try:
+        await handle.execute_update(OrderWorkflow.cancel_order, _cancel_request(request.reason))
+    except WorkflowUpdateFailedError:
+        pass  # the validator refused: the order is past payment; answered below
+    except RPCError as error:
+        if error.status != RPCStatusCode.NOT_FOUND:
+            raise  # the saga has ended: its final state is in the database
+    order = await asyncio.to_thread(_order_view, context, order_id)
+    if order.status != OrderStatus.CANCELLED:
+        raise Conflict(
+            "order_not_cancellable",
+            f"the order is {order.status}; only unpaid orders can be cancelled",
+            "id",
+        )
+    return order
+
+
+def _cancel_request(reason: str) -> object:
+    from domain.saga import CancelRequest
+
+    return CancelRequest(reason=reason)
+
+
+def _order_view(context: AppContext, order_id: str) -> OrderOut:
+    with context.sessions() as session:
+        return order_out(session, get_order(session, order_id))

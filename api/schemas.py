@@ -1,0 +1,137 @@
+"""API models: what callers send and what they get back (separate from the tables)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+
+from channels.base import ChannelName
+from domain.pricing import CouponKind
+
+_Forbid = ConfigDict(extra="forbid")
+
+
+class LineIn(BaseModel):
+    model_config = _Forbid
+    sku: Annotated[StrictStr, Field(max_length=64)]
+    name: Annotated[StrictStr, Field(max_length=200)]
+    quantity: StrictInt
+    unit_amount: StrictInt
+
+
+class OrderCreate(BaseModel):
+    model_config = _Forbid
+    merchant_id: StrictStr
+    channel: ChannelName
+    currency: Annotated[StrictStr, Field(min_length=3, max_length=3)]
+    lines: list[LineIn]
+    coupon_code: StrictStr | None = None
+    description: Annotated[StrictStr, Field(max_length=200)] = ""
+    buyer_ref: Annotated[StrictStr, Field(max_length=100)] | None = None
+    # Tests use seconds; production orders take the default from settings.
+    payment_timeout_seconds: Annotated[StrictInt, Field(ge=1, le=7 * 24 * 3600)] | None = None
+
+
+class CancelIn(BaseModel):
+    model_config = _Forbid
+    reason: Annotated[StrictStr, Field(max_length=100)] = "requested"
+
+
+class AmountsOut(BaseModel):
+    total: int
+    discount: int
+    payable: int
+
+
+class LineOut(BaseModel):
+    sku: str
+    name: str
+    quantity: int
+    unit_amount: int
+    line_total: int
+    discount_amount: int
+    payable_amount: int
+
+
+class PaymentOut(BaseModel):
+    status: str
+    channel_payment_id: str | None
+    checkout_url: str | None
+    qr_payload: str | None
+    channel_txn_id: str | None
+    amount: int
+
+
+class SplitOut(BaseModel):
+    channel_fee: int
+    commission: int
+    merchant_net: int
+
+
+class OrderOut(BaseModel):
+    id: str
+    merchant_id: str
+    channel: str
+    currency: str
+    status: str
+    close_reason: str | None
+    needs_review: bool
+    review_reason: str | None
+    description: str
+    buyer_ref: str | None
+    coupon_code: str | None
+    amounts: AmountsOut
+    lines: list[LineOut]
+    payment: PaymentOut | None
+    split: SplitOut | None
+    refunded_amount: int
+    created_at: datetime
+
+
+class OrderPage(BaseModel):
+    data: list[OrderOut]
+    has_more: bool
+    next_cursor: str | None
+
+
+class MerchantCreate(BaseModel):
+    model_config = _Forbid
+    name: Annotated[StrictStr, Field(min_length=1, max_length=200)]
+    commission_rate: Decimal = Field(ge=0, le=1, max_digits=8, decimal_places=6)
+
+
+class MerchantOut(BaseModel):
+    id: str
+    name: str
+    commission_rate: str
+    status: str
+    created_at: datetime
+
+
+class CouponCreate(BaseModel):
+    model_config = _Forbid
+    code: Annotated[StrictStr, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+    kind: CouponKind
+    percent_off: Decimal | None = Field(default=None, max_digits=8, decimal_places=6)
+    amount_off: StrictInt | None = None
+    min_total: StrictInt | None = None
+    currency: StrictStr | None = None
+    valid_from: datetime | None = None
+    valid_until: datetime | None = None
+    max_redemptions: Annotated[StrictInt, Field(ge=1)] = 1
+
+
+class CouponOut(BaseModel):
+    code: str
+    kind: str
+    percent_off: str | None
+    amount_off: int | None
+    min_total: int | None
+    currency: str | None
+    valid_from: datetime | None
+    valid_until: datetime | None
+    max_redemptions: int
+    redeemed: int

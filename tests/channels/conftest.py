@@ -1,0 +1,252 @@
+"""Run the sandbox channel for real, and a real HTTP server to receive its notifications.
+
+The sandbox is started once per session as a uvicorn subprocess with fresh
+random secrets; the receiver is a tiny Starlette app in a background thread.
+Each test gets its own order id and its own inbox (a path on the receiver),
+so tests never see each other's payments or notifications.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+import uvicorn
+from pydantic import SecretStr
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from channels.base import ChannelAdapter, ChannelName
+from channels.registry import build_channels
+from settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+# Ports the rest of the stack uses on a developer machine; never take them.
+RESERVED_PORTS = frozenset({7233, 8000, 8100, 8233})
+STARTUP_TIMEOUT_S = 20.0
+
+
+def free_port() -> int:
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port: int = sock.getsockname()[1]
+        if port not in RESERVED_PORTS:
+            return port
+
+
+@dataclass(frozen=True)
+class RunningSandbox:
+    base_url: str
+    api_key: str
+    webhook_secret: bytes
+
+    def settings(self) -> Settings:
+        return Settings(
+            sandbox_api_key=SecretStr(self.api_key),
+            sandbox_webhook_secret=SecretStr(self.webhook_secret.decode()),
+            sandbox_base_url=self.base_url,
+        )
+
+
+@pytest.fixture(scope="session")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSandbox]:
+    port = free_port()
+    running = RunningSandbox(
+        base_url=f"http://127.0.0.1:{port}",
+        api_key=secrets.token_hex(16),
+        webhook_secret=secrets.token_hex(32).encode(),
+    )
+    env = {
+        **os.environ,
+        "PAYSAGA_SANDBOX_API_KEY": running.api_key,
+        "PAYSAGA_SANDBOX_WEBHOOK_SECRET": running.webhook_secret.decode(),
+        "PAYSAGA_SANDBOX_BASE_URL": running.base_url,
+        "PAYSAGA_SANDBOX_NOTIFY_RETRY_BASE_MS": "50",
+        "PAYSAGA_SANDBOX_NOTIFY_MAX_ATTEMPTS": "4",
+    }
+    command = [
+        sys.executable, "-m", "uvicorn", "--factory", "channels.sandbox.app:create_app",
+        "--host", "127.0.0.1", "--port", str(port),
+    ]  # fmt: skip
+    log_path = tmp_path_factory.mktemp("sandbox") / "sandbox.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            _wait_until_healthy(running.base_url, process, log_path)
+            yield running
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _wait_until_healthy(base_url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"sandbox exited with {process.returncode}:\n{log_path.read_text()}")
+        try:
+            if httpx.get(f"{base_url}/healthz", timeout=0.5).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)  # poll interval, not a wait for state
+    pytest.fail(f"sandbox not healthy within {STARTUP_TIMEOUT_S}s:\n{log_path.read_text()}")
+
+
+@dataclass(frozen=True)
+class ReceivedRequest:
+    headers: dict[str, str]  # as the server saw them: lower-case names
+    body: bytes
+    answered: int
+    received_at: float  # time.monotonic()
+
+
+@dataclass
+class Inbox:
+    """One notify_url. Answers 500 to its first `fail_first` requests, 200 after."""
+
+    url: str
+    fail_first: int = 0
+    _requests: list[ReceivedRequest] = field(default_factory=list)
+
+    async def received(self) -> list[ReceivedRequest]:
+        with _RECEIVER_LOCK:
+            return list(self._requests)
+
+
+_RECEIVER_LOCK = threading.Lock()  # the receiver's thread writes, tests read
+
+
+class Receiver:
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self._inboxes: dict[str, Inbox] = {}
+
+    def inbox(self, fail_first: int = 0) -> Inbox:
+        name = secrets.token_hex(8)
+        inbox = Inbox(url=f"{self.base_url}/inbox/{name}", fail_first=fail_first)
+        with _RECEIVER_LOCK:
+            self._inboxes[name] = inbox
+        return inbox
+
+    async def handle(self, request: Request) -> Response:
+        body = await request.body()
+        with _RECEIVER_LOCK:
+            inbox = self._inboxes.get(request.path_params["name"])
+            if inbox is None:
+                return Response(status_code=404)
+            status = 500 if len(inbox._requests) < inbox.fail_first else 200
+            inbox._requests.append(
+                ReceivedRequest(dict(request.headers), body, status, time.monotonic())
+            )
+        return Response('{"received":true}', status_code=status, media_type="application/json")
+
+
+@pytest.fixture(scope="session")
+def receiver() -> Iterator[Receiver]:
+    port = free_port()
+    receiver = Receiver(f"http://127.0.0.1:{port}")
+    app = Starlette(routes=[Route("/inbox/{name}", receiver.handle, methods=["POST"])])
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="notification-receiver", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            pytest.fail("notification receiver did not start")
+        time.sleep(0.01)  # poll interval
+    yield receiver
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture
+def inbox(receiver: Receiver) -> Inbox:
+    return receiver.inbox()
+
+
+@pytest.fixture
+def order_id() -> str:
+    return f"ord_{secrets.token_hex(8)}"
+
+
+@pytest_asyncio.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=5) as client:
+        yield client
+
+
+@pytest.fixture
+def channels(
+    sandbox: RunningSandbox, client: httpx.AsyncClient
+) -> dict[ChannelName, ChannelAdapter]:
+    return build_channels(sandbox.settings(), client)
+
+
+@pytest.fixture
+def alipay(channels: dict[ChannelName, ChannelAdapter]) -> ChannelAdapter:
+    return channels[ChannelName.ALIPAY]
+
+
+class Control:
+    """The sandbox's test controls, as a test would press them."""
+
+    def __init__(self, client: httpx.AsyncClient, base_url: str) -> None:
+        self._client = client
+        self.base_url = base_url
+
+    async def post(self, path: str, body: dict[str, Any] | None = None) -> httpx.Response:
+        return await self._client.post(f"{self.base_url}/control{path}", json=body)
+
+    async def pay(self, order_id: str, **instruction: Any) -> dict[str, Any]:
+        return await self._ok(self.post(f"/payments/{order_id}/pay", instruction or None))
+
+    async def decline(self, order_id: str) -> dict[str, Any]:
+        return await self._ok(self.post(f"/payments/{order_id}/decline"))
+
+    async def fail_api(self, order_id: str, times: int) -> None:
+        await self._ok(self.post(f"/faults/{order_id}", {"api_failures": times}))
+
+    async def refund_behaviour(self, order_id: str, mode: str) -> None:
+        await self._ok(self.post(f"/refund-behaviour/{order_id}", {"mode": mode}))
+
+    async def complete_refund(self, refund_id: str) -> dict[str, Any]:
+        return await self._ok(self.post(f"/refunds/{refund_id}/complete"))
+
+    async def deliveries(self, order_id: str) -> list[dict[str, Any]]:
+        response = await self._client.get(f"{self.base_url}/control/payments/{order_id}/deliveries")
+        response.raise_for_status()
+        deliveries: list[dict[str, Any]] = response.json()
+        return deliveries
+
+    @staticmethod
+    async def _ok(pending: Awaitable[httpx.Response]) -> dict[str, Any]:
+        response = await pending
+        response.raise_for_status()
+        body: dict[str, Any] = response.json()
+        return body
+
+
+@pytest.fixture
+def control(sandbox: RunningSandbox, client: httpx.AsyncClient) -> Control:
+    return Control(client, sandbox.base_url)

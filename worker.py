@@ -1,0 +1,76 @@
+"""The Temporal worker: the order sagas and their activities, wired to real parts."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Worker
+
+from activities.channel_calls import ChannelCalls
+from activities.order_records import OrderRecords
+from channels.registry import build_channels
+from db.engine import create_tables, make_engine, session_factory
+from settings import Settings, get_settings
+from workflows.late_payment import LatePaymentRefundWorkflow
+from workflows.order import OrderWorkflow
+
+WORKFLOWS = [OrderWorkflow, LatePaymentRefundWorkflow]
+
+
+async def connect(settings: Settings) -> Client:
+    return await Client.connect(
+        settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        data_converter=pydantic_data_converter,
+    )
+
+
+async def run_worker(settings: Settings) -> None:
+    engine = make_engine(settings.database_url)
+    create_tables(engine)
+    sessions = session_factory(engine)
+    client = await connect(settings)
+    timeout = httpx.Timeout(settings.channel_timeout_seconds)
+    async with httpx.AsyncClient(timeout=timeout) as http:
+        records = OrderRecords(sessions)
+        calls = ChannelCalls(sessions, build_channels(settings, http))
+        with ThreadPoolExecutor(max_workers=32) as executor:
+            worker = Worker(
+                client,
+                task_queue=settings.task_queue,
+                workflows=WORKFLOWS,
+                activities=[
+                    records.record_order,
+                    records.record_payment,
+                    records.settle_order,
+                    records.notify_parties,
+                    records.reverse_settlement,
+                    records.set_order_status,
+                    records.flag_for_review,
+                    records.is_order_payment,
+                    calls.create_payment,
+                    calls.query_payment,
+                    calls.close_payment,
+                    calls.refund_payment,
+                ],
+                activity_executor=executor,
+            )
+            logging.getLogger(__name__).info("worker polling task queue %s", settings.task_queue)
+            await worker.run()
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(levelname)s %(message)s")
+    try:
+        asyncio.run(run_worker(get_settings()))
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,46 @@
+"""How the saga calls its activities: timeouts and retry policies in one place.
+
+Database writes and channel calls are all short, so they run as local
+activities: one marker event each in the history instead of three events, and
+the Temporal server is this stack's bottleneck.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from temporalio.common import RetryPolicy
+
+# A database write: retried until it succeeds; business refusals are non-retryable errors.
+DB_WRITE: dict[str, Any] = {
+    "start_to_close_timeout": timedelta(seconds=15),
+    "retry_policy": RetryPolicy(
+        initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10)
+    ),
+}
+
+# A channel call that must eventually happen (close, refund): retried without limit.
+CHANNEL_MUST_FINISH: dict[str, Any] = {
+    "start_to_close_timeout": timedelta(seconds=20),
+    "retry_policy": RetryPolicy(
+        initial_interval=timedelta(milliseconds=500), maximum_interval=timedelta(seconds=10)
+    ),
+}
+
+# A status query while waiting for the buyer: a failed poll is simply skipped.
+CHANNEL_POLL: dict[str, Any] = {
+    "start_to_close_timeout": timedelta(seconds=15),
+    "retry_policy": RetryPolicy(maximum_attempts=2),
+}
+
+
+def channel_create(payment_timeout: timedelta) -> dict[str, Any]:
+    """Creating the payment is retried for as long as the buyer could still pay."""
+    return {
+        "start_to_close_timeout": timedelta(seconds=20),
+        "schedule_to_close_timeout": payment_timeout,
+        "retry_policy": RetryPolicy(
+            initial_interval=timedelta(milliseconds=500), maximum_interval=timedelta(seconds=10)
+        ),
+    }

@@ -1,0 +1,400 @@
+"""OrderWorkflow: one durable saga per order.
+
+    record order + reserve coupon -> create payment at the channel
+    -> await the channel (signal, or our own polling) -> record payment
+    -> settle (split + ledger) -> notify buyer and merchant -> completed
+
+Unpaid endings (timeout, decline, cancel) close the payment at the channel
+first: if the buyer paid at the last moment the close fails and the order is
+paid after all. After payment, a step that fails for good unwinds the
+registered compensations in reverse (reverse the ledger, refund the buyer).
+A payment the channel reports for an order that no longer waits for one is
+refunded at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.channel_calls import ChannelCalls
+    from activities.errors import CHANNEL_REJECTED, COUPON_REJECTED
+    from activities.order_records import OrderRecords
+    from channels.base import CloseResult, NotificationKind, PaymentState, PaymentStatus
+    from domain.keys import compensation_refund_id, late_payment_refund_id
+    from domain.order_status import CANCELLABLE_STATUSES, FINAL_STATUSES, OrderStatus
+    from domain.payment_check import payment_mismatch
+    from domain.polling import first_poll_delay, next_poll_delay
+    from domain.saga import (
+        CancelRequest,
+        Checkout,
+        CheckoutRequest,
+        OrderInput,
+        OrderRef,
+        OrderView,
+        PaymentRecord,
+        PaymentSignal,
+        RefundOrder,
+        ReviewFlag,
+        StatusChange,
+    )
+    from domain.split import Split
+    from workflows import options
+    from workflows.search_attributes import NEEDS_REVIEW, ORDER_STATUS
+
+Compensation = Callable[[], Awaitable[None]]
+
+
+def _failure_type(error: ActivityError) -> str | None:
+    cause = error.cause
+    return cause.type if isinstance(cause, ApplicationError) else None
+
+
+def signal_from_state(state: PaymentState, source: str) -> PaymentSignal:
+    kind = (
+        NotificationKind.PAYMENT_SUCCEEDED
+        if state.status == PaymentStatus.PAID
+        else NotificationKind.PAYMENT_DECLINED
+    )
+    return PaymentSignal(
+        source=source,
+        kind=kind,
+        channel_txn_id=state.channel_txn_id,
+        amount=state.amount,
+        currency=state.currency,
+        merchant_id=state.merchant_id,
+    )
+
+
+@workflow.defn
+class OrderWorkflow:
+    @workflow.init
+    def __init__(self, order: OrderInput) -> None:
+        self._order = order
+        self._ref = OrderRef(order_id=order.order_id, channel=order.channel)
+        self._status = OrderStatus.CREATED
+        self._published_status = OrderStatus.CREATED  # the API starts us with this attribute
+        self._steps: list[str] = []
+        self._inbox: list[PaymentSignal] = []
+        self._seen_txn_ids: set[str] = set()
+        self._checkout: Checkout | None = None
+        self._paid: PaymentSignal | None = None
+        self._cancel: CancelRequest | None = None
+        self._split: Split | None = None
+        self._close_reason: str | None = None
+        self._review_reasons: list[str] = []
+        self._refunded_amount = 0
+        self._compensations: list[Compensation] = []
+        self._retry_compensation = False
+
+    @workflow.run
+    async def run(self, order: OrderInput) -> OrderView:
+        if await self._record_order() and await self._collect_payment():
+            await self._fulfil()
+        await self._refund_late_payments()
+        return self.view()
+
+    # -- handlers ------------------------------------------------------------
+
+    @workflow.query
+    def view(self) -> OrderView:
+        return OrderView(
+            order_id=self._order.order_id,
+            status=self._status,
+            steps_done=tuple(self._steps),
+            payable_amount=self._order.priced.payable_amount,
+            currency=self._order.priced.currency,
+            checkout=self._checkout,
+            channel_txn_id=self._paid.channel_txn_id if self._paid else None,
+            split=self._split,
+            close_reason=self._close_reason,
+            review_reasons=tuple(self._review_reasons),
+            refunded_amount=self._refunded_amount,
+        )
+
+    @workflow.signal
+    def payment_notification(self, signal: PaymentSignal) -> None:
+        self._inbox.append(signal)
+
+    @workflow.signal
+    def cancel(self, request: CancelRequest) -> None:
+        if self._cancel is None and self._status in CANCELLABLE_STATUSES:
+            self._cancel = request
+
+    @workflow.signal
+    def retry_compensation(self) -> None:
+        self._retry_compensation = True
+
+    @workflow.update
+    async def await_checkout(self, request: CheckoutRequest) -> OrderView:
+        """Answers once the buyer can pay (or the order ended without a payment)."""
+        await workflow.wait_condition(
+            lambda: self._checkout is not None or self._status != OrderStatus.CREATED
+        )
+        return self.view()
+
+    @workflow.update
+    async def cancel_order(self, request: CancelRequest) -> OrderView:
+        """Cancel an unpaid order; answers with the outcome (cancelled, or paid after all)."""
+        self.cancel(request)
+        await workflow.wait_condition(
+            lambda: self._status in FINAL_STATUSES or self._paid is not None
+        )
+        return self.view()
+
+    @cancel_order.validator
+    def _validate_cancel(self, request: CancelRequest) -> None:
+        if self._status not in CANCELLABLE_STATUSES | {OrderStatus.CANCELLED}:
+            raise ValueError(f"order is {self._status.value}; only unpaid orders can be cancelled")
+
+    # -- the steps -----------------------------------------------------------
+
+    async def _record_order(self) -> bool:
+        try:
+            await workflow.execute_local_activity_method(
+                OrderRecords.record_order, self._order, **options.DB_WRITE
+            )
+        except ActivityError as error:
+            if _failure_type(error) != COUPON_REJECTED:
+                raise
+            self._close_reason = "coupon_unavailable"
+            self._publish(OrderStatus.REJECTED)  # nothing was stored, so only the attribute
+            return False
+        self._steps.append("record_order")
+        if self._order.coupon_code:
+            self._steps.append("reserve_coupon")
+        return True
+
+    async def _collect_payment(self) -> bool:
+        """True once the order is paid; False when it ended unpaid (closed / cancelled)."""
+        if self._order.priced.payable_amount == 0:
+            self._paid = PaymentSignal(
+                source="zero_amount",
+                kind=NotificationKind.PAYMENT_SUCCEEDED,
+                amount=0,
+                currency=self._order.priced.currency,
+                merchant_id=self._order.merchant_id,
+            )
+            return True
+        outcome = "cancelled" if self._cancel else await self._create_and_await_payment()
+        if outcome == "paid":
+            return True
+        if await self._close_at_channel():
+            return True  # the buyer paid before the close reached the channel
+        reasons = {
+            "timeout": "payment_timeout",
+            "declined": "payment_declined",
+            "channel_failed": "channel_unavailable",
+        }
+        if outcome == "cancelled":
+            assert self._cancel is not None
+            await self._finish(OrderStatus.CANCELLED, self._cancel.reason)
+        else:
+            await self._finish(OrderStatus.CLOSED, reasons[outcome])
+        return False
+
+    async def _create_and_await_payment(self) -> str:
+        timeout = timedelta(seconds=self._order.payment_timeout_seconds)
+        try:
+            self._checkout = await workflow.execute_local_activity_method(
+                ChannelCalls.create_payment, self._order, **options.channel_create(timeout)
+            )
+        except ActivityError:
+            return "channel_failed"
+        self._steps.append("create_payment")
+        self._status = OrderStatus.AWAITING_PAYMENT  # create_payment wrote the projection
+        self._publish(self._status)
+        return await self._await_payment(workflow.now() + timeout, first_poll_delay(timeout))
+
+    async def _await_payment(self, deadline: datetime, poll_delay: timedelta) -> str:
+        """Wait for the channel's word; query it at growing intervals so nothing is lost."""
+        while True:
+            outcome = await self._take_inbox()
+            if outcome:
+                return outcome
+            if self._cancel is not None:
+                return "cancelled"
+            remaining = deadline - workflow.now()
+            if remaining <= timedelta(0):
+                return "timeout"
+            try:
+                await workflow.wait_condition(
+                    lambda: bool(self._inbox) or self._cancel is not None,
+                    timeout=min(poll_delay, remaining),
+                )
+            except TimeoutError:
+                await self._poll_channel()
+                poll_delay = next_poll_delay(poll_delay)
+
+    async def _take_inbox(self) -> str | None:
+        """Judge queued signals: "paid", "declined", or None to keep waiting."""
+        while self._inbox:
+            signal = self._inbox.pop(0)
+            if signal.kind == NotificationKind.PAYMENT_DECLINED:
+                return "declined"
+            if signal.kind != NotificationKind.PAYMENT_SUCCEEDED:
+                continue  # refund notices: refunds are confirmed by their own activity
+            if await self._accept(signal):
+                return "paid"
+        return None
+
+    async def _accept(self, signal: PaymentSignal) -> bool:
+        if signal.channel_txn_id in self._seen_txn_ids:
+            return False  # a duplicate of a payment already judged
+        problem = payment_mismatch(self._order, signal)
+        if problem is not None:
+            await self._flag_for_review(problem)
+            return False
+        assert signal.channel_txn_id is not None
+        self._seen_txn_ids.add(signal.channel_txn_id)
+        self._paid = signal
+        return True
+
+    async def _poll_channel(self) -> None:
+        try:
+            state: PaymentState = await workflow.execute_local_activity_method(
+                ChannelCalls.query_payment, self._ref, **options.CHANNEL_POLL
+            )
+        except ActivityError:
+            return  # the next poll, the notification or the timeout will tell
+        if state.status in (PaymentStatus.PAID, PaymentStatus.DECLINED):
+            self._inbox.append(signal_from_state(state, "query"))
+
+    async def _close_at_channel(self) -> bool:
+        """Close the payment; True when the channel says the buyer paid first."""
+        try:
+            result: CloseResult = await workflow.execute_local_activity_method(
+                ChannelCalls.close_payment, self._ref, **options.CHANNEL_MUST_FINISH
+            )
+        except ActivityError as error:
+            if _failure_type(error) != CHANNEL_REJECTED:
+                raise
+            return False  # the channel never had this payment: nothing to close
+        self._steps.append("close_payment")
+        if result.closed or result.payment.status != PaymentStatus.PAID:
+            return False
+        return await self._accept(signal_from_state(result.payment, "close"))
+
+    async def _fulfil(self) -> None:
+        """Record, settle, notify; a step that fails for good is compensated."""
+        assert self._paid is not None
+        paid = self._paid
+        record = PaymentRecord(
+            order_id=self._order.order_id,
+            channel_txn_id=paid.channel_txn_id,
+            amount=paid.amount,
+            currency=paid.currency,
+        )
+        try:
+            if paid.amount > 0:
+                self._compensations.append(self._refund_buyer)
+            await self._db(OrderRecords.record_payment, record)
+            self._steps.append("record_payment")
+            self._status = OrderStatus.PAID
+            self._compensations.append(self._reverse_settlement)
+            self._split = await self._db(OrderRecords.settle_order, self._ref)
+            self._steps.append("settle")
+            self._status = OrderStatus.SETTLED
+            await self._db(OrderRecords.notify_parties, self._ref)
+            self._steps.append("notify")
+        except ActivityError as error:
+            await self._compensate(str(error.cause or error))
+            return
+        self._status = OrderStatus.COMPLETED  # notify_parties wrote the projection
+        self._publish(self._status)
+
+    # -- compensation --------------------------------------------------------
+
+    async def _compensate(self, reason: str) -> None:
+        """Unwind in reverse; a refusal parks the order as compensation_failed for ops."""
+        self._close_reason = reason
+        await self._set_status(OrderStatus.REFUNDING)
+        while self._compensations:
+            try:
+                await self._compensations[-1]()
+            except ActivityError as error:
+                await self._flag_for_review(f"compensation failed: {error.cause or error}")
+                await self._set_status(OrderStatus.COMPENSATION_FAILED)
+                await workflow.wait_condition(lambda: self._retry_compensation)
+                self._retry_compensation = False
+                await self._set_status(OrderStatus.REFUNDING)
+                continue
+            self._compensations.pop()
+        await self._set_status(OrderStatus.REFUNDED, reason)
+
+    async def _reverse_settlement(self) -> None:
+        await self._db(OrderRecords.reverse_settlement, self._ref)
+        self._steps.append("reverse_settlement")
+
+    async def _refund_buyer(self) -> None:
+        assert self._paid is not None
+        await self._refund(self._paid, compensation_refund_id(self._order.order_id), "compensation")
+        self._steps.append("refund")
+
+    async def _refund_late_payments(self) -> None:
+        """Give back any payment that arrived for an order no longer waiting for one."""
+        while True:
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            late = [
+                s
+                for s in self._inbox
+                if s.kind == NotificationKind.PAYMENT_SUCCEEDED
+                and s.channel_txn_id
+                and s.channel_txn_id not in self._seen_txn_ids
+            ]
+            self._inbox.clear()
+            if not late:
+                return
+            for signal in late:
+                assert signal.channel_txn_id is not None
+                self._seen_txn_ids.add(signal.channel_txn_id)
+                refund_id = late_payment_refund_id(self._order.order_id, signal.channel_txn_id)
+                await self._refund(signal, refund_id, "late_payment")
+                self._steps.append("refund_late_payment")
+
+    async def _refund(self, payment: PaymentSignal, refund_id: str, reason: str) -> None:
+        refund = RefundOrder(
+            refund_id=refund_id,
+            order_id=self._order.order_id,
+            channel=self._order.channel,
+            channel_txn_id=payment.channel_txn_id,
+            amount=payment.amount,
+            currency=payment.currency,
+            reason=reason,
+        )
+        await workflow.execute_local_activity_method(
+            ChannelCalls.refund_payment, refund, **options.CHANNEL_MUST_FINISH
+        )
+        self._refunded_amount += payment.amount
+
+    # -- small helpers -------------------------------------------------------
+
+    async def _db(self, method: Callable, argument: object) -> Split | None:  # type: ignore[type-arg]
+        return await workflow.execute_local_activity_method(method, argument, **options.DB_WRITE)  # type: ignore[no-any-return]
+
+    async def _finish(self, status: OrderStatus, reason: str) -> None:
+        self._close_reason = reason
+        await self._set_status(status, reason)
+
+    async def _set_status(self, status: OrderStatus, reason: str | None = None) -> None:
+        change = StatusChange(order_id=self._order.order_id, status=status, reason=reason)
+        await self._db(OrderRecords.set_order_status, change)
+        self._status = status
+        self._publish(status)
+
+    async def _flag_for_review(self, reason: str) -> None:
+        if reason not in self._review_reasons:
+            self._review_reasons.append(reason)
+            flag = ReviewFlag(order_id=self._order.order_id, reason=reason)
+            await self._db(OrderRecords.flag_for_review, flag)
+            workflow.upsert_search_attributes([NEEDS_REVIEW.value_set(True)])
+
+    def _publish(self, status: OrderStatus) -> None:
+        """Keep the OrderStatus search attribute current (one history event per change)."""
+        if status != self._published_status:
+            self._published_status = status
+            workflow.upsert_search_attributes([ORDER_STATUS.value_set(status.value)])
