@@ -63,4 +63,4 @@ class Settings(BaseSettings):
 
 @lru_cache
 def get_settings() -> Settings:
-    return Settings()  # type: ignore[call-arg]  # secrets come from the environment
+    return Settings()  # secrets come from the environment

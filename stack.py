@@ -45,9 +45,11 @@ def temporal_binary() -> str:
     return found
 
 
-def temporal_command(port: int, ui_port: int, db_path: str | None) -> list[str]:
+def temporal_command(port: int, ui_port: int | None, db_path: str | None) -> list[str]:
+    """The dev server; no UI when `ui_port` is None, in memory when `db_path` is None."""
     command = [temporal_binary(), "server", "start-dev", "--ip", "127.0.0.1"]
-    command += ["--port", str(port), "--ui-port", str(ui_port), "--log-level", "warn"]
+    command += ["--port", str(port), "--log-level", "warn"]
+    command += ["--headless"] if ui_port is None else ["--ui-port", str(ui_port)]
     command += ["--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"]
     if db_path:
         Path(db_path).parent.mkdir(parents=True, exist_ok=True)
@@ -58,8 +60,13 @@ def temporal_command(port: int, ui_port: int, db_path: str | None) -> list[str]:
 
 
 def uvicorn_command(factory: str, host: str, port: int) -> list[str]:
-    return [sys.executable, "-m", "uvicorn", "--factory", factory]+[
-        "--host", host, "--port", str(port), "--log-level", "warning"
+    return [sys.executable, "-m", "uvicorn", "--factory", factory] + [
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
     ]
 
 
@@ -181,12 +188,16 @@ def start_all(stack: Stack, settings: object, log_dir: Path | None = None) -> No
     wait_until(lambda: port_open(temporal_port), "temporal")
     stack.start(
         "sandbox",
-        uvicorn_command("channels.sandbox.app:create_app", settings.sandbox_host, settings.sandbox_port),
+        uvicorn_command(
+            "channels.sandbox.app:create_app", settings.sandbox_host, settings.sandbox_port
+        ),
         log("sandbox"),
     )
     stack.start("worker", worker_command(), log("worker"))
     stack.start(
-        "api", uvicorn_command("api.app:create_app", settings.api_host, settings.api_port), log("api")
+        "api",
+        uvicorn_command("api.app:create_app", settings.api_host, settings.api_port),
+        log("api"),
     )
     wait_until(lambda: http_ok(f"{settings.sandbox_base_url}/healthz"), "sandbox")
     wait_until(

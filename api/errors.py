@@ -1,11 +1,11 @@
 """Every error the API answers with, and the one place that shapes them as JSON.
 
-    ApiError                    {"error": {"type", "code", "message", "param"}}
-    ├── InvalidRequest          400 invalid_request_error (also DomainError, body validation)
-    ├── SignatureInvalid        401 authentication_error (notifications)
-    ├── NotFound                404 not_found_error
-    ├── Conflict                409 conflict_error (idempotency key reuse, order state)
-    └── ServiceUnavailable      503 api_error: Temporal unreachable; retrying may help
+ApiError                    {"error": {"type", "code", "message", "param"}}
+├── InvalidRequest          400 invalid_request_error (also DomainError, body validation)
+├── SignatureInvalid        401 authentication_error (notifications)
+├── NotFound                404 not_found_error
+├── Conflict                409 conflict_error (idempotency key reuse, order state)
+└── ServiceUnavailable      503 api_error: Temporal unreachable; retrying may help
 """
 
 from __future__ import annotations
@@ -95,7 +95,9 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_request: Request, error: StarletteHTTPException) -> JSONResponse:
         cls = NotFound if error.status_code == 404 else InvalidRequest
-        api_error = cls("not_found" if error.status_code == 404 else "bad_request", str(error.detail))
+        api_error = cls(
+            "not_found" if error.status_code == 404 else "bad_request", str(error.detail)
+        )
         api_error.status_code = error.status_code
         return _response(api_error)
 

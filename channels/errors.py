@@ -1,11 +1,11 @@
 """Errors a channel adapter raises.
 
-    ChannelError                      base; `retryable` says whether trying again may help
-    ├── ChannelUnavailable            network failure, timeout or 5xx: retry (retryable)
-    ├── ChannelRejected               the channel refused the request for good (not retryable)
-    │   └── PaymentNotFound           the channel has no payment for that order
-    ├── NotificationSignatureError    bad, missing, or stale signature on a notification
-    └── NotificationFormatError       a notification body we cannot read
+ChannelError                      base; `retryable` says whether trying again may help
+├── ChannelUnavailable            network failure, timeout or 5xx: retry (retryable)
+├── ChannelRejected               the channel refused the request for good (not retryable)
+│   └── PaymentNotFound           the channel has no payment for that order
+├── NotificationSignatureError    bad, missing, or stale signature on a notification
+└── NotificationFormatError       a notification body we cannot read
 """
 
 from __future__ import annotations

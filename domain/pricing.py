@@ -88,9 +88,7 @@ class Coupon(BaseModel):
             if self.percent_off is None or not self.percent_off.is_finite():
                 raise ValueError("a percentage coupon needs a finite percent_off")
             if not Decimal(0) < self.percent_off <= Decimal(1):
-                raise ValueError(
-                    "percent_off is a fraction in (0, 1], e.g. 0.15 for 15%"
-                )
+                raise ValueError("percent_off is a fraction in (0, 1], e.g. 0.15 for 15%")
             if self.amount_off is not None or self.min_total is not None:
                 raise ValueError("a percentage coupon takes no amount_off or min_total")
         else:
@@ -104,9 +102,7 @@ class Coupon(BaseModel):
                 if self.min_total is None or self.min_total < 0:
                     raise ValueError("a threshold coupon needs min_total >= 0")
             elif self.min_total is not None:
-                raise ValueError(
-                    "a fixed coupon takes no min_total; use a threshold coupon"
-                )
+                raise ValueError("a fixed coupon takes no min_total; use a threshold coupon")
         if (
             self.valid_from is not None
             and self.valid_until is not None
@@ -159,9 +155,7 @@ def validate_order(lines: Sequence[OrderLine], currency: str) -> None:
     currency_exponent(currency)
     for i, line in enumerate(lines):
         if not line.sku.strip():
-            raise InvalidOrder(
-                "sku_missing", "every line needs a sku", f"lines[{i}].sku"
-            )
+            raise InvalidOrder("sku_missing", "every line needs a sku", f"lines[{i}].sku")
         if line.quantity <= 0:
             raise InvalidOrder(
                 "quantity_not_positive",
@@ -194,9 +188,7 @@ def _order_total(lines: Sequence[OrderLine]) -> int:
     return sum(line.quantity * line.unit_amount for line in lines)
 
 
-def coupon_discount(
-    coupon: Coupon, total_amount: int, currency: str, now: datetime
-) -> int:
+def coupon_discount(coupon: Coupon, total_amount: int, currency: str, now: datetime) -> int:
     """The discount `coupon` gives on an order of `total_amount` in `currency` at `now`.
 
     The window is [valid_from, valid_until). A percentage coupon rounds half up to the
@@ -302,9 +294,7 @@ def price_order(
             discount_amount=line_discount,
             payable_amount=line_total - line_discount,
         )
-        for line, line_total, line_discount in zip(
-            lines, line_totals, line_discounts, strict=True
-        )
+        for line, line_total, line_discount in zip(lines, line_totals, line_discounts, strict=True)
     )
     return PricedOrder(
         currency=currency,

@@ -56,9 +56,7 @@ def split_payment(
     check_rate(channel_fee_rate, "channel_fee_rate")
     check_rate(commission_rate, "commission_rate")
     channel_fee = apply_rate(payable_amount, channel_fee_rate)
-    commission = min(
-        apply_rate(payable_amount, commission_rate), payable_amount - channel_fee
-    )
+    commission = min(apply_rate(payable_amount, commission_rate), payable_amount - channel_fee)
     return Split(
         payable_amount=payable_amount,
         channel_fee_amount=channel_fee,

@@ -48,10 +48,14 @@ with workflow.unsafe.imports_passed_through():
 
 Compensation = Callable[[], Awaitable[None]]
 
+# How a step fails for good: a local activity raises its ApplicationError
+# itself, a regular activity wraps it in ActivityError.
+StepFailed = (ActivityError, ApplicationError)
 
-def _failure_type(error: ActivityError) -> str | None:
-    cause = error.cause
-    return cause.type if isinstance(cause, ApplicationError) else None
+
+def _failure_type(error: ActivityError | ApplicationError) -> str | None:
+    failure = error.cause if isinstance(error, ActivityError) else error
+    return failure.type if isinstance(failure, ApplicationError) else None
 
 
 def signal_from_state(state: PaymentState, source: str) -> PaymentSignal:
@@ -158,7 +162,7 @@ class OrderWorkflow:
             await workflow.execute_local_activity_method(
                 OrderRecords.record_order, self._order, **options.DB_WRITE
             )
-        except ActivityError as error:
+        except StepFailed as error:
             if _failure_type(error) != COUPON_REJECTED:
                 raise
             self._close_reason = "coupon_unavailable"
@@ -203,7 +207,7 @@ class OrderWorkflow:
             self._checkout = await workflow.execute_local_activity_method(
                 ChannelCalls.create_payment, self._order, **options.channel_create(timeout)
             )
-        except ActivityError:
+        except StepFailed:
             return "channel_failed"
         self._steps.append("create_payment")
         self._status = OrderStatus.AWAITING_PAYMENT  # create_payment wrote the projection
@@ -259,7 +263,7 @@ class OrderWorkflow:
             state: PaymentState = await workflow.execute_local_activity_method(
                 ChannelCalls.query_payment, self._ref, **options.CHANNEL_POLL
             )
-        except ActivityError:
+        except StepFailed:
             return  # the next poll, the notification or the timeout will tell
         if state.status in (PaymentStatus.PAID, PaymentStatus.DECLINED):
             self._inbox.append(signal_from_state(state, "query"))
@@ -270,7 +274,7 @@ class OrderWorkflow:
             result: CloseResult = await workflow.execute_local_activity_method(
                 ChannelCalls.close_payment, self._ref, **options.CHANNEL_MUST_FINISH
             )
-        except ActivityError as error:
+        except StepFailed as error:
             if _failure_type(error) != CHANNEL_REJECTED:
                 raise
             return False  # the channel never had this payment: nothing to close
@@ -301,7 +305,7 @@ class OrderWorkflow:
             self._status = OrderStatus.SETTLED
             await self._db(OrderRecords.notify_parties, self._ref)
             self._steps.append("notify")
-        except ActivityError as error:
+        except StepFailed as error:
             await self._compensate(str(error.cause or error))
             return
         self._status = OrderStatus.COMPLETED  # notify_parties wrote the projection
@@ -316,7 +320,7 @@ class OrderWorkflow:
         while self._compensations:
             try:
                 await self._compensations[-1]()
-            except ActivityError as error:
+            except StepFailed as error:
                 await self._flag_for_review(f"compensation failed: {error.cause or error}")
                 await self._set_status(OrderStatus.COMPENSATION_FAILED)
                 await workflow.wait_condition(lambda: self._retry_compensation)

@@ -67,7 +67,9 @@ def list_orders(
 
 
 @router.post("/{order_id}/cancel")
-async def cancel_order(order_id: str, context: ContextDep, body: CancelIn | None = None) -> OrderOut:
+async def cancel_order(
+    order_id: str, context: ContextDep, body: CancelIn | None = None
+) -> OrderOut:
     request = body or CancelIn()
     await asyncio.to_thread(_order_view, context, order_id)  # 404 for unknown orders
     handle = context.temporal.get_workflow_handle(order_workflow_id(order_id))

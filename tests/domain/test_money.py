@@ -82,9 +82,7 @@ def test_apply_rate_is_exact_even_past_the_decimal_context_precision() -> None:
     amount=st.integers(min_value=0, max_value=MAX_ORDER_TOTAL),
     rate=st.decimals(min_value=0, max_value=1, places=4),
 )
-def test_apply_rate_agrees_with_rounding_the_exact_product(
-    amount: int, rate: Decimal
-) -> None:
+def test_apply_rate_agrees_with_rounding_the_exact_product(amount: int, rate: Decimal) -> None:
     assert apply_rate(amount, rate) == round_half_up(Decimal(amount) * rate)
 
 
@@ -124,8 +122,5 @@ def test_a_domain_error_carries_code_message_and_param() -> None:
         "quantity must be at least 1",
         "lines[0].quantity",
     )
-    assert (
-        str(error)
-        == "quantity_not_positive [lines[0].quantity]: quantity must be at least 1"
-    )
+    assert str(error) == "quantity_not_positive [lines[0].quantity]: quantity must be at least 1"
     assert InvalidOrder("empty_order", "add a line").param is None

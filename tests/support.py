@@ -1,0 +1,109 @@
+"""Helpers the tests share: waiting on conditions, driving the API and the sandbox."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import httpx
+from sqlalchemy import Engine, func
+from sqlmodel import Session, select
+
+from db.tables import JournalEntry, Posting
+
+T = TypeVar("T")
+
+
+async def wait_for(
+    probe: Callable[[], Awaitable[T]],
+    accept: Callable[[T], bool],
+    what: str,
+    timeout: float = 20.0,
+) -> T:
+    """Poll `probe` until `accept` holds for its value; fail with the last value seen."""
+    deadline = time.monotonic() + timeout
+    value = await probe()
+    while not accept(value):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}; last value: {value!r}")
+        await asyncio.sleep(0.05)
+        value = await probe()
+    return value
+
+
+def assert_ledger_balanced(engine: Engine) -> None:
+    with Session(engine) as session:
+        unbalanced = session.exec(
+            select(Posting.entry_id, Posting.currency)
+            .group_by(Posting.entry_id, Posting.currency)  # type: ignore[arg-type]
+            .having(func.sum(Posting.amount) != 0)
+        ).all()
+        assert unbalanced == [], f"unbalanced ledger entries: {unbalanced}"
+        empty = session.exec(
+            select(JournalEntry.id).where(
+                ~JournalEntry.id.in_(select(Posting.entry_id))  # type: ignore[attr-defined]
+            )
+        ).all()
+        assert empty == [], f"entries without postings: {empty}"
+
+
+async def create_merchant(api: httpx.AsyncClient, rate: str = "0.05") -> str:
+    response = await api.post("/v1/merchants", json={"name": "Test shop", "commission_rate": rate})
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+_key_counter = 0
+
+
+def order_body(merchant_id: str, **overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "merchant_id": merchant_id,
+        "channel": "alipay",
+        "currency": "CNY",
+        "lines": [
+            {"sku": "tea-001", "name": "Oolong tea", "quantity": 2, "unit_amount": 1999},
+            {"sku": "cup-002", "name": "Tea cup", "quantity": 1, "unit_amount": 3500},
+        ],
+        "payment_timeout_seconds": 60,
+    }
+    body.update(overrides)
+    return body
+
+
+async def create_order(
+    api: httpx.AsyncClient, merchant_id: str, key: str | None = None, **overrides: Any
+) -> dict[str, Any]:
+    global _key_counter
+    _key_counter += 1
+    headers = {"Idempotency-Key": key or f"test-{time.time_ns()}-{_key_counter}"}
+    response = await api.post(
+        "/v1/orders", json=order_body(merchant_id, **overrides), headers=headers
+    )
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+async def get_order(api: httpx.AsyncClient, order_id: str) -> dict[str, Any]:
+    response = await api.get(f"/v1/orders/{order_id}")
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+async def wait_status(
+    api: httpx.AsyncClient, order_id: str, status: str, timeout: float = 20.0
+) -> dict[str, Any]:
+    return await wait_for(
+        lambda: get_order(api, order_id),
+        lambda order: order["status"] == status,
+        f"order {order_id} to be {status}",
+        timeout,
+    )
+
+
+async def pay(sandbox: httpx.AsyncClient, order_id: str, **options: Any) -> dict[str, Any]:
+    response = await sandbox.post(f"/control/payments/{order_id}/pay", json=options)
+    assert response.status_code == 200, response.text
+    return dict(response.json())

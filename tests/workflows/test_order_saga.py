@@ -1,0 +1,309 @@
+"""The order saga end to end: real API, real sandbox over HTTP, real Temporal, real database."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+from sqlmodel import Session, select
+from temporalio.client import Client
+
+from db.tables import JournalEntry, Posting, Refund
+from domain.keys import order_workflow_id
+from tests.conftest import System
+from tests.support import (
+    create_merchant,
+    create_order,
+    get_order,
+    pay,
+    wait_for,
+    wait_status,
+)
+from workflows.order import OrderWorkflow
+
+
+def _postings(system: System, order_id: str) -> list[tuple[str, str, int]]:
+    with Session(system.engine) as session:
+        rows = session.exec(
+            select(JournalEntry.id, Posting.account, Posting.amount)
+            .join(Posting, Posting.entry_id == JournalEntry.id)  # type: ignore[arg-type]
+            .where(JournalEntry.order_id == order_id)
+        ).all()
+        return [(entry, account, amount) for entry, account, amount in rows]
+
+
+def _refunds(system: System, order_id: str) -> list[Refund]:
+    with Session(system.engine) as session:
+        return list(session.exec(select(Refund).where(Refund.order_id == order_id)).all())
+
+
+@pytest.mark.parametrize("channel", ["alipay", "wechatpay", "card"])
+async def test_happy_path_on_each_channel_completes_with_balanced_ledger(
+    api: httpx.AsyncClient, sandbox: httpx.AsyncClient, system: System, channel: str
+) -> None:
+    merchant_id = await create_merchant(api, rate="0.05")
+    order = await create_order(api, merchant_id, channel=channel)
+    assert order["status"] == "awaiting_payment"
+    assert order["amounts"] == {"total": 7498, "discount": 0, "payable": 7498}
+    assert order["payment"]["checkout_url"].startswith(system.sandbox_url)
+    assert (order["payment"]["qr_payload"] is not None) == (channel != "card")
+
+    await pay(sandbox, order["id"])
+    done = await wait_status(api, order["id"], "completed")
+
+    fee_rate = {"alipay": 6, "wechatpay": 6, "card": 29}[channel]  # per mille
+    fee = (7498 * fee_rate * 2 + 1000) // 2000  # half-up of 7498 * rate
+    commission = (7498 * 5 * 2 + 100) // 200
+    assert done["split"] == {
+        "channel_fee": fee,
+        "commission": commission,
+        "merchant_net": 7498 - fee - commission,
+    }
+    postings = _postings(system, order["id"])
+    assert sorted(amount for _, _, amount in postings) == sorted(
+        [7498, -fee, -commission, -(7498 - fee - commission)]
+    )
+    assert done["payment"]["status"] == "paid"
+
+
+async def test_happy_path_history_stays_within_twenty_events(
+    api: httpx.AsyncClient, sandbox: httpx.AsyncClient, temporal: Client
+) -> None:
+    merchant_id = await create_merchant(api)
+    order = await create_order(api, merchant_id)
+    await pay(sandbox, order["id"])
+    await wait_status(api, order["id"], "completed")
+    handle = temporal.get_workflow_handle(order_workflow_id(order["id"]))
+    await handle.result()
+    events = [event async for event in handle.fetch_history_events()]
+    assert len(events) <= 20, [event.event_type for event in events]
+
+
+async def test_search_attributes_follow_the_order(
+    api: httpx.AsyncClient, sandbox: httpx.AsyncClient, temporal: Client
+) -> None:
+    merchant_id = await create_merchant(api)
+    order = await create_order(api, merchant_id, channel="wechatpay")
+    await pay(sandbox, order["id"])
+    await wait_status(api, order["id"], "completed")
+    query = (
+        f"MerchantId = '{merchant_id}' AND OrderStatus = 'completed' "
+        "AND PaymentChannel = 'wechatpay'"
+    )
+
+    async def matching() -> list[str]:
+        return [wf.id async for wf in temporal.list_workflows(query)]
+
+    found = await wait_for(matching, lambda ids: len(ids) == 1, "visibility to catch up")
+    assert found == [order_workflow_id(order["id"])]
+
+
+async def test_query_handler_reports_steps_and_split(
+    api: httpx.AsyncClient, sandbox: httpx.AsyncClient, temporal: Client
+) -> None:
+    merchant_id = await create_merchant(api)
+    order = await create_order(api, merchant_id)
+    handle = temporal.get_workflow_handle(order_workflow_id(order["id"]))
+    waiting = await handle.query(OrderWorkflow.view)
+    assert waiting.status == "awaiting_payment"
+    assert waiting.steps_done == ("record_order", "create_payment")
+    await pay(sandbox, order["id"])
+    await wait_status(api, order["id"], "completed")
+    done = await handle.query(OrderWorkflow.view)
+    assert done.steps_done[-3:] == ("record_payment", "settle", "notify")
+    assert done.split is not None and done.split.payable_amount == 7498
+
+
+async def test_unpaid_order_closes_at_timeout_and_channel_is_closed(
+    api: httpx.AsyncClient, sandbox: httpx.AsyncClient, system: System
+) -> None:
+    merchant_id = await create_merchant(api)
+    order = await create_order(api, merchant_id, payment_timeout_seconds=2)
+    closed = await wait_status(api, order["id"], "closed")
+    assert closed["close_reason"] == "payment_timeout"
+    assert closed["payment"]["status"] == "closed"
+    at_channel = await sandbox.post(f"/control/payments/{order['id']}/pay", json={})
+    assert at_channel.status_code == 409  # the channel no longer takes money for it
+    assert _postings(system, order["id"]) == []
+
+
+async def test_lost_notification_is_recovered_by_querying_the_channel(
+    api: httpx.AsyncClient, sandbox: httpx.AsyncClient
+) -> None:
+    merchant_id = await create_merchant(api)
+    order = await create_order(api, merchant_id, payment_timeout_seconds=20)
+    await pay(sandbox, order["id"], notify="drop")
+    done = await wait_status(api, order["id"], "completed", timeout=15)
+    assert done["payment"]["channel_txn_id"] is not None
+    deliveries = await sandbox.get(f"/control/payments/{order['id']}/deliveries")
+    assert deliveries.json() == []  # the channel never told us: we asked it
+
+
+async def test_duplicate_notifications_settle_once(
+    api: httpx.AsyncClient, sandbox: httpx.AsyncClient, system: System
+) -> None:
+    merchant_id = await create_merchant(api)
+    order = await create_order(api, merchant_id)
+    await pay(sandbox, order["id"], notify="duplicate")
+
+    async def delivered() -> list[dict[str, object]]:
+        response = await sandbox.get(f"/control/payments/{order['id']}/deliveries")
+        return [d for d in response.json() if d["status_code"] == 200]
+
+    acked = await wait_for(delivered, lambda d: len(d) >= 2, "both copies to be acknowledged")
+    assert len({d["event_id"] for d in acked}) == 1
+    await wait_status(api, order["id"], "completed")
+    assert len({entry for entry, _, _ in _postings(system, order["id"])}) == 1
+
+
+async def test_concurrent_notifications_settle_once(
+    api: httpx.AsyncClient, sandbox: httpx.AsyncClient, system: System
+) -> None:
+    merchant_id = await create_merchant(api)
+    order = await create_order(api, merchant_id)
+    await pay(sandbox, order["id"])
+
+    # Replay the stored raw notification many times at once, as a retrying channel would.
+    async def stored_raw() -> list[str]:
+        from db.tables import ChannelNotification
+
+        with Session(system.engine) as session:
+            rows = session.exec(
+                select(ChannelNotification.raw_body).where(
+                    ChannelNotification.order_id == order["id"]
+                )
+            ).all()
+            return list(rows)
+
+    await wait_for(stored_raw, lambda rows: len(rows) == 1, "the notification to arrive")
+    resend = await sandbox.post(f"/control/payments/{order['id']}/resend", json={"times": 8})
+    if resend.status_code == 404:  # no resend control: send duplicates by paying again
+        await asyncio.gather(*(pay(sandbox, order["id"]) for _ in range(4)))
+    await wait_status(api, order["id"], "completed")
+    entries = {entry for entry, _, _ in _postings(system, order["id"])}
+    assert entries == {f"{order['id']}:settlement"}
+
+
+async def test_declined_payment_closes_the_order(
+    api: httpx.AsyncClient, sandbox: httpx.AsyncClient
+) -> None:
+    merchant_id = await create_merchant(api)
+    order = await create_order(api, merchant_id)
+    response = await sandbox.post(f"/control/payments/{order['id']}/decline", json={})
+    assert response.status_code == 200, response.text
+    closed = await wait_status(api, order["id"], "closed")
+    assert closed["close_reason"] == "payment_declined"
+
+
+async def test_cancel_before_payment_closes_at_channel(
+    api: httpx.AsyncClient, sandbox: httpx.AsyncClient
+) -> None:
+    merchant_id = await create_merchant(api)
+    order = await create_order(api, merchant_id)
+    response = await api.post(f"/v1/orders/{order['id']}/cancel", json={"reason": "changed mind"})
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "cancelled"
+    assert response.json()["close_reason"] == "changed mind"
+    channel = await sandbox.post(f"/control/payments/{order['id']}/pay", json={})
+    assert channel.status_code == 409
+    again = await api.post(f"/v1/orders/{order['id']}/cancel")
+    assert again.status_code == 200  # cancelling twice is harmless
+
+
+async def test_cancel_after_payment_is_refused(
+    api: httpx.AsyncClient, sandbox: httpx.AsyncClient
+) -> None:
+    merchant_id = await create_merchant(api)
+    order = await create_order(api, merchant_id)
+    await pay(sandbox, order["id"])
+    await wait_status(api, order["id"], "completed")
+    response = await api.post(f"/v1/orders/{order['id']}/cancel")
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "order_not_cancellable"
+    assert (await get_order(api, order["id"]))["status"] == "completed"
+
+
+async def test_payment_after_close_is_refunded_at_once(
+    api: httpx.AsyncClient, sandbox: httpx.AsyncClient, system: System
+) -> None:
+    merchant_id = await create_merchant(api)
+    order = await create_order(api, merchant_id, payment_timeout_seconds=1)
+    await wait_status(api, order["id"], "closed")
+    # The channel takes the buyer's money anyway (a stale QR code, say).
+    await pay(sandbox, order["id"], force=True)
+
+    async def refunds() -> list[Refund]:
+        return _refunds(system, order["id"])
+
+    done = await wait_for(
+        refunds, lambda r: len(r) == 1 and r[0].status == "succeeded", "the late payment refund"
+    )
+    assert done[0].amount == 7498 and done[0].reason == "late_payment"
+    assert (await get_order(api, order["id"]))["status"] == "closed"
+    assert _postings(system, order["id"]) == []
+
+
+async def test_payment_after_cancel_is_refunded_at_once(
+    api: httpx.AsyncClient, sandbox: httpx.AsyncClient, system: System
+) -> None:
+    merchant_id = await create_merchant(api)
+    order = await create_order(api, merchant_id)
+    response = await api.post(f"/v1/orders/{order['id']}/cancel")
+    assert response.status_code == 200
+    await pay(sandbox, order["id"], force=True, notify="duplicate")
+
+    async def refunds() -> list[Refund]:
+        return _refunds(system, order["id"])
+
+    await wait_for(
+        refunds, lambda r: len(r) == 1 and r[0].status == "succeeded", "one late payment refund"
+    )
+
+
+async def test_settlement_refused_for_suspended_merchant_is_compensated(
+    api: httpx.AsyncClient, sandbox: httpx.AsyncClient, system: System
+) -> None:
+    merchant_id = await create_merchant(api)
+    order = await create_order(api, merchant_id)
+    suspended = await api.post(f"/v1/merchants/{merchant_id}/suspend")
+    assert suspended.status_code == 200
+    await pay(sandbox, order["id"])
+    refunded = await wait_status(api, order["id"], "refunded")
+    assert refunded["refunded_amount"] == 7498
+    assert "suspended" in (refunded["close_reason"] or "")
+    refunds = _refunds(system, order["id"])
+    assert [(r.reason, r.status, r.amount) for r in refunds] == [
+        ("compensation", "succeeded", 7498)
+    ]
+    assert _postings(system, order["id"]) == []  # settlement was refused: nothing posted
+
+
+async def test_mismatched_amount_marks_review_and_is_not_taken_as_payment(
+    api: httpx.AsyncClient, system: System
+) -> None:
+    from channels.signature import SIGNATURE_HEADER, sign
+
+    merchant_id = await create_merchant(api)
+    order = await create_order(api, merchant_id, payment_timeout_seconds=4)
+    body = (
+        '{"id":"evt_mismatch","type":"payment.succeeded","created":0,"data":{'
+        f'"payment_id":"{order["payment"]["channel_payment_id"]}",'
+        f'"out_trade_no":"{order["id"]}","merchant_id":"{merchant_id}",'
+        '"amount":1,"currency":"CNY","txn_id":"txn_forged","status":"paid","refund_id":null}}'
+    ).encode()
+    import time
+
+    secret = system.env["PAYSAGA_SANDBOX_WEBHOOK_SECRET"].encode()
+    headers = {
+        SIGNATURE_HEADER: sign(secret, body, int(time.time())),
+        "content-type": "application/json",
+    }
+    response = await api.post("/v1/channels/alipay/notify", content=body, headers=headers)
+    assert response.status_code == 200, response.text
+    flagged = await wait_for(
+        lambda: get_order(api, order["id"]), lambda o: o["needs_review"], "the review flag"
+    )
+    assert "amount mismatch" in flagged["review_reason"]
+    closed = await wait_status(api, order["id"], "closed")
+    assert closed["payment"]["channel_txn_id"] is None
