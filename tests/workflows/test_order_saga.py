@@ -307,3 +307,21 @@ async def test_mismatched_amount_marks_review_and_is_not_taken_as_payment(
     assert "amount mismatch" in flagged["review_reason"]
     closed = await wait_status(api, order["id"], "closed")
     assert closed["payment"]["channel_txn_id"] is None
+
+
+async def test_close_that_finds_the_buyer_paid_completes_the_order(
+    api: httpx.AsyncClient, sandbox: httpx.AsyncClient, temporal: Client
+) -> None:
+    merchant_id = await create_merchant(api)
+    order = await create_order(api, merchant_id, payment_timeout_seconds=1)
+    # The buyer pays, the notification is lost and the poll at the deadline fails twice:
+    # only the close tells us, by refusing because the payment is already paid.
+    await pay(sandbox, order["id"], notify="drop")
+    fault = await sandbox.post(f"/control/faults/{order['id']}", json={"api_failures": 2})
+    assert fault.status_code == 200, fault.text
+    done = await wait_status(api, order["id"], "completed")
+    assert done["payment"]["channel_txn_id"] is not None
+    view = await temporal.get_workflow_handle(order_workflow_id(order["id"])).query(
+        OrderWorkflow.view
+    )
+    assert "close_payment" in view.steps_done

@@ -1,0 +1,58 @@
+"""Journal entries on the real database: balanced, idempotent, reversible once."""
+
+from __future__ import annotations
+
+import secrets
+
+import pytest
+from sqlmodel import Session, select
+
+from db.ledger import UnbalancedEntry, entry_postings, post_entry, reverse_entry
+from db.tables import JournalEntry
+from domain.ledger import PostingLine, reversal_postings, settlement_postings
+from domain.split import split_payment
+from tests.conftest import System
+from tests.support import assert_ledger_balanced
+
+
+def _post(session: Session, entry_id: str, postings: list[PostingLine]) -> bool:
+    return post_entry(
+        session,
+        entry_id=entry_id,
+        order_id="ord_test",
+        kind="settlement",
+        currency="CNY",
+        postings=postings,
+    )
+
+
+def test_settlement_entry_posts_once_and_reverses_once(system: System) -> None:
+    from decimal import Decimal
+
+    entry_id = f"ord_{secrets.token_hex(6)}:settlement"
+    split = split_payment(10_000, Decimal("0.006"), Decimal("0.05"))
+    postings = settlement_postings("alipay", "mer_x", split)
+    with Session(system.engine) as session, session.begin():
+        assert _post(session, entry_id, postings) is True
+    with Session(system.engine) as session, session.begin():
+        assert _post(session, entry_id, postings) is False  # a retry changes nothing
+    with Session(system.engine) as session, session.begin():
+        assert reverse_entry(session, entry_id) is True
+    with Session(system.engine) as session, session.begin():
+        assert reverse_entry(session, entry_id) is False
+        assert reverse_entry(session, "no-such-entry") is False
+    with Session(system.engine) as session:
+        assert entry_postings(session, entry_id + ":reversal") == reversal_postings(postings)
+        ids = session.exec(
+            select(JournalEntry.id).where(JournalEntry.id.startswith(entry_id))
+        ).all()  # type: ignore[attr-defined]
+        assert sorted(ids) == [entry_id, entry_id + ":reversal"]
+    assert_ledger_balanced(system.engine)
+
+
+def test_unbalanced_entry_is_refused_and_nothing_is_written(system: System) -> None:
+    entry_id = f"ord_{secrets.token_hex(6)}:bad"
+    with Session(system.engine) as session, session.begin(), pytest.raises(UnbalancedEntry):
+        _post(session, entry_id, [PostingLine("a", 100), PostingLine("b", -99)])
+    with Session(system.engine) as session:
+        assert session.get(JournalEntry, entry_id) is None
