@@ -60,14 +60,8 @@ def temporal_command(port: int, ui_port: int | None, db_path: str | None) -> lis
 
 
 def uvicorn_command(factory: str, host: str, port: int) -> list[str]:
-    return [sys.executable, "-m", "uvicorn", "--factory", factory] + [
-        "--host",
-        host,
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-    ]
+    command = [sys.executable, "-m", "uvicorn", "--factory", factory, "--host", host]
+    return [*command, "--port", str(port), "--log-level", "warning"]
 
 
 def worker_command() -> list[str]:

@@ -32,7 +32,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 engine=engine,
                 sessions=session_factory(engine),
                 temporal=temporal,
-                channels=dict(build_channels(settings, http)),
+                channels=build_channels(settings, http),
             )
             yield
         engine.dispose()

@@ -9,6 +9,7 @@ stored, repeats replay it byte for byte.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 from dataclasses import dataclass
@@ -30,12 +31,13 @@ from api.errors import Conflict, InvalidRequest
 from api.records import coupon_redeemed, new_id, now, order_out
 from api.routes.coupons import to_domain
 from api.schemas import OrderCreate
-from db.tables import Coupon, IdempotencyKey, Merchant, Order
+from db.tables import Coupon as CouponRow
+from db.tables import IdempotencyKey, Merchant, Order
 from db.writes import insert_ignore
 from domain.errors import CouponRejected
 from domain.keys import order_workflow_id
 from domain.order_status import OrderStatus
-from domain.pricing import OrderLine, price_order
+from domain.pricing import Coupon, OrderLine, price_order
 from domain.saga import CheckoutRequest, OrderInput
 from workflows.order import OrderWorkflow
 from workflows.search_attributes import MERCHANT_ID, ORDER_STATUS, PAYMENT_CHANNEL
@@ -108,10 +110,10 @@ def _validated_input(context: AppContext, body: OrderCreate) -> OrderInput:
     )
 
 
-def _usable_coupon(session: Session, code: str | None) -> object:
+def _usable_coupon(session: Session, code: str | None) -> Coupon | None:
     if code is None:
         return None
-    row = session.get(Coupon, code)
+    row = session.get(CouponRow, code)
     if row is None:
         raise CouponRejected("coupon_not_found", f"no coupon {code}", "coupon_code")
     if coupon_redeemed(session, code) >= row.max_redemptions:
@@ -154,12 +156,12 @@ async def _start_saga(context: AppContext, order: OrderInput) -> None:
             ]
         ),
     )
-    try:
+    # WorkflowAlreadyStarted: it ran and ended already (a repeat after a crash); the
+    # database has the answer.
+    with contextlib.suppress(WorkflowAlreadyStartedError):
         await context.temporal.execute_update_with_start_workflow(
             OrderWorkflow.await_checkout, CheckoutRequest(), start_workflow_operation=start
         )
-    except WorkflowAlreadyStartedError:
-        pass  # it ran and ended already (a repeat after a crash): the database has the answer
 
 
 def _response_for(context: AppContext, order_id: str) -> StoredResponse:

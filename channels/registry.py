@@ -13,9 +13,7 @@ from channels.sandbox_adapter import SandboxChannel
 from settings import Settings
 
 
-def build_channels(
-    settings: Settings, client: httpx.AsyncClient
-) -> dict[ChannelName, ChannelAdapter]:
+def build_channels(settings: Settings, client: httpx.AsyncClient) -> dict[str, ChannelAdapter]:
     """One adapter per channel, all sharing `client`.
 
     The caller owns the client and its lifetime, and should give it
@@ -25,7 +23,7 @@ def build_channels(
     api_key = settings.sandbox_api_key.get_secret_value()
     webhook_secret = settings.sandbox_webhook_secret.get_secret_value().encode()
     return {
-        name: SandboxChannel(
+        name.value: SandboxChannel(
             name=name,
             base_url=f"{base_url}/{name}",
             api_key=api_key,

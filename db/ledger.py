@@ -51,7 +51,7 @@ def post_entry(
 
 
 def entry_postings(session: Session, entry_id: str) -> list[PostingLine]:
-    rows = session.exec(select(Posting).where(Posting.entry_id == entry_id).order_by(Posting.id))
+    rows = session.exec(select(Posting).where(Posting.entry_id == entry_id).order_by(Posting.id))  # type: ignore[arg-type]
     return [PostingLine(row.account, row.amount) for row in rows]
 
 

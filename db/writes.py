@@ -18,4 +18,4 @@ def insert_ignore(session: Session, model: type[SQLModel], values: dict[str, Any
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement = insert(model.__table__).values(**values).on_conflict_do_nothing()  # type: ignore[attr-defined]
     result = session.execute(statement)
-    return bool(result.rowcount)
+    return bool(result.rowcount)  # type: ignore[attr-defined]

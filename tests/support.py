@@ -37,7 +37,7 @@ def assert_ledger_balanced(engine: Engine) -> None:
     with Session(engine) as session:
         unbalanced = session.exec(
             select(Posting.entry_id, Posting.currency)
-            .group_by(Posting.entry_id, Posting.currency)  # type: ignore[arg-type]
+            .group_by(Posting.entry_id, Posting.currency)
             .having(func.sum(Posting.amount) != 0)
         ).all()
         assert unbalanced == [], f"unbalanced ledger entries: {unbalanced}"

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
@@ -46,6 +47,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows import options
     from workflows.search_attributes import NEEDS_REVIEW, ORDER_STATUS
 
+T = TypeVar("T")
 Compensation = Callable[[], Awaitable[None]]
 
 # How a step fails for good: a local activity raises its ApplicationError
@@ -377,8 +379,8 @@ class OrderWorkflow:
 
     # -- small helpers -------------------------------------------------------
 
-    async def _db(self, method: Callable, argument: object) -> Split | None:  # type: ignore[type-arg]
-        return await workflow.execute_local_activity_method(method, argument, **options.DB_WRITE)  # type: ignore[no-any-return]
+    async def _db(self, method: Callable[[Any, Any], T], argument: object) -> T:
+        return await workflow.execute_local_activity_method(method, argument, **options.DB_WRITE)
 
     async def _finish(self, status: OrderStatus, reason: str) -> None:
         self._close_reason = reason

@@ -8,6 +8,7 @@ acknowledgement the channel retries, so no notification is ever lost.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from fastapi import APIRouter, Request, Response
@@ -102,7 +103,8 @@ async def _refund_if_late_payment(
         amount=notification.amount,
         currency=notification.currency,
     )
-    try:
+    # WorkflowAlreadyStarted: a repeat of a notification we already acted on.
+    with contextlib.suppress(WorkflowAlreadyStartedError):
         await context.temporal.start_workflow(
             LatePaymentRefundWorkflow.run,
             late,
@@ -111,5 +113,3 @@ async def _refund_if_late_payment(
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
         )
-    except WorkflowAlreadyStartedError:
-        pass  # a repeat of a notification we already acted on

@@ -18,6 +18,7 @@ from api.schemas import CancelIn, OrderCreate, OrderOut, OrderPage
 from db.tables import Order
 from domain.keys import order_workflow_id
 from domain.order_status import OrderStatus
+from domain.saga import CancelRequest
 from workflows.order import OrderWorkflow
 
 router = APIRouter(prefix="/v1/orders", tags=["orders"])
@@ -74,7 +75,9 @@ async def cancel_order(
     await asyncio.to_thread(_order_view, context, order_id)  # 404 for unknown orders
     handle = context.temporal.get_workflow_handle(order_workflow_id(order_id))
     try:
-        await handle.execute_update(OrderWorkflow.cancel_order, _cancel_request(request.reason))
+        await handle.execute_update(
+            OrderWorkflow.cancel_order, CancelRequest(reason=request.reason)
+        )
     except WorkflowUpdateFailedError:
         pass  # the validator refused: the order is past payment; answered below
     except RPCError as error:
@@ -88,12 +91,6 @@ async def cancel_order(
             "id",
         )
     return order
-
-
-def _cancel_request(reason: str) -> object:
-    from domain.saga import CancelRequest
-
-    return CancelRequest(reason=reason)
 
 
 def _order_view(context: AppContext, order_id: str) -> OrderOut:

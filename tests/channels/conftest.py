@@ -197,9 +197,7 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-def channels(
-    sandbox: RunningSandbox, client: httpx.AsyncClient
-) -> dict[ChannelName, ChannelAdapter]:
+def channels(sandbox: RunningSandbox, client: httpx.AsyncClient) -> dict[str, ChannelAdapter]:
     return build_channels(sandbox.settings(), client)
 
 

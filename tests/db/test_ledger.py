@@ -45,7 +45,7 @@ def test_settlement_entry_posts_once_and_reverses_once(system: System) -> None:
         assert entry_postings(session, entry_id + ":reversal") == reversal_postings(postings)
         ids = session.exec(
             select(JournalEntry.id).where(JournalEntry.id.startswith(entry_id))
-        ).all()  # type: ignore[attr-defined]
+        ).all()
         assert sorted(ids) == [entry_id, entry_id + ":reversal"]
     assert_ledger_balanced(system.engine)
 

@@ -64,7 +64,7 @@ def test_round_half_up_sends_halves_away_from_zero(value: str, rounded: int) -> 
 
 @pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity", "sNaN"])
 def test_round_half_up_refuses_values_that_are_not_numbers(value: str) -> None:
-    with pytest.raises(ValueError, match="."):
+    with pytest.raises(ValueError, match=r"."):
         round_half_up(Decimal(value))
 
 
