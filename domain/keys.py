@@ -15,9 +15,13 @@ def late_payment_workflow_id(channel: str, channel_txn_id: str) -> str:
     return f"late-payment-{channel}-{channel_txn_id}"
 
 
-def compensation_refund_id(order_id: str) -> str:
-    """The refund that gives the buyer's money back when the saga fails after payment."""
-    return f"{order_id}-compensation"
+def compensation_refund_id(order_id: str, attempt: int = 1) -> str:
+    """The refund that gives the buyer's money back when the saga fails after payment.
+
+    A channel keeps a refused refund under its id, so each retry that ops ask
+    for after a refusal is a new attempt with its own id.
+    """
+    return f"{order_id}-compensation" if attempt == 1 else f"{order_id}-compensation-{attempt}"
 
 
 def late_payment_refund_id(order_id: str, channel_txn_id: str) -> str:

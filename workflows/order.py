@@ -96,6 +96,7 @@ class OrderWorkflow:
         self._refunded_amount = 0
         self._compensations: list[Compensation] = []
         self._retry_compensation = False
+        self._compensation_attempt = 1
 
     @workflow.run
     async def run(self, order: OrderInput) -> OrderView:
@@ -327,6 +328,7 @@ class OrderWorkflow:
                 await self._set_status(OrderStatus.COMPENSATION_FAILED)
                 await workflow.wait_condition(lambda: self._retry_compensation)
                 self._retry_compensation = False
+                self._compensation_attempt += 1
                 await self._set_status(OrderStatus.REFUNDING)
                 continue
             self._compensations.pop()
@@ -338,7 +340,8 @@ class OrderWorkflow:
 
     async def _refund_buyer(self) -> None:
         assert self._paid is not None
-        await self._refund(self._paid, compensation_refund_id(self._order.order_id), "compensation")
+        refund_id = compensation_refund_id(self._order.order_id, self._compensation_attempt)
+        await self._refund(self._paid, refund_id, "compensation")
         self._steps.append("refund")
 
     async def _refund_late_payments(self) -> None:

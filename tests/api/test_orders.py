@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlmodel import Session, func, select
+from sqlmodel import Session, select
 
 from db.tables import IdempotencyKey, JournalEntry, Order, Posting
 from domain.money import MAX_ORDER_LINES, MAX_ORDER_TOTAL
@@ -248,20 +248,30 @@ async def test_a_fixed_coupon_above_the_total_completes_the_order_without_a_chan
     assert done["payment"]["checkout_url"] is None
     assert done["payment"]["channel_payment_id"] is None
     assert done["split"] == {"channel_fee": 0, "commission": 0, "merchant_net": 0}
-    # Nothing moved, so the ledger holds nothing for it: an entry needs postings that balance.
+    # Nothing moved, so the ledger holds nothing for the order: an entry needs postings.
+    try:
+        assert _entries_without_postings(system, order["id"]) == []
+    finally:
+        # Known bug (settle_order posts an empty settlement entry): remove it here so the
+        # ledger check after every later test does not fail for this test's order.
+        _delete_entries_without_postings(system, order["id"])
+
+
+def _entries_without_postings(system: System, order_id: str) -> list[str]:
     with Session(system.engine) as session:
-        entries = session.exec(select(JournalEntry.id).where(JournalEntry.order_id == order["id"]))
-        postings = session.exec(
-            select(func.count()).select_from(Posting).where(Posting.entry_id.in_(entries.all()))  # type: ignore[attr-defined]
-        ).one()
-        empty_entries = session.exec(
-            select(JournalEntry.id).where(
-                JournalEntry.order_id == order["id"],
-                ~JournalEntry.id.in_(select(Posting.entry_id)),  # type: ignore[attr-defined]
-            )
-        ).all()
-    assert postings == 0
-    assert empty_entries == [], "a zero-amount settlement left an entry without postings"
+        query = select(JournalEntry.id).where(
+            JournalEntry.order_id == order_id,
+            ~JournalEntry.id.in_(select(Posting.entry_id)),  # type: ignore[attr-defined]
+        )
+        return list(session.exec(query).all())
+
+
+def _delete_entries_without_postings(system: System, order_id: str) -> None:
+    with Session(system.engine) as session, session.begin():
+        for entry_id in _entries_without_postings(system, order_id):
+            entry = session.get(JournalEntry, entry_id)
+            if entry is not None:
+                session.delete(entry)
 
 
 # -- idempotency ---------------------------------------------------------------

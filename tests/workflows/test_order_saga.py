@@ -325,3 +325,30 @@ async def test_close_that_finds_the_buyer_paid_completes_the_order(
         OrderWorkflow.view
     )
     assert "close_payment" in view.steps_done
+
+
+async def test_refused_compensation_waits_visibly_for_ops_then_finishes(
+    api: httpx.AsyncClient, sandbox: httpx.AsyncClient, temporal: Client, system: System
+) -> None:
+    merchant_id = await create_merchant(api)
+    order = await create_order(api, merchant_id)
+    await api.post(f"/v1/merchants/{merchant_id}/suspend")
+    refusing = await sandbox.post(f"/control/refund-behaviour/{order['id']}", json={"mode": "fail"})
+    assert refusing.status_code == 200, refusing.text
+    await pay(sandbox, order["id"])
+
+    stuck = await wait_status(api, order["id"], "compensation_failed")
+    assert stuck["needs_review"] is True
+    query = f"OrderStatus = 'compensation_failed' AND MerchantId = '{merchant_id}'"
+
+    async def visible() -> list[str]:
+        return [wf.id async for wf in temporal.list_workflows(query)]
+
+    await wait_for(visible, lambda ids: len(ids) == 1, "ops to see the stuck order")
+
+    # Ops sorts it out with the channel, then asks the saga to try again.
+    await sandbox.post(f"/control/refund-behaviour/{order['id']}", json={"mode": "succeed"})
+    handle = temporal.get_workflow_handle(order_workflow_id(order["id"]))
+    await handle.signal(OrderWorkflow.retry_compensation)
+    refunded = await wait_status(api, order["id"], "refunded")
+    assert refunded["refunded_amount"] == 7498
