@@ -102,19 +102,23 @@ class OrderRecords:
                 Decimal(order.channel_fee_rate),
                 Decimal(order.commission_rate),
             )
-            if session.get(JournalEntry, settlement_entry_id(order.id)) is None:
+            postings = settlement_postings(order.channel, order.merchant_id, split)
+            already_posted = session.get(JournalEntry, settlement_entry_id(order.id)) is not None
+            if not already_posted:
                 merchant = session.get(Merchant, order.merchant_id)
                 if merchant is None or merchant.status != "active":
                     raise business_error(
                         MERCHANT_SUSPENDED, f"merchant {order.merchant_id} is suspended"
                     )
+            # A zero-payable order moves no money: there is nothing to post.
+            if postings and not already_posted:
                 post_entry(
                     session,
                     entry_id=settlement_entry_id(order.id),
                     order_id=order.id,
                     kind="settlement",
                     currency=order.currency,
-                    postings=settlement_postings(order.channel, order.merchant_id, split),
+                    postings=postings,
                 )
             order.channel_fee_amount = split.channel_fee_amount
             order.commission_amount = split.commission_amount

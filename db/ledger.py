@@ -28,8 +28,8 @@ def post_entry(
     reverses_entry_id: str | None = None,
 ) -> bool:
     """Post the entry once; a second call with the same id changes nothing. True when new."""
-    if not is_balanced(postings):
-        raise UnbalancedEntry(f"entry {entry_id} does not balance")
+    if not postings or not is_balanced(postings):
+        raise UnbalancedEntry(f"entry {entry_id} is empty or does not balance")
     created = insert_ignore(
         session,
         JournalEntry,

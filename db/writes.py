@@ -17,5 +17,7 @@ def insert_ignore(session: Session, model: type[SQLModel], values: dict[str, Any
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement = insert(model.__table__).values(**values).on_conflict_do_nothing()  # type: ignore[attr-defined]
-    result = session.execute(statement)
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    # SQLAlchemy keeps an INSERT's rowcount only when asked; psycopg otherwise reports -1.
+    result = session.execute(statement, execution_options={"preserve_rowcount": True})
+    inserted: int = result.rowcount  # type: ignore[attr-defined]
+    return inserted == 1

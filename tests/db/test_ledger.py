@@ -56,3 +56,9 @@ def test_unbalanced_entry_is_refused_and_nothing_is_written(system: System) -> N
         _post(session, entry_id, [PostingLine("a", 100), PostingLine("b", -99)])
     with Session(system.engine) as session:
         assert session.get(JournalEntry, entry_id) is None
+
+
+def test_empty_entry_is_refused(system: System) -> None:
+    entry_id = f"ord_{secrets.token_hex(6)}:empty"
+    with Session(system.engine) as session, session.begin(), pytest.raises(UnbalancedEntry):
+        _post(session, entry_id, [])
