@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     sandbox_host: str = "127.0.0.1"
     sandbox_port: int = 8100
     sandbox_base_url: str = "http://127.0.0.1:8100"
+    # Where the sandbox remembers its payments across restarts; empty keeps them in memory.
+    sandbox_store_path: str = "var/sandbox.json"
 
     # Secrets shared with the sandbox channel (its API key and its notification signing key).
     sandbox_api_key: SecretStr

@@ -51,6 +51,13 @@ class System:
             "worker",
         )
 
+    def restart_sandbox(self) -> None:
+        port = int(self.sandbox_url.rsplit(":", 1)[1])
+        command = stack.uvicorn_command("channels.sandbox.app:create_app", "127.0.0.1", port)
+        self.processes.stop("sandbox")
+        self.processes.start("sandbox", command, self.log_dir / "sandbox.log")
+        stack.wait_until(lambda: stack.http_ok(f"{self.sandbox_url}/healthz"), "sandbox")
+
     @property
     def log_dir(self) -> Path:
         return Path(self.env["PAYSAGA_LOG_DIR"])
@@ -102,6 +109,7 @@ def system(
         "PAYSAGA_SANDBOX_API_KEY": secrets.token_urlsafe(24),
         "PAYSAGA_SANDBOX_WEBHOOK_SECRET": secrets.token_urlsafe(24),
         "PAYSAGA_SANDBOX_NOTIFY_RETRY_BASE_MS": "100",
+        "PAYSAGA_SANDBOX_STORE_PATH": str(tmp / "sandbox.json"),
         "PAYSAGA_LOG_DIR": str(tmp),
     }
     engine = _fresh_engine(env["PAYSAGA_DATABASE_URL"])

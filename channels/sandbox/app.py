@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import httpx
 from fastapi import FastAPI
@@ -25,7 +26,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = Store()
+        store = Store(Path(settings.sandbox_store_path) if settings.sandbox_store_path else None)
         async with httpx.AsyncClient(timeout=settings.channel_timeout_seconds) as client:
             notifier = Notifier(
                 client,

@@ -6,13 +6,22 @@ Payments are keyed by (channel, out_trade_no) and refunds by (channel,
 refund_id), as a real channel scopes them per merchant account. Faults,
 refund behaviour and deliveries are keyed by out_trade_no alone because the
 control API that sets and reads them has no channel in its path.
+
+With a `path`, payments and refunds are also written to a JSON snapshot after
+every change and read back at start, so the sandbox, like a real channel,
+remembers its payments across a restart. Faults and deliveries are test
+scaffolding and stay in memory; notifications in flight at a restart are
+lost, which the saga's own polling recovers.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import secrets
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 from typing import Literal
 
 from channels.base import ChannelName
@@ -84,7 +93,8 @@ def _not_found(what: str) -> SandboxError:
 
 
 class Store:
-    def __init__(self) -> None:
+    def __init__(self, path: Path | None = None) -> None:
+        self._path = path
         self._lock = asyncio.Lock()
         self._payments: dict[PaymentKey, PaymentRecord] = {}
         self._payment_keys_by_id: dict[str, PaymentKey] = {}
@@ -92,6 +102,8 @@ class Store:
         self._faults: dict[str, int] = {}
         self._refund_modes: dict[str, RefundMode] = {}
         self._deliveries: dict[str, list[DeliveryAttempt]] = {}
+        if path is not None and path.exists():
+            self._load(path)
 
     # -- payments ---------------------------------------------------------
 
@@ -118,9 +130,8 @@ class Store:
                 description=request.description,
                 notify_url=request.notify_url,
             )
-            self._payments[payment.key] = payment
             self._payment_keys_by_id[payment.payment_id] = payment.key
-            return payment
+            return self._save(payment)
 
     async def payment(self, key: PaymentKey) -> PaymentRecord:
         async with self._lock:
@@ -214,8 +225,7 @@ class Store:
                 status=status,
                 failure_reason=REFUND_REFUSED if status == "failed" else None,
             )
-            self._refunds[(channel, refund.refund_id)] = refund
-            return refund, True
+            return self._save_refund(refund), True
 
     async def refund(self, key: RefundKey) -> RefundRecord:
         async with self._lock:
@@ -241,9 +251,7 @@ class Store:
                 return refund, False
             if refund.status == "failed":
                 raise SandboxError(409, "refund_failed")
-            refund = replace(refund, status="succeeded")
-            self._refunds[key] = refund
-            return refund, True
+            return self._save_refund(replace(refund, status="succeeded")), True
 
     # -- test controls ----------------------------------------------------
 
@@ -288,7 +296,35 @@ class Store:
 
     def _save(self, payment: PaymentRecord) -> PaymentRecord:
         self._payments[payment.key] = payment
+        self._persist()
         return payment
+
+    def _save_refund(self, refund: RefundRecord) -> RefundRecord:
+        self._refunds[(refund.channel, refund.refund_id)] = refund
+        self._persist()
+        return refund
+
+    def _persist(self) -> None:
+        if self._path is None:
+            return
+        snapshot = {
+            "payments": [asdict(p) for p in self._payments.values()],
+            "refunds": [asdict(r) for r in self._refunds.values()],
+        }
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self._path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(snapshot))
+        os.replace(temporary, self._path)  # atomic: a crash leaves the old or the new file
+
+    def _load(self, path: Path) -> None:
+        snapshot = json.loads(path.read_text())
+        for raw in snapshot["payments"]:
+            payment = PaymentRecord(**{**raw, "channel": ChannelName(raw["channel"])})
+            self._payments[payment.key] = payment
+            self._payment_keys_by_id[payment.payment_id] = payment.key
+        for raw in snapshot["refunds"]:
+            refund = RefundRecord(**{**raw, "channel": ChannelName(raw["channel"])})
+            self._refunds[(refund.channel, refund.refund_id)] = refund
 
     def _check_refundable(self, payment: PaymentRecord, request: RefundCreate) -> None:
         if payment.status != "paid":

@@ -77,6 +77,7 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSandbox
         "PAYSAGA_SANDBOX_WEBHOOK_SECRET": running.webhook_secret.decode(),
         "PAYSAGA_SANDBOX_BASE_URL": running.base_url,
         "PAYSAGA_SANDBOX_NOTIFY_RETRY_BASE_MS": "50",
+        "PAYSAGA_SANDBOX_STORE_PATH": "",
         "PAYSAGA_SANDBOX_NOTIFY_MAX_ATTEMPTS": "4",
     }
     command = [

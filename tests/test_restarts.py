@@ -1,4 +1,4 @@
-"""A worker killed with SIGKILL mid-saga: a new worker finishes every order exactly once."""
+"""Processes restarting mid-saga: every order still finishes, exactly once."""
 
 from __future__ import annotations
 
@@ -47,3 +47,14 @@ async def test_worker_killed_as_payments_land_completes_each_once(
         await wait_status(api, order["id"], "completed", timeout=60)
         assert _count(system, JournalEntry, order["id"]) == 1
         assert _count(system, PartyNotification, order["id"]) == 2
+
+
+async def test_sandbox_channel_remembers_payments_across_its_restart(
+    api: httpx.AsyncClient, sandbox: httpx.AsyncClient, system: System
+) -> None:
+    merchant_id = await create_merchant(api)
+    order = await create_order(api, merchant_id, payment_timeout_seconds=120)
+    await asyncio.to_thread(system.restart_sandbox)
+    await pay(sandbox, order["id"])  # the channel still knows the payment we created
+    done = await wait_status(api, order["id"], "completed")
+    assert done["payment"]["channel_payment_id"] == order["payment"]["channel_payment_id"]
