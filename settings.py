@@ -10,8 +10,10 @@ from __future__ import annotations
 from decimal import Decimal
 from functools import lru_cache
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from domain.split import check_rate
 
 
 class Settings(BaseSettings):
@@ -61,6 +63,15 @@ class Settings(BaseSettings):
         "wechatpay": Decimal("0.006"),
         "card": Decimal("0.029"),
     }
+
+    @field_validator("channel_fee_rates")
+    @classmethod
+    def _rates_in_range(cls, rates: dict[str, Decimal]) -> dict[str, Decimal]:
+        for channel in ("alipay", "wechatpay", "card"):
+            if channel not in rates:
+                raise ValueError(f"no channel fee rate for {channel}")
+            check_rate(rates[channel], f"channel_fee_rates[{channel}]")
+        return rates
 
 
 @lru_cache

@@ -29,6 +29,7 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
+from db.engine import create_tables, make_engine
 from workflows.search_attributes import REGISTRATION
 
 ROOT = Path(__file__).resolve().parent
@@ -159,8 +160,9 @@ def load_or_create_secrets() -> dict[str, str]:
     if missing:
         values.update({name: secrets.token_urlsafe(32) for name in missing})
         SECRETS_FILE.parent.mkdir(parents=True, exist_ok=True)
-        SECRETS_FILE.write_text("".join(f"{k}={values[k]}\n" for k in SECRET_NAMES))
-        SECRETS_FILE.chmod(0o600)
+        descriptor = os.open(SECRETS_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as file:  # never readable by others, not even briefly
+            file.write("".join(f"{k}={values[k]}\n" for k in SECRET_NAMES))
     return values
 
 
@@ -174,6 +176,8 @@ def start_all(stack: Stack, settings: object, log_dir: Path | None = None) -> No
     def log(name: str) -> Path | None:
         return log_dir / f"{name}.log" if log_dir else None
 
+    # Once, before the worker and the API both start: concurrent CREATE TABLEs can collide.
+    create_tables(make_engine(settings.database_url))
     stack.start(
         "temporal",
         temporal_command(temporal_port, settings.temporal_ui_port, settings.temporal_db_path),

@@ -18,6 +18,7 @@ from temporalio import activity
 from activities.errors import (
     CHANNEL_REJECTED,
     CHANNEL_UNAVAILABLE,
+    PAYMENT_NOT_FOUND,
     REFUND_PENDING,
     REFUND_REFUSED,
     business_error,
@@ -32,7 +33,7 @@ from channels.base import (
     RefundState,
     RefundStatus,
 )
-from channels.errors import ChannelRejected, ChannelUnavailable
+from channels.errors import ChannelRejected, ChannelUnavailable, PaymentNotFound
 from db.engine import SessionFactory
 from db.tables import Order, Payment, Refund
 from domain.order_status import OrderStatus
@@ -46,6 +47,8 @@ def _translated_channel_errors() -> Iterator[None]:
         yield
     except ChannelUnavailable as error:
         raise retryable_error(CHANNEL_UNAVAILABLE, error.message) from None
+    except PaymentNotFound as error:
+        raise business_error(PAYMENT_NOT_FOUND, error.message) from None
     except ChannelRejected as error:
         raise business_error(CHANNEL_REJECTED, f"{error.code}: {error.message}") from None
 

@@ -4,6 +4,7 @@
     ├── CouponRejected        the coupon was taken meanwhile            (not retryable)
     ├── MerchantSuspended     settlement refused: the merchant is suspended (not retryable)
     ├── ChannelRejected       the channel refused the request for good  (not retryable)
+    ├── PaymentNotFound       the channel has no payment for the order  (not retryable)
     ├── RefundRefused         the channel refused a refund              (not retryable)
     ├── RefundPending         the channel has not finished a refund     (retryable: polls)
     └── ChannelUnavailable    network, timeout or 5xx at the channel    (retryable)
@@ -18,11 +19,10 @@ from temporalio.exceptions import ApplicationError
 COUPON_REJECTED = "CouponRejected"
 MERCHANT_SUSPENDED = "MerchantSuspended"
 CHANNEL_REJECTED = "ChannelRejected"
+PAYMENT_NOT_FOUND = "PaymentNotFound"
 REFUND_REFUSED = "RefundRefused"
 REFUND_PENDING = "RefundPending"
 CHANNEL_UNAVAILABLE = "ChannelUnavailable"
-
-NON_RETRYABLE = [COUPON_REJECTED, MERCHANT_SUSPENDED, CHANNEL_REJECTED, REFUND_REFUSED]
 
 
 def business_error(error_type: str, message: str) -> ApplicationError:

@@ -172,7 +172,11 @@ class OrderRecords:
     @activity.defn
     def flag_for_review(self, flag: ReviewFlag) -> None:
         with self._sessions() as session, session.begin():
-            order = _locked_order(session, flag.order_id)
+            order = session.exec(
+                select(Order).where(Order.id == flag.order_id).with_for_update()
+            ).first()
+            if order is None:
+                return  # a rejected order has no row; the NeedsReview attribute still shows it
             reasons = [r for r in (order.review_reason or "").split("; ") if r]
             if flag.reason not in reasons:
                 reasons.append(flag.reason)

@@ -13,11 +13,10 @@ import contextlib
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import timedelta
 from decimal import Decimal
 
 from sqlmodel import Session, select
-from temporalio.client import WithStartWorkflowOperation
+from temporalio.client import WithStartWorkflowOperation, WorkflowUpdateFailedError
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
@@ -25,9 +24,10 @@ from temporalio.common import (
     WorkflowIDReusePolicy,
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import AppContext
-from api.errors import Conflict, InvalidRequest
+from api.errors import Conflict, InvalidRequest, ServiceUnavailable
 from api.records import coupon_redeemed, new_id, now, order_out
 from api.routes.coupons import to_domain
 from api.schemas import OrderCreate
@@ -56,9 +56,15 @@ def request_hash(body: OrderCreate) -> str:
 
 async def create_order(context: AppContext, key: str, body: OrderCreate) -> StoredResponse:
     digest = request_hash(body)
-    replay = await asyncio.to_thread(_stored_response, context, key, digest)
-    if replay is not None:
-        return replay
+    claimed = await asyncio.to_thread(_claimed_key, context, key, digest)
+    if claimed is not None:
+        if claimed.status_code is not None and claimed.response_body is not None:
+            return StoredResponse(claimed.status_code, claimed.response_body)
+        # The first request is still under way, or died after claiming the key: join its
+        # saga rather than validate again (its own coupon hold would now refuse it).
+        if await _join_saga(context, claimed.order_id):
+            response = await asyncio.to_thread(_response_for, context, claimed.order_id)
+            return await asyncio.to_thread(_store_response, context, key, response)
     order_input = await asyncio.to_thread(_validated_input, context, body)
     order_id = await asyncio.to_thread(_claim_key, context, key, digest, order_input.order_id)
     order_input = order_input.model_copy(update={"order_id": order_id})
@@ -67,20 +73,37 @@ async def create_order(context: AppContext, key: str, body: OrderCreate) -> Stor
     return await asyncio.to_thread(_store_response, context, key, response)
 
 
-def _stored_response(context: AppContext, key: str, digest: str) -> StoredResponse | None:
+def _key_reused() -> Conflict:
+    return Conflict(
+        "idempotency_key_reused",
+        "this Idempotency-Key was used with a different request body",
+        "Idempotency-Key",
+    )
+
+
+def _claimed_key(context: AppContext, key: str, digest: str) -> IdempotencyKey | None:
     with context.sessions() as session:
         row = session.get(IdempotencyKey, key)
-        if row is None:
-            return None
-        if row.request_hash != digest:
-            raise Conflict(
-                "idempotency_key_reused",
-                "this Idempotency-Key was used with a different request body",
-                "Idempotency-Key",
-            )
-        if row.status_code is None or row.response_body is None:
-            return None  # the first request is still under way: we start the same order
-        return StoredResponse(row.status_code, row.response_body)
+        if row is not None and row.request_hash != digest:
+            raise _key_reused()
+        return row
+
+
+async def _join_saga(context: AppContext, order_id: str) -> bool:
+    """Wait for the checkout of a saga already started; False when there is none (yet)."""
+    handle = context.temporal.get_workflow_handle(order_workflow_id(order_id))
+    try:
+        await handle.execute_update(OrderWorkflow.await_checkout, CheckoutRequest())
+    except RPCError as error:
+        if error.status != RPCStatusCode.NOT_FOUND:
+            raise
+        return await asyncio.to_thread(_order_recorded, context, order_id)
+    return True
+
+
+def _order_recorded(context: AppContext, order_id: str) -> bool:
+    with context.sessions() as session:
+        return session.get(Order, order_id) is not None
 
 
 def _validated_input(context: AppContext, body: OrderCreate) -> OrderInput:
@@ -130,11 +153,7 @@ def _claim_key(context: AppContext, key: str, digest: str, order_id: str) -> str
         row = session.get(IdempotencyKey, key)
         assert row is not None
         if row.request_hash != digest:
-            raise Conflict(
-                "idempotency_key_reused",
-                "this Idempotency-Key was used with a different request body",
-                "Idempotency-Key",
-            )
+            raise _key_reused()
         return row.order_id
 
 
@@ -147,7 +166,6 @@ async def _start_saga(context: AppContext, order: OrderInput) -> None:
         task_queue=context.settings.task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-        execution_timeout=timedelta(days=30),
         search_attributes=TypedSearchAttributes(
             [
                 SearchAttributePair(ORDER_STATUS, OrderStatus.CREATED.value),
@@ -158,10 +176,13 @@ async def _start_saga(context: AppContext, order: OrderInput) -> None:
     )
     # WorkflowAlreadyStarted: it ran and ended already (a repeat after a crash); the
     # database has the answer.
-    with contextlib.suppress(WorkflowAlreadyStartedError):
-        await context.temporal.execute_update_with_start_workflow(
-            OrderWorkflow.await_checkout, CheckoutRequest(), start_workflow_operation=start
-        )
+    try:
+        with contextlib.suppress(WorkflowAlreadyStartedError):
+            await context.temporal.execute_update_with_start_workflow(
+                OrderWorkflow.await_checkout, CheckoutRequest(), start_workflow_operation=start
+            )
+    except WorkflowUpdateFailedError:
+        raise ServiceUnavailable("order_start_failed", "the order could not be started") from None
 
 
 def _response_for(context: AppContext, order_id: str) -> StoredResponse:

@@ -9,6 +9,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from channels.base import ChannelName
+from domain.money import MAX_ORDER_TOTAL
 from domain.pricing import CouponKind
 
 _Forbid = ConfigDict(extra="forbid")
@@ -116,12 +117,12 @@ class CouponCreate(BaseModel):
     code: Annotated[StrictStr, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
     kind: CouponKind
     percent_off: Decimal | None = Field(default=None, max_digits=8, decimal_places=6)
-    amount_off: StrictInt | None = None
-    min_total: StrictInt | None = None
+    amount_off: Annotated[StrictInt, Field(gt=0, le=MAX_ORDER_TOTAL)] | None = None
+    min_total: Annotated[StrictInt, Field(ge=0, le=MAX_ORDER_TOTAL)] | None = None
     currency: StrictStr | None = None
     valid_from: datetime | None = None
     valid_until: datetime | None = None
-    max_redemptions: Annotated[StrictInt, Field(ge=1)] = 1
+    max_redemptions: Annotated[StrictInt, Field(ge=1, le=1_000_000_000)] = 1
 
 
 class CouponOut(BaseModel):

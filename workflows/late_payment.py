@@ -14,8 +14,10 @@ with workflow.unsafe.imports_passed_through():
     from activities.order_records import OrderRecords
     from channels.base import RefundState
     from domain.keys import late_payment_refund_id
-    from domain.saga import LatePayment, OrderRef, RefundOrder
+    from domain.saga import LatePayment, OrderRef, RefundOrder, ReviewFlag
     from workflows import options
+    from workflows.order import StepFailed
+    from workflows.search_attributes import NEEDS_REVIEW
 
 
 @workflow.defn
@@ -37,6 +39,16 @@ class LatePaymentRefundWorkflow:
             currency=late.currency,
             reason="late_payment",
         )
-        return await workflow.execute_local_activity_method(
-            ChannelCalls.refund_payment, refund, **options.CHANNEL_MUST_FINISH
-        )
+        try:
+            return await workflow.execute_local_activity_method(
+                ChannelCalls.refund_payment, refund, **options.CHANNEL_MUST_FINISH
+            )
+        except StepFailed as error:
+            flag = ReviewFlag(
+                order_id=late.order_id, reason=f"late payment refund refused: {error}"
+            )
+            await workflow.execute_local_activity_method(
+                OrderRecords.flag_for_review, flag, **options.DB_WRITE
+            )
+            workflow.upsert_search_attributes([NEEDS_REVIEW.value_set(True)])
+            return None

@@ -12,11 +12,21 @@ from typing import Any
 
 from temporalio.common import RetryPolicy
 
-# A database write: retried until it succeeds; business refusals are non-retryable errors.
+# A database write: retried while the database is unreachable or busy; business refusals,
+# and programming errors that no retry can mend, fail the step at once (after payment,
+# that means compensation: the buyer gets the money back).
 DB_WRITE: dict[str, Any] = {
     "start_to_close_timeout": timedelta(seconds=15),
     "retry_policy": RetryPolicy(
-        initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10)
+        initial_interval=timedelta(milliseconds=200),
+        maximum_interval=timedelta(seconds=10),
+        non_retryable_error_types=[
+            "ValueError",
+            "TypeError",
+            "KeyError",
+            "UnbalancedEntry",
+            "NoResultFound",
+        ],
     ),
 }
 

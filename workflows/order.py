@@ -20,10 +20,11 @@ from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import TimeoutError as StepTimeout
 
 with workflow.unsafe.imports_passed_through():
     from activities.channel_calls import ChannelCalls
-    from activities.errors import CHANNEL_REJECTED, COUPON_REJECTED
+    from activities.errors import COUPON_REJECTED, PAYMENT_NOT_FOUND
     from activities.order_records import OrderRecords
     from channels.base import CloseResult, NotificationKind, PaymentState, PaymentStatus
     from domain.keys import compensation_refund_id, late_payment_refund_id
@@ -50,12 +51,12 @@ with workflow.unsafe.imports_passed_through():
 T = TypeVar("T")
 Compensation = Callable[[], Awaitable[None]]
 
-# How a step fails for good: a local activity raises its ApplicationError
-# itself, a regular activity wraps it in ActivityError.
-StepFailed = (ActivityError, ApplicationError)
+# How a step fails for good: a local activity raises its ApplicationError (or a
+# timeout) itself, a regular activity wraps it in ActivityError.
+StepFailed = (ActivityError, ApplicationError, StepTimeout)
 
 
-def _failure_type(error: ActivityError | ApplicationError) -> str | None:
+def _failure_type(error: ActivityError | ApplicationError | StepTimeout) -> str | None:
     failure = error.cause if isinstance(error, ActivityError) else error
     return failure.type if isinstance(failure, ApplicationError) else None
 
@@ -134,7 +135,9 @@ class OrderWorkflow:
 
     @workflow.signal
     def retry_compensation(self) -> None:
-        self._retry_compensation = True
+        """Ops' word that a refused compensation may be tried again (ignored otherwise)."""
+        if self._status == OrderStatus.COMPENSATION_FAILED:
+            self._retry_compensation = True
 
     @workflow.update
     async def await_checkout(self, request: CheckoutRequest) -> OrderView:
@@ -169,7 +172,8 @@ class OrderWorkflow:
             if _failure_type(error) != COUPON_REJECTED:
                 raise
             self._close_reason = "coupon_unavailable"
-            self._publish(OrderStatus.REJECTED)  # nothing was stored, so only the attribute
+            self._status = OrderStatus.REJECTED  # nothing was stored: no projection to write
+            self._publish(self._status)
             return False
         self._steps.append("record_order")
         if self._order.coupon_code:
@@ -254,6 +258,8 @@ class OrderWorkflow:
             return False  # a duplicate of a payment already judged
         problem = payment_mismatch(self._order, signal)
         if problem is not None:
+            if signal.channel_txn_id:  # ops decide about this money; never refund it blindly
+                self._seen_txn_ids.add(signal.channel_txn_id)
             await self._flag_for_review(problem)
             return False
         assert signal.channel_txn_id is not None
@@ -278,9 +284,10 @@ class OrderWorkflow:
                 ChannelCalls.close_payment, self._ref, **options.CHANNEL_MUST_FINISH
             )
         except StepFailed as error:
-            if _failure_type(error) != CHANNEL_REJECTED:
-                raise
-            return False  # the channel never had this payment: nothing to close
+            if _failure_type(error) != PAYMENT_NOT_FOUND:
+                # The channel refused the close: the payment may still be payable there.
+                await self._flag_for_review(f"close refused by the channel: {error}")
+            return False  # a late payment is refunded when it is reported
         self._steps.append("close_payment")
         if result.closed or result.payment.status != PaymentStatus.PAID:
             return False
@@ -362,7 +369,11 @@ class OrderWorkflow:
                 assert signal.channel_txn_id is not None
                 self._seen_txn_ids.add(signal.channel_txn_id)
                 refund_id = late_payment_refund_id(self._order.order_id, signal.channel_txn_id)
-                await self._refund(signal, refund_id, "late_payment")
+                try:
+                    await self._refund(signal, refund_id, "late_payment")
+                except StepFailed as error:
+                    await self._flag_for_review(f"late payment refund refused: {error}")
+                    continue
                 self._steps.append("refund_late_payment")
 
     async def _refund(self, payment: PaymentSignal, refund_id: str, reason: str) -> None:

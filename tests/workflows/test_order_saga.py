@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import httpx
 import pytest
@@ -16,6 +17,7 @@ from tests.support import (
     create_merchant,
     create_order,
     get_order,
+    order_body,
     pay,
     wait_for,
     wait_status,
@@ -352,3 +354,43 @@ async def test_refused_compensation_waits_visibly_for_ops_then_finishes(
     await handle.signal(OrderWorkflow.retry_compensation)
     refunded = await wait_status(api, order["id"], "refunded")
     assert refunded["refunded_amount"] == 7498
+
+
+async def test_orders_racing_for_a_single_use_coupon_get_one_each_answer(
+    api: httpx.AsyncClient,
+) -> None:
+    merchant_id = await create_merchant(api)
+    code = f"RACE{time.time_ns()}"
+    created = await api.post(
+        "/v1/coupons",
+        json={"code": code, "kind": "percentage", "percent_off": "0.10", "max_redemptions": 1},
+    )
+    assert created.status_code == 201, created.text
+    body = order_body(merchant_id, coupon_code=code)
+    responses = await asyncio.gather(
+        *(
+            api.post("/v1/orders", json=body, headers={"Idempotency-Key": f"race-{code}-{i}"})
+            for i in range(4)
+        )
+    )
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses == [201, 400, 400, 400], [r.text for r in responses]
+    refused = [r.json()["error"]["code"] for r in responses if r.status_code == 400]
+    assert set(refused) == {"coupon_already_used"}
+    coupon = await api.get(f"/v1/coupons/{code}")
+    assert coupon.json()["redeemed"] == 1
+
+
+async def test_refused_late_payment_refund_is_flagged_for_ops(
+    api: httpx.AsyncClient, sandbox: httpx.AsyncClient, system: System
+) -> None:
+    merchant_id = await create_merchant(api)
+    order = await create_order(api, merchant_id, payment_timeout_seconds=1)
+    await wait_status(api, order["id"], "closed")
+    await sandbox.post(f"/control/refund-behaviour/{order['id']}", json={"mode": "fail"})
+    await pay(sandbox, order["id"], force=True)
+    flagged = await wait_for(
+        lambda: get_order(api, order["id"]), lambda o: o["needs_review"], "the review flag"
+    )
+    assert "late payment refund refused" in flagged["review_reason"]
+    assert flagged["status"] == "closed"
