@@ -9,10 +9,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from sqlmodel import Session, func, select
+from sqlmodel import Session, select
 from temporalio import activity
 
 from activities.errors import COUPON_REJECTED, MERCHANT_SUSPENDED, business_error
+from db.coupons import coupon_holds
 from db.engine import SessionFactory
 from db.ledger import post_entry, reverse_entry
 from db.tables import (
@@ -201,12 +202,7 @@ def _reserve_coupon(session: Session, code: str, order_id: str) -> None:
     coupon = session.exec(select(Coupon).where(Coupon.code == code).with_for_update()).first()
     if coupon is None:
         raise business_error(COUPON_REJECTED, f"coupon {code} does not exist")
-    held = session.exec(
-        select(func.count())
-        .select_from(CouponRedemption)
-        .where(CouponRedemption.coupon_code == code, CouponRedemption.status != "released")
-    ).one()
-    if held >= coupon.max_redemptions:
+    if coupon_holds(session, code) >= coupon.max_redemptions:
         raise business_error(COUPON_REJECTED, f"coupon {code} is already used")
     session.add(
         CouponRedemption(order_id=order_id, coupon_code=code, status="reserved", updated_at=_now())

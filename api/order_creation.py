@@ -28,9 +28,10 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import AppContext
 from api.errors import Conflict, InvalidRequest, ServiceUnavailable
-from api.records import coupon_redeemed, new_id, now, order_out
+from api.records import new_id, now, order_out
 from api.routes.coupons import to_domain
 from api.schemas import OrderCreate
+from db.coupons import coupon_holds
 from db.tables import Coupon as CouponRow
 from db.tables import IdempotencyKey, Merchant, Order
 from db.writes import insert_ignore
@@ -139,7 +140,7 @@ def _usable_coupon(session: Session, code: str | None) -> Coupon | None:
     row = session.get(CouponRow, code)
     if row is None:
         raise CouponRejected("coupon_not_found", f"no coupon {code}", "coupon_code")
-    if coupon_redeemed(session, code) >= row.max_redemptions:
+    if coupon_holds(session, code) >= row.max_redemptions:
         raise CouponRejected("coupon_already_used", f"coupon {code} is used up", "coupon_code")
     return to_domain(row)
 

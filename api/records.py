@@ -10,7 +10,7 @@ from sqlmodel import Session, func, select
 
 from api.errors import NotFound
 from api.schemas import AmountsOut, LineOut, OrderOut, PaymentOut, SplitOut
-from db.tables import CouponRedemption, Order, OrderLine, Payment, Refund
+from db.tables import Order, OrderLine, Payment, Refund
 
 
 def new_id(prefix: str) -> str:
@@ -80,12 +80,3 @@ def _payment_out(payment: Payment | None) -> PaymentOut | None:
         channel_txn_id=payment.channel_txn_id,
         amount=payment.amount,
     )
-
-
-def coupon_redeemed(session: Session, code: str) -> int:
-    count = session.exec(
-        select(func.count())
-        .select_from(CouponRedemption)
-        .where(CouponRedemption.coupon_code == code, CouponRedemption.status != "released")
-    ).one()
-    return int(count)

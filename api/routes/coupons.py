@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from fastapi import APIRouter
 from pydantic import ValidationError
 
 from api.deps import ContextDep
 from api.errors import Conflict, InvalidRequest, NotFound
-from api.records import coupon_redeemed, now
+from api.records import now
 from api.schemas import CouponCreate, CouponOut
+from db.coupons import coupon_holds
 from db.tables import Coupon
 from db.writes import insert_ignore
 from domain import pricing
@@ -18,8 +21,6 @@ router = APIRouter(prefix="/v1/coupons", tags=["coupons"])
 
 
 def to_domain(row: Coupon) -> pricing.Coupon:
-    from decimal import Decimal
-
     return pricing.Coupon(
         code=row.code,
         kind=pricing.CouponKind(row.kind),
@@ -61,4 +62,4 @@ def get_coupon(code: str, context: ContextDep) -> CouponOut:
         row = session.get(Coupon, code)
         if row is None:
             raise NotFound("coupon_not_found", f"no coupon {code}", "code")
-        return _out(row, coupon_redeemed(session, code))
+        return _out(row, coupon_holds(session, code))

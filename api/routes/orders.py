@@ -40,8 +40,7 @@ async def post_order(
 
 @router.get("/{order_id}")
 def read_order(order_id: str, context: ContextDep) -> OrderOut:
-    with context.sessions() as session:
-        return order_out(session, get_order(session, order_id))
+    return _order_view(context, order_id)
 
 
 @router.get("")

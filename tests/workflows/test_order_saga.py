@@ -40,6 +40,16 @@ def _refunds(system: System, order_id: str) -> list[Refund]:
         return list(session.exec(select(Refund).where(Refund.order_id == order_id)).all())
 
 
+async def _one_succeeded_refund(system: System, order_id: str) -> Refund:
+    async def refunds() -> list[Refund]:
+        return _refunds(system, order_id)
+
+    done = await wait_for(
+        refunds, lambda r: len(r) == 1 and r[0].status == "succeeded", "one succeeded refund"
+    )
+    return done[0]
+
+
 @pytest.mark.parametrize("channel", ["alipay", "wechatpay", "card"])
 async def test_happy_path_on_each_channel_completes_with_balanced_ledger(
     api: httpx.AsyncClient, sandbox: httpx.AsyncClient, system: System, channel: str
@@ -235,13 +245,8 @@ async def test_payment_after_close_is_refunded_at_once(
     # The channel takes the buyer's money anyway (a stale QR code, say).
     await pay(sandbox, order["id"], force=True)
 
-    async def refunds() -> list[Refund]:
-        return _refunds(system, order["id"])
-
-    done = await wait_for(
-        refunds, lambda r: len(r) == 1 and r[0].status == "succeeded", "the late payment refund"
-    )
-    assert done[0].amount == 7498 and done[0].reason == "late_payment"
+    refund = await _one_succeeded_refund(system, order["id"])
+    assert refund.amount == 7498 and refund.reason == "late_payment"
     assert (await get_order(api, order["id"]))["status"] == "closed"
     assert _postings(system, order["id"]) == []
 
@@ -255,12 +260,8 @@ async def test_payment_after_cancel_is_refunded_at_once(
     assert response.status_code == 200
     await pay(sandbox, order["id"], force=True, notify="duplicate")
 
-    async def refunds() -> list[Refund]:
-        return _refunds(system, order["id"])
-
-    await wait_for(
-        refunds, lambda r: len(r) == 1 and r[0].status == "succeeded", "one late payment refund"
-    )
+    refund = await _one_succeeded_refund(system, order["id"])
+    assert refund.reason == "late_payment"
 
 
 async def test_settlement_refused_for_suspended_merchant_is_compensated(
