@@ -30,6 +30,7 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
 from db.engine import create_tables, make_engine
+from settings import Settings, get_settings
 from workflows.search_attributes import REGISTRATION
 
 ROOT = Path(__file__).resolve().parent
@@ -166,11 +167,8 @@ def load_or_create_secrets() -> dict[str, str]:
     return values
 
 
-def start_all(stack: Stack, settings: object, log_dir: Path | None = None) -> None:
+def start_all(stack: Stack, settings: Settings, log_dir: Path | None = None) -> None:
     """Start and health-check every service, in dependency order."""
-    from settings import Settings
-
-    assert isinstance(settings, Settings)
     temporal_port = int(settings.temporal_address.rsplit(":", 1)[1])
 
     def log(name: str) -> Path | None:
@@ -209,9 +207,7 @@ def start_all(stack: Stack, settings: object, log_dir: Path | None = None) -> No
 
 def main() -> None:
     env = load_or_create_secrets()
-    os.environ.update(env)
-    from settings import get_settings
-
+    os.environ.update(env)  # before get_settings() first reads the environment
     settings = get_settings()
     stack = Stack(env=env)
     try:

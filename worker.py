@@ -53,7 +53,7 @@ async def run_worker(settings: Settings) -> None:
                     records.reverse_settlement,
                     records.set_order_status,
                     records.flag_for_review,
-                    records.is_order_payment,
+                    records.order_payment_txn_id,
                     calls.create_payment,
                     calls.query_payment,
                     calls.close_payment,

@@ -33,13 +33,9 @@ from domain.order_status import OrderStatus
 from domain.saga import OrderInput, OrderRef, PaymentRecord, ReviewFlag, StatusChange
 from domain.split import Split, split_payment
 
-# Statuses after which an order no longer holds its coupon.
-_RELEASES_COUPON = {
-    OrderStatus.CLOSED,
-    OrderStatus.CANCELLED,
-    OrderStatus.REFUNDED,
-    OrderStatus.REJECTED,
-}
+# Statuses after which an order no longer holds its coupon. (A rejected order never
+# had a row, so it never comes here.)
+_RELEASES_COUPON = {OrderStatus.CLOSED, OrderStatus.CANCELLED, OrderStatus.REFUNDED}
 
 
 def _now() -> datetime:
@@ -186,7 +182,7 @@ class OrderRecords:
             order.updated_at = _now()
 
     @activity.defn
-    def is_order_payment(self, ref: OrderRef) -> str | None:
+    def order_payment_txn_id(self, ref: OrderRef) -> str | None:
         """The channel transaction id the order was paid with, if any."""
         with self._sessions() as session:
             payment = session.get(Payment, ref.order_id)

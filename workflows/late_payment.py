@@ -26,7 +26,7 @@ class LatePaymentRefundWorkflow:
     async def run(self, late: LatePayment) -> RefundState | None:
         ref = OrderRef(order_id=late.order_id, channel=late.channel)
         paid_with = await workflow.execute_local_activity_method(
-            OrderRecords.is_order_payment, ref, **options.DB_WRITE
+            OrderRecords.order_payment_txn_id, ref, **options.DB_WRITE
         )
         if paid_with == late.channel_txn_id:
             return None  # a repeat of the notice of the order's own payment
