@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     # Sandbox behaviour: first notification retry delay, doubled per attempt.
     sandbox_notify_retry_base_ms: int = Field(default=1000, ge=1)
     sandbox_notify_max_attempts: int = Field(default=8, ge=1)
+    # How long the sandbox bank takes to settle a payout (pay it or fail it).
+    sandbox_payout_delay_ms: int = Field(default=500, ge=0)
 
     # Notification signatures older or newer than this are rejected.
     notify_tolerance_seconds: int = 300
@@ -57,6 +59,11 @@ class Settings(BaseSettings):
 
     # Orders
     default_payment_timeout_seconds: int = 15 * 60
+    # A paid order completes (its merchant share becomes available) when the buyer
+    # confirms receipt, or after this long without a word.
+    auto_complete_seconds: int = Field(default=7 * 24 * 3600, ge=0)
+    # Buyers may ask for a refund this long after payment; merchants and operators always.
+    buyer_refund_window_days: int = Field(default=30, ge=0)
     # Channel fee rate per channel (a Decimal fraction of the payable amount).
     channel_fee_rates: dict[str, Decimal] = {
         "alipay": Decimal("0.006"),

@@ -50,6 +50,7 @@ async def run_worker(settings: Settings) -> None:
                     records.record_payment,
                     records.settle_order,
                     records.notify_parties,
+                    records.release_funds,
                     records.reverse_settlement,
                     records.set_order_status,
                     records.flag_for_review,

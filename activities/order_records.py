@@ -7,7 +7,6 @@ synchronously in the worker's thread pool.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from decimal import Decimal
 
 from sqlmodel import Session, select
 from temporalio import activity
@@ -15,11 +14,11 @@ from temporalio import activity
 from activities.errors import COUPON_REJECTED, MERCHANT_SUSPENDED, business_error
 from db.coupons import coupon_holds
 from db.engine import SessionFactory
-from db.ledger import post_entry, reverse_entry
+from db.ledger import reverse_entry
+from db.order_money import capture_payment, locked_order, order_split, release_funds
 from db.tables import (
     Coupon,
     CouponRedemption,
-    JournalEntry,
     Merchant,
     Order,
     OrderLine,
@@ -28,10 +27,9 @@ from db.tables import (
 )
 from db.writes import insert_ignore
 from domain.keys import settlement_entry_id
-from domain.ledger import settlement_postings
 from domain.order_status import OrderStatus
 from domain.saga import OrderInput, OrderRef, PaymentRecord, ReviewFlag, StatusChange
-from domain.split import Split, split_payment
+from domain.split import Split
 
 # Statuses after which an order no longer holds its coupon. (A rejected order never
 # had a row, so it never comes here.)
@@ -40,11 +38,6 @@ _RELEASES_COUPON = {OrderStatus.CLOSED, OrderStatus.CANCELLED, OrderStatus.REFUN
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _locked_order(session: Session, order_id: str) -> Order:
-    order = session.exec(select(Order).where(Order.id == order_id).with_for_update()).one()
-    return order
 
 
 class OrderRecords:
@@ -67,9 +60,14 @@ class OrderRecords:
 
     @activity.defn
     def record_payment(self, record: PaymentRecord) -> None:
-        """The buyer paid: the payment, the coupon (consumed) and the order status, together."""
+        """The buyer paid: the payment, the coupon (consumed), the order status and the
+        settlement entry, together, so the ledger never lags behind a recorded payment.
+
+        A suspended merchant's payment is recorded but not captured: `settle_order`
+        then refuses it and the saga gives the money back.
+        """
         with self._sessions() as session, session.begin():
-            order = _locked_order(session, record.order_id)
+            order = locked_order(session, record.order_id)
             payment = session.get(Payment, record.order_id)
             if payment is None:  # a zero-payable order never had a channel payment
                 payment = Payment(
@@ -88,47 +86,29 @@ class OrderRecords:
             _set_redemption(session, order.id, "consumed")
             if order.status in (OrderStatus.CREATED, OrderStatus.AWAITING_PAYMENT):
                 _set_status(order, OrderStatus.PAID)
+            if _merchant_active(session, order.merchant_id):
+                capture_payment(session, order)
+                if order.status == OrderStatus.PAID:
+                    _set_status(order, OrderStatus.SETTLED)
 
     @activity.defn
     def settle_order(self, ref: OrderRef) -> Split:
-        """Compute the split and post the settlement entry; refused for a suspended merchant."""
+        """The split of a captured payment; refused when the payment could not be captured."""
         with self._sessions() as session, session.begin():
-            order = _locked_order(session, ref.order_id)
-            split = split_payment(
-                order.payable_amount,
-                Decimal(order.channel_fee_rate),
-                Decimal(order.commission_rate),
-            )
-            postings = settlement_postings(order.channel, order.merchant_id, split)
-            already_posted = session.get(JournalEntry, settlement_entry_id(order.id)) is not None
-            if not already_posted:
-                merchant = session.get(Merchant, order.merchant_id)
-                if merchant is None or merchant.status != "active":
-                    raise business_error(
-                        MERCHANT_SUSPENDED, f"merchant {order.merchant_id} is suspended"
-                    )
-            # A zero-payable order moves no money: there is nothing to post.
-            if postings and not already_posted:
-                post_entry(
-                    session,
-                    entry_id=settlement_entry_id(order.id),
-                    order_id=order.id,
-                    kind="settlement",
-                    currency=order.currency,
-                    postings=postings,
+            order = locked_order(session, ref.order_id)
+            if order.merchant_net_amount is None:
+                raise business_error(
+                    MERCHANT_SUSPENDED, f"merchant {order.merchant_id} is suspended"
                 )
-            order.channel_fee_amount = split.channel_fee_amount
-            order.commission_amount = split.commission_amount
-            order.merchant_net_amount = split.merchant_net_amount
             if order.status == OrderStatus.PAID:
                 _set_status(order, OrderStatus.SETTLED)
-            return split
+            return order_split(order)
 
     @activity.defn
     def notify_parties(self, ref: OrderRef) -> None:
         """Queue the buyer's and the merchant's notifications and complete the order."""
         with self._sessions() as session, session.begin():
-            order = _locked_order(session, ref.order_id)
+            order = locked_order(session, ref.order_id)
             for recipient, event in (("buyer", "payment_succeeded"), ("merchant", "order_paid")):
                 insert_ignore(
                     session,
@@ -141,20 +121,27 @@ class OrderRecords:
                         "created_at": _now(),
                     },
                 )
-            _set_status(order, OrderStatus.COMPLETED)
+            if order.status in (OrderStatus.PAID, OrderStatus.SETTLED):
+                _set_status(order, OrderStatus.AWAITING_RECEIPT)
+
+    @activity.defn
+    def release_funds(self, ref: OrderRef) -> int:
+        """The order completed: the merchant's share becomes available; returns the amount."""
+        with self._sessions() as session, session.begin():
+            return release_funds(session, ref.order_id)
 
     @activity.defn
     def reverse_settlement(self, ref: OrderRef) -> None:
         """Compensation: mirror the settlement entry if one was posted (once)."""
         with self._sessions() as session, session.begin():
-            _locked_order(session, ref.order_id)
+            locked_order(session, ref.order_id)
             reverse_entry(session, settlement_entry_id(ref.order_id))
 
     @activity.defn
     def set_order_status(self, change: StatusChange) -> None:
         """Move the projection to a new status; final unpaid states release the coupon."""
         with self._sessions() as session, session.begin():
-            order = _locked_order(session, change.order_id)
+            order = locked_order(session, change.order_id)
             _set_status(order, change.status)
             if change.reason is not None:
                 order.close_reason = change.reason
@@ -187,6 +174,11 @@ class OrderRecords:
         with self._sessions() as session:
             payment = session.get(Payment, ref.order_id)
             return payment.channel_txn_id if payment is not None else None
+
+
+def _merchant_active(session: Session, merchant_id: str) -> bool:
+    merchant = session.get(Merchant, merchant_id)
+    return merchant is not None and merchant.status == "active"
 
 
 def _set_status(order: Order, status: OrderStatus) -> None:

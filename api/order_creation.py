@@ -130,6 +130,11 @@ def _validated_input(context: AppContext, body: OrderCreate) -> OrderInput:
         channel_fee_rate=settings.channel_fee_rates[body.channel.value],
         commission_rate=Decimal(merchant.commission_rate),
         payment_timeout_seconds=timeout,
+        auto_complete_seconds=(
+            settings.auto_complete_seconds
+            if body.auto_complete_seconds is None
+            else body.auto_complete_seconds
+        ),
         notify_url=f"{settings.api_public_url}/v1/channels/{body.channel.value}/notify",
     )
 

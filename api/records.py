@@ -34,11 +34,13 @@ def order_out(session: Session, order: Order) -> OrderOut:
         select(OrderLine).where(OrderLine.order_id == order.id).order_by(OrderLine.line_no)  # type: ignore[arg-type]
     ).all()
     payment = session.get(Payment, order.id)
-    refunded = session.exec(
-        select(func.coalesce(func.sum(Refund.amount), 0)).where(
-            Refund.order_id == order.id, Refund.status == "succeeded"
-        )
-    ).one()
+    refund_totals = dict(
+        session.exec(
+            select(Refund.status, func.sum(Refund.amount))
+            .where(Refund.order_id == order.id)
+            .group_by(Refund.status)
+        ).all()
+    )
     split = None
     if order.merchant_net_amount is not None:
         split = SplitOut(
@@ -64,7 +66,9 @@ def order_out(session: Session, order: Order) -> OrderOut:
         lines=[LineOut.model_validate(line, from_attributes=True) for line in lines],
         payment=_payment_out(payment),
         split=split,
-        refunded_amount=int(refunded),
+        refunded_amount=int(refund_totals.get("succeeded", 0)),
+        refunding_amount=int(refund_totals.get("pending", 0)),
+        funds_released_at=order.funds_released_at,
         created_at=order.created_at,
     )
 

@@ -34,6 +34,8 @@ class OrderCreate(BaseModel):
     buyer_ref: Annotated[StrictStr, Field(max_length=100)] | None = None
     # Tests use seconds; production orders take the default from settings.
     payment_timeout_seconds: Annotated[StrictInt, Field(ge=1, le=7 * 24 * 3600)] | None = None
+    # Completion without the buyer's confirmation after this long (0: at once after payment).
+    auto_complete_seconds: Annotated[StrictInt, Field(ge=0, le=90 * 24 * 3600)] | None = None
 
 
 class CancelIn(BaseModel):
@@ -88,7 +90,9 @@ class OrderOut(BaseModel):
     lines: list[LineOut]
     payment: PaymentOut | None
     split: SplitOut | None
-    refunded_amount: int
+    refunded_amount: int  # refunds the channel has confirmed
+    refunding_amount: int  # refunds asked and not yet confirmed
+    funds_released_at: datetime | None
     created_at: datetime
 
 

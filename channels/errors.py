@@ -4,6 +4,7 @@ ChannelError                      base; `retryable` says whether trying again ma
 ├── ChannelUnavailable            network failure, timeout or 5xx: retry (retryable)
 ├── ChannelRejected               the channel refused the request for good (not retryable)
 │   └── PaymentNotFound           the channel has no payment for that order
+├── PayoutNotFound                the bank has no payout with that payout_id (not retryable)
 ├── NotificationSignatureError    bad, missing, or stale signature on a notification
 └── NotificationFormatError       a notification body we cannot read
 """
@@ -29,6 +30,10 @@ class ChannelRejected(ChannelError):
 
 
 class PaymentNotFound(ChannelRejected):
+    pass
+
+
+class PayoutNotFound(ChannelError):
     pass
 
 

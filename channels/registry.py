@@ -1,13 +1,15 @@
 """Which adapter serves which channel.
 
-Today every channel is simulated by the sandbox; when a real Alipay or WeChat
-Pay adapter lands, only this mapping changes.
+Today every channel, and the bank that pays merchants out, is simulated by the
+sandbox; when a real Alipay, WeChat Pay or bank adapter lands, only this
+mapping changes.
 """
 
 from __future__ import annotations
 
 import httpx
 
+from channels.bank import BankTransferAdapter
 from channels.base import ChannelAdapter, ChannelName
 from channels.sandbox_adapter import SandboxChannel
 from settings import Settings
@@ -33,3 +35,14 @@ def build_channels(settings: Settings, client: httpx.AsyncClient) -> dict[str, C
         )
         for name in ChannelName
     }
+
+
+def build_bank(settings: Settings, client: httpx.AsyncClient) -> BankTransferAdapter:
+    """The payout adapter, sharing `client` (owned by the caller) like `build_channels`."""
+    return BankTransferAdapter(
+        base_url=f"{settings.sandbox_base_url.rstrip('/')}/bank",
+        api_key=settings.sandbox_api_key.get_secret_value(),
+        webhook_secret=settings.sandbox_webhook_secret.get_secret_value().encode(),
+        tolerance_seconds=settings.notify_tolerance_seconds,
+        client=client,
+    )

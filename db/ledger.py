@@ -1,57 +1,133 @@
-"""Posting balanced, idempotent, immutable journal entries."""
+"""Posting journal entries: balanced, idempotent, immutable, and never overdrawing.
+
+Every entry is written in the caller's transaction together with the balance
+of each account it moves. The accounts are locked in id order first
+(`SELECT ... FOR UPDATE` on PostgreSQL; SQLite's `BEGIN IMMEDIATE` already
+makes the transaction the only writer), so concurrent entries on one account
+serialise, a balance check sees the latest balance, and two transactions never
+wait on each other's locks in opposite orders.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
-from db.tables import JournalEntry, Posting
+from db.tables import Account, JournalEntry, Posting
 from db.writes import insert_ignore
 from domain.keys import reversal_entry_id
-from domain.ledger import PostingLine, is_balanced, reversal_postings
+from domain.ledger import (
+    EntryKind,
+    PostingLine,
+    account_parts,
+    is_balanced,
+    may_go_negative,
+    normal_balance,
+    reversal_postings,
+)
 
 
 class UnbalancedEntry(ValueError):
     pass
 
 
+class InsufficientFunds(ValueError):
+    """The entry would take an account below zero where that is not allowed."""
+
+    def __init__(self, account: str, balance: int) -> None:
+        super().__init__(f"{account} would go to {balance}")
+        self.account = account
+        self.balance = balance
+
+
+def lock_accounts(session: Session, accounts: Iterable[str]) -> dict[str, Account]:
+    """Create missing accounts, then lock them all in id order; returns them by id."""
+    ids = sorted(set(accounts))
+    now = datetime.now(UTC)
+    for account in ids:
+        kind, owner, currency = account_parts(account)
+        insert_ignore(
+            session,
+            Account,
+            {
+                "id": account,
+                "kind": kind.value,
+                "owner": owner,
+                "currency": currency,
+                "balance": 0,
+                "updated_at": now,
+            },
+        )
+    rows = session.exec(
+        select(Account).where(col(Account.id).in_(ids)).order_by(col(Account.id)).with_for_update()
+    ).all()
+    return {row.id: row for row in rows}
+
+
 def post_entry(
     session: Session,
     *,
     entry_id: str,
-    order_id: str,
-    kind: str,
+    kind: EntryKind,
     currency: str,
     postings: Sequence[PostingLine],
+    order_id: str | None = None,
+    merchant_id: str | None = None,
     reverses_entry_id: str | None = None,
 ) -> bool:
-    """Post the entry once; a second call with the same id changes nothing. True when new."""
+    """Post the entry once; a second call with the same id changes nothing. True when new.
+
+    Raises UnbalancedEntry for an empty or unbalanced entry and InsufficientFunds when
+    an account would go below zero where `may_go_negative` forbids it; the caller's
+    transaction then rolls back, so nothing of the entry is kept.
+    """
     if not postings or not is_balanced(postings):
         raise UnbalancedEntry(f"entry {entry_id} is empty or does not balance")
+    accounts = lock_accounts(session, (p.account for p in postings))
     created = insert_ignore(
         session,
         JournalEntry,
         {
             "id": entry_id,
             "order_id": order_id,
-            "kind": kind,
+            "merchant_id": merchant_id,
+            "kind": kind.value,
             "currency": currency,
             "reverses_entry_id": reverses_entry_id,
             "created_at": datetime.now(UTC),
         },
     )
-    if created:
-        session.add_all(
-            Posting(entry_id=entry_id, account=p.account, currency=currency, amount=p.amount)
-            for p in postings
+    if not created:
+        return False
+    for posting in postings:
+        _apply(accounts[posting.account], posting.amount, kind)
+        session.add(
+            Posting(
+                entry_id=entry_id, account=posting.account, currency=currency, amount=posting.amount
+            )
         )
-    return created
+    session.flush()
+    return True
+
+
+def _apply(account: Account, amount: int, entry: EntryKind) -> None:
+    account_kind = account_parts(account.id)[0]
+    before = normal_balance(account_kind, account.balance)
+    after = normal_balance(account_kind, account.balance + amount)
+    # Only a movement that lowers the balance below zero is refused: an account that is
+    # already negative (a clawback) may still be credited back towards zero.
+    if after < 0 and after < before and not may_go_negative(account_kind, entry):
+        raise InsufficientFunds(account.id, after)
+    account.balance += amount
+    account.updated_at = datetime.now(UTC)
 
 
 def entry_postings(session: Session, entry_id: str) -> list[PostingLine]:
-    rows = session.exec(select(Posting).where(Posting.entry_id == entry_id).order_by(Posting.id))  # type: ignore[arg-type]
+    rows = session.exec(
+        select(Posting).where(Posting.entry_id == entry_id).order_by(col(Posting.id))
+    )
     return [PostingLine(row.account, row.amount) for row in rows]
 
 
@@ -63,9 +139,16 @@ def reverse_entry(session: Session, entry_id: str) -> bool:
     return post_entry(
         session,
         entry_id=reversal_entry_id(entry_id),
-        order_id=original.order_id,
-        kind="reversal",
+        kind=EntryKind.REVERSAL,
         currency=original.currency,
         postings=reversal_postings(entry_postings(session, entry_id)),
+        order_id=original.order_id,
+        merchant_id=original.merchant_id,
         reverses_entry_id=entry_id,
     )
+
+
+def account_balance(session: Session, account: str) -> int:
+    """The normal balance of an account (0 for one never posted to)."""
+    row = session.get(Account, account)
+    return 0 if row is None else normal_balance(account_parts(account)[0], row.balance)

@@ -76,6 +76,13 @@ class Order(SQLModel, table=True):
     channel_fee_amount: int | None = Field(default=None, sa_column=_money(nullable=True))
     commission_amount: int | None = Field(default=None, sa_column=_money(nullable=True))
     merchant_net_amount: int | None = Field(default=None, sa_column=_money(nullable=True))
+    # Refunds asked and not failed (in flight or done), and the split parts they took.
+    refunded_amount: int = Field(default=0, sa_column=_money())
+    refunded_fee_amount: int = Field(default=0, sa_column=_money())
+    refunded_commission_amount: int = Field(default=0, sa_column=_money())
+    refunded_net_amount: int = Field(default=0, sa_column=_money())
+    # Set when the order completed and the merchant's share became available.
+    funds_released_at: datetime | None = None
     created_at: datetime = Field(index=True)
     updated_at: datetime
 
@@ -124,7 +131,38 @@ class Refund(SQLModel, table=True):
     reason: str
     status: str  # pending | succeeded | failed
     failure_reason: str | None = None
+    # Who asked (buyer | merchant | operator | system) and, for requested refunds, the
+    # split parts the refund takes back (compensation refunds move no ledger money).
+    requested_by: str = "system"
+    channel_fee_amount: int = Field(default=0, sa_column=_money())
+    commission_amount: int = Field(default=0, sa_column=_money())
+    merchant_net_amount: int = Field(default=0, sa_column=_money())
+    from_available: bool = False  # the merchant's part came from available (after completion)
     created_at: datetime
+    updated_at: datetime
+
+
+class RefundLine(SQLModel, table=True):
+    """Which order lines (and how many units of each) a per-line refund gives back."""
+
+    __tablename__ = "refund_lines"
+
+    refund_id: str = Field(primary_key=True, foreign_key="refunds.id")
+    line_no: int = Field(primary_key=True)
+    quantity: int
+    amount: int = Field(sa_column=_money())
+
+
+class Account(SQLModel, table=True):
+    """A ledger account; `balance` is the sum of its postings (debit +), kept in step."""
+
+    __tablename__ = "accounts"
+
+    id: str = Field(primary_key=True)  # "{kind}:{owner}:{currency}"
+    kind: str = Field(index=True)
+    owner: str = Field(index=True)
+    currency: str
+    balance: int = Field(default=0, sa_column=_money())
     updated_at: datetime
 
 
@@ -134,11 +172,12 @@ class JournalEntry(SQLModel, table=True):
     __tablename__ = "journal_entries"
 
     id: str = Field(primary_key=True)
-    order_id: str = Field(index=True)
-    kind: str  # settlement | reversal
+    order_id: str | None = Field(default=None, index=True)
+    merchant_id: str | None = Field(default=None, index=True)
+    kind: str  # domain.ledger.EntryKind
     currency: str
     reverses_entry_id: str | None = None
-    created_at: datetime
+    created_at: datetime = Field(index=True)
 
 
 class Posting(SQLModel, table=True):
@@ -148,7 +187,7 @@ class Posting(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     entry_id: str = Field(index=True, foreign_key="journal_entries.id")
-    account: str = Field(index=True)
+    account: str = Field(index=True, foreign_key="accounts.id")
     currency: str
     amount: int = Field(sa_column=_money())
 
@@ -189,3 +228,52 @@ class IdempotencyKey(SQLModel, table=True):
     status_code: int | None = None
     response_body: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     created_at: datetime
+
+
+class Statement(SQLModel, table=True):
+    """A merchant's settlement for one day and currency: what it covers and what is paid."""
+
+    __tablename__ = "statements"
+
+    id: str = Field(primary_key=True)  # "{merchant}:{day}:{currency}"
+    merchant_id: str = Field(index=True)
+    day: str  # ISO date of the business day it settles
+    currency: str
+    cutoff: datetime  # entries before this instant are covered
+    opening_balance: int = Field(sa_column=_money())  # available before its entries
+    gross_amount: int = Field(sa_column=_money())
+    channel_fee_amount: int = Field(sa_column=_money())
+    commission_amount: int = Field(sa_column=_money())
+    refunded_amount: int = Field(sa_column=_money())  # merchant's part of refunds
+    returned_amount: int = Field(sa_column=_money())  # earlier payouts the bank refused
+    clawback_amount: int = Field(sa_column=_money())  # a negative opening recovered
+    payout_amount: int = Field(sa_column=_money())
+    closing_balance: int = Field(sa_column=_money())  # carried to the next statement
+    order_count: int
+    created_at: datetime
+
+
+class StatementEntry(SQLModel, table=True):
+    """An entry covered by a statement; the primary key makes it covered at most once."""
+
+    __tablename__ = "statement_entries"
+
+    entry_id: str = Field(primary_key=True, foreign_key="journal_entries.id")
+    statement_id: str = Field(index=True, foreign_key="statements.id")
+
+
+class Payout(SQLModel, table=True):
+    """A bank transfer of a statement's payout; its id is the bank's idempotency key."""
+
+    __tablename__ = "payouts"
+
+    id: str = Field(primary_key=True)
+    statement_id: str = Field(index=True, foreign_key="statements.id")
+    merchant_id: str = Field(index=True)
+    amount: int = Field(sa_column=_money())
+    currency: str
+    status: str  # pending | paid | failed
+    failure_reason: str | None = None
+    bank_reference: str | None = None
+    created_at: datetime
+    updated_at: datetime

@@ -6,6 +6,8 @@ retried step find the side effect of its earlier attempt instead of repeating it
 
 from __future__ import annotations
 
+from datetime import date
+
 
 def order_workflow_id(order_id: str) -> str:
     return f"order-{order_id}"
@@ -35,3 +37,44 @@ def settlement_entry_id(order_id: str) -> str:
 
 def reversal_entry_id(entry_id: str) -> str:
     return f"{entry_id}:reversal"
+
+
+def funds_release_entry_id(order_id: str) -> str:
+    return f"{order_id}:release"
+
+
+def refund_workflow_id(refund_id: str) -> str:
+    return f"refund-{refund_id}"
+
+
+def refund_reservation_entry_id(refund_id: str) -> str:
+    return f"{refund_id}:reserve"
+
+
+def refund_completion_entry_id(refund_id: str) -> str:
+    return f"{refund_id}:complete"
+
+
+def refund_return_entry_id(refund_id: str) -> str:
+    return f"{refund_id}:return"
+
+
+def statement_id(merchant_id: str, day: date, currency: str) -> str:
+    return f"{merchant_id}:{day.isoformat()}:{currency}"
+
+
+def payout_id(statement: str) -> str:
+    """The bank's idempotency key for a statement's payout: one payout per statement."""
+    return f"po-{statement.replace(':', '-')}"
+
+
+def payout_entry_id(payout: str, step: str) -> str:
+    return f"{payout}:{step}"
+
+
+def settlement_run_workflow_id(day: date) -> str:
+    return f"settlement-run-{day.isoformat()}"
+
+
+def merchant_settlement_workflow_id(merchant_id: str, day: date) -> str:
+    return f"settlement-{day.isoformat()}-{merchant_id}"

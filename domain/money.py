@@ -100,6 +100,16 @@ def apply_rate(amount: int, rate: Decimal) -> int:
     return _half_up_ratio(amount * numerator, denominator)
 
 
+def prorate(amount: int, part: int, whole: int) -> int:
+    """`amount * part / whole` rounded half up, exactly: a proportional share of `amount`.
+
+    Used to take a refund's share of each part of a split; `whole` must be > 0.
+    """
+    if whole <= 0:
+        raise ValueError(f"whole must be > 0, got {whole}")
+    return _half_up_ratio(amount * part, whole)
+
+
 def format_amount(amount: int, currency: str) -> str:
     """Human-readable amount with the currency code: "12.34 CNY", "1234 JPY", "-0.050 KWD"."""
     exponent = currency_exponent(currency)

@@ -10,7 +10,10 @@ class OrderStatus(enum.StrEnum):
     AWAITING_PAYMENT = "awaiting_payment"  # payment created at the channel
     PAID = "paid"  # the channel confirmed the buyer's payment
     SETTLED = "settled"  # split computed and ledger entries posted
-    COMPLETED = "completed"  # buyer and merchant notified; the saga is done
+    # Buyer and merchant notified; the merchant's share stays pending until the buyer
+    # confirms receipt or the auto-completion delay passes.
+    AWAITING_RECEIPT = "awaiting_receipt"
+    COMPLETED = "completed"  # the merchant's share is available for settlement
     CLOSED = "closed"  # not paid in time, declined, or the channel refused the payment
     CANCELLED = "cancelled"  # cancelled before payment
     REFUNDING = "refunding"  # compensation under way after a failure past payment

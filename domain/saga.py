@@ -33,6 +33,9 @@ class OrderInput(_Message):
     commission_rate: Decimal
     payment_timeout_seconds: int
     notify_url: str
+    # After payment, the merchant's share stays pending until the buyer confirms receipt
+    # or this many seconds pass. None (orders started before the hold existed): no hold.
+    auto_complete_seconds: int | None = None
 
 
 class Checkout(_Message):
@@ -55,6 +58,10 @@ class PaymentSignal(_Message):
 
 class CancelRequest(_Message):
     reason: str = "requested"
+
+
+class ReceiptConfirmation(_Message):
+    """The buyer has the goods: the order may complete now."""
 
 
 class CheckoutRequest(_Message):
@@ -118,3 +125,4 @@ class OrderView(_Message):
     close_reason: str | None = None
     review_reasons: tuple[str, ...] = ()
     refunded_amount: int = 0
+    released_amount: int | None = None  # the merchant's share made available at completion

@@ -16,7 +16,7 @@ from decimal import Decimal
 
 from pydantic import BaseModel, ConfigDict
 
-from domain.money import apply_rate
+from domain.money import apply_rate, prorate
 from domain.pricing import StrictAmount
 
 
@@ -62,4 +62,37 @@ def split_payment(
         channel_fee_amount=channel_fee,
         commission_amount=commission,
         merchant_net_amount=payable_amount - channel_fee - commission,
+    )
+
+
+def split_refund(remaining: Split, amount: int) -> Split:
+    """The parts of a refund of `amount`, taken in proportion from what is left of a split.
+
+    `remaining` is the split less every earlier refund's parts. The channel fee and the
+    commission shares round half up, as in `split_payment`; the commission share is capped
+    so the merchant's share is never negative, and the merchant's share is the rest. Each
+    part is then at most what is left of it (a share rounds to at most its whole, and the
+    merchant's rest stays within its own share), and refunding all that is left returns
+    exactly the remaining parts, so the parts of an order's refunds add up to the split.
+    """
+    if not 0 < amount <= remaining.payable_amount:
+        raise ValueError(f"refund of {amount} outside 1..{remaining.payable_amount}")
+    whole = remaining.payable_amount
+    fee = prorate(amount, remaining.channel_fee_amount, whole)
+    commission = min(prorate(amount, remaining.commission_amount, whole), amount - fee)
+    return Split(
+        payable_amount=amount,
+        channel_fee_amount=fee,
+        commission_amount=commission,
+        merchant_net_amount=amount - fee - commission,
+    )
+
+
+def subtract(split: Split, part: Split) -> Split:
+    """What is left of `split` once `part` of it is refunded."""
+    return Split(
+        payable_amount=split.payable_amount - part.payable_amount,
+        channel_fee_amount=split.channel_fee_amount - part.channel_fee_amount,
+        commission_amount=split.commission_amount - part.commission_amount,
+        merchant_net_amount=split.merchant_net_amount - part.merchant_net_amount,
     )

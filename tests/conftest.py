@@ -25,7 +25,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 import stack
 from db.engine import create_tables, make_engine
-from tests.support import assert_ledger_balanced
+from tests.support import assert_ledger_sound
 
 BACKENDS = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_DATABASE_URL") else [])
 
@@ -111,6 +111,8 @@ def system(
         "PAYSAGA_SANDBOX_NOTIFY_RETRY_BASE_MS": "100",
         "PAYSAGA_SANDBOX_STORE_PATH": str(tmp / "sandbox.json"),
         "PAYSAGA_LOG_DIR": str(tmp),
+        # Paid orders complete at once unless a test asks for a hold.
+        "PAYSAGA_AUTO_COMPLETE_SECONDS": "0",
     }
     engine = _fresh_engine(env["PAYSAGA_DATABASE_URL"])
     processes = stack.Stack(env=env)
@@ -142,7 +144,7 @@ async def api(system: System) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client for our API; after the test, every ledger entry must balance."""
     async with httpx.AsyncClient(base_url=system.api_url, timeout=30) as client:
         yield client
-    assert_ledger_balanced(system.engine)
+    assert_ledger_sound(system.engine)
 
 
 @pytest_asyncio.fixture

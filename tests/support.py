@@ -11,6 +11,7 @@ import httpx
 from sqlalchemy import Engine, func
 from sqlmodel import Session, select
 
+from db.reconcile import ledger_problems
 from db.tables import JournalEntry, Posting
 
 T = TypeVar("T")
@@ -33,7 +34,8 @@ async def wait_for(
     return value
 
 
-def assert_ledger_balanced(engine: Engine) -> None:
+def assert_ledger_sound(engine: Engine) -> None:
+    """Every entry balances and is non-empty, and every invariant of `db.reconcile` holds."""
     with Session(engine) as session:
         unbalanced = session.exec(
             select(Posting.entry_id, Posting.currency)
@@ -47,6 +49,7 @@ def assert_ledger_balanced(engine: Engine) -> None:
             )
         ).all()
         assert empty == [], f"entries without postings: {empty}"
+        assert ledger_problems(session) == []
 
 
 async def create_merchant(api: httpx.AsyncClient, rate: str = "0.05") -> str:

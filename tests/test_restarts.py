@@ -31,7 +31,7 @@ async def test_payment_while_worker_is_dead_completes_once_after_restart(
         done["split"]["merchant_net"] + done["split"]["commission"] + done["split"]["channel_fee"]
         == 7498
     )
-    assert _count(system, JournalEntry, order["id"]) == 1
+    assert _count(system, JournalEntry, order["id"]) == 2  # settlement + release
     assert _count(system, PartyNotification, order["id"]) == 2
 
 
@@ -45,7 +45,7 @@ async def test_worker_killed_as_payments_land_completes_each_once(
     await asyncio.to_thread(system.restart_worker, kill=True)
     for order in orders:
         await wait_status(api, order["id"], "completed", timeout=60)
-        assert _count(system, JournalEntry, order["id"]) == 1
+        assert _count(system, JournalEntry, order["id"]) == 2  # settlement + release
         assert _count(system, PartyNotification, order["id"]) == 2
 
 

@@ -30,6 +30,15 @@ DB_WRITE: dict[str, Any] = {
     ),
 }
 
+# A database write past the point of no return (releasing funds, recording a refund's
+# outcome): nothing to compensate, so it is retried until the database takes it.
+DB_MUST_FINISH: dict[str, Any] = {
+    "start_to_close_timeout": timedelta(seconds=15),
+    "retry_policy": RetryPolicy(
+        initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=30)
+    ),
+}
+
 # A channel call that must eventually happen (close, refund): retried without limit.
 CHANNEL_MUST_FINISH: dict[str, Any] = {
     "start_to_close_timeout": timedelta(seconds=20),

@@ -14,6 +14,7 @@ refunded at once.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -40,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
         OrderView,
         PaymentRecord,
         PaymentSignal,
+        ReceiptConfirmation,
         RefundOrder,
         ReviewFlag,
         StatusChange,
@@ -98,6 +100,8 @@ class OrderWorkflow:
         self._compensations: list[Compensation] = []
         self._retry_compensation = False
         self._compensation_attempt = 1
+        self._receipt_confirmed = False
+        self._released_amount: int | None = None
 
     @workflow.run
     async def run(self, order: OrderInput) -> OrderView:
@@ -122,6 +126,7 @@ class OrderWorkflow:
             close_reason=self._close_reason,
             review_reasons=tuple(self._review_reasons),
             refunded_amount=self._refunded_amount,
+            released_amount=self._released_amount,
         )
 
     @workflow.signal
@@ -155,6 +160,18 @@ class OrderWorkflow:
             lambda: self._status in FINAL_STATUSES or self._paid is not None
         )
         return self.view()
+
+    @workflow.update
+    async def confirm_receipt(self, request: ReceiptConfirmation) -> OrderView:
+        """The buyer has the goods: complete the order now; answers once it has."""
+        self._receipt_confirmed = True
+        await workflow.wait_condition(lambda: self._status in FINAL_STATUSES)
+        return self.view()
+
+    @confirm_receipt.validator
+    def _validate_receipt(self, request: ReceiptConfirmation) -> None:
+        if self._status not in (OrderStatus.AWAITING_RECEIPT, OrderStatus.COMPLETED):
+            raise ValueError(f"order is {self._status.value}; receipt can be confirmed once paid")
 
     @cancel_order.validator
     def _validate_cancel(self, request: CancelRequest) -> None:
@@ -318,8 +335,29 @@ class OrderWorkflow:
         except StepFailed as error:
             await self._compensate(str(error.cause or error))
             return
-        self._status = OrderStatus.COMPLETED  # notify_parties wrote the projection
+        if workflow.patched("hold-funds-until-receipt"):
+            await self._hold_until_receipt()
+        self._status = OrderStatus.COMPLETED  # release_funds wrote the projection
         self._publish(self._status)
+
+    async def _hold_until_receipt(self) -> None:
+        """The merchant's share stays pending until the buyer confirms or the delay passes.
+
+        Past payment there is no compensation: refunds are their own workflows, and the
+        release is a database write retried until it succeeds.
+        """
+        self._status = OrderStatus.AWAITING_RECEIPT  # notify_parties wrote the projection
+        delay = self._order.auto_complete_seconds or 0
+        if delay > 0:
+            self._publish(self._status)
+            with contextlib.suppress(TimeoutError):  # the delay passed: auto-completion
+                await workflow.wait_condition(
+                    lambda: self._receipt_confirmed, timeout=timedelta(seconds=delay)
+                )
+        self._released_amount = await workflow.execute_local_activity_method(
+            OrderRecords.release_funds, self._ref, **options.DB_MUST_FINISH
+        )
+        self._steps.append("release_funds")
 
     # -- compensation --------------------------------------------------------
 

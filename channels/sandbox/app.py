@@ -1,7 +1,8 @@
 """The sandbox service: `uvicorn --factory channels.sandbox.app:create_app`.
 
-The lifespan owns the one outgoing HTTP client (for notifications) and the
-notifier's tasks, so that shutdown cancels deliveries still in flight.
+The lifespan owns the one outgoing HTTP client (for notifications), the
+notifier's tasks and the payout settlement timers, so that shutdown cancels
+work still in flight.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from pathlib import Path
 import httpx
 from fastapi import FastAPI
 
-from channels.sandbox import api, cashier, control
+from channels.sandbox import api, cashier, control, payout_api
 from channels.sandbox.errors import install_error_handlers
 from channels.sandbox.notifier import Notifier
+from channels.sandbox.payout_service import PayoutService
 from channels.sandbox.service import SandboxService
 from channels.sandbox.store import Store
 from settings import Settings, get_settings
@@ -36,15 +38,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 record=store.record_delivery,
             )
             app.state.service = SandboxService(store, notifier, settings.sandbox_base_url)
+            payouts = PayoutService(store, notifier, delay_ms=settings.sandbox_payout_delay_ms)
+            app.state.payouts = payouts
             try:
                 yield
             finally:
+                await payouts.aclose()  # first: a timer may still hand the notifier an event
                 await notifier.aclose()
 
     app = FastAPI(title="paysaga sandbox channel", lifespan=lifespan)
     app.state.api_key = settings.sandbox_api_key
     install_error_handlers(app)
     app.include_router(api.router)
+    app.include_router(payout_api.router)
     app.include_router(cashier.router)
     app.include_router(control.router)
 

@@ -1,7 +1,9 @@
-"""Test controls (no auth): play the buyer, inject faults, watch deliveries.
+"""Test controls (no auth): play the buyer and the bank, inject faults, watch deliveries.
 
 Paths carry only out_trade_no (or refund_id); add `?channel=` when the same
-id exists on more than one channel.
+id exists on more than one channel. Payout controls take a payout_id, or a
+merchant_id for the behaviour (and for `/faults/{merchant_id}`, which fails
+that merchant's payout API calls).
 """
 
 from __future__ import annotations
@@ -12,11 +14,11 @@ from fastapi import APIRouter, Body
 from pydantic import BaseModel, Field
 
 from channels.base import ChannelName
-from channels.sandbox.deps import ServiceDep
+from channels.sandbox.deps import PayoutServiceDep, ServiceDep
 from channels.sandbox.notifier import DeliveryMode
-from channels.sandbox.protocol import Payment, Refund
+from channels.sandbox.protocol import Payment, Payout, Refund
 from channels.sandbox.service import refund_view
-from channels.sandbox.store import DeliveryAttempt, RefundMode
+from channels.sandbox.store import DeliveryAttempt, PayoutMode, RefundMode
 
 router = APIRouter(prefix="/control", tags=["control"])
 
@@ -33,6 +35,10 @@ class FaultInstruction(BaseModel):
 
 class RefundBehaviour(BaseModel):
     mode: RefundMode
+
+
+class PayoutBehaviour(BaseModel):
+    mode: PayoutMode  # for payouts created from now on
 
 
 @router.post("/payments/{out_trade_no}/pay")
@@ -88,3 +94,28 @@ async def complete_refund(
 ) -> Refund:
     refund = await service.store.find_refund(refund_id, channel)
     return refund_view(await service.complete_refund(refund))
+
+
+@router.post("/payout-behaviour/{merchant_id}")
+async def set_payout_behaviour(
+    merchant_id: str, body: PayoutBehaviour, payouts: PayoutServiceDep
+) -> PayoutBehaviour:
+    await payouts.store.set_payout_mode(merchant_id, body.mode)
+    return body
+
+
+@router.post("/payouts/{payout_id}/complete")
+async def complete_payout(payout_id: str, payouts: PayoutServiceDep) -> Payout:
+    return await payouts.settle(payout_id, "paid")
+
+
+@router.post("/payouts/{payout_id}/fail")
+async def fail_payout(payout_id: str, payouts: PayoutServiceDep) -> Payout:
+    return await payouts.settle(payout_id, "failed")
+
+
+@router.get("/payouts/{payout_id}/deliveries")
+async def list_payout_deliveries(
+    payout_id: str, payouts: PayoutServiceDep
+) -> list[DeliveryAttempt]:
+    return await payouts.store.deliveries(payout_id)

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from channels.sandbox.errors import SandboxError
+from channels.sandbox.payout_service import PayoutService
 from channels.sandbox.service import SandboxService
 
 
@@ -17,6 +18,14 @@ def get_service(request: Request) -> SandboxService:
 
 
 ServiceDep = Annotated[SandboxService, Depends(get_service)]
+
+
+def get_payouts(request: Request) -> PayoutService:
+    payouts: PayoutService = request.app.state.payouts
+    return payouts
+
+
+PayoutServiceDep = Annotated[PayoutService, Depends(get_payouts)]
 
 
 def require_api_key(request: Request) -> None:

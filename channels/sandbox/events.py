@@ -8,7 +8,14 @@ from __future__ import annotations
 
 import time
 
-from channels.sandbox.protocol import Event, EventData, EventType
+from channels.sandbox.protocol import (
+    Event,
+    EventData,
+    EventType,
+    Payout,
+    PayoutEvent,
+    PayoutEventType,
+)
 from channels.sandbox.store import PaymentRecord, RefundRecord, new_id
 
 
@@ -42,6 +49,12 @@ def refund_event(type_: EventType, payment: PaymentRecord, refund: RefundRecord)
             refund_id=refund.refund_id,
         ),
     )
+
+
+def payout_event(type_: PayoutEventType, payout: Payout) -> PayoutEvent:
+    """A payout event carries the payout as the API shows it, so a receiver
+    reads one model whether it queried or was told."""
+    return PayoutEvent(id=new_id("evt"), type=type_, created=int(time.time()), data=payout)
 
 
 def _event(type_: EventType, data: EventData) -> Event:

@@ -5,6 +5,8 @@ Each event gets its own asyncio task. An attempt that does not end in a 2xx
 `retry_base_ms`, then double that, and so on, up to `max_attempts` attempts.
 Every attempt is signed afresh (a new timestamp) over the exact bytes sent,
 and keeps the event id. The tasks are kept so that shutdown can cancel them.
+Attempts are recorded under the key the control API reads them by: a payment
+or refund event's out_trade_no, a payout event's payout_id.
 """
 
 from __future__ import annotations
@@ -17,13 +19,14 @@ from collections.abc import Awaitable, Callable
 
 import httpx
 
-from channels.sandbox.protocol import Event
+from channels.sandbox.protocol import Event, PayoutEvent
 from channels.sandbox.store import DeliveryAttempt
 from channels.signature import SIGNATURE_HEADER, sign
 
 log = logging.getLogger(__name__)
 
 RecordAttempt = Callable[[str, DeliveryAttempt], Awaitable[None]]
+AnyEvent = Event | PayoutEvent
 
 
 class DeliveryMode(enum.StrEnum):
@@ -55,7 +58,7 @@ class Notifier:
     def send(
         self,
         url: str,
-        event: Event,
+        event: AnyEvent,
         mode: DeliveryMode = DeliveryMode.NORMAL,
         delay_ms: int = 0,
     ) -> None:
@@ -78,7 +81,7 @@ class Notifier:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _deliver(self, url: str, event: Event, delay_s: float) -> None:
+    async def _deliver(self, url: str, event: AnyEvent, delay_s: float) -> None:
         if delay_s:
             await asyncio.sleep(delay_s)
         body = event.model_dump_json().encode()
@@ -89,7 +92,7 @@ class Notifier:
                 await asyncio.sleep(self._retry_base_s * 2 ** (attempt - 1))
         log.warning("gave up on event %s after %d attempts", event.id, self._max_attempts)
 
-    async def _attempt(self, url: str, event: Event, body: bytes, attempt: int) -> bool:
+    async def _attempt(self, url: str, event: AnyEvent, body: bytes, attempt: int) -> bool:
         headers = {
             "Content-Type": "application/json",
             SIGNATURE_HEADER: sign(self._secret, body, int(self._clock())),
@@ -102,7 +105,7 @@ class Notifier:
         except httpx.HTTPError as exc:
             error = type(exc).__name__
         await self._record(
-            event.data.out_trade_no,
+            _delivery_key(event),
             DeliveryAttempt(
                 event_id=event.id,
                 type=event.type,
@@ -117,3 +120,7 @@ class Notifier:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("notification task failed", exc_info=task.exception())
+
+
+def _delivery_key(event: AnyEvent) -> str:
+    return event.data.payout_id if isinstance(event, PayoutEvent) else event.data.out_trade_no

@@ -17,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field
 PaymentStatus = Literal["pending", "paid", "declined", "closed"]
 RefundStatus = Literal["pending", "succeeded", "failed"]
 EventType = Literal["payment.succeeded", "payment.declined", "refund.succeeded", "refund.failed"]
+PayoutStatus = Literal["pending", "paid", "failed"]
+PayoutEventType = Literal["payout.paid", "payout.failed"]
 
 # Minor units; strict so that "100" or 100.5 is refused rather than coerced.
 Amount = Annotated[int, Field(gt=0, strict=True)]
@@ -71,6 +73,27 @@ class Refund(_Wire):
     failure_reason: str | None
 
 
+class PayoutCreate(_Wire):
+    """A bank transfer to a merchant; `payout_id` makes creating it idempotent."""
+
+    payout_id: Key
+    merchant_id: Key
+    amount: Amount
+    currency: Currency
+    beneficiary: str = Field(min_length=1, max_length=128)  # e.g. a masked account name
+    notify_url: str = Field(pattern=r"^https?://", max_length=2048)
+
+
+class Payout(_Wire):
+    payout_id: str
+    merchant_id: str
+    amount: int
+    currency: str
+    status: PayoutStatus
+    failure_reason: str | None  # set once failed
+    bank_reference: str | None  # set once paid
+
+
 class ErrorDetail(_Wire):
     code: str
     message: str = ""
@@ -103,3 +126,12 @@ class Event(_Wire):
     type: EventType
     created: int
     data: EventData
+
+
+class PayoutEvent(_Wire):
+    """A payout notification body: like `Event`, but `data` is the payout itself."""
+
+    id: str
+    type: PayoutEventType
+    created: int
+    data: Payout

@@ -34,20 +34,20 @@ class SandboxService:
     # -- the channel API ----------------------------------------------------
 
     async def create_payment(self, channel: ChannelName, request: PaymentCreate) -> Payment:
-        await self._fail_if_faulted(request.out_trade_no)
+        await fail_if_faulted(self.store, request.out_trade_no)
         return self.payment_view(await self.store.create_payment(channel, request))
 
     async def get_payment(self, channel: ChannelName, out_trade_no: str) -> Payment:
-        await self._fail_if_faulted(out_trade_no)
+        await fail_if_faulted(self.store, out_trade_no)
         return self.payment_view(await self.store.payment((channel, out_trade_no)))
 
     async def close_payment(self, channel: ChannelName, out_trade_no: str) -> CloseResponse:
-        await self._fail_if_faulted(out_trade_no)
+        await fail_if_faulted(self.store, out_trade_no)
         closed, payment = await self.store.close_payment((channel, out_trade_no))
         return CloseResponse(closed=closed, payment=self.payment_view(payment))
 
     async def create_refund(self, channel: ChannelName, request: RefundCreate) -> Refund:
-        await self._fail_if_faulted(request.out_trade_no)
+        await fail_if_faulted(self.store, request.out_trade_no)
         refund, created = await self.store.create_refund(channel, request)
         if created and refund.status != "pending":
             await self._notify_refund(refund)
@@ -55,7 +55,7 @@ class SandboxService:
 
     async def get_refund(self, channel: ChannelName, refund_id: str) -> Refund:
         refund = await self.store.refund((channel, refund_id))
-        await self._fail_if_faulted(refund.out_trade_no)
+        await fail_if_faulted(self.store, refund.out_trade_no)
         return refund_view(refund)
 
     # -- the buyer and the test controls -------------------------------------
@@ -110,9 +110,11 @@ class SandboxService:
         type_: EventType = "refund.succeeded" if refund.status == "succeeded" else "refund.failed"
         self._notifier.send(payment.notify_url, refund_event(type_, payment, refund))
 
-    async def _fail_if_faulted(self, out_trade_no: str) -> None:
-        if await self.store.take_fault(out_trade_no):
-            raise SandboxError(503, "unavailable", "injected fault")
+
+async def fail_if_faulted(store: Store, key: str) -> None:
+    """Answer 503 while injected faults for `key` (an out_trade_no or merchant_id) last."""
+    if await store.take_fault(key):
+        raise SandboxError(503, "unavailable", "injected fault")
 
 
 def refund_view(refund: RefundRecord) -> Refund:

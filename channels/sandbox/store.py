@@ -1,17 +1,21 @@
-"""The sandbox's memory: payments, refunds, injected faults and the delivery log.
+"""The sandbox's memory: payments, refunds, payouts, injected faults and the delivery log.
 
 Every state transition happens here, under one `asyncio.Lock`, and returns
 frozen snapshots so callers can read them after the lock is released.
 Payments are keyed by (channel, out_trade_no) and refunds by (channel,
 refund_id), as a real channel scopes them per merchant account. Faults,
 refund behaviour and deliveries are keyed by out_trade_no alone because the
-control API that sets and reads them has no channel in its path.
+control API that sets and reads them has no channel in its path. Payouts are
+keyed by payout_id; their faults and behaviour by merchant_id, their
+deliveries by payout_id, in the same maps.
 
-With a `path`, payments and refunds are also written to a JSON snapshot after
-every change and read back at start, so the sandbox, like a real channel,
-remembers its payments across a restart. Faults and deliveries are test
-scaffolding and stay in memory; notifications in flight at a restart are
-lost, which the saga's own polling recovers.
+With a `path`, payments, refunds and payouts are also written to a JSON
+snapshot after every change and read back at start, so the sandbox, like a
+real channel, remembers them across a restart. Faults, refund and payout
+behaviour and deliveries are test scaffolding and stay in memory;
+notifications in flight at a restart are lost, which the saga's own polling
+recovers. A payout pending at a restart stays pending (its settlement timer
+is gone) until the control API completes or fails it.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ from channels.sandbox.errors import SandboxError
 from channels.sandbox.protocol import (
     PaymentCreate,
     PaymentStatus,
+    PayoutCreate,
+    PayoutStatus,
     RefundCreate,
     RefundStatus,
 )
@@ -36,8 +42,11 @@ from channels.sandbox.protocol import (
 PaymentKey = tuple[ChannelName, str]
 RefundKey = tuple[ChannelName, str]
 RefundMode = Literal["succeed", "pending", "fail"]
+PayoutMode = Literal["succeed", "fail", "hold"]
+PayoutOutcome = Literal["paid", "failed"]
 
 REFUND_REFUSED = "sandbox_refund_refused"
+PAYOUT_REFUSED = "account_frozen"
 _REFUND_STATUS_FOR_MODE: dict[RefundMode, RefundStatus] = {
     "succeed": "succeeded",
     "pending": "pending",
@@ -80,6 +89,19 @@ class RefundRecord:
 
 
 @dataclass(frozen=True)
+class PayoutRecord:
+    payout_id: str
+    merchant_id: str
+    amount: int
+    currency: str
+    beneficiary: str
+    notify_url: str
+    status: PayoutStatus = "pending"
+    failure_reason: str | None = None
+    bank_reference: str | None = None
+
+
+@dataclass(frozen=True)
 class DeliveryAttempt:
     event_id: str
     type: str
@@ -101,6 +123,8 @@ class Store:
         self._refunds: dict[RefundKey, RefundRecord] = {}
         self._faults: dict[str, int] = {}
         self._refund_modes: dict[str, RefundMode] = {}
+        self._payouts: dict[str, PayoutRecord] = {}
+        self._payout_modes: dict[str, PayoutMode] = {}
         self._deliveries: dict[str, list[DeliveryAttempt]] = {}
         if path is not None and path.exists():
             self._load(path)
@@ -253,6 +277,65 @@ class Store:
                 raise SandboxError(409, "refund_failed")
             return self._save_refund(replace(refund, status="succeeded")), True
 
+    # -- payouts ----------------------------------------------------------
+
+    async def create_payout(self, request: PayoutCreate) -> tuple[PayoutRecord, bool]:
+        """Create a pending payout, or return the one with this payout_id if it moves
+        the same money to the same beneficiary. Returns the payout and whether it is new."""
+        async with self._lock:
+            existing = self._payouts.get(request.payout_id)
+            if existing is None:
+                payout = PayoutRecord(
+                    payout_id=request.payout_id,
+                    merchant_id=request.merchant_id,
+                    amount=request.amount,
+                    currency=request.currency,
+                    beneficiary=request.beneficiary,
+                    notify_url=request.notify_url,
+                )
+                return self._save_payout(payout), True
+            same = (
+                existing.merchant_id,
+                existing.amount,
+                existing.currency,
+                existing.beneficiary,
+            ) == (request.merchant_id, request.amount, request.currency, request.beneficiary)
+            if not same:
+                raise SandboxError(409, "payout_id_conflict")
+            return existing, False
+
+    async def payout(self, payout_id: str) -> PayoutRecord:
+        async with self._lock:
+            return self._payout(payout_id)
+
+    async def settle_payout(
+        self, payout_id: str, outcome: PayoutOutcome
+    ) -> tuple[PayoutRecord, bool]:
+        """A pending payout is paid or fails. Returns the payout and whether it changed.
+
+        Settling again the same way changes nothing; the other way is a conflict,
+        as a bank cannot take back a transfer it made (or make one it refused).
+        """
+        async with self._lock:
+            payout = self._payout(payout_id)
+            if payout.status == outcome:
+                return payout, False
+            if payout.status != "pending":
+                raise SandboxError(409, "payout_settled", f"payout is {payout.status}")
+            if outcome == "paid":
+                settled = replace(payout, status="paid", bank_reference=new_id("bank"))
+            else:
+                settled = replace(payout, status="failed", failure_reason=PAYOUT_REFUSED)
+            return self._save_payout(settled), True
+
+    async def set_payout_mode(self, merchant_id: str, mode: PayoutMode) -> None:
+        async with self._lock:
+            self._payout_modes[merchant_id] = mode
+
+    async def payout_mode(self, merchant_id: str) -> PayoutMode:
+        async with self._lock:
+            return self._payout_modes.get(merchant_id, "succeed")
+
     # -- test controls ----------------------------------------------------
 
     async def set_faults(self, out_trade_no: str, api_failures: int) -> None:
@@ -294,6 +377,12 @@ class Store:
             raise _not_found("refund")
         return refund
 
+    def _payout(self, payout_id: str) -> PayoutRecord:
+        payout = self._payouts.get(payout_id)
+        if payout is None:
+            raise _not_found("payout")
+        return payout
+
     def _save(self, payment: PaymentRecord) -> PaymentRecord:
         self._payments[payment.key] = payment
         self._persist()
@@ -304,12 +393,18 @@ class Store:
         self._persist()
         return refund
 
+    def _save_payout(self, payout: PayoutRecord) -> PayoutRecord:
+        self._payouts[payout.payout_id] = payout
+        self._persist()
+        return payout
+
     def _persist(self) -> None:
         if self._path is None:
             return
         snapshot = {
             "payments": [asdict(p) for p in self._payments.values()],
             "refunds": [asdict(r) for r in self._refunds.values()],
+            "payouts": [asdict(p) for p in self._payouts.values()],
         }
         self._path.parent.mkdir(parents=True, exist_ok=True)
         temporary = self._path.with_suffix(".tmp")
@@ -325,6 +420,9 @@ class Store:
         for raw in snapshot["refunds"]:
             refund = RefundRecord(**{**raw, "channel": ChannelName(raw["channel"])})
             self._refunds[(refund.channel, refund.refund_id)] = refund
+        for raw in snapshot.get("payouts", []):  # absent from snapshots older than payouts
+            payout = PayoutRecord(**raw)
+            self._payouts[payout.payout_id] = payout
 
     def _check_refundable(self, payment: PaymentRecord, request: RefundCreate) -> None:
         if payment.status != "paid":

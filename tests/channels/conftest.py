@@ -3,7 +3,9 @@
 The sandbox is started once per session as a uvicorn subprocess with fresh
 random secrets; the receiver is a tiny Starlette app in a background thread.
 Each test gets its own order id and its own inbox (a path on the receiver),
-so tests never see each other's payments or notifications.
+so tests never see each other's payments or notifications. A test that
+restarts the sandbox gets one of its own (`restartable_sandbox`), which
+remembers to a JSON file.
 """
 
 from __future__ import annotations
@@ -30,8 +32,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from channels.bank import BankTransferAdapter
 from channels.base import ChannelAdapter, ChannelName
-from channels.registry import build_channels
+from channels.registry import build_bank, build_channels
 from settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,40 +66,93 @@ class RunningSandbox:
         )
 
 
-@pytest.fixture(scope="session")
-def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSandbox]:
-    port = free_port()
-    running = RunningSandbox(
-        base_url=f"http://127.0.0.1:{port}",
+def _new_sandbox() -> RunningSandbox:
+    return RunningSandbox(
+        base_url=f"http://127.0.0.1:{free_port()}",
         api_key=secrets.token_hex(16),
         webhook_secret=secrets.token_hex(32).encode(),
     )
+
+
+def _start_sandbox(
+    running: RunningSandbox, store_path: str, log_path: Path
+) -> subprocess.Popen[bytes]:
+    """Start the sandbox as a subprocess and return once it answers /healthz."""
     env = {
         **os.environ,
         "PAYSAGA_SANDBOX_API_KEY": running.api_key,
         "PAYSAGA_SANDBOX_WEBHOOK_SECRET": running.webhook_secret.decode(),
         "PAYSAGA_SANDBOX_BASE_URL": running.base_url,
         "PAYSAGA_SANDBOX_NOTIFY_RETRY_BASE_MS": "50",
-        "PAYSAGA_SANDBOX_STORE_PATH": "",
+        "PAYSAGA_SANDBOX_STORE_PATH": store_path,
         "PAYSAGA_SANDBOX_NOTIFY_MAX_ATTEMPTS": "4",
+        "PAYSAGA_SANDBOX_PAYOUT_DELAY_MS": "50",
     }
+    port = running.base_url.rsplit(":", 1)[1]
     command = [
         sys.executable, "-m", "uvicorn", "--factory", "channels.sandbox.app:create_app",
-        "--host", "127.0.0.1", "--port", str(port),
+        "--host", "127.0.0.1", "--port", port,
     ]  # fmt: skip
-    log_path = tmp_path_factory.mktemp("sandbox") / "sandbox.log"
-    with log_path.open("wb") as log:
+    with log_path.open("ab") as log:  # the child keeps its own handle on the log
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            _wait_until_healthy(running.base_url, process, log_path)
-            yield running
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    try:
+        _wait_until_healthy(running.base_url, process, log_path)
+    except BaseException:
+        _stop_sandbox(process)
+        raise
+    return process
+
+
+def _stop_sandbox(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@pytest.fixture(scope="session")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSandbox]:
+    running = _new_sandbox()
+    log_path = tmp_path_factory.mktemp("sandbox") / "sandbox.log"
+    process = _start_sandbox(running, "", log_path)
+    try:
+        yield running
+    finally:
+        _stop_sandbox(process)
+
+
+@dataclass
+class RestartableSandbox:
+    """A sandbox of the test's own that remembers to `store_path`, and can be restarted."""
+
+    running: RunningSandbox
+    store_path: Path
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = _start_sandbox(self.running, str(self.store_path), self.log_path)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            _stop_sandbox(self.process)
+            self.process = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+@pytest.fixture
+def restartable_sandbox(tmp_path: Path) -> Iterator[RestartableSandbox]:
+    sandbox = RestartableSandbox(_new_sandbox(), tmp_path / "sandbox.json", tmp_path / "log")
+    sandbox.start()
+    try:
+        yield sandbox
+    finally:
+        sandbox.stop()
 
 
 def _wait_until_healthy(base_url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
@@ -205,6 +261,11 @@ def channels(sandbox: RunningSandbox, client: httpx.AsyncClient) -> dict[str, Ch
 @pytest.fixture
 def alipay(channels: dict[ChannelName, ChannelAdapter]) -> ChannelAdapter:
     return channels[ChannelName.ALIPAY]
+
+
+@pytest.fixture
+def bank(sandbox: RunningSandbox, client: httpx.AsyncClient) -> BankTransferAdapter:
+    return build_bank(sandbox.settings(), client)
 
 
 class Control:

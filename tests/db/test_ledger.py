@@ -9,10 +9,10 @@ from sqlmodel import Session, select
 
 from db.ledger import UnbalancedEntry, entry_postings, post_entry, reverse_entry
 from db.tables import JournalEntry
-from domain.ledger import PostingLine, reversal_postings, settlement_postings
+from domain.ledger import EntryKind, PostingLine, reversal_postings, settlement_postings
 from domain.split import split_payment
 from tests.conftest import System
-from tests.support import assert_ledger_balanced
+from tests.support import assert_ledger_sound
 
 
 def _post(session: Session, entry_id: str, postings: list[PostingLine]) -> bool:
@@ -20,7 +20,7 @@ def _post(session: Session, entry_id: str, postings: list[PostingLine]) -> bool:
         session,
         entry_id=entry_id,
         order_id="ord_test",
-        kind="settlement",
+        kind=EntryKind.SETTLEMENT,
         currency="CNY",
         postings=postings,
     )
@@ -31,7 +31,7 @@ def test_settlement_entry_posts_once_and_reverses_once(system: System) -> None:
 
     entry_id = f"ord_{secrets.token_hex(6)}:settlement"
     split = split_payment(10_000, Decimal("0.006"), Decimal("0.05"))
-    postings = settlement_postings("alipay", "mer_x", split)
+    postings = settlement_postings("alipay", "mer_x", "CNY", split)
     with Session(system.engine) as session, session.begin():
         assert _post(session, entry_id, postings) is True
     with Session(system.engine) as session, session.begin():
@@ -47,13 +47,13 @@ def test_settlement_entry_posts_once_and_reverses_once(system: System) -> None:
             select(JournalEntry.id).where(JournalEntry.id.startswith(entry_id))
         ).all()
         assert sorted(ids) == [entry_id, entry_id + ":reversal"]
-    assert_ledger_balanced(system.engine)
+    assert_ledger_sound(system.engine)
 
 
 def test_unbalanced_entry_is_refused_and_nothing_is_written(system: System) -> None:
     entry_id = f"ord_{secrets.token_hex(6)}:bad"
     with Session(system.engine) as session, session.begin(), pytest.raises(UnbalancedEntry):
-        _post(session, entry_id, [PostingLine("a", 100), PostingLine("b", -99)])
+        _post(session, entry_id, [PostingLine("bank:a:CNY", 100), PostingLine("bank:b:CNY", -99)])
     with Session(system.engine) as session:
         assert session.get(JournalEntry, entry_id) is None
 

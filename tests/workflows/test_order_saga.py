@@ -8,9 +8,13 @@ import time
 import httpx
 import pytest
 from sqlmodel import Session, select
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
+from db.ledger import account_balance
+from db.reconcile import order_breakdown
 from db.tables import JournalEntry, Posting, Refund
+from domain.ledger import AccountKind, account_id
 from domain.keys import order_workflow_id
 from tests.conftest import System
 from tests.support import (
@@ -26,11 +30,15 @@ from workflows.order import OrderWorkflow
 
 
 def _postings(system: System, order_id: str) -> list[tuple[str, str, int]]:
+    """The postings of the order's settlement entry (and its reversal, if any)."""
     with Session(system.engine) as session:
         rows = session.exec(
             select(JournalEntry.id, Posting.account, Posting.amount)
             .join(Posting, Posting.entry_id == JournalEntry.id)  # type: ignore[arg-type]
-            .where(JournalEntry.order_id == order_id)
+            .where(
+                JournalEntry.order_id == order_id,
+                JournalEntry.kind.in_(["settlement", "reversal"]),  # type: ignore[union-attr]
+            )
         ).all()
         return [(entry, account, amount) for entry, account, amount in rows]
 
@@ -77,9 +85,19 @@ async def test_happy_path_on_each_channel_completes_with_balanced_ledger(
         [7498, -fee, -commission, -(7498 - fee - commission)]
     )
     assert done["payment"]["status"] == "paid"
+    with Session(system.engine) as session:  # completed: the merchant's share is available
+        assert order_breakdown(session, order["id"])["merchant"] == 7498 - fee - commission
+        available = account_balance(
+            session, account_id(AccountKind.MERCHANT_AVAILABLE, merchant_id, "CNY")
+        )
+        assert available == 7498 - fee - commission
+        assert (
+            account_balance(session, account_id(AccountKind.MERCHANT_PENDING, merchant_id, "CNY"))
+            == 0
+        )
 
 
-async def test_happy_path_history_stays_within_twenty_events(
+async def test_happy_path_history_stays_within_23_events(
     api: httpx.AsyncClient, sandbox: httpx.AsyncClient, temporal: Client
 ) -> None:
     merchant_id = await create_merchant(api)
@@ -89,7 +107,9 @@ async def test_happy_path_history_stays_within_twenty_events(
     handle = temporal.get_workflow_handle(order_workflow_id(order["id"]))
     await handle.result()
     events = [event async for event in handle.fetch_history_events()]
-    assert len(events) <= 20, [event.event_type for event in events]
+    # 20 for the saga, plus the release of funds (one marker) and its version marker
+    # (a marker and the TemporalChangeVersion upsert), which old histories lack.
+    assert len(events) <= 23, " ".join(EventType.Name(e.event_type)[11:] for e in events)
 
 
 async def test_search_attributes_follow_the_order(
@@ -123,8 +143,9 @@ async def test_query_handler_reports_steps_and_split(
     await pay(sandbox, order["id"])
     await wait_status(api, order["id"], "completed")
     done = await handle.query(OrderWorkflow.view)
-    assert done.steps_done[-3:] == ("record_payment", "settle", "notify")
+    assert done.steps_done[-4:] == ("record_payment", "settle", "notify", "release_funds")
     assert done.split is not None and done.split.payable_amount == 7498
+    assert done.released_amount == done.split.merchant_net_amount
 
 
 async def test_unpaid_order_closes_at_timeout_and_channel_is_closed(

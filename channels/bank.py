@@ -1,0 +1,163 @@
+"""The bank-transfer channel the platform pays merchants out through.
+
+A payout is created once per `payout_id` (the bank makes creating it
+idempotent), settles later to paid or failed, and the bank says so in a signed
+notification, exactly as a payment channel does. Today the bank is the
+sandbox's `/bank`: these models are ours, its wire format stays in
+`channels.sandbox.protocol`, and the I/O and error mapping are shared with the
+payment adapter (`channels._sandbox_http`):
+
+    transport error, timeout, 408, 429, 5xx  -> ChannelUnavailable (retry may help)
+    404                                      -> PayoutNotFound
+    any other 4xx                            -> ChannelRejected(code=<the bank's code>)
+
+Amounts are integers in the currency's minor unit.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Mapping
+
+import httpx
+from pydantic import BaseModel, ConfigDict
+
+from channels._sandbox_http import (
+    ACKNOWLEDGEMENT,
+    SandboxHttp,
+    read_notification,
+    segment,
+    unix_now,
+)
+from channels.base import Acknowledgement
+from channels.errors import NotificationFormatError, PayoutNotFound
+from channels.sandbox import protocol as wire
+
+
+class PayoutStatus(enum.StrEnum):
+    PENDING = "pending"  # accepted, not settled yet
+    PAID = "paid"  # the money reached the beneficiary's bank
+    FAILED = "failed"  # the bank refused for good; failure_reason says why
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class PayoutRequest(_Model):
+    payout_id: str  # our id; makes creating the payout idempotent
+    merchant_id: str
+    amount: int
+    currency: str
+    beneficiary: str  # e.g. a masked account name
+    notify_url: str
+
+
+class PayoutState(_Model):
+    payout_id: str
+    merchant_id: str
+    amount: int
+    currency: str
+    status: PayoutStatus
+    failure_reason: str | None = None  # set once failed
+    bank_reference: str | None = None  # set once paid
+
+
+class PayoutNotification(_Model):
+    """A verified payout notification; `payout.status` says whether it was paid or failed."""
+
+    notification_id: str  # the bank's id for this message (same on every retry)
+    payout: PayoutState
+
+
+_PAYOUT_STATUS: dict[wire.PayoutStatus, PayoutStatus] = {
+    "pending": PayoutStatus.PENDING,
+    "paid": PayoutStatus.PAID,
+    "failed": PayoutStatus.FAILED,
+}
+_STATUS_OF_EVENT: dict[wire.PayoutEventType, PayoutStatus] = {
+    "payout.paid": PayoutStatus.PAID,
+    "payout.failed": PayoutStatus.FAILED,
+}
+
+
+class BankTransferAdapter:
+    """The bank's payout API. `base_url` already ends in the bank's path (`.../bank`).
+
+    Methods raise `channels.errors.ChannelError` subclasses. The client is
+    injected so that its timeout and connection pool are owned by the caller.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        webhook_secret: bytes,
+        tolerance_seconds: int,
+        client: httpx.AsyncClient,
+        clock: Callable[[], int] = unix_now,
+    ) -> None:
+        self._base_url = base_url.rstrip("/")
+        self._http = SandboxHttp("bank", base_url, api_key, client, PayoutNotFound)
+        self._webhook_secret = webhook_secret
+        self._tolerance_seconds = tolerance_seconds
+        self._clock = clock
+
+    def __repr__(self) -> str:  # keep the key out of any accidental repr
+        return f"BankTransferAdapter(base_url={self._base_url!r})"
+
+    async def create_payout(self, request: PayoutRequest) -> PayoutState:
+        """Create the payout, or get back the one already created with this payout_id."""
+        # model_construct: the bank validates its own rules and answers 400.
+        body = wire.PayoutCreate.model_construct(
+            payout_id=request.payout_id,
+            merchant_id=request.merchant_id,
+            amount=request.amount,
+            currency=request.currency,
+            beneficiary=request.beneficiary,
+            notify_url=request.notify_url,
+        )
+        return _payout_state(await self._http.call("POST", "/api/payouts", wire.Payout, body))
+
+    async def query_payout(self, payout_id: str) -> PayoutState:
+        path = f"/api/payouts/{segment(payout_id)}"
+        return _payout_state(await self._http.call("GET", path, wire.Payout))
+
+    def parse_notification(self, headers: Mapping[str, str], body: bytes) -> PayoutNotification:
+        """Verify the signature over the raw body, then parse it.
+
+        Raises `NotificationSignatureError` for a bad, missing or stale
+        signature and `NotificationFormatError` for a body that cannot be read.
+        """
+        event = read_notification(
+            wire.PayoutEvent,
+            headers,
+            body,
+            secret=self._webhook_secret,
+            now=self._clock(),
+            tolerance_seconds=self._tolerance_seconds,
+            name="bank",
+        )
+        payout = _payout_state(event.data)
+        if payout.status is not _STATUS_OF_EVENT[event.type]:
+            # Callers act on `payout.status`; an event that contradicts itself is unreadable.
+            raise NotificationFormatError(
+                "bank notification type does not match the payout status",
+                code="notification_malformed",
+            )
+        return PayoutNotification(notification_id=event.id, payout=payout)
+
+    def acknowledgement(self) -> Acknowledgement:
+        return ACKNOWLEDGEMENT
+
+
+def _payout_state(payout: wire.Payout) -> PayoutState:
+    return PayoutState(
+        payout_id=payout.payout_id,
+        merchant_id=payout.merchant_id,
+        amount=payout.amount,
+        currency=payout.currency,
+        status=_PAYOUT_STATUS[payout.status],
+        failure_reason=payout.failure_reason,
+        bank_reference=payout.bank_reference,
+    )

@@ -1,0 +1,278 @@
+"""An order's money in the ledger: captured, released to the merchant, refunded.
+
+Each function runs inside the caller's transaction, locks the order row first
+(so an order's refunds and its release serialise), and is idempotent by the
+business key of its entry: calling it again after a crash or a retry finds the
+earlier work and changes nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from sqlmodel import Session, select
+
+from db.ledger import post_entry
+from db.tables import Order, OrderLine, Payment, Refund, RefundLine
+from domain.keys import (
+    funds_release_entry_id,
+    refund_completion_entry_id,
+    refund_reservation_entry_id,
+    refund_return_entry_id,
+    settlement_entry_id,
+)
+from domain.ledger import (
+    EntryKind,
+    refund_complete_postings,
+    refund_reserve_postings,
+    refund_return_postings,
+    release_postings,
+    settlement_postings,
+)
+from domain.order_status import OrderStatus
+from domain.refunds import (
+    REFUNDABLE_STATUSES,
+    RefundAsk,
+    RefundRejected,
+    RefundStatus,
+    check_amount,
+    check_window,
+    line_refund_amount,
+)
+from domain.split import Split, split_payment, split_refund, subtract
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def locked_order(session: Session, order_id: str) -> Order:
+    return session.exec(select(Order).where(Order.id == order_id).with_for_update()).one()
+
+
+def order_split(order: Order) -> Split:
+    return split_payment(
+        order.payable_amount, Decimal(order.channel_fee_rate), Decimal(order.commission_rate)
+    )
+
+
+def refunded_parts(order: Order) -> Split:
+    return Split(
+        payable_amount=order.refunded_amount,
+        channel_fee_amount=order.refunded_fee_amount,
+        commission_amount=order.refunded_commission_amount,
+        merchant_net_amount=order.refunded_net_amount,
+    )
+
+
+def capture_payment(session: Session, order: Order) -> Split:
+    """Post the settlement entry of a paid order (once) and record its split."""
+    split = order_split(order)
+    postings = settlement_postings(order.channel, order.merchant_id, order.currency, split)
+    if postings:  # a zero-payable order moves no money
+        post_entry(
+            session,
+            entry_id=settlement_entry_id(order.id),
+            kind=EntryKind.SETTLEMENT,
+            currency=order.currency,
+            postings=postings,
+            order_id=order.id,
+            merchant_id=order.merchant_id,
+        )
+    order.channel_fee_amount = split.channel_fee_amount
+    order.commission_amount = split.commission_amount
+    order.merchant_net_amount = split.merchant_net_amount
+    return split
+
+
+def release_funds(session: Session, order_id: str) -> int:
+    """The order completed: what is left of the merchant's share becomes available.
+
+    Returns the amount released. Refunds already asked took their part from pending
+    first; refunds asked afterwards take it from available.
+    """
+    order = locked_order(session, order_id)
+    if order.funds_released_at is None:
+        remaining = (order.merchant_net_amount or 0) - order.refunded_net_amount
+        postings = release_postings(order.merchant_id, order.currency, remaining)
+        if postings:
+            post_entry(
+                session,
+                entry_id=funds_release_entry_id(order.id),
+                kind=EntryKind.FUNDS_RELEASED,
+                currency=order.currency,
+                postings=postings,
+                order_id=order.id,
+                merchant_id=order.merchant_id,
+            )
+        order.funds_released_at = now()
+    order.status = OrderStatus.COMPLETED
+    order.updated_at = now()
+    return (order.merchant_net_amount or 0) - order.refunded_net_amount
+
+
+def reserve_refund(session: Session, ask: RefundAsk, window: timedelta) -> Refund:
+    """Check a refund against the order and move its parts into refunds in flight.
+
+    Returns the refund row (the existing one for a repeated id). Raises RefundRejected
+    when a rule refuses it; the caller's transaction then keeps nothing.
+    """
+    existing = session.get(Refund, ask.refund_id)
+    if existing is not None:
+        return existing
+    order = locked_order(session, ask.order_id)
+    payment = session.get(Payment, order.id)
+    if order.status not in REFUNDABLE_STATUSES or payment is None or payment.paid_at is None:
+        raise RefundRejected(
+            "order_not_refundable", f"the order is {order.status}; it cannot be refunded now", "id"
+        )
+    check_window(ask.requested_by, _aware(payment.paid_at), now(), window)
+    amount, lines = _refund_amount(session, order, ask)
+    remaining = subtract(order_split(order), refunded_parts(order))
+    check_amount(amount, remaining.payable_amount)
+    parts = split_refund(remaining, amount)
+    released = order.funds_released_at is not None
+    post_entry(
+        session,
+        entry_id=refund_reservation_entry_id(ask.refund_id),
+        kind=EntryKind.REFUND_RESERVED,
+        currency=order.currency,
+        postings=refund_reserve_postings(
+            order.channel, order.merchant_id, order.currency, parts, released=released
+        ),
+        order_id=order.id,
+        merchant_id=order.merchant_id,
+    )
+    _add_parts(order, parts, sign=1)
+    refund = Refund(
+        id=ask.refund_id,
+        order_id=order.id,
+        channel=order.channel,
+        channel_txn_id=payment.channel_txn_id,
+        amount=amount,
+        currency=order.currency,
+        reason=ask.reason or "requested",
+        status=RefundStatus.PENDING,
+        requested_by=ask.requested_by.value,
+        channel_fee_amount=parts.channel_fee_amount,
+        commission_amount=parts.commission_amount,
+        merchant_net_amount=parts.merchant_net_amount,
+        from_available=released,
+        created_at=now(),
+        updated_at=now(),
+    )
+    session.add(refund)
+    session.flush()
+    session.add_all(lines)
+    return refund
+
+
+def complete_refund(session: Session, refund_id: str) -> Refund:
+    """The channel paid the buyer back: the refund's money leaves clearing (once)."""
+    refund = _locked_refund(session, refund_id)
+    if refund.status == RefundStatus.PENDING:
+        post_entry(
+            session,
+            entry_id=refund_completion_entry_id(refund.id),
+            kind=EntryKind.REFUND_COMPLETED,
+            currency=refund.currency,
+            postings=refund_complete_postings(refund.channel, refund.currency, refund.amount),
+            order_id=refund.order_id,
+        )
+        refund.status = RefundStatus.SUCCEEDED
+        refund.updated_at = now()
+    return refund
+
+
+def fail_refund(session: Session, refund_id: str, reason: str) -> Refund:
+    """The channel refused: every part goes back, and the order may be refunded again."""
+    refund = _locked_refund(session, refund_id)
+    if refund.status != RefundStatus.PENDING:
+        return refund
+    order = locked_order(session, refund.order_id)
+    parts = _refund_parts(refund)
+    # Back to pending if the order is still open, to available if it completed meanwhile.
+    released = order.funds_released_at is not None
+    post_entry(
+        session,
+        entry_id=refund_return_entry_id(refund.id),
+        kind=EntryKind.REFUND_FAILED,
+        currency=refund.currency,
+        postings=refund_return_postings(
+            order.channel, order.merchant_id, order.currency, parts, released=released
+        ),
+        order_id=order.id,
+        merchant_id=order.merchant_id,
+    )
+    _add_parts(order, parts, sign=-1)  # its amount and units may be refunded again
+    refund.status = RefundStatus.FAILED
+    refund.failure_reason = reason
+    refund.updated_at = now()
+    return refund
+
+
+def _refund_amount(session: Session, order: Order, ask: RefundAsk) -> tuple[int, list[RefundLine]]:
+    if (ask.amount is None) == (not ask.lines):
+        raise RefundRejected("amount_or_lines", "give either an amount or lines", "amount")
+    if ask.amount is not None:
+        return ask.amount, []
+    order_lines = {
+        line.line_no: line
+        for line in session.exec(select(OrderLine).where(OrderLine.order_id == order.id))
+    }
+    rows: list[RefundLine] = []
+    for asked in ask.lines:
+        line = order_lines.get(asked.line_no)
+        if line is None or any(row.line_no == asked.line_no for row in rows):
+            raise RefundRejected("line_invalid", f"no line {asked.line_no} to refund", "lines")
+        done = _refunded_units(session, order.id, asked.line_no)
+        amount = line_refund_amount(line.payable_amount, line.quantity, done, asked.quantity)
+        rows.append(
+            RefundLine(
+                refund_id=ask.refund_id,
+                line_no=asked.line_no,
+                quantity=asked.quantity,
+                amount=amount,
+            )
+        )
+    return sum(row.amount for row in rows), rows
+
+
+def _refunded_units(session: Session, order_id: str, line_no: int) -> int:
+    rows = session.exec(
+        select(RefundLine)
+        .join(Refund, Refund.id == RefundLine.refund_id)  # type: ignore[arg-type]
+        .where(
+            Refund.order_id == order_id,
+            RefundLine.line_no == line_no,
+            Refund.status != RefundStatus.FAILED,
+        )
+    )
+    return sum(row.quantity for row in rows)
+
+
+def _locked_refund(session: Session, refund_id: str) -> Refund:
+    return session.exec(select(Refund).where(Refund.id == refund_id).with_for_update()).one()
+
+
+def _refund_parts(refund: Refund) -> Split:
+    return Split(
+        payable_amount=refund.amount,
+        channel_fee_amount=refund.channel_fee_amount,
+        commission_amount=refund.commission_amount,
+        merchant_net_amount=refund.merchant_net_amount,
+    )
+
+
+def _add_parts(order: Order, parts: Split, sign: int) -> None:
+    order.refunded_amount += sign * parts.payable_amount
+    order.refunded_fee_amount += sign * parts.channel_fee_amount
+    order.refunded_commission_amount += sign * parts.commission_amount
+    order.refunded_net_amount += sign * parts.merchant_net_amount
+    order.updated_at = now()
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite hands datetimes back naive; they were written in UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -1,0 +1,206 @@
+"""Merchant settlement: a statement per (merchant, day, currency) and its payout.
+
+A statement covers every entry on the merchant's available balance posted before
+its cutoff (the end of the day, or now if the day has not ended) that no earlier
+statement covered, and pays out what is available, never more than the balance
+holds at that moment. The statement, its coverage, the payout row and the
+available -> in transit entry are written in one transaction keyed by the
+statement id, so running a day twice, or again after a crash half-way, finds
+the statement and pays nothing more.
+
+    opening + gross - channel fees - commission - refunds + returned - payout = closing
+
+`opening` is what the previous statements left (negative: a clawback still to
+recover); `refunds` is the merchant's part of refunds, whether taken before or
+after the order completed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, time, timedelta
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from db.ledger import lock_accounts, post_entry
+from db.order_money import order_split
+from db.tables import Account, JournalEntry, Order, Payout, Posting, Statement, StatementEntry
+from domain.keys import payout_entry_id, payout_id, statement_id
+from domain.ledger import (
+    AccountKind,
+    EntryKind,
+    account_id,
+    normal_balance,
+    payout_paid_postings,
+    payout_return_postings,
+    payout_start_postings,
+)
+from domain.settlement import PayoutStatus, StatementTotals, statement_totals
+from domain.split import Split
+
+
+def day_cutoff(day: date, now: datetime) -> datetime:
+    """The end of `day` (UTC), or now if the day is not over yet."""
+    end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=UTC)
+    return min(end, now)
+
+
+def accounts_to_settle(session: Session) -> list[tuple[str, str]]:
+    """(merchant, currency) of every merchant available balance the ledger has."""
+    rows = session.exec(
+        select(Account.owner, Account.currency)
+        .where(Account.kind == AccountKind.MERCHANT_AVAILABLE.value)
+        .order_by(col(Account.owner), col(Account.currency))
+    ).all()
+    return [(owner, currency) for owner, currency in rows]
+
+
+def prepare_statement(
+    session: Session, merchant_id: str, currency: str, day: date, now: datetime
+) -> Statement | None:
+    """The statement for the day, made once; None when there is nothing to settle."""
+    existing = session.get(Statement, statement_id(merchant_id, day, currency))
+    if existing is not None:
+        return existing
+    available = account_id(AccountKind.MERCHANT_AVAILABLE, merchant_id, currency)
+    locked = lock_accounts(session, [available])[available]
+    cutoff = day_cutoff(day, now)
+    entries = _uncovered_entries(session, available, cutoff)
+    balance_at_cutoff = _balance_before(session, available, cutoff)
+    if not entries and balance_at_cutoff == 0:
+        return None
+    totals = statement_totals(
+        balance_at_cutoff=balance_at_cutoff,
+        current_balance=normal_balance(AccountKind.MERCHANT_AVAILABLE, locked.balance),
+        entries=[(entry.kind, amount) for entry, amount in entries],
+        released_orders=_released_orders(session, [entry for entry, _ in entries]),
+    )
+    statement = _statement_row(merchant_id, currency, day, cutoff, totals)
+    session.add(statement)
+    session.flush()
+    session.add_all(StatementEntry(entry_id=e.id, statement_id=statement.id) for e, _ in entries)
+    if totals.payout_amount > 0:
+        _start_payout(session, statement)
+    return statement
+
+
+def statement_payout(session: Session, statement: Statement) -> Payout | None:
+    return session.exec(select(Payout).where(Payout.statement_id == statement.id)).first()
+
+
+def mark_payout_paid(session: Session, payout_key: str, bank_reference: str | None) -> Payout:
+    """The bank confirmed: the money leaves in transit (once)."""
+    payout = _locked_payout(session, payout_key)
+    if payout.status == PayoutStatus.PENDING:
+        post_entry(
+            session,
+            entry_id=payout_entry_id(payout.id, "paid"),
+            kind=EntryKind.PAYOUT_PAID,
+            currency=payout.currency,
+            postings=payout_paid_postings(payout.merchant_id, payout.currency, payout.amount),
+            merchant_id=payout.merchant_id,
+        )
+        payout.status = PayoutStatus.PAID
+        payout.bank_reference = bank_reference
+        payout.updated_at = datetime.now(UTC)
+    return payout
+
+
+def mark_payout_returned(session: Session, payout_key: str, reason: str) -> Payout:
+    """The bank refused: the money returns to the merchant's available balance (once)."""
+    payout = _locked_payout(session, payout_key)
+    if payout.status == PayoutStatus.PENDING:
+        post_entry(
+            session,
+            entry_id=payout_entry_id(payout.id, "returned"),
+            kind=EntryKind.PAYOUT_RETURNED,
+            currency=payout.currency,
+            postings=payout_return_postings(payout.merchant_id, payout.currency, payout.amount),
+            merchant_id=payout.merchant_id,
+        )
+        payout.status = PayoutStatus.FAILED
+        payout.failure_reason = reason
+        payout.updated_at = datetime.now(UTC)
+    return payout
+
+
+def _start_payout(session: Session, statement: Statement) -> None:
+    key = payout_id(statement.id)
+    entry = payout_entry_id(key, "started")
+    post_entry(
+        session,
+        entry_id=entry,
+        kind=EntryKind.PAYOUT_STARTED,
+        currency=statement.currency,
+        postings=payout_start_postings(
+            statement.merchant_id, statement.currency, statement.payout_amount
+        ),
+        merchant_id=statement.merchant_id,
+    )
+    # The payout is this statement's own movement: covered here, never by the next one.
+    session.add(StatementEntry(entry_id=entry, statement_id=statement.id))
+    now = datetime.now(UTC)
+    session.add(
+        Payout(
+            id=key,
+            statement_id=statement.id,
+            merchant_id=statement.merchant_id,
+            amount=statement.payout_amount,
+            currency=statement.currency,
+            status=PayoutStatus.PENDING,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+
+
+def _uncovered_entries(
+    session: Session, account: str, cutoff: datetime
+) -> list[tuple[JournalEntry, int]]:
+    """Entries on `account` before `cutoff` that no statement covers, with their amounts."""
+    rows = session.exec(
+        select(JournalEntry, Posting.amount)
+        .join(Posting, col(Posting.entry_id) == JournalEntry.id)
+        .where(
+            Posting.account == account,
+            col(JournalEntry.created_at) < cutoff,
+            ~col(JournalEntry.id).in_(select(StatementEntry.entry_id)),
+        )
+        .order_by(col(JournalEntry.created_at), col(JournalEntry.id))
+    ).all()
+    return [(entry, -amount) for entry, amount in rows]  # credit-normal: credits add
+
+
+def _balance_before(session: Session, account: str, cutoff: datetime) -> int:
+    total = session.exec(
+        select(func.coalesce(func.sum(Posting.amount), 0))
+        .join(JournalEntry, col(JournalEntry.id) == Posting.entry_id)
+        .where(Posting.account == account, col(JournalEntry.created_at) < cutoff)
+    ).one()
+    return -int(total)
+
+
+def _released_orders(session: Session, entries: Sequence[JournalEntry]) -> list[Split]:
+    ids = [e.order_id for e in entries if e.kind == EntryKind.FUNDS_RELEASED and e.order_id]
+    if not ids:
+        return []
+    return [order_split(o) for o in session.exec(select(Order).where(col(Order.id).in_(ids)))]
+
+
+def _statement_row(
+    merchant_id: str, currency: str, day: date, cutoff: datetime, totals: StatementTotals
+) -> Statement:
+    return Statement(
+        id=statement_id(merchant_id, day, currency),
+        merchant_id=merchant_id,
+        day=day.isoformat(),
+        currency=currency,
+        cutoff=cutoff,
+        created_at=datetime.now(UTC),
+        **totals.model_dump(),
+    )
+
+
+def _locked_payout(session: Session, payout_key: str) -> Payout:
+    return session.exec(select(Payout).where(Payout.id == payout_key).with_for_update()).one()
