@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import httpx
 from temporalio.client import Client
@@ -14,13 +15,15 @@ from temporalio.worker import Worker
 
 from activities.channel_calls import ChannelCalls
 from activities.order_records import OrderRecords
+from activities.refund_records import RefundRecords
 from channels.registry import build_channels
 from db.engine import create_tables, make_engine, session_factory
 from settings import Settings, get_settings
 from workflows.late_payment import LatePaymentRefundWorkflow
 from workflows.order import OrderWorkflow
+from workflows.refund import RefundWorkflow
 
-WORKFLOWS = [OrderWorkflow, LatePaymentRefundWorkflow]
+WORKFLOWS = [OrderWorkflow, LatePaymentRefundWorkflow, RefundWorkflow]
 
 
 async def connect(settings: Settings) -> Client:
@@ -40,6 +43,7 @@ async def run_worker(settings: Settings) -> None:
     async with httpx.AsyncClient(timeout=timeout) as http:
         records = OrderRecords(sessions)
         calls = ChannelCalls(sessions, build_channels(settings, http))
+        refunds = RefundRecords(sessions, timedelta(days=settings.buyer_refund_window_days))
         with ThreadPoolExecutor(max_workers=32) as executor:
             worker = Worker(
                 client,
@@ -59,6 +63,11 @@ async def run_worker(settings: Settings) -> None:
                     calls.query_payment,
                     calls.close_payment,
                     calls.refund_payment,
+                    calls.request_refund,
+                    calls.query_refund,
+                    refunds.reserve_refund,
+                    refunds.complete_refund,
+                    refunds.fail_refund,
                 ],
                 activity_executor=executor,
             )

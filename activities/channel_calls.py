@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from activities.errors import (
     CHANNEL_REJECTED,
@@ -37,7 +38,19 @@ from channels.errors import ChannelRejected, ChannelUnavailable, PaymentNotFound
 from db.engine import SessionFactory
 from db.tables import Order, Payment, Refund
 from domain.order_status import OrderStatus
+from domain.refunds import RefundTicket
 from domain.saga import Checkout, OrderInput, OrderRef, RefundOrder
+
+
+def _refused(ticket: RefundTicket, reason: str) -> RefundState:
+    return RefundState(
+        refund_id=ticket.refund_id,
+        order_id=ticket.order_id,
+        status=RefundStatus.FAILED,
+        amount=ticket.amount,
+        currency=ticket.currency,
+        failure_reason=reason,
+    )
 
 
 @contextmanager
@@ -109,6 +122,42 @@ class ChannelCalls:
         if state.status == RefundStatus.FAILED:
             raise business_error(REFUND_REFUSED, state.failure_reason or "refund refused")
         return state
+
+    @activity.defn
+    async def request_refund(self, ticket: RefundTicket) -> RefundState:
+        """Ask the channel for an accepted refund; a refusal comes back as a failed state.
+
+        The refund id is the channel's idempotency key. A retry after an unknown
+        outcome (a timeout, a 5xx) asks the channel what became of the refund first,
+        and only asks for it again if the channel has never heard of it.
+        """
+        channel = self._channels[ticket.channel]
+        if activity.info().attempt > 1:
+            try:
+                with _translated_channel_errors():
+                    return await channel.query_refund(ticket.refund_id)
+            except ApplicationError as error:
+                if error.type != PAYMENT_NOT_FOUND:
+                    raise
+        request = RefundRequest(
+            refund_id=ticket.refund_id,
+            order_id=ticket.order_id,
+            amount=ticket.amount,
+            currency=ticket.currency,
+            reason=ticket.reason,
+        )
+        try:
+            with _translated_channel_errors():
+                return await channel.refund(request)
+        except ApplicationError as error:
+            if error.type != CHANNEL_REJECTED:
+                raise
+            return _refused(ticket, error.message)
+
+    @activity.defn
+    async def query_refund(self, ticket: RefundTicket) -> RefundState:
+        with _translated_channel_errors():
+            return await self._channels[ticket.channel].query_refund(ticket.refund_id)
 
     def _store_checkout(self, order: OrderInput, checkout: Checkout) -> None:
         with self._sessions() as session, session.begin():

@@ -7,6 +7,7 @@
     ├── PaymentNotFound       the channel has no payment for the order  (not retryable)
     ├── RefundRefused         the channel refused a refund              (not retryable)
     ├── RefundPending         the channel has not finished a refund     (retryable: polls)
+    ├── RefundRejected        our rules refuse a refund; details: (code, param) (not retryable)
     └── ChannelUnavailable    network, timeout or 5xx at the channel    (retryable)
 
 The saga catches the non-retryable ones by type; everything else is retried.
@@ -22,11 +23,12 @@ CHANNEL_REJECTED = "ChannelRejected"
 PAYMENT_NOT_FOUND = "PaymentNotFound"
 REFUND_REFUSED = "RefundRefused"
 REFUND_PENDING = "RefundPending"
+REFUND_REJECTED = "RefundRejected"
 CHANNEL_UNAVAILABLE = "ChannelUnavailable"
 
 
-def business_error(error_type: str, message: str) -> ApplicationError:
-    return ApplicationError(message, type=error_type, non_retryable=True)
+def business_error(error_type: str, message: str, *details: object) -> ApplicationError:
+    return ApplicationError(message, *details, type=error_type, non_retryable=True)
 
 
 def retryable_error(error_type: str, message: str) -> ApplicationError:

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from api.deps import AppContext
 from api.errors import install_error_handlers
-from api.routes import coupons, merchants, notify, orders
+from api.routes import coupons, merchants, notify, orders, refunds
 from channels.registry import build_channels
 from db.engine import create_tables, make_engine, session_factory
 from settings import Settings, get_settings
@@ -44,7 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for router in (orders.router, merchants.router, coupons.router, notify.router):
+    for router in (orders.router, refunds.router, merchants.router, coupons.router, notify.router):
         app.include_router(router)
 
     @app.get("/healthz", tags=["health"])

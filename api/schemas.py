@@ -6,11 +6,12 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, model_validator
 
 from channels.base import ChannelName
-from domain.money import MAX_ORDER_TOTAL
+from domain.money import MAX_LINE_QUANTITY, MAX_ORDER_LINES, MAX_ORDER_TOTAL
 from domain.pricing import CouponKind
+from domain.refunds import Requester
 
 _Forbid = ConfigDict(extra="forbid")
 
@@ -140,3 +141,48 @@ class CouponOut(BaseModel):
     valid_until: datetime | None
     max_redemptions: int
     redeemed: int
+
+
+class RefundLineIn(BaseModel):
+    model_config = _Forbid
+    line_no: Annotated[StrictInt, Field(ge=0, le=MAX_ORDER_LINES)]
+    quantity: Annotated[StrictInt, Field(gt=0, le=MAX_LINE_QUANTITY)]
+
+
+class RefundCreate(BaseModel):
+    """A refund by amount (minor units) or by lines; exactly one of the two."""
+
+    model_config = _Forbid
+    requested_by: Requester
+    amount: Annotated[StrictInt, Field(gt=0, le=MAX_ORDER_TOTAL)] | None = None
+    lines: Annotated[list[RefundLineIn], Field(min_length=1, max_length=MAX_ORDER_LINES)] | None = (
+        None
+    )
+    reason: Annotated[StrictStr, Field(max_length=200)] = ""
+
+    @model_validator(mode="after")
+    def _amount_or_lines(self) -> RefundCreate:
+        if (self.amount is None) == (self.lines is None):
+            raise ValueError("give either amount or lines")
+        return self
+
+
+class RefundPartsOut(BaseModel):
+    channel_fee: int
+    commission: int
+    merchant_net: int
+
+
+class RefundOut(BaseModel):
+    id: str
+    order_id: str
+    status: str
+    amount: int
+    currency: str
+    reason: str
+    requested_by: str
+    failure_reason: str | None
+    parts: RefundPartsOut
+    lines: list[RefundLineIn]
+    created_at: datetime
+    updated_at: datetime

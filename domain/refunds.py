@@ -92,3 +92,45 @@ def check_amount(amount: int, refundable: int) -> None:
             f"at most {refundable} is left to refund on this order",
             "amount",
         )
+
+
+class RefundTicket(_Message):
+    """An accepted refund, as the channel is to be asked for it."""
+
+    refund_id: str
+    order_id: str
+    channel: str
+    channel_txn_id: str | None
+    amount: int
+    currency: str
+    reason: str
+
+
+class RefundNotice(_Message):
+    """The channel's word on a refund, from its notification."""
+
+    refund_id: str
+    succeeded: bool
+    failure_reason: str | None = None
+
+
+class RefundFailure(_Message):
+    refund_id: str
+    reason: str
+
+
+class RefundAcceptance(_Message):
+    """The API's update after start: answer once the refund is accepted or rejected."""
+
+
+class RefundView(_Message):
+    """The refund workflow's state, as its query and updates report it."""
+
+    refund_id: str
+    order_id: str
+    status: RefundStatus | None = None  # None until the rules have judged the ask
+    amount: int | None = None
+    currency: str | None = None
+    failure_reason: str | None = None
+    rejection_code: str | None = None
+    rejection_param: str | None = None

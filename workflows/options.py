@@ -11,6 +11,12 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import TimeoutError as StepTimeout
+
+# How a step fails for good: a local activity raises its ApplicationError (or a
+# timeout) itself, a regular activity wraps it in ActivityError.
+StepFailed = (ActivityError, ApplicationError, StepTimeout)
 
 # A database write: retried while the database is unreachable or busy; business refusals,
 # and programming errors that no retry can mend, fail the step at once (after payment,

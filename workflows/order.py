@@ -53,9 +53,7 @@ with workflow.unsafe.imports_passed_through():
 T = TypeVar("T")
 Compensation = Callable[[], Awaitable[None]]
 
-# How a step fails for good: a local activity raises its ApplicationError (or a
-# timeout) itself, a regular activity wraps it in ActivityError.
-StepFailed = (ActivityError, ApplicationError, StepTimeout)
+StepFailed = options.StepFailed
 
 
 def _failure_type(error: ActivityError | ApplicationError | StepTimeout) -> str | None:

@@ -21,12 +21,14 @@ from api.errors import InvalidRequest, NotFound, SignatureInvalid
 from api.records import now
 from channels.base import Notification, NotificationKind
 from channels.errors import NotificationFormatError, NotificationSignatureError
-from db.tables import ChannelNotification, Order
+from db.tables import ChannelNotification, Order, Refund
 from db.writes import insert_ignore
-from domain.keys import late_payment_workflow_id, order_workflow_id
+from domain.keys import late_payment_workflow_id, order_workflow_id, refund_workflow_id
+from domain.refunds import RefundNotice
 from domain.saga import LatePayment, PaymentSignal
 from workflows.late_payment import LatePaymentRefundWorkflow
 from workflows.order import OrderWorkflow
+from workflows.refund import RefundWorkflow
 
 router = APIRouter(prefix="/v1/channels", tags=["channels"])
 logger = logging.getLogger(__name__)
@@ -48,7 +50,10 @@ async def receive_notification(channel: str, request: Request, context: ContextD
     known = await asyncio.to_thread(_store, context, channel, notification, body)
     if not known:
         raise NotFound("order_not_found", "the notification names no order of ours", "order_id")
-    await _deliver(context, channel, notification)
+    if await asyncio.to_thread(_is_requested_refund, context, notification):
+        await _deliver_refund(context, notification)
+    else:
+        await _deliver(context, channel, notification)
     ack = adapter.acknowledgement()
     return Response(ack.body, status_code=ack.status_code, media_type=ack.media_type)
 
@@ -69,6 +74,30 @@ def _store(context: AppContext, channel: str, notification: Notification, body: 
             },
         )
         return session.get(Order, notification.order_id) is not None
+
+
+def _is_requested_refund(context: AppContext, notification: Notification) -> bool:
+    """A refund notification for a refund that runs as its own workflow (not a compensation)."""
+    if notification.refund_id is None:
+        return False
+    with context.sessions() as session:
+        refund = session.get(Refund, notification.refund_id)
+        return refund is not None and refund.requested_by != "system"
+
+
+async def _deliver_refund(context: AppContext, notification: Notification) -> None:
+    assert notification.refund_id is not None
+    notice = RefundNotice(
+        refund_id=notification.refund_id,
+        succeeded=notification.kind == NotificationKind.REFUND_SUCCEEDED,
+    )
+    handle = context.temporal.get_workflow_handle(refund_workflow_id(notification.refund_id))
+    try:
+        await handle.signal(RefundWorkflow.refund_notification, notice)
+    except RPCError as error:
+        # NOT_FOUND: the refund has ended, and this repeats what it already knew.
+        if error.status != RPCStatusCode.NOT_FOUND:
+            raise
 
 
 async def _deliver(context: AppContext, channel: str, notification: Notification) -> None:

@@ -18,7 +18,7 @@ from api.schemas import CancelIn, OrderCreate, OrderOut, OrderPage
 from db.tables import Order
 from domain.keys import order_workflow_id
 from domain.order_status import OrderStatus
-from domain.saga import CancelRequest
+from domain.saga import CancelRequest, ReceiptConfirmation
 from workflows.order import OrderWorkflow
 
 router = APIRouter(prefix="/v1/orders", tags=["orders"])
@@ -87,6 +87,28 @@ async def cancel_order(
         raise Conflict(
             "order_not_cancellable",
             f"the order is {order.status}; only unpaid orders can be cancelled",
+            "id",
+        )
+    return order
+
+
+@router.post("/{order_id}/confirm-receipt")
+async def confirm_receipt(order_id: str, context: ContextDep) -> OrderOut:
+    """The buyer has the goods: the order completes and the merchant's share is released."""
+    await asyncio.to_thread(_order_view, context, order_id)  # 404 for unknown orders
+    handle = context.temporal.get_workflow_handle(order_workflow_id(order_id))
+    try:
+        await handle.execute_update(OrderWorkflow.confirm_receipt, ReceiptConfirmation())
+    except WorkflowUpdateFailedError:
+        pass  # the validator refused: the order is not paid; answered below
+    except RPCError as error:
+        if error.status != RPCStatusCode.NOT_FOUND:
+            raise  # the saga has ended: its final state is in the database
+    order = await asyncio.to_thread(_order_view, context, order_id)
+    if order.status != OrderStatus.COMPLETED:
+        raise Conflict(
+            "order_not_confirmable",
+            f"the order is {order.status}; only paid orders can be confirmed as received",
             "id",
         )
     return order

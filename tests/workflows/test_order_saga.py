@@ -7,15 +7,15 @@ import time
 
 import httpx
 import pytest
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
 from db.ledger import account_balance
 from db.reconcile import order_breakdown
 from db.tables import JournalEntry, Posting, Refund
-from domain.ledger import AccountKind, account_id
 from domain.keys import order_workflow_id
+from domain.ledger import AccountKind, account_id
 from tests.conftest import System
 from tests.support import (
     create_merchant,
@@ -37,7 +37,7 @@ def _postings(system: System, order_id: str) -> list[tuple[str, str, int]]:
             .join(Posting, Posting.entry_id == JournalEntry.id)  # type: ignore[arg-type]
             .where(
                 JournalEntry.order_id == order_id,
-                JournalEntry.kind.in_(["settlement", "reversal"]),  # type: ignore[union-attr]
+                col(JournalEntry.kind).in_(["settlement", "reversal"]),
             )
         ).all()
         return [(entry, account, amount) for entry, account, amount in rows]

@@ -1,0 +1,67 @@
+"""Database activities of the refund workflow: reserve, complete, fail; each idempotent.
+
+The rules that can refuse a refund (window, amount, lines, order state) run in
+the reservation's transaction, under the order's row lock, so racing refunds of
+one order are judged one after the other and never exceed what was paid.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import activity
+
+from activities.errors import REFUND_REJECTED, business_error
+from db.engine import SessionFactory
+from db.order_money import complete_refund, fail_refund, reserve_refund
+from db.tables import PartyNotification
+from db.writes import insert_ignore
+from domain.refunds import RefundAsk, RefundFailure, RefundRejected, RefundTicket
+
+
+class RefundRecords:
+    def __init__(self, sessions: SessionFactory, buyer_window: timedelta) -> None:
+        self._sessions = sessions
+        self._buyer_window = buyer_window
+
+    @activity.defn
+    def reserve_refund(self, ask: RefundAsk) -> RefundTicket:
+        """Judge the ask and move its money into refunds in flight; RefundRejected if refused."""
+        try:
+            with self._sessions() as session, session.begin():
+                refund = reserve_refund(session, ask, self._buyer_window)
+        except RefundRejected as rejected:
+            raise business_error(
+                REFUND_REJECTED, rejected.message, rejected.code, rejected.param
+            ) from None
+        return RefundTicket(
+            refund_id=refund.id,
+            order_id=refund.order_id,
+            channel=refund.channel,
+            channel_txn_id=refund.channel_txn_id,
+            amount=refund.amount,
+            currency=refund.currency,
+            reason=refund.reason,
+        )
+
+    @activity.defn
+    def complete_refund(self, refund_id: str) -> None:
+        """The channel paid the buyer back: post it, and tell the buyer."""
+        with self._sessions() as session, session.begin():
+            refund = complete_refund(session, refund_id)
+            insert_ignore(
+                session,
+                PartyNotification,
+                {
+                    "id": f"{refund.order_id}:buyer:refund_issued:{refund.id}",
+                    "order_id": refund.order_id,
+                    "recipient": "buyer",
+                    "event": "refund_issued",
+                    "created_at": refund.updated_at,
+                },
+            )
+
+    @activity.defn
+    def fail_refund(self, failure: RefundFailure) -> None:
+        with self._sessions() as session, session.begin():
+            fail_refund(session, failure.refund_id, failure.reason)

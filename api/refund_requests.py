@@ -1,0 +1,141 @@
+"""POST /v1/orders/{id}/refunds: start (or join) the refund's workflow and report its verdict.
+
+The refund id is derived from the order and the Idempotency-Key, so a repeat of
+the request reaches the same workflow (`refund-{refund id}`) and the same refund
+at the channel. One round trip: update-with-start runs the refund rules inside
+the workflow and answers once they have accepted or rejected the refund.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+
+from sqlmodel import Session, col, select
+from temporalio.client import WithStartWorkflowOperation, WorkflowHandle
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from api.deps import AppContext
+from api.errors import ApiError, Conflict, InvalidRequest, NotFound
+from api.records import get_order, new_id
+from api.schemas import RefundCreate, RefundLineIn, RefundOut, RefundPartsOut
+from db.tables import Refund, RefundLine
+from domain.keys import refund_workflow_id
+from domain.refunds import (
+    LineRefund,
+    RefundAcceptance,
+    RefundAsk,
+    RefundStatus,
+    RefundView,
+)
+from workflows.refund import RefundWorkflow
+
+# Rejections about the order's state, not the request: retrying later may succeed.
+_CONFLICTS = frozenset({"order_not_refundable"})
+
+
+def refund_id_for(order_id: str, idempotency_key: str | None) -> str:
+    if idempotency_key is None:
+        return new_id("rf")
+    digest = hashlib.sha256(f"{order_id}\n{idempotency_key}".encode()).hexdigest()
+    return f"rf_{digest[:24]}"
+
+
+async def request_refund(
+    context: AppContext, order_id: str, body: RefundCreate, idempotency_key: str | None
+) -> RefundOut:
+    await asyncio.to_thread(_check_order, context, order_id)
+    ask = RefundAsk(
+        refund_id=refund_id_for(order_id, idempotency_key),
+        order_id=order_id,
+        requested_by=body.requested_by,
+        reason=body.reason,
+        amount=body.amount,
+        lines=tuple(LineRefund(**line.model_dump()) for line in body.lines or ()),
+    )
+    view = await _run_refund(context, ask)
+    if view.status == RefundStatus.REJECTED:
+        error: type[ApiError] = Conflict if view.rejection_code in _CONFLICTS else InvalidRequest
+        raise error(
+            view.rejection_code or "refund_rejected",
+            view.failure_reason or "refund rejected",
+            view.rejection_param,
+        )
+    return await asyncio.to_thread(read_refund, context, ask.refund_id)
+
+
+async def _run_refund(context: AppContext, ask: RefundAsk) -> RefundView:
+    start = WithStartWorkflowOperation(
+        RefundWorkflow.run,
+        ask,
+        id=refund_workflow_id(ask.refund_id),
+        task_queue=context.settings.task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+    )
+    try:
+        view = await context.temporal.execute_update_with_start_workflow(
+            RefundWorkflow.await_acceptance, RefundAcceptance(), start_workflow_operation=start
+        )
+        handle: WorkflowHandle[RefundWorkflow, RefundView] = await start.workflow_handle()
+    except WorkflowAlreadyStartedError:  # a repeat of a refund whose workflow has ended
+        handle = context.temporal.get_workflow_handle_for(
+            RefundWorkflow.run, refund_workflow_id(ask.refund_id)
+        )
+        view = await handle.query(RefundWorkflow.view)
+    if await handle.query(RefundWorkflow.ask) != ask:
+        raise Conflict(
+            "idempotency_key_reused",
+            "this Idempotency-Key was used with a different refund",
+            "Idempotency-Key",
+        )
+    return view
+
+
+def _check_order(context: AppContext, order_id: str) -> None:
+    with context.sessions() as session:
+        get_order(session, order_id)
+
+
+def read_refund(context: AppContext, refund_id: str) -> RefundOut:
+    with context.sessions() as session:
+        refund = session.get(Refund, refund_id)
+        if refund is None:
+            raise NotFound("refund_not_found", f"no refund {refund_id}", "id")
+        return refund_out(session, refund)
+
+
+def order_refunds(context: AppContext, order_id: str) -> list[RefundOut]:
+    with context.sessions() as session:
+        get_order(session, order_id)
+        rows = session.exec(
+            select(Refund).where(Refund.order_id == order_id).order_by(col(Refund.created_at))
+        ).all()
+        return [refund_out(session, row) for row in rows]
+
+
+def refund_out(session: Session, refund: Refund) -> RefundOut:
+    lines = session.exec(
+        select(RefundLine)
+        .where(RefundLine.refund_id == refund.id)
+        .order_by(col(RefundLine.line_no))
+    ).all()
+    return RefundOut(
+        id=refund.id,
+        order_id=refund.order_id,
+        status=refund.status,
+        amount=refund.amount,
+        currency=refund.currency,
+        reason=refund.reason,
+        requested_by=refund.requested_by,
+        failure_reason=refund.failure_reason,
+        parts=RefundPartsOut(
+            channel_fee=refund.channel_fee_amount,
+            commission=refund.commission_amount,
+            merchant_net=refund.merchant_net_amount,
+        ),
+        lines=[RefundLineIn(line_no=line.line_no, quantity=line.quantity) for line in lines],
+        created_at=refund.created_at,
+        updated_at=refund.updated_at,
+    )
