@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     # A paid order completes (its merchant share becomes available) when the buyer
     # confirms receipt, or after this long without a word.
     auto_complete_seconds: int = Field(default=7 * 24 * 3600, ge=0)
+    # The daily settlement (T+1) runs at this hour (UTC) for the day before, on a
+    # Temporal Schedule the worker creates if it does not exist yet.
+    settlement_hour_utc: int = Field(default=2, ge=0, le=23)
     # Buyers may ask for a refund this long after payment; merchants and operators always.
     buyer_refund_window_days: int = Field(default=30, ge=0)
     # Channel fee rate per channel (a Decimal fraction of the payable amount).

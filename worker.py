@@ -15,15 +15,29 @@ from temporalio.worker import Worker
 
 from activities.channel_calls import ChannelCalls
 from activities.order_records import OrderRecords
+from activities.payout_calls import PayoutCalls
 from activities.refund_records import RefundRecords
-from channels.registry import build_channels
+from activities.settlement_records import SettlementRecords
+from channels.registry import build_bank, build_channels
 from db.engine import create_tables, make_engine, session_factory
 from settings import Settings, get_settings
 from workflows.late_payment import LatePaymentRefundWorkflow
 from workflows.order import OrderWorkflow
 from workflows.refund import RefundWorkflow
+from workflows.schedule import ensure_settlement_schedule
+from workflows.settlement import MerchantSettlementWorkflow, SettlementRunWorkflow
 
-WORKFLOWS = [OrderWorkflow, LatePaymentRefundWorkflow, RefundWorkflow]
+WORKFLOWS = [
+    OrderWorkflow,
+    LatePaymentRefundWorkflow,
+    RefundWorkflow,
+    SettlementRunWorkflow,
+    MerchantSettlementWorkflow,
+]
+
+
+def payout_notify_url(settings: Settings) -> str:
+    return f"{settings.api_public_url}/v1/payouts/notify"
 
 
 async def connect(settings: Settings) -> Client:
@@ -44,6 +58,9 @@ async def run_worker(settings: Settings) -> None:
         records = OrderRecords(sessions)
         calls = ChannelCalls(sessions, build_channels(settings, http))
         refunds = RefundRecords(sessions, timedelta(days=settings.buyer_refund_window_days))
+        settlement = SettlementRecords(sessions)
+        payouts = PayoutCalls(build_bank(settings, http), payout_notify_url(settings))
+        await ensure_settlement_schedule(client, settings)
         with ThreadPoolExecutor(max_workers=32) as executor:
             worker = Worker(
                 client,
@@ -68,6 +85,12 @@ async def run_worker(settings: Settings) -> None:
                     refunds.reserve_refund,
                     refunds.complete_refund,
                     refunds.fail_refund,
+                    settlement.merchants_to_settle,
+                    settlement.prepare_statements,
+                    settlement.record_payout,
+                    settlement.day_statements,
+                    payouts.send_payout,
+                    payouts.query_payout,
                 ],
                 activity_executor=executor,
             )

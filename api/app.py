@@ -11,8 +11,8 @@ from fastapi import FastAPI
 
 from api.deps import AppContext
 from api.errors import install_error_handlers
-from api.routes import coupons, merchants, notify, orders, refunds
-from channels.registry import build_channels
+from api.routes import coupons, ledger, merchants, notify, orders, refunds, settlements
+from channels.registry import build_bank, build_channels
 from db.engine import create_tables, make_engine, session_factory
 from settings import Settings, get_settings
 from worker import connect
@@ -33,6 +33,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 sessions=session_factory(engine),
                 temporal=temporal,
                 channels=build_channels(settings, http),
+                bank=build_bank(settings, http),
             )
             yield
         engine.dispose()
@@ -44,7 +45,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for router in (orders.router, refunds.router, merchants.router, coupons.router, notify.router):
+    routers = (
+        orders.router,
+        refunds.router,
+        merchants.router,
+        coupons.router,
+        notify.router,
+        settlements.router,
+        ledger.router,
+    )
+    for router in routers:
         app.include_router(router)
 
     @app.get("/healthz", tags=["health"])

@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from sqlalchemy import Engine
 from temporalio.client import Client
 
+from channels.bank import BankTransferAdapter
 from channels.base import ChannelAdapter
 from db.engine import SessionFactory
 from settings import Settings
@@ -21,6 +22,7 @@ class AppContext:
     sessions: SessionFactory
     temporal: Client
     channels: dict[str, ChannelAdapter]
+    bank: BankTransferAdapter
 
 
 def get_context(request: Request) -> AppContext:

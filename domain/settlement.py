@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
+from datetime import date
 
 from pydantic import BaseModel, ConfigDict
 
@@ -90,3 +91,51 @@ def statement_totals(
         closing_balance=balance_at_cutoff - payout,
         order_count=len(released_orders),
     )
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class SettlementRunInput(_Message):
+    """Settle every merchant for `day`; None: the day before the run was scheduled."""
+
+    day: date | None = None
+
+
+class MerchantDay(_Message):
+    merchant_id: str
+    day: date
+
+
+class PayoutOrder(_Message):
+    """A statement's payout, as the bank is to be asked for it."""
+
+    payout_id: str
+    statement_id: str
+    merchant_id: str
+    amount: int
+    currency: str
+    beneficiary: str
+
+
+class PayoutOutcome(_Message):
+    payout_id: str
+    paid: bool
+    bank_reference: str | None = None
+    failure_reason: str | None = None
+
+
+class MerchantSettlementView(_Message):
+    merchant_id: str
+    day: date
+    statement_ids: tuple[str, ...] = ()
+    payouts: tuple[PayoutOutcome, ...] = ()
+    pending_payouts: tuple[str, ...] = ()
+
+
+class SettlementProgress(_Message):
+    day: date | None
+    merchants: int = 0
+    settled: int = 0
+    already_settled: int = 0

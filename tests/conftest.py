@@ -113,6 +113,7 @@ def system(
         "PAYSAGA_LOG_DIR": str(tmp),
         # Paid orders complete at once unless a test asks for a hold.
         "PAYSAGA_AUTO_COMPLETE_SECONDS": "0",
+        "PAYSAGA_SANDBOX_PAYOUT_DELAY_MS": "50",
     }
     engine = _fresh_engine(env["PAYSAGA_DATABASE_URL"])
     processes = stack.Stack(env=env)
