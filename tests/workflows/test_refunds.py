@@ -54,7 +54,7 @@ async def test_partial_refunds_add_up_to_the_payment_and_no_more(
     merchant_id, order = await _paid_order(api, sandbox)
     first = await _refund(api, order["id"], amount=2000, reason="one cup broken")
     assert first.status_code == 201, first.text
-    assert first.json()["status"] == "pending"
+    assert first.json()["status"] in ("pending", "succeeded")  # the channel may be quick
     done = await _settled_refund(api, first.json()["id"], "succeeded")
     parts = done["parts"]
     assert sum(parts.values()) == 2000
