@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 
 import httpx
 from sqlmodel import Session, func, select
 
-from db.tables import JournalEntry, PartyNotification
+from db.tables import JournalEntry, PartyNotification, Payout
 from tests.conftest import System
-from tests.support import create_merchant, create_order, pay, wait_status
+from tests.support import create_merchant, create_order, pay, wait_for, wait_status
 
 
 def _count(system: System, model: type, order_id: str) -> int:
@@ -58,3 +59,35 @@ async def test_sandbox_channel_remembers_payments_across_its_restart(
     await pay(sandbox, order["id"])  # the channel still knows the payment we created
     done = await wait_status(api, order["id"], "completed")
     assert done["payment"]["channel_payment_id"] == order["payment"]["channel_payment_id"]
+
+
+async def test_worker_killed_mid_settlement_pays_the_merchant_once(
+    api: httpx.AsyncClient, sandbox: httpx.AsyncClient, system: System
+) -> None:
+    merchant_id = await create_merchant(api)
+    order = await create_order(api, merchant_id)
+    await pay(sandbox, order["id"])
+    await wait_status(api, order["id"], "completed")
+    await sandbox.post(f"/control/payout-behaviour/{merchant_id}", json={"mode": "hold"})
+    day = datetime.now(UTC).date().isoformat()
+    started = await api.post(f"/v1/merchants/{merchant_id}/settlements", json={"day": day})
+    assert started.status_code == 202, started.text
+
+    async def payout() -> Payout | None:
+        with Session(system.engine) as session:
+            return session.exec(select(Payout).where(Payout.merchant_id == merchant_id)).first()
+
+    held = await wait_for(payout, lambda p: p is not None, "the payout to be asked")
+    assert held is not None
+    await asyncio.to_thread(system.restart_worker, kill=True)  # the bank has not answered yet
+    again = await api.post(f"/v1/merchants/{merchant_id}/settlements", json={"day": day})
+    assert again.status_code == 202
+    completed = await sandbox.post(f"/control/payouts/{held.id}/complete")
+    assert completed.status_code == 200, completed.text
+    paid = await wait_for(payout, lambda p: p is not None and p.status == "paid", "paid")
+    assert paid is not None and paid.amount == held.amount
+    with Session(system.engine) as session:
+        kinds = session.exec(
+            select(JournalEntry.kind).where(JournalEntry.merchant_id == merchant_id)
+        ).all()
+    assert sorted(kinds).count("payout_started") == 1 and kinds.count("payout_paid") == 1
