@@ -80,6 +80,8 @@ async def run_worker(settings: Settings) -> None:
                     calls.query_payment,
                     calls.close_payment,
                     calls.refund_payment,
+                    calls.refund_once,
+                    calls.check_refund,
                     calls.request_refund,
                     calls.query_refund,
                     refunds.reserve_refund,

@@ -42,6 +42,16 @@ from domain.refunds import RefundTicket
 from domain.saga import Checkout, OrderInput, OrderRef, RefundOrder
 
 
+def _refund_request(refund: RefundOrder | RefundTicket) -> RefundRequest:
+    return RefundRequest(
+        refund_id=refund.refund_id,
+        order_id=refund.order_id,
+        amount=refund.amount,
+        currency=refund.currency,
+        reason=refund.reason,
+    )
+
+
 def _refused(ticket: RefundTicket, reason: str) -> RefundState:
     return RefundState(
         refund_id=ticket.refund_id,
@@ -107,20 +117,31 @@ class ChannelCalls:
     async def refund_payment(self, refund: RefundOrder) -> RefundState:
         """Refund at the channel and wait (by retrying) until the refund is final."""
         await asyncio.to_thread(self._store_refund, refund, None)
-        request = RefundRequest(
-            refund_id=refund.refund_id,
-            order_id=refund.order_id,
-            amount=refund.amount,
-            currency=refund.currency,
-            reason=refund.reason,
-        )
         with _translated_channel_errors():
-            state = await self._channels[refund.channel].refund(request)
+            state = await self._channels[refund.channel].refund(_refund_request(refund))
         await asyncio.to_thread(self._store_refund, refund, state)
         if state.status == RefundStatus.PENDING:
             raise retryable_error(REFUND_PENDING, f"refund {refund.refund_id} is pending")
         if state.status == RefundStatus.FAILED:
             raise business_error(REFUND_REFUSED, state.failure_reason or "refund refused")
+        return state
+
+    @activity.defn
+    async def refund_once(self, refund: RefundOrder) -> RefundState:
+        """Ask the channel for a saga's own refund (compensation, late payment) and record
+        the answer, pending included: the saga waits for the outcome with timers."""
+        await asyncio.to_thread(self._store_refund, refund, None)
+        with _translated_channel_errors():
+            state = await self._channels[refund.channel].refund(_refund_request(refund))
+        await asyncio.to_thread(self._store_refund, refund, state)
+        return state
+
+    @activity.defn
+    async def check_refund(self, refund: RefundOrder) -> RefundState:
+        """What became of a pending refund, recorded."""
+        with _translated_channel_errors():
+            state = await self._channels[refund.channel].query_refund(refund.refund_id)
+        await asyncio.to_thread(self._store_refund, refund, state)
         return state
 
     @activity.defn
@@ -139,16 +160,9 @@ class ChannelCalls:
             except ApplicationError as error:
                 if error.type != PAYMENT_NOT_FOUND:
                     raise
-        request = RefundRequest(
-            refund_id=ticket.refund_id,
-            order_id=ticket.order_id,
-            amount=ticket.amount,
-            currency=ticket.currency,
-            reason=ticket.reason,
-        )
         try:
             with _translated_channel_errors():
-                return await channel.refund(request)
+                return await channel.refund(_refund_request(ticket))
         except ApplicationError as error:
             if error.type != CHANNEL_REJECTED:
                 raise

@@ -25,9 +25,16 @@ from temporalio.exceptions import TimeoutError as StepTimeout
 
 with workflow.unsafe.imports_passed_through():
     from activities.channel_calls import ChannelCalls
-    from activities.errors import COUPON_REJECTED, PAYMENT_NOT_FOUND
+    from activities.errors import COUPON_REJECTED, PAYMENT_NOT_FOUND, REFUND_REFUSED
     from activities.order_records import OrderRecords
-    from channels.base import CloseResult, NotificationKind, PaymentState, PaymentStatus
+    from channels.base import (
+        CloseResult,
+        NotificationKind,
+        PaymentState,
+        PaymentStatus,
+        RefundState,
+        RefundStatus,
+    )
     from domain.keys import compensation_refund_id, late_payment_refund_id
     from domain.order_status import CANCELLABLE_STATUSES, FINAL_STATUSES, OrderStatus
     from domain.payment_check import payment_mismatch
@@ -51,6 +58,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.search_attributes import NEEDS_REVIEW, ORDER_STATUS
 
 T = TypeVar("T")
+FIRST_REFUND_CHECK = timedelta(seconds=2)
 Compensation = Callable[[], Awaitable[None]]
 
 StepFailed = options.StepFailed
@@ -422,10 +430,32 @@ class OrderWorkflow:
             currency=payment.currency,
             reason=reason,
         )
-        await workflow.execute_local_activity_method(
-            ChannelCalls.refund_payment, refund, **options.CHANNEL_MUST_FINISH
-        )
+        if workflow.patched("refund-waits-with-timers"):
+            await self._refund_and_wait(refund)
+        else:  # orders started before: the activity's own retries waited for the channel
+            await workflow.execute_local_activity_method(
+                ChannelCalls.refund_payment, refund, **options.CHANNEL_MUST_FINISH
+            )
         self._refunded_amount += payment.amount
+
+    async def _refund_and_wait(self, refund: RefundOrder) -> None:
+        """Ask once (a regular activity), then query at growing intervals until it is final:
+        a refund pending for days costs a timer and a query per interval, nothing more."""
+        state: RefundState = await workflow.execute_activity_method(
+            ChannelCalls.refund_once, refund, **options.CHANNEL_MUST_FINISH
+        )
+        delay = FIRST_REFUND_CHECK
+        while state.status == RefundStatus.PENDING:
+            await workflow.sleep(delay)
+            delay = next_poll_delay(delay)
+            with contextlib.suppress(*StepFailed):  # the next check will tell
+                state = await workflow.execute_local_activity_method(
+                    ChannelCalls.check_refund, refund, **options.CHANNEL_POLL
+                )
+        if state.status == RefundStatus.FAILED:
+            raise ApplicationError(
+                state.failure_reason or "refund refused", type=REFUND_REFUSED, non_retryable=True
+            )
 
     # -- small helpers -------------------------------------------------------
 

@@ -416,3 +416,26 @@ async def test_refused_late_payment_refund_is_flagged_for_ops(
     )
     assert "late payment refund refused" in flagged["review_reason"]
     assert flagged["status"] == "closed"
+
+
+async def test_compensation_refund_pending_at_the_channel_is_awaited_with_timers(
+    api: httpx.AsyncClient, sandbox: httpx.AsyncClient, system: System, temporal: Client
+) -> None:
+    merchant_id = await create_merchant(api)
+    order = await create_order(api, merchant_id)
+    await sandbox.post(f"/control/refund-behaviour/{order['id']}", json={"mode": "pending"})
+    await api.post(f"/v1/merchants/{merchant_id}/suspend")
+    await pay(sandbox, order["id"])
+
+    async def refunds() -> list[Refund]:
+        return _refunds(system, order["id"])
+
+    [pending] = await wait_for(refunds, lambda r: len(r) == 1, "the compensation refund")
+    assert (await get_order(api, order["id"]))["status"] == "refunding"
+    completed = await sandbox.post(f"/control/refunds/{pending.id}/complete")
+    assert completed.status_code == 200, completed.text
+    await wait_status(api, order["id"], "refunded")
+    handle = temporal.get_workflow_handle(order_workflow_id(order["id"]))
+    await handle.result()
+    events = [event async for event in handle.fetch_history_events()]
+    assert len(events) < 60  # a few timers and checks, not a retry per second
