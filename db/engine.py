@@ -63,6 +63,18 @@ def create_tables(engine: Engine) -> None:
     SQLModel.metadata.create_all(engine)
 
 
+def read_one_snapshot(session: Session) -> None:
+    """Make every query of the session read the same snapshot.
+
+    PostgreSQL's default (read committed) lets each statement see newer commits, so
+    sums and balances read one after the other could disagree. SQLite needs nothing:
+    each of our transactions begins IMMEDIATE and no one else writes while it runs.
+    Must run before the session's first query.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+
+
 def session_factory(engine: Engine) -> SessionFactory:
     def open_session() -> Session:
         return Session(engine, expire_on_commit=False)

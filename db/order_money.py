@@ -179,6 +179,7 @@ def complete_refund(session: Session, refund_id: str) -> Refund:
             currency=refund.currency,
             postings=refund_complete_postings(refund.channel, refund.currency, refund.amount),
             order_id=refund.order_id,
+            merchant_id=_merchant_of(session, refund.order_id),
         )
         refund.status = RefundStatus.SUCCEEDED
         refund.updated_at = now()
@@ -250,6 +251,11 @@ def _refunded_units(session: Session, order_id: str, line_no: int) -> int:
         )
     )
     return sum(row.quantity for row in rows)
+
+
+def _merchant_of(session: Session, order_id: str) -> str | None:
+    order = session.get(Order, order_id)
+    return order.merchant_id if order is not None else None
 
 
 def _locked_refund(session: Session, refund_id: str) -> Refund:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Column, Text
+from sqlalchemy import BigInteger, Column, Index, Text
 from sqlmodel import Field, SQLModel
 
 
@@ -170,6 +170,8 @@ class JournalEntry(SQLModel, table=True):
     """A balanced, immutable ledger movement; the id is its idempotency key."""
 
     __tablename__ = "journal_entries"
+    # A merchant's entries, newest first, page by page (the merchant ledger and statements).
+    __table_args__ = (Index("ix_journal_entries_merchant_time", "merchant_id", "created_at", "id"),)
 
     id: str = Field(primary_key=True)
     order_id: str | None = Field(default=None, index=True)

@@ -11,6 +11,7 @@ import httpx
 from sqlalchemy import Engine, func
 from sqlmodel import Session, select
 
+from db.engine import read_one_snapshot
 from db.reconcile import ledger_problems
 from db.tables import JournalEntry, Posting
 
@@ -37,6 +38,7 @@ async def wait_for(
 def assert_ledger_sound(engine: Engine) -> None:
     """Every entry balances and is non-empty, and every invariant of `db.reconcile` holds."""
     with Session(engine) as session:
+        read_one_snapshot(session)  # sagas may still be committing
         unbalanced = session.exec(
             select(Posting.entry_id, Posting.currency)
             .group_by(Posting.entry_id, Posting.currency)
