@@ -118,10 +118,11 @@ def reserve_refund(session: Session, ask: RefundAsk, window: timedelta) -> Refun
     Returns the refund row (the existing one for a repeated id). Raises RefundRejected
     when a rule refuses it; the caller's transaction then keeps nothing.
     """
+    order = locked_order(session, ask.order_id)
+    # Looked up under the order's lock: a repeat that waited on the first ask finds it.
     existing = session.get(Refund, ask.refund_id)
     if existing is not None:
         return existing
-    order = locked_order(session, ask.order_id)
     payment = session.get(Payment, order.id)
     if order.status not in REFUNDABLE_STATUSES or payment is None or payment.paid_at is None:
         raise RefundRejected(

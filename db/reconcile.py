@@ -51,38 +51,70 @@ def account_drift(session: Session) -> list[str]:
 
 def order_breakdown(session: Session, order_id: str) -> dict[str, int]:
     """The order's money by where it is now, from its ledger entries (credit-positive)."""
-    rows = session.exec(
-        select(Posting.account, Posting.amount)
-        .join(JournalEntry, col(JournalEntry.id) == Posting.entry_id)
-        .where(JournalEntry.order_id == order_id)
-    ).all()
-    parts: dict[str, int] = defaultdict(int)
-    for account, amount in rows:
-        parts[account_parts(account)[0].value] -= amount
-    return {
-        "merchant": parts[AccountKind.MERCHANT_PENDING] + parts[AccountKind.MERCHANT_AVAILABLE],
-        "commission": parts[AccountKind.PLATFORM_COMMISSION],
-        "channel_fee": parts[AccountKind.CHANNEL_FEE],
-        "refunds_in_flight": parts[AccountKind.REFUNDS_IN_FLIGHT],
-        "clearing": -parts[AccountKind.CHANNEL_CLEARING],
-    }
+    return _breakdowns(session, order_id).get(order_id, _breakdown({}))
 
 
 def order_problems(session: Session, order: Order, payment: Payment) -> list[str]:
-    refunds = session.exec(
-        select(Refund).where(Refund.order_id == order.id, Refund.reason != LATE_PAYMENT_REASON)
-    ).all()
-    refunded = sum(r.amount for r in refunds if r.status == RefundStatus.SUCCEEDED)
-    pending = sum(
-        r.amount for r in refunds if r.status == RefundStatus.PENDING and r.requested_by != "system"
+    refunds = _refund_totals(session, order.id).get(order.id, (0, 0))
+    return _identity_problems(order.id, payment.amount, refunds, order_breakdown(session, order.id))
+
+
+def _breakdowns(session: Session, order_id: str | None = None) -> dict[str, dict[str, int]]:
+    """Per order (all, or one), its postings summed by account kind: one grouped query."""
+    query = (
+        select(JournalEntry.order_id, Posting.account, func.sum(Posting.amount))
+        .join(JournalEntry, col(JournalEntry.id) == Posting.entry_id)
+        .where(col(JournalEntry.order_id).is_not(None))
+        .group_by(col(JournalEntry.order_id), col(Posting.account))
     )
-    parts = order_breakdown(session, order.id)
+    if order_id is not None:
+        query = query.where(JournalEntry.order_id == order_id)
+    by_kind: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for order, account, total in session.exec(query).all():
+        assert order is not None
+        by_kind[order][account_parts(account)[0].value] -= int(total)
+    return {order: _breakdown(kinds) for order, kinds in by_kind.items()}
+
+
+def _breakdown(by_kind: dict[str, int]) -> dict[str, int]:
+    def kind(k: AccountKind) -> int:
+        return by_kind.get(k.value, 0)
+
+    return {
+        "merchant": kind(AccountKind.MERCHANT_PENDING) + kind(AccountKind.MERCHANT_AVAILABLE),
+        "commission": kind(AccountKind.PLATFORM_COMMISSION),
+        "channel_fee": kind(AccountKind.CHANNEL_FEE),
+        "refunds_in_flight": kind(AccountKind.REFUNDS_IN_FLIGHT),
+        "clearing": -kind(AccountKind.CHANNEL_CLEARING),
+    }
+
+
+def _refund_totals(session: Session, order_id: str | None = None) -> dict[str, tuple[int, int]]:
+    """Per order: (succeeded refunds, pending requested refunds) of the order's own payment."""
+    query = select(Refund).where(Refund.reason != LATE_PAYMENT_REASON)
+    if order_id is not None:
+        query = query.where(Refund.order_id == order_id)
+    totals: dict[str, tuple[int, int]] = {}
+    for refund in session.exec(query):
+        done, pending = totals.get(refund.order_id, (0, 0))
+        if refund.status == RefundStatus.SUCCEEDED:
+            done += refund.amount
+        elif refund.status == RefundStatus.PENDING and refund.requested_by != "system":
+            pending += refund.amount  # a saga's own refunds move no ledger money
+        totals[refund.order_id] = (done, pending)
+    return totals
+
+
+def _identity_problems(
+    order_id: str, paid: int, refunds: tuple[int, int], parts: dict[str, int]
+) -> list[str]:
+    refunded, pending = refunds
     held = parts["merchant"] + parts["commission"] + parts["channel_fee"]
     problems = []
-    if payment.amount != refunded + parts["refunds_in_flight"] + held:
-        problems.append(f"order {order.id}: paid {payment.amount} != refunded {refunded} + {parts}")
+    if paid != refunded + parts["refunds_in_flight"] + held:
+        problems.append(f"order {order_id}: paid {paid} != refunded {refunded} + {parts}")
     if parts["refunds_in_flight"] != pending:
-        problems.append(f"order {order.id}: {pending} pending refunds, ledger says {parts}")
+        problems.append(f"order {order_id}: {pending} pending refunds, ledger says {parts}")
     return problems
 
 
@@ -111,8 +143,12 @@ def ledger_problems(session: Session) -> list[str]:
         .join(Payment, col(Payment.order_id) == Order.id)
         .where(Payment.status == "paid", col(Order.status).not_in(_COMPENSATING))
     ).all()
+    breakdowns, refunds = _breakdowns(session), _refund_totals(session)
     for order, payment in paid:
-        problems += order_problems(session, order, payment)
+        parts = breakdowns.get(order.id, _breakdown({}))
+        problems += _identity_problems(
+            order.id, payment.amount, refunds.get(order.id, (0, 0)), parts
+        )
     for statement in session.exec(select(Statement)):
         problems += statement_problems(statement)
     return problems

@@ -2,11 +2,13 @@
 
 A statement covers every entry on the merchant's available balance posted before
 its cutoff (the end of the day, or now if the day has not ended) that no earlier
-statement covered, and pays out what is available, never more than the balance
-holds at that moment. The statement, its coverage, the payout row and the
-available -> in transit entry are written in one transaction keyed by the
-statement id, so running a day twice, or again after a crash half-way, finds
-the statement and pays nothing more.
+statement covered. It opens with the previous statement's closing balance and
+pays out what it states as available, never more than the balance holds at that
+moment. The chain holds whatever the order runs happen in: after each statement,
+the available balance is its closing plus the entries no statement covers yet.
+The statement, its coverage, the payout row and the available -> in transit entry
+are written in one transaction keyed by the statement id, so running a day twice,
+or again after a crash half-way, finds the statement and pays nothing more.
 
     opening + gross - channel fees - commission - refunds + returned - payout = closing
 
@@ -20,7 +22,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from db.ledger import lock_accounts, post_entry
@@ -60,23 +61,27 @@ def prepare_statement(
     session: Session, merchant_id: str, currency: str, day: date, now: datetime
 ) -> Statement | None:
     """The statement for the day, made once; None when there is nothing to settle."""
+    available = account_id(AccountKind.MERCHANT_AVAILABLE, merchant_id, currency)
+    locked = lock_accounts(session, [available])[available]
+    # Looked up under the account's lock: a run that waited on another finds its statement.
     existing = session.get(Statement, statement_id(merchant_id, day, currency))
     if existing is not None:
         return existing
-    available = account_id(AccountKind.MERCHANT_AVAILABLE, merchant_id, currency)
-    locked = lock_accounts(session, [available])[available]
+    previous = _latest_statement(session, merchant_id, currency)
+    opening = previous.closing_balance if previous is not None else 0
+    current = normal_balance(AccountKind.MERCHANT_AVAILABLE, locked.balance)
     cutoff = day_cutoff(day, now)
     entries = _uncovered_entries(session, available, cutoff)
-    balance_at_cutoff = _balance_before(session, available, cutoff)
-    if not entries and balance_at_cutoff == 0:
-        return None
+    if not entries and (opening <= 0 or current <= 0):
+        return None  # nothing new to state and nothing to pay
     totals = statement_totals(
-        balance_at_cutoff=balance_at_cutoff,
-        current_balance=normal_balance(AccountKind.MERCHANT_AVAILABLE, locked.balance),
+        opening_balance=opening,
+        current_balance=current,
         entries=[(entry.kind, amount) for entry, amount in entries],
         released_orders=_released_orders(session, [entry for entry, _ in entries]),
     )
-    statement = _statement_row(merchant_id, currency, day, cutoff, totals)
+    sequence = previous.sequence + 1 if previous is not None else 1
+    statement = _statement_row(merchant_id, currency, day, cutoff, sequence, totals)
     session.add(statement)
     session.flush()
     session.add_all(StatementEntry(entry_id=e.id, statement_id=statement.id) for e, _ in entries)
@@ -172,13 +177,13 @@ def _uncovered_entries(
     return [(entry, -amount) for entry, amount in rows]  # credit-normal: credits add
 
 
-def _balance_before(session: Session, account: str, cutoff: datetime) -> int:
-    total = session.exec(
-        select(func.coalesce(func.sum(Posting.amount), 0))
-        .join(JournalEntry, col(JournalEntry.id) == Posting.entry_id)
-        .where(Posting.account == account, col(JournalEntry.created_at) < cutoff)
-    ).one()
-    return -int(total)
+def _latest_statement(session: Session, merchant_id: str, currency: str) -> Statement | None:
+    return session.exec(
+        select(Statement)
+        .where(Statement.merchant_id == merchant_id, Statement.currency == currency)
+        .order_by(col(Statement.sequence).desc())
+        .limit(1)
+    ).first()
 
 
 def _released_orders(session: Session, entries: Sequence[JournalEntry]) -> list[Split]:
@@ -189,13 +194,19 @@ def _released_orders(session: Session, entries: Sequence[JournalEntry]) -> list[
 
 
 def _statement_row(
-    merchant_id: str, currency: str, day: date, cutoff: datetime, totals: StatementTotals
+    merchant_id: str,
+    currency: str,
+    day: date,
+    cutoff: datetime,
+    sequence: int,
+    totals: StatementTotals,
 ) -> Statement:
     return Statement(
         id=statement_id(merchant_id, day, currency),
         merchant_id=merchant_id,
         day=day.isoformat(),
         currency=currency,
+        sequence=sequence,
         cutoff=cutoff,
         created_at=datetime.now(UTC),
         **totals.model_dump(),

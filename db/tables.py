@@ -241,6 +241,7 @@ class Statement(SQLModel, table=True):
     merchant_id: str = Field(index=True)
     day: str  # ISO date of the business day it settles
     currency: str
+    sequence: int  # 1, 2, ... per (merchant, currency): each opens with the previous closing
     cutoff: datetime  # entries before this instant are covered
     opening_balance: int = Field(sa_column=_money())  # available before its entries
     gross_amount: int = Field(sa_column=_money())

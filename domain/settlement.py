@@ -49,7 +49,7 @@ _COVERED_KINDS = frozenset(
 
 def statement_totals(
     *,
-    balance_at_cutoff: int,
+    opening_balance: int,
     current_balance: int,
     entries: Sequence[tuple[str, int]],
     released_orders: Sequence[Split],
@@ -57,8 +57,9 @@ def statement_totals(
     """Totals for a statement covering `entries` ((entry kind, amount on available)).
 
     `released_orders` are the full splits of the orders whose release it covers. The
-    payout is what was available at the cutoff, but never more than the balance is now
-    (a refund since the cutoff may have lowered it) and never below zero.
+    payout is what the statement finds available (opening plus its entries), but never
+    more than the balance is now (a refund since the cutoff may have lowered it) and
+    never below zero.
     """
     by_kind = {kind: 0 for kind in _COVERED_KINDS}
     for kind, amount in entries:
@@ -77,18 +78,18 @@ def statement_totals(
         - by_kind[EntryKind.REFUND_RESERVED]
         - by_kind[EntryKind.REFUND_FAILED]
     )
-    opening = balance_at_cutoff - sum(amount for _, amount in entries)
-    payout = max(0, min(balance_at_cutoff, current_balance))
+    stated = opening_balance + sum(amount for _, amount in entries)
+    payout = max(0, min(stated, current_balance))
     return StatementTotals(
-        opening_balance=opening,
+        opening_balance=opening_balance,
         gross_amount=gross,
         channel_fee_amount=fees,
         commission_amount=commission,
         refunded_amount=refunded,
         returned_amount=by_kind[EntryKind.PAYOUT_RETURNED],
-        clawback_amount=max(0, -opening),
+        clawback_amount=max(0, -opening_balance),
         payout_amount=payout,
-        closing_balance=balance_at_cutoff - payout,
+        closing_balance=stated - payout,
         order_count=len(released_orders),
     )
 

@@ -74,17 +74,27 @@ def temporal_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     processes.stop()
 
 
-def _database_url(backend: str, tmp: Path) -> str:
+@pytest.fixture(scope="session")
+def shared_postgres() -> str | None:
+    """The shared PostgreSQL database (if any), emptied once per session, never mid-session.
+
+    Every fixture that uses PostgreSQL asks for this one first, so whichever runs first
+    starts from fresh tables and none of them drops another's data later.
+    """
+    url = os.environ.get("TEST_DATABASE_URL")
+    if url:
+        engine = make_engine(url)
+        SQLModel.metadata.drop_all(engine)
+        create_tables(engine)
+        engine.dispose()
+    return url
+
+
+def _database_url(backend: str, tmp: Path, postgres: str | None) -> str:
     if backend == "sqlite":
         return f"sqlite:///{tmp / 'paysaga.db'}"
-    return os.environ["TEST_DATABASE_URL"]
-
-
-def _fresh_engine(url: str) -> Engine:
-    engine = make_engine(url)
-    SQLModel.metadata.drop_all(engine)  # a clean slate on the shared PostgreSQL database
-    create_tables(engine)
-    return engine
+    assert postgres is not None
+    return postgres
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
@@ -92,6 +102,7 @@ def system(
     request: pytest.FixtureRequest,
     temporal_address: str,
     tmp_path_factory: pytest.TempPathFactory,
+    shared_postgres: str | None,
 ) -> Iterator[System]:
     backend: str = request.param
     tmp = tmp_path_factory.mktemp(backend)
@@ -99,7 +110,7 @@ def system(
     api_url, sandbox_url = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{sandbox_port}"
     task_queue = f"orders-{backend}-{secrets.token_hex(4)}"
     env = {
-        "PAYSAGA_DATABASE_URL": _database_url(backend, tmp),
+        "PAYSAGA_DATABASE_URL": _database_url(backend, tmp, shared_postgres),
         "PAYSAGA_TEMPORAL_ADDRESS": temporal_address,
         "PAYSAGA_TASK_QUEUE": task_queue,
         "PAYSAGA_API_PORT": str(api_port),
@@ -115,7 +126,8 @@ def system(
         "PAYSAGA_AUTO_COMPLETE_SECONDS": "0",
         "PAYSAGA_SANDBOX_PAYOUT_DELAY_MS": "50",
     }
-    engine = _fresh_engine(env["PAYSAGA_DATABASE_URL"])
+    engine = make_engine(env["PAYSAGA_DATABASE_URL"])
+    create_tables(engine)
     processes = stack.Stack(env=env)
     processes.start(
         "sandbox",
