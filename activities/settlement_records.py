@@ -6,7 +6,7 @@ so a retried or replayed step finds its earlier work.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 
 from sqlmodel import col, select
 from temporalio import activity
@@ -14,13 +14,15 @@ from temporalio import activity
 from db.engine import SessionFactory
 from db.settlement import (
     accounts_to_settle,
+    day_cutoff,
     mark_payout_paid,
     mark_payout_returned,
+    merchants_with_something_to_settle,
     prepare_statement,
     statement_payout,
 )
 from db.tables import Merchant, Statement
-from domain.settlement import MerchantDay, PayoutOrder, PayoutOutcome
+from domain.settlement import MerchantDay, PayoutOrder, PayoutOutcome, SettlementRunInput
 
 
 class SettlementRecords:
@@ -28,10 +30,14 @@ class SettlementRecords:
         self._sessions = sessions
 
     @activity.defn
-    def merchants_to_settle(self, day: date) -> list[str]:
-        """Every merchant with an available balance in any currency, in id order."""
+    def merchants_to_settle(self, scope: SettlementRunInput) -> list[str]:
+        """The merchants the day's statements have something for (of those asked, if any)."""
+        assert scope.day is not None
         with self._sessions() as session:
-            return sorted({merchant for merchant, _ in accounts_to_settle(session)})
+            found = merchants_with_something_to_settle(
+                session, day_cutoff(scope.day, datetime.now(UTC))
+            )
+        return [m for m in found if m in scope.merchant_ids] if scope.merchant_ids else found
 
     @activity.defn
     def prepare_statements(self, merchant_day: MerchantDay) -> list[PayoutOrder]:

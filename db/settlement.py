@@ -57,6 +57,26 @@ def accounts_to_settle(session: Session) -> list[tuple[str, str]]:
     return [(owner, currency) for owner, currency in rows]
 
 
+def merchants_with_something_to_settle(session: Session, cutoff: datetime) -> list[str]:
+    """Merchants with entries on available before `cutoff` that no statement covers yet, or
+    a statement that closed with money it could not pay out then; in id order."""
+    uncovered = session.exec(
+        select(Account.owner)
+        .join(Posting, col(Posting.account) == Account.id)
+        .join(JournalEntry, col(JournalEntry.id) == Posting.entry_id)
+        .where(
+            Account.kind == AccountKind.MERCHANT_AVAILABLE.value,
+            col(JournalEntry.created_at) < cutoff,
+            ~col(JournalEntry.id).in_(select(StatementEntry.entry_id)),
+        )
+        .distinct()
+    ).all()
+    carried = session.exec(
+        select(Statement.merchant_id).where(Statement.closing_balance > 0).distinct()
+    ).all()
+    return sorted(set(uncovered) | set(carried))
+
+
 def prepare_statement(
     session: Session, merchant_id: str, currency: str, day: date, now: datetime
 ) -> Statement | None:

@@ -6,6 +6,7 @@ retried step find the side effect of its earlier attempt instead of repeating it
 
 from __future__ import annotations
 
+import hashlib
 from datetime import date
 
 
@@ -72,8 +73,12 @@ def payout_entry_id(payout: str, step: str) -> str:
     return f"{payout}:{step}"
 
 
-def settlement_run_workflow_id(day: date) -> str:
-    return f"settlement-run-{day.isoformat()}"
+def settlement_run_workflow_id(day: date, merchant_ids: tuple[str, ...] = ()) -> str:
+    """One run per day; a run for some merchants only is its own run, named by them."""
+    if not merchant_ids:
+        return f"settlement-run-{day.isoformat()}"
+    digest = hashlib.sha256("\n".join(sorted(merchant_ids)).encode()).hexdigest()[:12]
+    return f"settlement-run-{day.isoformat()}-{digest}"
 
 
 def merchant_settlement_workflow_id(merchant_id: str, day: date) -> str:

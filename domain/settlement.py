@@ -99,9 +99,11 @@ class _Message(BaseModel):
 
 
 class SettlementRunInput(_Message):
-    """Settle every merchant for `day`; None: the day before the run was scheduled."""
+    """Settle every merchant (or those listed) for `day`; None: the day before the run
+    was scheduled."""
 
     day: date | None = None
+    merchant_ids: tuple[str, ...] = ()
 
 
 class MerchantDay(_Message):

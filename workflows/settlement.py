@@ -51,8 +51,9 @@ class SettlementRunWorkflow:
     @workflow.run
     async def run(self, request: SettlementRunInput) -> SettlementProgress:
         day = request.day or self._yesterday()
+        scope = request.model_copy(update={"day": day})
         merchants: list[str] = await workflow.execute_local_activity_method(
-            SettlementRecords.merchants_to_settle, day, **options.DB_MUST_FINISH
+            SettlementRecords.merchants_to_settle, scope, **options.DB_MUST_FINISH
         )
         self._progress = SettlementProgress(day=day, merchants=len(merchants))
         self._show()

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from datetime import date
+from typing import Annotated
 
 from fastapi import APIRouter, Request, Response
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -36,14 +37,23 @@ class DayIn(BaseModel):
     day: date
 
 
+class RunIn(DayIn):
+    """A day to settle; `merchant_ids` limits the run to those merchants."""
+
+    merchant_ids: list[Annotated[str, Field(max_length=64)]] = Field(
+        default_factory=list, max_length=1000
+    )
+
+
 @router.post("/v1/settlements/runs", status_code=202)
-async def run_day(body: DayIn, context: ContextDep) -> SettlementProgress:
+async def run_day(body: RunIn, context: ContextDep) -> SettlementProgress:
     """Settle every merchant for a day (a backfill, or a re-run: both pay nothing twice)."""
     _not_in_future(body.day)
+    merchant_ids = tuple(sorted(set(body.merchant_ids)))
     handle = await context.temporal.start_workflow(
         SettlementRunWorkflow.run,
-        SettlementRunInput(day=body.day),
-        id=settlement_run_workflow_id(body.day),
+        SettlementRunInput(day=body.day, merchant_ids=merchant_ids),
+        id=settlement_run_workflow_id(body.day, merchant_ids),
         task_queue=context.settings.task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,

@@ -381,7 +381,8 @@ class LedgerMachine(RuleBasedStateMachine):
         self.days += 1
         made, payout_id = self._statement(self.days)
         available = self.balance[AccountKind.MERCHANT_AVAILABLE]
-        if not self.period.touched and available == 0:
+        # Nothing new and nothing to pay (a clawback still owed is carried, not restated).
+        if not self.period.touched and available <= 0:
             assert made is None
             return multiple()
         assert made is not None

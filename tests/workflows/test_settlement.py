@@ -175,3 +175,29 @@ async def test_daily_run_settles_each_merchant_once_and_shows_progress(
     assert refused.json()["error"]["code"] == "day_in_future"
     with Session(system.engine) as session:
         assert session.exec(select(Statement).where(col(Statement.day) == yesterday)).all() == []
+
+
+async def test_a_run_for_some_merchants_settles_them_and_a_rerun_pays_nothing_more(
+    api: httpx.AsyncClient, sandbox: httpx.AsyncClient, system: System, temporal: Client
+) -> None:
+    merchants = [await create_merchant(api) for _ in range(2)]
+    for merchant_id in merchants:
+        await _completed_orders(api, sandbox, merchant_id, 1)
+    body = {"day": _today(), "merchant_ids": merchants}
+    run_id = settlement_run_workflow_id(date.fromisoformat(_today()), tuple(sorted(merchants)))
+    assert (await api.post("/v1/settlements/runs", json=body)).status_code == 202
+    first = await temporal.get_workflow_handle_for(SettlementRunWorkflow.run, run_id).result()
+    assert (first.merchants, first.settled) == (2, 2)
+    for merchant_id in merchants:
+        payout = await _final_payout(system, merchant_id, "paid")
+        assert payout.amount == NET
+    # A later order of the first merchant: the day's settlement is done, so it waits for
+    # the next day's statement, and running the day again settles no one twice.
+    await _completed_orders(api, sandbox, merchants[0], 1)
+    assert (await api.post("/v1/settlements/runs", json=body)).status_code == 202
+    second = await temporal.get_workflow_handle_for(SettlementRunWorkflow.run, run_id).result()
+    assert (second.merchants, second.settled, second.already_settled) == (1, 0, 1)
+    for merchant_id in merchants:
+        assert len(_statements(system, merchant_id)) == 1
+    assert _balance(system, AccountKind.MERCHANT_AVAILABLE, merchants[0]) == NET
+    assert _balance(system, AccountKind.MERCHANT_AVAILABLE, merchants[1]) == 0
