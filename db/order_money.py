@@ -26,8 +26,8 @@ from domain.ledger import (
     EntryKind,
     refund_complete_postings,
     refund_reserve_postings,
-    refund_return_postings,
     release_postings,
+    reversal_postings,
     settlement_postings,
 )
 from domain.order_status import OrderStatus
@@ -134,18 +134,7 @@ def reserve_refund(session: Session, ask: RefundAsk, window: timedelta) -> Refun
     check_amount(amount, remaining.payable_amount)
     parts = split_refund(remaining, amount)
     released = order.funds_released_at is not None
-    post_entry(
-        session,
-        entry_id=refund_reservation_entry_id(ask.refund_id),
-        kind=EntryKind.REFUND_RESERVED,
-        currency=order.currency,
-        postings=refund_reserve_postings(
-            order.channel, order.merchant_id, order.currency, parts, released=released
-        ),
-        order_id=order.id,
-        merchant_id=order.merchant_id,
-    )
-    _add_parts(order, parts, sign=1)
+    _post_refund_parts(session, order, refund_reservation_entry_id(ask.refund_id), parts, 1)
     refund = Refund(
         id=ask.refund_id,
         order_id=order.id,
@@ -194,20 +183,9 @@ def fail_refund(session: Session, refund_id: str, reason: str) -> Refund:
         return refund
     order = locked_order(session, refund.order_id)
     parts = _refund_parts(refund)
-    # Back to pending if the order is still open, to available if it completed meanwhile.
-    released = order.funds_released_at is not None
-    post_entry(
-        session,
-        entry_id=refund_return_entry_id(refund.id),
-        kind=EntryKind.REFUND_FAILED,
-        currency=refund.currency,
-        postings=refund_return_postings(
-            order.channel, order.merchant_id, order.currency, parts, released=released
-        ),
-        order_id=order.id,
-        merchant_id=order.merchant_id,
-    )
-    _add_parts(order, parts, sign=-1)  # its amount and units may be refunded again
+    # Back to pending if the order is still open, to available if it completed meanwhile;
+    # its amount and units may be refunded again.
+    _post_refund_parts(session, order, refund_return_entry_id(refund.id), parts, -1)
     refund.status = RefundStatus.FAILED
     refund.failure_reason = reason
     refund.updated_at = now()
@@ -270,6 +248,30 @@ def _refund_parts(refund: Refund) -> Split:
         commission_amount=refund.commission_amount,
         merchant_net_amount=refund.merchant_net_amount,
     )
+
+
+def _post_refund_parts(
+    session: Session, order: Order, entry_id: str, parts: Split, sign: int
+) -> None:
+    """Move a refund's parts into refunds in flight (+1) or back out to their holders (-1).
+
+    The merchant's part moves from (or to) pending while the order is open, and
+    available once it has completed.
+    """
+    released = order.funds_released_at is not None
+    postings = refund_reserve_postings(
+        order.channel, order.merchant_id, order.currency, parts, released=released
+    )
+    post_entry(
+        session,
+        entry_id=entry_id,
+        kind=EntryKind.REFUND_RESERVED if sign > 0 else EntryKind.REFUND_FAILED,
+        currency=order.currency,
+        postings=postings if sign > 0 else reversal_postings(postings),
+        order_id=order.id,
+        merchant_id=order.merchant_id,
+    )
+    _add_parts(order, parts, sign)
 
 
 def _add_parts(order: Order, parts: Split, sign: int) -> None:

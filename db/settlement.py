@@ -116,37 +116,37 @@ def statement_payout(session: Session, statement: Statement) -> Payout | None:
 
 def mark_payout_paid(session: Session, payout_key: str, bank_reference: str | None) -> Payout:
     """The bank confirmed: the money leaves in transit (once)."""
-    payout = _locked_payout(session, payout_key)
-    if payout.status == PayoutStatus.PENDING:
-        post_entry(
-            session,
-            entry_id=payout_entry_id(payout.id, "paid"),
-            kind=EntryKind.PAYOUT_PAID,
-            currency=payout.currency,
-            postings=payout_paid_postings(payout.merchant_id, payout.currency, payout.amount),
-            merchant_id=payout.merchant_id,
-        )
-        payout.status = PayoutStatus.PAID
-        payout.bank_reference = bank_reference
-        payout.updated_at = datetime.now(UTC)
-    return payout
+    return _finish_payout(session, payout_key, paid=True, detail=bank_reference)
 
 
 def mark_payout_returned(session: Session, payout_key: str, reason: str) -> Payout:
     """The bank refused: the money returns to the merchant's available balance (once)."""
+    return _finish_payout(session, payout_key, paid=False, detail=reason)
+
+
+def _finish_payout(session: Session, payout_key: str, *, paid: bool, detail: str | None) -> Payout:
     payout = _locked_payout(session, payout_key)
-    if payout.status == PayoutStatus.PENDING:
-        post_entry(
-            session,
-            entry_id=payout_entry_id(payout.id, "returned"),
-            kind=EntryKind.PAYOUT_RETURNED,
-            currency=payout.currency,
-            postings=payout_return_postings(payout.merchant_id, payout.currency, payout.amount),
-            merchant_id=payout.merchant_id,
-        )
-        payout.status = PayoutStatus.FAILED
-        payout.failure_reason = reason
-        payout.updated_at = datetime.now(UTC)
+    if payout.status != PayoutStatus.PENDING:
+        return payout  # a repeat, or a late answer: the first outcome stands
+    step, kind, postings = (
+        ("paid", EntryKind.PAYOUT_PAID, payout_paid_postings)
+        if paid
+        else ("returned", EntryKind.PAYOUT_RETURNED, payout_return_postings)
+    )
+    post_entry(
+        session,
+        entry_id=payout_entry_id(payout.id, step),
+        kind=kind,
+        currency=payout.currency,
+        postings=postings(payout.merchant_id, payout.currency, payout.amount),
+        merchant_id=payout.merchant_id,
+    )
+    payout.status = PayoutStatus.PAID if paid else PayoutStatus.FAILED
+    if paid:
+        payout.bank_reference = detail
+    else:
+        payout.failure_reason = detail
+    payout.updated_at = datetime.now(UTC)
     return payout
 
 

@@ -170,14 +170,6 @@ def refund_complete_postings(channel: str, currency: str, amount: int) -> list[P
     )
 
 
-def refund_return_postings(
-    channel: str, merchant_id: str, currency: str, parts: Split, *, released: bool
-) -> list[PostingLine]:
-    """The channel refused: every part goes back, the merchant's to where its share is now."""
-    reserve = refund_reserve_postings(channel, merchant_id, currency, parts, released=released)
-    return reversal_postings(reserve)
-
-
 def payout_start_postings(merchant_id: str, currency: str, amount: int) -> list[PostingLine]:
     return _lines(
         PostingLine(account_id(AccountKind.MERCHANT_AVAILABLE, merchant_id, currency), amount),
