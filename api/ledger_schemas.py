@@ -13,6 +13,7 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel
 
 from domain.ledger import AccountKind
+from domain.settlement import StatementTotals
 
 
 def _as_utc(moment: datetime) -> datetime:
@@ -58,7 +59,7 @@ class LedgerEntryPage(BaseModel):
     next_cursor: str | None
 
 
-class StatementOut(BaseModel):
+class StatementOut(StatementTotals):
     """opening + gross - fees - commission - refunded + returned - payout = closing."""
 
     id: str
@@ -66,16 +67,6 @@ class StatementOut(BaseModel):
     day: str
     currency: str
     cutoff: UtcDatetime
-    opening_balance: int
-    gross_amount: int
-    channel_fee_amount: int
-    commission_amount: int
-    refunded_amount: int
-    returned_amount: int
-    clawback_amount: int
-    payout_amount: int
-    closing_balance: int
-    order_count: int
     created_at: UtcDatetime
 
 
