@@ -115,11 +115,11 @@ class ChannelCalls:
 
     @activity.defn
     async def refund_payment(self, refund: RefundOrder) -> RefundState:
-        """Refund at the channel and wait (by retrying) until the refund is final."""
-        await asyncio.to_thread(self._store_refund, refund, None)
-        with _translated_channel_errors():
-            state = await self._channels[refund.channel].refund(_refund_request(refund))
-        await asyncio.to_thread(self._store_refund, refund, state)
+        """Refund at the channel and wait (by retrying) until the refund is final.
+
+        Kept for histories recorded before `refund_once` + timers replaced it.
+        """
+        state = await self.refund_once(refund)
         if state.status == RefundStatus.PENDING:
             raise retryable_error(REFUND_PENDING, f"refund {refund.refund_id} is pending")
         if state.status == RefundStatus.FAILED:

@@ -24,6 +24,7 @@ from domain.keys import (
 )
 from domain.ledger import (
     EntryKind,
+    PostingLine,
     refund_complete_postings,
     refund_reserve_postings,
     release_postings,
@@ -70,16 +71,7 @@ def capture_payment(session: Session, order: Order) -> Split:
     """Post the settlement entry of a paid order (once) and record its split."""
     split = order_split(order)
     postings = settlement_postings(order.channel, order.merchant_id, order.currency, split)
-    if postings:  # a zero-payable order moves no money
-        post_entry(
-            session,
-            entry_id=settlement_entry_id(order.id),
-            kind=EntryKind.SETTLEMENT,
-            currency=order.currency,
-            postings=postings,
-            order_id=order.id,
-            merchant_id=order.merchant_id,
-        )
+    _post_for_order(session, order, settlement_entry_id(order.id), EntryKind.SETTLEMENT, postings)
     order.channel_fee_amount = split.channel_fee_amount
     order.commission_amount = split.commission_amount
     order.merchant_net_amount = split.merchant_net_amount
@@ -96,16 +88,9 @@ def release_funds(session: Session, order_id: str) -> int:
     if order.funds_released_at is None:
         remaining = (order.merchant_net_amount or 0) - order.refunded_net_amount
         postings = release_postings(order.merchant_id, order.currency, remaining)
-        if postings:
-            post_entry(
-                session,
-                entry_id=funds_release_entry_id(order.id),
-                kind=EntryKind.FUNDS_RELEASED,
-                currency=order.currency,
-                postings=postings,
-                order_id=order.id,
-                merchant_id=order.merchant_id,
-            )
+        _post_for_order(
+            session, order, funds_release_entry_id(order.id), EntryKind.FUNDS_RELEASED, postings
+        )
         order.funds_released_at = now()
     order.status = OrderStatus.COMPLETED
     order.updated_at = now()
@@ -262,16 +247,28 @@ def _post_refund_parts(
     postings = refund_reserve_postings(
         order.channel, order.merchant_id, order.currency, parts, released=released
     )
-    post_entry(
-        session,
-        entry_id=entry_id,
-        kind=EntryKind.REFUND_RESERVED if sign > 0 else EntryKind.REFUND_FAILED,
-        currency=order.currency,
-        postings=postings if sign > 0 else reversal_postings(postings),
-        order_id=order.id,
-        merchant_id=order.merchant_id,
-    )
+    if sign > 0:
+        _post_for_order(session, order, entry_id, EntryKind.REFUND_RESERVED, postings)
+    else:
+        kind = EntryKind.REFUND_FAILED
+        _post_for_order(session, order, entry_id, kind, reversal_postings(postings))
     _add_parts(order, parts, sign)
+
+
+def _post_for_order(
+    session: Session, order: Order, entry_id: str, kind: EntryKind, postings: list[PostingLine]
+) -> None:
+    """Post an entry of the order (tagged with it and its merchant); nothing moves nothing."""
+    if postings:  # e.g. a zero-payable order, or a release with nothing left
+        post_entry(
+            session,
+            entry_id=entry_id,
+            kind=kind,
+            currency=order.currency,
+            postings=postings,
+            order_id=order.id,
+            merchant_id=order.merchant_id,
+        )
 
 
 def _add_parts(order: Order, parts: Split, sign: int) -> None:

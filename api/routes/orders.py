@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response
 from sqlmodel import select
@@ -71,46 +71,56 @@ async def cancel_order(
     order_id: str, context: ContextDep, body: CancelIn | None = None
 ) -> OrderOut:
     request = body or CancelIn()
-    await asyncio.to_thread(_order_view, context, order_id)  # 404 for unknown orders
-    handle = context.temporal.get_workflow_handle(order_workflow_id(order_id))
-    try:
-        await handle.execute_update(
-            OrderWorkflow.cancel_order, CancelRequest(reason=request.reason)
-        )
-    except WorkflowUpdateFailedError:
-        pass  # the validator refused: the order is past payment; answered below
-    except RPCError as error:
-        if error.status != RPCStatusCode.NOT_FOUND:
-            raise  # the saga has ended: its final state is in the database
-    order = await asyncio.to_thread(_order_view, context, order_id)
-    if order.status != OrderStatus.CANCELLED:
-        raise Conflict(
-            "order_not_cancellable",
-            f"the order is {order.status}; only unpaid orders can be cancelled",
-            "id",
-        )
-    return order
+    return await _update_then_expect(
+        context,
+        order_id,
+        OrderWorkflow.cancel_order,
+        CancelRequest(reason=request.reason),
+        OrderStatus.CANCELLED,
+        Conflict("order_not_cancellable", "only unpaid orders can be cancelled", "id"),
+    )
 
 
 @router.post("/{order_id}/confirm-receipt")
 async def confirm_receipt(order_id: str, context: ContextDep) -> OrderOut:
     """The buyer has the goods: the order completes and the merchant's share is released."""
+    return await _update_then_expect(
+        context,
+        order_id,
+        OrderWorkflow.confirm_receipt,
+        ReceiptConfirmation(),
+        OrderStatus.COMPLETED,
+        Conflict("order_not_confirmable", "only paid orders can be confirmed as received", "id"),
+    )
+
+
+async def _update_then_expect(
+    context: AppContext,
+    order_id: str,
+    update: Any,
+    argument: object,
+    expected: OrderStatus,
+    refusal: Conflict,
+) -> OrderOut:
+    """Send an update to the order's saga, then answer from the database.
+
+    The saga may refuse (its validator: the order is in the wrong state) or have ended
+    (its final state is in the database); either way the order as stored says whether
+    the update took effect, and `refusal` (with the current status) answers if not.
+    """
     await asyncio.to_thread(_order_view, context, order_id)  # 404 for unknown orders
     handle = context.temporal.get_workflow_handle(order_workflow_id(order_id))
     try:
-        await handle.execute_update(OrderWorkflow.confirm_receipt, ReceiptConfirmation())
+        await handle.execute_update(update, argument)
     except WorkflowUpdateFailedError:
-        pass  # the validator refused: the order is not paid; answered below
+        pass  # refused by the validator; answered below
     except RPCError as error:
         if error.status != RPCStatusCode.NOT_FOUND:
-            raise  # the saga has ended: its final state is in the database
+            raise
     order = await asyncio.to_thread(_order_view, context, order_id)
-    if order.status != OrderStatus.COMPLETED:
-        raise Conflict(
-            "order_not_confirmable",
-            f"the order is {order.status}; only paid orders can be confirmed as received",
-            "id",
-        )
+    if order.status != expected:
+        refusal.message = f"the order is {order.status}; {refusal.message}"
+        raise refusal
     return order
 
 
