@@ -77,8 +77,15 @@ async def test_worker_killed_mid_settlement_pays_the_merchant_once(
         with Session(system.engine) as session:
             return session.exec(select(Payout).where(Payout.merchant_id == merchant_id)).first()
 
-    held = await wait_for(payout, lambda p: p is not None, "the payout to be asked")
+    held = await wait_for(payout, lambda p: p is not None, "the payout to be recorded")
     assert held is not None
+    bank_auth = {"Authorization": f"Bearer {system.env['PAYSAGA_SANDBOX_API_KEY']}"}
+
+    async def at_the_bank() -> int:
+        response = await sandbox.get(f"/bank/api/payouts/{held.id}", headers=bank_auth)
+        return response.status_code
+
+    await wait_for(at_the_bank, lambda code: code == 200, "the bank to be asked")
     await asyncio.to_thread(system.restart_worker, kill=True)  # the bank has not answered yet
     again = await api.post(f"/v1/merchants/{merchant_id}/settlements", json={"day": day})
     assert again.status_code == 202
