@@ -10,14 +10,58 @@ from __future__ import annotations
 from decimal import Decimal
 from functools import lru_cache
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.split import check_rate
 
 
+class AlipaySettings(BaseModel):
+    """Our Alipay open-platform app. Live: `gateway_url` https://openapi.alipay.com/gateway.do,
+    the app id and seller (partner) id from the console, the app's private key and Alipay's
+    public key, each as PEM or one-line base64."""
+
+    gateway_url: str = ""  # empty: the sandbox's {sandbox_base_url}/alipay/gateway.do
+    app_id: str
+    seller_id: str
+    app_private_key: SecretStr
+    alipay_public_key: str
+
+
+class WeChatPaySettings(BaseModel):
+    """Our WeChat Pay merchant (API v3). Live: `base_url` https://api.mch.weixin.qq.com."""
+
+    base_url: str = ""  # empty: the sandbox's {sandbox_base_url}/wechatpay
+    mchid: str
+    appid: str
+    merchant_serial: str  # the serial of our API certificate
+    merchant_private_key: SecretStr
+    platform_serial: str  # WeChat Pay's platform certificate that signs to us
+    platform_public_key: str
+    apiv3_key: SecretStr  # 32 bytes; opens notification resources
+
+
+class CardSettings(BaseModel):
+    """The card gateway account: a secret API key and the webhook signing secret."""
+
+    base_url: str = ""  # empty: the sandbox's {sandbox_base_url}/card
+    secret_key: SecretStr
+    webhook_secret: SecretStr
+
+
+class SandboxKeys(BaseModel):
+    """The sandbox's half of each channel's key material: what the real channel holds."""
+
+    alipay_private_key: SecretStr  # signs responses and notifications "as Alipay"
+    alipay_app_public_key: str  # our app's public key, as uploaded to Alipay's console
+    wechatpay_platform_private_key: SecretStr
+    wechatpay_merchant_public_key: str  # our API certificate's key, as WeChat Pay knows it
+
+
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="PAYSAGA_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="PAYSAGA_", env_nested_delimiter="__", extra="ignore"
+    )
 
     # The app's own database; `DATABASE_URL` is honoured as well as the prefixed name.
     database_url: str = Field(
@@ -47,9 +91,17 @@ class Settings(BaseSettings):
     sandbox_api_key: SecretStr
     sandbox_webhook_secret: SecretStr
 
-    # Sandbox behaviour: first notification retry delay, doubled per attempt.
-    sandbox_notify_retry_base_ms: int = Field(default=1000, ge=1)
-    sandbox_notify_max_attempts: int = Field(default=8, ge=1)
+    # Each channel's credentials (`PAYSAGA_ALIPAY__APP_ID`, ...). Going live is a
+    # change of these values only.
+    alipay: AlipaySettings
+    wechatpay: WeChatPaySettings
+    card: CardSettings
+    # Only the sandbox process needs these.
+    sandbox_keys: SandboxKeys | None = None
+    # The sandbox waits this fraction of every real channel's notify retry delay
+    # (Alipay: 4m, 10m, ...; WeChat Pay: 15s, 15s, ...); tests compress time with it.
+    sandbox_time_scale: float = Field(default=1.0, gt=0, le=1)
+
     # How long the sandbox bank takes to settle a payout (pay it or fail it).
     sandbox_payout_delay_ms: int = Field(default=500, ge=0)
 

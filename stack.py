@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import secrets
 import shutil
 import signal
 import socket
@@ -29,13 +28,13 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
+from channels.sandbox.credentials import generate_credentials
 from db.engine import create_tables, make_engine
 from settings import Settings, get_settings
 from workflows.search_attributes import REGISTRATION
 
 ROOT = Path(__file__).resolve().parent
 SECRETS_FILE = ROOT / "var" / "secrets.env"
-SECRET_NAMES = ("PAYSAGA_SANDBOX_API_KEY", "PAYSAGA_SANDBOX_WEBHOOK_SECRET")
 
 
 def temporal_binary() -> str:
@@ -151,20 +150,21 @@ def _stop_process(process: subprocess.Popen[bytes], kill: bool) -> None:
 
 
 def load_or_create_secrets() -> dict[str, str]:
-    """Development secrets: generated once into var/secrets.env, reused on restart."""
-    values = {k: v for k, v in os.environ.items() if k in SECRET_NAMES}
+    """Development credentials for every channel: generated once into var/secrets.env,
+    reused on restart. A variable already set in the environment wins."""
+    values: dict[str, str] = {}
     if SECRETS_FILE.exists():
         for line in SECRETS_FILE.read_text().splitlines():
             key, _, value = line.partition("=")
-            values.setdefault(key, value)
-    missing = [name for name in SECRET_NAMES if name not in values]
-    if missing:
-        values.update({name: secrets.token_urlsafe(32) for name in missing})
+            values[key] = value
+    fresh = generate_credentials()
+    if set(fresh) - set(values):  # a new checkout, or credentials added since the file was made
+        values = {**fresh, **values}
         SECRETS_FILE.parent.mkdir(parents=True, exist_ok=True)
         descriptor = os.open(SECRETS_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(descriptor, "w") as file:  # never readable by others, not even briefly
-            file.write("".join(f"{k}={values[k]}\n" for k in SECRET_NAMES))
-    return values
+            file.write("".join(f"{k}={v}\n" for k, v in sorted(values.items())))
+    return {**values, **{k: v for k, v in os.environ.items() if k in values}}
 
 
 def start_all(stack: Stack, settings: Settings, log_dir: Path | None = None) -> None:

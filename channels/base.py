@@ -6,6 +6,12 @@ notification. Adapters map between these models and the channel's own wire
 protocol; nothing outside `channels/` sees a wire format.
 
 Amounts are always integers in the currency's minor unit.
+
+The platform is the channel's merchant (one Alipay app, one WeChat Pay mchid,
+one card gateway account); the shop a payment is for travels in the channel's
+pass-back field (Alipay `passback_params`, WeChat Pay `attach`, card
+`metadata`). A channel that does not echo it in an answer reports
+`merchant_id=None` there, and the saga checks the amount and currency alone.
 """
 
 from __future__ import annotations
@@ -68,7 +74,7 @@ class PaymentState(_Model):
     status: PaymentStatus
     amount: int
     currency: str
-    merchant_id: str
+    merchant_id: str | None  # None when the channel's answer does not carry it
     channel_txn_id: str | None = None  # set once paid
 
 
@@ -106,7 +112,7 @@ class Notification(_Model):
     channel_txn_id: str | None
     amount: int
     currency: str
-    merchant_id: str
+    merchant_id: str | None
     refund_id: str | None = None
 
 
@@ -133,12 +139,21 @@ class ChannelAdapter(Protocol):
 
     async def query_refund(self, refund_id: str) -> RefundState: ...
 
-    def parse_notification(self, headers: Mapping[str, str], body: bytes) -> Notification:
+    def parse_notification(self, headers: Mapping[str, str], body: bytes) -> Notification | None:
         """Verify the signature over the raw body, then parse it.
 
-        Raises `NotificationSignatureError` for a bad, missing or stale
-        signature and `NotificationFormatError` for a body that cannot be read.
+        Returns None for a genuine message that asks nothing of us (Alipay's
+        `WAIT_BUYER_PAY`, say); it is acknowledged and dropped. Raises
+        `NotificationSignatureError` for a bad, missing or stale signature,
+        `NotificationFormatError` for a body that cannot be read, and
+        `NotificationMismatch` for one that is not about our account.
         """
         ...
 
-    def acknowledgement(self) -> Acknowledgement: ...
+    def acknowledgement(self) -> Acknowledgement:
+        """The answer that tells the channel we have taken the message."""
+        ...
+
+    def rejection(self, status_code: int, message: str) -> Acknowledgement:
+        """The answer that tells the channel we have not, so that it sends again."""
+        ...

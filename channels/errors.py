@@ -6,7 +6,8 @@ ChannelError                      base; `retryable` says whether trying again ma
 │   └── PaymentNotFound           the channel has no payment for that order
 ├── PayoutNotFound                the bank has no payout with that payout_id (not retryable)
 ├── NotificationSignatureError    bad, missing, or stale signature on a notification
-└── NotificationFormatError       a notification body we cannot read
+├── NotificationFormatError       a notification body we cannot read
+└── NotificationMismatch          genuine, but not for our app / seller / order amount
 """
 
 from __future__ import annotations
@@ -42,4 +43,8 @@ class NotificationSignatureError(ChannelError):
 
 
 class NotificationFormatError(ChannelError):
+    pass
+
+
+class NotificationMismatch(ChannelError):
     pass

@@ -1,17 +1,20 @@
-"""Which adapter serves which channel.
+"""Which adapter serves which channel, built from settings.
 
-Today every channel, and the bank that pays merchants out, is simulated by the
-sandbox; when a real Alipay, WeChat Pay or bank adapter lands, only this
-mapping changes.
+Every adapter speaks its channel's real protocol; by default each points at
+the sandbox's simulation of it (`{sandbox_base_url}/alipay/gateway.do`,
+`/wechatpay`, `/card`). Going live is configuration: the channel's URL, ids and
+keys in `settings.alipay` / `.wechatpay` / `.card`.
 """
 
 from __future__ import annotations
 
 import httpx
 
+from channels.alipay.adapter import AlipayAdapter
 from channels.bank import BankTransferAdapter
 from channels.base import ChannelAdapter, ChannelName
-from channels.sandbox_adapter import SandboxChannel
+from channels.card.adapter import CardAdapter
+from channels.wechatpay.adapter import WeChatPayAdapter
 from settings import Settings
 
 
@@ -21,19 +24,20 @@ def build_channels(settings: Settings, client: httpx.AsyncClient) -> dict[str, C
     The caller owns the client and its lifetime, and should give it
     `settings.channel_timeout_seconds` as its timeout.
     """
-    base_url = settings.sandbox_base_url.rstrip("/")
-    api_key = settings.sandbox_api_key.get_secret_value()
-    webhook_secret = settings.sandbox_webhook_secret.get_secret_value().encode()
+    sandbox = settings.sandbox_base_url.rstrip("/")
     return {
-        name.value: SandboxChannel(
-            name=name,
-            base_url=f"{base_url}/{name}",
-            api_key=api_key,
-            webhook_secret=webhook_secret,
+        ChannelName.ALIPAY.value: AlipayAdapter(
+            settings.alipay, settings.alipay.gateway_url or f"{sandbox}/alipay/gateway.do", client
+        ),
+        ChannelName.WECHATPAY.value: WeChatPayAdapter(
+            settings.wechatpay, settings.wechatpay.base_url or f"{sandbox}/wechatpay", client
+        ),
+        ChannelName.CARD.value: CardAdapter(
+            settings.card,
+            settings.card.base_url or f"{sandbox}/card",
+            client,
             tolerance_seconds=settings.notify_tolerance_seconds,
-            client=client,
-        )
-        for name in ChannelName
+        ),
     }
 
 

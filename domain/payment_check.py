@@ -15,7 +15,7 @@ def payment_mismatch(order: OrderInput, signal: PaymentSignal) -> str | None:
         return f"currency mismatch: expected {expected.currency}, got {signal.currency}"
     if signal.amount != expected.payable_amount:
         return f"amount mismatch: expected {expected.payable_amount}, got {signal.amount}"
-    if signal.merchant_id != order.merchant_id:
+    if signal.merchant_id is not None and signal.merchant_id != order.merchant_id:
         return f"merchant mismatch: expected {order.merchant_id}, got {signal.merchant_id}"
     if not signal.channel_txn_id:
         return "payment without a channel transaction id"

@@ -52,7 +52,7 @@ class PaymentSignal(_Message):
     channel_txn_id: str | None = None
     amount: int
     currency: str
-    merchant_id: str
+    merchant_id: str | None  # None: the channel's answer does not say (Alipay's query)
     refund_id: str | None = None
 
 

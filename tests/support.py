@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import httpx
@@ -14,8 +14,23 @@ from sqlmodel import Session, select
 from db.engine import read_one_snapshot
 from db.reconcile import ledger_problems
 from db.tables import JournalEntry, Posting
+from settings import Settings
 
 T = TypeVar("T")
+
+
+def settings_from_env(env: Mapping[str, str]) -> Settings:
+    """Settings as a process started with `env` would read them (PAYSAGA_A__B -> a.b)."""
+    values: dict[str, Any] = {}
+    for name, value in env.items():
+        if not name.startswith("PAYSAGA_"):
+            continue
+        *parents, leaf = name.removeprefix("PAYSAGA_").lower().split("__")
+        node = values
+        for parent in parents:
+            node = node.setdefault(parent, {})
+        node[leaf] = value
+    return Settings(**values)
 
 
 async def wait_for(

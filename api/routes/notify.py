@@ -1,8 +1,12 @@
 """POST /v1/channels/{channel}/notify: a channel tells us about a payment or refund.
 
-Verify over the raw body, store the raw message, hand it to the order's saga
-as a signal, and only then acknowledge: if anything fails before the
-acknowledgement the channel retries, so no notification is ever lost.
+Verify over the raw body, check that it is about our account and, for a
+payment, our order's exact amount, store the raw message, hand it to the
+order's saga as a signal, and only then acknowledge in the channel's own terms
+(Alipay: `success`): if anything fails before the acknowledgement the channel
+retries, so no notification is ever lost. A refused message changes nothing
+and is answered with our JSON error in the shape the channel reads as "not
+taken" (WeChat Pay adds `{"code": "FAIL", "message": ...}`).
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Mapping
 
 from fastapi import APIRouter, Request, Response
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
@@ -17,10 +22,14 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import AppContext, ContextDep
-from api.errors import InvalidRequest, NotFound, SignatureInvalid
+from api.errors import ApiError, InvalidRequest, NotFound, SignatureInvalid, error_body
 from api.records import now
-from channels.base import Notification, NotificationKind
-from channels.errors import NotificationFormatError, NotificationSignatureError
+from channels.base import ChannelAdapter, Notification, NotificationKind
+from channels.errors import (
+    NotificationFormatError,
+    NotificationMismatch,
+    NotificationSignatureError,
+)
 from db.tables import ChannelNotification, Order, Refund
 from db.writes import insert_ignore
 from domain.keys import late_payment_workflow_id, order_workflow_id, refund_workflow_id
@@ -41,26 +50,56 @@ async def receive_notification(channel: str, request: Request, context: ContextD
         raise NotFound("channel_not_found", f"no channel {channel}", "channel")
     body = await request.body()
     try:
-        notification = adapter.parse_notification(request.headers, body)
+        notification = _parse(adapter, channel, request.headers, body)
+        if notification is not None:
+            await _take(context, channel, notification, body)
+    except ApiError as error:
+        details = error_body(error.error_type, error.code, error.message, error.param)
+        answer = adapter.rejection(error.status_code, details)
+        return Response(answer.body, status_code=answer.status_code, media_type=answer.media_type)
+    return _answer(adapter)
+
+
+def _parse(
+    adapter: ChannelAdapter, channel: str, headers: Mapping[str, str], body: bytes
+) -> Notification | None:
+    try:
+        return adapter.parse_notification(headers, body)
     except NotificationSignatureError:
         logger.warning("rejected a %s notification with a bad signature", channel)
         raise SignatureInvalid("invalid_signature", "signature verification failed") from None
     except NotificationFormatError as error:
         raise InvalidRequest("invalid_notification", error.message) from None
-    known = await asyncio.to_thread(_store, context, channel, notification, body)
-    if not known:
-        raise NotFound("order_not_found", "the notification names no order of ours", "order_id")
-    if await asyncio.to_thread(_is_requested_refund, context, notification):
-        await _deliver_refund(context, notification)
-    else:
-        await _deliver(context, channel, notification)
+    except NotificationMismatch as error:
+        logger.warning("rejected a %s notification: %s", channel, error.message)
+        raise InvalidRequest("notification_mismatch", error.message) from None
+
+
+def _answer(adapter: ChannelAdapter) -> Response:
     ack = adapter.acknowledgement()
     return Response(ack.body, status_code=ack.status_code, media_type=ack.media_type)
 
 
-def _store(context: AppContext, channel: str, notification: Notification, body: bytes) -> bool:
-    """Keep the raw message (once per channel message id); True when the order exists."""
+async def _take(context: AppContext, channel: str, notification: Notification, body: bytes) -> None:
+    """Store and deliver a verified notification; ApiError when it is not ours to take."""
+    await asyncio.to_thread(_store, context, channel, notification, body)
+    if await asyncio.to_thread(_is_requested_refund, context, notification):
+        await _deliver_refund(context, notification)
+    else:
+        await _deliver(context, channel, notification)
+
+
+def _store(context: AppContext, channel: str, notification: Notification, body: bytes) -> None:
+    """Keep the raw message (once per channel message id) if it is about one of our
+    orders, on this channel, and a payment's amount is exactly the order's."""
     with context.sessions() as session, session.begin():
+        order = session.get(Order, notification.order_id)
+        if order is None:
+            raise NotFound("order_not_found", "the notification names no order of ours", "order_id")
+        problem = _mismatch(order, channel, notification)
+        if problem is not None:
+            logger.warning("rejected a %s notification: %s", channel, problem)
+            raise InvalidRequest("notification_mismatch", problem)
         insert_ignore(
             session,
             ChannelNotification,
@@ -73,7 +112,18 @@ def _store(context: AppContext, channel: str, notification: Notification, body: 
                 "received_at": now(),
             },
         )
-        return session.get(Order, notification.order_id) is not None
+
+
+def _mismatch(order: Order, channel: str, notification: Notification) -> str | None:
+    if order.channel != channel:
+        return "the order was not placed on this channel"
+    if notification.kind != NotificationKind.PAYMENT_SUCCEEDED:
+        return None  # a refund's own amount; refunds are confirmed by query
+    if (notification.amount, notification.currency) != (order.payable_amount, order.currency):
+        return "amount or currency differs from the order's"
+    if notification.merchant_id not in (None, order.merchant_id):
+        return "merchant differs from the order's"
+    return None
 
 
 def _is_requested_refund(context: AppContext, notification: Notification) -> bool:

@@ -1,8 +1,11 @@
 """The sandbox service: `uvicorn --factory channels.sandbox.app:create_app`.
 
-The lifespan owns the one outgoing HTTP client (for notifications), the
-notifier's tasks and the payout settlement timers, so that shutdown cancels
-work still in flight.
+Each channel is simulated over its real protocol at its own base path
+(`/alipay/gateway.do`, `/wechatpay/v3/...`, `/card/v1/...`) with its own key
+material from settings; the bank at `/bank`; the buyer's pages and the test
+controls beside them. The lifespan owns the one outgoing HTTP client (for
+notifications), the notifier's tasks and the payout settlement timers, so that
+shutdown cancels work still in flight.
 """
 
 from __future__ import annotations
@@ -14,7 +17,16 @@ from pathlib import Path
 import httpx
 from fastapi import FastAPI
 
-from channels.sandbox import api, cashier, control, payout_api
+from channels.base import ChannelName
+from channels.sandbox import (
+    alipay_front,
+    card_front,
+    cashier,
+    control,
+    payout_api,
+    wechatpay_front,
+)
+from channels.sandbox.bank_notify import BankNotifications
 from channels.sandbox.errors import install_error_handlers
 from channels.sandbox.notifier import Notifier
 from channels.sandbox.payout_service import PayoutService
@@ -25,20 +37,31 @@ from settings import Settings, get_settings
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    if settings.sandbox_keys is None:
+        raise RuntimeError("the sandbox needs PAYSAGA_SANDBOX_KEYS__* (see stack.py)")
+    protocols = {
+        ChannelName.ALIPAY: alipay_front.notifications(settings),
+        ChannelName.WECHATPAY: wechatpay_front.notifications(settings),
+        ChannelName.CARD: card_front.notifications(settings),
+    }
+    bank_secret = settings.sandbox_webhook_secret.get_secret_value().encode()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = Store(Path(settings.sandbox_store_path) if settings.sandbox_store_path else None)
         async with httpx.AsyncClient(timeout=settings.channel_timeout_seconds) as client:
             notifier = Notifier(
-                client,
-                settings.sandbox_webhook_secret.get_secret_value().encode(),
-                retry_base_ms=settings.sandbox_notify_retry_base_ms,
-                max_attempts=settings.sandbox_notify_max_attempts,
-                record=store.record_delivery,
+                client, time_scale=settings.sandbox_time_scale, record=store.record_delivery
             )
-            app.state.service = SandboxService(store, notifier, settings.sandbox_base_url)
-            payouts = PayoutService(store, notifier, delay_ms=settings.sandbox_payout_delay_ms)
+            app.state.service = SandboxService(
+                store, notifier, settings.sandbox_base_url, protocols
+            )
+            payouts = PayoutService(
+                store,
+                notifier,
+                BankNotifications(bank_secret),
+                delay_ms=settings.sandbox_payout_delay_ms,
+            )
             app.state.payouts = payouts
             try:
                 yield
@@ -46,10 +69,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await payouts.aclose()  # first: a timer may still hand the notifier an event
                 await notifier.aclose()
 
-    app = FastAPI(title="paysaga sandbox channel", lifespan=lifespan)
-    app.state.api_key = settings.sandbox_api_key
+    app = FastAPI(title="paysaga sandbox channels", lifespan=lifespan)
+    app.state.settings = settings
+    app.state.api_key = settings.sandbox_api_key  # the bank's
     install_error_handlers(app)
-    app.include_router(api.router)
+    app.include_router(alipay_front.router)
+    app.include_router(wechatpay_front.router)
+    app.include_router(card_front.router)
     app.include_router(payout_api.router)
     app.include_router(cashier.router)
     app.include_router(control.router)

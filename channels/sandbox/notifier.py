@@ -1,10 +1,14 @@
-"""Delivering signed notifications, with retries, the way a real channel does.
+"""Delivering notifications with retries, each channel on its own schedule and wire format.
 
-Each event gets its own asyncio task. An attempt that does not end in a 2xx
-(an error status, a refused connection, a timeout) is retried after
-`retry_base_ms`, then double that, and so on, up to `max_attempts` attempts.
-Every attempt is signed afresh (a new timestamp) over the exact bytes sent,
-and keeps the event id. The tasks are kept so that shutdown can cancel them.
+A channel's `NotifyProtocol` says how one of our events goes on the wire (body
+and headers, signed afresh on every attempt), what answer counts as taken
+(Alipay: exactly `success`; WeChat Pay: 200 or 204; the card gateway and the
+bank: any 2xx) and how long to wait before each retry, in the channel's own
+seconds. The notifier waits `time_scale` of each delay, so tests can run a
+day-long schedule in a second; every attempt is recorded with the planned
+delay and the channel-time at which it was made.
+
+Each event gets its own asyncio task, kept so that shutdown can cancel it.
 Attempts are recorded under the key the control API reads them by: a payment
 or refund event's out_trade_no, a payout event's payout_id.
 """
@@ -15,13 +19,14 @@ import asyncio
 import enum
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Protocol
 
 import httpx
 
 from channels.sandbox.protocol import Event, PayoutEvent
 from channels.sandbox.store import DeliveryAttempt
-from channels.signature import SIGNATURE_HEADER, sign
 
 log = logging.getLogger(__name__)
 
@@ -36,21 +41,41 @@ class DeliveryMode(enum.StrEnum):
     DROP = "drop"  # never send: the notification is lost
 
 
+@dataclass(frozen=True)
+class WireMessage:
+    body: bytes
+    headers: Mapping[str, str]
+
+
+class NotifyProtocol(Protocol):
+    """One channel's notifications: wire format, acknowledgement, retry schedule."""
+
+    # Seconds (channel time) to wait before the 2nd, 3rd, ... attempt.
+    retry_delays: tuple[float, ...]
+    # Which of our event types the channel tells about at all (WeChat Pay sends
+    # nothing when a buyer's payment fails: the merchant finds out by querying).
+    event_types: frozenset[str]
+
+    def render(self, event: AnyEvent) -> WireMessage: ...
+
+    def accepted(self, status_code: int, body: bytes) -> bool: ...
+
+
+def doubling_delays(first_s: float, retries: int) -> tuple[float, ...]:
+    return tuple(first_s * 2**n for n in range(retries))
+
+
 class Notifier:
     def __init__(
         self,
         client: httpx.AsyncClient,
-        secret: bytes,
         *,
-        retry_base_ms: int,
-        max_attempts: int,
+        time_scale: float,
         record: RecordAttempt,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._client = client
-        self._secret = secret
-        self._retry_base_s = retry_base_ms / 1000
-        self._max_attempts = max_attempts
+        self._time_scale = time_scale
         self._record = record
         self._clock = clock
         self._tasks: set[asyncio.Task[None]] = set()
@@ -59,17 +84,18 @@ class Notifier:
         self,
         url: str,
         event: AnyEvent,
+        protocol: NotifyProtocol,
         mode: DeliveryMode = DeliveryMode.NORMAL,
         delay_ms: int = 0,
     ) -> None:
         """Schedule delivery of `event` to `url` and return at once."""
-        if mode is DeliveryMode.DROP:
+        if mode is DeliveryMode.DROP or event.type not in protocol.event_types:
             return
         delay_s = delay_ms / 1000 if mode is DeliveryMode.DELAY else 0.0
         copies = 2 if mode is DeliveryMode.DUPLICATE else 1
         for _ in range(copies):
             task = asyncio.create_task(
-                self._deliver(url, event, delay_s), name=f"notify-{event.id}"
+                self._deliver(url, event, protocol, delay_s), name=f"notify-{event.id}"
             )
             self._tasks.add(task)
             task.add_done_callback(self._forget)
@@ -81,27 +107,37 @@ class Notifier:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _deliver(self, url: str, event: AnyEvent, delay_s: float) -> None:
+    async def _deliver(
+        self, url: str, event: AnyEvent, protocol: NotifyProtocol, delay_s: float
+    ) -> None:
         if delay_s:
             await asyncio.sleep(delay_s)
-        body = event.model_dump_json().encode()
-        for attempt in range(1, self._max_attempts + 1):
-            if await self._attempt(url, event, body, attempt):
+        started = self._clock()
+        waits = (0.0, *protocol.retry_delays)
+        for attempt, wait_s in enumerate(waits, start=1):
+            await asyncio.sleep(wait_s * self._time_scale)
+            channel_time_s = (self._clock() - started) / self._time_scale
+            if await self._attempt(url, event, protocol, attempt, wait_s, channel_time_s):
                 return
-            if attempt < self._max_attempts:
-                await asyncio.sleep(self._retry_base_s * 2 ** (attempt - 1))
-        log.warning("gave up on event %s after %d attempts", event.id, self._max_attempts)
+        log.warning("gave up on event %s after %d attempts", event.id, len(waits))
 
-    async def _attempt(self, url: str, event: AnyEvent, body: bytes, attempt: int) -> bool:
-        headers = {
-            "Content-Type": "application/json",
-            SIGNATURE_HEADER: sign(self._secret, body, int(self._clock())),
-        }
+    async def _attempt(
+        self,
+        url: str,
+        event: AnyEvent,
+        protocol: NotifyProtocol,
+        attempt: int,
+        wait_s: float,
+        channel_time_s: float,
+    ) -> bool:
+        message = protocol.render(event)
         status_code: int | None = None
         error: str | None = None
+        accepted = False
         try:
-            response = await self._client.post(url, content=body, headers=headers)
+            response = await self._client.post(url, content=message.body, headers=message.headers)
             status_code = response.status_code
+            accepted = protocol.accepted(status_code, response.content)
         except httpx.HTTPError as exc:
             error = type(exc).__name__
         await self._record(
@@ -112,9 +148,12 @@ class Notifier:
                 attempt=attempt,
                 status_code=status_code,
                 error=error,
+                accepted=accepted,
+                waited_s=wait_s,
+                at_s=round(channel_time_s, 3),
             ),
         )
-        return status_code is not None and 200 <= status_code < 300
+        return accepted
 
     def _forget(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)

@@ -16,7 +16,7 @@ import logging
 
 from channels.sandbox.errors import SandboxError
 from channels.sandbox.events import payout_event
-from channels.sandbox.notifier import Notifier
+from channels.sandbox.notifier import Notifier, NotifyProtocol
 from channels.sandbox.protocol import Payout, PayoutCreate, PayoutEventType
 from channels.sandbox.service import fail_if_faulted
 from channels.sandbox.store import PayoutOutcome, PayoutRecord, Store
@@ -30,9 +30,12 @@ _EVENT_TYPE: dict[PayoutOutcome, PayoutEventType] = {
 
 
 class PayoutService:
-    def __init__(self, store: Store, notifier: Notifier, *, delay_ms: int) -> None:
+    def __init__(
+        self, store: Store, notifier: Notifier, protocol: NotifyProtocol, *, delay_ms: int
+    ) -> None:
         self.store = store
         self._notifier = notifier
+        self._protocol = protocol
         self._delay_s = delay_ms / 1000
         self._timers: set[asyncio.Task[None]] = set()
 
@@ -54,7 +57,8 @@ class PayoutService:
         payout, changed = await self.store.settle_payout(payout_id, outcome)
         view = payout_view(payout)
         if changed:
-            self._notifier.send(payout.notify_url, payout_event(_EVENT_TYPE[outcome], view))
+            event = payout_event(_EVENT_TYPE[outcome], view)
+            self._notifier.send(payout.notify_url, event, self._protocol)
         return view
 
     async def aclose(self) -> None:

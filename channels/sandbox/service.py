@@ -7,10 +7,12 @@ behave identically.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from channels.base import ChannelName
 from channels.sandbox.errors import SandboxError
 from channels.sandbox.events import payment_event, refund_event
-from channels.sandbox.notifier import DeliveryMode, Notifier
+from channels.sandbox.notifier import DeliveryMode, Notifier, NotifyProtocol
 from channels.sandbox.protocol import (
     CloseResponse,
     EventType,
@@ -26,10 +28,20 @@ _QR_CHANNELS = frozenset({ChannelName.ALIPAY, ChannelName.WECHATPAY})
 
 
 class SandboxService:
-    def __init__(self, store: Store, notifier: Notifier, base_url: str) -> None:
+    """The channels' common behaviour; each channel's front speaks its protocol over it,
+    and `protocols` says how each channel's notifications go on the wire."""
+
+    def __init__(
+        self,
+        store: Store,
+        notifier: Notifier,
+        base_url: str,
+        protocols: Mapping[ChannelName, NotifyProtocol],
+    ) -> None:
         self.store = store
         self._notifier = notifier
         self._base_url = base_url.rstrip("/")
+        self._protocols = protocols
 
     # -- the channel API ----------------------------------------------------
 
@@ -74,6 +86,7 @@ class SandboxService:
             self._notifier.send(
                 paid.notify_url,
                 payment_event("payment.succeeded", paid),
+                self._protocols[paid.channel],
                 mode,
                 delay_ms,
             )
@@ -82,7 +95,8 @@ class SandboxService:
     async def decline(self, payment: PaymentRecord) -> PaymentRecord:
         declined, changed = await self.store.mark_declined(payment.key)
         if changed:
-            self._notifier.send(declined.notify_url, payment_event("payment.declined", declined))
+            event = payment_event("payment.declined", declined)
+            self._notifier.send(declined.notify_url, event, self._protocols[declined.channel])
         return declined
 
     async def complete_refund(self, refund: RefundRecord) -> RefundRecord:
@@ -108,7 +122,8 @@ class SandboxService:
     async def _notify_refund(self, refund: RefundRecord) -> None:
         payment = await self.store.payment((refund.channel, refund.out_trade_no))
         type_: EventType = "refund.succeeded" if refund.status == "succeeded" else "refund.failed"
-        self._notifier.send(payment.notify_url, refund_event(type_, payment, refund))
+        event = refund_event(type_, payment, refund)
+        self._notifier.send(payment.notify_url, event, self._protocols[payment.channel])
 
 
 async def fail_if_faulted(store: Store, key: str) -> None:

@@ -108,6 +108,9 @@ class DeliveryAttempt:
     attempt: int
     status_code: int | None
     error: str | None
+    accepted: bool  # the answer was the channel's "taken" (Alipay: exactly `success`)
+    waited_s: float  # the schedule's delay before this attempt, in channel seconds
+    at_s: float  # channel seconds since the first attempt, as measured
 
 
 def _not_found(what: str) -> SandboxError:

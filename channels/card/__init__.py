@@ -1,0 +1,1 @@
+"""The hosted-page card gateway: PaymentIntents-style API, signed webhooks."""
