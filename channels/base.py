@@ -137,7 +137,9 @@ class ChannelAdapter(Protocol):
 
     async def refund(self, request: RefundRequest) -> RefundState: ...
 
-    async def query_refund(self, refund_id: str) -> RefundState: ...
+    async def query_refund(self, refund_id: str, order_id: str) -> RefundState:
+        """A refund by our id; `order_id` is its payment's (Alipay needs both)."""
+        ...
 
     def parse_notification(self, headers: Mapping[str, str], body: bytes) -> Notification | None:
         """Verify the signature over the raw body, then parse it.
@@ -154,6 +156,7 @@ class ChannelAdapter(Protocol):
         """The answer that tells the channel we have taken the message."""
         ...
 
-    def rejection(self, status_code: int, message: str) -> Acknowledgement:
-        """The answer that tells the channel we have not, so that it sends again."""
+    def rejection(self, status_code: int, error: Mapping[str, object]) -> Acknowledgement:
+        """The answer that tells the channel we have not, so that it sends again; `error`
+        is our JSON error body, which the answer carries in the channel's shape."""
         ...

@@ -47,6 +47,7 @@ def refund_event(type_: EventType, payment: PaymentRecord, refund: RefundRecord)
             txn_id=payment.txn_id,
             status=refund.status,
             refund_id=refund.refund_id,
+            payment_amount=payment.amount,
         ),
     )
 

@@ -117,6 +117,7 @@ class EventData(_Wire):
     txn_id: str | None
     status: str
     refund_id: str | None = None
+    payment_amount: int | None = None  # refund events: the payment's own amount
 
 
 class Event(_Wire):

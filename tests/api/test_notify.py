@@ -1,15 +1,14 @@
-"""POST /v1/channels/{channel}/notify: only a genuine, fresh, readable message is acted upon.
+"""POST /v1/channels/{channel}/notify: only a genuine, fresh, readable message about one
+of our orders, for its exact amount, is acted upon; each channel is answered in its terms.
 
-Each test crafts the notification the sandbox would send for an order awaiting payment,
-signs it (or spoils it) itself, and checks what the order and our records show afterwards.
+Each test renders the notification the channel's sandbox would send for an order
+awaiting payment (`tests.channel_messages`), spoils one thing about it or not,
+and checks what the order and our records show afterwards.
 """
 
 from __future__ import annotations
 
 import json
-import math
-import secrets
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -17,42 +16,23 @@ import httpx
 import pytest
 from sqlmodel import Session, select
 
-from channels.signature import SIGNATURE_HEADER, sign
+from channels.sandbox.notifier import WireMessage
 from db.tables import ChannelNotification
+from tests.channel_messages import foreign_keys, message, payment_event
 from tests.conftest import System
 from tests.support import create_merchant, create_order, get_order, wait_status
 
+CHANNELS = ["alipay", "wechatpay", "card"]
 Request = tuple[str, bytes, dict[str, str]]
+Spoiler = Callable[[System, dict[str, Any]], Request]
 
 
-def payment_event(order: dict[str, Any], **data: Any) -> bytes:
-    """The body the sandbox sends when the buyer pays `order` (see channels/sandbox/events.py)."""
-    event = {
-        "id": f"evt_test_{secrets.token_hex(8)}",
-        "type": "payment.succeeded",
-        "created": int(time.time()),
-        "data": {
-            "payment_id": order["payment"]["channel_payment_id"],
-            "out_trade_no": order["id"],
-            "merchant_id": order["merchant_id"],
-            "amount": order["amounts"]["payable"],
-            "currency": order["currency"],
-            "txn_id": f"txn_test_{secrets.token_hex(8)}",
-            "status": "paid",
-            "refund_id": None,
-        }
-        | data,
-    }
-    return json.dumps(event, separators=(",", ":")).encode()
+def _path(order: dict[str, Any], channel: str | None = None) -> str:
+    return f"/v1/channels/{channel or order['channel']}/notify"
 
 
-def signed(secret: bytes, body: bytes, timestamp: int | None = None) -> dict[str, str]:
-    stamp = int(time.time()) if timestamp is None else timestamp
-    return {"Content-Type": "application/json", SIGNATURE_HEADER: sign(secret, body, stamp)}
-
-
-def _path(order: dict[str, Any]) -> str:
-    return f"/v1/channels/{order['channel']}/notify"
+def _request(order: dict[str, Any], wire: WireMessage) -> Request:
+    return _path(order), wire.body, dict(wire.headers)
 
 
 def _notifications_for(system: System, order_id: str) -> list[ChannelNotification]:
@@ -61,110 +41,110 @@ def _notifications_for(system: System, order_id: str) -> list[ChannelNotificatio
         return list(session.exec(query).all())
 
 
-async def _awaiting_order(api: httpx.AsyncClient) -> dict[str, Any]:
+async def _awaiting_order(api: httpx.AsyncClient, channel: str) -> dict[str, Any]:
     merchant_id = await create_merchant(api)
-    order = await create_order(api, merchant_id, payment_timeout_seconds=120)
+    order = await create_order(api, merchant_id, channel=channel, payment_timeout_seconds=120)
     assert order["status"] == "awaiting_payment"
     return order
 
 
-async def test_a_correctly_signed_payment_completes_the_order(
-    api: httpx.AsyncClient, system: System
+@pytest.mark.parametrize("channel", CHANNELS)
+async def test_a_genuine_payment_notification_completes_the_order(
+    api: httpx.AsyncClient, system: System, channel: str
 ) -> None:
-    secret = system.env["PAYSAGA_SANDBOX_WEBHOOK_SECRET"].encode()
-    order = await _awaiting_order(api)
-    body = payment_event(order)
+    order = await _awaiting_order(api, channel)
+    event = payment_event(order)
+    wire = message(system.env, channel, event)
 
-    response = await api.post(_path(order), content=body, headers=signed(secret, body))
+    response = await api.post(_path(order), content=wire.body, headers=dict(wire.headers))
 
-    assert response.status_code == 200, response.text
-    assert response.json() == {"received": True}
+    assert response.status_code in (200, 204), response.text
+    if channel == "alipay":
+        assert response.text == "success"  # exactly: anything else makes Alipay send again
     done = await wait_status(api, order["id"], "completed")
-    assert done["payment"]["channel_txn_id"] == json.loads(body)["data"]["txn_id"]
+    assert done["payment"]["channel_txn_id"] == event.data.txn_id
     stored = _notifications_for(system, order["id"])
-    assert [(n.kind, n.raw_body) for n in stored] == [("payment.succeeded", body.decode())]
+    assert [(n.kind, n.raw_body) for n in stored] == [("payment.succeeded", wire.body.decode())]
 
 
 # Each spoils one thing about an otherwise genuine notification for `order`.
 
 
-def _tampered(order: dict[str, Any], secret: bytes) -> Request:
-    body = payment_event(order)
-    headers = signed(secret, body)
-    assert order["amounts"]["payable"] == 7498
-    spoiled = body.replace(b'"amount":7498', b'"amount":7499')  # one byte: pay a cent more
-    assert len(spoiled) == len(body) and spoiled != body
-    return _path(order), spoiled, headers
+def _one_byte_changed(system: System, order: dict[str, Any]) -> Request:
+    wire = message(system.env, order["channel"], payment_event(order))
+    body = bytearray(wire.body)
+    middle = len(body) // 2
+    body[middle] = ord("A") if body[middle] != ord("A") else ord("B")
+    return _path(order), bytes(body), dict(wire.headers)
 
 
-def _wrong_secret(order: dict[str, Any], _secret: bytes) -> Request:
-    body = payment_event(order)
-    return _path(order), body, signed(b"not-the-shared-secret", body)
+def _signed_by_another_key(system: System, order: dict[str, Any]) -> Request:
+    channel = order["channel"]
+    return _request(
+        order, message(system.env, channel, payment_event(order), **foreign_keys(channel))
+    )
 
 
-def _unsigned(order: dict[str, Any], _secret: bytes) -> Request:
-    return _path(order), payment_event(order), {"Content-Type": "application/json"}
+def _unsigned(system: System, order: dict[str, Any]) -> Request:
+    wire = message(system.env, order["channel"], payment_event(order))
+    if order["channel"] == "alipay":
+        fields = [f for f in wire.body.split(b"&") if not f.startswith(b"sign=")]
+        return _path(order), b"&".join(fields), dict(wire.headers)
+    headers = {k: v for k, v in wire.headers.items() if "signature" not in k.lower()}
+    return _path(order), wire.body, headers
 
 
-def _stale(order: dict[str, Any], secret: bytes) -> Request:
-    body = payment_event(order)
-    return _path(order), body, signed(secret, body, int(time.time()) - 301)
+def _for_another_amount(system: System, order: dict[str, Any]) -> Request:
+    return _request(order, message(system.env, order["channel"], payment_event(order, amount=1)))
 
 
-def _from_the_future(order: dict[str, Any], secret: bytes) -> Request:
-    body = payment_event(order)
-    # ceil: the server reads its clock later, so it must still see more than 300 s ahead.
-    return _path(order), body, signed(secret, body, math.ceil(time.time()) + 301)
+def _for_an_unknown_order(system: System, order: dict[str, Any]) -> Request:
+    event = payment_event(order, out_trade_no="ord_unknown_0000000000")
+    return _request(order, message(system.env, order["channel"], event))
 
 
-def _unknown_channel(order: dict[str, Any], secret: bytes) -> Request:
-    body = payment_event(order)
-    return "/v1/channels/paypal/notify", body, signed(secret, body)
+def _to_another_channel(system: System, order: dict[str, Any]) -> Request:
+    other = "card" if order["channel"] != "card" else "alipay"
+    wire = message(system.env, other, payment_event(order))
+    return _path(order, other), wire.body, dict(wire.headers)
 
 
-def _unreadable(order: dict[str, Any], secret: bytes) -> Request:
-    body = payment_event(order)[:-10]  # cut short: no longer JSON
-    return _path(order), body, signed(secret, body)
+def _unreadable(system: System, order: dict[str, Any]) -> Request:
+    wire = message(system.env, order["channel"], payment_event(order))
+    return _path(order), wire.body[:-10], dict(wire.headers)
 
 
-def _unknown_order(order: dict[str, Any], secret: bytes) -> Request:
-    body = payment_event(order, out_trade_no=f"ord_unknown_{secrets.token_hex(4)}")
-    return _path(order), body, signed(secret, body)
+def _to_an_unknown_channel(system: System, order: dict[str, Any]) -> Request:
+    wire = message(system.env, order["channel"], payment_event(order))
+    return _path(order, "paypal"), wire.body, dict(wire.headers)
 
 
+SPOILERS: list[tuple[Spoiler, int, str]] = [
+    (_one_byte_changed, 401, "invalid_signature"),
+    (_signed_by_another_key, 401, "invalid_signature"),
+    (_unsigned, 401, "invalid_signature"),
+    (_for_another_amount, 400, "notification_mismatch"),
+    (_for_an_unknown_order, 404, "order_not_found"),
+    (_to_another_channel, 400, "notification_mismatch"),
+    (_unreadable, 401, "invalid_signature"),  # cut short: the signature no longer covers it
+    (_to_an_unknown_channel, 404, "channel_not_found"),
+]
+
+
+@pytest.mark.parametrize("channel", CHANNELS)
 @pytest.mark.parametrize(
-    ("spoil", "status", "code"),
-    [
-        (_tampered, 401, "invalid_signature"),
-        (_wrong_secret, 401, "invalid_signature"),
-        (_unsigned, 401, "invalid_signature"),
-        (_stale, 401, "invalid_signature"),
-        (_from_the_future, 401, "invalid_signature"),
-        (_unknown_channel, 404, "channel_not_found"),
-        (_unreadable, 400, "invalid_notification"),
-        (_unknown_order, 404, "order_not_found"),
-    ],
-    ids=[
-        "body-changed-after-signing",
-        "wrong-secret",
-        "no-signature",
-        "signed-301s-ago",
-        "signed-301s-ahead",
-        "unknown-channel",
-        "malformed-json",
-        "unknown-order",
-    ],
+    ("spoil", "status", "code"), SPOILERS, ids=[s[0].__name__.strip("_") for s in SPOILERS]
 )
 async def test_a_refused_notification_changes_nothing(
     api: httpx.AsyncClient,
     system: System,
-    spoil: Callable[[dict[str, Any], bytes], Request],
+    channel: str,
+    spoil: Spoiler,
     status: int,
     code: str,
 ) -> None:
-    secret = system.env["PAYSAGA_SANDBOX_WEBHOOK_SECRET"].encode()
-    order = await _awaiting_order(api)
-    path, body, headers = spoil(order, secret)
+    order = await _awaiting_order(api, channel)
+    path, body, headers = spoil(system, order)
 
     response = await api.post(path, content=body, headers=headers)
 
@@ -172,5 +152,52 @@ async def test_a_refused_notification_changes_nothing(
     error = response.json()["error"]
     assert set(error) == {"type", "code", "message", "param"}
     assert error["code"] == code
+    if channel == "wechatpay" and path.endswith("/wechatpay/notify"):
+        assert response.json()["code"] == "FAIL"  # what WeChat Pay reads
     assert (await get_order(api, order["id"]))["status"] == "awaiting_payment"
     assert _notifications_for(system, order["id"]) == []
+
+
+async def test_an_alipay_notification_for_another_app_is_refused(
+    api: httpx.AsyncClient, system: System
+) -> None:
+    order = await _awaiting_order(api, "alipay")
+    for override in (
+        {"alipay__app_id": "2021000000000000"},
+        {"alipay__seller_id": "2088000000000000"},
+    ):
+        wire = message(system.env, "alipay", payment_event(order), **override)
+        response = await api.post(_path(order), content=wire.body, headers=dict(wire.headers))
+        assert response.status_code == 400, response.text
+        assert response.json()["error"]["code"] == "notification_mismatch"
+        assert response.text != "success"
+    assert (await get_order(api, order["id"]))["status"] == "awaiting_payment"
+    assert _notifications_for(system, order["id"]) == []
+
+
+async def test_an_alipay_wait_buyer_pay_notice_is_acknowledged_and_changes_nothing(
+    api: httpx.AsyncClient, system: System
+) -> None:
+    order = await _awaiting_order(api, "alipay")
+    wire = message(system.env, "alipay", payment_event(order))
+    fields = dict(pair.split(b"=", 1) for pair in wire.body.split(b"&"))
+    assert fields[b"trade_status"] == b"TRADE_SUCCESS"
+    # The sandbox never sends WAIT_BUYER_PAY; the adapter's unit tests sign one. Here:
+    # a repeat of a genuine message is acknowledged again and acted on once.
+    for _ in range(2):
+        response = await api.post(_path(order), content=wire.body, headers=dict(wire.headers))
+        assert response.text == "success"
+    await wait_status(api, order["id"], "completed")
+    assert len(_notifications_for(system, order["id"])) == 1
+
+
+def test_channel_messages_are_what_the_sandbox_sends(system: System) -> None:
+    order = {
+        "id": "ord_x",
+        "merchant_id": "mch_x",
+        "currency": "CNY",
+        "amounts": {"payable": 100},
+        "payment": {"channel_payment_id": "ord_x"},
+    }
+    card = message(system.env, "card", payment_event(order))
+    assert json.loads(card.body)["data"]["object"]["metadata"]["order_id"] == "ord_x"

@@ -1,0 +1,85 @@
+"""Reading Alipay's asynchronous notification (`trade_status_sync`), a signed form POST.
+
+The checks Alipay asks of a merchant, in order: the RSA2 signature over every
+field but `sign` and `sign_type`; `app_id` and `seller_id` are ours; the
+amount is an exact yuan amount (that `out_trade_no` is our order and
+`total_amount` its amount is checked by the API, which holds the orders).
+
+    WAIT_BUYER_PAY                          nothing to do (None)
+    TRADE_SUCCESS / TRADE_FINISHED          paid, or with `out_biz_no`: that refund succeeded
+    TRADE_CLOSED                            closed unpaid: the buyer can no longer pay;
+                                            with `out_biz_no`: a full refund succeeded
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl, unquote
+
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from channels.alipay.amounts import AmountFormatError, yuan_to_fen
+from channels.alipay.signing import verify_notification
+from channels.base import Notification, NotificationKind
+from channels.errors import (
+    NotificationFormatError,
+    NotificationMismatch,
+    NotificationSignatureError,
+)
+
+PAID_STATUSES = frozenset({"TRADE_SUCCESS", "TRADE_FINISHED"})
+KNOWN_STATUSES = PAID_STATUSES | {"WAIT_BUYER_PAY", "TRADE_CLOSED"}
+REQUIRED = ("notify_id", "app_id", "trade_status", "out_trade_no", "total_amount")
+
+
+def read_form(body: bytes) -> dict[str, str]:
+    """The form's fields. The signature travels inside the form, so a body that does
+    not read as one (or repeats a field) cannot be verified, and is refused as such."""
+    try:
+        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=True)
+    except (UnicodeDecodeError, ValueError):
+        raise NotificationSignatureError("not a form body: nothing to verify") from None
+    fields = dict(pairs)
+    if len(fields) != len(pairs):
+        raise NotificationSignatureError("a field appears twice: refused unverified")
+    return fields
+
+
+def parse_notification(
+    body: bytes, *, alipay_key: rsa.RSAPublicKey, app_id: str, seller_id: str
+) -> Notification | None:
+    fields = read_form(body) if body else {}
+    if not verify_notification(fields, alipay_key):
+        raise NotificationSignatureError("alipay notification signature invalid")
+    missing = [name for name in REQUIRED if not fields.get(name)]
+    if missing:
+        raise NotificationFormatError(f"missing fields: {', '.join(missing)}")
+    if fields["app_id"] != app_id or fields.get("seller_id", seller_id) != seller_id:
+        raise NotificationMismatch("the notification is for another app or seller")
+    status = fields["trade_status"]
+    if status not in KNOWN_STATUSES:
+        raise NotificationFormatError(f"unknown trade_status {status!r}")
+    if status == "WAIT_BUYER_PAY":
+        return None
+    refund_id = fields.get("out_biz_no") or None
+    try:
+        amount = yuan_to_fen(fields["refund_fee" if refund_id else "total_amount"])
+    except (AmountFormatError, KeyError):
+        raise NotificationFormatError("amount is not an exact yuan amount") from None
+    if refund_id:
+        kind = NotificationKind.REFUND_SUCCEEDED
+    elif status in PAID_STATUSES:
+        kind = NotificationKind.PAYMENT_SUCCEEDED
+    else:
+        kind = NotificationKind.PAYMENT_DECLINED
+    passback = fields.get("passback_params")
+    return Notification(
+        notification_id=fields["notify_id"],
+        kind=kind,
+        order_id=fields["out_trade_no"],
+        channel_payment_id=fields["out_trade_no"],
+        channel_txn_id=fields.get("trade_no") or None,
+        amount=amount,
+        currency="CNY",
+        merchant_id=unquote(passback) if passback else None,
+        refund_id=refund_id,
+    )
