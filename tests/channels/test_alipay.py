@@ -8,8 +8,11 @@ any of them is refused and changes nothing.
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import json
 import secrets
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -37,7 +40,15 @@ from channels.errors import (
     PaymentNotFound,
 )
 from channels.rsa2 import load_private_key, new_private_key, private_key_text, public_key_text, sign
-from tests.channels.conftest import Control, Inbox, RunningSandbox
+from tests.channels.conftest import (
+    Control,
+    Inbox,
+    Receiver,
+    RunningSandbox,
+    _new_sandbox,
+    _start_sandbox,
+    _stop_sandbox,
+)
 from tests.support import wait_for
 
 MERCHANT = "mch_tea_shop"
@@ -367,3 +378,41 @@ def test_gateway_timestamps_are_beijing_time() -> None:
     assert gateway.gateway_timestamp(moment) == "2026-11-22 00:30:05"
     assert gateway.parse_gateway_timestamp("2026-11-22 00:30:05") == moment
     assert gateway.parse_gateway_timestamp("2026-11-22 00:30:05") - moment == timedelta(0)
+
+
+# -- Alipay's retry schedule, on a compressed clock --------------------------------
+
+ALIPAY_SCHEDULE = [0, 240, 600, 600, 3600, 7200, 21600, 54000]  # 4m 10m 10m 1h 2h 6h 15h
+
+
+@pytest.fixture(scope="module")
+def compressed_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSandbox]:
+    """A sandbox of its own whose clock runs 50,000 times faster: 25 hours in under 2 s."""
+    running = _new_sandbox(time_scale=0.00002)
+    process = _start_sandbox(running, "", tmp_path_factory.mktemp("alipay") / "sandbox.log")
+    try:
+        yield running
+    finally:
+        _stop_sandbox(process)
+
+
+async def test_an_unanswered_notification_follows_alipay_s_schedule_then_stops(
+    compressed_sandbox: RunningSandbox, client: httpx.AsyncClient, receiver: Receiver, order_id: str
+) -> None:
+    alipay = _adapter(compressed_sandbox, client)
+    inbox = receiver.inbox(fail_first=1000)
+    control = Control(client, compressed_sandbox.base_url)
+    await alipay.create_payment(_payment(order_id, inbox))
+    await control.pay(order_id)
+    deliveries = await wait_for(
+        lambda: control.deliveries(order_id), lambda d: len(d) >= 8, "eight attempts", 30
+    )
+    assert [d["waited_s"] for d in deliveries] == ALIPAY_SCHEDULE
+    assert not any(d["accepted"] for d in deliveries)
+    planned = list(itertools.accumulate(ALIPAY_SCHEDULE))
+    measured = [d["at_s"] for d in deliveries]
+    assert measured == sorted(measured)
+    assert all(at >= due for at, due in zip(measured, planned, strict=True))
+    # Then Alipay gives up: nothing more arrives however long one waits (here: 15 h more).
+    await asyncio.sleep(54000 * 0.00002)  # a span of the channel's clock, not a wait for state
+    assert len(await control.deliveries(order_id)) == 8
