@@ -156,7 +156,8 @@ def chosen_intent(intents: list[wire.PaymentIntent]) -> wire.PaymentIntent | Non
     taken on any of them is what matters. Search answers newest first.
     """
     succeeded = [intent for intent in intents if intent.status == "succeeded"]
-    return (succeeded or intents or [None])[0]
+    candidates = succeeded or intents
+    return candidates[0] if candidates else None
 
 
 # -- what webhooks mean ---------------------------------------------------------

@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 import httpx
+import pytest
 from sqlmodel import Session
 
 from db.ledger import account_balance

@@ -1,0 +1,94 @@
+"""The gateway's idempotency keys: the first answer to a key is the answer to every repeat.
+
+A POST with `Idempotency-Key` runs once; a repeat with the same endpoint and
+parameters gets the stored answer back (status and body, plus the header
+`Idempotent-Replayed: true`), and a repeat with anything different is refused
+with `400 idempotency_key_in_use`. As at Stripe, a request refused while its
+parameters were read is not stored (nothing ran). Unlike Stripe, a 5xx is
+not stored either: injected faults must stay retryable under the same key.
+
+Keys live in memory, at most `capacity` of them (oldest forgotten first), and
+are lost on a restart; the core store still makes creating a payment or a
+refund idempotent by our ids. Keyed requests run one at a time, so a repeat
+that arrives while the first is running waits for its answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+from fastapi import Response
+from pydantic import BaseModel
+
+from channels.sandbox.card_errors import CardError, error_response
+from channels.sandbox.errors import SandboxError
+
+_MAX_KEY_LENGTH = 255
+
+
+@dataclass(frozen=True)
+class _Answer:
+    fingerprint: str
+    status_code: int
+    body: bytes
+
+
+def fingerprint(method: str, path: str, fields: Mapping[str, str]) -> str:
+    """What makes two requests "the same": endpoint and every parameter."""
+    canonical = f"{method} {path}\n{urlencode(sorted(fields.items()))}"
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class IdempotencyKeys:
+    def __init__(self, capacity: int = 10_000) -> None:
+        self._capacity = capacity
+        self._answers: dict[str, _Answer] = {}
+        self._lock = asyncio.Lock()
+
+    async def run(
+        self, key: str | None, request_fingerprint: str, action: Callable[[], Awaitable[BaseModel]]
+    ) -> Response:
+        """Answer with `action`'s model (200) or its error, once per key."""
+        if key is None:
+            return await _answer(action)
+        if not key or len(key) > _MAX_KEY_LENGTH:
+            raise CardError(
+                400, "idempotency_key_invalid", "Idempotency-Key must be 1 to 255 characters."
+            )
+        async with self._lock:
+            stored = self._answers.get(key)
+            if stored is not None:
+                if stored.fingerprint != request_fingerprint:
+                    raise CardError(
+                        400,
+                        "idempotency_key_in_use",
+                        "This Idempotency-Key was used with other parameters.",
+                        type_="idempotency_error",
+                    )
+                return Response(
+                    stored.body,
+                    status_code=stored.status_code,
+                    media_type="application/json",
+                    headers={"Idempotent-Replayed": "true"},
+                )
+            response = await _answer(action)
+            if response.status_code < 500:
+                self._remember(key, _Answer(request_fingerprint, response.status_code, response.body))
+            return response
+
+    def _remember(self, key: str, answer: _Answer) -> None:
+        self._answers[key] = answer
+        while len(self._answers) > self._capacity:
+            del self._answers[next(iter(self._answers))]  # dicts keep insertion order
+
+
+async def _answer(action: Callable[[], Awaitable[BaseModel]]) -> Response:
+    try:
+        model = await action()
+    except (CardError, SandboxError) as error:
+        return error_response(error)
+    return Response(model.model_dump_json(), media_type="application/json")
