@@ -1,9 +1,8 @@
-"""The sandbox channel's wire protocol: the JSON its API takes and returns.
+"""The sandbox core's channel-neutral models, and the bank's wire protocol.
 
-Both sides read these models: the sandbox service validates requests with
-them, and `channels.sandbox_adapter` parses responses and notifications with
-them, so the two cannot drift apart. They are deliberately the sandbox's own
-terms (`out_trade_no`, `payment_id`, `txn_id`), not ours; the adapter maps.
+Each channel's front (`alipay_front`, `wechatpay_front`, `card_front`) turns its
+channel's protocol into these and back; the bank API takes and returns them
+as they are, and `channels.bank` parses them, so the two cannot drift apart.
 
 This module imports only pydantic so the adapter does not pull in FastAPI.
 """
