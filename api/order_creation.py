@@ -31,6 +31,7 @@ from api.errors import Conflict, InvalidRequest, ServiceUnavailable
 from api.records import new_id, now, order_out
 from api.routes.coupons import to_domain
 from api.schemas import OrderCreate
+from channels.base import supports_currency
 from db.coupons import coupon_holds
 from db.tables import Coupon as CouponRow
 from db.tables import IdempotencyKey, Merchant, Order
@@ -118,6 +119,9 @@ def _validated_input(context: AppContext, body: OrderCreate) -> OrderInput:
             raise InvalidRequest("merchant_suspended", "the merchant is suspended", "merchant_id")
         coupon = _usable_coupon(session, body.coupon_code)
         priced = price_order(lines, body.currency, coupon, now())
+    if not supports_currency(body.channel, body.currency):
+        message = f"{body.channel.value} does not take {body.currency}"
+        raise InvalidRequest("currency_not_supported", message, "currency")
     timeout = body.payment_timeout_seconds or settings.default_payment_timeout_seconds
     return OrderInput(
         order_id=new_id("ord"),

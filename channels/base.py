@@ -29,6 +29,19 @@ class ChannelName(enum.StrEnum):
     CARD = "card"
 
 
+# Alipay and WeChat Pay (domestic) settle in CNY only; the card gateway takes any currency.
+_CURRENCIES: dict[ChannelName, frozenset[str] | None] = {
+    ChannelName.ALIPAY: frozenset({"CNY"}),
+    ChannelName.WECHATPAY: frozenset({"CNY"}),
+    ChannelName.CARD: None,
+}
+
+
+def supports_currency(channel: ChannelName, currency: str) -> bool:
+    accepted = _CURRENCIES[channel]
+    return accepted is None or currency in accepted
+
+
 class PaymentStatus(enum.StrEnum):
     PENDING = "pending"  # created, the buyer has not paid yet
     PAID = "paid"

@@ -77,7 +77,9 @@ class IdempotencyKeys:
                 )
             response = await _answer(action)
             if response.status_code < 500:
-                self._remember(key, _Answer(request_fingerprint, response.status_code, response.body))
+                self._remember(
+                    key, _Answer(request_fingerprint, response.status_code, response.body)
+                )
             return response
 
     def _remember(self, key: str, answer: _Answer) -> None:

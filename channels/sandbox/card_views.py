@@ -165,5 +165,8 @@ def event(core: protocol.Event, base_url: str, memory: CardMemory) -> Event:
             status="succeeded" if core.type == "refund.succeeded" else "failed",
         )
     return Event(
-        id=core.id, type=_EVENT_TYPES[core.type], created=core.created, data=EventData(object=subject)
+        id=core.id,
+        type=_EVENT_TYPES[core.type],
+        created=core.created,
+        data=EventData(object=subject),
     )
