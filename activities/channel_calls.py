@@ -140,7 +140,9 @@ class ChannelCalls:
     async def check_refund(self, refund: RefundOrder) -> RefundState:
         """What became of a pending refund, recorded."""
         with _translated_channel_errors():
-            state = await self._channels[refund.channel].query_refund(refund.refund_id, refund.order_id)
+            state = await self._channels[refund.channel].query_refund(
+                refund.refund_id, refund.order_id
+            )
         await asyncio.to_thread(self._store_refund, refund, state)
         return state
 
@@ -171,7 +173,9 @@ class ChannelCalls:
     @activity.defn
     async def query_refund(self, ticket: RefundTicket) -> RefundState:
         with _translated_channel_errors():
-            return await self._channels[ticket.channel].query_refund(ticket.refund_id, ticket.order_id)
+            return await self._channels[ticket.channel].query_refund(
+                ticket.refund_id, ticket.order_id
+            )
 
     def _store_checkout(self, order: OrderInput, checkout: Checkout) -> None:
         with self._sessions() as session, session.begin():

@@ -20,8 +20,6 @@ from channels.sandbox.protocol import Event, EventData, EventType
 from settings import Settings
 from tests.support import settings_from_env
 
-_FRONTS = {"alipay": alipay_front, "wechatpay": wechatpay_front, "card": card_front}
-
 
 def payment_event(
     order: Mapping[str, Any], type_: EventType = "payment.succeeded", **data: Any
@@ -46,7 +44,10 @@ def payment_event(
 
 def protocol(env: Mapping[str, str], channel: str, **overrides: str) -> NotifyProtocol:
     """The channel's notification protocol, with settings `overrides` (`alipay__app_id=...`)."""
-    return _FRONTS[channel].notifications(_settings(env, overrides))
+    settings = _settings(env, overrides)
+    if channel == "alipay":
+        return alipay_front.notifications(settings)
+    return (wechatpay_front if channel == "wechatpay" else card_front).notifications(settings)
 
 
 def message(env: Mapping[str, str], channel: str, event: Event, **overrides: str) -> WireMessage:

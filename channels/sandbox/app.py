@@ -28,7 +28,7 @@ from channels.sandbox import (
 )
 from channels.sandbox.bank_notify import BankNotifications
 from channels.sandbox.errors import install_error_handlers
-from channels.sandbox.notifier import Notifier
+from channels.sandbox.notifier import Notifier, NotifyProtocol
 from channels.sandbox.payout_service import PayoutService
 from channels.sandbox.service import SandboxService
 from channels.sandbox.store import Store
@@ -39,7 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     if settings.sandbox_keys is None:
         raise RuntimeError("the sandbox needs PAYSAGA_SANDBOX_KEYS__* (see stack.py)")
-    protocols = {
+    protocols: dict[ChannelName, NotifyProtocol] = {
         ChannelName.ALIPAY: alipay_front.notifications(settings),
         ChannelName.WECHATPAY: wechatpay_front.notifications(settings),
         ChannelName.CARD: card_front.notifications(settings),

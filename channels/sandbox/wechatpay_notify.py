@@ -8,9 +8,7 @@
     retries   15s, 15s, 30s, 3m, 10m, 20m, 30m, 30m, 30m, 60m, 3h, 3h, 3h, 6h, 6h
 
 WeChat Pay says nothing when a buyer's payment fails (the merchant finds
-PAYERROR by querying), so payment.declined is never sent. A refund's
-resource carries no `amount.total`: the core's refund event does not hold the
-payment's amount, and the adapter reads only `amount.refund`.
+PAYERROR by querying), so payment.declined is never sent.
 """
 
 from __future__ import annotations
@@ -99,7 +97,7 @@ class WeChatPayNotifications:
             out_refund_no=data.refund_id,
             status="succeeded" if data.status == "succeeded" else "failed",
             amount=data.amount,
-            payment_amount=None,
+            payment_amount=data.payment_amount,
             at=event.created,
         )
         # WeChat Pay's refund resource states no currency: CNY goes without saying.

@@ -45,6 +45,7 @@ from channels.base import (
     PaymentStatus,
     RefundRequest,
     RefundState,
+    supports_currency,
 )
 from channels.errors import (
     ChannelRejected,
@@ -157,7 +158,8 @@ class WeChatPayAdapter:
         refund = await self._call("POST", "/v3/refund/domestic/refunds", wire.Refund, body=order)
         return mapping.refund_state(refund)
 
-    async def query_refund(self, refund_id: str) -> RefundState:
+    async def query_refund(self, refund_id: str, order_id: str) -> RefundState:
+        """WeChat Pay finds a refund by out_refund_no alone; `order_id` is not needed."""
         path = f"/v3/refund/domestic/refunds/{segment(refund_id)}"
         return mapping.refund_state(await self._call("GET", path, wire.Refund))
 
@@ -270,7 +272,7 @@ class WeChatPayAdapter:
 
 
 def _require_cny(currency: str) -> None:
-    if currency != wire.CURRENCY:
+    if not supports_currency(ChannelName.WECHATPAY, currency):
         raise ChannelRejected(
             f"wechatpay accepts only {wire.CURRENCY}, not {currency}",
             code="currency_not_supported",

@@ -9,6 +9,7 @@ tampering tests start from a notification the sandbox really sent.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import itertools
 import json
@@ -29,6 +30,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from channels import rsa2
+from channels._sandbox_http import unix_now
 from channels.base import (
     CreatePaymentRequest,
     Notification,
@@ -48,15 +50,15 @@ from channels.errors import (
 from channels.sandbox.protocol import Event, EventData
 from channels.sandbox.wechatpay_auth import RequestSignatureError, verify_request
 from channels.sandbox.wechatpay_front import notifications
-from channels.sandbox.wechatpay_notify import RETRY_DELAYS
-from channels.wechatpay.adapter import WeChatPayAdapter
+from channels.wechatpay.adapter import ACKNOWLEDGEMENT, WeChatPayAdapter
 from channels.wechatpay.crypto import (
     authorization,
     decrypt_resource,
     encrypt_resource,
     response_message,
+    verify_signed,
 )
-from settings import Settings
+from settings import Settings, WeChatPaySettings
 from tests.channels.conftest import (
     STARTUP_TIMEOUT_S,
     Control,
@@ -70,23 +72,26 @@ from tests.support import wait_for
 if TYPE_CHECKING:
     from tests.channels.conftest import Inbox, ReceivedRequest, Receiver, RunningSandbox
 
+# WeChat Pay's documented notify retries, in seconds after the previous attempt: 15s, 15s,
+# 30s, 3m, 10m, 20m, 30m, 30m, 30m, 60m, 3h, 3h, 3h, 6h, 6h.
+WECHAT_SCHEDULE = (
+    15, 15, 30, 180, 600, 1200, 1800, 1800, 1800, 3600, 10800, 10800, 10800, 21600, 21600,
+)  # fmt: skip
 MERCHANT = "shop_tea_house"
 AMOUNT = 8_888
-OTHER_KEY = rsa2.new_private_key()
+OTHER_KEY = rsa2.new_private_key()  # neither the merchant's nor the platform's
+OTHER_KEY_TEXT = rsa2.private_key_text(OTHER_KEY)
 
 
 def wechatpay_adapter(
     running: RunningSandbox,
     client: httpx.AsyncClient,
-    clock: Callable[[], int] | None = None,
+    clock: Callable[[], int] = unix_now,
     **config: str,
 ) -> WeChatPayAdapter:
     """The adapter as the registry builds it, with some of its settings changed."""
-    settings = running.settings().wechatpay.model_copy(update=config)
-    base_url = f"{running.base_url}/wechatpay"
-    if clock is None:
-        return WeChatPayAdapter(settings, base_url, client)
-    return WeChatPayAdapter(settings, base_url, client, clock=clock)
+    settings = WeChatPaySettings.model_validate(running.settings().wechatpay.model_dump() | config)
+    return WeChatPayAdapter(settings, f"{running.base_url}/wechatpay", client, clock=clock)
 
 
 @pytest.fixture
@@ -227,7 +232,7 @@ async def test_an_unknown_order_or_refund_is_not_found(
         assert (error.value.code, error.value.retryable) == ("ORDER_NOT_EXIST", False)
 
     with pytest.raises(PaymentNotFound) as error:
-        await wechatpay.query_refund(f"rf_{secrets.token_hex(8)}")
+        await wechatpay.query_refund(f"rf_{secrets.token_hex(8)}", order_id)
     assert error.value.code == "RESOURCE_NOT_EXISTS"
 
 
@@ -253,7 +258,7 @@ async def test_a_request_signed_with_another_merchant_key_is_refused_for_good(
     sandbox: RunningSandbox, client: httpx.AsyncClient, order_id: str, inbox: Inbox
 ) -> None:
     impostors = [
-        wechatpay_adapter(sandbox, client, merchant_private_key=rsa2.private_key_text(OTHER_KEY)),
+        wechatpay_adapter(sandbox, client, merchant_private_key=OTHER_KEY_TEXT),
         wechatpay_adapter(sandbox, client, merchant_serial="0" * 40),
     ]
     for impostor in impostors:
@@ -262,7 +267,7 @@ async def test_a_request_signed_with_another_merchant_key_is_refused_for_good(
         # The 401 itself is signed by WeChat Pay, so it is believed, and it is final.
         assert (type(error.value), error.value.code) == (ChannelRejected, "SIGN_ERROR")
         assert not error.value.retryable
-        assert OTHER_KEY.public_key() and "PRIVATE" not in repr(impostor)
+        assert OTHER_KEY_TEXT not in str(error.value) and OTHER_KEY_TEXT not in repr(impostor)
 
 
 async def test_an_answer_not_signed_by_the_platform_key_is_never_trusted(
@@ -279,7 +284,7 @@ async def test_an_answer_not_signed_by_the_platform_key_is_never_trusted(
         wechatpay_adapter(sandbox, client, platform_serial="0" * 40),
     ]
     for doubter in doubters:
-        for call in (doubter.query_payment(order_id), doubter.query_refund("rf_unknown")):
+        for call in (doubter.query_payment(order_id), doubter.query_refund("rf_unknown", order_id)):
             with pytest.raises(ChannelUnavailable) as error:
                 await call  # a 200 and a 404 alike: neither is believed
             assert error.value.code == "response_signature_invalid"
@@ -318,6 +323,9 @@ async def test_a_request_the_adapter_signs_verifies_in_the_sandbox(
     assert json.loads(sent[0].content)["attach"] == MERCHANT
 
 
+KNOWN_KEY = rsa2.new_private_key()
+
+
 @dataclass
 class SignedRequest:
     """One request as the merchant signs it, for the sandbox's check to judge."""
@@ -341,9 +349,6 @@ class SignedRequest:
             timestamp=self.timestamp,
             nonce="593BEC0C930BF1AFEB40B4A08C8FB242",
         )
-
-
-KNOWN_KEY = rsa2.new_private_key()
 
 
 def sandbox_check(header: str, **received: Any) -> None:
@@ -378,7 +383,7 @@ def test_the_sandbox_accepts_exactly_what_the_merchant_signed() -> None:
         (SignedRequest().header(), {"now": SignedRequest.timestamp + 301}),
         (SignedRequest().header(), {"now": SignedRequest.timestamp - 301}),
         (SignedRequest().header(), {"body": b"\xff"}),
-        (SignedRequest(key=rsa2.new_private_key()).header(), {}),
+        (SignedRequest(key=OTHER_KEY).header(), {}),
         (SignedRequest(mchid="1900000110").header(), {}),
         (SignedRequest(serial_no="0" * 32).header(), {}),
         (SignedRequest().header().replace("WECHATPAY2-SHA256-RSA2048", "Bearer"), {}),
@@ -405,6 +410,55 @@ def test_the_sandbox_refuses_any_change_to_a_signed_request(
 ) -> None:
     with pytest.raises(RequestSignatureError):
         sandbox_check(header, **received)
+
+
+async def merchant_call(
+    settings: Settings, client: httpx.AsyncClient, base_url: str, path: str, body: dict[str, Any]
+) -> httpx.Response:
+    """A POST signed as our merchant, for what the adapter itself would never send."""
+    text = json.dumps(body)
+    url = httpx.URL(f"{base_url}/wechatpay{path}")
+    header = authorization(
+        mchid=settings.wechatpay.mchid,
+        serial_no=settings.wechatpay.merchant_serial,
+        key=rsa2.load_private_key(settings.wechatpay.merchant_private_key.get_secret_value()),
+        method="POST",
+        path=url.raw_path.decode(),
+        body=text,
+        timestamp=int(time.time()),
+        nonce=secrets.token_hex(16),
+    )
+    headers = {"Authorization": header, "Content-Type": "application/json"}
+    return await client.post(url, content=text.encode(), headers=headers)
+
+
+async def test_the_sandbox_refuses_a_refund_that_misstates_the_order_total(
+    wechatpay: WeChatPayAdapter,
+    sandbox: RunningSandbox,
+    settings: Settings,
+    client: httpx.AsyncClient,
+    control: Control,
+    order_id: str,
+    inbox: Inbox,
+) -> None:
+    await paid_order(wechatpay, control, order_id, inbox)
+    refund = {
+        "out_trade_no": order_id,
+        "out_refund_no": f"rf_{secrets.token_hex(8)}",
+        "amount": {"refund": 100, "total": AMOUNT + 1, "currency": "CNY"},
+    }
+
+    response = await merchant_call(
+        settings, client, sandbox.base_url, "/v3/refund/domestic/refunds", refund
+    )
+
+    assert (response.status_code, response.json()["code"]) == (400, "PARAM_ERROR")
+    platform_keys = {
+        settings.wechatpay.platform_serial: rsa2.load_public_key(
+            settings.wechatpay.platform_public_key
+        )
+    }
+    verify_signed(response.headers, response.content, platform_keys, int(time.time()))
 
 
 # -- paying ------------------------------------------------------------------------
@@ -485,7 +539,7 @@ async def test_closing_after_the_buyer_paid_reports_the_payment(
 
 
 async def test_a_partial_refund_succeeds_is_idempotent_and_is_notified(
-    wechatpay: WeChatPayAdapter, control: Control, order_id: str, inbox: Inbox
+    wechatpay: WeChatPayAdapter, settings: Settings, control: Control, order_id: str, inbox: Inbox
 ) -> None:
     paid = await paid_order(wechatpay, control, order_id, inbox)
     request = refund_request(order_id, amount=3_000)
@@ -495,7 +549,9 @@ async def test_a_partial_refund_succeeds_is_idempotent_and_is_notified(
     assert (refund.status, refund.amount, refund.currency) == (RefundStatus.SUCCEEDED, 3_000, "CNY")
     assert (refund.refund_id, refund.order_id) == (request.refund_id, order_id)
     assert (
-        await wechatpay.refund(request) == refund == await wechatpay.query_refund(refund.refund_id)
+        await wechatpay.refund(request)
+        == refund
+        == await wechatpay.query_refund(refund.refund_id, order_id)
     )
     assert (await wechatpay.query_payment(order_id)).status is PaymentStatus.PAID
     notice = (await notices(inbox, 2))[1]
@@ -511,6 +567,8 @@ async def test_a_partial_refund_succeeds_is_idempotent_and_is_notified(
         merchant_id=None,
         refund_id=request.refund_id,
     )
+    amounts = {"total": AMOUNT, "refund": 3_000, "payer_total": AMOUNT, "payer_refund": 3_000}
+    assert opened(settings, notice.body)["amount"] == amounts
 
 
 async def test_refunds_beyond_the_paid_amount_are_refused(
@@ -532,7 +590,9 @@ async def test_a_pending_refund_succeeds_when_wechat_pay_completes_it(
     request = refund_request(order_id)
 
     assert (await wechatpay.refund(request)).status is RefundStatus.PENDING
-    assert (await wechatpay.query_refund(request.refund_id)).status is RefundStatus.PENDING
+    assert (
+        await wechatpay.query_refund(request.refund_id, order_id)
+    ).status is RefundStatus.PENDING
     await control.complete_refund(request.refund_id)
 
     notice = (await notices(inbox, 2))[1]
@@ -543,7 +603,9 @@ async def test_a_pending_refund_succeeds_when_wechat_pay_completes_it(
         request.refund_id,
         request.amount,
     )
-    assert (await wechatpay.query_refund(request.refund_id)).status is RefundStatus.SUCCEEDED
+    assert (
+        await wechatpay.query_refund(request.refund_id, order_id)
+    ).status is RefundStatus.SUCCEEDED
 
 
 async def test_a_refused_refund_fails_and_says_why(
@@ -556,7 +618,7 @@ async def test_a_refused_refund_fails_and_says_why(
     refund = await wechatpay.refund(request)
 
     assert (refund.status, refund.failure_reason) == (RefundStatus.FAILED, "ABNORMAL")
-    assert await wechatpay.query_refund(request.refund_id) == refund
+    assert await wechatpay.query_refund(request.refund_id, order_id) == refund
     notice = (await notices(inbox, 2))[1]
     assert json.loads(notice.body)["event_type"] == "REFUND.ABNORMAL"
     notification = wechatpay.parse_notification(notice.headers, notice.body)
@@ -599,22 +661,34 @@ def signed_as_platform(
     }
 
 
+def opened(settings: Settings, body: bytes) -> dict[str, Any]:
+    """A notification's resource, decrypted with the APIv3 key."""
+    sealed = json.loads(body)["resource"]
+    api_v3_key = settings.wechatpay.apiv3_key.get_secret_value().encode()
+    plain = decrypt_resource(
+        api_v3_key, sealed["nonce"], sealed["associated_data"], sealed["ciphertext"]
+    )
+    resource: dict[str, Any] = json.loads(plain)
+    return resource
+
+
 def resealed(settings: Settings, body: bytes, change: Callable[[dict[str, Any]], None]) -> bytes:
     """The notification with its resource opened, changed, and sealed again with the APIv3 key."""
-    api_v3_key = settings.wechatpay.apiv3_key.get_secret_value().encode()
     envelope = json.loads(body)
-    sealed = envelope["resource"]
-    resource = json.loads(
-        decrypt_resource(
-            api_v3_key, sealed["nonce"], sealed["associated_data"], sealed["ciphertext"]
-        )
-    )
+    resource = opened(settings, body)
     change(resource)
-    plain = json.dumps(resource).encode()
+    sealed = envelope["resource"]
     sealed["ciphertext"] = encrypt_resource(
-        api_v3_key, sealed["nonce"], sealed["associated_data"], plain
+        settings.wechatpay.apiv3_key.get_secret_value().encode(),
+        sealed["nonce"],
+        sealed["associated_data"],
+        json.dumps(resource).encode(),
     )
     return json.dumps(envelope).encode()
+
+
+def stopped_at(unix_seconds: int) -> Callable[[], int]:
+    return lambda: unix_seconds
 
 
 def test_a_captured_notification_verifies_until_its_timestamp_is_out_of_tolerance(
@@ -622,10 +696,10 @@ def test_a_captured_notification_verifies_until_its_timestamp_is_out_of_toleranc
 ) -> None:
     sent_at = int(captured.headers["wechatpay-timestamp"])
     for skew in (-300, 0, 300):
-        adapter = wechatpay_adapter(sandbox, client, clock=lambda skew=skew: sent_at + skew)
+        adapter = wechatpay_adapter(sandbox, client, clock=stopped_at(sent_at + skew))
         assert adapter.parse_notification(captured.headers, captured.body) is not None
     for skew in (-301, 301, 86_400):  # a notification from the future, or a replay
-        adapter = wechatpay_adapter(sandbox, client, clock=lambda skew=skew: sent_at + skew)
+        adapter = wechatpay_adapter(sandbox, client, clock=stopped_at(sent_at + skew))
         with pytest.raises(NotificationSignatureError):
             adapter.parse_notification(captured.headers, captured.body)
 
@@ -691,20 +765,15 @@ def test_a_notification_signed_with_another_key_is_refused(
 
 
 @pytest.mark.parametrize(
-    "change",
-    [
-        lambda resource: resource.update(mchid="1900000001"),
-        lambda resource: resource.update(appid="wx0000000000000000"),
-    ],
-    ids=["mchid", "appid"],
+    "change", [{"mchid": "1900000001"}, {"appid": "wx0000000000000000"}], ids=["mchid", "appid"]
 )
 def test_a_genuine_notification_for_another_merchant_is_a_mismatch(
     wechatpay: WeChatPayAdapter,
     settings: Settings,
     captured: ReceivedRequest,
-    change: Callable[[dict[str, Any]], None],
+    change: dict[str, str],
 ) -> None:
-    body = resealed(settings, captured.body, change)
+    body = resealed(settings, captured.body, lambda resource: resource.update(change))
 
     with pytest.raises(NotificationMismatch):
         wechatpay.parse_notification(signed_as_platform(settings, body), body)
@@ -813,11 +882,42 @@ def test_a_notification_rendered_by_the_sandbox_verifies_in_the_adapter(
         )
 
 
+def test_a_closed_refund_is_a_failed_refund(
+    wechatpay: WeChatPayAdapter, settings: Settings, order_id: str
+) -> None:
+    failed = Event(
+        id="EV-018D2A7F",
+        type="refund.failed",
+        created=int(time.time()),
+        data=EventData(
+            payment_id="pay_1",
+            out_trade_no=order_id,
+            merchant_id=MERCHANT,
+            amount=1_234,
+            currency="CNY",
+            txn_id="4200001234",
+            status="failed",
+            refund_id="rf_closed",
+        ),
+    )
+    abnormal = notifications(settings).render(failed).body
+    envelope = json.loads(resealed(settings, abnormal, lambda r: r.update(refund_status="CLOSED")))
+    body = json.dumps(envelope | {"event_type": "REFUND.CLOSED"}).encode()
+
+    notification = wechatpay.parse_notification(signed_as_platform(settings, body), body)
+
+    assert notification is not None
+    assert (notification.kind, notification.refund_id) == (
+        NotificationKind.REFUND_FAILED,
+        "rf_closed",
+    )
+
+
 def test_wechat_pay_sends_no_declines_and_takes_200_or_204(settings: Settings) -> None:
     protocol = notifications(settings)
 
     assert protocol.event_types == {"payment.succeeded", "refund.succeeded", "refund.failed"}
-    assert protocol.retry_delays == RETRY_DELAYS
+    assert protocol.retry_delays == WECHAT_SCHEDULE
     assert protocol.accepted(200, b"") and protocol.accepted(204, b"")
     assert not any(protocol.accepted(status, b"") for status in (201, 202, 400, 500))
 
@@ -862,9 +962,9 @@ async def test_an_unacknowledged_notification_follows_wechat_pays_schedule(
         lambda: control.deliveries(order_id), lambda got: len(got) >= 16, "16 attempts"
     )
     assert len(attempts) == 16
-    assert [a["waited_s"] for a in attempts] == [0, *RETRY_DELAYS]
+    assert [a["waited_s"] for a in attempts] == [0, *WECHAT_SCHEDULE]
     at = [a["at_s"] for a in attempts]
-    planned = list(itertools.accumulate([0, *RETRY_DELAYS]))
+    planned = list(itertools.accumulate([0, *WECHAT_SCHEDULE]))
     assert at == sorted(at)
     assert all(made >= due - 0.001 for made, due in zip(at, planned, strict=True))
     assert {(a["status_code"], a["accepted"]) for a in attempts} == {(500, False)}
@@ -875,37 +975,53 @@ async def test_an_unacknowledged_notification_follows_wechat_pays_schedule(
 
 @dataclass
 class AcknowledgingInbox:
-    """A notify_url that answers as our API does for WeChat Pay: the adapter's 204."""
+    """A notify_url that answers as our API does once it has taken a notification."""
 
     url: str
-    received: list[bytes] = field(default_factory=list)
 
 
 @pytest.fixture(scope="module")
-def acknowledging_inbox(settings_for_module: Settings) -> Iterator[AcknowledgingInbox]:
+def acknowledging_inbox() -> Iterator[AcknowledgingInbox]:
     port = free_port()
-    inbox = AcknowledgingInbox(f"http://127.0.0.1:{port}/notify")
-    lock = threading.Lock()
 
     async def notify(request: Request) -> Response:
-        body = await request.body()
-        with lock:
-            inbox.received.append(body)
-        ack = WeChatPayAdapter.acknowledgement  # the same answer our API gives
-        answer = ack(_ADAPTER_FOR_ACK)
-        return Response(answer.body, status_code=answer.status_code)
+        await request.body()
+        return Response(ACKNOWLEDGEMENT.body, status_code=ACKNOWLEDGEMENT.status_code)
 
     app = Starlette(routes=[Route("/notify", notify, methods=["POST"])])
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
     )
-    thread = threading.Thread(target=server.run, name="wechatpay-ack", daemon=True)
+    thread = threading.Thread(target=server.run, name="wechatpay-acknowledging", daemon=True)
     thread.start()
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     while not server.started:
         if not thread.is_alive() or time.monotonic() > deadline:
             pytest.fail("acknowledging inbox did not start")
         time.sleep(0.01)  # poll interval
-    yield inbox
+    yield AcknowledgingInbox(f"http://127.0.0.1:{port}/notify")
     server.should_exit = True
     thread.join(timeout=10)
+
+
+async def test_our_204_acknowledgement_ends_the_retries(
+    fast_sandbox: RunningSandbox,
+    client: httpx.AsyncClient,
+    acknowledging_inbox: AcknowledgingInbox,
+    order_id: str,
+) -> None:
+    control = Control(client, fast_sandbox.base_url)
+    await wechatpay_adapter(fast_sandbox, client).create_payment(
+        payment_request(order_id, acknowledging_inbox.url)
+    )
+
+    await control.pay(order_id)
+
+    (attempt,) = await wait_for(
+        lambda: control.deliveries(order_id), lambda got: len(got) >= 1, "the first attempt"
+    )
+    assert (attempt["status_code"], attempt["accepted"]) == (204, True)
+    # Proving that nothing more comes takes a wait: 0.1 s is 5,000 channel seconds,
+    # in which an unacknowledged notification would have been retried six times.
+    await asyncio.sleep(0.1)
+    assert len(await control.deliveries(order_id)) == 1
