@@ -47,7 +47,9 @@ def protocol(env: Mapping[str, str], channel: str, **overrides: str) -> NotifyPr
     settings = _settings(env, overrides)
     if channel == "alipay":
         return alipay_front.notifications(settings)
-    return (wechatpay_front if channel == "wechatpay" else card_front).notifications(settings)
+    if channel == "wechatpay":
+        return wechatpay_front.notifications(settings)
+    return card_front.notifications(settings)
 
 
 def message(env: Mapping[str, str], channel: str, event: Event, **overrides: str) -> WireMessage:

@@ -33,8 +33,8 @@ _TRADE_STATUS = {
 
 
 class AlipayNotifications:
-    retry_delays = (240.0, 600.0, 600.0, 3600.0, 7200.0, 21600.0, 54000.0)
-    event_types = frozenset(_TRADE_STATUS)
+    retry_delays: tuple[float, ...] = (240.0, 600.0, 600.0, 3600.0, 7200.0, 21600.0, 54000.0)
+    event_types: frozenset[str] = frozenset(_TRADE_STATUS)
 
     def __init__(self, *, app_id: str, seller_id: str, key: rsa.RSAPrivateKey) -> None:
         self._app_id = app_id
