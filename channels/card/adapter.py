@@ -4,7 +4,7 @@
     query_payment    GET  /v1/payment_intents/search?query=metadata['order_id']:'...'
     close_payment    search, then POST /v1/payment_intents/{id}/cancel   {order_id}:cancel
     refund           search, then POST /v1/refunds           {refund_id}:refund
-    query_refund     GET  /v1/refunds/search?query=metadata['refund_id']:'...'
+    query_refund     GET  /v1/refunds/search?query=metadata['refund_id']:'...' (and our order)
     webhooks         `Card-Signature: t=..,v1=..` over the raw body (`channels.signature`)
 
 Everything is found by our own ids (in `metadata`), so nothing of the
@@ -109,20 +109,20 @@ class CardAdapter:
         failed attempt, so the result is closed=True with a DECLINED state.
         """
         intent = await self._find_intent(order_id)
-        if intent.status not in ("succeeded", "canceled"):
-            try:
-                intent = await self._api.post(
-                    f"/v1/payment_intents/{_segment(intent.id)}/cancel",
-                    wire.PaymentIntent,
-                    {},
-                    mapping.cancel_key(order_id),
-                )
-            except ChannelRejected as error:
-                if error.code != UNEXPECTED_STATE:
-                    raise
-                # The buyer paid (or someone cancelled) between our search and our cancel.
-                path = f"/v1/payment_intents/{_segment(intent.id)}"
-                intent = await self._api.get(path, wire.PaymentIntent)
+        try:
+            intent = await self._api.post(
+                f"/v1/payment_intents/{_segment(intent.id)}/cancel",
+                wire.PaymentIntent,
+                {},
+                mapping.cancel_key(order_id),
+            )
+        except ChannelRejected as error:
+            if error.code != UNEXPECTED_STATE:
+                raise
+            # Already succeeded (the buyer paid first) or cancelled: ask which.
+            intent = await self._api.get(
+                f"/v1/payment_intents/{_segment(intent.id)}", wire.PaymentIntent
+            )
         state = _readable(mapping.payment_state, intent)
         if state.status is PaymentStatus.PENDING:
             raise ChannelRejected(
@@ -148,15 +148,18 @@ class CardAdapter:
         )
         return _readable(mapping.refund_state, refund)
 
-    async def query_refund(self, refund_id: str) -> RefundState:
+    async def query_refund(self, refund_id: str, order_id: str) -> RefundState:
+        """The refund with our refund_id; one for another order is not ours to report."""
         result = await self._api.get(
             "/v1/refunds/search",
             wire.SearchResult[wire.Refund],
             {"query": mapping.metadata_query(mapping.REFUND_ID, refund_id)},
         )
-        if not result.data:
-            raise PaymentNotFound("card has no refund with that refund_id", code="resource_missing")
-        return _readable(mapping.refund_state, result.data[0])
+        states = [_readable(mapping.refund_state, refund) for refund in result.data]
+        for state in states:
+            if state.order_id == order_id:
+                return state
+        raise PaymentNotFound("card has no refund with that refund_id", code="resource_missing")
 
     def parse_notification(self, headers: Mapping[str, str], body: bytes) -> Notification | None:
         """Verify the signature over the raw body, then parse it.

@@ -71,7 +71,7 @@ class PaymentIntent(_Wire):
     currency: str  # lower-case ISO 4217
     status: PaymentIntentStatus
     metadata: dict[str, str] = Field(default_factory=dict)  # ours: order_id, merchant_id
-    latest_charge: str | None = None  # ch_..., once an attempt succeeded
+    latest_charge: str | None = None  # the charge (ch_...), once an attempt succeeded
     last_payment_error: PaymentError | None = None
     hosted_url: str
     next_action: NextAction | None = None

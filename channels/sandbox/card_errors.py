@@ -12,7 +12,8 @@ core) become `500 api_error`, as a gateway's own failure would.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -86,21 +87,19 @@ def translate(error: SandboxError) -> CardError:
     return CardError(status, code, message, param=param)
 
 
-def error_response(error: Exception) -> JSONResponse:
+def error_response(error: CardError | SandboxError | RequestValidationError) -> JSONResponse:
     """The gateway's answer for an error raised while serving a request."""
     if isinstance(error, SandboxError):
         error = translate(error)
-    if isinstance(error, RequestValidationError):
+    elif isinstance(error, RequestValidationError):
         error = CardError(400, "parameter_invalid", "Invalid request parameters.")
-    if not isinstance(error, CardError):
-        raise error
     return error.response()
 
 
 class CardRoute(APIRoute):
     """A route whose errors (its dependencies' too) answer in the gateway's shape."""
 
-    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handle = super().get_route_handler()
 
         async def handle_in_card_terms(request: Request) -> Response:

@@ -33,10 +33,10 @@ button{{font-size:1rem;padding:.5rem 1.5rem;margin:1rem .5rem 0 0}}
 def card_form(payment: PaymentRecord, action: str, error: str | None = None) -> str:
     notice = f'<p class="error" role="alert">{escape(error)}</p>\n' if error else ""
     form = (
-        f'<form method="post" action="{escape(action)}" autocomplete="off">\n'
+        f'<form method="post" action="{escape(action)}">\n'
         '<label for="number">Card number</label>\n'
         '<input id="number" name="number" inputmode="numeric" autocomplete="cc-number"'
-        ' placeholder="4242 4242 4242 4242" required>\n'
+        ' placeholder="1234 1234 1234 1234" required>\n'
         '<label for="expiry">Expiry (MM/YY)</label>\n'
         '<input id="expiry" name="expiry" autocomplete="cc-exp" placeholder="12/34" required>\n'
         '<label for="cvc">CVC</label>\n'

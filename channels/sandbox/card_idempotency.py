@@ -54,33 +54,26 @@ class IdempotencyKeys:
     ) -> Response:
         """Answer with `action`'s model (200) or its error, once per key."""
         if key is None:
-            return await _answer(action)
+            return _response(*await _answer(action))
         if not key or len(key) > _MAX_KEY_LENGTH:
             raise CardError(
                 400, "idempotency_key_invalid", "Idempotency-Key must be 1 to 255 characters."
             )
         async with self._lock:
             stored = self._answers.get(key)
-            if stored is not None:
-                if stored.fingerprint != request_fingerprint:
-                    raise CardError(
-                        400,
-                        "idempotency_key_in_use",
-                        "This Idempotency-Key was used with other parameters.",
-                        type_="idempotency_error",
-                    )
-                return Response(
-                    stored.body,
-                    status_code=stored.status_code,
-                    media_type="application/json",
-                    headers={"Idempotent-Replayed": "true"},
+            if stored is None:
+                status_code, body = await _answer(action)
+                if status_code < 500:
+                    self._remember(key, _Answer(request_fingerprint, status_code, body))
+                return _response(status_code, body)
+            if stored.fingerprint != request_fingerprint:
+                raise CardError(
+                    400,
+                    "idempotency_key_in_use",
+                    "This Idempotency-Key was used with other parameters.",
+                    type_="idempotency_error",
                 )
-            response = await _answer(action)
-            if response.status_code < 500:
-                self._remember(
-                    key, _Answer(request_fingerprint, response.status_code, response.body)
-                )
-            return response
+            return _response(stored.status_code, stored.body, {"Idempotent-Replayed": "true"})
 
     def _remember(self, key: str, answer: _Answer) -> None:
         self._answers[key] = answer
@@ -88,9 +81,14 @@ class IdempotencyKeys:
             del self._answers[next(iter(self._answers))]  # dicts keep insertion order
 
 
-async def _answer(action: Callable[[], Awaitable[BaseModel]]) -> Response:
+async def _answer(action: Callable[[], Awaitable[BaseModel]]) -> tuple[int, bytes]:
     try:
         model = await action()
     except (CardError, SandboxError) as error:
-        return error_response(error)
-    return Response(model.model_dump_json(), media_type="application/json")
+        rendered = error_response(error)
+        return rendered.status_code, bytes(rendered.body)
+    return 200, model.model_dump_json().encode()
+
+
+def _response(status_code: int, body: bytes, headers: dict[str, str] | None = None) -> Response:
+    return Response(body, status_code=status_code, media_type="application/json", headers=headers)

@@ -1,10 +1,11 @@
 """The core's payments and refunds, as the card gateway shows them.
 
 The API answers and the webhooks render through the same functions, so an
-intent looks the same whether it was fetched or pushed. Ids are the core's
-with the gateway's prefixes: payment `pay_<hex>` is intent `pi_<hex>`, its
-`txn_<hex>` is charge `ch_<hex>`; a refund (which the core keys by our
-refund_id) is `re_` and a digest of that id.
+intent looks the same whether it was fetched or pushed. Payment `pay_<hex>`
+is intent `pi_<hex>`; a refund (which the core keys by our refund_id) is `re_`
+and a digest of that id. A charge is the core's `txn_<hex>` as it is, not
+`ch_<hex>` as a real gateway's would read: the transaction id every
+channel's sandbox reports, and our records keep, is then the same one.
 
 Status, from the core's and `CardMemory`'s:
 
@@ -68,6 +69,10 @@ class PaymentFacts(Protocol):
 
 
 def intent_id(payment_id: str) -> str:
+    """`pay_<hex>` -> `pi_<hex>`; an id that already is an intent's stays as it is
+    (tests render webhooks for payments they name by the gateway's id)."""
+    if payment_id.startswith(_INTENT_PREFIX):
+        return payment_id
     return _INTENT_PREFIX + payment_id.removeprefix(_PAYMENT_ID_PREFIX)
 
 
@@ -76,10 +81,6 @@ def payment_id_of(intent: str) -> str | None:
     if not intent.startswith(_INTENT_PREFIX):
         return None
     return _PAYMENT_ID_PREFIX + intent.removeprefix(_INTENT_PREFIX)
-
-
-def charge_id(txn_id: str | None) -> str | None:
-    return None if txn_id is None else "ch_" + txn_id.removeprefix("txn_")
 
 
 def refund_object_id(refund_id: str) -> str:
@@ -106,7 +107,7 @@ def payment_intent(payment: PaymentFacts, base_url: str, memory: CardMemory) -> 
         currency=payment.currency.lower(),
         status=status,
         metadata={"order_id": payment.out_trade_no, "merchant_id": payment.merchant_id},
-        latest_charge=charge_id(payment.txn_id),
+        latest_charge=payment.txn_id,
         last_payment_error=(
             memory.last_error(payment.payment_id) if payment.status == "declined" else None
         ),
@@ -141,7 +142,7 @@ def refund(
         amount=amount,
         currency=currency.lower(),
         payment_intent=intent_id(payment_id),
-        charge=charge_id(txn_id),
+        charge=txn_id,
         status=card_status,
         failure_reason=_REFUND_FAILURE if status == "failed" else None,
         metadata={"refund_id": refund_id, "order_id": order_id},
