@@ -24,16 +24,15 @@ from pydantic import BaseModel, ValidationError
 from channels.base import Acknowledgement
 from channels.errors import (
     ChannelError,
-    ChannelRejected,
     ChannelUnavailable,
     NotificationFormatError,
 )
+from channels.http import raise_for_status, send
 from channels.sandbox.protocol import ErrorBody
 from channels.signature import SIGNATURE_HEADER, verify
 
 _Model = TypeVar("_Model", bound=BaseModel)
 
-_RETRYABLE_STATUSES = frozenset({408, 429})
 
 ACKNOWLEDGEMENT = Acknowledgement(
     status_code=200, body='{"received":true}', media_type="application/json"
@@ -79,32 +78,16 @@ class SandboxHttp:
         kwargs: dict[str, Any] = {"headers": self._auth}
         if body is not None:
             kwargs["json"] = body.model_dump(mode="json")
-        try:
-            response = await self._client.request(method, self._base_url + path, **kwargs)
-        except httpx.TimeoutException:
-            raise ChannelUnavailable(f"{what}: timed out", code="timeout") from None
-        except httpx.TransportError as exc:
-            # The exception type says enough; its text could echo request details.
-            raise ChannelUnavailable(f"{what}: {type(exc).__name__}", code="unreachable") from None
-        self._raise_for_status(what, response)
+        response = await send(self._client, what, method, self._base_url + path, **kwargs)
+        if response.status_code >= 400:
+            code = _error_code(response)
+            raise_for_status(what, response.status_code, code, self._not_found)
         try:
             return response_model.model_validate_json(response.content)
         except ValidationError:
             raise ChannelUnavailable(
                 f"{what}: unreadable response", code="invalid_response"
             ) from None
-
-    def _raise_for_status(self, what: str, response: httpx.Response) -> None:
-        status = response.status_code
-        if status < 400:
-            return
-        code = _error_code(response)
-        message = f"{what}: HTTP {status} {code}"
-        if status >= 500 or status in _RETRYABLE_STATUSES:
-            raise ChannelUnavailable(message, code=code)
-        if status == 404:
-            raise self._not_found(message, code=code)
-        raise ChannelRejected(message, code=code)
 
 
 def read_notification(

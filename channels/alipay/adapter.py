@@ -39,6 +39,7 @@ from channels.base import (
     RefundStatus,
 )
 from channels.errors import ChannelRejected, ChannelUnavailable, PaymentNotFound
+from channels.http import raise_for_status, send
 from channels.rsa2 import load_private_key, load_public_key
 from settings import AlipaySettings
 
@@ -179,21 +180,17 @@ class AlipayAdapter:
         self, method: str, biz: Mapping[str, Any], notify_url: str | None = None
     ) -> dict[str, Any]:
         params = self._signed(method, biz, notify_url)
-        try:
-            response = await self._client.post(
-                self._gateway_url, content=urlencode(params), headers={"Content-Type": _FORM}
-            )
-        except httpx.TimeoutException:
-            raise ChannelUnavailable(f"alipay {method}: timed out", code="timeout") from None
-        except httpx.TransportError as exc:
-            # The exception type says enough; its text could echo request details.
-            raise ChannelUnavailable(
-                f"alipay {method}: {type(exc).__name__}", code="unreachable"
-            ) from None
-        if response.status_code >= 500 or response.status_code in (408, 429):
-            raise ChannelUnavailable(
-                f"alipay {method}: HTTP {response.status_code}", code="unavailable"
-            )
+        what = f"alipay {method}"
+        response = await send(
+            self._client,
+            what,
+            "POST",
+            self._gateway_url,
+            content=urlencode(params),
+            headers={"Content-Type": _FORM},
+        )
+        # Alipay answers everything, errors included, with HTTP 200 and a code.
+        raise_for_status(what, response.status_code, f"http_{response.status_code}")
         return gateway.read_response(method, response.content, self._alipay_key)
 
 

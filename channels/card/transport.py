@@ -21,11 +21,10 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from channels.card.wire import ErrorBody
-from channels.errors import ChannelRejected, ChannelUnavailable, PaymentNotFound
+from channels.errors import ChannelUnavailable
+from channels.http import raise_for_status, send
 
 _Model = TypeVar("_Model", bound=BaseModel)
-
-_RETRYABLE_STATUSES = frozenset({408, 429})
 
 
 class CardApi:
@@ -62,39 +61,23 @@ class CardApi:
         headers: Mapping[str, str] | None = None,
     ) -> _Model:
         what = f"card {method} {path}"
-        try:
-            response = await self._client.request(
-                method,
-                self._base_url + path,
-                params=params,
-                data=form,
-                headers={**self._auth, **(headers or {})},
-            )
-        except httpx.TimeoutException:
-            raise ChannelUnavailable(f"{what}: timed out", code="timeout") from None
-        except httpx.TransportError as exc:
-            # The exception type says enough; its text could echo request details.
-            raise ChannelUnavailable(f"{what}: {type(exc).__name__}", code="unreachable") from None
-        _raise_for_status(what, response)
+        response = await send(
+            self._client,
+            what,
+            method,
+            self._base_url + path,
+            params=params,
+            data=form,
+            headers={**self._auth, **(headers or {})},
+        )
+        if response.status_code >= 400:
+            raise_for_status(what, response.status_code, _error_code(response))
         try:
             return model.model_validate_json(response.content)
         except ValidationError:
             raise ChannelUnavailable(
                 f"{what}: unreadable response", code="invalid_response"
             ) from None
-
-
-def _raise_for_status(what: str, response: httpx.Response) -> None:
-    status = response.status_code
-    if status < 400:
-        return
-    code = _error_code(response)
-    message = f"{what}: HTTP {status} {code}"
-    if status >= 500 or status in _RETRYABLE_STATUSES:
-        raise ChannelUnavailable(message, code=code)
-    if status == 404:
-        raise PaymentNotFound(message, code=code)
-    raise ChannelRejected(message, code=code)
 
 
 def _error_code(response: httpx.Response) -> str:

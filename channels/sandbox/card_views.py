@@ -22,7 +22,6 @@ refund reason, so the gateway's objects carry neither, in answers too.
 from __future__ import annotations
 
 import hashlib
-from typing import Protocol
 
 from channels.card.wire import (
     Event,
@@ -37,6 +36,7 @@ from channels.card.wire import (
 )
 from channels.sandbox import protocol
 from channels.sandbox.card_memory import CardMemory
+from channels.sandbox.protocol import PaymentFacts
 
 _PAYMENT_ID_PREFIX = "pay_"
 _INTENT_PREFIX = "pi_"
@@ -47,25 +47,6 @@ _EVENT_TYPES: dict[protocol.EventType, EventType] = {
     "refund.succeeded": "refund.updated",
     "refund.failed": "refund.updated",
 }
-
-
-class PaymentFacts(Protocol):
-    """What a core `PaymentRecord` and a payment event's `EventData` both carry."""
-
-    @property
-    def payment_id(self) -> str: ...
-    @property
-    def out_trade_no(self) -> str: ...
-    @property
-    def merchant_id(self) -> str: ...
-    @property
-    def amount(self) -> int: ...
-    @property
-    def currency(self) -> str: ...
-    @property
-    def status(self) -> str: ...
-    @property
-    def txn_id(self) -> str | None: ...
 
 
 def intent_id(payment_id: str) -> str:

@@ -9,7 +9,7 @@ This module imports only pydantic so the adapter does not pull in FastAPI.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -135,3 +135,23 @@ class PayoutEvent(_Wire):
     type: PayoutEventType
     created: int
     data: Payout
+
+
+class PaymentFacts(Protocol):
+    """What a core `PaymentRecord`, its `Payment` view and a payment event's `EventData`
+    all carry: enough for a channel's front to show the payment in its own terms."""
+
+    @property
+    def payment_id(self) -> str: ...
+    @property
+    def out_trade_no(self) -> str: ...
+    @property
+    def merchant_id(self) -> str: ...
+    @property
+    def amount(self) -> int: ...
+    @property
+    def currency(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def txn_id(self) -> str | None: ...

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Protocol
 
 from channels.sandbox.errors import SandboxError
-from channels.sandbox.protocol import Payment, Refund, RefundStatus
+from channels.sandbox.protocol import Payment, PaymentFacts, Refund, RefundStatus
 from channels.wechatpay import wire
 
 _TRADE_STATE: dict[str, tuple[wire.TradeState, str]] = {
@@ -38,25 +37,6 @@ _ERRORS: dict[str, tuple[int, str]] = {
     "currency_mismatch": (400, "PARAM_ERROR"),
 }
 _CHINA = timezone(timedelta(hours=8))  # WeChat Pay writes its times in Beijing time
-
-
-class PaymentFacts(Protocol):
-    """What a transaction is made of: a `Payment`, or a payment event's `EventData`."""
-
-    @property
-    def payment_id(self) -> str: ...
-    @property
-    def out_trade_no(self) -> str: ...
-    @property
-    def merchant_id(self) -> str: ...
-    @property
-    def amount(self) -> int: ...
-    @property
-    def currency(self) -> str: ...
-    @property
-    def status(self) -> str: ...
-    @property
-    def txn_id(self) -> str | None: ...
 
 
 def transaction(

@@ -51,8 +51,8 @@ from channels.errors import (
     ChannelRejected,
     ChannelUnavailable,
     NotificationSignatureError,
-    PaymentNotFound,
 )
+from channels.http import raise_for_status, send
 from channels.rsa2 import load_private_key, load_public_key
 from channels.wechatpay import mapping, wire
 from channels.wechatpay.crypto import authorization, verify_signed
@@ -61,7 +61,6 @@ from settings import WeChatPaySettings
 
 _Model = TypeVar("_Model", bound=BaseModel)
 
-_RETRYABLE_STATUSES = frozenset({408, 429})
 # WeChat Pay's refusals of a close that still leave the order's state worth reading.
 _CLOSE_REFUSED_PAID = "ORDERPAID"
 _CLOSE_REFUSED_CLOSED = "ORDER_CLOSED"
@@ -233,17 +232,11 @@ class WeChatPayAdapter:
         }
         if body is not None:
             headers["Content-Type"] = "application/json"
-        try:
-            response = await self._client.request(
-                method, url, content=text.encode() if body is not None else None, headers=headers
-            )
-        except httpx.TimeoutException:
-            raise ChannelUnavailable(f"{what}: timed out", code="timeout") from None
-        except httpx.TransportError as exc:
-            # The exception type says enough; its text could echo request details.
-            raise ChannelUnavailable(f"{what}: {type(exc).__name__}", code="unreachable") from None
+        content = text.encode() if body is not None else None
+        response = await send(self._client, what, method, url, content=content, headers=headers)
         self._verify(what, response)
-        _raise_for_status(what, response)
+        if response.status_code >= 400:
+            raise_for_status(what, response.status_code, _error_code(response))
         return response
 
     def _authorization(self, method: str, url: httpx.URL, body: str) -> str:
@@ -284,19 +277,6 @@ def _json(body: BaseModel) -> str:
     return json.dumps(
         body.model_dump(mode="json", exclude_none=True), ensure_ascii=False, separators=(",", ":")
     )
-
-
-def _raise_for_status(what: str, response: httpx.Response) -> None:
-    status = response.status_code
-    if status < 400:
-        return
-    code = _error_code(response)
-    message = f"{what}: HTTP {status} {code}"
-    if status >= 500 or status in _RETRYABLE_STATUSES:
-        raise ChannelUnavailable(message, code=code)
-    if status == 404:
-        raise PaymentNotFound(message, code=code)
-    raise ChannelRejected(message, code=code)
 
 
 def _error_code(response: httpx.Response) -> str:
