@@ -24,10 +24,9 @@ from pydantic import BaseModel, ValidationError
 from channels.base import Acknowledgement
 from channels.errors import (
     ChannelError,
-    ChannelUnavailable,
     NotificationFormatError,
 )
-from channels.http import raise_for_status, send
+from channels.http import raise_for_status, read_model, send
 from channels.sandbox.protocol import ErrorBody
 from channels.signature import SIGNATURE_HEADER, verify
 
@@ -82,12 +81,7 @@ class SandboxHttp:
         if response.status_code >= 400:
             code = _error_code(response)
             raise_for_status(what, response.status_code, code, self._not_found)
-        try:
-            return response_model.model_validate_json(response.content)
-        except ValidationError:
-            raise ChannelUnavailable(
-                f"{what}: unreadable response", code="invalid_response"
-            ) from None
+        return read_model(what, response_model, response)
 
 
 def read_notification(

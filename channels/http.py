@@ -10,13 +10,15 @@ body, so no key or signature can reach a log line through an error.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
+from pydantic import BaseModel, ValidationError
 
 from channels.errors import ChannelError, ChannelRejected, ChannelUnavailable, PaymentNotFound
 
 RETRYABLE_STATUSES = frozenset({408, 429})
+_Model = TypeVar("_Model", bound=BaseModel)
 
 
 async def send(
@@ -47,3 +49,11 @@ def raise_for_status(
     if status == 404:
         raise not_found(message, code=code)
     raise ChannelRejected(message, code=code)
+
+
+def read_model(what: str, model: type[_Model], response: httpx.Response) -> _Model:
+    """The answer as `model`; an answer we cannot read is ChannelUnavailable (retry may help)."""
+    try:
+        return model.model_validate_json(response.content)
+    except ValidationError:
+        raise ChannelUnavailable(f"{what}: unreadable response", code="invalid_response") from None

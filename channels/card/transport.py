@@ -21,8 +21,7 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from channels.card.wire import ErrorBody
-from channels.errors import ChannelUnavailable
-from channels.http import raise_for_status, send
+from channels.http import raise_for_status, read_model, send
 
 _Model = TypeVar("_Model", bound=BaseModel)
 
@@ -72,12 +71,7 @@ class CardApi:
         )
         if response.status_code >= 400:
             raise_for_status(what, response.status_code, _error_code(response))
-        try:
-            return model.model_validate_json(response.content)
-        except ValidationError:
-            raise ChannelUnavailable(
-                f"{what}: unreadable response", code="invalid_response"
-            ) from None
+        return read_model(what, model, response)
 
 
 def _error_code(response: httpx.Response) -> str:

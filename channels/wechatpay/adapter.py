@@ -52,7 +52,7 @@ from channels.errors import (
     ChannelUnavailable,
     NotificationSignatureError,
 )
-from channels.http import raise_for_status, send
+from channels.http import raise_for_status, read_model, send
 from channels.rsa2 import load_private_key, load_public_key
 from channels.wechatpay import mapping, wire
 from channels.wechatpay.crypto import authorization, verify_signed
@@ -207,12 +207,7 @@ class WeChatPayAdapter:
     ) -> _Model:
         """Send one signed request and parse the verified answer."""
         response = await self._send(method, path, query=query, body=body)
-        try:
-            return response_model.model_validate_json(response.content)
-        except ValidationError:
-            raise ChannelUnavailable(
-                f"wechatpay {method} {path}: unreadable response", code="invalid_response"
-            ) from None
+        return read_model(f"wechatpay {method} {path}", response_model, response)
 
     async def _send(
         self,
