@@ -26,10 +26,11 @@ from channels.alipay import protocol as gateway
 from channels.alipay.amounts import AmountFormatError, fen_to_yuan, yuan_to_fen
 from channels.alipay.signing import REQUEST_EXCLUDED, canonical
 from channels.base import ChannelName
-from channels.rsa2 import load_private_key, load_public_key, verify
+from channels.rsa2 import verify
 from channels.sandbox.alipay_notify import AlipayNotifications
 from channels.sandbox.deps import ServiceDep
 from channels.sandbox.errors import SandboxError
+from channels.sandbox.key_cache import private_key, public_key
 from channels.sandbox.pages import result_page
 from channels.sandbox.protocol import PaymentCreate, RefundCreate
 from channels.sandbox.service import SandboxService
@@ -75,7 +76,7 @@ def _refused(sub_code: str, sub_msg: str = "") -> AlipayError:
 
 def notifications(settings: Settings) -> AlipayNotifications:
     assert settings.sandbox_keys is not None
-    key = load_private_key(settings.sandbox_keys.alipay_private_key.get_secret_value())
+    key = private_key(settings.sandbox_keys.alipay_private_key.get_secret_value())
     return AlipayNotifications(
         app_id=settings.alipay.app_id, seller_id=settings.alipay.seller_id, key=key
     )
@@ -129,7 +130,7 @@ def _authenticated(request: Request, params: Params) -> Biz:
         raise _invalid("isv.invalid-app-id")
     if params.get("sign_type") != "RSA2":
         raise _invalid("isv.invalid-signature-type")
-    app_key = load_public_key(settings.sandbox_keys.alipay_app_public_key)
+    app_key = public_key(settings.sandbox_keys.alipay_app_public_key)
     if not verify(canonical(params, REQUEST_EXCLUDED), params.get("sign", ""), app_key):
         raise _invalid("isv.invalid-signature", "signature does not verify with the app's key")
     try:
@@ -159,7 +160,7 @@ async def _run(handler: Handler, service: SandboxService, params: Params, biz: B
 def _answer(request: Request, method: str, node: Mapping[str, Any]) -> Response:
     settings: Settings = request.app.state.settings
     assert settings.sandbox_keys is not None
-    key = load_private_key(settings.sandbox_keys.alipay_private_key.get_secret_value())
+    key = private_key(settings.sandbox_keys.alipay_private_key.get_secret_value())
     body = gateway.signed_response(method, node, key)
     return Response(body, media_type="application/json; charset=utf-8")
 

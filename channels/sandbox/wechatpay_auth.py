@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import re
 import secrets
-from functools import lru_cache
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from channels.rsa2 import load_private_key, load_public_key, sign, verify
+from channels.rsa2 import sign, verify
 from channels.wechatpay.crypto import (
     AUTH_SCHEME,
     TOLERANCE_SECONDS,
@@ -82,14 +81,3 @@ def signed_headers(
         "Wechatpay-Signature": signature,
         "Wechatpay-Serial": serial_no,
     }
-
-
-# Loading (and checking) an RSA key costs milliseconds; settings hold them as text.
-@lru_cache(maxsize=8)
-def private_key(text: str) -> rsa.RSAPrivateKey:
-    return load_private_key(text)
-
-
-@lru_cache(maxsize=8)
-def public_key(text: str) -> rsa.RSAPublicKey:
-    return load_public_key(text)

@@ -34,13 +34,12 @@ from channels.base import ChannelName
 from channels.sandbox import wechatpay_views as views
 from channels.sandbox.deps import ServiceDep
 from channels.sandbox.errors import SandboxError
+from channels.sandbox.key_cache import private_key, public_key
 from channels.sandbox.notifier import NotifyProtocol
 from channels.sandbox.protocol import Payment, PaymentCreate, RefundCreate
 from channels.sandbox.service import SandboxService
 from channels.sandbox.wechatpay_auth import (
     RequestSignatureError,
-    private_key,
-    public_key,
     signed_headers,
     verify_request,
 )

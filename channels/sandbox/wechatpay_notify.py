@@ -18,9 +18,10 @@ import secrets
 import time
 
 from channels.sandbox import wechatpay_views as views
+from channels.sandbox.key_cache import private_key
 from channels.sandbox.notifier import AnyEvent, WireMessage
 from channels.sandbox.protocol import Event
-from channels.sandbox.wechatpay_auth import private_key, signed_headers
+from channels.sandbox.wechatpay_auth import signed_headers
 from channels.wechatpay import wire
 from channels.wechatpay.crypto import encrypt_resource
 from settings import Settings
