@@ -105,6 +105,18 @@ class Settings(BaseSettings):
     # How long the sandbox bank takes to settle a payout (pay it or fail it).
     sandbox_payout_delay_ms: int = Field(default=500, ge=0)
 
+    # Identities. The JWT key signs access tokens (HS256, pinned); the data key (a Fernet
+    # key) encrypts merchants' bank accounts and webhook secrets at rest.
+    jwt_secret: SecretStr
+    jwt_issuer: str = "paysaga"
+    jwt_audience: str = "paysaga-api"
+    access_token_seconds: int = Field(default=15 * 60, ge=1)
+    refresh_token_seconds: int = Field(default=30 * 24 * 3600, ge=1)
+    data_key: SecretStr
+    # Sign-in and registration attempts ("limits" notation), per account and per address.
+    auth_rate_per_account: str = "5/minute"
+    auth_rate_per_address: str = "30/minute"
+
     # Notification signatures older or newer than this are rejected.
     notify_tolerance_seconds: int = 300
     channel_timeout_seconds: int = 10

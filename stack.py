@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from cryptography.fernet import Fernet
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
@@ -149,6 +151,14 @@ def _stop_process(process: subprocess.Popen[bytes], kill: bool) -> None:
             process.wait()
 
 
+def generate_platform_secrets() -> dict[str, str]:
+    """The platform's own keys: the JWT signing key and the data encryption key."""
+    return {
+        "PAYSAGA_JWT_SECRET": secrets.token_urlsafe(48),
+        "PAYSAGA_DATA_KEY": Fernet.generate_key().decode(),
+    }
+
+
 def load_or_create_secrets() -> dict[str, str]:
     """Development credentials for every channel: generated once into var/secrets.env,
     reused on restart. A variable already set in the environment wins."""
@@ -157,7 +167,7 @@ def load_or_create_secrets() -> dict[str, str]:
         for line in SECRETS_FILE.read_text().splitlines():
             key, _, value = line.partition("=")
             values[key] = value
-    fresh = generate_credentials()
+    fresh = {**generate_credentials(), **generate_platform_secrets()}
     if set(fresh) - set(values):  # a new checkout, or credentials added since the file was made
         values = {**fresh, **values}
         SECRETS_FILE.parent.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Engine, event
 from sqlmodel import Session, SQLModel, create_engine
 
-from db import tables  # noqa: F401  (registers the tables on SQLModel.metadata)
+from db import identity, tables  # noqa: F401  (registers the tables on SQLModel.metadata)
 
 SessionFactory = Callable[[], Session]
 

@@ -23,6 +23,13 @@ class Merchant(SQLModel, table=True):
     name: str
     commission_rate: str  # Decimal as text
     status: str = "active"  # active | suspended
+    settlement_currency: str | None = None
+    # The payout bank account, encrypted at rest (db.secret_box); only its last 4 are shown.
+    bank_account_ciphertext: str | None = Field(default=None, sa_column=Column(Text))
+    bank_account_last4: str | None = None
+    webhook_url: str | None = None
+    # Signs the merchant's webhooks; encrypted at rest, rotatable by the merchant.
+    webhook_secret_ciphertext: str | None = Field(default=None, sa_column=Column(Text))
     created_at: datetime
     updated_at: datetime
 
@@ -38,7 +45,8 @@ class Coupon(SQLModel, table=True):
     currency: str | None = None
     valid_from: datetime | None = None
     valid_until: datetime | None = None
-    max_redemptions: int = 1
+    max_redemptions: int = 1  # the campaign's total quantity
+    per_buyer_limit: int | None = None  # orders per buyer; None: no limit
     created_at: datetime
 
 
@@ -49,6 +57,7 @@ class CouponRedemption(SQLModel, table=True):
 
     order_id: str = Field(primary_key=True)
     coupon_code: str = Field(index=True, foreign_key="coupons.code")
+    buyer_id: str | None = Field(default=None, index=True)
     status: str  # reserved | consumed | released
     updated_at: datetime
 
@@ -62,6 +71,8 @@ class Order(SQLModel, table=True):
     currency: str
     description: str = ""
     buyer_ref: str | None = None
+    # The signed-in buyer who placed it (None: placed by the merchant or an operator).
+    buyer_id: str | None = Field(default=None, index=True)
     total_amount: int = Field(sa_column=_money())
     discount_amount: int = Field(sa_column=_money())
     payable_amount: int = Field(sa_column=_money())
@@ -208,14 +219,45 @@ class ChannelNotification(SQLModel, table=True):
 
 
 class PartyNotification(SQLModel, table=True):
-    """A message to the buyer or the merchant about their order (delivery comes later)."""
+    """A message to the buyer or the merchant about their order; buyers read theirs via the API."""
 
     __tablename__ = "party_notifications"
 
     id: str = Field(primary_key=True)  # "{order_id}:{recipient}:{event}"
     order_id: str = Field(index=True)
     recipient: str  # buyer | merchant
+    recipient_id: str | None = Field(default=None, index=True)  # the buyer's or merchant's id
     event: str
+    created_at: datetime
+    read_at: datetime | None = None
+
+
+class Review(SQLModel, table=True):
+    """A buyer's review of a completed order: one per order."""
+
+    __tablename__ = "reviews"
+
+    order_id: str = Field(primary_key=True, foreign_key="orders.id")
+    merchant_id: str = Field(index=True)
+    buyer_id: str = Field(index=True)
+    rating: int  # 1..5
+    text: str = Field(default="", sa_column=Column(Text, nullable=False))
+    created_at: datetime
+
+
+class WebhookEvent(SQLModel, table=True):
+    """An event for a merchant's webhook endpoint; the id is the same on every delivery."""
+
+    __tablename__ = "webhook_events"
+
+    id: str = Field(primary_key=True)  # derived from the order and the event (domain.keys)
+    merchant_id: str = Field(index=True)
+    order_id: str | None = Field(default=None, index=True)
+    type: str  # order.paid | order.refunded | order.closed
+    payload: str = Field(sa_column=Column(Text, nullable=False))  # the JSON body sent
+    attempts: int = 0
+    delivered_at: datetime | None = None
+    last_error: str | None = None
     created_at: datetime
 
 

@@ -27,6 +27,7 @@ class OrderInput(_Message):
     channel: str
     description: str = ""
     buyer_ref: str | None = None
+    buyer_id: str | None = None  # the signed-in buyer who placed it
     priced: PricedOrder
     coupon_code: str | None = None
     channel_fee_rate: Decimal

@@ -78,7 +78,7 @@ def temporal_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def channel_credentials() -> dict[str, str]:
     """Key material for every channel, made once per session as `make run` makes it."""
-    return generate_credentials()
+    return {**generate_credentials(), **stack.generate_platform_secrets()}
 
 
 @pytest.fixture(scope="session")

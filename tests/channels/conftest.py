@@ -31,6 +31,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+import stack
 from channels.bank import BankTransferAdapter
 from channels.base import ChannelAdapter, ChannelName
 from channels.registry import build_bank, build_channels
@@ -56,7 +57,8 @@ def free_port() -> int:
 # The channels' notify retry schedules run this much faster than real time here:
 # Alipay's first retry (4 minutes) comes after 24 ms, WeChat Pay's (15 s) after 1.5 ms.
 TIME_SCALE = 0.0001
-_CREDENTIALS = generate_credentials()  # one set for the session: RSA keys take a while
+# One set for the session (RSA keys take a while), with the platform's own keys.
+_CREDENTIALS = {**generate_credentials(), **stack.generate_platform_secrets()}
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,53 @@
+"""Who calls us: users (buyers and operators), their refresh tokens, merchants' API keys.
+
+No secret is stored in a form that could be replayed: passwords as argon2id hashes,
+refresh tokens and API keys as SHA-256 digests of high-entropy random strings.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlmodel import Field, SQLModel
+
+
+class User(SQLModel, table=True):
+    """A person who signs in with email and password: a buyer or an operator."""
+
+    __tablename__ = "users"
+
+    id: str = Field(primary_key=True)
+    email: str = Field(unique=True)  # stored lower-cased
+    role: str  # buyer | operator
+    password_hash: str
+    display_name: str = ""
+    created_at: datetime
+    updated_at: datetime
+
+
+class RefreshToken(SQLModel, table=True):
+    """One refresh token; used once (rotated), revoked when the password changes."""
+
+    __tablename__ = "refresh_tokens"
+
+    id: str = Field(primary_key=True)
+    user_id: str = Field(index=True, foreign_key="users.id")
+    token_hash: str = Field(unique=True)
+    expires_at: datetime
+    revoked_at: datetime | None = None
+    created_at: datetime
+
+
+class ApiKey(SQLModel, table=True):
+    """A merchant's API key: shown once, kept as a digest, found by its visible prefix."""
+
+    __tablename__ = "api_keys"
+
+    id: str = Field(primary_key=True)
+    merchant_id: str = Field(index=True, foreign_key="merchants.id")
+    prefix: str = Field(unique=True)  # the key's first characters, shown in listings
+    key_hash: str
+    name: str = ""
+    created_at: datetime
+    revoked_at: datetime | None = None
+    last_used_at: datetime | None = None
