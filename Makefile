@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck clean
+.PHONY: run test lint typecheck clean operator
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,6 +14,10 @@ $(STAMP): pyproject.toml
 
 run: $(STAMP)
 	$(BIN)/python stack.py
+
+# The first operator: make operator EMAIL=ops@example.com (asks for the password).
+operator: $(STAMP)
+	$(BIN)/python -m api.manage create-operator --email "$(EMAIL)"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

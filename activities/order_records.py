@@ -217,6 +217,7 @@ def _order_row(order: OrderInput) -> Order:
         currency=priced.currency,
         description=order.description,
         buyer_ref=order.buyer_ref,
+        buyer_id=order.buyer_id,
         total_amount=priced.total_amount,
         discount_amount=priced.discount_amount,
         payable_amount=priced.payable_amount,

@@ -7,13 +7,26 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
+from api.auth.caller import PUBLIC
+from api.auth.rate_limit import Throttle
 from api.deps import AppContext
 from api.errors import install_error_handlers
-from api.routes import coupons, ledger, merchants, notify, orders, refunds, settlements
+from api.routes import (
+    auth,
+    coupons,
+    ledger,
+    me,
+    merchants,
+    notify,
+    orders,
+    refunds,
+    settlements,
+)
 from channels.registry import build_bank, build_channels
 from db.engine import create_tables, make_engine, session_factory
+from db.secret_box import SecretBox
 from settings import Settings, get_settings
 from worker import connect
 
@@ -34,6 +47,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 temporal=temporal,
                 channels=build_channels(settings, http),
                 bank=build_bank(settings, http),
+                throttle=Throttle(settings.auth_rate_per_account, settings.auth_rate_per_address),
+                secret_box=SecretBox(settings.data_key),
             )
             yield
         engine.dispose()
@@ -46,6 +61,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     routers = (
+        auth.router,
+        me.router,
         orders.router,
         refunds.router,
         merchants.router,
@@ -57,7 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in routers:
         app.include_router(router)
 
-    @app.get("/healthz", tags=["health"])
+    @app.get("/healthz", tags=["health"], dependencies=[Depends(PUBLIC)])
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 

@@ -9,9 +9,11 @@ from fastapi import Depends, Request
 from sqlalchemy import Engine
 from temporalio.client import Client
 
+from api.auth.rate_limit import Throttle
 from channels.bank import BankTransferAdapter
 from channels.base import ChannelAdapter
 from db.engine import SessionFactory
+from db.secret_box import SecretBox
 from settings import Settings
 
 
@@ -23,6 +25,8 @@ class AppContext:
     temporal: Client
     channels: dict[str, ChannelAdapter]
     bank: BankTransferAdapter
+    throttle: Throttle
+    secret_box: SecretBox
 
 
 def get_context(request: Request) -> AppContext:

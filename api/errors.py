@@ -3,8 +3,11 @@
 ApiError                    {"error": {"type", "code", "message", "param"}}
 ├── InvalidRequest          400 invalid_request_error (also DomainError, body validation)
 ├── SignatureInvalid        401 authentication_error (notifications)
+├── Unauthenticated         401 authentication_error (api.auth.caller; no or bad credentials)
+├── Forbidden               403 permission_error (the caller's role may not use the route)
 ├── NotFound                404 not_found_error
 ├── Conflict                409 conflict_error (idempotency key reuse, order state)
+├── TooManyRequests         429 rate_limit_error with Retry-After (api.auth.rate_limit)
 └── ServiceUnavailable      503 api_error: Temporal unreachable; retrying may help
 """
 
@@ -30,6 +33,9 @@ class ApiError(Exception):
     def __init__(self, code: str, message: str, param: str | None = None) -> None:
         super().__init__(message)
         self.code, self.message, self.param = code, message, param
+
+    def headers(self) -> dict[str, str]:
+        return {}
 
 
 class InvalidRequest(ApiError):
@@ -62,7 +68,7 @@ def error_body(error_type: str, code: str, message: str, param: str | None) -> d
 
 def _response(error: ApiError) -> JSONResponse:
     body = error_body(error.error_type, error.code, error.message, error.param)
-    return JSONResponse(body, status_code=error.status_code)
+    return JSONResponse(body, status_code=error.status_code, headers=error.headers())
 
 
 def _param(location: tuple[object, ...]) -> str | None:

@@ -7,21 +7,16 @@ for what we owe a merchant, debit-positive for assets), except `debit_balance` a
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel
 
+from db.times import as_utc
 from domain.ledger import AccountKind
 from domain.settlement import StatementTotals
 
-
-def _as_utc(moment: datetime) -> datetime:
-    """SQLite and PostgreSQL `timestamp` columns hand datetimes back naive; we wrote them in UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
+UtcDatetime = Annotated[datetime, AfterValidator(as_utc)]
 
 
 class MerchantBalance(BaseModel):

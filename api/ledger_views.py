@@ -168,7 +168,7 @@ def statement_detail(session: Session, statement_id: str) -> StatementDetail:
     read_one_snapshot(session)
     statement = session.get(Statement, statement_id)
     if statement is None:
-        raise NotFound("statement_not_found", f"no statement {statement_id}", "statement_id")
+        raise statement_not_found(statement_id)
     covered = _covered_entries(session, statement)
     released_ids = [e.order_id for e, _ in covered if _is_release(e) and e.order_id is not None]
     orders = {o.id: o for o in session.exec(select(Order).where(col(Order.id).in_(released_ids)))}
@@ -206,7 +206,7 @@ def statement_detail(session: Session, statement_id: str) -> StatementDetail:
 def payout_detail(session: Session, payout_id: str) -> PayoutOut:
     payout = session.get(Payout, payout_id)
     if payout is None:
-        raise NotFound("payout_not_found", f"no payout {payout_id}", "payout_id")
+        raise payout_not_found(payout_id)
     return _payout_out(payout)
 
 
@@ -394,3 +394,11 @@ def _account_out(account: Account) -> AccountOut:
         balance=normal_balance(kind, account.balance),
         debit_balance=account.balance,
     )
+
+
+def statement_not_found(statement_id: str) -> NotFound:
+    return NotFound("statement_not_found", f"no statement {statement_id}", "statement_id")
+
+
+def payout_not_found(payout_id: str) -> NotFound:
+    return NotFound("payout_not_found", f"no payout {payout_id}", "payout_id")

@@ -26,6 +26,7 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from api.auth.caller import Caller, Role
 from api.deps import AppContext
 from api.errors import Conflict, InvalidRequest, ServiceUnavailable
 from api.records import new_id, now, order_out
@@ -56,7 +57,10 @@ def request_hash(body: OrderCreate) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-async def create_order(context: AppContext, key: str, body: OrderCreate) -> StoredResponse:
+async def create_order(
+    context: AppContext, caller: Caller, key: str, body: OrderCreate
+) -> StoredResponse:
+    key = f"{caller.role}:{caller.id}:{key}"  # each caller's keys are their own
     digest = request_hash(body)
     claimed = await asyncio.to_thread(_claimed_key, context, key, digest)
     if claimed is not None:
@@ -67,7 +71,7 @@ async def create_order(context: AppContext, key: str, body: OrderCreate) -> Stor
         if await _join_saga(context, claimed.order_id):
             response = await asyncio.to_thread(_response_for, context, claimed.order_id)
             return await asyncio.to_thread(_store_response, context, key, response)
-    order_input = await asyncio.to_thread(_validated_input, context, body)
+    order_input = await asyncio.to_thread(_validated_input, context, caller, body)
     order_id = await asyncio.to_thread(_claim_key, context, key, digest, order_input.order_id)
     order_input = order_input.model_copy(update={"order_id": order_id})
     await _start_saga(context, order_input)
@@ -108,16 +112,20 @@ def _order_recorded(context: AppContext, order_id: str) -> bool:
         return session.get(Order, order_id) is not None
 
 
-def _validated_input(context: AppContext, body: OrderCreate) -> OrderInput:
+def _validated_input(context: AppContext, caller: Caller, body: OrderCreate) -> OrderInput:
     settings = context.settings
     lines = [OrderLine(**line.model_dump()) for line in body.lines]
+    if caller.role == Role.MERCHANT and body.merchant_id != caller.id:
+        message = "a merchant places orders for its own shop only"
+        raise InvalidRequest("merchant_not_yours", message, "merchant_id")
+    buyer_id = caller.id if caller.role == Role.BUYER else None
     with context.sessions() as session:
         merchant = session.get(Merchant, body.merchant_id)
         if merchant is None:
             raise InvalidRequest("merchant_not_found", "no such merchant", "merchant_id")
         if merchant.status != "active":
             raise InvalidRequest("merchant_suspended", "the merchant is suspended", "merchant_id")
-        coupon = _usable_coupon(session, body.coupon_code)
+        coupon = _usable_coupon(session, body.coupon_code, buyer_id)
         priced = price_order(lines, body.currency, coupon, now())
     if not supports_currency(body.channel, body.currency):
         message = f"{body.channel.value} does not take {body.currency}"
@@ -129,6 +137,7 @@ def _validated_input(context: AppContext, body: OrderCreate) -> OrderInput:
         channel=body.channel.value,
         description=body.description,
         buyer_ref=body.buyer_ref,
+        buyer_id=buyer_id,
         priced=priced,
         coupon_code=body.coupon_code,
         channel_fee_rate=settings.channel_fee_rates[body.channel.value],
@@ -143,7 +152,7 @@ def _validated_input(context: AppContext, body: OrderCreate) -> OrderInput:
     )
 
 
-def _usable_coupon(session: Session, code: str | None) -> Coupon | None:
+def _usable_coupon(session: Session, code: str | None, buyer_id: str | None) -> Coupon | None:
     if code is None:
         return None
     row = session.get(CouponRow, code)

@@ -16,11 +16,13 @@ from temporalio.client import WithStartWorkflowOperation, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
+from api.auth.caller import Caller
+from api.auth.scope import order_for, sees_order
 from api.deps import AppContext
 from api.errors import ApiError, Conflict, InvalidRequest, NotFound
-from api.records import get_order, new_id
+from api.records import new_id
 from api.schemas import RefundCreate, RefundLineIn, RefundOut, RefundPartsOut
-from db.tables import Refund, RefundLine
+from db.tables import Order, Refund, RefundLine
 from domain.keys import refund_workflow_id
 from domain.refunds import (
     LineRefund,
@@ -28,6 +30,7 @@ from domain.refunds import (
     RefundAsk,
     RefundStatus,
     RefundView,
+    Requester,
 )
 from workflows.refund import RefundWorkflow
 
@@ -43,13 +46,20 @@ def refund_id_for(order_id: str, idempotency_key: str | None) -> str:
 
 
 async def request_refund(
-    context: AppContext, order_id: str, body: RefundCreate, idempotency_key: str | None
+    context: AppContext,
+    caller: Caller,
+    order_id: str,
+    body: RefundCreate,
+    idempotency_key: str | None,
 ) -> RefundOut:
-    await asyncio.to_thread(_check_order, context, order_id)
+    """Ask for a refund as the caller: their role is who asked (and which rules apply)."""
+    await asyncio.to_thread(_check_order, context, caller, order_id)
+    # A key is the caller's own: another caller's identical key is another refund.
+    key = f"{caller.role}:{caller.id}:{idempotency_key}" if idempotency_key else None
     ask = RefundAsk(
-        refund_id=refund_id_for(order_id, idempotency_key),
+        refund_id=refund_id_for(order_id, key),
         order_id=order_id,
-        requested_by=body.requested_by,
+        requested_by=Requester(caller.role.value),
         reason=body.reason,
         amount=body.amount,
         lines=tuple(LineRefund(**line.model_dump()) for line in body.lines or ()),
@@ -62,7 +72,7 @@ async def request_refund(
             view.failure_reason or "refund rejected",
             view.rejection_param,
         )
-    return await asyncio.to_thread(read_refund, context, ask.refund_id)
+    return await asyncio.to_thread(read_refund, context, caller, ask.refund_id)
 
 
 async def _run_refund(context: AppContext, ask: RefundAsk) -> RefundView:
@@ -93,22 +103,23 @@ async def _run_refund(context: AppContext, ask: RefundAsk) -> RefundView:
     return view
 
 
-def _check_order(context: AppContext, order_id: str) -> None:
+def _check_order(context: AppContext, caller: Caller, order_id: str) -> None:
     with context.sessions() as session:
-        get_order(session, order_id)
+        order_for(session, caller, order_id)
 
 
-def read_refund(context: AppContext, refund_id: str) -> RefundOut:
+def read_refund(context: AppContext, caller: Caller, refund_id: str) -> RefundOut:
     with context.sessions() as session:
         refund = session.get(Refund, refund_id)
-        if refund is None:
+        order = session.get(Order, refund.order_id) if refund is not None else None
+        if refund is None or order is None or not sees_order(caller, order):
             raise NotFound("refund_not_found", f"no refund {refund_id}", "id")
         return refund_out(session, refund)
 
 
-def order_refunds(context: AppContext, order_id: str) -> list[RefundOut]:
+def order_refunds(context: AppContext, caller: Caller, order_id: str) -> list[RefundOut]:
     with context.sessions() as session:
-        get_order(session, order_id)
+        order_for(session, caller, order_id)
         rows = session.exec(
             select(Refund).where(Refund.order_id == order_id).order_by(col(Refund.created_at))
         ).all()

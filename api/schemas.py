@@ -11,7 +11,6 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, model_v
 from channels.base import ChannelName
 from domain.money import MAX_LINE_QUANTITY, MAX_ORDER_LINES, MAX_ORDER_TOTAL
 from domain.pricing import CouponKind
-from domain.refunds import Requester
 
 _Forbid = ConfigDict(extra="forbid")
 
@@ -103,20 +102,6 @@ class OrderPage(BaseModel):
     next_cursor: str | None
 
 
-class MerchantCreate(BaseModel):
-    model_config = _Forbid
-    name: Annotated[StrictStr, Field(min_length=1, max_length=200)]
-    commission_rate: Decimal = Field(ge=0, le=1, max_digits=8, decimal_places=6)
-
-
-class MerchantOut(BaseModel):
-    id: str
-    name: str
-    commission_rate: str
-    status: str
-    created_at: datetime
-
-
 class CouponCreate(BaseModel):
     model_config = _Forbid
     code: Annotated[StrictStr, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
@@ -150,10 +135,10 @@ class RefundLineIn(BaseModel):
 
 
 class RefundCreate(BaseModel):
-    """A refund by amount (minor units) or by lines; exactly one of the two."""
+    """A refund by amount (minor units) or by lines; exactly one of the two. Who asks
+    is the caller (buyer, merchant, operator), never a field."""
 
     model_config = _Forbid
-    requested_by: Requester
     amount: Annotated[StrictInt, Field(gt=0, le=MAX_ORDER_TOTAL)] | None = None
     lines: Annotated[list[RefundLineIn], Field(min_length=1, max_length=MAX_ORDER_LINES)] | None = (
         None

@@ -15,6 +15,7 @@ from sqlmodel import Session, select
 
 from db.ledger import post_entry
 from db.tables import Order, OrderLine, Payment, Refund, RefundLine
+from db.times import as_utc
 from domain.keys import (
     funds_release_entry_id,
     refund_completion_entry_id,
@@ -113,7 +114,7 @@ def reserve_refund(session: Session, ask: RefundAsk, window: timedelta) -> Refun
         raise RefundRejected(
             "order_not_refundable", f"the order is {order.status}; it cannot be refunded now", "id"
         )
-    check_window(ask.requested_by, _aware(payment.paid_at), now(), window)
+    check_window(ask.requested_by, as_utc(payment.paid_at), now(), window)
     amount, lines = _refund_amount(session, order, ask)
     remaining = subtract(order_split(order), refunded_parts(order))
     check_amount(amount, remaining.payable_amount)
@@ -277,8 +278,3 @@ def _add_parts(order: Order, parts: Split, sign: int) -> None:
     order.refunded_commission_amount += sign * parts.commission_amount
     order.refunded_net_amount += sign * parts.merchant_net_amount
     order.updated_at = now()
-
-
-def _aware(moment: datetime) -> datetime:
-    """SQLite hands datetimes back naive; they were written in UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

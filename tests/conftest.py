@@ -24,9 +24,11 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 import stack
+from api.auth.tokens import issue_access_token, utc_now
+from api.manage import create_operator
 from channels.sandbox.credentials import generate_credentials
 from db.engine import create_tables, make_engine
-from tests.support import assert_ledger_sound
+from tests.support import assert_ledger_sound, settings_from_env
 
 BACKENDS = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_DATABASE_URL") else [])
 
@@ -43,6 +45,7 @@ class System:
     env: dict[str, str]
     engine: Engine
     processes: stack.Stack
+    operator_id: str | None = None
 
     def restart_worker(self, *, kill: bool) -> None:
         self.processes.stop("worker", kill=kill)
@@ -62,6 +65,16 @@ class System:
     @property
     def log_dir(self) -> Path:
         return Path(self.env["PAYSAGA_LOG_DIR"])
+
+    def operator_token(self) -> str:
+        """A fresh access token of this system's operator (made once, as `make operator` does)."""
+        if self.operator_id is None:
+            email = f"ops-{secrets.token_hex(4)}@paysaga.test"
+            self.operator_id = create_operator(
+                self.env["PAYSAGA_DATABASE_URL"], email, secrets.token_urlsafe(16), "Ops"
+            )
+        settings = settings_from_env(self.env)
+        return issue_access_token(settings, self.operator_id, "operator", utc_now())
 
 
 @pytest.fixture(scope="session")
@@ -130,6 +143,8 @@ def system(
         "PAYSAGA_SANDBOX_TIME_SCALE": "0.001",
         "PAYSAGA_SANDBOX_STORE_PATH": str(tmp / "sandbox.json"),
         "PAYSAGA_LOG_DIR": str(tmp),
+        # Every test signs in from 127.0.0.1: the per-address throttle is tested on its own API.
+        "PAYSAGA_AUTH_RATE_PER_ADDRESS": "10000/minute",
         # Paid orders complete at once unless a test asks for a hold.
         "PAYSAGA_AUTO_COMPLETE_SECONDS": "0",
         "PAYSAGA_SANDBOX_PAYOUT_DELAY_MS": "50",
@@ -162,10 +177,21 @@ def system(
 
 @pytest_asyncio.fixture
 async def api(system: System) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client for our API; after the test, every ledger entry must balance."""
-    async with httpx.AsyncClient(base_url=system.api_url, timeout=30) as client:
+    """Our API as an operator (who may do anything); after the test, the ledger must balance.
+
+    Tests about who may do what use `tests.identities` for buyers and merchants.
+    """
+    headers = {"Authorization": f"Bearer {system.operator_token()}"}
+    async with httpx.AsyncClient(base_url=system.api_url, timeout=30, headers=headers) as client:
         yield client
     assert_ledger_sound(system.engine)
+
+
+@pytest_asyncio.fixture
+async def anonymous(system: System) -> AsyncIterator[httpx.AsyncClient]:
+    """Our API with no credentials."""
+    async with httpx.AsyncClient(base_url=system.api_url, timeout=30) as client:
+        yield client
 
 
 @pytest_asyncio.fixture

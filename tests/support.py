@@ -69,8 +69,20 @@ def assert_ledger_sound(engine: Engine) -> None:
         assert ledger_problems(session) == []
 
 
+def merchant_body(**overrides: Any) -> dict[str, Any]:
+    """An operator's onboarding of a test shop (the bank account is a test IBAN)."""
+    body: dict[str, Any] = {
+        "name": "Test shop",
+        "commission_rate": "0.05",
+        "settlement_currency": "CNY",
+        "bank_account_number": "DE89 3704 0044 0532 0130 00",
+    }
+    body.update(overrides)
+    return body
+
+
 async def create_merchant(api: httpx.AsyncClient, rate: str = "0.05") -> str:
-    response = await api.post("/v1/merchants", json={"name": "Test shop", "commission_rate": rate})
+    response = await api.post("/v1/merchants", json=merchant_body(commission_rate=rate))
     assert response.status_code == 201, response.text
     return str(response.json()["id"])
 

@@ -7,6 +7,7 @@ from decimal import Decimal
 from fastapi import APIRouter
 from pydantic import ValidationError
 
+from api.auth.caller import AnyCaller, OperatorCaller
 from api.deps import ContextDep
 from api.errors import Conflict, InvalidRequest, NotFound
 from api.records import now
@@ -39,7 +40,7 @@ def _out(row: Coupon, redeemed: int) -> CouponOut:
 
 
 @router.post("", status_code=201)
-def create_coupon(body: CouponCreate, context: ContextDep) -> CouponOut:
+def create_coupon(body: CouponCreate, caller: OperatorCaller, context: ContextDep) -> CouponOut:
     if body.currency is not None:
         currency_exponent(body.currency)  # unknown currency -> 400
     values = body.model_dump()
@@ -57,7 +58,7 @@ def create_coupon(body: CouponCreate, context: ContextDep) -> CouponOut:
 
 
 @router.get("/{code}")
-def get_coupon(code: str, context: ContextDep) -> CouponOut:
+def get_coupon(code: str, caller: AnyCaller, context: ContextDep) -> CouponOut:
     with context.sessions() as session:
         row = session.get(Coupon, code)
         if row is None:

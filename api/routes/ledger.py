@@ -1,8 +1,8 @@
 """Ledger reads: merchant balances, entries and statements; operators' accounts and trial balance.
 
-Merchant paths live under /v1/merchants/{merchant_id}/ and operator paths under
-/v1/ledger/, so an authorisation layer can scope each group by its prefix.
-Statement and payout reads are by id; they carry their merchant_id for that check.
+Merchant paths live under /v1/merchants/{merchant_id}/ (the merchant itself and
+operators) and operator paths under /v1/ledger/. Statement and payout reads are by
+id; a merchant reading another's gets 404, as for one that does not exist.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from fastapi import APIRouter, Query
 from sqlmodel import Session
 
 from api import ledger_views as views
+from api.auth.caller import MerchantOrOperator, OperatorCaller, Role
+from api.auth.scope import check_merchant
 from api.deps import AppContext, ContextDep
 from api.ledger_schemas import (
     AccountDetail,
@@ -54,20 +56,25 @@ async def _read(
 
 
 @router.get("/v1/merchants/{merchant_id}/balances")
-async def get_merchant_balances(merchant_id: str, context: ContextDep) -> MerchantBalances:
+async def get_merchant_balances(
+    merchant_id: str, caller: MerchantOrOperator, context: ContextDep
+) -> MerchantBalances:
     """Pending, available and in transit, per currency (credit-positive)."""
+    check_merchant(caller, merchant_id)
     return await _read(context, views.merchant_balances, merchant_id)
 
 
 @router.get("/v1/merchants/{merchant_id}/ledger")
 async def list_merchant_entries(
     merchant_id: str,
+    caller: MerchantOrOperator,
     context: ContextDep,
     currency: Currency = None,
     limit: Limit = 20,
     starting_after: Cursor = None,
 ) -> LedgerEntryPage:
     """The merchant's ledger entries, newest first, with its own postings only."""
+    check_merchant(caller, merchant_id)
     return await _read(
         context, views.merchant_entries, merchant_id, currency, limit, starting_after
     )
@@ -75,25 +82,39 @@ async def list_merchant_entries(
 
 @router.get("/v1/merchants/{merchant_id}/statements")
 async def list_merchant_statements(
-    merchant_id: str, context: ContextDep, limit: Limit = 20, starting_after: Cursor = None
+    merchant_id: str,
+    caller: MerchantOrOperator,
+    context: ContextDep,
+    limit: Limit = 20,
+    starting_after: Cursor = None,
 ) -> StatementPage:
     """The merchant's statements, newest day first."""
+    check_merchant(caller, merchant_id)
     return await _read(context, views.merchant_statements, merchant_id, limit, starting_after)
 
 
 @router.get("/v1/statements/{statement_id}")
-async def get_statement(statement_id: str, context: ContextDep) -> StatementDetail:
+async def get_statement(
+    statement_id: str, caller: MerchantOrOperator, context: ContextDep
+) -> StatementDetail:
     """A statement with its payout and the orders and other entries it covers."""
-    return await _read(context, views.statement_detail, statement_id)
+    statement = await _read(context, views.statement_detail, statement_id)
+    if caller.role == Role.MERCHANT and statement.merchant_id != caller.id:
+        raise views.statement_not_found(statement_id)
+    return statement
 
 
 @router.get("/v1/payouts/{payout_id}")
-async def get_payout(payout_id: str, context: ContextDep) -> PayoutOut:
-    return await _read(context, views.payout_detail, payout_id)
+async def get_payout(payout_id: str, caller: MerchantOrOperator, context: ContextDep) -> PayoutOut:
+    payout = await _read(context, views.payout_detail, payout_id)
+    if caller.role == Role.MERCHANT and payout.merchant_id != caller.id:
+        raise views.payout_not_found(payout_id)
+    return payout
 
 
 @router.get("/v1/ledger/accounts")
 async def list_accounts(
+    caller: OperatorCaller,
     context: ContextDep,
     kind: AccountKind | None = None,
     owner: str | None = None,
@@ -107,13 +128,17 @@ async def list_accounts(
 
 @router.get("/v1/ledger/accounts/{account_id}")
 async def get_account(
-    account_id: str, context: ContextDep, limit: Limit = 20, starting_after: Cursor = None
+    account_id: str,
+    caller: OperatorCaller,
+    context: ContextDep,
+    limit: Limit = 20,
+    starting_after: Cursor = None,
 ) -> AccountDetail:
     """An account and its postings, newest first; the cursor is an entry id."""
     return await _read(context, views.account_detail, account_id, limit, starting_after)
 
 
 @router.get("/v1/ledger/trial-balance")
-async def get_trial_balance(context: ContextDep) -> TrialBalance:
+async def get_trial_balance(caller: OperatorCaller, context: ContextDep) -> TrialBalance:
     """Every currency's postings must sum to zero and every balance match its postings."""
     return await _read(context, views.read_trial_balance)

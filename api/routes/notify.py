@@ -16,11 +16,12 @@ import contextlib
 import logging
 from collections.abc import Mapping
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from api.auth.caller import PUBLIC
 from api.deps import AppContext, ContextDep
 from api.errors import ApiError, InvalidRequest, NotFound, SignatureInvalid, error_body
 from api.records import now
@@ -39,7 +40,8 @@ from workflows.late_payment import LatePaymentRefundWorkflow
 from workflows.order import OrderWorkflow
 from workflows.refund import RefundWorkflow
 
-router = APIRouter(prefix="/v1/channels", tags=["channels"])
+# Channels sign their messages; the signature is the only credential (no bearer token).
+router = APIRouter(prefix="/v1/channels", tags=["channels"], dependencies=[Depends(PUBLIC)])
 logger = logging.getLogger(__name__)
 
 

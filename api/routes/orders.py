@@ -6,14 +6,16 @@ import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response
-from sqlmodel import select
+from sqlmodel import col, select
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from api.auth.caller import AnyCaller, BuyerOrOperator, Caller
+from api.auth.scope import order_for, scoped_orders
 from api.deps import AppContext, ContextDep
 from api.errors import Conflict, InvalidRequest
 from api.order_creation import create_order
-from api.records import get_order, order_out
+from api.records import order_out
 from api.schemas import CancelIn, OrderCreate, OrderOut, OrderPage
 from db.tables import Order
 from domain.keys import order_workflow_id
@@ -27,32 +29,35 @@ router = APIRouter(prefix="/v1/orders", tags=["orders"])
 @router.post("", status_code=201, response_model=OrderOut)
 async def post_order(
     body: OrderCreate,
+    caller: AnyCaller,
     context: ContextDep,
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
 ) -> Response:
+    """A buyer orders for themself; a merchant (API key) for its own shop; operators any."""
     if not idempotency_key:
         raise InvalidRequest(
             "idempotency_key_missing", "send an Idempotency-Key header", "Idempotency-Key"
         )
-    stored = await create_order(context, idempotency_key, body)
+    stored = await create_order(context, caller, idempotency_key, body)
     return Response(stored.body, status_code=stored.status_code, media_type="application/json")
 
 
 @router.get("/{order_id}")
-def read_order(order_id: str, context: ContextDep) -> OrderOut:
-    return _order_view(context, order_id)
+def read_order(order_id: str, caller: AnyCaller, context: ContextDep) -> OrderOut:
+    return _order_view(context, caller, order_id)
 
 
 @router.get("")
 def list_orders(
+    caller: AnyCaller,
     context: ContextDep,
     merchant_id: str | None = None,
     status: OrderStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     starting_after: str | None = None,
 ) -> OrderPage:
-    """Newest first; pass the last id of a page as `starting_after` for the next one."""
-    query = select(Order).order_by(Order.id.desc())  # type: ignore[attr-defined]
+    """The caller's orders, newest first; pass the last id of a page as `starting_after`."""
+    query = scoped_orders(select(Order).order_by(col(Order.id).desc()), caller)
     if merchant_id is not None:
         query = query.where(Order.merchant_id == merchant_id)
     if status is not None:
@@ -68,11 +73,12 @@ def list_orders(
 
 @router.post("/{order_id}/cancel")
 async def cancel_order(
-    order_id: str, context: ContextDep, body: CancelIn | None = None
+    order_id: str, caller: AnyCaller, context: ContextDep, body: CancelIn | None = None
 ) -> OrderOut:
     request = body or CancelIn()
     return await _update_then_expect(
         context,
+        caller,
         order_id,
         OrderWorkflow.cancel_order,
         CancelRequest(reason=request.reason),
@@ -82,10 +88,11 @@ async def cancel_order(
 
 
 @router.post("/{order_id}/confirm-receipt")
-async def confirm_receipt(order_id: str, context: ContextDep) -> OrderOut:
+async def confirm_receipt(order_id: str, caller: BuyerOrOperator, context: ContextDep) -> OrderOut:
     """The buyer has the goods: the order completes and the merchant's share is released."""
     return await _update_then_expect(
         context,
+        caller,
         order_id,
         OrderWorkflow.confirm_receipt,
         ReceiptConfirmation(),
@@ -96,6 +103,7 @@ async def confirm_receipt(order_id: str, context: ContextDep) -> OrderOut:
 
 async def _update_then_expect(
     context: AppContext,
+    caller: Caller,
     order_id: str,
     update: Any,
     argument: object,
@@ -108,7 +116,7 @@ async def _update_then_expect(
     (its final state is in the database); either way the order as stored says whether
     the update took effect, and `refusal` (with the current status) answers if not.
     """
-    await asyncio.to_thread(_order_view, context, order_id)  # 404 for unknown orders
+    await asyncio.to_thread(_order_view, context, caller, order_id)  # 404: not the caller's
     handle = context.temporal.get_workflow_handle(order_workflow_id(order_id))
     try:
         await handle.execute_update(update, argument)
@@ -117,13 +125,13 @@ async def _update_then_expect(
     except RPCError as error:
         if error.status != RPCStatusCode.NOT_FOUND:
             raise
-    order = await asyncio.to_thread(_order_view, context, order_id)
+    order = await asyncio.to_thread(_order_view, context, caller, order_id)
     if order.status != expected:
         refusal.message = f"the order is {order.status}; {refusal.message}"
         raise refusal
     return order
 
 
-def _order_view(context: AppContext, order_id: str) -> OrderOut:
+def _order_view(context: AppContext, caller: Caller, order_id: str) -> OrderOut:
     with context.sessions() as session:
-        return order_out(session, get_order(session, order_id))
+        return order_out(session, order_for(session, caller, order_id))

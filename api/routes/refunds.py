@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header
 
+from api.auth.caller import AnyCaller
 from api.deps import ContextDep
 from api.refund_requests import order_refunds, read_refund, request_refund
 from api.schemas import RefundCreate, RefundOut
@@ -18,18 +19,21 @@ router = APIRouter(tags=["refunds"])
 async def post_refund(
     order_id: str,
     body: RefundCreate,
+    caller: AnyCaller,
     context: ContextDep,
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
 ) -> RefundOut:
     """Refund part or all of a paid order; repeat with the same Idempotency-Key safely."""
-    return await request_refund(context, order_id, body, idempotency_key)
+    return await request_refund(context, caller, order_id, body, idempotency_key)
 
 
 @router.get("/v1/orders/{order_id}/refunds")
-async def list_order_refunds(order_id: str, context: ContextDep) -> list[RefundOut]:
-    return await asyncio.to_thread(order_refunds, context, order_id)
+async def list_order_refunds(
+    order_id: str, caller: AnyCaller, context: ContextDep
+) -> list[RefundOut]:
+    return await asyncio.to_thread(order_refunds, context, caller, order_id)
 
 
 @router.get("/v1/refunds/{refund_id}")
-async def get_refund(refund_id: str, context: ContextDep) -> RefundOut:
-    return await asyncio.to_thread(read_refund, context, refund_id)
+async def get_refund(refund_id: str, caller: AnyCaller, context: ContextDep) -> RefundOut:
+    return await asyncio.to_thread(read_refund, context, caller, refund_id)

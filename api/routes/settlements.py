@@ -6,12 +6,13 @@ import asyncio
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from api.auth.caller import PUBLIC, OperatorCaller
 from api.deps import AppContext, ContextDep
 from api.errors import InvalidRequest, NotFound, SignatureInvalid
 from api.records import now
@@ -46,7 +47,7 @@ class RunIn(DayIn):
 
 
 @router.post("/v1/settlements/runs", status_code=202)
-async def run_day(body: RunIn, context: ContextDep) -> SettlementProgress:
+async def run_day(body: RunIn, caller: OperatorCaller, context: ContextDep) -> SettlementProgress:
     """Settle every merchant for a day (a backfill, or a re-run: both pay nothing twice)."""
     _not_in_future(body.day)
     merchant_ids = tuple(sorted(set(body.merchant_ids)))
@@ -62,7 +63,9 @@ async def run_day(body: RunIn, context: ContextDep) -> SettlementProgress:
 
 
 @router.get("/v1/settlements/runs/{day}")
-async def run_progress(day: date, context: ContextDep) -> SettlementProgress:
+async def run_progress(
+    day: date, caller: OperatorCaller, context: ContextDep
+) -> SettlementProgress:
     handle = context.temporal.get_workflow_handle(settlement_run_workflow_id(day))
     try:
         return await handle.query(SettlementRunWorkflow.progress)
@@ -74,7 +77,7 @@ async def run_progress(day: date, context: ContextDep) -> SettlementProgress:
 
 @router.post("/v1/merchants/{merchant_id}/settlements", status_code=202)
 async def settle_merchant(
-    merchant_id: str, body: DayIn, context: ContextDep
+    merchant_id: str, body: DayIn, caller: OperatorCaller, context: ContextDep
 ) -> MerchantSettlementView:
     """Settle one merchant for a day, as the daily run would (once per merchant and day)."""
     _not_in_future(body.day)
@@ -96,7 +99,7 @@ async def settle_merchant(
     return await handle.query(MerchantSettlementWorkflow.view)
 
 
-@router.post("/v1/payouts/notify")
+@router.post("/v1/payouts/notify", dependencies=[Depends(PUBLIC)])
 async def payout_notification(request: Request, context: ContextDep) -> Response:
     """The bank tells us a payout's outcome: verify, store raw, signal, then acknowledge."""
     bank = context.bank

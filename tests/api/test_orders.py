@@ -18,7 +18,14 @@ from sqlmodel import Session, select
 from db.tables import IdempotencyKey, JournalEntry, Order
 from domain.money import MAX_ORDER_LINES, MAX_ORDER_TOTAL
 from tests.conftest import System
-from tests.support import create_merchant, create_order, get_order, order_body, wait_status
+from tests.support import (
+    create_merchant,
+    create_order,
+    get_order,
+    merchant_body,
+    order_body,
+    wait_status,
+)
 
 
 def _key() -> str:
@@ -376,7 +383,7 @@ async def test_cancelling_an_unknown_order_is_not_found(api: httpx.AsyncClient) 
 
 
 async def test_a_commission_rate_above_one_is_refused(api: httpx.AsyncClient) -> None:
-    response = await api.post("/v1/merchants", json={"name": "Shop", "commission_rate": "1.5"})
+    response = await api.post("/v1/merchants", json=merchant_body(commission_rate="1.5"))
     assert response.status_code == 400, response.text
     assert response.json()["error"]["param"] == "commission_rate"
 

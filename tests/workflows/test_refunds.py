@@ -41,7 +41,7 @@ async def _refund(
     api: httpx.AsyncClient, order_id: str, key: str | None = None, **body: Any
 ) -> httpx.Response:
     headers = {"Idempotency-Key": key} if key else {}
-    payload = {"requested_by": "merchant", **body}
+    payload = {**body}
     return await api.post(f"/v1/orders/{order_id}/refunds", json=payload, headers=headers)
 
 

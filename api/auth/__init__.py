@@ -1,0 +1,1 @@
+"""Identities and access: passwords, tokens, API keys, the caller of each request."""

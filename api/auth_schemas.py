@@ -1,0 +1,81 @@
+"""What the sign-in, profile and API-key routes take and answer."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StrictStr
+
+from api.auth.passwords import MAX_LENGTH, MIN_LENGTH
+
+_Forbid = ConfigDict(extra="forbid")
+Password = Annotated[StrictStr, Field(min_length=MIN_LENGTH, max_length=MAX_LENGTH)]
+DisplayName = Annotated[StrictStr, Field(max_length=100)]
+
+
+class RegisterIn(BaseModel):
+    model_config = _Forbid
+    email: EmailStr
+    password: Password
+    display_name: DisplayName = ""
+
+
+class ProfileOut(BaseModel):
+    id: str
+    email: str
+    role: str
+    display_name: str
+    created_at: datetime
+
+
+class ProfileUpdate(BaseModel):
+    model_config = _Forbid
+    display_name: DisplayName
+
+
+class PasswordChange(BaseModel):
+    model_config = _Forbid
+    current_password: Annotated[StrictStr, Field(max_length=MAX_LENGTH)]
+    new_password: Password
+
+
+class TokenOut(BaseModel):
+    """OAuth2's token response (RFC 6749 5.1)."""
+
+    access_token: str
+    token_type: str = "bearer"
+    expires_in: int
+    refresh_token: str
+
+
+class ApiKeyCreate(BaseModel):
+    model_config = _Forbid
+    name: Annotated[StrictStr, Field(max_length=100)] = ""
+
+
+class ApiKeyOut(BaseModel):
+    id: str
+    merchant_id: str
+    prefix: str
+    name: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class NewApiKeyOut(ApiKeyOut):
+    key: str  # the whole key, shown this once
+
+
+class NotificationOut(BaseModel):
+    id: str
+    order_id: str
+    event: str
+    created_at: datetime
+    read_at: datetime | None
+
+
+class NotificationPage(BaseModel):
+    data: list[NotificationOut]
+    has_more: bool
+    next_cursor: str | None

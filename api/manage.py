@@ -1,0 +1,63 @@
+"""Operator commands. The first operator is made here, since nobody can sign in yet:
+
+    make operator EMAIL=ops@example.com        (asks for the password twice)
+    python -m api.manage create-operator --email ops@example.com --password-stdin < file
+
+It writes to the database `PAYSAGA_DATABASE_URL` names (var/paysaga.db by default).
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+
+from api.auth.passwords import MAX_LENGTH, MIN_LENGTH
+from api.auth.tokens import utc_now
+from api.auth.users import EmailTaken, create_user
+from db.engine import create_tables, make_engine, session_factory
+from settings import Settings
+
+
+def _password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    first = getpass.getpass("Password: ")
+    if getpass.getpass("Again: ") != first:
+        raise SystemExit("the passwords differ")
+    return first
+
+
+def create_operator(database_url: str, email: str, password: str, name: str) -> str:
+    """Create an operator account; returns its id."""
+    if not MIN_LENGTH <= len(password) <= MAX_LENGTH:
+        raise SystemExit(f"a password has {MIN_LENGTH} to {MAX_LENGTH} characters")
+    engine = make_engine(database_url)
+    create_tables(engine)
+    try:
+        with session_factory(engine)() as session, session.begin():
+            return create_user(session, email, password, "operator", name, utc_now()).id
+    except EmailTaken:
+        raise SystemExit(f"an account with the email {email} exists") from None
+    finally:
+        engine.dispose()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m api.manage", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    create = commands.add_parser("create-operator", help="create an operator account")
+    create.add_argument("--email", required=True)
+    create.add_argument("--name", default="")
+    create.add_argument("--password-stdin", action="store_true", help="read it from stdin")
+    args = parser.parse_args(argv)
+    # Only the database is needed: not the keys the API and the worker need.
+    default = Settings.model_fields["database_url"].default
+    database_url = os.environ.get("PAYSAGA_DATABASE_URL") or os.environ.get("DATABASE_URL", default)
+    user_id = create_operator(database_url, args.email, _password(args.password_stdin), args.name)
+    print(f"operator {user_id} created for {args.email}")
+
+
+if __name__ == "__main__":
+    main()
