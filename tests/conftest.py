@@ -69,7 +69,7 @@ class System:
     def operator_token(self) -> str:
         """A fresh access token of this system's operator (made once, as `make operator` does)."""
         if self.operator_id is None:
-            email = f"ops-{secrets.token_hex(4)}@paysaga.test"
+            email = f"ops-{secrets.token_hex(4)}@ops.example.com"
             self.operator_id = create_operator(
                 self.env["PAYSAGA_DATABASE_URL"], email, secrets.token_urlsafe(16), "Ops"
             )

@@ -1,0 +1,364 @@
+"""Who may call what: every route of the app, over every role and the objects' owners.
+
+The cases are generated from the app's own route table. Each route must declare
+its access (`api.auth.caller`: an `Access` of roles, or `PUBLIC`); a route that
+declares none fails here, and so does a new route this file has no sample for.
+From the declaration and the objects' owners each call's expected class follows:
+
+    anonymous on a non-public route                 401
+    a role the route does not serve                 403
+    buyer B / merchant B on A's order, merchant...  404 (as if it did not exist)
+    buyer A / merchant A / operator                 anything but 401, 403, 404
+    a public route                                  the same answer for every caller
+
+The denied calls all run first, and must change nothing that the owner sees.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from fastapi.routing import APIRoute, iter_route_contexts
+from sqlmodel import Session, select
+
+from api.app import create_app
+from api.auth.caller import Access, Public, Role
+from db.tables import Payout
+from tests.conftest import System
+from tests.support import (
+    create_merchant,
+    merchant_body,
+    order_body,
+    pay,
+    settings_from_env,
+    wait_for,
+    wait_status,
+)
+
+# Path parameters that name an object with an owner (a buyer and/or a merchant).
+OWNED_PARAMS = {"order_id", "merchant_id", "refund_id", "statement_id", "payout_id", "key_id"}
+# Routes with such a parameter that are open to every signed-in caller on purpose.
+UNSCOPED: set[tuple[str, str]] = set()
+PAST_DAY = "2020-01-01"
+
+
+@dataclass
+class Party:
+    name: str
+    role: Role | None  # None: anonymous
+    headers: dict[str, str]
+    password: str | None = None
+
+
+@dataclass
+class World:
+    """Objects owned by buyer A at merchant A, and one client per party."""
+
+    parties: dict[str, Party]
+    params: dict[str, str]
+
+
+def declared_access(route: APIRoute) -> list[Access | Public]:
+    """The access rules among a route's dependencies (its router's included)."""
+    found: list[Access | Public] = []
+    pending = list(route.dependant.dependencies)
+    while pending:
+        dependant = pending.pop()
+        if isinstance(dependant.call, Access | Public):
+            found.append(dependant.call)
+        pending.extend(dependant.dependencies)
+    return found
+
+
+def app_routes(system: System) -> list[tuple[str, str, Access | Public]]:
+    app = create_app(settings_from_env(system.env))
+    cases = []
+    for context in iter_route_contexts(app.routes):  # included routers flattened
+        route = context.original_route
+        if not isinstance(route, APIRoute):
+            continue  # the OpenAPI document and the docs pages
+        path = str(context.path)
+        access = declared_access(route)
+        assert len(access) == 1, f"{path} declares {len(access)} access rules, not one"
+        for method in sorted(context.methods or ()):
+            cases.append((method, path, access[0]))
+    return cases
+
+
+# -- sample requests ------------------------------------------------------------
+
+Sample = Callable[[World, Party], dict[str, Any]]
+
+
+def _json(body: Callable[[World, Party], Any]) -> Sample:
+    return lambda world, party: {"json": body(world, party)}
+
+
+def _fresh_email(_world: World, _party: Party) -> dict[str, Any]:
+    email = f"matrix-{secrets.token_hex(6)}@buyers.example.com"
+    return {"json": {"email": email, "password": secrets.token_urlsafe(12)}}
+
+
+def _wrong_sign_in(_world: World, _party: Party) -> dict[str, Any]:
+    email = f"nobody-{secrets.token_hex(6)}@buyers.example.com"
+    return {"data": {"grant_type": "password", "username": email, "password": "x" * 12}}
+
+
+def _new_order(world: World, _party: Party) -> dict[str, Any]:
+    return {
+        "json": order_body(world.params["merchant_id"]),
+        "headers": {"Idempotency-Key": secrets.token_hex(8)},
+    }
+
+
+def _password_change(_world: World, party: Party) -> dict[str, Any]:
+    password = party.password or "not-the-password"
+    return {"json": {"current_password": password, "new_password": password}}
+
+
+def _new_coupon(_world: World, _party: Party) -> dict[str, Any]:
+    code = f"M{secrets.token_hex(4)}"
+    return {"json": {"code": code, "kind": "fixed", "amount_off": 100, "currency": "CNY"}}
+
+
+SAMPLES: dict[tuple[str, str], Sample] = {
+    ("POST", "/v1/auth/register"): _fresh_email,
+    ("POST", "/v1/auth/token"): _wrong_sign_in,
+    ("PATCH", "/v1/me"): _json(lambda w, p: {"display_name": "Matrix"}),
+    ("POST", "/v1/me/password"): _password_change,
+    ("POST", "/v1/orders"): _new_order,
+    ("POST", "/v1/orders/{order_id}/refunds"): _json(lambda w, p: {"amount": 1}),
+    ("POST", "/v1/merchants"): _json(lambda w, p: merchant_body()),
+    ("PATCH", "/v1/merchants/{merchant_id}"): _json(lambda w, p: {"name": "Renamed shop"}),
+    ("POST", "/v1/merchants/{merchant_id}/api-keys"): _json(lambda w, p: {"name": "matrix"}),
+    ("POST", "/v1/coupons"): _new_coupon,
+    ("POST", "/v1/settlements/runs"): _json(lambda w, p: {"day": PAST_DAY}),
+    ("POST", "/v1/merchants/{merchant_id}/settlements"): _json(lambda w, p: {"day": "2020-01-02"}),
+    ("POST", "/v1/channels/{channel}/notify"): lambda w, p: {"content": b"not a notification"},
+    ("POST", "/v1/payouts/notify"): lambda w, p: {"content": b"not a notification"},
+}
+# Routes that take no body (or an optional one) need no sample.
+NO_BODY = {"GET", "DELETE"}
+OPTIONAL_BODY = {
+    ("POST", "/v1/orders/{order_id}/cancel"),
+    ("POST", "/v1/orders/{order_id}/confirm-receipt"),
+    ("POST", "/v1/merchants/{merchant_id}/suspend"),
+    ("POST", "/v1/merchants/{merchant_id}/reactivate"),
+}
+
+
+def request_for(method: str, path: str, world: World, party: Party) -> dict[str, Any]:
+    if (method, path) in SAMPLES:
+        return SAMPLES[(method, path)](world, party)
+    assert method in NO_BODY or (method, path) in OPTIONAL_BODY, (
+        f"{method} {path} is new: add a sample request to SAMPLES in this file"
+    )
+    return {}
+
+
+def url_for(path: str, params: dict[str, str]) -> str:
+    def fill(match: re.Match[str]) -> str:
+        name = match.group(1)
+        assert name in params, f"{path}: no object for path parameter {name}"
+        return params[name]
+
+    return re.sub(r"{(\w+)}", fill, path)
+
+
+# -- expectations ---------------------------------------------------------------
+
+
+def expected(method: str, path: str, access: Access | Public, party: Party) -> str:
+    if isinstance(access, Public):
+        return "same"
+    if party.role is None:
+        return "401"
+    if party.role not in access.roles:
+        return "403"
+    owned = OWNED_PARAMS & set(re.findall(r"{(\w+)}", path))
+    if owned and (method, path) not in UNSCOPED and party.name.endswith(" B"):
+        return "404"
+    return "allowed"
+
+
+def check(outcome: httpx.Response, expectation: str, what: str) -> None:
+    status = outcome.status_code
+    if expectation == "allowed":
+        assert status not in (401, 403, 404), f"{what}: {status} {outcome.text}"
+        assert status < 500, f"{what}: {status} {outcome.text}"
+        return
+    assert status == int(expectation), f"{what}: {status} {outcome.text}"
+    error = outcome.json()["error"]
+    assert set(error) == {"type", "code", "message", "param"}, what
+
+
+# -- the world ------------------------------------------------------------------
+
+
+async def _buyer(anonymous: httpx.AsyncClient, name: str) -> Party:
+    email = f"{name.replace(' ', '-').lower()}-{secrets.token_hex(4)}@buyers.example.com"
+    password = secrets.token_urlsafe(12)
+    response = await anonymous.post(
+        "/v1/auth/register", json={"email": email, "password": password}
+    )
+    assert response.status_code == 201, response.text
+    response = await anonymous.post(
+        "/v1/auth/token", data={"grant_type": "password", "username": email, "password": password}
+    )
+    assert response.status_code == 200, response.text
+    token = response.json()["access_token"]
+    return Party(name, Role.BUYER, {"Authorization": f"Bearer {token}"}, password)
+
+
+async def _merchant(api: httpx.AsyncClient, name: str) -> tuple[Party, str]:
+    merchant_id = await create_merchant(api)
+    response = await api.post(f"/v1/merchants/{merchant_id}/api-keys", json={"name": "main"})
+    assert response.status_code == 201, response.text
+    headers = {"Authorization": f"Bearer {response.json()['key']}"}
+    return Party(name, Role.MERCHANT, headers), merchant_id
+
+
+async def _paid_payout(system: System, merchant_id: str) -> tuple[str, str]:
+    """Merchant A's statement and payout, once the bank has paid it (nothing moves after)."""
+
+    async def probe() -> Payout | None:
+        with Session(system.engine) as session:
+            return session.exec(select(Payout).where(Payout.merchant_id == merchant_id)).first()
+
+    payout = await wait_for(probe, lambda p: p is not None and p.status == "paid", "a payout")
+    assert payout is not None
+    return payout.statement_id, payout.id
+
+
+async def _refund_done(api: httpx.AsyncClient, refund_id: str) -> None:
+    async def probe() -> str:
+        return str((await api.get(f"/v1/refunds/{refund_id}")).json()["status"])
+
+    await wait_for(probe, lambda status: status == "succeeded", "the refund")
+
+
+async def build_world(
+    system: System,
+    api: httpx.AsyncClient,
+    anonymous: httpx.AsyncClient,
+    sandbox: httpx.AsyncClient,
+) -> World:
+    buyer_a, buyer_b = await _buyer(anonymous, "buyer A"), await _buyer(anonymous, "buyer B")
+    (merchant_a, merchant_id), (merchant_b, _) = (
+        await _merchant(api, "merchant A"),
+        await _merchant(api, "merchant B"),
+    )
+    operator = Party("operator", Role.OPERATOR, dict(api.headers))
+    parties = {
+        p.name: p
+        for p in (Party("anonymous", None, {}), buyer_b, merchant_b, buyer_a, merchant_a, operator)
+    }
+    async with httpx.AsyncClient(base_url=system.api_url, headers=buyer_a.headers) as as_a:
+        response = await as_a.post(
+            "/v1/orders",
+            json=order_body(merchant_id),
+            headers={"Idempotency-Key": secrets.token_hex(8)},
+        )
+        assert response.status_code == 201, response.text
+    order_id = response.json()["id"]
+    await pay(sandbox, order_id)
+    await wait_status(api, order_id, "completed")
+    refund = await api.post(f"/v1/orders/{order_id}/refunds", json={"amount": 100})
+    assert refund.status_code == 201, refund.text
+    spare_key = await api.post(f"/v1/merchants/{merchant_id}/api-keys", json={"name": "spare"})
+    today = datetime.now(UTC).date().isoformat()
+    settled = await api.post(f"/v1/merchants/{merchant_id}/settlements", json={"day": today})
+    assert settled.status_code == 202, settled.text
+    run = await api.post("/v1/settlements/runs", json={"day": PAST_DAY})
+    assert run.status_code == 202, run.text
+    statement_id, payout_id = await _paid_payout(system, merchant_id)
+    await _refund_done(api, refund.json()["id"])
+    coupon = _new_coupon(World({}, {}), operator)["json"]
+    assert (await api.post("/v1/coupons", json=coupon)).status_code == 201
+    accounts = (await api.get("/v1/ledger/accounts")).json()["data"]
+    params = {
+        "order_id": order_id,
+        "merchant_id": merchant_id,
+        "refund_id": refund.json()["id"],
+        "statement_id": statement_id,
+        "payout_id": payout_id,
+        "key_id": spare_key.json()["id"],
+        "code": coupon["code"],
+        "day": PAST_DAY,
+        "account_id": accounts[0]["id"],
+        "channel": "alipay",
+    }
+    return World(parties, params)
+
+
+# -- the test -------------------------------------------------------------------
+
+
+async def _call(system: System, method: str, path: str, world: World, party: Party) -> Any:
+    request = request_for(method, path, world, party)
+    headers = {**party.headers, **request.pop("headers", {})}
+    async with httpx.AsyncClient(base_url=system.api_url, timeout=30) as client:
+        return await client.request(method, url_for(path, world.params), headers=headers, **request)
+
+
+async def _owner_view(api: httpx.AsyncClient, world: World) -> list[Any]:
+    order_id, merchant_id = world.params["order_id"], world.params["merchant_id"]
+    paths = [
+        f"/v1/orders/{order_id}",
+        f"/v1/orders/{order_id}/refunds",
+        f"/v1/merchants/{merchant_id}",
+        f"/v1/merchants/{merchant_id}/api-keys",
+        f"/v1/merchants/{merchant_id}/balances",
+    ]
+    return [(await api.get(path)).json() for path in paths]
+
+
+async def test_every_route_answers_each_role_as_declared(
+    system: System,
+    api: httpx.AsyncClient,
+    anonymous: httpx.AsyncClient,
+    sandbox: httpx.AsyncClient,
+) -> None:
+    routes = app_routes(system)
+    world = await build_world(system, api, anonymous, sandbox)
+    before = await _owner_view(api, world)
+    denied_first = ["anonymous", "buyer B", "merchant B"]
+    allowed_last = ["buyer A", "merchant A", "operator"]
+    public_answers: dict[tuple[str, str], set[int]] = {}
+    for names in (denied_first, allowed_last):
+        for method, path, access in routes:
+            for name in names:
+                party = world.parties[name]
+                outcome = await _call(system, method, path, world, party)
+                expectation = expected(method, path, access, party)
+                what = f"{party.name}: {method} {path}"
+                if expectation == "same":
+                    public_answers.setdefault((method, path), set()).add(outcome.status_code)
+                    assert outcome.status_code < 500, f"{what}: {outcome.text}"
+                else:
+                    check(outcome, expectation, what)
+        if names is denied_first:
+            assert await _owner_view(api, world) == before, "a refused call changed something"
+    differing = {route: codes for route, codes in public_answers.items() if len(codes) > 1}
+    assert differing == {}, f"public routes answered callers differently: {differing}"
+    assert len(routes) >= 30  # the route table was read, not an empty list
+    await _lists_hold_only_ones_own(system, world)
+
+
+async def _lists_hold_only_ones_own(system: System, world: World) -> None:
+    order_id = world.params["order_id"]
+    for name, sees in (("buyer A", True), ("merchant A", True), ("buyer B", False)):
+        party = world.parties[name]
+        async with httpx.AsyncClient(base_url=system.api_url, headers=party.headers) as client:
+            listed = [order["id"] for order in (await client.get("/v1/orders")).json()["data"]]
+        assert (order_id in listed) is sees, f"{name} lists {listed}"
+    async with httpx.AsyncClient(
+        base_url=system.api_url, headers=world.parties["merchant B"].headers
+    ) as client:
+        assert (await client.get("/v1/orders")).json()["data"] == []
