@@ -228,6 +228,7 @@ def main() -> None:
             f"  Sandbox        {settings.sandbox_base_url}\n"
             f"  Temporal UI    http://127.0.0.1:{settings.temporal_ui_port}\n"
             f"  Temporal gRPC  {settings.temporal_address}\n"
+            "The first operator: make operator EMAIL=you@example.com (in another terminal).\n"
             "Press Ctrl-C to stop.\n",
             flush=True,
         )

@@ -17,6 +17,7 @@ from api.auth.secrets_digest import digest, matches
 from db.identity import ApiKey
 
 KEY_MARK = "psk_"
+PREFIX_LENGTH = len(KEY_MARK) + 12  # "psk_" and 6 random bytes in hex
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ def looks_like_api_key(credential: str) -> bool:
 
 def create_api_key(session: Session, merchant_id: str, name: str, now: datetime) -> NewApiKey:
     prefix = f"{KEY_MARK}{secrets.token_hex(6)}"
+    assert len(prefix) == PREFIX_LENGTH
     key = f"{prefix}_{secrets.token_urlsafe(32)}"
     row = ApiKey(
         id=f"key_{secrets.token_hex(12)}",
@@ -46,7 +48,8 @@ def create_api_key(session: Session, merchant_id: str, name: str, now: datetime)
 
 def merchant_for_key(session: Session, key: str) -> str | None:
     """The merchant a live key belongs to, or None."""
-    prefix, _, _secret = key.rpartition("_")
+    # By length: the secret part is urlsafe base64, which may itself hold "_".
+    prefix = key[:PREFIX_LENGTH]
     row = session.exec(select(ApiKey).where(ApiKey.prefix == prefix)).first()
     if row is None or row.revoked_at is not None or not matches(key, row.key_hash):
         return None
