@@ -32,7 +32,7 @@ from api.records import new_id, now, order_out
 from api.routes.coupons import to_domain
 from api.schemas import OrderCreate
 from channels.base import supports_currency
-from db.coupons import coupon_holds
+from db.coupons import check_hold_allowed
 from db.tables import Coupon as CouponRow
 from db.tables import IdempotencyKey, Merchant, Order
 from db.writes import insert_ignore
@@ -117,7 +117,9 @@ def _validated_input(context: AppContext, body: OrderCreate) -> OrderInput:
             raise InvalidRequest("merchant_not_found", "no such merchant", "merchant_id")
         if merchant.status != "active":
             raise InvalidRequest("merchant_suspended", "the merchant is suspended", "merchant_id")
-        coupon = _usable_coupon(session, body.coupon_code)
+        # TODO(auth): the signed-in buyer's id, here and in OrderInput.buyer_id below.
+        buyer_id: str | None = None
+        coupon = _usable_coupon(session, body.coupon_code, buyer_id)
         priced = price_order(lines, body.currency, coupon, now())
     if not supports_currency(body.channel, body.currency):
         message = f"{body.channel.value} does not take {body.currency}"
@@ -129,6 +131,7 @@ def _validated_input(context: AppContext, body: OrderCreate) -> OrderInput:
         channel=body.channel.value,
         description=body.description,
         buyer_ref=body.buyer_ref,
+        buyer_id=buyer_id,
         priced=priced,
         coupon_code=body.coupon_code,
         channel_fee_rate=settings.channel_fee_rates[body.channel.value],
@@ -143,14 +146,14 @@ def _validated_input(context: AppContext, body: OrderCreate) -> OrderInput:
     )
 
 
-def _usable_coupon(session: Session, code: str | None) -> Coupon | None:
+def _usable_coupon(session: Session, code: str | None, buyer_id: str | None) -> Coupon | None:
+    """The coupon if it can take one more hold now; the saga checks again under its lock."""
     if code is None:
         return None
     row = session.get(CouponRow, code)
     if row is None:
         raise CouponRejected("coupon_not_found", f"no coupon {code}", "coupon_code")
-    if coupon_holds(session, code) >= row.max_redemptions:
-        raise CouponRejected("coupon_already_used", f"coupon {code} is used up", "coupon_code")
+    check_hold_allowed(session, row, buyer_id)
     return to_domain(row)
 
 
