@@ -11,7 +11,16 @@ from fastapi import FastAPI
 
 from api.deps import AppContext
 from api.errors import install_error_handlers
-from api.routes import coupons, ledger, merchants, notify, orders, refunds, settlements
+from api.routes import (
+    coupons,
+    ledger,
+    merchants,
+    notify,
+    orders,
+    refunds,
+    reviews,
+    settlements,
+)
 from channels.registry import build_bank, build_channels
 from db.engine import create_tables, make_engine, session_factory
 from settings import Settings, get_settings
@@ -50,6 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         refunds.router,
         merchants.router,
         coupons.router,
+        reviews.router,
         notify.router,
         settlements.router,
         ledger.router,

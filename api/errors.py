@@ -5,6 +5,7 @@ ApiError                    {"error": {"type", "code", "message", "param"}}
 ├── SignatureInvalid        401 authentication_error (notifications)
 ├── NotFound                404 not_found_error
 ├── Conflict                409 conflict_error (idempotency key reuse, order state)
+├── NotImplementedYet       501 api_error: a route that waits for another part (auth)
 └── ServiceUnavailable      503 api_error: Temporal unreachable; retrying may help
 """
 
@@ -49,6 +50,11 @@ class NotFound(ApiError):
 class Conflict(ApiError):
     status_code = 409
     error_type = "conflict_error"
+
+
+class NotImplementedYet(ApiError):
+    status_code = 501
+    error_type = "api_error"
 
 
 class ServiceUnavailable(ApiError):

@@ -208,3 +208,25 @@ class RefundOut(BaseModel):
     lines: list[RefundLineIn]
     created_at: datetime
     updated_at: datetime
+
+
+class ReviewCreate(BaseModel):
+    model_config = _Forbid
+    rating: Annotated[StrictInt, Field(ge=1, le=5)]
+    text: Annotated[StrictStr, Field(max_length=2000)] = ""
+
+
+class ReviewOut(BaseModel):
+    order_id: str
+    merchant_id: str
+    rating: int
+    text: str
+    created_at: datetime
+
+
+class ReviewPage(BaseModel):
+    data: list[ReviewOut]
+    has_more: bool
+    next_cursor: str | None
+    review_count: int  # all of the merchant's reviews, not only this page's
+    average_rating: str | None  # exact mean, rounded half up to 2 places; None: no reviews
