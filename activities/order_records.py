@@ -12,12 +12,11 @@ from sqlmodel import Session, select
 from temporalio import activity
 
 from activities.errors import COUPON_REJECTED, MERCHANT_SUSPENDED, business_error
-from db.coupons import coupon_holds
+from db.coupons import check_hold_allowed, locked_coupon
 from db.engine import SessionFactory
 from db.ledger import reverse_entry
 from db.order_money import capture_payment, locked_order, order_split, release_funds
 from db.tables import (
-    Coupon,
     CouponRedemption,
     Merchant,
     Order,
@@ -26,6 +25,7 @@ from db.tables import (
     Payment,
 )
 from db.writes import insert_ignore
+from domain.errors import CouponRejected
 from domain.keys import settlement_entry_id
 from domain.order_status import OrderStatus
 from domain.saga import OrderInput, OrderRef, PaymentRecord, ReviewFlag, StatusChange
@@ -53,7 +53,7 @@ class OrderRecords:
             if session.get(Order, order.order_id) is not None:
                 return  # an earlier attempt committed
             if order.coupon_code:
-                _reserve_coupon(session, order.coupon_code, order.order_id)
+                _reserve_coupon(session, order)
             session.add(_order_row(order))
             session.flush()
             session.add_all(_line_rows(order))
@@ -186,14 +186,31 @@ def _set_status(order: Order, status: OrderStatus) -> None:
     order.updated_at = _now()
 
 
-def _reserve_coupon(session: Session, code: str, order_id: str) -> None:
-    coupon = session.exec(select(Coupon).where(Coupon.code == code).with_for_update()).first()
+def _reserve_coupon(session: Session, order: OrderInput) -> None:
+    """Take the order's hold on its coupon, or refuse it (`COUPON_REJECTED`, details: code).
+
+    The coupon row stays locked until the transaction ends, so concurrent orders count
+    and insert their holds one at a time: never more than the quantity, nor than a
+    buyer's limit.
+    """
+    assert order.coupon_code is not None
+    coupon = locked_coupon(session, order.coupon_code)
     if coupon is None:
-        raise business_error(COUPON_REJECTED, f"coupon {code} does not exist")
-    if coupon_holds(session, code) >= coupon.max_redemptions:
-        raise business_error(COUPON_REJECTED, f"coupon {code} is already used")
+        raise business_error(
+            COUPON_REJECTED, f"coupon {order.coupon_code} does not exist", "coupon_not_found"
+        )
+    try:
+        check_hold_allowed(session, coupon, order.buyer_id)
+    except CouponRejected as refused:
+        raise business_error(COUPON_REJECTED, refused.message, refused.code) from None
     session.add(
-        CouponRedemption(order_id=order_id, coupon_code=code, status="reserved", updated_at=_now())
+        CouponRedemption(
+            order_id=order.order_id,
+            coupon_code=coupon.code,
+            buyer_id=order.buyer_id,
+            status="reserved",
+            updated_at=_now(),
+        )
     )
 
 

@@ -22,6 +22,7 @@ from api.routes import (
     notify,
     orders,
     refunds,
+    reviews,
     settlements,
 )
 from channels.registry import build_bank, build_channels
@@ -67,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         refunds.router,
         merchants.router,
         coupons.router,
+        reviews.router,
         notify.router,
         settlements.router,
         ledger.router,

@@ -33,7 +33,7 @@ from api.records import new_id, now, order_out
 from api.routes.coupons import to_domain
 from api.schemas import OrderCreate
 from channels.base import supports_currency
-from db.coupons import coupon_holds
+from db.coupons import check_hold_allowed
 from db.tables import Coupon as CouponRow
 from db.tables import IdempotencyKey, Merchant, Order
 from db.writes import insert_ignore
@@ -153,13 +153,13 @@ def _validated_input(context: AppContext, caller: Caller, body: OrderCreate) -> 
 
 
 def _usable_coupon(session: Session, code: str | None, buyer_id: str | None) -> Coupon | None:
+    """The coupon if it can take one more hold now; the saga checks again under its lock."""
     if code is None:
         return None
     row = session.get(CouponRow, code)
     if row is None:
         raise CouponRejected("coupon_not_found", f"no coupon {code}", "coupon_code")
-    if coupon_holds(session, code) >= row.max_redemptions:
-        raise CouponRejected("coupon_already_used", f"coupon {code} is used up", "coupon_code")
+    check_hold_allowed(session, row, buyer_id)
     return to_domain(row)
 
 

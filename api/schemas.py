@@ -6,7 +6,15 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    model_validator,
+)
 
 from channels.base import ChannelName
 from domain.money import MAX_LINE_QUANTITY, MAX_ORDER_LINES, MAX_ORDER_TOTAL
@@ -103,6 +111,8 @@ class OrderPage(BaseModel):
 
 
 class CouponCreate(BaseModel):
+    """An operator's campaign: the discount, its window, how many orders in all and per buyer."""
+
     model_config = _Forbid
     code: Annotated[StrictStr, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
     kind: CouponKind
@@ -110,9 +120,10 @@ class CouponCreate(BaseModel):
     amount_off: Annotated[StrictInt, Field(gt=0, le=MAX_ORDER_TOTAL)] | None = None
     min_total: Annotated[StrictInt, Field(ge=0, le=MAX_ORDER_TOTAL)] | None = None
     currency: StrictStr | None = None
-    valid_from: datetime | None = None
-    valid_until: datetime | None = None
+    valid_from: AwareDatetime | None = None
+    valid_until: AwareDatetime | None = None
     max_redemptions: Annotated[StrictInt, Field(ge=1, le=1_000_000_000)] = 1
+    per_buyer_limit: Annotated[StrictInt, Field(ge=1, le=1_000_000_000)] | None = None
 
 
 class CouponOut(BaseModel):
@@ -125,7 +136,18 @@ class CouponOut(BaseModel):
     valid_from: datetime | None
     valid_until: datetime | None
     max_redemptions: int
-    redeemed: int
+    per_buyer_limit: int | None
+    disabled_at: datetime | None
+    redeemed: int  # orders holding it: reserved (awaiting payment) or consumed (paid)
+    consumed: int
+    remaining: int  # max_redemptions - redeemed, never below zero
+    created_at: datetime
+
+
+class CouponPage(BaseModel):
+    data: list[CouponOut]
+    has_more: bool
+    next_cursor: str | None
 
 
 class RefundLineIn(BaseModel):
@@ -171,3 +193,25 @@ class RefundOut(BaseModel):
     lines: list[RefundLineIn]
     created_at: datetime
     updated_at: datetime
+
+
+class ReviewCreate(BaseModel):
+    model_config = _Forbid
+    rating: Annotated[StrictInt, Field(ge=1, le=5)]
+    text: Annotated[StrictStr, Field(max_length=2000)] = ""
+
+
+class ReviewOut(BaseModel):
+    order_id: str
+    merchant_id: str
+    rating: int
+    text: str
+    created_at: datetime
+
+
+class ReviewPage(BaseModel):
+    data: list[ReviewOut]
+    has_more: bool
+    next_cursor: str | None
+    review_count: int  # all of the merchant's reviews, not only this page's
+    average_rating: str | None  # exact mean, rounded half up to 2 places; None: no reviews

@@ -47,6 +47,8 @@ class Coupon(SQLModel, table=True):
     valid_until: datetime | None = None
     max_redemptions: int = 1  # the campaign's total quantity
     per_buyer_limit: int | None = None  # orders per buyer; None: no limit
+    # An operator ended the campaign early: no new holds; the orders holding it keep them.
+    disabled_at: datetime | None = None
     created_at: datetime
 
 

@@ -1,18 +1,23 @@
-"""Coupons, minimal for now (operator campaigns come with accounts): create and read."""
+"""Coupon campaigns, made by operators: create, read, list, disable.
+
+Callers are not identified yet (auth is coming); these routes will be operators' only.
+"""
 
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from pydantic import ValidationError
+from sqlmodel import Session, col, or_, select
 
 from api.auth.caller import AnyCaller, OperatorCaller
 from api.deps import ContextDep
 from api.errors import Conflict, InvalidRequest, NotFound
 from api.records import now
-from api.schemas import CouponCreate, CouponOut
-from db.coupons import coupon_holds
+from api.schemas import CouponCreate, CouponOut, CouponPage
+from db.coupons import HoldCounts, hold_counts, locked_coupon
 from db.tables import Coupon
 from db.writes import insert_ignore
 from domain import pricing
@@ -34,9 +39,24 @@ def to_domain(row: Coupon) -> pricing.Coupon:
     )
 
 
-def _out(row: Coupon, redeemed: int) -> CouponOut:
-    data = row.model_dump()
-    return CouponOut(**data, redeemed=redeemed)
+def _out(row: Coupon, holds: HoldCounts) -> CouponOut:
+    return CouponOut(
+        **row.model_dump(),
+        redeemed=holds.redeemed,
+        consumed=holds.consumed,
+        remaining=max(row.max_redemptions - holds.redeemed, 0),
+    )
+
+
+def _load(session: Session, code: str) -> Coupon:
+    row = session.get(Coupon, code)
+    if row is None:
+        raise NotFound("coupon_not_found", f"no coupon {code}", "code")
+    return row
+
+
+def _read(session: Session, row: Coupon) -> CouponOut:
+    return _out(row, hold_counts(session, [row.code]).get(row.code, HoldCounts()))
 
 
 @router.post("", status_code=201)
@@ -50,17 +70,60 @@ def create_coupon(body: CouponCreate, caller: OperatorCaller, context: ContextDe
         to_domain(row)  # the domain's own rules: kinds, amounts, window
     except ValidationError as error:
         first = error.errors()[0]
-        raise InvalidRequest("invalid_coupon", str(first.get("msg")), "kind") from None
+        field = first.get("loc", ())[:1]
+        param = str(field[0]) if field else "kind"  # a rule across fields names the kind
+        raise InvalidRequest("invalid_coupon", str(first.get("msg")), param) from None
     with context.sessions() as session, session.begin():
         if not insert_ignore(session, Coupon, row.model_dump()):
             raise Conflict("coupon_exists", f"coupon {body.code} already exists", "code")
-    return _out(row, 0)
+    return _out(row, HoldCounts())
 
 
 @router.get("/{code}")
 def get_coupon(code: str, caller: AnyCaller, context: ContextDep) -> CouponOut:
     with context.sessions() as session:
-        row = session.get(Coupon, code)
+        return _read(session, _load(session, code))
+
+
+@router.get("")
+def list_coupons(
+    caller: OperatorCaller,
+    context: ContextDep,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    starting_after: str | None = None,
+) -> CouponPage:
+    """Newest first; pass the last code of a page as `starting_after` for the next one."""
+    query = select(Coupon).order_by(col(Coupon.created_at).desc(), col(Coupon.code).desc())
+    with context.sessions() as session:
+        if starting_after is not None:
+            cursor = session.get(Coupon, starting_after)
+            if cursor is None:
+                raise InvalidRequest(
+                    "invalid_cursor", f"no coupon {starting_after}", "starting_after"
+                )
+            query = query.where(
+                or_(
+                    col(Coupon.created_at) < cursor.created_at,
+                    (col(Coupon.created_at) == cursor.created_at)
+                    & (col(Coupon.code) < cursor.code),
+                )
+            )
+        rows = session.exec(query.limit(limit + 1)).all()
+        counts = hold_counts(session, [row.code for row in rows[:limit]])
+        page = [_out(row, counts.get(row.code, HoldCounts())) for row in rows[:limit]]
+    has_more = len(rows) > limit
+    return CouponPage(data=page, has_more=has_more, next_cursor=page[-1].code if has_more else None)
+
+
+@router.post("/{code}/disable")
+def disable_coupon(code: str, caller: OperatorCaller, context: ContextDep) -> CouponOut:
+    """End a campaign early: new orders are refused `coupon_disabled` from now on; orders
+    that hold it keep their hold. Taken under the coupon's row lock, so no order is
+    reserved after this returns. Disabling again changes nothing."""
+    with context.sessions() as session, session.begin():
+        row = locked_coupon(session, code)
         if row is None:
             raise NotFound("coupon_not_found", f"no coupon {code}", "code")
-        return _out(row, coupon_holds(session, code))
+        if row.disabled_at is None:
+            row.disabled_at = now()
+        return _read(session, row)

@@ -138,6 +138,7 @@ SAMPLES: dict[tuple[str, str], Sample] = {
     ("PATCH", "/v1/merchants/{merchant_id}"): _json(lambda w, p: {"name": "Renamed shop"}),
     ("POST", "/v1/merchants/{merchant_id}/api-keys"): _json(lambda w, p: {"name": "matrix"}),
     ("POST", "/v1/coupons"): _new_coupon,
+    ("POST", "/v1/orders/{order_id}/review"): _json(lambda w, p: {"rating": 5, "text": "Good tea"}),
     ("POST", "/v1/settlements/runs"): _json(lambda w, p: {"day": PAST_DAY}),
     ("POST", "/v1/merchants/{merchant_id}/settlements"): _json(lambda w, p: {"day": "2020-01-02"}),
     ("POST", "/v1/channels/{channel}/notify"): lambda w, p: {"content": b"not a notification"},
@@ -150,6 +151,7 @@ OPTIONAL_BODY = {
     ("POST", "/v1/orders/{order_id}/confirm-receipt"),
     ("POST", "/v1/merchants/{merchant_id}/suspend"),
     ("POST", "/v1/merchants/{merchant_id}/reactivate"),
+    ("POST", "/v1/coupons/{code}/disable"),
 }
 
 
