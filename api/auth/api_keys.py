@@ -46,7 +46,8 @@ def create_api_key(session: Session, merchant_id: str, name: str, now: datetime)
 
 def merchant_for_key(session: Session, key: str) -> str | None:
     """The merchant a live key belongs to, or None."""
-    prefix, _, _secret = key.rpartition("_")
+    # The secret part is urlsafe base64 and may hold "_" itself; the hex prefix never does.
+    prefix = KEY_MARK + key.removeprefix(KEY_MARK).partition("_")[0]
     row = session.exec(select(ApiKey).where(ApiKey.prefix == prefix)).first()
     if row is None or row.revoked_at is not None or not matches(key, row.key_hash):
         return None
