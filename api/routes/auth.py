@@ -23,6 +23,7 @@ from api.auth.users import EmailTaken, authenticate, create_user, normalise_emai
 from api.auth_schemas import ProfileOut, RegisterIn, TokenOut
 from api.deps import AppContext, ContextDep
 from api.errors import Conflict, InvalidRequest
+from api.text import PRINTABLE
 from db.identity import User
 
 router = APIRouter(prefix="/v1/auth", tags=["auth"], dependencies=[Depends(PUBLIC)])
@@ -50,7 +51,7 @@ def token(
     request: Request,
     context: ContextDep,
     grant_type: Annotated[str, Form(max_length=32)],
-    username: Annotated[str | None, Form(max_length=320)] = None,
+    username: Annotated[str | None, Form(max_length=320, pattern=PRINTABLE)] = None,
     password: Annotated[str | None, Form(max_length=128)] = None,
     refresh_token: Annotated[str | None, Form(max_length=200)] = None,
 ) -> TokenOut:
