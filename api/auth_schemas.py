@@ -8,10 +8,11 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StrictStr
 
 from api.auth.passwords import MAX_LENGTH, MIN_LENGTH
+from api.text import PlainText
 
 _Forbid = ConfigDict(extra="forbid")
 Password = Annotated[StrictStr, Field(min_length=MIN_LENGTH, max_length=MAX_LENGTH)]
-DisplayName = Annotated[StrictStr, Field(max_length=100)]
+DisplayName = Annotated[PlainText, Field(max_length=100)]
 
 
 class RegisterIn(BaseModel):
@@ -51,7 +52,7 @@ class TokenOut(BaseModel):
 
 class ApiKeyCreate(BaseModel):
     model_config = _Forbid
-    name: Annotated[StrictStr, Field(max_length=100)] = ""
+    name: Annotated[PlainText, Field(max_length=100)] = ""
 
 
 class ApiKeyOut(BaseModel):

@@ -9,9 +9,11 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, StrictStr
 
+from api.text import PlainText
+
 _Forbid = ConfigDict(extra="forbid")
 
-Name = Annotated[StrictStr, Field(min_length=1, max_length=200)]
+Name = Annotated[PlainText, Field(min_length=1, max_length=200)]
 CommissionRate = Annotated[Decimal, Field(ge=0, le=1, max_digits=8, decimal_places=6)]
 Currency = Annotated[StrictStr, Field(min_length=3, max_length=3)]
 # An IBAN or a domestic account number: letters and digits, spaces allowed for grouping.

@@ -16,6 +16,7 @@ from pydantic import (
     model_validator,
 )
 
+from api.text import PlainText, ProseText
 from channels.base import ChannelName
 from domain.money import MAX_LINE_QUANTITY, MAX_ORDER_LINES, MAX_ORDER_TOTAL
 from domain.pricing import CouponKind
@@ -25,21 +26,21 @@ _Forbid = ConfigDict(extra="forbid")
 
 class LineIn(BaseModel):
     model_config = _Forbid
-    sku: Annotated[StrictStr, Field(max_length=64)]
-    name: Annotated[StrictStr, Field(max_length=200)]
+    sku: Annotated[PlainText, Field(max_length=64)]
+    name: Annotated[PlainText, Field(max_length=200)]
     quantity: StrictInt
     unit_amount: StrictInt
 
 
 class OrderCreate(BaseModel):
     model_config = _Forbid
-    merchant_id: StrictStr
+    merchant_id: Annotated[PlainText, Field(max_length=64)]
     channel: ChannelName
     currency: Annotated[StrictStr, Field(min_length=3, max_length=3)]
     lines: list[LineIn]
-    coupon_code: StrictStr | None = None
-    description: Annotated[StrictStr, Field(max_length=200)] = ""
-    buyer_ref: Annotated[StrictStr, Field(max_length=100)] | None = None
+    coupon_code: Annotated[PlainText, Field(max_length=64)] | None = None
+    description: Annotated[PlainText, Field(max_length=200)] = ""
+    buyer_ref: Annotated[PlainText, Field(max_length=100)] | None = None
     # Tests use seconds; production orders take the default from settings.
     payment_timeout_seconds: Annotated[StrictInt, Field(ge=1, le=7 * 24 * 3600)] | None = None
     # Completion without the buyer's confirmation after this long (0: at once after payment).
@@ -48,7 +49,7 @@ class OrderCreate(BaseModel):
 
 class CancelIn(BaseModel):
     model_config = _Forbid
-    reason: Annotated[StrictStr, Field(max_length=100)] = "requested"
+    reason: Annotated[PlainText, Field(max_length=100)] = "requested"
 
 
 class AmountsOut(BaseModel):
@@ -165,7 +166,7 @@ class RefundCreate(BaseModel):
     lines: Annotated[list[RefundLineIn], Field(min_length=1, max_length=MAX_ORDER_LINES)] | None = (
         None
     )
-    reason: Annotated[StrictStr, Field(max_length=200)] = ""
+    reason: Annotated[PlainText, Field(max_length=200)] = ""
 
     @model_validator(mode="after")
     def _amount_or_lines(self) -> RefundCreate:
@@ -198,7 +199,7 @@ class RefundOut(BaseModel):
 class ReviewCreate(BaseModel):
     model_config = _Forbid
     rating: Annotated[StrictInt, Field(ge=1, le=5)]
-    text: Annotated[StrictStr, Field(max_length=2000)] = ""
+    text: Annotated[ProseText, Field(max_length=2000)] = ""
 
 
 class ReviewOut(BaseModel):

@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Request, Response
 from sqlmodel import Session
 
 from api.auth.caller import PUBLIC, Unauthenticated
@@ -23,9 +23,13 @@ from api.auth.users import EmailTaken, authenticate, create_user, normalise_emai
 from api.auth_schemas import ProfileOut, RegisterIn, TokenOut
 from api.deps import AppContext, ContextDep
 from api.errors import Conflict, InvalidRequest
+from api.text import PRINTABLE
 from db.identity import User
 
 router = APIRouter(prefix="/v1/auth", tags=["auth"], dependencies=[Depends(PUBLIC)])
+
+# On every answer that carries a credential: no cache between us and the caller keeps it.
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
 def _address(request: Request) -> str:
@@ -48,13 +52,17 @@ def register(body: RegisterIn, request: Request, context: ContextDep) -> Profile
 @router.post("/token")
 def token(
     request: Request,
+    response: Response,
     context: ContextDep,
     grant_type: Annotated[str, Form(max_length=32)],
-    username: Annotated[str | None, Form(max_length=320)] = None,
+    username: Annotated[str | None, Form(max_length=320, pattern=PRINTABLE)] = None,
     password: Annotated[str | None, Form(max_length=128)] = None,
     refresh_token: Annotated[str | None, Form(max_length=200)] = None,
 ) -> TokenOut:
-    """OAuth2 token endpoint (form-encoded, as the password flow prescribes)."""
+    """OAuth2 token endpoint (form-encoded, as the password flow prescribes).
+
+    Answers with tokens are never cached (RFC 6749 5.1: Cache-Control: no-store).
+    """
     if grant_type == "password":
         if not username or not password:
             raise InvalidRequest("credentials_missing", "send username and password", None)
@@ -79,6 +87,7 @@ def token(
         if grant_type == "password":
             raise Unauthenticated("invalid_credentials", "wrong email or password", None)
         raise Unauthenticated("invalid_refresh_token", "sign in again", "refresh_token")
+    response.headers.update(NO_STORE)
     return tokens
 
 

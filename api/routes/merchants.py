@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from sqlmodel import Session, col, select
 
 from api.auth.api_keys import create_api_key
@@ -19,6 +19,7 @@ from api.deps import AppContext, ContextDep
 from api.errors import NotFound
 from api.merchant_schemas import MerchantCreate, MerchantOut, MerchantPage, MerchantUpdate
 from api.records import new_id, now
+from api.routes.auth import NO_STORE
 from db.identity import ApiKey
 from db.tables import Merchant
 from domain.money import currency_exponent
@@ -118,10 +119,12 @@ def create_key(
     merchant_id: str,
     caller: MerchantOrOperator,
     context: ContextDep,
+    response: Response,
     body: ApiKeyCreate | None = None,
 ) -> NewApiKeyOut:
-    """A new API key, shown in full this once; the merchant's other keys stay live."""
+    """A new API key, shown in full this once (and never cached); the other keys stay live."""
     check_merchant(caller, merchant_id)
+    response.headers.update(NO_STORE)
     with context.sessions() as session, session.begin():
         _load(session, merchant_id)
         created = create_api_key(session, merchant_id, (body or ApiKeyCreate()).name, now())

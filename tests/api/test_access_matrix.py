@@ -31,8 +31,8 @@ from api.app import create_app
 from api.auth.caller import Access, Public, Role
 from db.tables import Payout
 from tests.conftest import System
+from tests.identities import client_as, merchant_with_key, register_buyer
 from tests.support import (
-    create_merchant,
     merchant_body,
     order_body,
     pay,
@@ -204,26 +204,13 @@ def check(outcome: httpx.Response, expectation: str, what: str) -> None:
 
 
 async def _buyer(anonymous: httpx.AsyncClient, name: str) -> Party:
-    email = f"{name.replace(' ', '-').lower()}-{secrets.token_hex(4)}@buyers.example.com"
-    password = secrets.token_urlsafe(12)
-    response = await anonymous.post(
-        "/v1/auth/register", json={"email": email, "password": password}
-    )
-    assert response.status_code == 201, response.text
-    response = await anonymous.post(
-        "/v1/auth/token", data={"grant_type": "password", "username": email, "password": password}
-    )
-    assert response.status_code == 200, response.text
-    token = response.json()["access_token"]
-    return Party(name, Role.BUYER, {"Authorization": f"Bearer {token}"}, password)
+    buyer = await register_buyer(anonymous)
+    return Party(name, Role.BUYER, buyer.headers, buyer.password)
 
 
 async def _merchant(api: httpx.AsyncClient, name: str) -> tuple[Party, str]:
-    merchant_id = await create_merchant(api)
-    response = await api.post(f"/v1/merchants/{merchant_id}/api-keys", json={"name": "main"})
-    assert response.status_code == 201, response.text
-    headers = {"Authorization": f"Bearer {response.json()['key']}"}
-    return Party(name, Role.MERCHANT, headers), merchant_id
+    merchant = await merchant_with_key(api)
+    return Party(name, Role.MERCHANT, merchant.headers), merchant.id
 
 
 async def _paid_payout(system: System, merchant_id: str) -> tuple[str, str]:
@@ -261,7 +248,7 @@ async def build_world(
         p.name: p
         for p in (Party("anonymous", None, {}), buyer_b, merchant_b, buyer_a, merchant_a, operator)
     }
-    async with httpx.AsyncClient(base_url=system.api_url, headers=buyer_a.headers) as as_a:
+    async with client_as(system, buyer_a.headers) as as_a:
         response = await as_a.post(
             "/v1/orders",
             json=order_body(merchant_id),
@@ -357,10 +344,8 @@ async def _lists_hold_only_ones_own(system: System, world: World) -> None:
     order_id = world.params["order_id"]
     for name, sees in (("buyer A", True), ("merchant A", True), ("buyer B", False)):
         party = world.parties[name]
-        async with httpx.AsyncClient(base_url=system.api_url, headers=party.headers) as client:
+        async with client_as(system, party.headers) as client:
             listed = [order["id"] for order in (await client.get("/v1/orders")).json()["data"]]
         assert (order_id in listed) is sees, f"{name} lists {listed}"
-    async with httpx.AsyncClient(
-        base_url=system.api_url, headers=world.parties["merchant B"].headers
-    ) as client:
+    async with client_as(system, world.parties["merchant B"].headers) as client:
         assert (await client.get("/v1/orders")).json()["data"] == []
