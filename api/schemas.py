@@ -6,7 +6,15 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    StrictInt,
+    StrictStr,
+    model_validator,
+)
 
 from channels.base import ChannelName
 from domain.money import MAX_LINE_QUANTITY, MAX_ORDER_LINES, MAX_ORDER_TOTAL
@@ -107,6 +115,7 @@ class MerchantCreate(BaseModel):
     model_config = _Forbid
     name: Annotated[StrictStr, Field(min_length=1, max_length=200)]
     commission_rate: Decimal = Field(ge=0, le=1, max_digits=8, decimal_places=6)
+    webhook_url: HttpUrl | None = None  # where order events are POSTed, signed
 
 
 class MerchantOut(BaseModel):
@@ -114,7 +123,24 @@ class MerchantOut(BaseModel):
     name: str
     commission_rate: str
     status: str
+    webhook_url: str | None
     created_at: datetime
+
+
+class MerchantCreated(MerchantOut):
+    """The creation answer: the only time, with a rotation's, that the secret is shown."""
+
+    webhook_secret: str
+
+
+class WebhookConfig(BaseModel):
+    model_config = _Forbid
+    url: HttpUrl | None  # None: stop sending webhooks
+
+
+class WebhookSecretOut(BaseModel):
+    merchant_id: str
+    webhook_secret: str  # shown once; deliveries from now on are signed with it
 
 
 class CouponCreate(BaseModel):
