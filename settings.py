@@ -117,6 +117,13 @@ class Settings(BaseSettings):
     auth_rate_per_account: str = "5/minute"
     auth_rate_per_address: str = "30/minute"
 
+    # Merchant webhooks: an event is retried until the merchant answers 2xx, the wait
+    # doubling from the initial interval up to the maximum, for the delivery window.
+    webhook_retry_initial_ms: int = Field(default=1000, ge=1)
+    webhook_retry_maximum_ms: int = Field(default=3600 * 1000, ge=1)
+    webhook_delivery_window_seconds: int = Field(default=3 * 24 * 3600, ge=1)
+    webhook_timeout_seconds: float = Field(default=10, gt=0, le=25)
+
     # Notification signatures older or newer than this are rejected.
     notify_tolerance_seconds: int = 300
     channel_timeout_seconds: int = 10

@@ -18,10 +18,15 @@ from activities.order_records import OrderRecords
 from activities.payout_calls import PayoutCalls
 from activities.refund_records import RefundRecords
 from activities.settlement_records import SettlementRecords
+from activities.webhook_delivery import WebhookCalls
+from activities.webhook_starts import WebhookStarter
 from channels.registry import build_bank, build_channels
 from db.engine import create_tables, make_engine, session_factory
+from db.secret_box import SecretBox
+from domain.webhook_events import WebhookRetry
 from settings import Settings, get_settings
 from workflows.late_payment import LatePaymentRefundWorkflow
+from workflows.merchant_webhook import MerchantWebhookWorkflow
 from workflows.order import OrderWorkflow
 from workflows.refund import RefundWorkflow
 from workflows.schedule import ensure_settlement_schedule
@@ -33,11 +38,20 @@ WORKFLOWS = [
     RefundWorkflow,
     SettlementRunWorkflow,
     MerchantSettlementWorkflow,
+    MerchantWebhookWorkflow,
 ]
 
 
 def payout_notify_url(settings: Settings) -> str:
     return f"{settings.api_public_url}/v1/payouts/notify"
+
+
+def webhook_retry(settings: Settings) -> WebhookRetry:
+    return WebhookRetry(
+        initial_ms=settings.webhook_retry_initial_ms,
+        maximum_ms=settings.webhook_retry_maximum_ms,
+        window_seconds=settings.webhook_delivery_window_seconds,
+    )
 
 
 async def connect(settings: Settings) -> Client:
@@ -54,10 +68,21 @@ async def run_worker(settings: Settings) -> None:
     sessions = session_factory(engine)
     client = await connect(settings)
     timeout = httpx.Timeout(settings.channel_timeout_seconds)
-    async with httpx.AsyncClient(timeout=timeout) as http:
-        records = OrderRecords(sessions)
+    # Merchants' endpoints get their own client: their own timeout, and no redirects.
+    webhook_timeout = httpx.Timeout(settings.webhook_timeout_seconds)
+    async with (
+        httpx.AsyncClient(timeout=timeout) as http,
+        httpx.AsyncClient(timeout=webhook_timeout, follow_redirects=False) as webhook_http,
+    ):
+        start_delivery = WebhookStarter(
+            client, settings.task_queue, webhook_retry(settings), asyncio.get_running_loop()
+        )
+        records = OrderRecords(sessions, start_delivery)
         calls = ChannelCalls(sessions, build_channels(settings, http))
-        refunds = RefundRecords(sessions, timedelta(days=settings.buyer_refund_window_days))
+        refunds = RefundRecords(
+            sessions, timedelta(days=settings.buyer_refund_window_days), start_delivery
+        )
+        webhooks = WebhookCalls(sessions, webhook_http, SecretBox(settings.data_key))
         settlement = SettlementRecords(sessions)
         payouts = PayoutCalls(build_bank(settings, http), payout_notify_url(settings))
         await ensure_settlement_schedule(client, settings)
@@ -93,6 +118,7 @@ async def run_worker(settings: Settings) -> None:
                     settlement.day_statements,
                     payouts.send_payout,
                     payouts.query_payout,
+                    webhooks.deliver_webhook,
                 ],
                 activity_executor=executor,
             )

@@ -36,6 +36,7 @@ from channels.base import (
 )
 from channels.errors import ChannelRejected, ChannelUnavailable, PaymentNotFound
 from db.engine import SessionFactory
+from db.party_notifications import notify_party
 from db.tables import Order, Payment, Refund
 from domain.order_status import OrderStatus
 from domain.refunds import RefundTicket
@@ -218,6 +219,10 @@ class ChannelCalls:
                 )
                 session.add(row)
             if state is not None:
+                if state.status == RefundStatus.SUCCEEDED:  # the buyer has the money back
+                    order = session.get(Order, row.order_id)
+                    buyer_id = order.buyer_id if order is not None else None
+                    notify_party(session, row.order_id, "buyer", buyer_id, "refund_issued", row.id)
                 row.status = state.status
                 row.failure_reason = state.failure_reason
                 row.updated_at = now

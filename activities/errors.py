@@ -8,7 +8,9 @@
     ├── RefundRefused         the channel refused a refund              (not retryable)
     ├── RefundPending         the channel has not finished a refund     (retryable: polls)
     ├── RefundRejected        our rules refuse a refund; details: (code, param) (not retryable)
-    └── ChannelUnavailable    network, timeout or 5xx at the channel    (retryable)
+    ├── ChannelUnavailable    network, timeout or 5xx at the channel    (retryable)
+    ├── WebhookNotAcknowledged  the merchant's endpoint did not answer 2xx (retryable: backoff)
+    └── WebhookUndeliverable  no such event, or the merchant has no signing secret (not retryable)
 
 The saga catches the non-retryable ones by type; everything else is retried.
 """
@@ -25,6 +27,8 @@ REFUND_REFUSED = "RefundRefused"
 REFUND_PENDING = "RefundPending"
 REFUND_REJECTED = "RefundRejected"
 CHANNEL_UNAVAILABLE = "ChannelUnavailable"
+WEBHOOK_NOT_ACKNOWLEDGED = "WebhookNotAcknowledged"
+WEBHOOK_UNDELIVERABLE = "WebhookUndeliverable"
 
 
 def business_error(error_type: str, message: str, *details: object) -> ApplicationError:

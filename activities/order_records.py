@@ -1,7 +1,8 @@
 """Database activities of the order saga: short transactions, each idempotent by order id.
 
 They run as local activities (a marker event each instead of three events),
-synchronously in the worker's thread pool.
+synchronously in the worker's thread pool. Those that record a merchant webhook
+event (payment, closing, compensation) start its delivery once they committed.
 """
 
 from __future__ import annotations
@@ -12,24 +13,27 @@ from sqlmodel import Session, select
 from temporalio import activity
 
 from activities.errors import COUPON_REJECTED, MERCHANT_SUSPENDED, business_error
+from activities.webhook_starts import StartDelivery
 from db.coupons import check_hold_allowed, locked_coupon
 from db.engine import SessionFactory
 from db.ledger import reverse_entry
 from db.order_money import capture_payment, locked_order, order_split, release_funds
+from db.party_notifications import notify_party
 from db.tables import (
     CouponRedemption,
     Merchant,
     Order,
     OrderLine,
-    PartyNotification,
     Payment,
+    Refund,
 )
-from db.writes import insert_ignore
+from db.webhook_events import record_order_event
 from domain.errors import CouponRejected
 from domain.keys import settlement_entry_id
 from domain.order_status import OrderStatus
 from domain.saga import OrderInput, OrderRef, PaymentRecord, ReviewFlag, StatusChange
 from domain.split import Split
+from domain.webhook_events import EventType
 
 # Statuses after which an order no longer holds its coupon. (A rejected order never
 # had a row, so it never comes here.)
@@ -41,10 +45,12 @@ def _now() -> datetime:
 
 
 class OrderRecords:
-    """The saga's database side; receives its session factory so tests wire a real one."""
+    """The saga's database side; receives its session factory so tests wire a real one,
+    and how to start the delivery of a merchant webhook event."""
 
-    def __init__(self, sessions: SessionFactory) -> None:
+    def __init__(self, sessions: SessionFactory, start_delivery: StartDelivery) -> None:
         self._sessions = sessions
+        self._start_delivery = start_delivery
 
     @activity.defn
     def record_order(self, order: OrderInput) -> None:
@@ -106,23 +112,17 @@ class OrderRecords:
 
     @activity.defn
     def notify_parties(self, ref: OrderRef) -> None:
-        """Queue the buyer's and the merchant's notifications and complete the order."""
+        """Queue the buyer's and the merchant's notifications, record the merchant's
+        `order.paid` webhook event and start its delivery, and complete the order."""
         with self._sessions() as session, session.begin():
             order = locked_order(session, ref.order_id)
-            for recipient, event in (("buyer", "payment_succeeded"), ("merchant", "order_paid")):
-                insert_ignore(
-                    session,
-                    PartyNotification,
-                    {
-                        "id": f"{order.id}:{recipient}:{event}",
-                        "order_id": order.id,
-                        "recipient": recipient,
-                        "event": event,
-                        "created_at": _now(),
-                    },
-                )
+            notify_party(session, order.id, "buyer", order.buyer_id, "payment_succeeded")
+            notify_party(session, order.id, "merchant", order.merchant_id, "order_paid")
             if order.status in (OrderStatus.PAID, OrderStatus.SETTLED):
                 _set_status(order, OrderStatus.AWAITING_RECEIPT)
+            event_id = record_order_event(session, order, EventType.ORDER_PAID)
+        if event_id is not None:
+            self._start_delivery(event_id)
 
     @activity.defn
     def release_funds(self, ref: OrderRef) -> int:
@@ -139,7 +139,8 @@ class OrderRecords:
 
     @activity.defn
     def set_order_status(self, change: StatusChange) -> None:
-        """Move the projection to a new status; final unpaid states release the coupon."""
+        """Move the projection to a new status; final unpaid states release the coupon;
+        an ending (closed, cancelled, refunded) is told to the buyer and the merchant."""
         with self._sessions() as session, session.begin():
             order = locked_order(session, change.order_id)
             _set_status(order, change.status)
@@ -152,6 +153,9 @@ class OrderRecords:
                 if payment is not None and payment.status == "pending":
                     payment.status = "closed"
                     payment.updated_at = _now()
+            event_id = _record_ending(session, order, change.status)
+        if event_id is not None:
+            self._start_delivery(event_id)
 
     @activity.defn
     def flag_for_review(self, flag: ReviewFlag) -> None:
@@ -174,6 +178,22 @@ class OrderRecords:
         with self._sessions() as session:
             payment = session.get(Payment, ref.order_id)
             return payment.channel_txn_id if payment is not None else None
+
+
+def _record_ending(session: Session, order: Order, status: OrderStatus) -> str | None:
+    """An order that ended unpaid, or was given back by the saga, tells buyer and merchant."""
+    if status in (OrderStatus.CLOSED, OrderStatus.CANCELLED):
+        notify_party(session, order.id, "buyer", order.buyer_id, "order_closed")
+        return record_order_event(session, order, EventType.ORDER_CLOSED)
+    if status == OrderStatus.REFUNDED:  # the buyer heard of the refund itself (refund_once)
+        refund = session.exec(
+            select(Refund)
+            .where(Refund.order_id == order.id, Refund.reason == "compensation")
+            .where(Refund.status == "succeeded")
+            .order_by(Refund.created_at.desc())  # type: ignore[attr-defined]
+        ).first()
+        return record_order_event(session, order, EventType.ORDER_REFUNDED, refund)
+    return None
 
 
 def _merchant_active(session: Session, merchant_id: str) -> bool:

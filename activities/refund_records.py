@@ -12,17 +12,23 @@ from datetime import timedelta
 from temporalio import activity
 
 from activities.errors import REFUND_REJECTED, business_error
+from activities.webhook_starts import StartDelivery
 from db.engine import SessionFactory
 from db.order_money import complete_refund, fail_refund, reserve_refund
-from db.tables import PartyNotification
-from db.writes import insert_ignore
+from db.party_notifications import notify_party
+from db.tables import Order
+from db.webhook_events import record_order_event
 from domain.refunds import RefundAsk, RefundFailure, RefundRejected, RefundTicket
+from domain.webhook_events import EventType
 
 
 class RefundRecords:
-    def __init__(self, sessions: SessionFactory, buyer_window: timedelta) -> None:
+    def __init__(
+        self, sessions: SessionFactory, buyer_window: timedelta, start_delivery: StartDelivery
+    ) -> None:
         self._sessions = sessions
         self._buyer_window = buyer_window
+        self._start_delivery = start_delivery
 
     @activity.defn
     def reserve_refund(self, ask: RefundAsk) -> RefundTicket:
@@ -46,20 +52,15 @@ class RefundRecords:
 
     @activity.defn
     def complete_refund(self, refund_id: str) -> None:
-        """The channel paid the buyer back: post it, and tell the buyer."""
+        """The channel paid the buyer back: post it, tell the buyer, and send the merchant
+        its `order.refunded` webhook event."""
         with self._sessions() as session, session.begin():
             refund = complete_refund(session, refund_id)
-            insert_ignore(
-                session,
-                PartyNotification,
-                {
-                    "id": f"{refund.order_id}:buyer:refund_issued:{refund.id}",
-                    "order_id": refund.order_id,
-                    "recipient": "buyer",
-                    "event": "refund_issued",
-                    "created_at": refund.updated_at,
-                },
-            )
+            order = session.get_one(Order, refund.order_id)
+            notify_party(session, order.id, "buyer", order.buyer_id, "refund_issued", refund.id)
+            event_id = record_order_event(session, order, EventType.ORDER_REFUNDED, refund)
+        if event_id is not None:
+            self._start_delivery(event_id)
 
     @activity.defn
     def fail_refund(self, failure: RefundFailure) -> None:

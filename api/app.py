@@ -14,10 +14,12 @@ from api.auth.rate_limit import Throttle
 from api.deps import AppContext
 from api.errors import install_error_handlers
 from api.routes import (
+    api_keys,
     auth,
     coupons,
     ledger,
     me,
+    merchant_webhooks,
     merchants,
     notify,
     orders,
@@ -67,6 +69,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         orders.router,
         refunds.router,
         merchants.router,
+        api_keys.router,
+        merchant_webhooks.router,
         coupons.router,
         reviews.router,
         notify.router,

@@ -66,17 +66,3 @@ class ApiKeyOut(BaseModel):
 
 class NewApiKeyOut(ApiKeyOut):
     key: str  # the whole key, shown this once
-
-
-class NotificationOut(BaseModel):
-    id: str
-    order_id: str
-    event: str
-    created_at: datetime
-    read_at: datetime | None
-
-
-class NotificationPage(BaseModel):
-    data: list[NotificationOut]
-    has_more: bool
-    next_cursor: str | None

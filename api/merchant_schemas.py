@@ -55,3 +55,19 @@ class MerchantPage(BaseModel):
     data: list[MerchantOut]
     has_more: bool
     next_cursor: str | None
+
+
+class MerchantCreated(MerchantOut):
+    """The onboarding answer: the only time, with a rotation's, that the secret is shown."""
+
+    webhook_secret: str
+
+
+class WebhookConfig(BaseModel):
+    model_config = _Forbid
+    url: HttpUrl | None  # None: stop sending webhooks
+
+
+class WebhookSecretOut(BaseModel):
+    merchant_id: str
+    webhook_secret: str  # shown once; deliveries from now on are signed with it

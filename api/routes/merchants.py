@@ -1,33 +1,39 @@
-"""Merchants: onboarded and managed by operators; each reads itself and keeps its API keys.
+"""Merchants: onboarded and managed by operators; each reads itself.
 
 The settlement bank account is sealed at rest (db.secret_box) and only its last 4
-characters are ever shown.
+characters are ever shown. The webhook signing secret is made here and shown once,
+in the creation's answer (api.routes.merchant_webhooks rotates it). API keys:
+api.routes.api_keys.
 """
 
 from __future__ import annotations
 
+import secrets
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 from sqlmodel import Session, col, select
 
-from api.auth.api_keys import create_api_key
 from api.auth.caller import MerchantOrOperator, OperatorCaller
 from api.auth.scope import check_merchant
-from api.auth_schemas import ApiKeyCreate, ApiKeyOut, NewApiKeyOut
 from api.deps import AppContext, ContextDep
 from api.errors import NotFound
-from api.merchant_schemas import MerchantCreate, MerchantOut, MerchantPage, MerchantUpdate
+from api.merchant_schemas import (
+    MerchantCreate,
+    MerchantCreated,
+    MerchantOut,
+    MerchantPage,
+    MerchantUpdate,
+)
 from api.records import new_id, now
 from api.routes.auth import NO_STORE
-from db.identity import ApiKey
 from db.tables import Merchant
 from domain.money import currency_exponent
 
 router = APIRouter(prefix="/v1/merchants", tags=["merchants"])
 
 
-def _out(merchant: Merchant) -> MerchantOut:
+def merchant_out(merchant: Merchant) -> MerchantOut:
     return MerchantOut.model_validate(merchant, from_attributes=True)
 
 
@@ -39,10 +45,13 @@ def _seal_bank_account(context: AppContext, merchant: Merchant, number: str) -> 
 
 @router.post("", status_code=201)
 def create_merchant(
-    body: MerchantCreate, caller: OperatorCaller, context: ContextDep
-) -> MerchantOut:
+    body: MerchantCreate, caller: OperatorCaller, context: ContextDep, response: Response
+) -> MerchantCreated:
+    """Onboard a merchant; the answer carries its webhook signing secret, this once."""
     currency_exponent(body.settlement_currency)  # an unknown currency is a 400
+    response.headers.update(NO_STORE)
     stamp = now()
+    secret = new_webhook_secret()
     merchant = Merchant(
         id=new_id("mer"),
         name=body.name,
@@ -50,13 +59,14 @@ def create_merchant(
         status="active",
         settlement_currency=body.settlement_currency,
         webhook_url=str(body.webhook_url) if body.webhook_url else None,
+        webhook_secret_ciphertext=context.secret_box.seal(secret),
         created_at=stamp,
         updated_at=stamp,
     )
     _seal_bank_account(context, merchant, body.bank_account_number)
     with context.sessions() as session, session.begin():
         session.add(merchant)
-    return _out(merchant)
+    return MerchantCreated(**merchant_out(merchant).model_dump(), webhook_secret=secret)
 
 
 @router.get("")
@@ -71,7 +81,7 @@ def list_merchants(
         query = query.where(Merchant.id < starting_after)
     with context.sessions() as session:
         rows = session.exec(query.limit(limit + 1)).all()
-    page = [_out(row) for row in rows[:limit]]
+    page = [merchant_out(row) for row in rows[:limit]]
     has_more = len(rows) > limit
     return MerchantPage(data=page, has_more=has_more, next_cursor=page[-1].id if has_more else None)
 
@@ -80,7 +90,7 @@ def list_merchants(
 def get_merchant(merchant_id: str, caller: MerchantOrOperator, context: ContextDep) -> MerchantOut:
     check_merchant(caller, merchant_id)
     with context.sessions() as session:
-        return _out(_load(session, merchant_id))
+        return merchant_out(load_merchant(session, merchant_id))
 
 
 @router.patch("/{merchant_id}")
@@ -90,7 +100,7 @@ def update_merchant(
     if body.settlement_currency is not None:
         currency_exponent(body.settlement_currency)
     with context.sessions() as session, session.begin():
-        merchant = _load(session, merchant_id)
+        merchant = load_merchant(session, merchant_id)
         changes = body.model_dump(exclude_unset=True, exclude={"bank_account_number"})
         for field, value in changes.items():
             if value is None:
@@ -99,7 +109,7 @@ def update_merchant(
         if body.bank_account_number is not None:
             _seal_bank_account(context, merchant, body.bank_account_number)
         merchant.updated_at = now()
-        return _out(merchant)
+        return merchant_out(merchant)
 
 
 @router.post("/{merchant_id}/suspend")
@@ -114,62 +124,19 @@ def reactivate_merchant(
     return _set_status(context, merchant_id, "active")
 
 
-@router.post("/{merchant_id}/api-keys", status_code=201)
-def create_key(
-    merchant_id: str,
-    caller: MerchantOrOperator,
-    context: ContextDep,
-    response: Response,
-    body: ApiKeyCreate | None = None,
-) -> NewApiKeyOut:
-    """A new API key, shown in full this once (and never cached); the other keys stay live."""
-    check_merchant(caller, merchant_id)
-    response.headers.update(NO_STORE)
-    with context.sessions() as session, session.begin():
-        _load(session, merchant_id)
-        created = create_api_key(session, merchant_id, (body or ApiKeyCreate()).name, now())
-        return NewApiKeyOut(**_key_out(created.row).model_dump(), key=created.key)
-
-
-@router.get("/{merchant_id}/api-keys")
-def list_keys(merchant_id: str, caller: MerchantOrOperator, context: ContextDep) -> list[ApiKeyOut]:
-    check_merchant(caller, merchant_id)
-    with context.sessions() as session:
-        _load(session, merchant_id)
-        rows = session.exec(
-            select(ApiKey).where(ApiKey.merchant_id == merchant_id).order_by(col(ApiKey.created_at))
-        ).all()
-        return [_key_out(row) for row in rows]
-
-
-@router.delete("/{merchant_id}/api-keys/{key_id}")
-def revoke_key(
-    merchant_id: str, key_id: str, caller: MerchantOrOperator, context: ContextDep
-) -> ApiKeyOut:
-    """Revoke a key at once (idempotent); requests with it are refused from now on."""
-    check_merchant(caller, merchant_id)
-    with context.sessions() as session, session.begin():
-        key = session.get(ApiKey, key_id)
-        if key is None or key.merchant_id != merchant_id:
-            raise NotFound("api_key_not_found", f"no API key {key_id}", "key_id")
-        if key.revoked_at is None:
-            key.revoked_at = now()
-        return _key_out(key)
-
-
-def _key_out(key: ApiKey) -> ApiKeyOut:
-    return ApiKeyOut.model_validate(key, from_attributes=True)
-
-
 def _set_status(context: ContextDep, merchant_id: str, status: str) -> MerchantOut:
     with context.sessions() as session, session.begin():
-        merchant = _load(session, merchant_id)
+        merchant = load_merchant(session, merchant_id)
         merchant.status = status
         merchant.updated_at = now()
-        return _out(merchant)
+        return merchant_out(merchant)
 
 
-def _load(session: Session, merchant_id: str) -> Merchant:
+def new_webhook_secret() -> str:
+    return f"whsec_{secrets.token_urlsafe(32)}"
+
+
+def load_merchant(session: Session, merchant_id: str) -> Merchant:
     merchant = session.get(Merchant, merchant_id)
     if merchant is None:
         raise NotFound("merchant_not_found", f"no merchant {merchant_id}", "merchant_id")

@@ -42,7 +42,15 @@ from tests.support import (
 )
 
 # Path parameters that name an object with an owner (a buyer and/or a merchant).
-OWNED_PARAMS = {"order_id", "merchant_id", "refund_id", "statement_id", "payout_id", "key_id"}
+OWNED_PARAMS = {
+    "order_id",
+    "merchant_id",
+    "refund_id",
+    "statement_id",
+    "payout_id",
+    "key_id",
+    "notification_id",
+}
 # Routes with such a parameter that are open to every signed-in caller on purpose.
 UNSCOPED: set[tuple[str, str]] = set()
 PAST_DAY = "2020-01-01"
@@ -138,6 +146,7 @@ SAMPLES: dict[tuple[str, str], Sample] = {
     ("PATCH", "/v1/merchants/{merchant_id}"): _json(lambda w, p: {"name": "Renamed shop"}),
     ("POST", "/v1/merchants/{merchant_id}/api-keys"): _json(lambda w, p: {"name": "matrix"}),
     ("POST", "/v1/coupons"): _new_coupon,
+    ("PUT", "/v1/merchants/{merchant_id}/webhook"): _json(lambda w, p: {"url": None}),
     ("POST", "/v1/orders/{order_id}/review"): _json(lambda w, p: {"rating": 5, "text": "Good tea"}),
     ("POST", "/v1/settlements/runs"): _json(lambda w, p: {"day": PAST_DAY}),
     ("POST", "/v1/merchants/{merchant_id}/settlements"): _json(lambda w, p: {"day": "2020-01-02"}),
@@ -152,6 +161,7 @@ OPTIONAL_BODY = {
     ("POST", "/v1/merchants/{merchant_id}/suspend"),
     ("POST", "/v1/merchants/{merchant_id}/reactivate"),
     ("POST", "/v1/coupons/{code}/disable"),
+    ("POST", "/v1/merchants/{merchant_id}/webhook-secret"),
 }
 
 
@@ -258,6 +268,9 @@ async def build_world(
     order_id = response.json()["id"]
     await pay(sandbox, order_id)
     await wait_status(api, order_id, "completed")
+    async with client_as(system, buyer_a.headers) as as_a:
+        notes = (await as_a.get("/v1/me/notifications")).json()["data"]
+    assert notes, "buyer A was told of the payment"
     refund = await api.post(f"/v1/orders/{order_id}/refunds", json={"amount": 100})
     assert refund.status_code == 201, refund.text
     spare_key = await api.post(f"/v1/merchants/{merchant_id}/api-keys", json={"name": "spare"})
@@ -278,6 +291,7 @@ async def build_world(
         "statement_id": statement_id,
         "payout_id": payout_id,
         "key_id": spare_key.json()["id"],
+        "notification_id": notes[0]["id"],
         "code": coupon["code"],
         "day": PAST_DAY,
         "account_id": accounts[0]["id"],

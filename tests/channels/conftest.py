@@ -1,7 +1,8 @@
 """Run the sandbox channel for real, and a real HTTP server to receive its notifications.
 
 The sandbox is started once per session as a uvicorn subprocess with fresh
-random secrets; the receiver is a tiny Starlette app in a background thread.
+random secrets; the receiver (`tests.receiver`, a fixture of `tests/conftest.py`)
+is a tiny Starlette app in a background thread.
 Each test gets its own order id and its own inbox (a path on the receiver),
 so tests never see each other's payments or notifications. A test that
 restarts the sandbox gets one of its own (`restartable_sandbox`), which
@@ -15,21 +16,15 @@ import secrets
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import pytest_asyncio
-import uvicorn
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 
 import stack
 from channels.bank import BankTransferAdapter
@@ -37,6 +32,9 @@ from channels.base import ChannelAdapter, ChannelName
 from channels.registry import build_bank, build_channels
 from channels.sandbox.credentials import generate_credentials
 from settings import Settings
+from tests.receiver import Inbox as Inbox  # these three re-exported for the channels' tests
+from tests.receiver import ReceivedRequest as ReceivedRequest
+from tests.receiver import Receiver as Receiver
 from tests.support import settings_from_env
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -175,75 +173,6 @@ def _wait_until_healthy(base_url: str, process: subprocess.Popen[bytes], log_pat
             pass
         time.sleep(0.05)  # poll interval, not a wait for state
     pytest.fail(f"sandbox not healthy within {STARTUP_TIMEOUT_S}s:\n{log_path.read_text()}")
-
-
-@dataclass(frozen=True)
-class ReceivedRequest:
-    headers: dict[str, str]  # as the server saw them: lower-case names
-    body: bytes
-    answered: int
-    received_at: float  # time.monotonic()
-
-
-@dataclass
-class Inbox:
-    """One notify_url. Answers 500 to its first `fail_first` requests, 200 after."""
-
-    url: str
-    fail_first: int = 0
-    _requests: list[ReceivedRequest] = field(default_factory=list)
-
-    async def received(self) -> list[ReceivedRequest]:
-        with _RECEIVER_LOCK:
-            return list(self._requests)
-
-
-_RECEIVER_LOCK = threading.Lock()  # the receiver's thread writes, tests read
-
-
-class Receiver:
-    def __init__(self, base_url: str) -> None:
-        self.base_url = base_url
-        self._inboxes: dict[str, Inbox] = {}
-
-    def inbox(self, fail_first: int = 0) -> Inbox:
-        name = secrets.token_hex(8)
-        inbox = Inbox(url=f"{self.base_url}/inbox/{name}", fail_first=fail_first)
-        with _RECEIVER_LOCK:
-            self._inboxes[name] = inbox
-        return inbox
-
-    async def handle(self, request: Request) -> Response:
-        body = await request.body()
-        with _RECEIVER_LOCK:
-            inbox = self._inboxes.get(request.path_params["name"])
-            if inbox is None:
-                return Response(status_code=404)
-            status = 500 if len(inbox._requests) < inbox.fail_first else 200
-            inbox._requests.append(
-                ReceivedRequest(dict(request.headers), body, status, time.monotonic())
-            )
-        # `success` is what Alipay wants to read; the other channels only look at the status.
-        return Response("success", status_code=status, media_type="text/plain")
-
-
-@pytest.fixture(scope="session")
-def receiver() -> Iterator[Receiver]:
-    port = free_port()
-    receiver = Receiver(f"http://127.0.0.1:{port}")
-    app = Starlette(routes=[Route("/inbox/{name}", receiver.handle, methods=["POST"])])
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="notification-receiver", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("notification receiver did not start")
-        time.sleep(0.01)  # poll interval
-    yield receiver
-    server.should_exit = True
-    thread.join(timeout=10)
 
 
 @pytest.fixture

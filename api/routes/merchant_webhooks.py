@@ -1,0 +1,47 @@
+"""A merchant's webhook endpoint and signing secret, set by the merchant or an operator.
+
+The secret is sealed under the data key (db.secret_box) and shown only in the answer
+that made it; deliveries read the current URL and secret on every attempt.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from api.auth.caller import MerchantOrOperator
+from api.auth.scope import check_merchant
+from api.deps import ContextDep
+from api.merchant_schemas import MerchantOut, WebhookConfig, WebhookSecretOut
+from api.records import now
+from api.routes.auth import NO_STORE
+from api.routes.merchants import load_merchant, merchant_out, new_webhook_secret
+
+router = APIRouter(prefix="/v1/merchants", tags=["merchants"])
+
+
+@router.put("/{merchant_id}/webhook")
+def set_webhook(
+    merchant_id: str, body: WebhookConfig, caller: MerchantOrOperator, context: ContextDep
+) -> MerchantOut:
+    """Set (or, with `null`, remove) the endpoint; retries of pending events use it too."""
+    check_merchant(caller, merchant_id)
+    with context.sessions() as session, session.begin():
+        merchant = load_merchant(session, merchant_id)
+        merchant.webhook_url = str(body.url) if body.url is not None else None
+        merchant.updated_at = now()
+        return merchant_out(merchant)
+
+
+@router.post("/{merchant_id}/webhook-secret")
+def rotate_webhook_secret(
+    merchant_id: str, caller: MerchantOrOperator, context: ContextDep, response: Response
+) -> WebhookSecretOut:
+    """Replace the signing secret at once; the old one signs nothing from now on."""
+    check_merchant(caller, merchant_id)
+    response.headers.update(NO_STORE)
+    secret = new_webhook_secret()
+    with context.sessions() as session, session.begin():
+        merchant = load_merchant(session, merchant_id)
+        merchant.webhook_secret_ciphertext = context.secret_box.seal(secret)
+        merchant.updated_at = now()
+    return WebhookSecretOut(merchant_id=merchant_id, webhook_secret=secret)
