@@ -162,6 +162,7 @@ OPTIONAL_BODY = {
     ("POST", "/v1/merchants/{merchant_id}/reactivate"),
     ("POST", "/v1/coupons/{code}/disable"),
     ("POST", "/v1/merchants/{merchant_id}/webhook-secret"),
+    ("POST", "/v1/me/notifications/{notification_id}/read"),
 }
 
 

@@ -200,10 +200,11 @@ async def test_a_refund_sends_order_refunded_and_tells_the_buyer(
     order = await create_order(api, merchant_id)
     await pay(sandbox, order["id"])
     await wait_status(api, order["id"], "completed")
+    key = await create_api_key(api, merchant_id)  # the merchant refunds, with its own key
     response = await api.post(
         f"/v1/orders/{order['id']}/refunds",
-        json={"requested_by": "merchant", "amount": 2000, "reason": "one cup broken"},
-        headers={"Idempotency-Key": f"refund-{order['id']}"},
+        json={"amount": 2000, "reason": "one cup broken"},
+        headers={"Idempotency-Key": f"refund-{order['id']}", "Authorization": f"Bearer {key}"},
     )
     assert response.status_code == 201, response.text
     refund_id = response.json()["id"]
