@@ -14,8 +14,9 @@ from temporalio import activity
 from activities.errors import REFUND_REJECTED, business_error
 from db.engine import SessionFactory
 from db.order_money import complete_refund, fail_refund, reserve_refund
-from db.tables import PartyNotification
+from db.tables import PartyNotification, Payment
 from db.writes import insert_ignore
+from domain.keys import payment_reference
 from domain.refunds import RefundAsk, RefundFailure, RefundRejected, RefundTicket
 
 
@@ -30,6 +31,8 @@ class RefundRecords:
         try:
             with self._sessions() as session, session.begin():
                 refund = reserve_refund(session, ask, self._buyer_window)
+                payment = session.get(Payment, refund.order_id)
+                attempt = payment.attempt if payment is not None else 1
         except RefundRejected as rejected:
             raise business_error(
                 REFUND_REJECTED, rejected.message, rejected.code, rejected.param
@@ -42,6 +45,8 @@ class RefundRecords:
             amount=refund.amount,
             currency=refund.currency,
             reason=refund.reason,
+            # A modified order was paid under its last attempt's reference.
+            payment_reference=None if attempt == 1 else payment_reference(refund.order_id, attempt),
         )
 
     @activity.defn

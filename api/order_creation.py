@@ -29,10 +29,9 @@ from temporalio.service import RPCError, RPCStatusCode
 from api.deps import AppContext
 from api.errors import Conflict, InvalidRequest, ServiceUnavailable
 from api.records import new_id, now, order_out
-from api.routes.coupons import to_domain
 from api.schemas import OrderCreate
 from channels.base import supports_currency
-from db.coupons import coupon_holds
+from db.coupons import coupon_holds, coupon_rule
 from db.tables import Coupon as CouponRow
 from db.tables import IdempotencyKey, Merchant, Order
 from db.writes import insert_ignore
@@ -151,7 +150,7 @@ def _usable_coupon(session: Session, code: str | None) -> Coupon | None:
         raise CouponRejected("coupon_not_found", f"no coupon {code}", "coupon_code")
     if coupon_holds(session, code) >= row.max_redemptions:
         raise CouponRejected("coupon_already_used", f"coupon {code} is used up", "coupon_code")
-    return to_domain(row)
+    return coupon_rule(row)
 
 
 def _claim_key(context: AppContext, key: str, digest: str, order_id: str) -> str:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 from fastapi import APIRouter
 from pydantic import ValidationError
 
@@ -11,26 +9,12 @@ from api.deps import ContextDep
 from api.errors import Conflict, InvalidRequest, NotFound
 from api.records import now
 from api.schemas import CouponCreate, CouponOut
-from db.coupons import coupon_holds
+from db.coupons import coupon_holds, coupon_rule
 from db.tables import Coupon
 from db.writes import insert_ignore
-from domain import pricing
 from domain.money import currency_exponent
 
 router = APIRouter(prefix="/v1/coupons", tags=["coupons"])
-
-
-def to_domain(row: Coupon) -> pricing.Coupon:
-    return pricing.Coupon(
-        code=row.code,
-        kind=pricing.CouponKind(row.kind),
-        percent_off=Decimal(row.percent_off) if row.percent_off is not None else None,
-        amount_off=row.amount_off,
-        min_total=row.min_total,
-        currency=row.currency,
-        valid_from=row.valid_from,
-        valid_until=row.valid_until,
-    )
 
 
 def _out(row: Coupon, redeemed: int) -> CouponOut:
@@ -46,7 +30,7 @@ def create_coupon(body: CouponCreate, context: ContextDep) -> CouponOut:
     values["percent_off"] = str(body.percent_off) if body.percent_off is not None else None
     row = Coupon(**values, created_at=now())
     try:
-        to_domain(row)  # the domain's own rules: kinds, amounts, window
+        coupon_rule(row)  # the domain's own rules: kinds, amounts, window
     except ValidationError as error:
         first = error.errors()[0]
         raise InvalidRequest("invalid_coupon", str(first.get("msg")), "kind") from None

@@ -1,4 +1,4 @@
-"""Orders: create (idempotent), read, list, cancel."""
+"""Orders: create (idempotent), read, list, modify, cancel."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from temporalio.service import RPCError, RPCStatusCode
 from api.deps import AppContext, ContextDep
 from api.errors import Conflict, InvalidRequest
 from api.order_creation import create_order
+from api.order_modification import modify_order
 from api.records import get_order, order_out
-from api.schemas import CancelIn, OrderCreate, OrderOut, OrderPage
+from api.schemas import CancelIn, OrderCreate, OrderModify, OrderOut, OrderPage
 from db.tables import Order
 from domain.keys import order_workflow_id
 from domain.order_status import OrderStatus
@@ -64,6 +65,13 @@ def list_orders(
         page = [order_out(session, row) for row in rows[:limit]]
     has_more = len(rows) > limit
     return OrderPage(data=page, has_more=has_more, next_cursor=page[-1].id if has_more else None)
+
+
+@router.post("/{order_id}/modify")
+async def post_modification(order_id: str, body: OrderModify, context: ContextDep) -> OrderOut:
+    """New lines for an unpaid order: re-priced, its coupon checked again, its payment at
+    the channel closed and issued anew for the new amount (a new checkout)."""
+    return await modify_order(context, order_id, body)
 
 
 @router.post("/{order_id}/cancel")
