@@ -64,6 +64,11 @@ def late_payment_refund_id(order_id: str, channel_txn_id: str) -> str:
     return f"{order_id}-late-{channel_txn_id}"
 
 
+def deletion_refund_id(order_id: str) -> str:
+    """The full refund of a paid order that is deleted: one, however often it is deleted."""
+    return f"{order_id}-deletion"
+
+
 def settlement_entry_id(order_id: str) -> str:
     return f"{order_id}:settlement"
 

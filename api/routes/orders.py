@@ -1,4 +1,4 @@
-"""Orders: create (idempotent), read, list, modify, cancel."""
+"""Orders: create (idempotent), read, list, modify, cancel, delete."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from api.deps import AppContext, ContextDep
 from api.errors import Conflict, InvalidRequest
 from api.order_creation import create_order
+from api.order_deletion import delete_order
 from api.order_modification import modify_order
 from api.records import get_order, order_out
 from api.schemas import CancelIn, OrderCreate, OrderModify, OrderOut, OrderPage
@@ -72,6 +73,17 @@ async def post_modification(order_id: str, body: OrderModify, context: ContextDe
     """New lines for an unpaid order: re-priced, its coupon checked again, its payment at
     the channel closed and issued anew for the new amount (a new checkout)."""
     return await modify_order(context, order_id, body)
+
+
+@router.delete("/{order_id}", response_model=OrderOut, responses={202: {"model": OrderOut}})
+async def delete(order_id: str, context: ContextDep) -> Response:
+    """Cancel an unpaid order (200), or refund a paid one in full (202); repeats are safe."""
+    deletion = await delete_order(context, order_id)
+    return Response(
+        deletion.order.model_dump_json(),
+        status_code=deletion.status_code,
+        media_type="application/json",
+    )
 
 
 @router.post("/{order_id}/cancel")
