@@ -44,7 +44,7 @@ async def modify_order(context: AppContext, order_id: str, body: OrderModify) ->
         if error.status != RPCStatusCode.NOT_FOUND:
             raise
         order = await asyncio.to_thread(_read, context, order_id)  # the saga has ended
-        message = f"the order is {order.status}; only unpaid orders can be modified"
+        message = f"the order is {order.status}; only an order awaiting payment can be modified"
         raise _not_modifiable(message) from None
     return await asyncio.to_thread(_read, context, order_id)
 

@@ -554,11 +554,16 @@ class OrderWorkflow:
     # -- modification --------------------------------------------------------
 
     def _check_modifiable(self) -> None:
+        state = None
         if self._paid is not None:
-            raise _refused("the order is paid; only unpaid orders can be modified")
-        if not self._awaiting_payment or self._cancel is not None:
-            status = "being cancelled" if self._cancel else self._status.value
-            raise _refused(f"the order is {status}; only unpaid orders can be modified")
+            state = "paid"
+        elif self._cancel is not None:
+            state = "being cancelled"
+        elif not self._awaiting_payment:  # not yet waiting for the buyer, or ending unpaid
+            waiting = self._status == OrderStatus.AWAITING_PAYMENT
+            state = "closing" if waiting else self._status.value
+        if state is not None:
+            raise _refused(f"the order is {state}; only an order awaiting payment can be modified")
         if self._order.payment_attempt >= MAX_PAYMENT_ATTEMPTS:
             raise _refused(f"an order can be modified at most {MAX_PAYMENT_ATTEMPTS - 1} times")
 
