@@ -15,7 +15,9 @@ import httpx
 import pytest
 from sqlmodel import Session, select
 from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
+from temporalio.worker import Replayer
 
 from activities.errors import COUPON_REJECTED
 from channels.sandbox.protocol import Event
@@ -34,6 +36,7 @@ from tests.support import (
     wait_for,
     wait_status,
 )
+from worker import WORKFLOWS
 from workflows.order import OrderWorkflow
 
 CHANNELS = ["alipay", "wechatpay", "card"]
@@ -62,6 +65,14 @@ async def _modified(
 def _refunds(system: System, order_id: str) -> list[Refund]:
     with Session(system.engine) as session:
         return list(session.exec(select(Refund).where(Refund.order_id == order_id)).all())
+
+
+async def _replays(temporal: Client, order_id: str) -> None:
+    """The finished saga's history replays on today's code (a modification is deterministic)."""
+    handle = temporal.get_workflow_handle(order_workflow_id(order_id))
+    await handle.result()
+    replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
+    await replayer.replay_workflow(await handle.fetch_history())
 
 
 def _paid_as_priced(order: dict[str, Any]) -> None:
@@ -123,6 +134,7 @@ async def test_an_order_can_be_modified_again_and_each_attempt_has_its_reference
     )
     assert view.payment_attempt == 3
     assert view.steps_done.count("record_modification") == 2
+    await _replays(temporal, order["id"])
 
 
 async def test_a_lost_notification_of_the_new_payment_is_found_by_querying_it(
@@ -252,7 +264,7 @@ async def test_a_cancelled_or_unknown_order_cannot_be_modified(api: httpx.AsyncC
 
 
 async def test_a_late_payment_of_a_replaced_attempt_is_given_back(
-    api: httpx.AsyncClient, sandbox: httpx.AsyncClient, system: System
+    api: httpx.AsyncClient, sandbox: httpx.AsyncClient, system: System, temporal: Client
 ) -> None:
     merchant_id = await create_merchant(api)
     order = await create_order(api, merchant_id, channel="wechatpay")
@@ -276,6 +288,7 @@ async def test_a_late_payment_of_a_replaced_attempt_is_given_back(
     _paid_as_priced(done)
     assert done["amounts"]["payable"] == NEW_TOTAL
     assert_ledger_sound(system.engine)
+    await _replays(temporal, order["id"])
 
 
 async def test_the_notify_route_judges_a_payment_by_the_attempt_it_names(
@@ -361,3 +374,4 @@ async def test_a_modification_racing_the_buyers_payment_never_takes_the_wrong_am
         assert [line["sku"] for line in done["lines"]] == [line["sku"] for line in lines]
         assert _refunds(system, order["id"]) == [], outcomes
         assert_ledger_sound(system.engine)
+        await _replays(temporal, order["id"])
