@@ -101,6 +101,8 @@ async def run_worker(settings: Settings) -> None:
                     records.set_order_status,
                     records.flag_for_review,
                     records.order_payment_txn_id,
+                    records.reprice_order,
+                    records.record_modification,
                     calls.create_payment,
                     calls.query_payment,
                     calls.close_payment,

@@ -3,7 +3,9 @@
 Each call is idempotent at the channel: payments are keyed by our order id
 (out_trade_no) and refunds by a refund id derived from the order id, so a
 retried activity finds the earlier attempt's payment or refund instead of
-making a second one.
+making a second one. A payment re-issued after a modification has its own
+out_trade_no (`domain.keys.payment_reference`), which the messages carry as
+`payment_reference`; every call about that payment or its refunds uses it.
 """
 
 from __future__ import annotations
@@ -38,15 +40,21 @@ from channels.errors import ChannelRejected, ChannelUnavailable, PaymentNotFound
 from db.engine import SessionFactory
 from db.party_notifications import notify_party
 from db.tables import Order, Payment, Refund
+from domain.keys import payment_reference
 from domain.order_status import OrderStatus
 from domain.refunds import RefundTicket
 from domain.saga import Checkout, OrderInput, OrderRef, RefundOrder
 
 
+def _trade_no(about: OrderRef | RefundOrder | RefundTicket) -> str:
+    """The payment's out_trade_no at the channel: the order id, or a re-issued one's own."""
+    return about.payment_reference or about.order_id
+
+
 def _refund_request(refund: RefundOrder | RefundTicket) -> RefundRequest:
     return RefundRequest(
         refund_id=refund.refund_id,
-        order_id=refund.order_id,
+        order_id=_trade_no(refund),
         amount=refund.amount,
         currency=refund.currency,
         reason=refund.reason,
@@ -84,9 +92,10 @@ class ChannelCalls:
 
     @activity.defn
     async def create_payment(self, order: OrderInput) -> Checkout:
-        """Create the payment at the channel (idempotent by order id) and record its checkout."""
+        """Create the payment at the channel (idempotent by its reference) and record its
+        checkout; a modified order's next attempt has its own reference."""
         request = CreatePaymentRequest(
-            order_id=order.order_id,
+            order_id=payment_reference(order.order_id, order.payment_attempt),
             merchant_id=order.merchant_id,
             amount=order.priced.payable_amount,
             currency=order.priced.currency,
@@ -106,13 +115,13 @@ class ChannelCalls:
     @activity.defn
     async def query_payment(self, ref: OrderRef) -> PaymentState:
         with _translated_channel_errors():
-            return await self._channels[ref.channel].query_payment(ref.order_id)
+            return await self._channels[ref.channel].query_payment(_trade_no(ref))
 
     @activity.defn
     async def close_payment(self, ref: OrderRef) -> CloseResult:
         """Close at the channel; if the buyer paid first, the result says so."""
         with _translated_channel_errors():
-            return await self._channels[ref.channel].close_payment(ref.order_id)
+            return await self._channels[ref.channel].close_payment(_trade_no(ref))
 
     @activity.defn
     async def refund_payment(self, refund: RefundOrder) -> RefundState:
@@ -142,7 +151,7 @@ class ChannelCalls:
         """What became of a pending refund, recorded."""
         with _translated_channel_errors():
             state = await self._channels[refund.channel].query_refund(
-                refund.refund_id, refund.order_id
+                refund.refund_id, _trade_no(refund)
             )
         await asyncio.to_thread(self._store_refund, refund, state)
         return state
@@ -159,7 +168,7 @@ class ChannelCalls:
         if activity.info().attempt > 1:
             try:
                 with _translated_channel_errors():
-                    return await channel.query_refund(ticket.refund_id, ticket.order_id)
+                    return await channel.query_refund(ticket.refund_id, _trade_no(ticket))
             except ApplicationError as error:
                 if error.type != PAYMENT_NOT_FOUND:
                     raise
@@ -175,17 +184,19 @@ class ChannelCalls:
     async def query_refund(self, ticket: RefundTicket) -> RefundState:
         with _translated_channel_errors():
             return await self._channels[ticket.channel].query_refund(
-                ticket.refund_id, ticket.order_id
+                ticket.refund_id, _trade_no(ticket)
             )
 
     def _store_checkout(self, order: OrderInput, checkout: Checkout) -> None:
         with self._sessions() as session, session.begin():
             now = datetime.now(UTC)
-            if session.get(Payment, order.order_id) is None:
+            payment = session.get(Payment, order.order_id)
+            if payment is None:
                 session.add(
                     Payment(
                         order_id=order.order_id,
                         channel=order.channel,
+                        attempt=order.payment_attempt,
                         channel_payment_id=checkout.channel_payment_id,
                         checkout_url=checkout.checkout_url,
                         qr_payload=checkout.qr_payload,
@@ -195,6 +206,12 @@ class ChannelCalls:
                         updated_at=now,
                     )
                 )
+            elif payment.attempt == order.payment_attempt and payment.channel_payment_id is None:
+                # A re-issued payment: `record_modification` made the row this attempt's.
+                payment.channel_payment_id = checkout.channel_payment_id
+                payment.checkout_url = checkout.checkout_url
+                payment.qr_payload = checkout.qr_payload
+                payment.updated_at = now
             row = session.get(Order, order.order_id)
             if row is not None and row.status == OrderStatus.CREATED:
                 row.status = OrderStatus.AWAITING_PAYMENT

@@ -1,7 +1,10 @@
 """Failures activities report to the saga, as Temporal application error types.
 
     ApplicationError (temporalio)
-    ├── CouponRejected        the coupon was taken meanwhile            (not retryable)
+    ├── CouponRejected        the coupon was taken meanwhile, or no longer applies to an
+    │                         order's new lines; details: (code, param)  (not retryable)
+    ├── OrderInvalid          new lines that cannot be priced; details: (code, param)
+    │                                                                   (not retryable)
     ├── MerchantSuspended     settlement refused: the merchant is suspended (not retryable)
     ├── ChannelRejected       the channel refused the request for good  (not retryable)
     ├── PaymentNotFound       the channel has no payment for the order  (not retryable)
@@ -10,7 +13,12 @@
     ├── RefundRejected        our rules refuse a refund; details: (code, param) (not retryable)
     ├── ChannelUnavailable    network, timeout or 5xx at the channel    (retryable)
     ├── WebhookNotAcknowledged  the merchant's endpoint did not answer 2xx (retryable: backoff)
-    └── WebhookUndeliverable  no such event, or the merchant has no signing secret (not retryable)
+    ├── WebhookUndeliverable  no such event, or the merchant has no signing secret (not retryable)
+    ├── OrderNotModifiable    the saga refuses a modification: the order is paid, closed,
+    │                         cancelled, or its payment could not be closed (an update's
+    │                         failure, not an activity's)
+    └── ModificationFailed    a modification that could not be completed for a reason
+                              retrying later may mend (an update's failure)
 
 The saga catches the non-retryable ones by type; everything else is retried.
 """
@@ -29,6 +37,9 @@ REFUND_REJECTED = "RefundRejected"
 CHANNEL_UNAVAILABLE = "ChannelUnavailable"
 WEBHOOK_NOT_ACKNOWLEDGED = "WebhookNotAcknowledged"
 WEBHOOK_UNDELIVERABLE = "WebhookUndeliverable"
+ORDER_INVALID = "OrderInvalid"
+ORDER_NOT_MODIFIABLE = "OrderNotModifiable"
+MODIFICATION_FAILED = "ModificationFailed"
 
 
 def business_error(error_type: str, message: str, *details: object) -> ApplicationError:

@@ -9,17 +9,18 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, delete, select
 from temporalio import activity
 
-from activities.errors import COUPON_REJECTED, MERCHANT_SUSPENDED, business_error
+from activities.errors import COUPON_REJECTED, MERCHANT_SUSPENDED, ORDER_INVALID, business_error
 from activities.webhook_starts import StartDelivery
-from db.coupons import check_hold_allowed, locked_coupon
+from db.coupons import check_hold_allowed, coupon_rule, locked_coupon
 from db.engine import SessionFactory
 from db.ledger import reverse_entry
 from db.order_money import capture_payment, locked_order, order_split, release_funds
 from db.party_notifications import notify_party
 from db.tables import (
+    Coupon,
     CouponRedemption,
     Merchant,
     Order,
@@ -28,10 +29,19 @@ from db.tables import (
     Refund,
 )
 from db.webhook_events import record_order_event
-from domain.errors import CouponRejected
+from domain.errors import CouponRejected, DomainError
 from domain.keys import settlement_entry_id
 from domain.order_status import OrderStatus
-from domain.saga import OrderInput, OrderRef, PaymentRecord, ReviewFlag, StatusChange
+from domain.pricing import PricedOrder, price_order
+from domain.saga import (
+    OrderInput,
+    OrderModification,
+    OrderRef,
+    PaymentRecord,
+    Repricing,
+    ReviewFlag,
+    StatusChange,
+)
 from domain.split import Split
 from domain.webhook_events import EventType
 
@@ -62,7 +72,52 @@ class OrderRecords:
                 _reserve_coupon(session, order)
             session.add(_order_row(order))
             session.flush()
-            session.add_all(_line_rows(order))
+            session.add_all(_line_rows(order.order_id, order.priced))
+
+    @activity.defn
+    def reprice_order(self, repricing: Repricing) -> PricedOrder:
+        """Price an order's new lines, its coupon checked again against the new total and
+        today's date (the order already holds it, so its redemption limit is not counted).
+        Reads only: a refusal changes nothing."""
+        try:
+            with self._sessions() as session:
+                order = session.get(Order, repricing.order_id)
+                if order is None:
+                    raise ValueError(f"no order {repricing.order_id}")  # a bug: the saga made it
+                coupon = None
+                if order.coupon_code is not None:
+                    row = session.get(Coupon, order.coupon_code)
+                    if row is None:
+                        message = f"coupon {order.coupon_code} no longer exists"
+                        raise CouponRejected("coupon_not_found", message, "coupon_code")
+                    coupon = coupon_rule(row)
+            return price_order(repricing.lines, order.currency, coupon, _now())
+        except DomainError as refusal:
+            kind = COUPON_REJECTED if isinstance(refusal, CouponRejected) else ORDER_INVALID
+            raise business_error(kind, refusal.message, refusal.code, refusal.param) from None
+
+    @activity.defn
+    def record_modification(self, change: OrderModification) -> None:
+        """The order's new lines and amounts; its payment row becomes the new attempt's,
+        pending and without a checkout until `create_payment` records one."""
+        with self._sessions() as session, session.begin():
+            order = locked_order(session, change.order_id)
+            payment = session.get(Payment, order.id)
+            if payment is not None and payment.attempt >= change.payment_attempt:
+                return  # an earlier try committed
+            priced = change.priced
+            order.total_amount = priced.total_amount
+            order.discount_amount = priced.discount_amount
+            order.payable_amount = priced.payable_amount
+            order.updated_at = _now()
+            session.exec(delete(OrderLine).where(col(OrderLine.order_id) == order.id))
+            session.add_all(_line_rows(order.id, priced))
+            if payment is not None:
+                payment.attempt = change.payment_attempt
+                payment.amount = priced.payable_amount
+                payment.status = "pending"
+                payment.channel_payment_id = payment.checkout_url = payment.qr_payload = None
+                payment.updated_at = order.updated_at
 
     @activity.defn
     def record_payment(self, record: PaymentRecord) -> None:
@@ -268,10 +323,10 @@ def _order_row(order: OrderInput) -> Order:
     )
 
 
-def _line_rows(order: OrderInput) -> list[OrderLine]:
+def _line_rows(order_id: str, priced: PricedOrder) -> list[OrderLine]:
     return [
         OrderLine(
-            order_id=order.order_id,
+            order_id=order_id,
             line_no=index,
             sku=line.sku,
             name=line.name,
@@ -281,5 +336,5 @@ def _line_rows(order: OrderInput) -> list[OrderLine]:
             discount_amount=line.discount_amount,
             payable_amount=line.payable_amount,
         )
-        for index, line in enumerate(order.priced.lines)
+        for index, line in enumerate(priced.lines)
     ]

@@ -16,8 +16,9 @@ from activities.webhook_starts import StartDelivery
 from db.engine import SessionFactory
 from db.order_money import complete_refund, fail_refund, reserve_refund
 from db.party_notifications import notify_party
-from db.tables import Order
+from db.tables import Order, Payment
 from db.webhook_events import record_order_event
+from domain.keys import payment_reference
 from domain.refunds import RefundAsk, RefundFailure, RefundRejected, RefundTicket
 from domain.webhook_events import EventType
 
@@ -36,6 +37,8 @@ class RefundRecords:
         try:
             with self._sessions() as session, session.begin():
                 refund = reserve_refund(session, ask, self._buyer_window)
+                payment = session.get(Payment, refund.order_id)
+                attempt = payment.attempt if payment is not None else 1
         except RefundRejected as rejected:
             raise business_error(
                 REFUND_REJECTED, rejected.message, rejected.code, rejected.param
@@ -48,6 +51,8 @@ class RefundRecords:
             amount=refund.amount,
             currency=refund.currency,
             reason=refund.reason,
+            # A modified order was paid under its last attempt's reference.
+            payment_reference=None if attempt == 1 else payment_reference(refund.order_id, attempt),
         )
 
     @activity.defn

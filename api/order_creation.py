@@ -30,10 +30,9 @@ from api.auth.caller import Caller, Role
 from api.deps import AppContext
 from api.errors import Conflict, InvalidRequest, ServiceUnavailable
 from api.records import new_id, now, order_out
-from api.routes.coupons import to_domain
 from api.schemas import OrderCreate
 from channels.base import supports_currency
-from db.coupons import check_hold_allowed
+from db.coupons import check_hold_allowed, coupon_rule
 from db.tables import Coupon as CouponRow
 from db.tables import IdempotencyKey, Merchant, Order
 from db.writes import insert_ignore
@@ -160,7 +159,7 @@ def _usable_coupon(session: Session, code: str | None, buyer_id: str | None) -> 
     if row is None:
         raise CouponRejected("coupon_not_found", f"no coupon {code}", "coupon_code")
     check_hold_allowed(session, row, buyer_id)
-    return to_domain(row)
+    return coupon_rule(row)
 
 
 def _claim_key(context: AppContext, key: str, digest: str, order_id: str) -> str:

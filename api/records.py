@@ -11,6 +11,7 @@ from sqlmodel import Session, func, select
 from api.errors import NotFound
 from api.schemas import AmountsOut, LineOut, OrderOut, PaymentOut, SplitOut
 from db.tables import Order, OrderLine, Payment, Refund
+from domain.keys import payment_reference
 
 
 def new_id(prefix: str) -> str:
@@ -77,6 +78,8 @@ def _payment_out(payment: Payment | None) -> PaymentOut | None:
     if payment is None:
         return None
     return PaymentOut(
+        reference=payment_reference(payment.order_id, payment.attempt),
+        attempt=payment.attempt,
         status=payment.status,
         channel_payment_id=payment.channel_payment_id,
         checkout_url=payment.checkout_url,

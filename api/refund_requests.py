@@ -64,6 +64,11 @@ async def request_refund(
         amount=body.amount,
         lines=tuple(LineRefund(**line.model_dump()) for line in body.lines or ()),
     )
+    return await submit_refund(context, caller, ask)
+
+
+async def submit_refund(context: AppContext, caller: Caller, ask: RefundAsk) -> RefundOut:
+    """Start (or join) the ask's refund workflow; a rejection by its rules is an API error."""
     view = await _run_refund(context, ask)
     if view.status == RefundStatus.REJECTED:
         error: type[ApiError] = Conflict if view.rejection_code in _CONFLICTS else InvalidRequest

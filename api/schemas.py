@@ -47,6 +47,13 @@ class OrderCreate(BaseModel):
     auto_complete_seconds: Annotated[StrictInt, Field(ge=0, le=90 * 24 * 3600)] | None = None
 
 
+class OrderModify(BaseModel):
+    """An unpaid order's new lines; the order keeps its coupon, checked again on them."""
+
+    model_config = _Forbid
+    lines: list[LineIn]
+
+
 class CancelIn(BaseModel):
     model_config = _Forbid
     reason: Annotated[PlainText, Field(max_length=100)] = "requested"
@@ -69,6 +76,10 @@ class LineOut(BaseModel):
 
 
 class PaymentOut(BaseModel):
+    # The channel's out_trade_no: the order id, then "{order id}-{attempt}" for each
+    # payment a modification issued anew.
+    reference: str
+    attempt: int
     status: str
     channel_payment_id: str | None
     checkout_url: str | None

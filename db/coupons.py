@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
+from decimal import Decimal
 
 from sqlmodel import Session, col, func, select
 
 from db.tables import Coupon, CouponRedemption
+from domain import pricing
 from domain.errors import CouponRejected
 
 _HOLDING = ("reserved", "consumed")
@@ -99,3 +101,17 @@ def check_hold_allowed(session: Session, coupon: Coupon, buyer_id: str | None) -
             f"coupon {coupon.code} can be used {coupon.per_buyer_limit} time(s) per buyer",
             param,
         )
+
+
+def coupon_rule(row: Coupon) -> pricing.Coupon:
+    """The domain's coupon for a stored one (raises ValidationError if it breaks the rules)."""
+    return pricing.Coupon(
+        code=row.code,
+        kind=pricing.CouponKind(row.kind),
+        percent_off=Decimal(row.percent_off) if row.percent_off is not None else None,
+        amount_off=row.amount_off,
+        min_total=row.min_total,
+        currency=row.currency,
+        valid_from=row.valid_from,
+        valid_until=row.valid_until,
+    )

@@ -115,12 +115,18 @@ class OrderLine(SQLModel, table=True):
 
 
 class Payment(SQLModel, table=True):
-    """The order's payment at its channel (one per order; late extra payments are refunds)."""
+    """The order's payment at its channel (one per order; late extra payments are refunds).
+
+    A modification closes the payment at the channel and issues the next attempt, under
+    its own reference (`domain.keys.payment_reference(order_id, attempt)`); the row then
+    describes the new attempt.
+    """
 
     __tablename__ = "payments"
 
     order_id: str = Field(primary_key=True, foreign_key="orders.id")
     channel: str
+    attempt: int = 1
     channel_payment_id: str | None = None
     checkout_url: str | None = None
     qr_payload: str | None = None

@@ -18,6 +18,38 @@ def late_payment_workflow_id(channel: str, channel_txn_id: str) -> str:
     return f"late-payment-{channel}-{channel_txn_id}"
 
 
+# A modification closes the pending payment and issues a new one; a channel never
+# re-opens a closed out_trade_no, so each attempt has its own. With order ids of 28
+# characters, "-99" keeps every reference within WeChat Pay's 32.
+MAX_PAYMENT_ATTEMPTS = 99
+
+
+def payment_reference(order_id: str, attempt: int = 1) -> str:
+    """The channel's out_trade_no for the order's `attempt`-th payment.
+
+    The first is the bare order id, so orders that were never modified (and their
+    histories) keep the reference they always had. Order ids never contain "-".
+    """
+    if not 1 <= attempt <= MAX_PAYMENT_ATTEMPTS:
+        raise ValueError(f"payment attempt {attempt} is outside 1..{MAX_PAYMENT_ATTEMPTS}")
+    return order_id if attempt == 1 else f"{order_id}-{attempt}"
+
+
+def split_payment_reference(reference: str) -> tuple[str, int]:
+    """(order id, attempt) of a channel reference made by `payment_reference`."""
+    order_id, dash, suffix = reference.rpartition("-")
+    if dash and order_id and suffix.isascii() and suffix.isdigit() and suffix[0] != "0":
+        attempt = int(suffix)
+        if 2 <= attempt <= MAX_PAYMENT_ATTEMPTS:
+            return order_id, attempt
+    return reference, 1
+
+
+def order_id_of(reference: str) -> str:
+    """The order a channel reference (an out_trade_no) belongs to."""
+    return split_payment_reference(reference)[0]
+
+
 def compensation_refund_id(order_id: str, attempt: int = 1) -> str:
     """The refund that gives the buyer's money back when the saga fails after payment.
 
@@ -30,6 +62,14 @@ def compensation_refund_id(order_id: str, attempt: int = 1) -> str:
 def late_payment_refund_id(order_id: str, channel_txn_id: str) -> str:
     """The refund of a payment that arrived after the order was closed or already paid."""
     return f"{order_id}-late-{channel_txn_id}"
+
+
+def deletion_refund_id(order_id: str, requester: str) -> str:
+    """The full refund of a paid order deleted by `requester` (buyer, merchant, operator):
+    one per requester however often they delete it. Per requester, because the refund rules
+    differ by who asks: a buyer refused (past their window) must not block an operator's.
+    Two requesters' deletions cannot both refund in full: the second finds nothing left."""
+    return f"{order_id}-deletion-{requester}"
 
 
 def settlement_entry_id(order_id: str) -> str:

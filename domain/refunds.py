@@ -104,6 +104,7 @@ class RefundTicket(_Message):
     amount: int
     currency: str
     reason: str
+    payment_reference: str | None = None  # the payment's out_trade_no if not the order id
 
 
 class RefundNotice(_Message):

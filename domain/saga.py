@@ -11,7 +11,7 @@ from decimal import Decimal
 from pydantic import BaseModel, ConfigDict
 
 from domain.order_status import OrderStatus
-from domain.pricing import PricedOrder
+from domain.pricing import OrderLine, PricedOrder
 from domain.split import Split
 
 
@@ -37,6 +37,9 @@ class OrderInput(_Message):
     # After payment, the merchant's share stays pending until the buyer confirms receipt
     # or this many seconds pass. None (orders started before the hold existed): no hold.
     auto_complete_seconds: int | None = None
+    # 1 at the start; each modification closes the payment and issues the next attempt
+    # under its own channel reference (domain.keys.payment_reference).
+    payment_attempt: int = 1
 
 
 class Checkout(_Message):
@@ -55,6 +58,8 @@ class PaymentSignal(_Message):
     currency: str
     merchant_id: str | None  # None: the channel's answer does not say (Alipay's query)
     refund_id: str | None = None
+    # The payment attempt it is about; None: the first (signals from before modifications).
+    attempt: int | None = None
 
 
 class CancelRequest(_Message):
@@ -72,6 +77,29 @@ class CheckoutRequest(_Message):
 class OrderRef(_Message):
     order_id: str
     channel: str
+    # The channel's out_trade_no when it is not the order id (a re-issued payment).
+    payment_reference: str | None = None
+
+
+class ModifyRequest(_Message):
+    """The API's update: the order's new lines (validated and priced by the API first)."""
+
+    lines: tuple[OrderLine, ...]
+
+
+class Repricing(_Message):
+    """Price new lines for an order, with its coupon checked again."""
+
+    order_id: str
+    lines: tuple[OrderLine, ...]
+
+
+class OrderModification(_Message):
+    """New lines and amounts for an unpaid order, and the payment attempt that will take them."""
+
+    order_id: str
+    priced: PricedOrder
+    payment_attempt: int
 
 
 class StatusChange(_Message):
@@ -100,6 +128,7 @@ class RefundOrder(_Message):
     amount: int
     currency: str
     reason: str
+    payment_reference: str | None = None  # the payment's out_trade_no if not the order id
 
 
 class LatePayment(_Message):
@@ -110,6 +139,7 @@ class LatePayment(_Message):
     channel_txn_id: str
     amount: int
     currency: str
+    payment_reference: str | None = None  # the payment's out_trade_no if not the order id
 
 
 class OrderView(_Message):
@@ -127,3 +157,4 @@ class OrderView(_Message):
     review_reasons: tuple[str, ...] = ()
     refunded_amount: int = 0
     released_amount: int | None = None  # the merchant's share made available at completion
+    payment_attempt: int = 1

@@ -38,6 +38,7 @@ class LatePaymentRefundWorkflow:
             amount=late.amount,
             currency=late.currency,
             reason="late_payment",
+            payment_reference=late.payment_reference,
         )
         try:
             return await workflow.execute_local_activity_method(

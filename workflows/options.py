@@ -55,6 +55,13 @@ CHANNEL_MUST_FINISH: dict[str, Any] = {
     ),
 }
 
+# Closing the payment for a modification: the buyer is waiting for the answer, and until
+# the close succeeds nothing has changed, so a channel that stays down refuses the change.
+CHANNEL_TRY: dict[str, Any] = {
+    "start_to_close_timeout": timedelta(seconds=20),
+    "retry_policy": RetryPolicy(initial_interval=timedelta(milliseconds=500), maximum_attempts=3),
+}
+
 # A status query while waiting for the buyer: a failed poll is simply skipped.
 CHANNEL_POLL: dict[str, Any] = {
     "start_to_close_timeout": timedelta(seconds=15),

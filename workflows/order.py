@@ -10,6 +10,12 @@ paid after all. After payment, a step that fails for good unwinds the
 registered compensations in reverse (reverse the ledger, refund the buyer).
 A payment the channel reports for an order that no longer waits for one is
 refunded at once.
+
+While the buyer has not paid, a modification (an update) re-prices the order,
+closes its payment at the channel and issues the next attempt under its own
+reference; the run loop applies it between signals, so it never interleaves
+with a payment. A payment of a replaced attempt is never the order's: it is
+given back like a late one.
 """
 
 from __future__ import annotations
@@ -25,7 +31,15 @@ from temporalio.exceptions import TimeoutError as StepTimeout
 
 with workflow.unsafe.imports_passed_through():
     from activities.channel_calls import ChannelCalls
-    from activities.errors import COUPON_REJECTED, PAYMENT_NOT_FOUND, REFUND_REFUSED
+    from activities.errors import (
+        CHANNEL_REJECTED,
+        COUPON_REJECTED,
+        MODIFICATION_FAILED,
+        ORDER_INVALID,
+        ORDER_NOT_MODIFIABLE,
+        PAYMENT_NOT_FOUND,
+        REFUND_REFUSED,
+    )
     from activities.order_records import OrderRecords
     from channels.base import (
         CloseResult,
@@ -35,21 +49,30 @@ with workflow.unsafe.imports_passed_through():
         RefundState,
         RefundStatus,
     )
-    from domain.keys import compensation_refund_id, late_payment_refund_id
+    from domain.keys import (
+        MAX_PAYMENT_ATTEMPTS,
+        compensation_refund_id,
+        late_payment_refund_id,
+        payment_reference,
+    )
     from domain.order_status import CANCELLABLE_STATUSES, FINAL_STATUSES, OrderStatus
     from domain.payment_check import payment_mismatch
     from domain.polling import first_poll_delay, next_poll_delay
+    from domain.pricing import PricedOrder
     from domain.saga import (
         CancelRequest,
         Checkout,
         CheckoutRequest,
+        ModifyRequest,
         OrderInput,
+        OrderModification,
         OrderRef,
         OrderView,
         PaymentRecord,
         PaymentSignal,
         ReceiptConfirmation,
         RefundOrder,
+        Repricing,
         ReviewFlag,
         StatusChange,
     )
@@ -69,7 +92,9 @@ def _failure_type(error: ActivityError | ApplicationError | StepTimeout) -> str 
     return failure.type if isinstance(failure, ApplicationError) else None
 
 
-def signal_from_state(state: PaymentState, source: str) -> PaymentSignal:
+def signal_from_state(
+    state: PaymentState, source: str, attempt: int | None = None
+) -> PaymentSignal:
     kind = (
         NotificationKind.PAYMENT_SUCCEEDED
         if state.status == PaymentStatus.PAID
@@ -82,7 +107,23 @@ def signal_from_state(state: PaymentState, source: str) -> PaymentSignal:
         amount=state.amount,
         currency=state.currency,
         merchant_id=state.merchant_id,
+        attempt=attempt,
     )
+
+
+def _refused(
+    message: str, error_type: str = ORDER_NOT_MODIFIABLE, *details: object
+) -> ApplicationError:
+    """A modification's refusal, as its update fails with it."""
+    return ApplicationError(message, *details, type=error_type, non_retryable=True)
+
+
+def _repricing_refusal(error: ActivityError | ApplicationError | StepTimeout) -> ApplicationError:
+    """The refusal of new lines the repricing would not price (the coupon, say)."""
+    failure = error.cause if isinstance(error, ActivityError) else error
+    if isinstance(failure, ApplicationError) and failure.type in (COUPON_REJECTED, ORDER_INVALID):
+        return _refused(failure.message, failure.type, *failure.details)
+    return _refused(f"the order could not be re-priced: {failure}", MODIFICATION_FAILED)
 
 
 @workflow.defn
@@ -108,6 +149,13 @@ class OrderWorkflow:
         self._compensation_attempt = 1
         self._receipt_confirmed = False
         self._released_amount: int | None = None
+        # Modifications: taken while the run loop waits for the buyer, one at a time; each
+        # update waits for its answer under its ticket (None: applied).
+        self._awaiting_payment = False
+        self._modifications_asked = 0
+        self._modification: tuple[int, ModifyRequest] | None = None
+        self._modification_answers: dict[int, ApplicationError | None] = {}
+        self._replaced_attempts: dict[int, OrderInput] = {}
 
     @workflow.run
     async def run(self, order: OrderInput) -> OrderView:
@@ -133,6 +181,7 @@ class OrderWorkflow:
             review_reasons=tuple(self._review_reasons),
             refunded_amount=self._refunded_amount,
             released_amount=self._released_amount,
+            payment_attempt=self._order.payment_attempt,
         )
 
     @workflow.signal
@@ -183,6 +232,28 @@ class OrderWorkflow:
     def _validate_cancel(self, request: CancelRequest) -> None:
         if self._status not in CANCELLABLE_STATUSES | {OrderStatus.CANCELLED}:
             raise ValueError(f"order is {self._status.value}; only unpaid orders can be cancelled")
+
+    @workflow.update
+    async def modify_order(self, request: ModifyRequest) -> OrderView:
+        """New lines for an unpaid order: re-priced, its payment closed and issued anew.
+
+        Answers with the modified order, or fails with the refusal (nothing changed, or
+        the buyer paid the old amount first and the order is paid as it was).
+        """
+        self._modifications_asked += 1
+        ticket = self._modifications_asked
+        await workflow.wait_condition(lambda: self._modification is None)  # one at a time
+        self._check_modifiable()
+        self._modification = (ticket, request)
+        await workflow.wait_condition(lambda: ticket in self._modification_answers)
+        refusal = self._modification_answers.pop(ticket)
+        if refusal is not None:
+            raise refusal
+        return self.view()
+
+    @modify_order.validator
+    def _validate_modify(self, request: ModifyRequest) -> None:
+        self._check_modifiable()
 
     # -- the steps -----------------------------------------------------------
 
@@ -242,7 +313,10 @@ class OrderWorkflow:
         self._steps.append("create_payment")
         self._status = OrderStatus.AWAITING_PAYMENT  # create_payment wrote the projection
         self._publish(self._status)
-        return await self._await_payment(workflow.now() + timeout, first_poll_delay(timeout))
+        self._awaiting_payment = True  # modifications are taken from here on
+        outcome = await self._await_payment(workflow.now() + timeout, first_poll_delay(timeout))
+        self._stop_modifications()
+        return outcome
 
     async def _await_payment(self, deadline: datetime, poll_delay: timedelta) -> str:
         """Wait for the channel's word; query it at growing intervals so nothing is lost."""
@@ -252,12 +326,24 @@ class OrderWorkflow:
                 return outcome
             if self._cancel is not None:
                 return "cancelled"
+            if self._modification is not None:
+                outcome = await self._apply_modification()
+                if outcome:
+                    return outcome
+                poll_delay = first_poll_delay(
+                    timedelta(seconds=self._order.payment_timeout_seconds)
+                )
+                continue
             remaining = deadline - workflow.now()
             if remaining <= timedelta(0):
                 return "timeout"
             try:
                 await workflow.wait_condition(
-                    lambda: bool(self._inbox) or self._cancel is not None,
+                    lambda: (
+                        bool(self._inbox)
+                        or self._cancel is not None
+                        or self._modification is not None
+                    ),
                     timeout=min(poll_delay, remaining),
                 )
             except TimeoutError:
@@ -268,6 +354,9 @@ class OrderWorkflow:
         """Judge queued signals: "paid", "declined", or None to keep waiting."""
         while self._inbox:
             signal = self._inbox.pop(0)
+            if (signal.attempt or 1) != self._order.payment_attempt:
+                await self._give_back_replaced(signal)  # a modification replaced its attempt
+                continue
             if signal.kind == NotificationKind.PAYMENT_DECLINED:
                 return "declined"
             if signal.kind != NotificationKind.PAYMENT_SUCCEEDED:
@@ -293,18 +382,18 @@ class OrderWorkflow:
     async def _poll_channel(self) -> None:
         try:
             state: PaymentState = await workflow.execute_local_activity_method(
-                ChannelCalls.query_payment, self._ref, **options.CHANNEL_POLL
+                ChannelCalls.query_payment, self._payment_ref(), **options.CHANNEL_POLL
             )
         except StepFailed:
             return  # the next poll, the notification or the timeout will tell
         if state.status in (PaymentStatus.PAID, PaymentStatus.DECLINED):
-            self._inbox.append(signal_from_state(state, "query"))
+            self._inbox.append(signal_from_state(state, "query", self._order.payment_attempt))
 
     async def _close_at_channel(self) -> bool:
         """Close the payment; True when the channel says the buyer paid first."""
         try:
             result: CloseResult = await workflow.execute_local_activity_method(
-                ChannelCalls.close_payment, self._ref, **options.CHANNEL_MUST_FINISH
+                ChannelCalls.close_payment, self._payment_ref(), **options.CHANNEL_MUST_FINISH
             )
         except StepFailed as error:
             if _failure_type(error) != PAYMENT_NOT_FOUND:
@@ -314,7 +403,8 @@ class OrderWorkflow:
         self._steps.append("close_payment")
         if result.closed or result.payment.status != PaymentStatus.PAID:
             return False
-        return await self._accept(signal_from_state(result.payment, "close"))
+        attempt = self._order.payment_attempt
+        return await self._accept(signal_from_state(result.payment, "close", attempt))
 
     async def _fulfil(self) -> None:
         """Record, settle, notify; a step that fails for good is compensated."""
@@ -411,6 +501,9 @@ class OrderWorkflow:
                 return
             for signal in late:
                 assert signal.channel_txn_id is not None
+                if (signal.attempt or 1) != self._order.payment_attempt:
+                    await self._give_back_replaced(signal)
+                    continue
                 self._seen_txn_ids.add(signal.channel_txn_id)
                 refund_id = late_payment_refund_id(self._order.order_id, signal.channel_txn_id)
                 try:
@@ -429,6 +522,7 @@ class OrderWorkflow:
             amount=payment.amount,
             currency=payment.currency,
             reason=reason,
+            payment_reference=self._reference_of(payment.attempt),
         )
         if workflow.patched("refund-waits-with-timers"):
             await self._refund_and_wait(refund)
@@ -456,6 +550,142 @@ class OrderWorkflow:
             raise ApplicationError(
                 state.failure_reason or "refund refused", type=REFUND_REFUSED, non_retryable=True
             )
+
+    # -- modification --------------------------------------------------------
+
+    def _check_modifiable(self) -> None:
+        state = None
+        if self._paid is not None:
+            state = "paid"
+        elif self._cancel is not None:
+            state = "being cancelled"
+        elif not self._awaiting_payment:  # not yet waiting for the buyer, or ending unpaid
+            waiting = self._status == OrderStatus.AWAITING_PAYMENT
+            state = "closing" if waiting else self._status.value
+        if state is not None:
+            raise _refused(f"the order is {state}; only an order awaiting payment can be modified")
+        if self._order.payment_attempt >= MAX_PAYMENT_ATTEMPTS:
+            raise _refused(f"an order can be modified at most {MAX_PAYMENT_ATTEMPTS - 1} times")
+
+    def _stop_modifications(self) -> None:
+        """The buyer paid or the order is ending: a modification not yet applied is refused."""
+        self._awaiting_payment = False
+        if self._modification is not None:
+            ticket, _ = self._modification
+            self._modification = None
+            self._modification_answers[ticket] = _refused("the order no longer awaits payment")
+
+    async def _apply_modification(self) -> str | None:
+        """Apply the waiting modification and answer its update; returns "paid" when the
+        close found the buyer had paid the old amount, "channel_failed" when the new
+        payment could not be created, None to keep waiting for the buyer."""
+        assert self._modification is not None
+        ticket, request = self._modification
+        outcome, refusal = await self._modify(request)
+        self._modification = None
+        self._modification_answers[ticket] = refusal
+        return outcome
+
+    async def _modify(self, request: ModifyRequest) -> tuple[str | None, ApplicationError | None]:
+        """Re-price (coupon checked again), close the pending payment, record the new lines,
+        issue the next attempt. Until the close succeeds, a refusal changes nothing."""
+        repricing = Repricing(order_id=self._order.order_id, lines=request.lines)
+        try:
+            # A regular activity, not a local one: scheduling it ends the workflow task, so
+            # the update is durably accepted before anything changes at the channel, and a
+            # failed task later replays these steps instead of losing the update.
+            priced: PricedOrder = await workflow.execute_activity_method(
+                OrderRecords.reprice_order, repricing, **options.DB_WRITE
+            )
+        except StepFailed as error:
+            return None, _repricing_refusal(error)
+        if priced.payable_amount == 0:
+            message = "nothing would be left to pay; cancel the order instead"
+            return None, _refused(message, ORDER_INVALID, "payable_zero", "lines")
+        closing = await self._close_for_modification()
+        if closing is not None:
+            return closing
+        attempt = self._order.payment_attempt + 1
+        change = OrderModification(
+            order_id=self._order.order_id, priced=priced, payment_attempt=attempt
+        )
+        await workflow.execute_local_activity_method(
+            OrderRecords.record_modification, change, **options.DB_MUST_FINISH
+        )
+        self._steps.append("record_modification")
+        self._replaced_attempts[self._order.payment_attempt] = self._order
+        self._order = self._order.model_copy(update={"priced": priced, "payment_attempt": attempt})
+        self._checkout = None
+        timeout = timedelta(seconds=self._order.payment_timeout_seconds)
+        try:
+            self._checkout = await workflow.execute_local_activity_method(
+                ChannelCalls.create_payment, self._order, **options.channel_create(timeout)
+            )
+        except StepFailed:
+            message = "the channel did not take the new payment; the order closes"
+            return "channel_failed", _refused(message, MODIFICATION_FAILED)
+        self._steps.append("create_payment")
+        return None, None
+
+    async def _close_for_modification(self) -> tuple[str | None, ApplicationError] | None:
+        """Close the pending payment so its amount can no longer be paid: None once it is
+        closed, else the modification's outcome and refusal."""
+        try:
+            result: CloseResult = await workflow.execute_local_activity_method(
+                ChannelCalls.close_payment, self._payment_ref(), **options.CHANNEL_TRY
+            )
+        except StepFailed as error:
+            if _failure_type(error) == PAYMENT_NOT_FOUND:
+                return None  # nothing at the channel can take the old amount
+            message = f"the pending payment could not be closed: {error.cause or error}"
+            if _failure_type(error) == CHANNEL_REJECTED:
+                return None, _refused(message)
+            return None, _refused(f"{message}; try again", MODIFICATION_FAILED)
+        self._steps.append("close_payment")
+        if result.closed:
+            return None
+        if result.payment.status == PaymentStatus.PAID:
+            signal = signal_from_state(result.payment, "close", self._order.payment_attempt)
+            if await self._accept(signal):
+                return "paid", _refused("the buyer paid the order first; it stays as it was")
+            return None, _refused("the channel reports a payment that needs review")
+        return None, _refused("the channel would not close the pending payment")
+
+    async def _give_back_replaced(self, signal: PaymentSignal) -> None:
+        """A payment of an attempt a modification replaced is never the order's payment:
+        refunded like a late one when it is what that attempt asked, flagged otherwise."""
+        txn_id = signal.channel_txn_id
+        if signal.kind != NotificationKind.PAYMENT_SUCCEEDED or not txn_id:
+            return  # a decline or refund notice of a replaced attempt changes nothing
+        if txn_id in self._seen_txn_ids:
+            return
+        self._seen_txn_ids.add(txn_id)
+        attempt = signal.attempt or 1
+        asked = self._replaced_attempts.get(attempt)
+        problem = "no such attempt" if asked is None else payment_mismatch(asked, signal)
+        if problem is not None:
+            await self._flag_for_review(f"payment of replaced attempt {attempt}: {problem}")
+            return
+        refund_id = late_payment_refund_id(self._order.order_id, txn_id)
+        try:
+            await self._refund(signal, refund_id, "late_payment")
+        except StepFailed as error:
+            await self._flag_for_review(f"late payment refund refused: {error}")
+            return
+        self._steps.append("refund_late_payment")
+
+    def _payment_ref(self) -> OrderRef:
+        """The current payment at the channel; the first attempt's is the order id."""
+        reference = self._reference_of(self._order.payment_attempt)
+        if reference is None:
+            return self._ref
+        return self._ref.model_copy(update={"payment_reference": reference})
+
+    def _reference_of(self, attempt: int | None) -> str | None:
+        """The channel reference of a payment attempt; None for the first (the order id)."""
+        if attempt is None or attempt == 1:
+            return None
+        return payment_reference(self._order.order_id, attempt)
 
     # -- small helpers -------------------------------------------------------
 

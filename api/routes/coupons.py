@@ -5,7 +5,6 @@ Callers are not identified yet (auth is coming); these routes will be operators'
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -17,26 +16,12 @@ from api.deps import ContextDep
 from api.errors import Conflict, InvalidRequest, NotFound
 from api.records import now
 from api.schemas import CouponCreate, CouponOut, CouponPage
-from db.coupons import HoldCounts, hold_counts, locked_coupon
+from db.coupons import HoldCounts, coupon_rule, hold_counts, locked_coupon
 from db.tables import Coupon
 from db.writes import insert_ignore
-from domain import pricing
 from domain.money import currency_exponent
 
 router = APIRouter(prefix="/v1/coupons", tags=["coupons"])
-
-
-def to_domain(row: Coupon) -> pricing.Coupon:
-    return pricing.Coupon(
-        code=row.code,
-        kind=pricing.CouponKind(row.kind),
-        percent_off=Decimal(row.percent_off) if row.percent_off is not None else None,
-        amount_off=row.amount_off,
-        min_total=row.min_total,
-        currency=row.currency,
-        valid_from=row.valid_from,
-        valid_until=row.valid_until,
-    )
 
 
 def _out(row: Coupon, holds: HoldCounts) -> CouponOut:
@@ -67,7 +52,7 @@ def create_coupon(body: CouponCreate, caller: OperatorCaller, context: ContextDe
     values["percent_off"] = str(body.percent_off) if body.percent_off is not None else None
     row = Coupon(**values, created_at=now())
     try:
-        to_domain(row)  # the domain's own rules: kinds, amounts, window
+        coupon_rule(row)  # the domain's own rules: kinds, amounts, window
     except ValidationError as error:
         first = error.errors()[0]
         field = first.get("loc", ())[:1]

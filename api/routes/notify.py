@@ -7,6 +7,12 @@ order's saga as a signal, and only then acknowledge in the channel's own terms
 retries, so no notification is ever lost. A refused message changes nothing
 and is answered with our JSON error in the shape the channel reads as "not
 taken" (WeChat Pay adds `{"code": "FAIL", "message": ...}`).
+
+A notification names the payment by its channel reference: the order id, or for
+a payment re-issued after a modification the order id and its attempt
+(`domain.keys.payment_reference`). The current attempt's payment must be for
+the order's amount; one of an attempt a modification replaced is passed to the
+saga, which judges it against that attempt and gives it back.
 """
 
 from __future__ import annotations
@@ -31,9 +37,14 @@ from channels.errors import (
     NotificationMismatch,
     NotificationSignatureError,
 )
-from db.tables import ChannelNotification, Order, Refund
+from db.tables import ChannelNotification, Order, Payment, Refund
 from db.writes import insert_ignore
-from domain.keys import late_payment_workflow_id, order_workflow_id, refund_workflow_id
+from domain.keys import (
+    late_payment_workflow_id,
+    order_workflow_id,
+    refund_workflow_id,
+    split_payment_reference,
+)
 from domain.refunds import RefundNotice
 from domain.saga import LatePayment, PaymentSignal
 from workflows.late_payment import LatePaymentRefundWorkflow
@@ -94,11 +105,14 @@ async def _take(context: AppContext, channel: str, notification: Notification, b
 def _store(context: AppContext, channel: str, notification: Notification, body: bytes) -> None:
     """Keep the raw message (once per channel message id) if it is about one of our
     orders, on this channel, and a payment's amount is exactly the order's."""
+    order_id, attempt = split_payment_reference(notification.order_id)
     with context.sessions() as session, session.begin():
-        order = session.get(Order, notification.order_id)
+        order = session.get(Order, order_id)
         if order is None:
             raise NotFound("order_not_found", "the notification names no order of ours", "order_id")
-        problem = _mismatch(order, channel, notification)
+        payment = session.get(Payment, order_id)
+        current_attempt = payment.attempt if payment is not None else 1
+        problem = _mismatch(order, channel, notification, attempt, current_attempt)
         if problem is not None:
             logger.warning("rejected a %s notification: %s", channel, problem)
             raise InvalidRequest("notification_mismatch", problem)
@@ -108,7 +122,7 @@ def _store(context: AppContext, channel: str, notification: Notification, body: 
             {
                 "id": f"{channel}:{notification.notification_id}",
                 "channel": channel,
-                "order_id": notification.order_id,
+                "order_id": order_id,
                 "kind": notification.kind.value,
                 "raw_body": body.decode("utf-8", errors="replace"),
                 "received_at": now(),
@@ -116,11 +130,17 @@ def _store(context: AppContext, channel: str, notification: Notification, body: 
         )
 
 
-def _mismatch(order: Order, channel: str, notification: Notification) -> str | None:
+def _mismatch(
+    order: Order, channel: str, notification: Notification, attempt: int, current_attempt: int
+) -> str | None:
     if order.channel != channel:
         return "the order was not placed on this channel"
     if notification.kind != NotificationKind.PAYMENT_SUCCEEDED:
         return None  # a refund's own amount; refunds are confirmed by query
+    if attempt > current_attempt:
+        return "the order has no such payment attempt"
+    if attempt < current_attempt:
+        return None  # a replaced attempt's: the saga checks it against that attempt's amount
     if (notification.amount, notification.currency) != (order.payable_amount, order.currency):
         return "amount or currency differs from the order's"
     if notification.merchant_id not in (None, order.merchant_id):
@@ -153,6 +173,7 @@ async def _deliver_refund(context: AppContext, notification: Notification) -> No
 
 
 async def _deliver(context: AppContext, channel: str, notification: Notification) -> None:
+    order_id, attempt = split_payment_reference(notification.order_id)
     signal = PaymentSignal(
         source=f"notification:{notification.notification_id}",
         kind=notification.kind.value,
@@ -161,8 +182,9 @@ async def _deliver(context: AppContext, channel: str, notification: Notification
         currency=notification.currency,
         merchant_id=notification.merchant_id,
         refund_id=notification.refund_id,
+        attempt=attempt,
     )
-    handle = context.temporal.get_workflow_handle(order_workflow_id(notification.order_id))
+    handle = context.temporal.get_workflow_handle(order_workflow_id(order_id))
     try:
         await handle.signal(OrderWorkflow.payment_notification, signal)
     except RPCError as error:
@@ -177,12 +199,14 @@ async def _refund_if_late_payment(
     """The saga has ended: a payment for it is late, and the money goes back."""
     if notification.kind != NotificationKind.PAYMENT_SUCCEEDED or not notification.channel_txn_id:
         return  # refund notices for an ended saga need nothing more
+    order_id, attempt = split_payment_reference(notification.order_id)
     late = LatePayment(
-        order_id=notification.order_id,
+        order_id=order_id,
         channel=channel,
         channel_txn_id=notification.channel_txn_id,
         amount=notification.amount,
         currency=notification.currency,
+        payment_reference=notification.order_id if attempt > 1 else None,
     )
     # WorkflowAlreadyStarted: a repeat of a notification we already acted on.
     with contextlib.suppress(WorkflowAlreadyStartedError):

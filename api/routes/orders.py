@@ -1,4 +1,4 @@
-"""Orders: create (idempotent), read, list, cancel."""
+"""Orders: create (idempotent), read, list, modify, cancel, delete."""
 
 from __future__ import annotations
 
@@ -15,8 +15,10 @@ from api.auth.scope import order_for, scoped_orders
 from api.deps import AppContext, ContextDep
 from api.errors import Conflict, InvalidRequest
 from api.order_creation import create_order
+from api.order_deletion import delete_order
+from api.order_modification import modify_order
 from api.records import order_out
-from api.schemas import CancelIn, OrderCreate, OrderOut, OrderPage
+from api.schemas import CancelIn, OrderCreate, OrderModify, OrderOut, OrderPage
 from db.tables import Order
 from domain.keys import order_workflow_id
 from domain.order_status import OrderStatus
@@ -69,6 +71,26 @@ def list_orders(
         page = [order_out(session, row) for row in rows[:limit]]
     has_more = len(rows) > limit
     return OrderPage(data=page, has_more=has_more, next_cursor=page[-1].id if has_more else None)
+
+
+@router.post("/{order_id}/modify")
+async def post_modification(
+    order_id: str, body: OrderModify, caller: AnyCaller, context: ContextDep
+) -> OrderOut:
+    """New lines for an unpaid order: re-priced, its coupon checked again, its payment at
+    the channel closed and issued anew for the new amount (a new checkout)."""
+    return await modify_order(context, caller, order_id, body)
+
+
+@router.delete("/{order_id}", response_model=OrderOut, responses={202: {"model": OrderOut}})
+async def delete(order_id: str, caller: AnyCaller, context: ContextDep) -> Response:
+    """Cancel an unpaid order (200), or refund a paid one in full (202); repeats are safe."""
+    deletion = await delete_order(context, caller, order_id)
+    return Response(
+        deletion.order.model_dump_json(),
+        status_code=deletion.status_code,
+        media_type="application/json",
+    )
 
 
 @router.post("/{order_id}/cancel")

@@ -142,6 +142,9 @@ SAMPLES: dict[tuple[str, str], Sample] = {
     ("POST", "/v1/me/password"): _password_change,
     ("POST", "/v1/orders"): _new_order,
     ("POST", "/v1/orders/{order_id}/refunds"): _json(lambda w, p: {"amount": 1}),
+    ("POST", "/v1/orders/{order_id}/modify"): _json(
+        lambda w, p: {"lines": order_body("")["lines"]}
+    ),
     ("POST", "/v1/merchants"): _json(lambda w, p: merchant_body()),
     ("PATCH", "/v1/merchants/{merchant_id}"): _json(lambda w, p: {"name": "Renamed shop"}),
     ("POST", "/v1/merchants/{merchant_id}/api-keys"): _json(lambda w, p: {"name": "matrix"}),

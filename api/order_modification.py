@@ -1,0 +1,110 @@
+"""POST /v1/orders/{id}/modify: price the new lines here, then let the order's saga apply them.
+
+Whatever the API can refuse (the lines, the order's coupon on the new total) is
+refused before the saga is asked, so a bad request changes nothing. The saga
+then re-prices with the coupon checked again, closes the pending payment at the
+channel, records the new lines and issues a new payment for the new amount,
+all in its own run loop, between payment notifications. Its refusals map here:
+
+    CouponRejected, OrderInvalid   400 (the code and param the pricing gave)
+    OrderNotModifiable             409 order_not_modifiable (paid, closed, cancelled,
+                                   or the buyer paid the old amount first)
+    ModificationFailed             503 modification_failed (the channel is down; try again)
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from activities.errors import COUPON_REJECTED, MODIFICATION_FAILED, ORDER_INVALID
+from api.auth.caller import Caller
+from api.auth.scope import order_for
+from api.deps import AppContext
+from api.errors import ApiError, Conflict, InvalidRequest, ServiceUnavailable
+from api.records import now, order_out
+from api.schemas import OrderModify, OrderOut
+from db.coupons import coupon_rule
+from db.tables import Coupon
+from domain.errors import CouponRejected
+from domain.keys import order_workflow_id
+from domain.pricing import OrderLine, price_order
+from domain.saga import ModifyRequest
+from workflows.order import OrderWorkflow
+
+
+async def modify_order(
+    context: AppContext, caller: Caller, order_id: str, body: OrderModify
+) -> OrderOut:
+    request = await asyncio.to_thread(_checked_request, context, caller, order_id, body)
+    try:
+        await _send(context, order_id, request)
+    except WorkflowUpdateFailedError as failed:
+        raise _refusal(failed.cause) from None
+    except RPCError as error:
+        if error.status != RPCStatusCode.NOT_FOUND:
+            raise
+        order = await asyncio.to_thread(_read, context, caller, order_id)  # the saga has ended
+        message = f"the order is {order.status}; only an order awaiting payment can be modified"
+        raise _not_modifiable(message) from None
+    return await asyncio.to_thread(_read, context, caller, order_id)
+
+
+async def _send(context: AppContext, order_id: str, request: ModifyRequest) -> None:
+    """The update, sent again once if the server lost it before the saga accepted it (the
+    task that carried it failed, e.g. because the saga ended as a payment arrived)."""
+    handle = context.temporal.get_workflow_handle(order_workflow_id(order_id))
+    try:
+        await handle.execute_update(OrderWorkflow.modify_order, request)
+    except RPCError as error:
+        if error.status != RPCStatusCode.FAILED_PRECONDITION:
+            raise
+        await handle.execute_update(OrderWorkflow.modify_order, request)
+
+
+def _checked_request(
+    context: AppContext, caller: Caller, order_id: str, body: OrderModify
+) -> ModifyRequest:
+    """The new lines, priced as the saga will price them; a DomainError (400) if they cannot be."""
+    lines = tuple(OrderLine(**line.model_dump()) for line in body.lines)
+    with context.sessions() as session:
+        order = order_for(session, caller, order_id)
+        coupon = None
+        if order.coupon_code is not None:
+            row = session.get(Coupon, order.coupon_code)
+            if row is None:
+                message = f"coupon {order.coupon_code} no longer exists"
+                raise CouponRejected("coupon_not_found", message, "coupon_code")
+            coupon = coupon_rule(row)
+        priced = price_order(lines, order.currency, coupon, now())
+    if priced.payable_amount == 0:
+        message = "nothing would be left to pay; cancel the order instead"
+        raise InvalidRequest("payable_zero", message, "lines")
+    return ModifyRequest(lines=lines)
+
+
+def _refusal(cause: BaseException | None) -> ApiError:
+    if not isinstance(cause, ApplicationError):
+        return ServiceUnavailable("modification_failed", "the order could not be modified")
+    if cause.type in (COUPON_REJECTED, ORDER_INVALID):
+        code, param = (*cause.details, None, None)[:2]
+        return InvalidRequest(
+            str(code or "modification_invalid"),
+            cause.message,
+            None if param is None else str(param),
+        )
+    if cause.type == MODIFICATION_FAILED:
+        return ServiceUnavailable("modification_failed", cause.message)
+    return _not_modifiable(cause.message)
+
+
+def _not_modifiable(message: str) -> Conflict:
+    return Conflict("order_not_modifiable", message, "id")
+
+
+def _read(context: AppContext, caller: Caller, order_id: str) -> OrderOut:
+    with context.sessions() as session:
+        return order_out(session, order_for(session, caller, order_id))
