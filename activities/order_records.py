@@ -14,13 +14,12 @@ from temporalio import activity
 
 from activities.errors import COUPON_REJECTED, MERCHANT_SUSPENDED, ORDER_INVALID, business_error
 from activities.webhook_starts import StartDelivery
-from db.coupons import check_hold_allowed, coupon_rule, locked_coupon
+from db.coupons import check_hold_allowed, locked_coupon, reprice
 from db.engine import SessionFactory
 from db.ledger import reverse_entry
 from db.order_money import capture_payment, locked_order, order_split, release_funds
 from db.party_notifications import notify_party
 from db.tables import (
-    Coupon,
     CouponRedemption,
     Merchant,
     Order,
@@ -32,7 +31,7 @@ from db.webhook_events import record_order_event
 from domain.errors import CouponRejected, DomainError
 from domain.keys import settlement_entry_id
 from domain.order_status import OrderStatus
-from domain.pricing import PricedOrder, price_order
+from domain.pricing import PricedOrder
 from domain.saga import (
     OrderInput,
     OrderModification,
@@ -84,14 +83,7 @@ class OrderRecords:
                 order = session.get(Order, repricing.order_id)
                 if order is None:
                     raise ValueError(f"no order {repricing.order_id}")  # a bug: the saga made it
-                coupon = None
-                if order.coupon_code is not None:
-                    row = session.get(Coupon, order.coupon_code)
-                    if row is None:
-                        message = f"coupon {order.coupon_code} no longer exists"
-                        raise CouponRejected("coupon_not_found", message, "coupon_code")
-                    coupon = coupon_rule(row)
-            return price_order(repricing.lines, order.currency, coupon, _now())
+                return reprice(session, order, repricing.lines, _now())
         except DomainError as refusal:
             kind = COUPON_REJECTED if isinstance(refusal, CouponRejected) else ORDER_INVALID
             raise business_error(kind, refusal.message, refusal.code, refusal.param) from None

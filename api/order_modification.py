@@ -27,11 +27,9 @@ from api.deps import AppContext
 from api.errors import ApiError, Conflict, InvalidRequest, ServiceUnavailable
 from api.records import now, order_out
 from api.schemas import OrderModify, OrderOut
-from db.coupons import coupon_rule
-from db.tables import Coupon
-from domain.errors import CouponRejected
+from db.coupons import reprice
 from domain.keys import order_workflow_id
-from domain.pricing import OrderLine, price_order
+from domain.pricing import OrderLine
 from domain.saga import ModifyRequest
 from workflows.order import OrderWorkflow
 
@@ -72,14 +70,7 @@ def _checked_request(
     lines = tuple(OrderLine(**line.model_dump()) for line in body.lines)
     with context.sessions() as session:
         order = order_for(session, caller, order_id)
-        coupon = None
-        if order.coupon_code is not None:
-            row = session.get(Coupon, order.coupon_code)
-            if row is None:
-                message = f"coupon {order.coupon_code} no longer exists"
-                raise CouponRejected("coupon_not_found", message, "coupon_code")
-            coupon = coupon_rule(row)
-        priced = price_order(lines, order.currency, coupon, now())
+        priced = reprice(session, order, lines, now())
     if priced.payable_amount == 0:
         message = "nothing would be left to pay; cancel the order instead"
         raise InvalidRequest("payable_zero", message, "lines")

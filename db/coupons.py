@@ -9,13 +9,14 @@ orders take turns and the counts cannot change between the check and the insert.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 
 from sqlmodel import Session, col, func, select
 
-from db.tables import Coupon, CouponRedemption
+from db.tables import Coupon, CouponRedemption, Order
 from domain import pricing
 from domain.errors import CouponRejected
 
@@ -115,3 +116,18 @@ def coupon_rule(row: Coupon) -> pricing.Coupon:
         valid_from=row.valid_from,
         valid_until=row.valid_until,
     )
+
+
+def reprice(
+    session: Session, order: Order, lines: Sequence[pricing.OrderLine], now: datetime
+) -> pricing.PricedOrder:
+    """An order's new lines priced with its coupon checked again (the total, the window);
+    the order already holds the coupon, so its redemption limits are not counted again."""
+    coupon = None
+    if order.coupon_code is not None:
+        row = session.get(Coupon, order.coupon_code)
+        if row is None:
+            message = f"coupon {order.coupon_code} no longer exists"
+            raise CouponRejected("coupon_not_found", message, "coupon_code")
+        coupon = coupon_rule(row)
+    return pricing.price_order(lines, order.currency, coupon, now)

@@ -1,4 +1,5 @@
-"""Signatures on the webhooks we send to merchants, in the style of Stripe's.
+"""HMAC-SHA256 signatures in the style of Stripe's webhooks: on the webhooks we send to
+merchants, and (through `channels.signature`) on the sandbox's bank and card messages.
 
 Every delivery carries three headers:
 
@@ -30,7 +31,7 @@ _TIMESTAMP = re.compile(r"[0-9]{1,12}")
 _HEX_DIGEST = re.compile(r"[0-9a-f]{64}")
 
 
-def sign(secret: str, body: bytes, timestamp: int) -> str:
+def sign(secret: str | bytes, body: bytes, timestamp: int) -> str:
     """The `Paysaga-Signature` value for `body` sent at `timestamp` (unix seconds)."""
     return f"t={timestamp},{SCHEME}={_digest(secret, body, timestamp)}"
 
@@ -48,7 +49,7 @@ def signed_headers(
 
 
 def verify(
-    secret: str,
+    secret: str | bytes,
     header: str | None,
     body: bytes,
     now: int,
@@ -73,9 +74,10 @@ def verify(
     return timestamp
 
 
-def _digest(secret: str, body: bytes, timestamp: int) -> str:
+def _digest(secret: str | bytes, body: bytes, timestamp: int) -> str:
+    key = secret.encode() if isinstance(secret, str) else secret
     message = f"{timestamp}.".encode("ascii") + body
-    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
 def _parse(header: str) -> tuple[int, list[str]]:
