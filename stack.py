@@ -64,7 +64,9 @@ def temporal_command(port: int, ui_port: int | None, db_path: str | None) -> lis
 
 def uvicorn_command(factory: str, host: str, port: int) -> list[str]:
     command = [sys.executable, "-m", "uvicorn", "--factory", factory, "--host", host]
-    return [*command, "--port", str(port), "--log-level", "warning"]
+    # Idle connections stay open 75 s, not uvicorn's 5: a client reusing one just as the
+    # server closed it gets a read error, and neither side retries a POST by itself.
+    return [*command, "--port", str(port), "--log-level", "warning", "--timeout-keep-alive", "75"]
 
 
 def worker_command() -> list[str]:

@@ -81,7 +81,7 @@ async def test_deleting_a_paid_order_refunds_it_in_full_once_however_often_it_is
 
     refund = await _one_succeeded_refund(system, order["id"])
     assert (refund.id, refund.amount) == (deletion_refund_id(order["id"], "operator"), 7498)
-    assert (refund.reason, refund.requested_by) == ("order deleted", "merchant")
+    assert (refund.reason, refund.requested_by) == ("order deleted", "operator")  # the caller
     after = await api.delete(f"/v1/orders/{order['id']}")
     assert after.status_code == 202
     assert after.json()["refunded_amount"] == 7498
