@@ -31,6 +31,7 @@ from api.deps import AppContext
 from api.errors import Conflict, InvalidRequest, ServiceUnavailable
 from api.records import new_id, now, order_out
 from api.schemas import OrderCreate
+from api.updates import resending_lost
 from channels.base import supports_currency
 from db.coupons import check_hold_allowed, coupon_rule
 from db.tables import Coupon as CouponRow
@@ -40,7 +41,7 @@ from domain.errors import CouponRejected
 from domain.keys import order_workflow_id
 from domain.order_status import OrderStatus
 from domain.pricing import Coupon, OrderLine, price_order
-from domain.saga import CheckoutRequest, OrderInput
+from domain.saga import CheckoutRequest, OrderInput, OrderView
 from workflows.order import OrderWorkflow
 from workflows.search_attributes import MERCHANT_ID, ORDER_STATUS, PAYMENT_CHANNEL
 
@@ -98,7 +99,9 @@ async def _join_saga(context: AppContext, order_id: str) -> bool:
     """Wait for the checkout of a saga already started; False when there is none (yet)."""
     handle = context.temporal.get_workflow_handle(order_workflow_id(order_id))
     try:
-        await handle.execute_update(OrderWorkflow.await_checkout, CheckoutRequest())
+        await resending_lost(
+            lambda: handle.execute_update(OrderWorkflow.await_checkout, CheckoutRequest())
+        )
     except RPCError as error:
         if error.status != RPCStatusCode.NOT_FOUND:
             raise
@@ -177,28 +180,34 @@ def _claim_key(context: AppContext, key: str, digest: str, order_id: str) -> str
 
 async def _start_saga(context: AppContext, order: OrderInput) -> None:
     """Start the workflow (or join the one already started) and wait for its checkout."""
-    start = WithStartWorkflowOperation(
-        OrderWorkflow.run,
-        order,
-        id=order_workflow_id(order.order_id),
-        task_queue=context.settings.task_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-        search_attributes=TypedSearchAttributes(
-            [
-                SearchAttributePair(ORDER_STATUS, OrderStatus.CREATED.value),
-                SearchAttributePair(MERCHANT_ID, order.merchant_id),
-                SearchAttributePair(PAYMENT_CHANNEL, order.channel),
-            ]
-        ),
-    )
+
+    def start() -> WithStartWorkflowOperation[OrderWorkflow, OrderView]:
+        return WithStartWorkflowOperation(
+            OrderWorkflow.run,
+            order,
+            id=order_workflow_id(order.order_id),
+            task_queue=context.settings.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(ORDER_STATUS, OrderStatus.CREATED.value),
+                    SearchAttributePair(MERCHANT_ID, order.merchant_id),
+                    SearchAttributePair(PAYMENT_CHANNEL, order.channel),
+                ]
+            ),
+        )
+
+    async def send() -> OrderView:  # an operation is used once: each attempt its own
+        return await context.temporal.execute_update_with_start_workflow(
+            OrderWorkflow.await_checkout, CheckoutRequest(), start_workflow_operation=start()
+        )
+
     # WorkflowAlreadyStarted: it ran and ended already (a repeat after a crash); the
     # database has the answer.
     try:
         with contextlib.suppress(WorkflowAlreadyStartedError):
-            await context.temporal.execute_update_with_start_workflow(
-                OrderWorkflow.await_checkout, CheckoutRequest(), start_workflow_operation=start
-            )
+            await resending_lost(send)
     except WorkflowUpdateFailedError:
         raise ServiceUnavailable("order_start_failed", "the order could not be started") from None
 

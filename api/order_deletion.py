@@ -26,6 +26,7 @@ from api.errors import Conflict
 from api.records import get_order, order_out
 from api.refund_requests import submit_refund
 from api.schemas import OrderOut
+from api.updates import resending_lost
 from db.tables import Refund
 from domain.keys import deletion_refund_id, order_workflow_id
 from domain.order_status import CANCELLABLE_STATUSES, OrderStatus
@@ -71,13 +72,7 @@ async def _cancel(context: AppContext, order_id: str) -> None:
     handle = context.temporal.get_workflow_handle(order_workflow_id(order_id))
     request = CancelRequest(reason="deleted")
     try:
-        try:
-            await handle.execute_update(OrderWorkflow.cancel_order, request)
-        except RPCError as error:
-            if error.status != RPCStatusCode.FAILED_PRECONDITION:
-                raise
-            # The server lost the update before the saga took it: send it again, once.
-            await handle.execute_update(OrderWorkflow.cancel_order, request)
+        await resending_lost(lambda: handle.execute_update(OrderWorkflow.cancel_order, request))
     except WorkflowUpdateFailedError:
         pass  # refused: the buyer has paid meanwhile
     except RPCError as error:

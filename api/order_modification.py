@@ -27,6 +27,7 @@ from api.deps import AppContext
 from api.errors import ApiError, Conflict, InvalidRequest, ServiceUnavailable
 from api.records import now, order_out
 from api.schemas import OrderModify, OrderOut
+from api.updates import resending_lost
 from db.coupons import reprice
 from domain.keys import order_workflow_id
 from domain.pricing import OrderLine
@@ -55,12 +56,7 @@ async def _send(context: AppContext, order_id: str, request: ModifyRequest) -> N
     """The update, sent again once if the server lost it before the saga accepted it (the
     task that carried it failed, e.g. because the saga ended as a payment arrived)."""
     handle = context.temporal.get_workflow_handle(order_workflow_id(order_id))
-    try:
-        await handle.execute_update(OrderWorkflow.modify_order, request)
-    except RPCError as error:
-        if error.status != RPCStatusCode.FAILED_PRECONDITION:
-            raise
-        await handle.execute_update(OrderWorkflow.modify_order, request)
+    await resending_lost(lambda: handle.execute_update(OrderWorkflow.modify_order, request))
 
 
 def _checked_request(

@@ -22,6 +22,7 @@ from api.deps import AppContext
 from api.errors import ApiError, Conflict, InvalidRequest, NotFound
 from api.records import new_id
 from api.schemas import RefundCreate, RefundLineIn, RefundOut, RefundPartsOut
+from api.updates import resending_lost
 from db.tables import Order, Refund, RefundLine
 from domain.keys import refund_workflow_id
 from domain.refunds import (
@@ -81,23 +82,28 @@ async def submit_refund(context: AppContext, caller: Caller, ask: RefundAsk) -> 
 
 
 async def _run_refund(context: AppContext, ask: RefundAsk) -> RefundView:
-    start = WithStartWorkflowOperation(
-        RefundWorkflow.run,
-        ask,
-        id=refund_workflow_id(ask.refund_id),
-        task_queue=context.settings.task_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+    def start() -> WithStartWorkflowOperation[RefundWorkflow, RefundView]:
+        return WithStartWorkflowOperation(
+            RefundWorkflow.run,
+            ask,
+            id=refund_workflow_id(ask.refund_id),
+            task_queue=context.settings.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        )
+
+    async def send() -> RefundView:
+        # An operation is used once: each attempt gets its own.
+        return await context.temporal.execute_update_with_start_workflow(
+            RefundWorkflow.await_acceptance, RefundAcceptance(), start_workflow_operation=start()
+        )
+
+    handle: WorkflowHandle[RefundWorkflow, RefundView] = context.temporal.get_workflow_handle_for(
+        RefundWorkflow.run, refund_workflow_id(ask.refund_id)
     )
     try:
-        view = await context.temporal.execute_update_with_start_workflow(
-            RefundWorkflow.await_acceptance, RefundAcceptance(), start_workflow_operation=start
-        )
-        handle: WorkflowHandle[RefundWorkflow, RefundView] = await start.workflow_handle()
+        view = await resending_lost(send)
     except WorkflowAlreadyStartedError:  # a repeat of a refund whose workflow has ended
-        handle = context.temporal.get_workflow_handle_for(
-            RefundWorkflow.run, refund_workflow_id(ask.refund_id)
-        )
         view = await handle.query(RefundWorkflow.view)
     if await handle.query(RefundWorkflow.ask) != ask:
         raise Conflict(

@@ -19,6 +19,7 @@ from api.order_deletion import delete_order
 from api.order_modification import modify_order
 from api.records import order_out
 from api.schemas import CancelIn, OrderCreate, OrderModify, OrderOut, OrderPage
+from api.updates import resending_lost
 from db.tables import Order
 from domain.keys import order_workflow_id
 from domain.order_status import OrderStatus
@@ -141,7 +142,7 @@ async def _update_then_expect(
     await asyncio.to_thread(_order_view, context, caller, order_id)  # 404: not the caller's
     handle = context.temporal.get_workflow_handle(order_workflow_id(order_id))
     try:
-        await handle.execute_update(update, argument)
+        await resending_lost(lambda: handle.execute_update(update, argument))
     except WorkflowUpdateFailedError:
         pass  # refused by the validator; answered below
     except RPCError as error:
