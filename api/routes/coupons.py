@@ -1,7 +1,4 @@
-"""Coupon campaigns, made by operators: create, read, list, disable.
-
-Callers are not identified yet (auth is coming); these routes will be operators' only.
-"""
+"""Coupon campaigns, made by operators: create, list, disable; any signed-in caller reads one."""
 
 from __future__ import annotations
 
