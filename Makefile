@@ -26,8 +26,12 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy .
 
+# Tests run in TEST_WORKERS processes side by side (pytest-xdist), each with its own
+# Temporal server, system and PostgreSQL database: most of a test's time is waiting.
+TEST_WORKERS ?= 4
+
 test: $(STAMP) lint typecheck
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

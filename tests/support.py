@@ -5,18 +5,29 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import httpx
 from sqlalchemy import Engine, func
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from db.engine import read_one_snapshot
-from db.reconcile import ledger_problems
-from db.tables import JournalEntry, Posting
+from db.reconcile import EVERYTHING, Scope, ledger_problems
+from db.tables import JournalEntry, Order, Posting
 from settings import Settings
 
 T = TypeVar("T")
+
+# One TLS context for every test client: httpx builds a new one for each client it makes
+# (about 20 ms of CPU loading the CA bundle), and every test makes several.
+TLS = httpx.create_ssl_context()
+
+
+def http_client(base_url: str = "", **options: Any) -> httpx.AsyncClient:
+    """A client as the tests use them: the shared TLS context, 30 s unless told."""
+    return httpx.AsyncClient(base_url=base_url, verify=TLS, **{"timeout": 30, **options})
 
 
 def settings_from_env(env: Mapping[str, str]) -> Settings:
@@ -50,23 +61,67 @@ async def wait_for(
     return value
 
 
-def assert_ledger_sound(engine: Engine) -> None:
-    """Every entry balances and is non-empty, and every invariant of `db.reconcile` holds."""
+@dataclass(frozen=True)
+class LedgerMark:
+    """Where the books stood when a test began: what it adds is what comes after."""
+
+    posting_id: int
+    at: datetime
+
+
+def ledger_mark(engine: Engine) -> LedgerMark:
+    with Session(engine) as session:
+        last = session.exec(select(func.max(Posting.id))).one()
+    return LedgerMark(posting_id=last or 0, at=datetime.now(UTC))
+
+
+def assert_ledger_sound(engine: Engine, since: LedgerMark | None = None) -> None:
+    """Every entry balances and is non-empty, and every invariant of `db.reconcile` holds.
+
+    With `since`, only what changed after the mark is proved (the entries posted, the
+    accounts they moved, the orders and merchants they or the test touched), so the check
+    costs what the test did, not what the whole session did; without it, everything.
+    """
+    new_postings = select(Posting.entry_id).where(
+        col(Posting.id) > (since.posting_id if since else -1)
+    )
     with Session(engine) as session:
         read_one_snapshot(session)  # sagas may still be committing
         unbalanced = session.exec(
             select(Posting.entry_id, Posting.currency)
-            .group_by(Posting.entry_id, Posting.currency)
+            .where(col(Posting.entry_id).in_(new_postings))
+            .group_by(col(Posting.entry_id), col(Posting.currency))
             .having(func.sum(Posting.amount) != 0)
         ).all()
         assert unbalanced == [], f"unbalanced ledger entries: {unbalanced}"
+        entries = select(JournalEntry.id)
+        if since is not None:
+            entries = entries.where(col(JournalEntry.created_at) >= since.at)
         empty = session.exec(
-            select(JournalEntry.id).where(
-                ~JournalEntry.id.in_(select(Posting.entry_id))  # type: ignore[attr-defined]
-            )
+            entries.where(col(JournalEntry.id).not_in(select(Posting.entry_id)))
         ).all()
         assert empty == [], f"entries without postings: {empty}"
-        assert ledger_problems(session) == []
+        scope = EVERYTHING if since is None else _touched_since(session, since)
+        problems = ledger_problems(session, scope)
+        assert problems == [], f"the books do not reconcile: {problems}"
+
+
+def _touched_since(session: Session, since: LedgerMark) -> Scope:
+    """What a test moved: accounts and entries by posting, orders and merchants by time."""
+    new = session.exec(
+        select(Posting.account, JournalEntry.order_id, JournalEntry.merchant_id)
+        .join(JournalEntry, col(JournalEntry.id) == Posting.entry_id)
+        .where(col(Posting.id) > since.posting_id)
+    ).all()
+    orders = {order for _, order, _ in new if order} | set(
+        session.exec(select(Order.id).where(col(Order.updated_at) >= since.at)).all()
+    )
+    merchants = {merchant for _, _, merchant in new if merchant} | set(
+        session.exec(select(Order.merchant_id).where(col(Order.id).in_(orders))).all()
+    )
+    return Scope(
+        order_ids=orders, accounts={account for account, _, _ in new}, merchant_ids=merchants
+    )
 
 
 def merchant_body(**overrides: Any) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from db.tables import Payout
 from tests.conftest import System
 from tests.identities import client_as, merchant_with_key, register_buyer
 from tests.support import (
+    http_client,
     merchant_body,
     order_body,
     pay,
@@ -310,7 +311,7 @@ async def build_world(
 async def _call(system: System, method: str, path: str, world: World, party: Party) -> Any:
     request = request_for(method, path, world, party)
     headers = {**party.headers, **request.pop("headers", {})}
-    async with httpx.AsyncClient(base_url=system.api_url, timeout=30) as client:
+    async with http_client(system.api_url) as client:
         return await client.request(method, url_for(path, world.params), headers=headers, **request)
 
 

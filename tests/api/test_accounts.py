@@ -45,7 +45,7 @@ from tests.identities import (
     register_buyer,
     sign_in,
 )
-from tests.support import merchant_body, settings_from_env
+from tests.support import http_client, merchant_body, settings_from_env
 
 USED_SECRETS: list[str] = []
 
@@ -830,7 +830,7 @@ def strict_api(system: System) -> Iterator[str]:
 
 
 async def test_registration_is_throttled_per_address(strict_api: str) -> None:
-    async with httpx.AsyncClient(base_url=strict_api, timeout=30) as client:
+    async with http_client(strict_api) as client:
         for attempt in range(4):
             password = new_password()
             remember(password)

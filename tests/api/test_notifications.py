@@ -25,13 +25,13 @@ START = datetime(2026, 11, 1, tzinfo=UTC)
 def engine(
     request: pytest.FixtureRequest,
     tmp_path_factory: pytest.TempPathFactory,
-    shared_postgres: str | None,
+    postgres_url: str | None,
 ) -> Iterator[Engine]:
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path_factory.mktemp('notifications')}/paysaga.db"
     else:
-        assert shared_postgres is not None
-        url = shared_postgres
+        assert postgres_url is not None
+        url = postgres_url
     engine = make_engine(url)
     create_tables(engine)  # never drop: other tests share the PostgreSQL database
     yield engine

@@ -35,7 +35,7 @@ from settings import Settings
 from tests.receiver import Inbox as Inbox  # these three re-exported for the channels' tests
 from tests.receiver import ReceivedRequest as ReceivedRequest
 from tests.receiver import Receiver as Receiver
-from tests.support import settings_from_env
+from tests.support import http_client, settings_from_env
 
 ROOT = Path(__file__).resolve().parents[2]
 # Ports the rest of the stack uses on a developer machine; never take them.
@@ -167,7 +167,7 @@ def _wait_until_healthy(base_url: str, process: subprocess.Popen[bytes], log_pat
         if process.poll() is not None:
             pytest.fail(f"sandbox exited with {process.returncode}:\n{log_path.read_text()}")
         try:
-            if httpx.get(f"{base_url}/healthz", timeout=0.5).status_code == 200:
+            if stack.http_ok(f"{base_url}/healthz"):
                 return
         except httpx.TransportError:
             pass
@@ -187,7 +187,7 @@ def order_id() -> str:
 
 @pytest_asyncio.fixture
 async def client() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=5) as client:
+    async with http_client(timeout=5) as client:
         yield client
 
 

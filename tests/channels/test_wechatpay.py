@@ -67,7 +67,7 @@ from tests.channels.conftest import (
     _stop_sandbox,
     free_port,
 )
-from tests.support import wait_for
+from tests.support import http_client, wait_for
 
 if TYPE_CHECKING:
     from tests.channels.conftest import Inbox, ReceivedRequest, Receiver, RunningSandbox
@@ -298,7 +298,7 @@ async def test_a_request_the_adapter_signs_verifies_in_the_sandbox(
     async def keep(request: httpx.Request) -> None:
         sent.append(request)
 
-    async with httpx.AsyncClient(timeout=5, event_hooks={"request": [keep]}) as client:
+    async with http_client(timeout=5, event_hooks={"request": [keep]}) as client:
         adapter = wechatpay_adapter(sandbox, client)
         await adapter.create_payment(payment_request(order_id, inbox.url))
         await adapter.query_payment(order_id)

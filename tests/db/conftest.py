@@ -23,7 +23,7 @@ from sqlmodel import Session, col, select
 
 from db.engine import create_tables, make_engine
 from db.order_money import capture_payment
-from db.reconcile import ledger_problems, order_problems, statement_problems, trial_balance
+from db.reconcile import Scope, ledger_problems
 from db.tables import (
     Account,
     JournalEntry,
@@ -126,37 +126,13 @@ class Shop:
         The whole-database version costs two queries per paid order of every test that
         ever ran on the shared database, so it runs once per module (`ledger_engine`).
         """
-        balances = self.balances()  # its own session first: SQLite sessions must not nest
-        accounts = {self.account(kind): kind for kind in balances}
+        own = [self.account(kind) for kind in AccountKind if kind not in _PLATFORM_KINDS]
         with Session(self.engine) as session:
-            problems = [f"trial balance {c}: {t}" for c, t in trial_balance(session).items() if t]
-            sums = dict(
-                session.exec(
-                    select(Posting.account, func.sum(Posting.amount))
-                    .where(col(Posting.account).in_(accounts))
-                    .group_by(col(Posting.account))
-                ).all()
-            )
-            for account, kind in accounts.items():
-                from_postings = normal_balance(kind, int(sums.get(account, 0)))
-                if balances[kind] != from_postings:
-                    problems.append(f"{account}: {balances[kind]}, postings {from_postings}")
-            query = (
-                select(Order, Payment)
-                .join(Payment, col(Payment.order_id) == Order.id)
-                .where(Order.merchant_id == self.merchant_id, Payment.status == "paid")
-            )
-            if orders is not None:
-                query = query.where(col(Order.id).in_(orders))
-            paid = session.exec(query).all()
-            for order, payment in paid:
-                problems += order_problems(session, order, payment)
-            statements = session.exec(
-                select(Statement).where(Statement.merchant_id == self.merchant_id)
-            )
-            for statement in statements:
-                problems += statement_problems(statement)
-        return problems
+            if orders is None:
+                mine = select(Order.id).where(Order.merchant_id == self.merchant_id)
+                orders = list(session.exec(mine).all())
+            scope = Scope(order_ids=orders, accounts=own, merchant_ids=[self.merchant_id])
+            return ledger_problems(session, scope)
 
     def snapshot(self) -> dict[str, object]:
         """Everything of this shop a retried call could change: balances, rows, entry ids."""
@@ -284,16 +260,16 @@ def whole_ledger_problems(engine: Engine) -> list[str]:
 def ledger_engine(
     request: pytest.FixtureRequest,
     tmp_path_factory: pytest.TempPathFactory,
-    shared_postgres: str | None,
+    postgres_url: str | None,
 ) -> Iterator[Engine]:
     """The module's database; once its tests are done, the whole ledger must reconcile."""
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path_factory.mktemp('ledger')}/paysaga.db"
     else:
-        assert shared_postgres is not None
-        url = shared_postgres
+        assert postgres_url is not None
+        url = postgres_url
     engine = make_engine(url)
-    create_tables(engine)  # never drop: `shared_postgres` emptied it once for the session
+    create_tables(engine)  # never drop: the session's other tests share this database
     yield engine
     try:
         assert whole_ledger_problems(engine) == []
