@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck clean operator
+.PHONY: run test test-long lint typecheck clean operator
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ TEST_WORKERS ?= 4
 
 test: $(STAMP) lint typecheck
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal
+
+# The same suite with Hypothesis's "long" profile: many more examples, run by hand.
+test-long: $(STAMP) lint typecheck
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal --hypothesis-profile=long
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

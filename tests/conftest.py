@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import hypothesis
 import pytest
 import pytest_asyncio
 from sqlalchemy import Engine
@@ -32,6 +33,12 @@ from db.engine import create_tables, make_engine
 from tests.databases import create_database, drop_database, worker_name
 from tests.receiver import Receiver, serve_receiver
 from tests.support import assert_ledger_sound, http_client, ledger_mark, settings_from_env
+
+# Hypothesis profiles: "ci" for `make test` (Hypothesis's own defaults; the ledger state
+# machine sizes itself by profile), "long" for `make test-long`: ten times the examples.
+hypothesis.settings.register_profile("ci")
+hypothesis.settings.register_profile("long", max_examples=1000, stateful_step_count=100)
+hypothesis.settings.load_profile("ci")
 
 BACKENDS = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_DATABASE_URL") else [])
 

@@ -62,13 +62,20 @@ from tests.db.conftest import Line, Shop, open_shop
 WINDOW = timedelta(days=14)
 RATES = [Decimal(r) for r in ("0", "0.006", "0.05", "0.35", "0.6", "1")]
 NOTHING = Split(payable_amount=0, channel_fee_amount=0, commission_amount=0, merchant_net_amount=0)
-SETTINGS = settings(
-    max_examples=20,
-    stateful_step_count=50,
-    deadline=None,
-    database=None,  # the tree is shared: keep no example database in it
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-)
+# Examples x steps by Hypothesis profile (tests/conftest.py): sized to fit `make test`,
+# and about sixty times the steps in `make test-long`.
+MACHINE_RUNS = {"ci": (8, 40), "long": (200, 100)}
+
+
+def machine_settings() -> settings:
+    examples, steps = MACHINE_RUNS.get(settings.get_current_profile_name(), MACHINE_RUNS["ci"])
+    return settings(
+        max_examples=examples,
+        stateful_step_count=steps,
+        deadline=None,
+        database=None,  # the tree is shared: keep no example database in it
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+    )
 
 
 def added(a: Split, b: Split) -> Split:
@@ -564,4 +571,4 @@ def test_the_ledger_agrees_with_its_model(ledger_engine: Engine) -> None:
     class OnThisDatabase(LedgerMachine):
         engine = ledger_engine
 
-    run_state_machine_as_test(OnThisDatabase, settings=SETTINGS)
+    run_state_machine_as_test(OnThisDatabase, settings=machine_settings())
