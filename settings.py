@@ -7,12 +7,14 @@ their own, and production sets them in its environment.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 from functools import lru_cache
 
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from domain.polling import PollTimings
 from domain.split import check_rate
 
 
@@ -124,12 +126,21 @@ class Settings(BaseSettings):
     webhook_delivery_window_seconds: int = Field(default=3 * 24 * 3600, ge=1)
     webhook_timeout_seconds: float = Field(default=10, gt=0, le=25)
 
+    # After a worker dies, its workflows wait this long for the server to give their
+    # tasks to another: a task it had taken (workflow_task), a task queued for it alone
+    # (sticky_queue). Temporal's defaults are 10 s; the tests shorten both.
+    workflow_task_timeout_seconds: float = Field(default=10, gt=0, le=120)
+    sticky_queue_timeout_seconds: float = Field(default=10, gt=0, le=120)
+
     # Notification signatures older or newer than this are rejected.
     notify_tolerance_seconds: int = 300
     channel_timeout_seconds: int = 10
 
     # Orders
     default_payment_timeout_seconds: int = 15 * 60
+    # How soon new sagas ask a channel or the bank about what they have not heard of
+    # (`PAYSAGA_POLL__REFUND_FIRST_MS`, ...); see domain.polling.
+    poll: PollTimings = PollTimings()
     # A paid order completes (its merchant share becomes available) when the buyer
     # confirms receipt, or after this long without a word.
     auto_complete_seconds: int = Field(default=7 * 24 * 3600, ge=0)
@@ -153,6 +164,14 @@ class Settings(BaseSettings):
                 raise ValueError(f"no channel fee rate for {channel}")
             check_rate(rates[channel], f"channel_fee_rates[{channel}]")
         return rates
+
+    @property
+    def workflow_task_timeout(self) -> timedelta:
+        return timedelta(seconds=self.workflow_task_timeout_seconds)
+
+    @property
+    def sticky_queue_timeout(self) -> timedelta:
+        return timedelta(seconds=self.sticky_queue_timeout_seconds)
 
 
 @lru_cache

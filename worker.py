@@ -31,6 +31,7 @@ from workflows.order import OrderWorkflow
 from workflows.refund import RefundWorkflow
 from workflows.schedule import ensure_settlement_schedule
 from workflows.settlement import MerchantSettlementWorkflow, SettlementRunWorkflow
+from workflows.task_timeout import WorkflowTaskTimeout
 
 WORKFLOWS = [
     OrderWorkflow,
@@ -59,6 +60,7 @@ async def connect(settings: Settings) -> Client:
         settings.temporal_address,
         namespace=settings.temporal_namespace,
         data_converter=pydantic_data_converter,
+        interceptors=[WorkflowTaskTimeout(settings.workflow_task_timeout)],
     )
 
 
@@ -123,6 +125,7 @@ async def run_worker(settings: Settings) -> None:
                     webhooks.deliver_webhook,
                 ],
                 activity_executor=executor,
+                sticky_queue_schedule_to_start_timeout=settings.sticky_queue_timeout,
             )
             logging.getLogger(__name__).info("worker polling task queue %s", settings.task_queue)
             await worker.run()

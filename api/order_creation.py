@@ -145,6 +145,7 @@ def _validated_input(context: AppContext, caller: Caller, body: OrderCreate) -> 
         channel_fee_rate=settings.channel_fee_rates[body.channel.value],
         commission_rate=Decimal(merchant.commission_rate),
         payment_timeout_seconds=timeout,
+        polling=settings.poll,
         auto_complete_seconds=(
             settings.auto_complete_seconds
             if body.auto_complete_seconds is None

@@ -97,6 +97,7 @@ def _full_refund(context: AppContext, requester: Requester, order_id: str) -> Re
         requested_by=requester,  # a buyer's deletion keeps to the buyer's refund window
         reason="order deleted",
         amount=left,
+        polling=context.settings.poll,
     )
 
 

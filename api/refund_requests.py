@@ -64,6 +64,7 @@ async def request_refund(
         reason=body.reason,
         amount=body.amount,
         lines=tuple(LineRefund(**line.model_dump()) for line in body.lines or ()),
+        polling=context.settings.poll,
     )
     return await submit_refund(context, caller, ask)
 

@@ -1,22 +1,47 @@
-"""When the saga asks the channel about a payment it has not heard of yet.
+"""When a saga asks a channel or the bank about something it has not heard of yet.
 
-The first query comes after a tenth of the payment timeout (between 1 s and
-30 s), then the interval doubles up to 5 minutes: a lost notification is
-found quickly without turning every order's history into a polling log.
+The first payment query comes after a tenth of the payment timeout (between 1 s
+and 30 s), a refund's first check after 2 s, a payout's after 5 s; then each
+interval doubles up to 5 minutes: a lost notification is found quickly without
+turning every history into a polling log.
+
+The values travel in each saga's input, never read by workflow code from its
+environment: a saga keeps the timings it started with, and a history recorded
+before they were inputs replays with the defaults it ran with. Settings choose
+them for new sagas (`PAYSAGA_POLL_*`); tests shorten them.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-MIN_FIRST_POLL = timedelta(seconds=1)
-MAX_FIRST_POLL = timedelta(seconds=30)
-MAX_POLL_INTERVAL = timedelta(minutes=5)
+from pydantic import BaseModel, ConfigDict, Field
 
 
-def first_poll_delay(payment_timeout: timedelta) -> timedelta:
-    return min(max(payment_timeout / 10, MIN_FIRST_POLL), MAX_FIRST_POLL)
+class PollTimings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    payment_first_min_ms: int = Field(default=1_000, ge=1)
+    payment_first_max_ms: int = Field(default=30_000, ge=1)
+    refund_first_ms: int = Field(default=2_000, ge=1)
+    payout_first_ms: int = Field(default=5_000, ge=1)
+    max_interval_ms: int = Field(default=300_000, ge=1)
+
+    def first_payment_poll(self, payment_timeout: timedelta) -> timedelta:
+        floor = timedelta(milliseconds=self.payment_first_min_ms)
+        return min(max(payment_timeout / 10, floor), _ms(self.payment_first_max_ms))
+
+    @property
+    def first_refund_check(self) -> timedelta:
+        return _ms(self.refund_first_ms)
+
+    @property
+    def first_payout_poll(self) -> timedelta:
+        return _ms(self.payout_first_ms)
+
+    def next_poll(self, previous: timedelta) -> timedelta:
+        return min(previous * 2, _ms(self.max_interval_ms))
 
 
-def next_poll_delay(previous: timedelta) -> timedelta:
-    return min(previous * 2, MAX_POLL_INTERVAL)
+def _ms(milliseconds: int) -> timedelta:
+    return timedelta(milliseconds=milliseconds)

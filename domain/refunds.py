@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from domain.errors import DomainError
 from domain.money import prorate
 from domain.order_status import OrderStatus
+from domain.polling import PollTimings
 
 
 class Requester(enum.StrEnum):
@@ -57,6 +58,7 @@ class RefundAsk(_Message):
     reason: str = ""
     amount: int | None = None
     lines: tuple[LineRefund, ...] = ()
+    polling: PollTimings = PollTimings()
 
 
 def line_refund_amount(

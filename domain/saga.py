@@ -11,6 +11,7 @@ from decimal import Decimal
 from pydantic import BaseModel, ConfigDict
 
 from domain.order_status import OrderStatus
+from domain.polling import PollTimings
 from domain.pricing import OrderLine, PricedOrder
 from domain.split import Split
 
@@ -40,6 +41,7 @@ class OrderInput(_Message):
     # 1 at the start; each modification closes the payment and issues the next attempt
     # under its own channel reference (domain.keys.payment_reference).
     payment_attempt: int = 1
+    polling: PollTimings = PollTimings()
 
 
 class Checkout(_Message):

@@ -13,6 +13,7 @@ from datetime import date
 from pydantic import BaseModel, ConfigDict
 
 from domain.ledger import EntryKind
+from domain.polling import PollTimings
 from domain.split import Split
 
 
@@ -104,11 +105,13 @@ class SettlementRunInput(_Message):
 
     day: date | None = None
     merchant_ids: tuple[str, ...] = ()
+    polling: PollTimings = PollTimings()
 
 
 class MerchantDay(_Message):
     merchant_id: str
     day: date
+    polling: PollTimings = PollTimings()
 
 
 class PayoutOrder(_Message):

@@ -50,13 +50,19 @@ async def wait_for(
     what: str,
     timeout: float = 20.0,
 ) -> T:
-    """Poll `probe` until `accept` holds for its value; fail with the last value seen."""
+    """Poll `probe` until `accept` holds for its value; fail with the last value seen.
+
+    The interval grows from 20 ms to 100 ms: a state that comes at once is seen at once,
+    and a long wait costs a probe (an API call, a query) ten times a second, not fifty.
+    """
     deadline = time.monotonic() + timeout
+    interval = 0.02
     value = await probe()
     while not accept(value):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}; last value: {value!r}")
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(interval)  # the poll interval, not a wait for the state
+        interval = min(interval * 1.5, 0.1)
         value = await probe()
     return value
 

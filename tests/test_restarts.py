@@ -7,8 +7,10 @@ from datetime import UTC, datetime
 
 import httpx
 from sqlmodel import Session, func, select
+from temporalio.client import Client
 
 from db.tables import JournalEntry, PartyNotification, Payout
+from domain.keys import order_workflow_id, refund_workflow_id
 from tests.conftest import System
 from tests.support import create_merchant, create_order, pay, wait_for, wait_status
 
@@ -17,6 +19,22 @@ def _count(system: System, model: type, order_id: str) -> int:
     with Session(system.engine) as session:
         statement = select(func.count()).select_from(model).where(model.order_id == order_id)  # type: ignore[attr-defined]
         return int(session.exec(statement).one())
+
+
+async def test_every_saga_starts_with_the_configured_workflow_task_timeout(
+    api: httpx.AsyncClient, sandbox: httpx.AsyncClient, system: System, temporal: Client
+) -> None:
+    merchant_id = await create_merchant(api)
+    order = await create_order(api, merchant_id)
+    await pay(sandbox, order["id"])
+    await wait_status(api, order["id"], "completed")
+    refund = await api.post(f"/v1/orders/{order['id']}/refunds", json={"amount": 100})
+    assert refund.status_code == 201, refund.text
+    configured = float(system.env["PAYSAGA_WORKFLOW_TASK_TIMEOUT_SECONDS"])
+    for workflow_id in (order_workflow_id(order["id"]), refund_workflow_id(refund.json()["id"])):
+        described = await temporal.get_workflow_handle(workflow_id).describe()
+        timeout = described.raw_description.execution_config.default_workflow_task_timeout
+        assert timeout.ToTimedelta().total_seconds() == configured, workflow_id
 
 
 async def test_payment_while_worker_is_dead_completes_once_after_restart(

@@ -57,7 +57,6 @@ with workflow.unsafe.imports_passed_through():
     )
     from domain.order_status import CANCELLABLE_STATUSES, FINAL_STATUSES, OrderStatus
     from domain.payment_check import payment_mismatch
-    from domain.polling import first_poll_delay, next_poll_delay
     from domain.pricing import PricedOrder
     from domain.saga import (
         CancelRequest,
@@ -81,7 +80,6 @@ with workflow.unsafe.imports_passed_through():
     from workflows.search_attributes import NEEDS_REVIEW, ORDER_STATUS
 
 T = TypeVar("T")
-FIRST_REFUND_CHECK = timedelta(seconds=2)
 Compensation = Callable[[], Awaitable[None]]
 
 StepFailed = options.StepFailed
@@ -314,7 +312,8 @@ class OrderWorkflow:
         self._status = OrderStatus.AWAITING_PAYMENT  # create_payment wrote the projection
         self._publish(self._status)
         self._awaiting_payment = True  # modifications are taken from here on
-        outcome = await self._await_payment(workflow.now() + timeout, first_poll_delay(timeout))
+        first_poll = self._order.polling.first_payment_poll(timeout)
+        outcome = await self._await_payment(workflow.now() + timeout, first_poll)
         self._stop_modifications()
         return outcome
 
@@ -330,7 +329,7 @@ class OrderWorkflow:
                 outcome = await self._apply_modification()
                 if outcome:
                     return outcome
-                poll_delay = first_poll_delay(
+                poll_delay = self._order.polling.first_payment_poll(
                     timedelta(seconds=self._order.payment_timeout_seconds)
                 )
                 continue
@@ -348,7 +347,7 @@ class OrderWorkflow:
                 )
             except TimeoutError:
                 await self._poll_channel()
-                poll_delay = next_poll_delay(poll_delay)
+                poll_delay = self._order.polling.next_poll(poll_delay)
 
     async def _take_inbox(self) -> str | None:
         """Judge queued signals: "paid", "declined", or None to keep waiting."""
@@ -538,10 +537,10 @@ class OrderWorkflow:
         state: RefundState = await workflow.execute_activity_method(
             ChannelCalls.refund_once, refund, **options.CHANNEL_MUST_FINISH
         )
-        delay = FIRST_REFUND_CHECK
+        delay = self._order.polling.first_refund_check
         while state.status == RefundStatus.PENDING:
             await workflow.sleep(delay)
-            delay = next_poll_delay(delay)
+            delay = self._order.polling.next_poll(delay)
             with contextlib.suppress(*StepFailed):  # the next check will tell
                 state = await workflow.execute_local_activity_method(
                     ChannelCalls.check_refund, refund, **options.CHANNEL_POLL

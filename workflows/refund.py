@@ -12,8 +12,6 @@ never by guessing; there is no timeout: a refund ends succeeded or failed.
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
@@ -23,7 +21,6 @@ with workflow.unsafe.imports_passed_through():
     from activities.refund_records import RefundRecords
     from channels.base import RefundState
     from channels.base import RefundStatus as ChannelRefundStatus
-    from domain.polling import next_poll_delay
     from domain.refunds import (
         RefundAcceptance,
         RefundAsk,
@@ -34,8 +31,6 @@ with workflow.unsafe.imports_passed_through():
         RefundView,
     )
     from workflows import options
-
-FIRST_POLL = timedelta(seconds=2)
 
 
 @workflow.defn
@@ -128,13 +123,13 @@ class RefundWorkflow:
 
     async def _await_outcome(self, state: RefundState) -> RefundState:
         """Wait for a final state: the notification, or a query when it is slow to come."""
-        delay = FIRST_POLL
+        delay = self._ask.polling.first_refund_check
         while state.status == ChannelRefundStatus.PENDING:
             try:
                 await workflow.wait_condition(lambda: bool(self._notices), timeout=delay)
             except TimeoutError:
                 state = await self._query(state)
-                delay = next_poll_delay(delay)
+                delay = self._ask.polling.next_poll(delay)
                 continue
             notice = self._notices.pop(0)
             status = (

@@ -36,9 +36,11 @@ def settlement_schedule(settings: Settings) -> Schedule:
     return Schedule(
         action=ScheduleActionStartWorkflow(
             SettlementRunWorkflow.run,
-            SettlementRunInput(),  # no day: the run settles the day before its scheduled time
+            # No day: the run settles the day before its scheduled time.
+            SettlementRunInput(polling=settings.poll),
             id=f"settlement-run-scheduled-{settings.task_queue}",
             task_queue=settings.task_queue,
+            task_timeout=settings.workflow_task_timeout,
         ),
         spec=ScheduleSpec(
             calendars=[

@@ -27,7 +27,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.settlement_records import SettlementRecords
     from channels.bank import PayoutState, PayoutStatus
     from domain.keys import merchant_settlement_workflow_id
-    from domain.polling import next_poll_delay
+    from domain.polling import PollTimings
     from domain.settlement import (
         MerchantDay,
         MerchantSettlementView,
@@ -40,7 +40,6 @@ with workflow.unsafe.imports_passed_through():
 
 SCHEDULED_START = SearchAttributeKey.for_datetime("TemporalScheduledStartTime")
 CONCURRENT_MERCHANTS = 10
-FIRST_PAYOUT_POLL = timedelta(seconds=5)
 
 
 @workflow.defn
@@ -59,20 +58,23 @@ class SettlementRunWorkflow:
         self._show()
         for start in range(0, len(merchants), CONCURRENT_MERCHANTS):
             batch = merchants[start : start + CONCURRENT_MERCHANTS]
-            await asyncio.gather(*(self._settle(merchant, day) for merchant in batch))
+            await asyncio.gather(
+                *(self._settle(merchant, day, request.polling) for merchant in batch)
+            )
         return self._progress
 
     @workflow.query
     def progress(self) -> SettlementProgress:
         return self._progress
 
-    async def _settle(self, merchant_id: str, day: date) -> None:
+    async def _settle(self, merchant_id: str, day: date, polling: PollTimings) -> None:
         try:
             await workflow.execute_child_workflow(
                 MerchantSettlementWorkflow.run,
-                MerchantDay(merchant_id=merchant_id, day=day),
+                MerchantDay(merchant_id=merchant_id, day=day, polling=polling),
                 id=merchant_settlement_workflow_id(merchant_id, day),
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                task_timeout=workflow.info().task_timeout,  # the run's own, as configured
             )
             self._count(settled=1)
         except WorkflowAlreadyStartedError:
@@ -100,11 +102,13 @@ class SettlementRunWorkflow:
 @workflow.defn
 class MerchantSettlementWorkflow:
     def __init__(self) -> None:
+        self._polling = PollTimings()
         self._view: MerchantSettlementView | None = None
         self._notices: dict[str, PayoutOutcome] = {}
 
     @workflow.run
     async def run(self, merchant_day: MerchantDay) -> MerchantSettlementView:
+        self._polling = merchant_day.polling
         self._view = MerchantSettlementView(
             merchant_id=merchant_day.merchant_id, day=merchant_day.day
         )
@@ -146,7 +150,7 @@ class MerchantSettlementWorkflow:
 
     async def _await_final(self, payout: PayoutOrder, state: PayoutState) -> PayoutOutcome:
         """The bank's notification, or its answer to a query when the notification is late."""
-        delay = FIRST_PAYOUT_POLL
+        delay = self._polling.first_payout_poll
         while state.status == PayoutStatus.PENDING:
             try:
                 await workflow.wait_condition(
@@ -154,7 +158,7 @@ class MerchantSettlementWorkflow:
                 )
                 return self._notices[payout.payout_id]
             except TimeoutError:
-                delay = next_poll_delay(delay)
+                delay = self._polling.next_poll(delay)
                 try:
                     state = await workflow.execute_local_activity_method(
                         PayoutCalls.query_payout, payout, **options.CHANNEL_POLL

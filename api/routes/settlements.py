@@ -53,7 +53,7 @@ async def run_day(body: RunIn, caller: OperatorCaller, context: ContextDep) -> S
     merchant_ids = tuple(sorted(set(body.merchant_ids)))
     handle = await context.temporal.start_workflow(
         SettlementRunWorkflow.run,
-        SettlementRunInput(day=body.day, merchant_ids=merchant_ids),
+        SettlementRunInput(day=body.day, merchant_ids=merchant_ids, polling=context.settings.poll),
         id=settlement_run_workflow_id(body.day, merchant_ids),
         task_queue=context.settings.task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
@@ -86,7 +86,7 @@ async def settle_merchant(
     try:
         handle = await context.temporal.start_workflow(
             MerchantSettlementWorkflow.run,
-            MerchantDay(merchant_id=merchant_id, day=body.day),
+            MerchantDay(merchant_id=merchant_id, day=body.day, polling=context.settings.poll),
             id=workflow_id,
             task_queue=context.settings.task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,

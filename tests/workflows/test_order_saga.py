@@ -156,7 +156,7 @@ async def test_unpaid_order_closes_at_timeout_and_channel_is_closed(
     api: httpx.AsyncClient, sandbox: httpx.AsyncClient, system: System, channel: str
 ) -> None:
     merchant_id = await create_merchant(api)
-    order = await create_order(api, merchant_id, channel=channel, payment_timeout_seconds=2)
+    order = await create_order(api, merchant_id, channel=channel, payment_timeout_seconds=1)
     closed = await wait_status(api, order["id"], "closed")
     assert closed["close_reason"] == "payment_timeout"
     assert closed["payment"]["status"] == "closed"
@@ -316,10 +316,11 @@ async def test_close_that_finds_the_buyer_paid_completes_the_order(
     merchant_id = await create_merchant(api)
     order = await create_order(api, merchant_id, payment_timeout_seconds=1)
     # The buyer pays, the notification is lost and the poll at the deadline fails twice:
-    # only the close tells us, by refusing because the payment is already paid.
-    await pay(sandbox, order["id"], notify="drop")
+    # only the close tells us, by refusing because the payment is already paid. (The
+    # fault comes first: a poll that found the payment before it would end the test.)
     fault = await sandbox.post(f"/control/faults/{order['id']}", json={"api_failures": 2})
     assert fault.status_code == 200, fault.text
+    await pay(sandbox, order["id"], notify="drop")
     done = await wait_status(api, order["id"], "completed")
     assert done["payment"]["channel_txn_id"] is not None
     view = await temporal.get_workflow_handle(order_workflow_id(order["id"])).query(
