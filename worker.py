@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import compileall
 import contextlib
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from pathlib import Path
 
 import httpx
 from temporalio.client import Client
@@ -133,6 +135,11 @@ async def run_worker(settings: Settings) -> None:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(levelname)s %(message)s")
+    # The workflow sandbox imports a workflow's module anew for every run it starts: with
+    # no bytecode on disk (PYTHONDONTWRITEBYTECODE, common in containers) each run would
+    # compile the source again (~8 ms for the order saga). Write it once; a read-only
+    # tree just goes without.
+    compileall.compile_dir(Path(__file__).parent / "workflows", quiet=2)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run_worker(get_settings()))
 

@@ -164,12 +164,12 @@ def system(
         # A killed worker's workflows move on after 2 s and 1 s, not Temporal's 10 s each.
         "PAYSAGA_WORKFLOW_TASK_TIMEOUT_SECONDS": "2",
         "PAYSAGA_STICKY_QUEUE_TIMEOUT_SECONDS": "1",
-        # Sagas ask the channel and the bank a second after they start waiting, then every
-        # two (domain.polling). A second is the floor: the server fires no timer sooner.
+        # Sagas first ask the channel and the bank a second after they start waiting, then
+        # at doubling intervals (domain.polling). A second is the floor: the server fires
+        # no timer sooner.
         "PAYSAGA_POLL__PAYMENT_FIRST_MAX_MS": "1000",
         "PAYSAGA_POLL__REFUND_FIRST_MS": "1000",
         "PAYSAGA_POLL__PAYOUT_FIRST_MS": "1000",
-        "PAYSAGA_POLL__MAX_INTERVAL_MS": "2000",
     }
     engine = make_engine(env["PAYSAGA_DATABASE_URL"])
     create_tables(engine)

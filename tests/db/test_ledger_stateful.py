@@ -63,8 +63,8 @@ WINDOW = timedelta(days=14)
 RATES = [Decimal(r) for r in ("0", "0.006", "0.05", "0.35", "0.6", "1")]
 NOTHING = Split(payable_amount=0, channel_fee_amount=0, commission_amount=0, merchant_net_amount=0)
 # Examples x steps by Hypothesis profile (tests/conftest.py): sized to fit `make test`,
-# and about sixty times the steps in `make test-long`.
-MACHINE_RUNS = {"ci": (8, 40), "long": (200, 100)}
+# and about eighty times the steps in `make test-long`.
+MACHINE_RUNS = {"ci": (6, 40), "long": (200, 100)}
 
 
 def machine_settings() -> settings:
