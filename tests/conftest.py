@@ -30,7 +30,7 @@ from api.auth.tokens import issue_access_token, utc_now
 from api.manage import create_operator
 from channels.sandbox.credentials import generate_credentials
 from db.engine import create_tables, make_engine
-from tests.databases import create_database, drop_database, worker_name
+from tests.databases import create_database, database_name, drop_database
 from tests.receiver import Receiver, serve_receiver
 from tests.support import assert_ledger_sound, http_client, ledger_mark, settings_from_env
 
@@ -113,7 +113,7 @@ def postgres_url() -> Iterator[str | None]:
     if not server:
         yield None
         return
-    name = f"paysaga_test_{worker_name()}"
+    name = database_name()
     url = create_database(server, name)
     yield url
     drop_database(server, name)

@@ -1,24 +1,27 @@
 """A PostgreSQL database of its own for each test process.
 
 `TEST_DATABASE_URL` names a server and a database we may connect to; each pytest
-process (each xdist worker) creates a fresh database beside it, named after the
-worker, and drops it when the session ends. Workers never see each other's rows,
-and a crashed run leaves nothing that the next run reads: a leftover of the same
-name is dropped first.
+process (each xdist worker) creates a fresh database beside it, named after the run
+and the worker, and drops it when the session ends. Workers never see each other's
+rows, nor do two runs side by side (two checkouts, say).
 """
 
 from __future__ import annotations
 
 import os
 import re
+import secrets
 
 import psycopg
 from sqlalchemy.engine import make_url
 
 
-def worker_name() -> str:
-    """`gw0`, `gw1`, ... under xdist; `main` without it."""
-    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+def database_name() -> str:
+    """`paysaga_test_{run}_{worker}`: the run as xdist names it (or a fresh one), the worker
+    `gw0`, `gw1`, ... (or `main` without xdist)."""
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID") or secrets.token_hex(4)
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    return f"paysaga_test_{run[:8].lower()}_{worker}"
 
 
 def _admin_dsn(url: str) -> str:
@@ -30,7 +33,6 @@ def create_database(url: str, name: str) -> str:
     if not re.fullmatch(r"[a-z0-9_]+", name):
         raise ValueError(f"not a plain database name: {name!r}")
     with psycopg.connect(_admin_dsn(url), autocommit=True) as connection:
-        connection.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         connection.execute(f"CREATE DATABASE {name}")
     return make_url(url).set(database=name).render_as_string(hide_password=False)
 
