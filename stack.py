@@ -32,7 +32,7 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
 from channels.sandbox.credentials import generate_credentials
-from db.engine import create_tables, make_engine
+from db.migrate import upgrade_to_head
 from settings import Settings, get_settings
 from workflows.search_attributes import REGISTRATION
 
@@ -193,8 +193,9 @@ def start_all(stack: Stack, settings: Settings, log_dir: Path | None = None) -> 
     def log(name: str) -> Path | None:
         return log_dir / f"{name}.log" if log_dir else None
 
-    # Once, before the worker and the API both start: concurrent CREATE TABLEs can collide.
-    create_tables(make_engine(settings.database_url))
+    # The schema at head (a database from before migrations adopted in place), once,
+    # before the worker and the API start.
+    upgrade_to_head(settings.database_url)
     stack.start(
         "temporal",
         temporal_command(temporal_port, settings.temporal_ui_port, settings.temporal_db_path),

@@ -23,7 +23,7 @@ from activities.settlement_records import SettlementRecords
 from activities.webhook_delivery import WebhookCalls
 from activities.webhook_starts import WebhookStarter
 from channels.registry import build_bank, build_channels
-from db.engine import create_tables, make_engine, session_factory
+from db.engine import make_engine, session_factory
 from db.secret_box import SecretBox
 from domain.webhook_events import WebhookRetry
 from settings import Settings, get_settings
@@ -67,8 +67,7 @@ async def connect(settings: Settings) -> Client:
 
 
 async def run_worker(settings: Settings) -> None:
-    engine = make_engine(settings.database_url)
-    create_tables(engine)
+    engine = make_engine(settings.database_url)  # at head: db.migrate ran before we started
     sessions = session_factory(engine)
     client = await connect(settings)
     timeout = httpx.Timeout(settings.channel_timeout_seconds)

@@ -28,7 +28,7 @@ from api.routes import (
     settlements,
 )
 from channels.registry import build_bank, build_channels
-from db.engine import create_tables, make_engine, session_factory
+from db.engine import make_engine, session_factory
 from db.secret_box import SecretBox
 from settings import Settings, get_settings
 from worker import connect
@@ -39,8 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = make_engine(settings.database_url)
-        create_tables(engine)
+        engine = make_engine(settings.database_url)  # at head: db.migrate ran first
         temporal = await connect(settings)
         async with httpx.AsyncClient(timeout=settings.channel_timeout_seconds) as http:
             app.state.context = AppContext(

@@ -16,7 +16,8 @@ import sys
 from api.auth.passwords import MAX_LENGTH, MIN_LENGTH
 from api.auth.tokens import utc_now
 from api.auth.users import EmailTaken, create_user
-from db.engine import create_tables, make_engine, session_factory
+from db.engine import make_engine, session_factory
+from db.migrate import upgrade_to_head
 from settings import Settings
 
 
@@ -33,8 +34,8 @@ def create_operator(database_url: str, email: str, password: str, name: str) -> 
     """Create an operator account; returns its id."""
     if not MIN_LENGTH <= len(password) <= MAX_LENGTH:
         raise SystemExit(f"a password has {MIN_LENGTH} to {MAX_LENGTH} characters")
+    upgrade_to_head(database_url)  # the first operator may come before the first start
     engine = make_engine(database_url)
-    create_tables(engine)
     try:
         with session_factory(engine)() as session, session.begin():
             return create_user(session, email, password, "operator", name, utc_now()).id

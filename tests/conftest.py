@@ -29,8 +29,7 @@ import stack
 from api.auth.tokens import issue_access_token, utc_now
 from api.manage import create_operator
 from channels.sandbox.credentials import generate_credentials
-from db.engine import create_tables, make_engine
-from tests.databases import create_database, database_name, drop_database
+from tests.databases import create_database, database_name, drop_database, migrated_engine
 from tests.receiver import Receiver, serve_receiver
 from tests.support import assert_ledger_sound, http_client, ledger_mark, settings_from_env
 
@@ -171,8 +170,7 @@ def system(
         "PAYSAGA_POLL__REFUND_FIRST_MS": "1000",
         "PAYSAGA_POLL__PAYOUT_FIRST_MS": "1000",
     }
-    engine = make_engine(env["PAYSAGA_DATABASE_URL"])
-    create_tables(engine)
+    engine = migrated_engine(env["PAYSAGA_DATABASE_URL"])
     processes = stack.Stack(env=env)
     processes.start(
         "sandbox",

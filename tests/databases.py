@@ -13,7 +13,11 @@ import re
 import secrets
 
 import psycopg
+from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
+
+from db.engine import make_engine
+from db.migrate import upgrade_to_head
 
 
 def database_name() -> str:
@@ -40,3 +44,9 @@ def create_database(url: str, name: str) -> str:
 def drop_database(url: str, name: str) -> None:
     with psycopg.connect(_admin_dsn(url), autocommit=True) as connection:
         connection.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def migrated_engine(url: str) -> Engine:
+    """An engine on `url` once its schema is at head, as `make run` leaves it."""
+    upgrade_to_head(url)
+    return make_engine(url)

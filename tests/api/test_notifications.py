@@ -13,9 +13,9 @@ from sqlmodel import Session
 
 from api.errors import NotFound
 from api.notifications import list_buyer_notifications, mark_read
-from db.engine import create_tables, make_engine
 from db.party_notifications import notify_party
 from db.tables import PartyNotification
+from tests.databases import migrated_engine
 
 BACKENDS = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_DATABASE_URL") else [])
 START = datetime(2026, 11, 1, tzinfo=UTC)
@@ -32,8 +32,7 @@ def engine(
     else:
         assert postgres_url is not None
         url = postgres_url
-    engine = make_engine(url)
-    create_tables(engine)  # never drop: other tests share the PostgreSQL database
+    engine = migrated_engine(url)  # never drop: other tests share the PostgreSQL database
     yield engine
     engine.dispose()
 

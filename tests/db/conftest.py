@@ -21,7 +21,6 @@ import pytest
 from sqlalchemy import Engine, func, or_
 from sqlmodel import Session, col, select
 
-from db.engine import create_tables, make_engine
 from db.order_money import capture_payment
 from db.reconcile import Scope, ledger_problems
 from db.tables import (
@@ -38,6 +37,7 @@ from db.tables import (
 )
 from domain.ledger import AccountKind, account_id, account_parts, normal_balance
 from domain.order_status import OrderStatus
+from tests.databases import migrated_engine
 
 BACKENDS = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_DATABASE_URL") else [])
 CURRENCY = "CNY"
@@ -268,8 +268,7 @@ def ledger_engine(
     else:
         assert postgres_url is not None
         url = postgres_url
-    engine = make_engine(url)
-    create_tables(engine)  # never drop: the session's other tests share this database
+    engine = migrated_engine(url)  # never drop: the session's other tests share this database
     yield engine
     try:
         assert whole_ledger_problems(engine) == []

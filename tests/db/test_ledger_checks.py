@@ -13,17 +13,16 @@ import pytest
 from sqlalchemy import Engine, update
 from sqlmodel import Session
 
-from db.engine import create_tables, make_engine
 from db.tables import Account, Payment, Posting
 from domain.ledger import AccountKind
+from tests.databases import migrated_engine
 from tests.db.conftest import open_shop
 from tests.support import assert_ledger_sound, ledger_mark
 
 
 @pytest.fixture
 def engine(tmp_path: Path) -> Iterator[Engine]:
-    engine = make_engine(f"sqlite:///{tmp_path / 'broken.db'}")
-    create_tables(engine)
+    engine = migrated_engine(f"sqlite:///{tmp_path / 'broken.db'}")
     yield engine
     engine.dispose()
 

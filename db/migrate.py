@@ -1,0 +1,106 @@
+"""Bring a database to the newest schema: Alembic's `upgrade head`, run once before the
+worker and the API start (`make run`, the deployable stack's migration job, the tests).
+
+A database made before there were migrations (by `create_all`) has paysaga's tables but
+no `alembic_version`. It is recognised by comparing its tables and columns with what the
+baseline revision creates, stamped at the baseline, then upgraded: in place, its rows
+kept. Anything else that holds some of our tables is refused, with what differs.
+
+On PostgreSQL a transaction-scoped advisory lock serialises upgrades, so replicas that
+start together take turns: the first upgrades, the others find the work done.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Connection, create_engine, inspect, text
+
+from db.engine import make_engine, normalise_url
+
+BASELINE = "0001_baseline"
+MIGRATIONS = Path(__file__).parent / "migrations"
+_LOCK = 0x7061797361676121  # any constant that no other application uses: "paysaga!"
+
+
+class UnknownSchema(RuntimeError):
+    """The database holds tables of ours that no revision made: it is not upgraded."""
+
+
+def alembic_config(url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", normalise_url(url).replace("%", "%%"))
+    return config
+
+
+def upgrade_to_head(url: str) -> None:
+    engine = make_engine(url)
+    try:
+        with engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK})
+            config = alembic_config(url)
+            config.attributes["connection"] = connection
+            if _needs_adoption(connection):
+                command.stamp(config, BASELINE)
+            command.upgrade(config, "head")
+    finally:
+        engine.dispose()
+
+
+def current_revision(url: str) -> str | None:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+    finally:
+        engine.dispose()
+
+
+def _needs_adoption(connection: Connection) -> bool:
+    """True for a database `create_all` made; raises for one holding other tables of ours."""
+    found = _columns(connection)
+    if "alembic_version" in found:
+        return False
+    baseline = _baseline_columns()
+    ours = set(found) & set(baseline)
+    if not ours:
+        return False  # an empty database (or someone else's tables only): create ours
+    differences = [
+        f"{table}: missing {sorted(baseline[table] - found.get(table, set()))}"
+        for table in sorted(baseline)
+        if baseline[table] - found.get(table, set())
+    ]
+    if differences:
+        raise UnknownSchema(
+            "the database has paysaga tables but not the baseline's schema, so it was not "
+            f"upgraded ({'; '.join(differences)}); restore a backup made by a known version"
+        )
+    return True
+
+
+def _columns(connection: Connection) -> dict[str, set[str]]:
+    inspector = inspect(connection)
+    return {
+        table: {column["name"] for column in inspector.get_columns(table)}
+        for table in inspector.get_table_names()
+    }
+
+
+def _baseline_columns() -> dict[str, set[str]]:
+    """The tables and columns the baseline revision creates, read off a scratch database."""
+    scratch = create_engine("sqlite://")
+    try:
+        with scratch.begin() as connection:
+            config = alembic_config("sqlite://")
+            config.attributes["connection"] = connection
+            command.upgrade(config, BASELINE)
+            columns = _columns(connection)
+    finally:
+        scratch.dispose()
+    columns.pop("alembic_version", None)
+    return columns
