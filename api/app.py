@@ -12,6 +12,7 @@ from fastapi import Depends, FastAPI
 from api.auth.caller import PUBLIC
 from api.auth.rate_limit import Throttle
 from api.deps import AppContext
+from api.docs import install_docs
 from api.errors import install_error_handlers
 from api.routes import (
     api_keys,
@@ -60,8 +61,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Payments and settlement for e-commerce, as durable Temporal sagas.",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,  # api.docs serves both pages with local assets, not a CDN's
+        redoc_url=None,
     )
     install_error_handlers(app)
+    install_docs(app)
     routers = (
         auth.router,
         me.router,
