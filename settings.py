@@ -118,6 +118,9 @@ class Settings(BaseSettings):
     # Sign-in and registration attempts ("limits" notation), per account and per address.
     auth_rate_per_account: str = "5/minute"
     auth_rate_per_address: str = "30/minute"
+    # Where the throttles count: this process's memory, or a shared store for several API
+    # replicas (`redis://host:6379/0`, `redis+sentinel://...`: any `limits` storage URI).
+    auth_rate_storage_uri: SecretStr = SecretStr("memory://")
 
     # Merchant webhooks: an event is retried until the merchant answers 2xx, the wait
     # doubling from the initial interval up to the maximum, for the delivery window.

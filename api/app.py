@@ -50,7 +50,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 temporal=temporal,
                 channels=build_channels(settings, http),
                 bank=build_bank(settings, http),
-                throttle=Throttle(settings.auth_rate_per_account, settings.auth_rate_per_address),
+                throttle=Throttle(
+                    settings.auth_rate_per_account,
+                    settings.auth_rate_per_address,
+                    settings.auth_rate_storage_uri.get_secret_value(),
+                ),
                 secret_box=SecretBox(settings.data_key),
             )
             yield

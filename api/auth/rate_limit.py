@@ -1,9 +1,10 @@
 """Sign-in and registration throttles, per account and per client address.
 
-A moving window from the `limits` library, in this process's memory: one API
-process is the embedded default; several processes behind a balancer would each
-count their own (give `limits` a Redis storage then). The address is the socket
-peer; behind a proxy, run uvicorn with --proxy-headers so it is the client's.
+A moving window from the `limits` library, counted where `auth_rate_storage_uri`
+says: this process's memory by default (one API process, the embedded stack), or a
+shared store such as Redis, so that several API replicas behind a balancer share one
+count. The address is the socket peer; behind a proxy, run uvicorn with
+--proxy-headers so it is the client's.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import math
 import time
 
 from limits import RateLimitItem, parse
-from limits.storage import MemoryStorage
+from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
 from api.errors import ApiError
@@ -31,8 +32,8 @@ class TooManyRequests(ApiError):
 
 
 class Throttle:
-    def __init__(self, per_account: str, per_address: str) -> None:
-        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+    def __init__(self, per_account: str, per_address: str, storage_uri: str = "memory://") -> None:
+        self._limiter = MovingWindowRateLimiter(storage_from_string(storage_uri))
         self._per_account = parse(per_account)
         self._per_address = parse(per_address)
 
