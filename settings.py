@@ -134,6 +134,11 @@ class Settings(BaseSettings):
     # (sticky_queue). Temporal's defaults are 10 s; the tests shorten both.
     workflow_task_timeout_seconds: float = Field(default=10, gt=0, le=120)
     sticky_queue_timeout_seconds: float = Field(default=10, gt=0, le=120)
+    # On SIGTERM the worker stops polling and gives running activities this long to end.
+    worker_shutdown_seconds: float = Field(default=30, ge=0)
+    # The worker's /healthz and /readyz (0: not served).
+    worker_health_host: str = "127.0.0.1"
+    worker_health_port: int = Field(default=8001, ge=0, le=65535)
 
     # Notification signatures older or newer than this are rejected.
     notify_tolerance_seconds: int = 300
@@ -175,6 +180,10 @@ class Settings(BaseSettings):
     @property
     def sticky_queue_timeout(self) -> timedelta:
         return timedelta(seconds=self.sticky_queue_timeout_seconds)
+
+    @property
+    def worker_shutdown_timeout(self) -> timedelta:
+        return timedelta(seconds=self.worker_shutdown_seconds)
 
 
 @lru_cache

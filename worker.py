@@ -6,11 +6,15 @@ import asyncio
 import compileall
 import contextlib
 import logging
+import signal
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
+from starlette.applications import Starlette
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
@@ -27,6 +31,7 @@ from db.engine import make_engine, session_factory
 from db.secret_box import SecretBox
 from domain.webhook_events import WebhookRetry
 from settings import Settings, get_settings
+from worker_health import health_app, serving_health
 from workflows.late_payment import LatePaymentRefundWorkflow
 from workflows.merchant_webhook import MerchantWebhookWorkflow
 from workflows.order import OrderWorkflow
@@ -89,47 +94,63 @@ async def run_worker(settings: Settings) -> None:
         settlement = SettlementRecords(sessions)
         payouts = PayoutCalls(build_bank(settings, http), payout_notify_url(settings))
         await ensure_settlement_schedule(client, settings)
+        activities: list[Callable[..., Any]] = [
+            records.record_order,
+            records.record_payment,
+            records.settle_order,
+            records.notify_parties,
+            records.release_funds,
+            records.reverse_settlement,
+            records.set_order_status,
+            records.flag_for_review,
+            records.order_payment_txn_id,
+            records.reprice_order,
+            records.record_modification,
+            calls.create_payment,
+            calls.query_payment,
+            calls.close_payment,
+            calls.refund_payment,
+            calls.refund_once,
+            calls.check_refund,
+            calls.request_refund,
+            calls.query_refund,
+            refunds.reserve_refund,
+            refunds.complete_refund,
+            refunds.fail_refund,
+            settlement.merchants_to_settle,
+            settlement.prepare_statements,
+            settlement.record_payout,
+            settlement.day_statements,
+            payouts.send_payout,
+            payouts.query_payout,
+            webhooks.deliver_webhook,
+        ]
         with ThreadPoolExecutor(max_workers=32) as executor:
             worker = Worker(
                 client,
                 task_queue=settings.task_queue,
                 workflows=WORKFLOWS,
-                activities=[
-                    records.record_order,
-                    records.record_payment,
-                    records.settle_order,
-                    records.notify_parties,
-                    records.release_funds,
-                    records.reverse_settlement,
-                    records.set_order_status,
-                    records.flag_for_review,
-                    records.order_payment_txn_id,
-                    records.reprice_order,
-                    records.record_modification,
-                    calls.create_payment,
-                    calls.query_payment,
-                    calls.close_payment,
-                    calls.refund_payment,
-                    calls.refund_once,
-                    calls.check_refund,
-                    calls.request_refund,
-                    calls.query_refund,
-                    refunds.reserve_refund,
-                    refunds.complete_refund,
-                    refunds.fail_refund,
-                    settlement.merchants_to_settle,
-                    settlement.prepare_statements,
-                    settlement.record_payout,
-                    settlement.day_statements,
-                    payouts.send_payout,
-                    payouts.query_payout,
-                    webhooks.deliver_webhook,
-                ],
+                activities=activities,
                 activity_executor=executor,
                 sticky_queue_schedule_to_start_timeout=settings.sticky_queue_timeout,
+                graceful_shutdown_timeout=settings.worker_shutdown_timeout,
             )
-            logging.getLogger(__name__).info("worker polling task queue %s", settings.task_queue)
-            await worker.run()
+            await _run_until_signalled(worker, health_app(worker, engine, client), settings)
+
+
+async def _run_until_signalled(worker: Worker, health: Starlette, settings: Settings) -> None:
+    """Poll until SIGTERM or SIGINT; then stop polling and let running activities finish
+    (for up to `worker_shutdown_seconds`) before returning."""
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        asyncio.get_running_loop().add_signal_handler(signum, stop.set)
+    log = logging.getLogger(__name__)
+    port = settings.worker_health_port
+    async with serving_health(health, settings.worker_health_host, port), worker:
+        log.info("worker polling task queue %s (health on port %s)", settings.task_queue, port)
+        await stop.wait()
+        log.info("worker stopping: no new tasks, finishing the running ones")
+    log.info("worker stopped")
 
 
 def main() -> None:

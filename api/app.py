@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
 
 from api.auth.caller import PUBLIC
 from api.auth.rate_limit import Throttle
 from api.deps import AppContext
 from api.docs import install_docs
-from api.errors import install_error_handlers
+from api.errors import ErrorOut, install_error_handlers
+from api.readiness import database_check, readiness_answer, temporal_check
 from api.routes import (
     api_keys,
     auth,
@@ -89,7 +92,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/healthz", tags=["health"], dependencies=[Depends(PUBLIC)])
     def healthz() -> dict[str, str]:
+        """Alive: the process answers (restart it when it does not)."""
         return {"status": "ok"}
+
+    @app.get(
+        "/readyz",
+        tags=["health"],
+        dependencies=[Depends(PUBLIC)],
+        responses={503: {"model": ErrorOut, "description": "Not ready: a check failed."}},
+    )
+    async def readyz(request: Request) -> JSONResponse:
+        """Ready: the database answers at the newest schema and Temporal answers; until then
+        a balancer should send no traffic here (503)."""
+        context: AppContext = request.app.state.context
+        checks = await asyncio.gather(
+            database_check(context.engine), temporal_check(context.temporal)
+        )
+        status, body = readiness_answer(list(checks))
+        return JSONResponse(body, status_code=status)
 
     return app
 

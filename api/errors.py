@@ -18,6 +18,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.service import RPCError
 
@@ -60,6 +61,19 @@ class Conflict(ApiError):
 class ServiceUnavailable(ApiError):
     status_code = 503
     error_type = "api_error"
+
+
+class ErrorDetail(BaseModel):
+    type: str
+    code: str
+    message: str
+    param: str | None
+
+
+class ErrorOut(BaseModel):
+    """Every error answer's body, for the OpenAPI document."""
+
+    error: ErrorDetail
 
 
 def error_body(error_type: str, code: str, message: str, param: str | None) -> dict[str, object]:

@@ -17,6 +17,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, create_engine, inspect, text
 
 from db.engine import make_engine, normalise_url
@@ -50,6 +51,15 @@ def upgrade_to_head(url: str) -> None:
             command.upgrade(config, "head")
     finally:
         engine.dispose()
+
+
+def head_revision() -> str | None:
+    return ScriptDirectory(str(MIGRATIONS)).get_current_head()
+
+
+def schema_at_head(connection: Connection) -> bool:
+    """True when the database's revision is the newest the code knows."""
+    return MigrationContext.configure(connection).get_current_revision() == _HEAD
 
 
 def current_revision(url: str) -> str | None:
@@ -104,3 +114,6 @@ def _baseline_columns() -> dict[str, set[str]]:
         scratch.dispose()
     columns.pop("alembic_version", None)
     return columns
+
+
+_HEAD = head_revision()

@@ -135,7 +135,7 @@ def system(
 ) -> Iterator[System]:
     backend: str = request.param
     tmp = tmp_path_factory.mktemp(backend)
-    api_port, sandbox_port = stack.free_port(), stack.free_port()
+    api_port, sandbox_port, health_port = stack.free_port(), stack.free_port(), stack.free_port()
     api_url, sandbox_url = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{sandbox_port}"
     task_queue = f"orders-{backend}-{secrets.token_hex(4)}"
     env = {
@@ -145,6 +145,7 @@ def system(
         "PAYSAGA_API_PORT": str(api_port),
         "PAYSAGA_API_PUBLIC_URL": api_url,
         "PAYSAGA_SANDBOX_PORT": str(sandbox_port),
+        "PAYSAGA_WORKER_HEALTH_PORT": str(health_port),
         "PAYSAGA_SANDBOX_BASE_URL": sandbox_url,
         **channel_credentials,
         # Channels retry notifications on their own schedules (Alipay 4m, 10m, ...): 1000x faster.

@@ -39,7 +39,7 @@ from tests.support import http_client, settings_from_env
 
 ROOT = Path(__file__).resolve().parents[2]
 # Ports the rest of the stack uses on a developer machine; never take them.
-RESERVED_PORTS = frozenset({7233, 8000, 8100, 8233})
+RESERVED_PORTS = frozenset({7233, 8000, 8001, 8100, 8233})
 STARTUP_TIMEOUT_S = 20.0
 
 
