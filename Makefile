@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 # them compiles everything again (about 6 s of CPU per test process).
 export PYTHONDONTWRITEBYTECODE :=
 
-.PHONY: run test test-long lint typecheck clean operator
+.PHONY: run test test-long lint typecheck compose-check secrets clean operator
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,19 @@ run: $(STAMP)
 operator: $(STAMP)
 	$(BIN)/python -m api.manage create-operator --email "$(EMAIL)"
 
+# Keys for every channel and the platform, into var/secrets.env (once; `make run` does the
+# same): what docker-compose.yml gives its services.
+secrets: $(STAMP)
+	$(BIN)/python -c "import stack; stack.load_or_create_secrets()"
+
+# docker-compose.yml is validated (no Docker engine runs here to start it): Debian's
+# docker-compose, installed when missing.
+compose-check:
+	@command -v docker-compose >/dev/null || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null)
+	@empty=$$(mktemp) && PAYSAGA_SECRETS_FILE=$$empty POSTGRES_PASSWORD=check \
+		docker-compose -f docker-compose.yml config -q; status=$$?; rm -f $$empty; exit $$status
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -36,7 +49,7 @@ typecheck: $(STAMP)
 # Temporal server, systems and PostgreSQL database: a test mostly waits on the system.
 TEST_WORKERS ?= 4
 
-test: $(STAMP) lint typecheck
+test: $(STAMP) lint typecheck compose-check
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal
 
 # The same suite with Hypothesis's "long" profile: many more examples, run by hand.

@@ -12,6 +12,7 @@ start together take turns: the first upgrades, the others find the work done.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from alembic import command
@@ -117,3 +118,19 @@ def _baseline_columns() -> dict[str, set[str]]:
 
 
 _HEAD = head_revision()
+
+
+def main() -> None:
+    """`python -m db.migrate`: the deployable stack's migration job, run before the rest."""
+    url = os.environ.get("PAYSAGA_DATABASE_URL") or os.environ.get("DATABASE_URL")
+    if not url:
+        raise SystemExit("set PAYSAGA_DATABASE_URL (or DATABASE_URL) to the database to upgrade")
+    try:
+        upgrade_to_head(url)
+    except UnknownSchema as error:
+        raise SystemExit(f"not upgraded: {error}") from None
+    print(f"database at revision {current_revision(url)}")
+
+
+if __name__ == "__main__":
+    main()

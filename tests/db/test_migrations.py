@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 import secrets
+import subprocess
+import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -124,3 +126,14 @@ def test_the_baseline_downgrades_to_an_empty_database(fresh_url: str) -> None:
             assert inspect(connection).get_table_names() == ["alembic_version"]
     finally:
         engine.dispose()
+
+
+def test_the_migration_job_upgrades_the_database_it_is_given(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'job.db'}"
+    env = {**os.environ, "PAYSAGA_DATABASE_URL": url}
+    job = subprocess.run(
+        [sys.executable, "-m", "db.migrate"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert job.returncode == 0, job.stderr
+    assert job.stdout.strip() == f"database at revision {HEAD}"
+    assert current_revision(url) == HEAD
