@@ -170,20 +170,23 @@ def generate_platform_secrets() -> dict[str, str]:
 
 def load_or_create_secrets() -> dict[str, str]:
     """Development credentials for every channel: generated once into var/secrets.env,
-    reused on restart. A variable already set in the environment wins."""
+    reused on restart. A variable already set in the environment wins; when the environment
+    sets every one, no file is needed, and none is written."""
     values: dict[str, str] = {}
     if SECRETS_FILE.exists():
         for line in SECRETS_FILE.read_text().splitlines():
             key, _, value = line.partition("=")
             values[key] = value
     fresh = {**generate_credentials(), **generate_platform_secrets()}
-    if set(fresh) - set(values):  # a new checkout, or credentials added since the file was made
+    # A new checkout, or credentials added since the file was made.
+    if set(fresh) - set(values) - set(os.environ):
         values = {**fresh, **values}
         SECRETS_FILE.parent.mkdir(parents=True, exist_ok=True)
         descriptor = os.open(SECRETS_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(descriptor, "w") as file:  # never readable by others, not even briefly
             file.write("".join(f"{k}={v}\n" for k, v in sorted(values.items())))
-    return {**values, **{k: v for k, v in os.environ.items() if k in values}}
+    known = set(fresh) | set(values)
+    return {**values, **{k: v for k, v in os.environ.items() if k in known}}
 
 
 def start_all(stack: Stack, settings: Settings, log_dir: Path | None = None) -> None:
