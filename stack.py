@@ -5,27 +5,33 @@
     worker                     (python worker.py)
     API                        (uvicorn api.app; OpenAPI docs at /docs)
 
+A port already taken is reported before anything starts, naming the setting that moves it;
+a child that exits while we wait for it is reported at once, with its exit code and its last
+lines of output (`processes.Stack` keeps them: from its log file, or from the pipe that copies
+its output to ours in `make run`). `make run` prints the reason, with no traceback, stops what
+it started and exits with status 1.
+
 The tests start the same processes through the same functions, on free ports.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import secrets
 import shutil
-import signal
 import socket
-import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
 import httpx
 from cryptography.fernet import Fernet
+from pydantic import ValidationError
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
@@ -33,11 +39,56 @@ from temporalio.client import Client
 
 from channels.sandbox.credentials import generate_credentials
 from db.migrate import upgrade_to_head
+from processes import ROOT as ROOT
+from processes import ChildExited as ChildExited
+from processes import Stack as Stack
+from processes import StackError as StackError
 from settings import Settings, get_settings
 from workflows.search_attributes import REGISTRATION
 
-ROOT = Path(__file__).resolve().parent
 SECRETS_FILE = ROOT / "var" / "secrets.env"
+TEMPORAL_IP = "127.0.0.1"  # where the dev server listens, whatever host the address names
+ENV_PREFIX = Settings.model_config.get("env_prefix", "")
+
+
+class NotHealthy(StackError, TimeoutError):
+    """A child did not pass its health check in time (the old TimeoutError, still one)."""
+
+
+@dataclass(frozen=True)
+class ListenPort:
+    """A port a child listens on, and the settings a user changes to move it."""
+
+    host: str
+    port: int
+    setting: str  # the field in Settings that holds the port
+    follows: str | None = None  # a field that must move with it (a URL naming the port)
+
+    @property
+    def variable(self) -> str:
+        return f"{ENV_PREFIX}{self.setting.upper()}"
+
+    def advice(self) -> str:
+        if self.follows is None:
+            return self.variable
+        return f"{self.variable} (and {ENV_PREFIX}{self.follows.upper()} to match)"
+
+
+class PortInUse(StackError):
+    def __init__(self, taken: list[ListenPort]) -> None:
+        self.taken = taken
+        ports = _listing([f"{p.port} ({p.variable})" for p in taken])
+        one = len(taken) == 1
+        super().__init__(
+            f"{'port' if one else 'ports'} {ports} {'is' if one else 'are'} already in use: "
+            "another paysaga may still be running (stop it first), or another program listens "
+            f"there. To use other ports, set {_listing([p.advice() for p in taken])} in the "
+            "environment."
+        )
+
+
+def _listing(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
 
 
 def temporal_binary() -> str:
@@ -51,7 +102,7 @@ def temporal_binary() -> str:
 
 def temporal_command(port: int, ui_port: int | None, db_path: str | None) -> list[str]:
     """The dev server; no UI when `ui_port` is None, in memory when `db_path` is None."""
-    command = [temporal_binary(), "server", "start-dev", "--ip", "127.0.0.1"]
+    command = [temporal_binary(), "server", "start-dev", "--ip", TEMPORAL_IP]
     command += ["--port", str(port), "--log-level", "warn"]
     command += ["--headless"] if ui_port is None else ["--ui-port", str(ui_port)]
     command += ["--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"]
@@ -80,17 +131,44 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_until(check: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    """Poll `check` until it holds; fail after `timeout` seconds."""
+def port_in_use(host: str, port: int) -> bool:
+    """Whether a server binding `host:port` now would find it taken. Binds as uvicorn and
+    Temporal do (SO_REUSEADDR), so a port a closed server left in TIME_WAIT counts as free.
+    Any other failure (an address this machine does not have) is left for the server to say."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except OSError:
+        return False
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(address)
+        except OSError as error:
+            return error.errno == errno.EADDRINUSE
+    return False
+
+
+def wait_until(
+    check: Callable[[], bool], what: str, timeout: float = 30.0, *, watch: Stack | None = None
+) -> None:
+    """Poll `check` until it holds; fail after `timeout` seconds, or as soon as a child of
+    `watch` exits (a child that died will never pass its check)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if watch:
+            watch.check_alive()
         try:
             if check():
                 return
         except Exception:
             pass
         time.sleep(0.1)
-    raise TimeoutError(f"{what} did not become healthy within {timeout} s")
+    if watch:
+        watch.check_alive()
+    message = f"{what} did not become healthy within {timeout} s"
+    if watch and what in watch.names():
+        message += f". {watch.describe_output(what)}"
+    raise NotHealthy(message)
 
 
 def port_open(port: int) -> bool:
@@ -122,44 +200,6 @@ def worker_polling(address: str, namespace: str, task_queue: str) -> bool:
     return asyncio.run(pollers()) > 0
 
 
-@dataclass
-class Stack:
-    """Child processes we own, stopped in reverse order of starting."""
-
-    env: Mapping[str, str]
-    processes: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
-
-    def start(self, name: str, command: list[str], log: Path | None = None) -> None:
-        output = open(log, "ab") if log else None  # noqa: SIM115  (lives as long as the child)
-        process = subprocess.Popen(
-            command, env={**os.environ, **self.env}, cwd=ROOT, stdout=output, stderr=output
-        )
-        self.processes.append((name, process))
-
-    def process(self, name: str) -> subprocess.Popen[bytes]:
-        return next(p for n, p in self.processes if n == name)
-
-    def stop(self, name: str | None = None, *, kill: bool = False) -> None:
-        for entry in [e for e in reversed(self.processes) if name in (None, e[0])]:
-            _stop_process(entry[1], kill)
-            self.processes.remove(entry)
-
-    def check_alive(self) -> None:
-        for name, process in self.processes:
-            if process.poll() is not None:
-                raise RuntimeError(f"{name} exited with code {process.returncode}")
-
-
-def _stop_process(process: subprocess.Popen[bytes], kill: bool) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGKILL if kill else signal.SIGINT)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 def generate_platform_secrets() -> dict[str, str]:
     """The platform's own keys: the JWT signing key and the data encryption key."""
     return {
@@ -189,9 +229,37 @@ def load_or_create_secrets() -> dict[str, str]:
     return {**values, **{k: v for k, v in os.environ.items() if k in known}}
 
 
+def _temporal_port(settings: Settings) -> int:
+    return int(settings.temporal_address.rsplit(":", 1)[1])
+
+
+def listen_ports(settings: Settings) -> list[ListenPort]:
+    """Every fixed port `start_all` has a child listen on."""
+    ports = [
+        ListenPort(TEMPORAL_IP, _temporal_port(settings), "temporal_address"),
+        ListenPort(TEMPORAL_IP, settings.temporal_ui_port, "temporal_ui_port"),
+        ListenPort(
+            settings.sandbox_host, settings.sandbox_port, "sandbox_port", "sandbox_base_url"
+        ),
+        ListenPort(settings.worker_health_host, settings.worker_health_port, "worker_health_port"),
+        ListenPort(settings.api_host, settings.api_port, "api_port", "api_public_url"),
+    ]
+    return [p for p in ports if p.port != 0]  # 0: not served (the worker's health)
+
+
+def check_ports_free(settings: Settings) -> None:
+    """Fail before anything starts if a port is taken: a health check could otherwise be
+    answered by whatever holds it, or wait out its timeout for a child that died at once."""
+    taken = [p for p in listen_ports(settings) if port_in_use(p.host, p.port)]
+    if taken:
+        raise PortInUse(taken)
+
+
 def start_all(stack: Stack, settings: Settings, log_dir: Path | None = None) -> None:
-    """Start and health-check every service, in dependency order."""
-    temporal_port = int(settings.temporal_address.rsplit(":", 1)[1])
+    """Start and health-check every service, in dependency order. Raises StackError (and
+    leaves what it started running, for the caller to stop) if one cannot start."""
+    check_ports_free(settings)
+    temporal_port = _temporal_port(settings)
 
     def log(name: str) -> Path | None:
         return log_dir / f"{name}.log" if log_dir else None
@@ -204,7 +272,7 @@ def start_all(stack: Stack, settings: Settings, log_dir: Path | None = None) -> 
         temporal_command(temporal_port, settings.temporal_ui_port, settings.temporal_db_path),
         log("temporal"),
     )
-    wait_until(lambda: port_open(temporal_port), "temporal")
+    wait_until(lambda: port_open(temporal_port), "temporal", watch=stack)
     stack.start(
         "sandbox",
         uvicorn_command(
@@ -218,21 +286,26 @@ def start_all(stack: Stack, settings: Settings, log_dir: Path | None = None) -> 
         uvicorn_command("api.app:create_app", settings.api_host, settings.api_port),
         log("api"),
     )
-    wait_until(lambda: http_ok(f"{settings.sandbox_base_url}/healthz"), "sandbox")
+    wait_until(lambda: http_ok(f"{settings.sandbox_base_url}/healthz"), "sandbox", watch=stack)
     wait_until(
         lambda: worker_polling(
             settings.temporal_address, settings.temporal_namespace, settings.task_queue
         ),
         "worker",
+        watch=stack,
     )
-    wait_until(lambda: http_ok(f"{settings.api_public_url}/healthz"), "api")
+    wait_until(lambda: http_ok(f"{settings.api_public_url}/healthz"), "api", watch=stack)
 
 
 def main() -> None:
-    env = load_or_create_secrets()
-    os.environ.update(env)  # before get_settings() first reads the environment
-    settings = get_settings()
+    try:
+        env = load_or_create_secrets()
+        os.environ.update(env)  # before get_settings() first reads the environment
+        settings = get_settings()
+    except ValidationError as error:
+        sys.exit(f"paysaga could not start: a setting is missing or invalid.\n{error}")
     stack = Stack(env=env)
+    outcome = "could not start"
     try:
         start_all(stack, settings)
         print(
@@ -245,11 +318,16 @@ def main() -> None:
             "Press Ctrl-C to stop.\n",
             flush=True,
         )
+        outcome = "stopped"
         while True:
             stack.check_alive()
             time.sleep(1)
     except KeyboardInterrupt:
         print("\nstopping...", flush=True)
+    except StackError as error:
+        stack.silence()
+        stack.stop()  # before the reason, so that it is the last thing on the screen
+        sys.exit(f"\npaysaga {outcome}: {error}")
     finally:
         stack.stop()
 
