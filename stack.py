@@ -314,6 +314,8 @@ def main() -> None:
             f"  Sandbox        {settings.sandbox_base_url}\n"
             f"  Temporal UI    http://127.0.0.1:{settings.temporal_ui_port}\n"
             f"  Temporal gRPC  {settings.temporal_address}\n"
+            f"  Readiness      {settings.api_public_url}/readyz, "
+            f"http://127.0.0.1:{settings.worker_health_port}/readyz (worker)\n"
             "The first operator: make operator EMAIL=you@example.com (in another terminal).\n"
             "Press Ctrl-C to stop.\n",
             flush=True,
