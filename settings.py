@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -139,6 +140,9 @@ class Settings(BaseSettings):
     # The worker's /healthz and /readyz (0: not served).
     worker_health_host: str = "127.0.0.1"
     worker_health_port: int = Field(default=8001, ge=0, le=65535)
+
+    # One JSON object per log line ("json"), or a short readable line ("console"; make run).
+    log_format: Literal["json", "console"] = "json"
 
     # Notification signatures older or newer than this are rejected.
     notify_tolerance_seconds: int = 300

@@ -300,6 +300,8 @@ def start_all(stack: Stack, settings: Settings, log_dir: Path | None = None) -> 
 def main() -> None:
     try:
         env = load_or_create_secrets()
+        # A terminal reads short lines better than JSON (production's default).
+        env.setdefault("PAYSAGA_LOG_FORMAT", os.environ.get("PAYSAGA_LOG_FORMAT", "console"))
         os.environ.update(env)  # before get_settings() first reads the environment
         settings = get_settings()
     except ValidationError as error:

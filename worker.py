@@ -30,6 +30,7 @@ from channels.registry import build_bank, build_channels
 from db.engine import make_engine, session_factory
 from db.secret_box import SecretBox
 from domain.webhook_events import WebhookRetry
+from logs import configure_logging
 from settings import Settings, get_settings
 from worker_health import health_app, serving_health
 from workflows.late_payment import LatePaymentRefundWorkflow
@@ -154,14 +155,15 @@ async def _run_until_signalled(worker: Worker, health: Starlette, settings: Sett
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(levelname)s %(message)s")
+    settings = get_settings()
+    configure_logging("worker", settings.log_format)
     # The workflow sandbox imports a workflow's module anew for every run it starts: with
     # no bytecode on disk (PYTHONDONTWRITEBYTECODE, common in containers) each run would
     # compile the source again (~8 ms for the order saga). Write it once; a read-only
     # tree just goes without.
     compileall.compile_dir(Path(__file__).parent / "workflows", quiet=2)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_worker(get_settings()))
+        asyncio.run(run_worker(settings))
 
 
 if __name__ == "__main__":

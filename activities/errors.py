@@ -25,7 +25,7 @@ The saga catches the non-retryable ones by type; everything else is retried.
 
 from __future__ import annotations
 
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 COUPON_REJECTED = "CouponRejected"
 MERCHANT_SUSPENDED = "MerchantSuspended"
@@ -43,7 +43,14 @@ MODIFICATION_FAILED = "ModificationFailed"
 
 
 def business_error(error_type: str, message: str, *details: object) -> ApplicationError:
-    return ApplicationError(message, *details, type=error_type, non_retryable=True)
+    """A refusal the saga expects: benign, so the worker logs it without a traceback."""
+    return ApplicationError(
+        message,
+        *details,
+        type=error_type,
+        non_retryable=True,
+        category=ApplicationErrorCategory.BENIGN,
+    )
 
 
 def retryable_error(error_type: str, message: str) -> ApplicationError:

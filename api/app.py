@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -17,6 +16,7 @@ from api.deps import AppContext
 from api.docs import install_docs
 from api.errors import ErrorOut, install_error_handlers
 from api.readiness import database_check, readiness_answer, temporal_check
+from api.request_ids import RequestIds
 from api.routes import (
     api_keys,
     auth,
@@ -34,6 +34,7 @@ from api.routes import (
 from channels.registry import build_bank, build_channels
 from db.engine import make_engine, session_factory
 from db.secret_box import SecretBox
+from logs import configure_logging
 from settings import Settings, get_settings
 from worker import connect
 
@@ -43,6 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging("api", settings.log_format)
         engine = make_engine(settings.database_url)  # at head: db.migrate ran first
         temporal = await connect(settings)
         async with httpx.AsyncClient(timeout=settings.channel_timeout_seconds) as http:
@@ -72,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     install_error_handlers(app)
+    app.add_middleware(RequestIds)
     install_docs(app)
     routers = (
         auth.router,
@@ -112,6 +115,3 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse(body, status_code=status)
 
     return app
-
-
-logging.basicConfig(level=logging.INFO, format="%(asctime)s api %(levelname)s %(message)s")

@@ -9,9 +9,11 @@ from __future__ import annotations
 import hashlib
 from datetime import date
 
+ORDER_WORKFLOW_PREFIX = "order-"
+
 
 def order_workflow_id(order_id: str) -> str:
-    return f"order-{order_id}"
+    return f"{ORDER_WORKFLOW_PREFIX}{order_id}"
 
 
 def late_payment_workflow_id(channel: str, channel_txn_id: str) -> str:

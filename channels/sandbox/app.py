@@ -32,6 +32,7 @@ from channels.sandbox.notifier import Notifier, NotifyProtocol
 from channels.sandbox.payout_service import PayoutService
 from channels.sandbox.service import SandboxService
 from channels.sandbox.store import Store
+from logs import configure_logging
 from settings import Settings, get_settings
 
 
@@ -48,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging("sandbox", settings.log_format)
         store = Store(Path(settings.sandbox_store_path) if settings.sandbox_store_path else None)
         async with httpx.AsyncClient(timeout=settings.channel_timeout_seconds) as client:
             notifier = Notifier(
