@@ -128,24 +128,23 @@ def test_a_taken_api_port_is_named_with_its_setting_before_anything_starts(
     assert not (tmp_path / "temporal.db").exists()
 
 
-def test_an_api_that_exits_at_start_is_reported_with_its_code_and_last_lines(
+def test_a_service_that_exits_at_start_is_reported_with_its_code_and_last_lines(
     tmp_path: Path, channel_credentials: dict[str, str]
 ) -> None:
     env = stack_env(tmp_path, channel_credentials)
-    env["PAYSAGA_API_HOST"] = "192.0.2.1"  # TEST-NET-1: an address this machine does not have
+    env["PAYSAGA_TEMPORAL_DB_PATH"] = str(tmp_path)  # a directory: Temporal cannot open it
 
     run = run_stack(env, tmp_path)
 
     assert run.status == 1, run.output
     # Its output is shown as it comes, each line headed with its name; then the reason.
-    assert run.when("paysaga could not start:") - run.when("api | ERROR:") < NOTICED
+    assert run.when("paysaga could not start:") - run.when("temporal | Error:") < NOTICED
     reason = run.since("paysaga could not start:")
-    assert re.match(r"paysaga could not start: api exited with code [1-9]\d*\. ", reason), reason
+    assert re.match(r"paysaga could not start: temporal exited with code \d+\. ", reason), reason
     assert "Its last lines of output:" in reason
-    assert "192.0.2.1" in reason.splitlines()[-1]  # uvicorn's own words: it could not bind
+    assert "unable to open database file" in reason  # Temporal's own words
     assert "Traceback" not in run.output
-    temporal_port = int(env["PAYSAGA_TEMPORAL_ADDRESS"].rsplit(":", 1)[1])
-    assert not stack.port_open(temporal_port)  # the children it started are stopped
+    assert "sandbox |" not in run.output and "api |" not in run.output  # nothing else started
 
 
 def test_waiting_on_a_service_that_died_fails_at_once_with_its_log_tail(
