@@ -229,6 +229,11 @@ def main() -> None:
     env = load_or_create_secrets()
     os.environ.update(env)  # before get_settings() first reads the environment
     settings = get_settings()
+    if "PAYSAGA_WORKER_METRICS_PORT" not in os.environ:  # on here; off unless asked elsewhere
+        settings = settings.model_copy(
+            update={"worker_metrics_port": settings.run_worker_metrics_port}
+        )
+        env["PAYSAGA_WORKER_METRICS_PORT"] = str(settings.worker_metrics_port)
     stack = Stack(env=env)
     try:
         start_all(stack, settings)
@@ -238,6 +243,9 @@ def main() -> None:
             f"  Sandbox        {settings.sandbox_base_url}\n"
             f"  Temporal UI    http://127.0.0.1:{settings.temporal_ui_port}\n"
             f"  Temporal gRPC  {settings.temporal_address}\n"
+            f"  Metrics        {settings.api_public_url}/metrics (API), "
+            f"http://{settings.worker_metrics_host}:{settings.worker_metrics_port}/metrics "
+            "(worker, with the Temporal SDK's)\n"
             "The first operator: make operator EMAIL=you@example.com (in another terminal).\n"
             "Press Ctrl-C to stop.\n",
             flush=True,

@@ -6,13 +6,16 @@ import asyncio
 import compileall
 import contextlib
 import logging
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
 import httpx
+from prometheus_client import start_http_server
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import Runtime
 from temporalio.worker import Worker
 
 from activities.channel_calls import ChannelCalls
@@ -23,9 +26,11 @@ from activities.settlement_records import SettlementRecords
 from activities.webhook_delivery import WebhookCalls
 from activities.webhook_starts import WebhookStarter
 from channels.registry import build_bank, build_channels
-from db.engine import make_engine, session_factory
+from db.engine import SessionFactory, make_engine, session_factory
 from db.secret_box import SecretBox
 from domain.webhook_events import WebhookRetry
+from metrics.business import BusinessMetrics
+from metrics.temporal_sdk import TemporalSdkMetrics, loopback_port, runtime_exporting_to
 from settings import Settings, get_settings
 from workflows.late_payment import LatePaymentRefundWorkflow
 from workflows.merchant_webhook import MerchantWebhookWorkflow
@@ -57,19 +62,52 @@ def webhook_retry(settings: Settings) -> WebhookRetry:
     )
 
 
-async def connect(settings: Settings) -> Client:
+async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
         data_converter=pydantic_data_converter,
         interceptors=[WorkflowTaskTimeout(settings.workflow_task_timeout)],
+        runtime=runtime,
     )
+
+
+@contextlib.contextmanager
+def serving_metrics(settings: Settings, metrics: BusinessMetrics) -> Iterator[Runtime | None]:
+    """Serve the worker's metrics on `worker_metrics_port` (nothing when it is 0), the
+    Temporal SDK's among them; yields the runtime the client must use for those."""
+    if not settings.worker_metrics_port:
+        yield None
+        return
+    sdk_address = f"127.0.0.1:{loopback_port()}"
+    runtime = runtime_exporting_to(sdk_address)
+    metrics.registry.register(TemporalSdkMetrics(sdk_address))
+    server, thread = start_http_server(
+        settings.worker_metrics_port, settings.worker_metrics_host, registry=metrics.registry
+    )
+    logging.getLogger(__name__).info(
+        "worker metrics at http://%s:%d/metrics",
+        settings.worker_metrics_host,
+        settings.worker_metrics_port,
+    )
+    try:
+        yield runtime
+    finally:
+        server.shutdown()
+        thread.join()
 
 
 async def run_worker(settings: Settings) -> None:
     engine = make_engine(settings.database_url)  # at head: db.migrate ran before we started
     sessions = session_factory(engine)
-    client = await connect(settings)
+    metrics = BusinessMetrics()
+    with serving_metrics(settings, metrics) as runtime:
+        await _run_worker(settings, sessions, metrics, await connect(settings, runtime))
+
+
+async def _run_worker(
+    settings: Settings, sessions: SessionFactory, metrics: BusinessMetrics, client: Client
+) -> None:
     timeout = httpx.Timeout(settings.channel_timeout_seconds)
     # Merchants' endpoints get their own client: their own timeout, and no redirects.
     webhook_timeout = httpx.Timeout(settings.webhook_timeout_seconds)
@@ -80,13 +118,13 @@ async def run_worker(settings: Settings) -> None:
         start_delivery = WebhookStarter(
             client, settings.task_queue, webhook_retry(settings), asyncio.get_running_loop()
         )
-        records = OrderRecords(sessions, start_delivery)
-        calls = ChannelCalls(sessions, build_channels(settings, http))
+        records = OrderRecords(sessions, start_delivery, metrics)
+        calls = ChannelCalls(sessions, build_channels(settings, http), metrics)
         refunds = RefundRecords(
-            sessions, timedelta(days=settings.buyer_refund_window_days), start_delivery
+            sessions, timedelta(days=settings.buyer_refund_window_days), start_delivery, metrics
         )
-        webhooks = WebhookCalls(sessions, webhook_http, SecretBox(settings.data_key))
-        settlement = SettlementRecords(sessions)
+        webhooks = WebhookCalls(sessions, webhook_http, SecretBox(settings.data_key), metrics)
+        settlement = SettlementRecords(sessions, metrics)
         payouts = PayoutCalls(build_bank(settings, http), payout_notify_url(settings))
         await ensure_settlement_schedule(client, settings)
         with ThreadPoolExecutor(max_workers=32) as executor:
