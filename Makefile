@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 # them compiles everything again (about 6 s of CPU per test process).
 export PYTHONDONTWRITEBYTECODE :=
 
-.PHONY: run test test-long lint typecheck compose-check secrets clean operator
+.PHONY: run test test-long lint typecheck compose-check secrets prometheus clean operator
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -49,12 +49,19 @@ typecheck: $(STAMP)
 # Temporal server, systems and PostgreSQL database: a test mostly waits on the system.
 TEST_WORKERS ?= 4
 
-test: $(STAMP) lint typecheck compose-check
+test: $(STAMP) lint typecheck compose-check prometheus
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal
 
 # The same suite with Hypothesis's "long" profile: many more examples, run by hand.
-test-long: $(STAMP) lint typecheck
+test-long: $(STAMP) lint typecheck prometheus
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal --hypothesis-profile=long
+
+# Prometheus and promtool, from Debian's package, for the tests of deploy/prometheus and of
+# our /metrics endpoints against a real server; installed only when either is missing.
+prometheus:
+	@if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus; \
+	fi
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

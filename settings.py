@@ -144,6 +144,17 @@ class Settings(BaseSettings):
     # One JSON object per log line ("json"), or a short readable line ("console"; make run).
     log_format: Literal["json", "console"] = "json"
 
+    # Prometheus metrics. The API serves GET /metrics on its own port. The worker serves
+    # its own and the Temporal SDK's on this port; 0 turns them off (the default, and in
+    # tests unless a test sets it). `make run` gives the worker `run_worker_metrics_port`
+    # when PAYSAGA_WORKER_METRICS_PORT is not set.
+    worker_metrics_host: str = "127.0.0.1"
+    worker_metrics_port: int = Field(default=0, ge=0, le=65535)
+    run_worker_metrics_port: int = Field(default=9464, ge=1, le=65535)
+    # The API reads its state gauges (open orders, webhook backlog, trial balance) from
+    # the database at most this often, however many scrapers ask.
+    metrics_state_refresh_seconds: float = Field(default=30, ge=0)
+
     # Notification signatures older or newer than this are rejected.
     notify_tolerance_seconds: int = 300
     channel_timeout_seconds: int = 10

@@ -306,6 +306,11 @@ def main() -> None:
         settings = get_settings()
     except ValidationError as error:
         sys.exit(f"paysaga could not start: a setting is missing or invalid.\n{error}")
+    if "PAYSAGA_WORKER_METRICS_PORT" not in os.environ:  # on here; off unless asked elsewhere
+        settings = settings.model_copy(
+            update={"worker_metrics_port": settings.run_worker_metrics_port}
+        )
+        env["PAYSAGA_WORKER_METRICS_PORT"] = str(settings.worker_metrics_port)
     stack = Stack(env=env)
     outcome = "could not start"
     try:
@@ -318,6 +323,9 @@ def main() -> None:
             f"  Temporal gRPC  {settings.temporal_address}\n"
             f"  Readiness      {settings.api_public_url}/readyz, "
             f"http://127.0.0.1:{settings.worker_health_port}/readyz (worker)\n"
+            f"  Metrics        {settings.api_public_url}/metrics (API), "
+            f"http://{settings.worker_metrics_host}:{settings.worker_metrics_port}/metrics "
+            "(worker, with the Temporal SDK's)\n"
             "The first operator: make operator EMAIL=you@example.com (in another terminal).\n"
             "Press Ctrl-C to stop.\n",
             flush=True,

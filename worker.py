@@ -7,16 +7,19 @@ import compileall
 import contextlib
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
+from prometheus_client import start_http_server
+from sqlalchemy import Engine
 from starlette.applications import Starlette
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import Runtime
 from temporalio.worker import Worker
 
 from activities.channel_calls import ChannelCalls
@@ -31,6 +34,8 @@ from db.engine import make_engine, session_factory
 from db.secret_box import SecretBox
 from domain.webhook_events import WebhookRetry
 from logs import configure_logging
+from metrics.business import BusinessMetrics
+from metrics.temporal_sdk import TemporalSdkMetrics, loopback_port, sdk_runtime
 from settings import Settings, get_settings
 from worker_health import health_app, serving_health
 from workflows.late_payment import LatePaymentRefundWorkflow
@@ -63,19 +68,52 @@ def webhook_retry(settings: Settings) -> WebhookRetry:
     )
 
 
-async def connect(settings: Settings) -> Client:
+async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
         data_converter=pydantic_data_converter,
         interceptors=[WorkflowTaskTimeout(settings.workflow_task_timeout)],
+        runtime=runtime or sdk_runtime(),
     )
+
+
+@contextlib.contextmanager
+def serving_metrics(settings: Settings, metrics: BusinessMetrics) -> Iterator[Runtime]:
+    """Serve the worker's metrics on `worker_metrics_port` (nothing when it is 0), the
+    Temporal SDK's among them; yields the runtime the client must use for those."""
+    if not settings.worker_metrics_port:
+        yield sdk_runtime()
+        return
+    sdk_address = f"127.0.0.1:{loopback_port()}"
+    runtime = sdk_runtime(sdk_address)
+    metrics.registry.register(TemporalSdkMetrics(sdk_address))
+    server, thread = start_http_server(
+        settings.worker_metrics_port, settings.worker_metrics_host, registry=metrics.registry
+    )
+    logging.getLogger(__name__).info(
+        "worker metrics at http://%s:%d/metrics",
+        settings.worker_metrics_host,
+        settings.worker_metrics_port,
+    )
+    try:
+        yield runtime
+    finally:
+        server.shutdown()
+        thread.join()
 
 
 async def run_worker(settings: Settings) -> None:
     engine = make_engine(settings.database_url)  # at head: db.migrate ran before we started
+    metrics = BusinessMetrics()
+    with serving_metrics(settings, metrics) as runtime:
+        await _run_worker(settings, engine, metrics, await connect(settings, runtime))
+
+
+async def _run_worker(
+    settings: Settings, engine: Engine, metrics: BusinessMetrics, client: Client
+) -> None:
     sessions = session_factory(engine)
-    client = await connect(settings)
     timeout = httpx.Timeout(settings.channel_timeout_seconds)
     # Merchants' endpoints get their own client: their own timeout, and no redirects.
     webhook_timeout = httpx.Timeout(settings.webhook_timeout_seconds)
@@ -86,13 +124,13 @@ async def run_worker(settings: Settings) -> None:
         start_delivery = WebhookStarter(
             client, settings.task_queue, webhook_retry(settings), asyncio.get_running_loop()
         )
-        records = OrderRecords(sessions, start_delivery)
-        calls = ChannelCalls(sessions, build_channels(settings, http))
+        records = OrderRecords(sessions, start_delivery, metrics)
+        calls = ChannelCalls(sessions, build_channels(settings, http), metrics)
         refunds = RefundRecords(
-            sessions, timedelta(days=settings.buyer_refund_window_days), start_delivery
+            sessions, timedelta(days=settings.buyer_refund_window_days), start_delivery, metrics
         )
-        webhooks = WebhookCalls(sessions, webhook_http, SecretBox(settings.data_key))
-        settlement = SettlementRecords(sessions)
+        webhooks = WebhookCalls(sessions, webhook_http, SecretBox(settings.data_key), metrics)
+        settlement = SettlementRecords(sessions, metrics)
         payouts = PayoutCalls(build_bank(settings, http), payout_notify_url(settings))
         await ensure_settlement_schedule(client, settings)
         activities: list[Callable[..., Any]] = [

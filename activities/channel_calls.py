@@ -6,6 +6,8 @@ retried activity finds the earlier attempt's payment or refund instead of
 making a second one. A payment re-issued after a modification has its own
 out_trade_no (`domain.keys.payment_reference`), which the messages carry as
 `payment_reference`; every call about that payment or its refunds uses it.
+A saga's own refund (compensation, late payment) is counted (`metrics.business`)
+when the store that records its final outcome finds the row still pending.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from domain.keys import payment_reference
 from domain.order_status import OrderStatus
 from domain.refunds import RefundTicket
 from domain.saga import Checkout, OrderInput, OrderRef, RefundOrder
+from metrics.business import BusinessMetrics, refund_kind
 
 
 def _trade_no(about: OrderRef | RefundOrder | RefundTicket) -> str:
@@ -86,9 +89,15 @@ def _translated_channel_errors() -> Iterator[None]:
 
 
 class ChannelCalls:
-    def __init__(self, sessions: SessionFactory, channels: Mapping[str, ChannelAdapter]) -> None:
+    def __init__(
+        self,
+        sessions: SessionFactory,
+        channels: Mapping[str, ChannelAdapter],
+        metrics: BusinessMetrics | None = None,
+    ) -> None:
         self._sessions = sessions
         self._channels = channels
+        self._metrics = metrics if metrics is not None else BusinessMetrics()
 
     @activity.defn
     async def create_payment(self, order: OrderInput) -> Checkout:
@@ -220,7 +229,9 @@ class ChannelCalls:
     def _store_refund(self, refund: RefundOrder, state: RefundState | None) -> None:
         with self._sessions() as session, session.begin():
             now = datetime.now(UTC)
-            row = session.get(Refund, refund.refund_id)
+            row = session.get(Refund, refund.refund_id, with_for_update=True)
+            decided = state is not None and state.status in _FINAL_REFUND
+            newly_decided = decided and (row is None or row.status == RefundStatus.PENDING)
             if row is None:
                 row = Refund(
                     id=refund.refund_id,
@@ -243,3 +254,13 @@ class ChannelCalls:
                 row.status = state.status
                 row.failure_reason = state.failure_reason
                 row.updated_at = now
+            kind = refund_kind(row.requested_by, row.reason)
+        if newly_decided:
+            assert state is not None
+            succeeded = state.status == RefundStatus.SUCCEEDED
+            self._metrics.refund_finished(
+                refund.channel, kind, refund.currency, refund.amount, succeeded
+            )
+
+
+_FINAL_REFUND = (RefundStatus.SUCCEEDED, RefundStatus.FAILED)

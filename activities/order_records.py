@@ -3,6 +3,9 @@
 They run as local activities (a marker event each instead of three events),
 synchronously in the worker's thread pool. Those that record a merchant webhook
 event (payment, closing, compensation) start its delivery once they committed.
+Those that finish an order, take its payment or flag it count it (`metrics.business`)
+once they committed, and only when their transaction made the change: under the
+order's row lock the status they found tells a first attempt from a retry.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from datetime import UTC, datetime
 
 from sqlmodel import Session, col, delete, select
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from activities.errors import COUPON_REJECTED, MERCHANT_SUSPENDED, ORDER_INVALID, business_error
 from activities.webhook_starts import StartDelivery
@@ -30,7 +34,7 @@ from db.tables import (
 from db.webhook_events import record_order_event
 from domain.errors import CouponRejected, DomainError
 from domain.keys import settlement_entry_id
-from domain.order_status import OrderStatus
+from domain.order_status import FINAL_STATUSES, OrderStatus
 from domain.pricing import PricedOrder
 from domain.saga import (
     OrderInput,
@@ -43,6 +47,7 @@ from domain.saga import (
 )
 from domain.split import Split
 from domain.webhook_events import EventType
+from metrics.business import BusinessMetrics, payment_outcome
 
 # Statuses after which an order no longer holds its coupon. (A rejected order never
 # had a row, so it never comes here.)
@@ -55,11 +60,17 @@ def _now() -> datetime:
 
 class OrderRecords:
     """The saga's database side; receives its session factory so tests wire a real one,
-    and how to start the delivery of a merchant webhook event."""
+    how to start the delivery of a merchant webhook event, and the counters it moves."""
 
-    def __init__(self, sessions: SessionFactory, start_delivery: StartDelivery) -> None:
+    def __init__(
+        self,
+        sessions: SessionFactory,
+        start_delivery: StartDelivery,
+        metrics: BusinessMetrics | None = None,
+    ) -> None:
         self._sessions = sessions
         self._start_delivery = start_delivery
+        self._metrics = metrics if metrics is not None else BusinessMetrics()
 
     @activity.defn
     def record_order(self, order: OrderInput) -> None:
@@ -68,7 +79,15 @@ class OrderRecords:
             if session.get(Order, order.order_id) is not None:
                 return  # an earlier attempt committed
             if order.coupon_code:
-                _reserve_coupon(session, order)
+                try:
+                    _reserve_coupon(session, order)
+                except ApplicationError as refusal:
+                    # Refused for good (non-retryable) and nothing stored: the order ends
+                    # REJECTED. Counted at the refusal; only a worker dying before its
+                    # workflow task completes could run this again.
+                    if refusal.type == COUPON_REJECTED:
+                        self._metrics.order_finished(order.channel, OrderStatus.REJECTED)
+                    raise
             session.add(_order_row(order))
             session.flush()
             session.add_all(_line_rows(order.order_id, order.priced))
@@ -121,7 +140,9 @@ class OrderRecords:
         """
         with self._sessions() as session, session.begin():
             order = locked_order(session, record.order_id)
+            channel, currency = order.channel, order.currency
             payment = session.get(Payment, record.order_id)
+            newly_paid = payment is None or payment.status != "paid"  # under the order's lock
             if payment is None:  # a zero-payable order never had a channel payment
                 payment = Payment(
                     order_id=order.id,
@@ -143,6 +164,8 @@ class OrderRecords:
                 capture_payment(session, order)
                 if order.status == OrderStatus.PAID:
                     _set_status(order, OrderStatus.SETTLED)
+        if newly_paid and record.amount > 0:  # zero-amount orders never reach a channel
+            self._metrics.payment_succeeded(channel, currency, record.amount)
 
     @activity.defn
     def settle_order(self, ref: OrderRef) -> Split:
@@ -175,7 +198,13 @@ class OrderRecords:
     def release_funds(self, ref: OrderRef) -> int:
         """The order completed: the merchant's share becomes available; returns the amount."""
         with self._sessions() as session, session.begin():
-            return release_funds(session, ref.order_id)
+            order = locked_order(session, ref.order_id)
+            newly_completed = order.status != OrderStatus.COMPLETED
+            channel = order.channel
+            released = release_funds(session, ref.order_id)
+        if newly_completed:
+            self._metrics.order_finished(channel, OrderStatus.COMPLETED)
+        return released
 
     @activity.defn
     def reverse_settlement(self, ref: OrderRef) -> None:
@@ -190,9 +219,11 @@ class OrderRecords:
         an ending (closed, cancelled, refunded) is told to the buyer and the merchant."""
         with self._sessions() as session, session.begin():
             order = locked_order(session, change.order_id)
+            newly = order.status != change.status  # a retry finds it already set
             _set_status(order, change.status)
             if change.reason is not None:
                 order.close_reason = change.reason
+            channel, close_reason = order.channel, order.close_reason
             if change.status in _RELEASES_COUPON:
                 _set_redemption(session, order.id, "released")
             if change.status in (OrderStatus.CLOSED, OrderStatus.CANCELLED):
@@ -203,6 +234,14 @@ class OrderRecords:
             event_id = _record_ending(session, order, change.status)
         if event_id is not None:
             self._start_delivery(event_id)
+        if newly:
+            self._count_ending(channel, change.status, close_reason)
+
+    def _count_ending(self, channel: str, status: OrderStatus, close_reason: str | None) -> None:
+        if status in FINAL_STATUSES:
+            self._metrics.order_finished(channel, status)
+        if status in (OrderStatus.CLOSED, OrderStatus.CANCELLED):
+            self._metrics.payment_failed(channel, payment_outcome(status, close_reason))
 
     @activity.defn
     def flag_for_review(self, flag: ReviewFlag) -> None:
@@ -212,12 +251,16 @@ class OrderRecords:
             ).first()
             if order is None:
                 return  # a rejected order has no row; the NeedsReview attribute still shows it
+            newly_flagged = not order.needs_review  # under the row lock
             reasons = [r for r in (order.review_reason or "").split("; ") if r]
             if flag.reason not in reasons:
                 reasons.append(flag.reason)
             order.needs_review = True
             order.review_reason = "; ".join(reasons)
             order.updated_at = _now()
+            channel = order.channel
+        if newly_flagged:
+            self._metrics.order_flagged(channel)
 
     @activity.defn
     def order_payment_txn_id(self, ref: OrderRef) -> str | None:

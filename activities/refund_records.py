@@ -3,12 +3,15 @@
 The rules that can refuse a refund (window, amount, lines, order state) run in
 the reservation's transaction, under the order's row lock, so racing refunds of
 one order are judged one after the other and never exceed what was paid.
+An outcome is counted (`metrics.business`) after its commit, when the refund's row,
+read under its lock, was still pending: a retry finds it decided and counts nothing.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
 
+from sqlmodel import Session
 from temporalio import activity
 
 from activities.errors import REFUND_REJECTED, business_error
@@ -16,20 +19,26 @@ from activities.webhook_starts import StartDelivery
 from db.engine import SessionFactory
 from db.order_money import complete_refund, fail_refund, reserve_refund
 from db.party_notifications import notify_party
-from db.tables import Order, Payment
+from db.tables import Order, Payment, Refund
 from db.webhook_events import record_order_event
 from domain.keys import payment_reference
-from domain.refunds import RefundAsk, RefundFailure, RefundRejected, RefundTicket
+from domain.refunds import RefundAsk, RefundFailure, RefundRejected, RefundStatus, RefundTicket
 from domain.webhook_events import EventType
+from metrics.business import BusinessMetrics, refund_kind
 
 
 class RefundRecords:
     def __init__(
-        self, sessions: SessionFactory, buyer_window: timedelta, start_delivery: StartDelivery
+        self,
+        sessions: SessionFactory,
+        buyer_window: timedelta,
+        start_delivery: StartDelivery,
+        metrics: BusinessMetrics | None = None,
     ) -> None:
         self._sessions = sessions
         self._buyer_window = buyer_window
         self._start_delivery = start_delivery
+        self._metrics = metrics if metrics is not None else BusinessMetrics()
 
     @activity.defn
     def reserve_refund(self, ask: RefundAsk) -> RefundTicket:
@@ -60,14 +69,33 @@ class RefundRecords:
         """The channel paid the buyer back: post it, tell the buyer, and send the merchant
         its `order.refunded` webhook event."""
         with self._sessions() as session, session.begin():
+            pending = _pending(session, refund_id)
             refund = complete_refund(session, refund_id)
             order = session.get_one(Order, refund.order_id)
             notify_party(session, order.id, "buyer", order.buyer_id, "refund_issued", refund.id)
             event_id = record_order_event(session, order, EventType.ORDER_REFUNDED, refund)
+            counted = _counted(refund)
         if event_id is not None:
             self._start_delivery(event_id)
+        if pending:
+            self._metrics.refund_finished(*counted, succeeded=True)
 
     @activity.defn
     def fail_refund(self, failure: RefundFailure) -> None:
         with self._sessions() as session, session.begin():
-            fail_refund(session, failure.refund_id, failure.reason)
+            pending = _pending(session, failure.refund_id)
+            counted = _counted(fail_refund(session, failure.refund_id, failure.reason))
+        if pending:
+            self._metrics.refund_finished(*counted, succeeded=False)
+
+
+def _pending(session: Session, refund_id: str) -> bool:
+    """Whether the refund is undecided, read under its row lock (before deciding it)."""
+    refund = session.get(Refund, refund_id, with_for_update=True)
+    return refund is not None and refund.status == RefundStatus.PENDING
+
+
+def _counted(refund: Refund) -> tuple[str, str, str, int]:
+    """What a refund's outcome is counted by, read while its session is open."""
+    kind = refund_kind(refund.requested_by, refund.reason)
+    return refund.channel, kind, refund.currency, refund.amount

@@ -1,7 +1,9 @@
 """Database activities of settlement: statements and their payouts' outcomes.
 
 Each runs in one transaction and is idempotent by its statement or payout id,
-so a retried or replayed step finds its earlier work.
+so a retried or replayed step finds its earlier work. A payout's outcome is counted
+(`metrics.business`) after its commit when the payout, read under its row lock, was
+still pending: the first outcome stands, and so does its count.
 """
 
 from __future__ import annotations
@@ -21,13 +23,21 @@ from db.settlement import (
     prepare_statement,
     statement_payout,
 )
-from db.tables import Merchant, Statement
-from domain.settlement import MerchantDay, PayoutOrder, PayoutOutcome, SettlementRunInput
+from db.tables import Merchant, Payout, Statement
+from domain.settlement import (
+    MerchantDay,
+    PayoutOrder,
+    PayoutOutcome,
+    PayoutStatus,
+    SettlementRunInput,
+)
+from metrics.business import BusinessMetrics
 
 
 class SettlementRecords:
-    def __init__(self, sessions: SessionFactory) -> None:
+    def __init__(self, sessions: SessionFactory, metrics: BusinessMetrics | None = None) -> None:
         self._sessions = sessions
+        self._metrics = metrics if metrics is not None else BusinessMetrics()
 
     @activity.defn
     def merchants_to_settle(self, scope: SettlementRunInput) -> list[str]:
@@ -74,11 +84,16 @@ class SettlementRecords:
     def record_payout(self, outcome: PayoutOutcome) -> None:
         """Paid: the money leaves in transit. Refused: it returns to available, with why."""
         with self._sessions() as session, session.begin():
+            payout = session.get_one(Payout, outcome.payout_id, with_for_update=True)
+            pending = payout.status == PayoutStatus.PENDING
+            currency, amount = payout.currency, payout.amount
             if outcome.paid:
                 mark_payout_paid(session, outcome.payout_id, outcome.bank_reference)
             else:
                 reason = outcome.failure_reason or "refused by the bank"
                 mark_payout_returned(session, outcome.payout_id, reason)
+        if pending:
+            self._metrics.payout_finished(currency, amount, outcome.paid)
 
     @activity.defn
     def day_statements(self, merchant_day: MerchantDay) -> list[str]:

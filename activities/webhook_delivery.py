@@ -5,6 +5,8 @@ secret or a corrected URL takes effect on the next retry. Only a 2xx answer
 acknowledges the event; anything else (another status, a redirect, a network
 error, a timeout) is recorded on the event row and raised for Temporal to retry
 with backoff. The secret is opened only here, and never logged or stored elsewhere.
+Every attempt is counted by its outcome (`metrics.business`) once its row recorded it:
+each retry is a new attempt, a new POST, counted as the row's `attempts` counts it.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from db.secret_box import SecretBox
 from db.tables import Merchant, WebhookEvent
 from domain.webhook_events import WebhookDelivery, WebhookReceipt
 from domain.webhook_signing import signed_headers
+from metrics.business import BusinessMetrics
 
 _ERROR_LENGTH = 500
 
@@ -47,10 +50,17 @@ class _Target:
 class WebhookCalls:
     """Receives its sessions, an HTTP client (no redirects followed) and the data key's box."""
 
-    def __init__(self, sessions: SessionFactory, http: httpx.AsyncClient, box: SecretBox) -> None:
+    def __init__(
+        self,
+        sessions: SessionFactory,
+        http: httpx.AsyncClient,
+        box: SecretBox,
+        metrics: BusinessMetrics | None = None,
+    ) -> None:
         self._sessions = sessions
         self._http = http
         self._box = box
+        self._metrics = metrics if metrics is not None else BusinessMetrics()
 
     @activity.defn
     async def deliver_webhook(self, delivery: WebhookDelivery) -> WebhookReceipt:
@@ -63,6 +73,7 @@ class WebhookCalls:
             )
         if target.secret is None:
             await asyncio.to_thread(self._record_attempt, event_id, "no signing secret", False)
+            self._metrics.webhook_attempt("undeliverable")
             raise business_error(WEBHOOK_UNDELIVERABLE, "the merchant has no webhook secret")
         body = target.payload.encode()
         headers = signed_headers(target.secret, event_id, target.event_type, body, int(time.time()))
@@ -74,6 +85,7 @@ class WebhookCalls:
         except httpx.HTTPError as error:
             problem = f"{type(error).__name__}: {error}".rstrip(": ")
         attempts = await asyncio.to_thread(self._record_attempt, event_id, problem, True)
+        self._metrics.webhook_attempt("delivered" if problem is None else "failed")
         if problem is not None:
             raise retryable_error(WEBHOOK_NOT_ACKNOWLEDGED, f"event {event_id}: {problem}")
         return WebhookReceipt(

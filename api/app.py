@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 import httpx
 from fastapi import Depends, FastAPI, Request
@@ -25,6 +26,7 @@ from api.routes import (
     me,
     merchant_webhooks,
     merchants,
+    metrics,
     notify,
     orders,
     refunds,
@@ -35,23 +37,33 @@ from channels.registry import build_bank, build_channels
 from db.engine import make_engine, session_factory
 from db.secret_box import SecretBox
 from logs import configure_logging
+from metrics.edge import ApiMetrics, HttpMetrics
+from metrics.state import DatabaseState
 from settings import Settings, get_settings
 from worker import connect
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    api_metrics = ApiMetrics()  # this app's own registry, served at /metrics
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging("api", settings.log_format)
         engine = make_engine(settings.database_url)  # at head: db.migrate ran first
+        sessions = session_factory(engine)
         temporal = await connect(settings)
+        state = DatabaseState(
+            sessions,
+            timedelta(seconds=settings.webhook_delivery_window_seconds),
+            settings.metrics_state_refresh_seconds,
+        )
+        api_metrics.registry.register(state)
         async with httpx.AsyncClient(timeout=settings.channel_timeout_seconds) as http:
             app.state.context = AppContext(
                 settings=settings,
                 engine=engine,
-                sessions=session_factory(engine),
+                sessions=sessions,
                 temporal=temporal,
                 channels=build_channels(settings, http),
                 bank=build_bank(settings, http),
@@ -61,8 +73,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     settings.auth_rate_storage_uri.get_secret_value(),
                 ),
                 secret_box=SecretBox(settings.data_key),
+                metrics=api_metrics,
             )
             yield
+        api_metrics.registry.unregister(state)
         engine.dispose()
 
     app = FastAPI(
@@ -73,6 +87,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,  # api.docs serves both pages with local assets, not a CDN's
         redoc_url=None,
     )
+    app.state.metrics = api_metrics
+    app.add_middleware(HttpMetrics, metrics=api_metrics)
     install_error_handlers(app)
     app.add_middleware(RequestIds)
     install_docs(app)
@@ -89,6 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         notify.router,
         settlements.router,
         ledger.router,
+        metrics.router,
     )
     for router in routers:
         app.include_router(router)

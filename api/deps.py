@@ -14,6 +14,7 @@ from channels.bank import BankTransferAdapter
 from channels.base import ChannelAdapter
 from db.engine import SessionFactory
 from db.secret_box import SecretBox
+from metrics.edge import ApiMetrics
 from settings import Settings
 
 
@@ -27,6 +28,7 @@ class AppContext:
     bank: BankTransferAdapter
     throttle: Throttle
     secret_box: SecretBox
+    metrics: ApiMetrics
 
 
 def get_context(request: Request) -> AppContext:

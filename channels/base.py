@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict
@@ -127,6 +128,8 @@ class Notification(_Model):
     currency: str
     merchant_id: str | None
     refund_id: str | None = None
+    # When the buyer paid, by the channel's clock (a payment's notification, if it says).
+    paid_at: datetime | None = None
 
 
 class Acknowledgement(_Model):

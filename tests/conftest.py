@@ -170,6 +170,8 @@ def system(
         "PAYSAGA_POLL__PAYMENT_FIRST_MAX_MS": "1000",
         "PAYSAGA_POLL__REFUND_FIRST_MS": "1000",
         "PAYSAGA_POLL__PAYOUT_FIRST_MS": "1000",
+        # The worker serves its metrics (and the Temporal SDK's) for tests/test_metrics.py.
+        "PAYSAGA_WORKER_METRICS_PORT": str(stack.free_port()),
     }
     engine = migrated_engine(env["PAYSAGA_DATABASE_URL"])
     processes = stack.Stack(env=env)

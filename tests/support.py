@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
@@ -200,3 +201,16 @@ async def pay(sandbox: httpx.AsyncClient, order_id: str, **options: Any) -> dict
     response = await sandbox.post(f"/control/payments/{order_id}/pay", json=options)
     assert response.status_code == 200, response.text
     return dict(response.json())
+
+
+async def scraped(url: str, name: str, **labels: str) -> float:
+    """The sum of the samples named `name` with `labels` that `url` (a /metrics) serves now."""
+    async with http_client() as client:
+        response = await client.get(url)
+    assert response.status_code == 200, response.text
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+        if sample.name == name and labels.items() <= sample.labels.items()
+    )

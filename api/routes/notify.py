@@ -8,6 +8,12 @@ retries, so no notification is ever lost. A refused message changes nothing
 and is answered with our JSON error in the shape the channel reads as "not
 taken" (WeChat Pay adds `{"code": "FAIL", "message": ...}`).
 
+Every delivery is counted (`paysaga_channel_notifications_total`): accepted,
+ignored (genuine, asks nothing of us), failed (we could not take it yet, say
+Temporal was away: the channel sends again), or refused with its reason, one of
+`metrics.edge.REFUSAL_REASONS`. An accepted payment also tells how long after the payment at
+the channel it reached us (`paysaga_payment_notification_delay_seconds`).
+
 A notification names the payment by its channel reference: the order id, or for
 a payment re-issued after a modification the order id and its attempt
 (`domain.keys.payment_reference`). The current attempt's payment must be for
@@ -56,20 +62,37 @@ router = APIRouter(prefix="/v1/channels", tags=["channels"], dependencies=[Depen
 logger = logging.getLogger(__name__)
 
 
+class _Refused(Exception):
+    """A notification we do not take: the error to answer with, and the reason."""
+
+    def __init__(self, error: ApiError, reason: str) -> None:
+        super().__init__(error.message)
+        self.error, self.reason = error, reason
+
+
 @router.post("/{channel}/notify")
 async def receive_notification(channel: str, request: Request, context: ContextDep) -> Response:
     adapter = context.channels.get(channel)
-    if adapter is None:
+    if adapter is None:  # the path's name is not a label: it could be anything
+        context.metrics.notification("unknown", "refused", "unknown_channel")
         raise NotFound("channel_not_found", f"no channel {channel}", "channel")
     body = await request.body()
     try:
         notification = _parse(adapter, channel, request.headers, body)
         if notification is not None:
             await _take(context, channel, notification, body)
-    except ApiError as error:
+    except _Refused as refused:
+        context.metrics.notification(channel, "refused", refused.reason)
+        error = refused.error
         details = error_body(error.error_type, error.code, error.message, error.param)
         answer = adapter.rejection(error.status_code, details)
         return Response(answer.body, status_code=answer.status_code, media_type=answer.media_type)
+    except Exception:
+        context.metrics.notification(channel, "failed", "none")
+        raise
+    context.metrics.notification(channel, "ignored" if notification is None else "accepted")
+    if notification is not None and notification.paid_at is not None:
+        context.metrics.payment_notified(channel, notification.paid_at, now())
     return _answer(adapter)
 
 
@@ -78,14 +101,17 @@ def _parse(
 ) -> Notification | None:
     try:
         return adapter.parse_notification(headers, body)
-    except NotificationSignatureError:
+    except NotificationSignatureError as error:
         logger.warning("rejected a %s notification with a bad signature", channel)
-        raise SignatureInvalid("invalid_signature", "signature verification failed") from None
+        reason = "stale_timestamp" if error.code == "signature_stale" else "bad_signature"
+        invalid = SignatureInvalid("invalid_signature", "signature verification failed")
+        raise _Refused(invalid, reason) from None
     except NotificationFormatError as error:
-        raise InvalidRequest("invalid_notification", error.message) from None
+        raise _Refused(InvalidRequest("invalid_notification", error.message), "malformed") from None
     except NotificationMismatch as error:
         logger.warning("rejected a %s notification: %s", channel, error.message)
-        raise InvalidRequest("notification_mismatch", error.message) from None
+        mismatch = InvalidRequest("notification_mismatch", error.message)
+        raise _Refused(mismatch, "wrong_account") from None
 
 
 def _answer(adapter: ChannelAdapter) -> Response:
@@ -94,7 +120,7 @@ def _answer(adapter: ChannelAdapter) -> Response:
 
 
 async def _take(context: AppContext, channel: str, notification: Notification, body: bytes) -> None:
-    """Store and deliver a verified notification; ApiError when it is not ours to take."""
+    """Store and deliver a verified notification; _Refused when it is not ours to take."""
     await asyncio.to_thread(_store, context, channel, notification, body)
     if await asyncio.to_thread(_is_requested_refund, context, notification):
         await _deliver_refund(context, notification)
@@ -109,13 +135,15 @@ def _store(context: AppContext, channel: str, notification: Notification, body: 
     with context.sessions() as session, session.begin():
         order = session.get(Order, order_id)
         if order is None:
-            raise NotFound("order_not_found", "the notification names no order of ours", "order_id")
+            message = "the notification names no order of ours"
+            raise _Refused(NotFound("order_not_found", message, "order_id"), "unknown_order")
         payment = session.get(Payment, order_id)
         current_attempt = payment.attempt if payment is not None else 1
         problem = _mismatch(order, channel, notification, attempt, current_attempt)
         if problem is not None:
-            logger.warning("rejected a %s notification: %s", channel, problem)
-            raise InvalidRequest("notification_mismatch", problem)
+            reason, message = problem
+            logger.warning("rejected a %s notification: %s", channel, message)
+            raise _Refused(InvalidRequest("notification_mismatch", message), reason)
         insert_ignore(
             session,
             ChannelNotification,
@@ -132,19 +160,20 @@ def _store(context: AppContext, channel: str, notification: Notification, body: 
 
 def _mismatch(
     order: Order, channel: str, notification: Notification, attempt: int, current_attempt: int
-) -> str | None:
+) -> tuple[str, str] | None:
+    """(reason, message) when the notification is not about this order as we know it."""
     if order.channel != channel:
-        return "the order was not placed on this channel"
+        return "wrong_channel", "the order was not placed on this channel"
     if notification.kind != NotificationKind.PAYMENT_SUCCEEDED:
         return None  # a refund's own amount; refunds are confirmed by query
     if attempt > current_attempt:
-        return "the order has no such payment attempt"
+        return "unknown_attempt", "the order has no such payment attempt"
     if attempt < current_attempt:
         return None  # a replaced attempt's: the saga checks it against that attempt's amount
     if (notification.amount, notification.currency) != (order.payable_amount, order.currency):
-        return "amount or currency differs from the order's"
+        return "amount_mismatch", "amount or currency differs from the order's"
     if notification.merchant_id not in (None, order.merchant_id):
-        return "merchant differs from the order's"
+        return "merchant_mismatch", "merchant differs from the order's"
     return None
 
 

@@ -13,11 +13,13 @@ amount is an exact yuan amount (that `out_trade_no` is our order and
 
 from __future__ import annotations
 
+from datetime import datetime
 from urllib.parse import parse_qsl, unquote
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from channels.alipay.amounts import AmountFormatError, yuan_to_fen
+from channels.alipay.protocol import parse_gateway_timestamp
 from channels.alipay.signing import verify_notification
 from channels.base import Notification, NotificationKind
 from channels.errors import (
@@ -82,4 +84,13 @@ def parse_notification(
         currency="CNY",
         merchant_id=unquote(passback) if passback else None,
         refund_id=refund_id,
+        paid_at=_paid_at(fields) if kind == NotificationKind.PAYMENT_SUCCEEDED else None,
     )
+
+
+def _paid_at(fields: dict[str, str]) -> datetime | None:
+    """`gmt_payment` (Beijing time); one we cannot read is not worth refusing a payment for."""
+    try:
+        return parse_gateway_timestamp(fields["gmt_payment"])
+    except (KeyError, ValueError):
+        return None

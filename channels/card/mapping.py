@@ -23,6 +23,8 @@ error that fits where it came from.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from channels.base import (
     CreatePaymentRequest,
     Notification,
@@ -192,6 +194,12 @@ def notification(event: wire.Event) -> Notification | None:
         amount=state.amount,
         currency=state.currency,
         merchant_id=state.merchant_id,
+        # The gateway makes the event when the intent succeeds: the payment's time.
+        paid_at=(
+            datetime.fromtimestamp(event.created, UTC)
+            if state.status is PaymentStatus.PAID
+            else None
+        ),
     )
 
 

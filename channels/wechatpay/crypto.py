@@ -81,7 +81,7 @@ def verify_signed(
     if key is None:
         raise NotificationSignatureError("unknown platform certificate serial")
     if not timestamp.isdigit() or abs(now - int(timestamp)) > TOLERANCE_SECONDS:
-        raise NotificationSignatureError("timestamp outside the tolerance")
+        raise NotificationSignatureError("timestamp outside the tolerance", code="signature_stale")
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:

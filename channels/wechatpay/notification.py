@@ -13,6 +13,7 @@ Pure: the caller verifies the Wechatpay-* signature over the raw body first.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -78,6 +79,7 @@ def _payment_notification(
         amount=transaction.amount.total,
         currency=transaction.amount.currency,
         merchant_id=transaction.attach or None,
+        paid_at=_time(transaction.success_time),
     )
 
 
@@ -109,6 +111,14 @@ def _parse(model: type[_Model], raw: bytes, what: str) -> _Model:
         return model.model_validate_json(raw)
     except ValidationError as exc:
         raise _malformed(f"unreadable {what}: {exc.error_count()} error(s)") from None
+
+
+def _time(rfc3339: str | None) -> datetime | None:
+    """A time WeChat Pay reports; one we cannot read is not worth refusing a payment for."""
+    try:
+        return datetime.fromisoformat(rfc3339) if rfc3339 else None
+    except ValueError:
+        return None
 
 
 def _malformed(message: str) -> NotificationFormatError:

@@ -9,18 +9,21 @@ and checks what the order and our records show afterwards.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
 import pytest
 from sqlmodel import Session, select
 
+from channels.card.wire import SIGNATURE_HEADER
 from channels.sandbox.notifier import WireMessage
+from channels.signature import sign
 from db.tables import ChannelNotification
 from tests.channel_messages import foreign_keys, message, payment_event
 from tests.conftest import System
-from tests.support import create_merchant, create_order, get_order, wait_status
+from tests.support import create_merchant, create_order, get_order, scraped, wait_status
 
 CHANNELS = ["alipay", "wechatpay", "card"]
 Request = tuple[str, bytes, dict[str, str]]
@@ -119,21 +122,45 @@ def _to_an_unknown_channel(system: System, order: dict[str, Any]) -> Request:
     return _path(order, "paypal"), wire.body, dict(wire.headers)
 
 
-SPOILERS: list[tuple[Spoiler, int, str]] = [
-    (_one_byte_changed, 401, "invalid_signature"),
-    (_signed_by_another_key, 401, "invalid_signature"),
-    (_unsigned, 401, "invalid_signature"),
-    (_for_another_amount, 400, "notification_mismatch"),
-    (_for_an_unknown_order, 404, "order_not_found"),
-    (_to_another_channel, 400, "notification_mismatch"),
-    (_unreadable, 401, "invalid_signature"),  # cut short: the signature no longer covers it
-    (_to_an_unknown_channel, 404, "channel_not_found"),
+def _stale(system: System, order: dict[str, Any]) -> Request:
+    """Genuinely signed, but ten minutes ago (the card gateway signs its timestamp)."""
+    wire = message(system.env, "card", payment_event(order))
+    secret = system.env["PAYSAGA_CARD__WEBHOOK_SECRET"].encode()
+    header = sign(secret, wire.body, int(time.time()) - 600)
+    return _path(order), wire.body, {**dict(wire.headers), SIGNATURE_HEADER: header}
+
+
+# spoiler, answer, error code, and the reason the refusal is counted under
+SPOILERS: list[tuple[Spoiler, int, str, str]] = [
+    (_one_byte_changed, 401, "invalid_signature", "bad_signature"),
+    (_signed_by_another_key, 401, "invalid_signature", "bad_signature"),
+    (_unsigned, 401, "invalid_signature", "bad_signature"),
+    (_for_another_amount, 400, "notification_mismatch", "amount_mismatch"),
+    (_for_an_unknown_order, 404, "order_not_found", "unknown_order"),
+    (_to_another_channel, 400, "notification_mismatch", "wrong_channel"),
+    # cut short: the signature no longer covers it
+    (_unreadable, 401, "invalid_signature", "bad_signature"),
+    (_to_an_unknown_channel, 404, "channel_not_found", "unknown_channel"),
 ]
+
+
+def _refusals(system: System, path: str, reason: str) -> Awaitable[float]:
+    channel = path.split("/")[3]
+    counted = "unknown" if reason == "unknown_channel" else channel
+    return scraped(
+        f"{system.api_url}/metrics",
+        "paysaga_channel_notifications_total",
+        channel=counted,
+        outcome="refused",
+        reason=reason,
+    )
 
 
 @pytest.mark.parametrize("channel", CHANNELS)
 @pytest.mark.parametrize(
-    ("spoil", "status", "code"), SPOILERS, ids=[s[0].__name__.strip("_") for s in SPOILERS]
+    ("spoil", "status", "code", "reason"),
+    SPOILERS,
+    ids=[s[0].__name__.strip("_") for s in SPOILERS],
 )
 async def test_a_refused_notification_changes_nothing(
     api: httpx.AsyncClient,
@@ -142,13 +169,16 @@ async def test_a_refused_notification_changes_nothing(
     spoil: Spoiler,
     status: int,
     code: str,
+    reason: str,
 ) -> None:
     order = await _awaiting_order(api, channel)
     path, body, headers = spoil(system, order)
+    refused_before = await _refusals(system, path, reason)
 
     response = await api.post(path, content=body, headers=headers)
 
     assert response.status_code == status, response.text
+    assert await _refusals(system, path, reason) == refused_before + 1
     error = response.json()["error"]
     assert set(error) == {"type", "code", "message", "param"}
     assert error["code"] == code
@@ -156,6 +186,21 @@ async def test_a_refused_notification_changes_nothing(
         assert response.json()["code"] == "FAIL"  # what WeChat Pay reads
     assert (await get_order(api, order["id"]))["status"] == "awaiting_payment"
     assert _notifications_for(system, order["id"]) == []
+
+
+async def test_a_stale_signature_is_refused_and_counted_as_stale(
+    api: httpx.AsyncClient, system: System
+) -> None:
+    order = await _awaiting_order(api, "card")
+    path, body, headers = _stale(system, order)
+    refused_before = await _refusals(system, path, "stale_timestamp")
+
+    response = await api.post(path, content=body, headers=headers)
+
+    assert response.status_code == 401, response.text
+    assert response.json()["error"]["code"] == "invalid_signature"
+    assert await _refusals(system, path, "stale_timestamp") == refused_before + 1
+    assert (await get_order(api, order["id"]))["status"] == "awaiting_payment"
 
 
 async def test_an_alipay_notification_for_another_app_is_refused(

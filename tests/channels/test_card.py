@@ -13,7 +13,7 @@ import re
 import secrets
 import time
 from collections.abc import Callable, Iterator
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 import httpx
@@ -716,6 +716,7 @@ def test_a_webhook_signed_with_the_shared_helper_verifies(
         amount=1999,
         currency="USD",
         merchant_id="m_known",
+        paid_at=datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC),  # "created": 1700000000
     )
 
 

@@ -471,6 +471,8 @@ async def test_a_paid_order_is_notified_signed_and_encrypted(
 
     state = await wechatpay.query_payment(order_id)
     assert state.status is PaymentStatus.PAID and state.channel_txn_id
+    assert notification.paid_at is not None  # success_time, when the buyer paid
+    assert abs(time.time() - notification.paid_at.timestamp()) < 60
     assert notification == Notification(
         notification_id=notification.notification_id,
         kind=NotificationKind.PAYMENT_SUCCEEDED,
@@ -480,6 +482,7 @@ async def test_a_paid_order_is_notified_signed_and_encrypted(
         amount=AMOUNT,
         currency="CNY",
         merchant_id=MERCHANT,
+        paid_at=notification.paid_at,
     )
     (notice,) = await inbox.received()
     envelope = json.loads(notice.body)
