@@ -140,6 +140,10 @@ class Settings(BaseSettings):
     worker_health_host: str = "127.0.0.1"
     worker_health_port: int = Field(default=8001, ge=0, le=65535)
 
+    # Traces go to this OpenTelemetry collector over OTLP/HTTP (`http://collector:4318`;
+    # we send to its /v1/traces). Empty: no tracing at all (see telemetry.py).
+    otlp_endpoint: str = ""
+
     # Notification signatures older or newer than this are rejected.
     notify_tolerance_seconds: int = 300
     channel_timeout_seconds: int = 10

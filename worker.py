@@ -7,13 +7,17 @@ import compileall
 import contextlib
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
+from opentelemetry.sdk.trace import TracerProvider
+from sqlalchemy import Engine
 from starlette.applications import Starlette
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -31,6 +35,13 @@ from db.engine import make_engine, session_factory
 from db.secret_box import SecretBox
 from domain.webhook_events import WebhookRetry
 from settings import Settings, get_settings
+from telemetry import (
+    WORKER_SERVICE,
+    temporal_interceptors,
+    trace_engine,
+    trace_http,
+    tracer_provider,
+)
 from worker_health import health_app, serving_health
 from workflows.late_payment import LatePaymentRefundWorkflow
 from workflows.merchant_webhook import MerchantWebhookWorkflow
@@ -62,19 +73,38 @@ def webhook_retry(settings: Settings) -> WebhookRetry:
     )
 
 
-async def connect(settings: Settings) -> Client:
+async def connect(settings: Settings, traces: TracerProvider | None = None) -> Client:
+    """The Temporal client of the API and the worker; with `traces`, it carries the trace."""
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
         data_converter=pydantic_data_converter,
-        interceptors=[WorkflowTaskTimeout(settings.workflow_task_timeout)],
+        interceptors=[
+            WorkflowTaskTimeout(settings.workflow_task_timeout),
+            *temporal_interceptors(traces),
+        ],
     )
 
 
-async def run_worker(settings: Settings) -> None:
+@dataclass(frozen=True)
+class WorkerParts:
+    """A worker wired to real parts, and what its health checks look at."""
+
+    worker: Worker
+    engine: Engine
+    client: Client
+
+
+@asynccontextmanager
+async def built_worker(
+    settings: Settings, traces: TracerProvider | None = None
+) -> AsyncIterator[WorkerParts]:
+    """The worker with every workflow and activity, not yet polling (`async with
+    parts.worker` runs it); its HTTP clients, executor and engine close on exit."""
     engine = make_engine(settings.database_url)  # at head: db.migrate ran before we started
+    trace_engine(engine, traces)
     sessions = session_factory(engine)
-    client = await connect(settings)
+    client = await connect(settings, traces)
     timeout = httpx.Timeout(settings.channel_timeout_seconds)
     # Merchants' endpoints get their own client: their own timeout, and no redirects.
     webhook_timeout = httpx.Timeout(settings.webhook_timeout_seconds)
@@ -82,6 +112,8 @@ async def run_worker(settings: Settings) -> None:
         httpx.AsyncClient(timeout=timeout) as http,
         httpx.AsyncClient(timeout=webhook_timeout, follow_redirects=False) as webhook_http,
     ):
+        trace_http(http, traces)
+        trace_http(webhook_http, traces)
         start_delivery = WebhookStarter(
             client, settings.task_queue, webhook_retry(settings), asyncio.get_running_loop()
         )
@@ -93,7 +125,6 @@ async def run_worker(settings: Settings) -> None:
         webhooks = WebhookCalls(sessions, webhook_http, SecretBox(settings.data_key))
         settlement = SettlementRecords(sessions)
         payouts = PayoutCalls(build_bank(settings, http), payout_notify_url(settings))
-        await ensure_settlement_schedule(client, settings)
         activities: list[Callable[..., Any]] = [
             records.record_order,
             records.record_payment,
@@ -135,7 +166,22 @@ async def run_worker(settings: Settings) -> None:
                 sticky_queue_schedule_to_start_timeout=settings.sticky_queue_timeout,
                 graceful_shutdown_timeout=settings.worker_shutdown_timeout,
             )
-            await _run_until_signalled(worker, health_app(worker, engine, client), settings)
+            try:
+                yield WorkerParts(worker, engine, client)
+            finally:
+                engine.dispose()
+
+
+async def run_worker(settings: Settings) -> None:
+    traces = tracer_provider(settings, WORKER_SERVICE)
+    try:
+        async with built_worker(settings, traces) as parts:
+            await ensure_settlement_schedule(parts.client, settings)
+            health = health_app(parts.worker, parts.engine, parts.client)
+            await _run_until_signalled(parts.worker, health, settings)
+    finally:
+        if traces is not None:
+            traces.shutdown()  # sends the spans still batched
 
 
 async def _run_until_signalled(worker: Worker, health: Starlette, settings: Settings) -> None:

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
+from opentelemetry.sdk.trace import TracerProvider
 
 from api.auth.caller import PUBLIC
 from api.auth.rate_limit import Throttle
@@ -35,17 +36,25 @@ from channels.registry import build_bank, build_channels
 from db.engine import make_engine, session_factory
 from db.secret_box import SecretBox
 from settings import Settings, get_settings
+from telemetry import API_SERVICE, trace_app, trace_engine, trace_http, tracer_provider
 from worker import connect
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, traces: TracerProvider | None = None) -> FastAPI:
+    """The API. Traces go to `traces` if given (the caller shuts it down), else to the OTLP
+    collector the settings name, if any (see telemetry.py)."""
     settings = settings or get_settings()
+    own_traces = traces is None
+    if traces is None:
+        traces = tracer_provider(settings, API_SERVICE)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(settings.database_url)  # at head: db.migrate ran first
-        temporal = await connect(settings)
+        trace_engine(engine, traces)
+        temporal = await connect(settings, traces)
         async with httpx.AsyncClient(timeout=settings.channel_timeout_seconds) as http:
+            trace_http(http, traces)
             app.state.context = AppContext(
                 settings=settings,
                 engine=engine,
@@ -62,6 +71,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
             yield
         engine.dispose()
+        if own_traces and traces is not None:
+            traces.shutdown()  # sends the spans still batched
 
     app = FastAPI(
         title="paysaga",
@@ -71,6 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,  # api.docs serves both pages with local assets, not a CDN's
         redoc_url=None,
     )
+    trace_app(app, traces)
     install_error_handlers(app)
     install_docs(app)
     routers = (
