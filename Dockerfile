@@ -4,7 +4,7 @@
 
 FROM python:3.11-slim AS build
 WORKDIR /src
-COPY pyproject.toml README.md settings.py worker.py worker_health.py stack.py ./
+COPY pyproject.toml README.md settings.py worker.py worker_health.py stack.py telemetry.py ./
 COPY domain domain
 COPY workflows workflows
 COPY activities activities
