@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 from asgi_lifespan import LifespanManager
 from opentelemetry import trace
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -28,6 +29,7 @@ from domain.keys import order_workflow_id
 from telemetry import API_SERVICE, WORKER_SERVICE, temporal_interceptors, tracer_provider
 from tests.conftest import System
 from tests.databases import migrated_engine
+from tests.receiver import Receiver
 from tests.support import create_merchant, create_order, settings_from_env
 from worker import built_worker
 
@@ -120,20 +122,30 @@ def test_without_a_collector_nothing_is_installed(channel_credentials: dict[str,
     for service in (API_SERVICE, WORKER_SERVICE):
         assert tracer_provider(settings, service) is None
     assert temporal_interceptors(None) == []
+    app = create_app(settings)  # as uvicorn makes it: no server span around its routes
+    assert not getattr(app, "_is_instrumented_by_opentelemetry", False)
     # Nor is any provider installed for the process: whatever asks for a tracer gets a no-op.
     assert not isinstance(trace.get_tracer_provider(), TracerProvider)
 
 
-def test_with_a_collector_spans_are_named_for_their_service(
-    channel_credentials: dict[str, str],
+async def test_with_a_collector_spans_go_to_it_named_for_their_service(
+    channel_credentials: dict[str, str], receiver: Receiver
 ) -> None:
-    settings = settings_from_env(
-        {**channel_credentials, "PAYSAGA_OTLP_ENDPOINT": "http://127.0.0.1:4318"}
-    )
+    collector = receiver.inbox()
+    settings = settings_from_env({**channel_credentials, "PAYSAGA_OTLP_ENDPOINT": collector.url})
     provider = tracer_provider(settings, WORKER_SERVICE)
     assert provider is not None
-    try:
-        assert provider.resource.attributes["service.name"] == "paysaga-worker"
-        assert len(temporal_interceptors(provider)) == 1
-    finally:
-        provider.shutdown()  # nothing was recorded: nothing is sent
+    assert len(temporal_interceptors(provider)) == 1
+    with provider.get_tracer("test").start_as_current_span("settle the day"):
+        pass
+    provider.shutdown()  # sends what is batched, as the worker does when it stops
+
+    [sent] = await collector.received()
+    assert sent.headers["content-type"] == "application/x-protobuf"
+    export = ExportTraceServiceRequest.FromString(sent.body)
+    [resource_spans] = export.resource_spans
+    service = {a.key: a.value.string_value for a in resource_spans.resource.attributes}
+    assert service["service.name"] == "paysaga-worker"
+    assert [span.name for scope in resource_spans.scope_spans for span in scope.spans] == [
+        "settle the day"
+    ]
