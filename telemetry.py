@@ -2,28 +2,24 @@
 their calls to the channels and the database, exported over OTLP.
 
 `PAYSAGA_OTLP_ENDPOINT` names the collector. Unset, `tracer_provider` answers None and every
-helper here does nothing: no provider, no instrumentation, no interceptor, so the request path
-is exactly as without tracing. The provider is passed to each instrumentation rather than
-installed globally, so a test can give the API and a worker in one process its own.
+helper here does nothing: no provider, no instrumentation, no interceptor, not even an import
+of the SDK or an instrumentation, so a process runs as it would without tracing. The provider
+is passed to each instrumentation rather than installed globally, so a test can give the API
+and a worker in one process its own.
 """
 
 from __future__ import annotations
 
-from fastapi import FastAPI
-from httpx import AsyncClient
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
-from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
-from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
-from opentelemetry.metrics import NoOpMeterProvider
-from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from sqlalchemy import Engine
-from temporalio.client import Interceptor
-from temporalio.contrib.opentelemetry import TracingInterceptor
+from typing import TYPE_CHECKING
 
-from settings import Settings
+if TYPE_CHECKING:  # the instrumentation is imported only when a collector is set
+    from fastapi import FastAPI
+    from httpx import AsyncClient
+    from opentelemetry.sdk.trace import TracerProvider
+    from sqlalchemy import Engine
+    from temporalio.client import Interceptor
+
+    from settings import Settings
 
 API_SERVICE = "paysaga-api"
 WORKER_SERVICE = "paysaga-worker"
@@ -33,6 +29,11 @@ def tracer_provider(settings: Settings, service_name: str) -> TracerProvider | N
     """The process's provider, batching spans to the OTLP collector; None when none is set."""
     if not settings.otlp_endpoint:
         return None
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
     provider = TracerProvider(resource=Resource.create({SERVICE_NAME: service_name}))
     endpoint = f"{settings.otlp_endpoint.rstrip('/')}/v1/traces"
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
@@ -45,6 +46,8 @@ def temporal_interceptors(traces: TracerProvider | None) -> list[Interceptor]:
     workflow code deterministic."""
     if traces is None:
         return []
+    from temporalio.contrib.opentelemetry import TracingInterceptor
+
     return [TracingInterceptor(traces.get_tracer("temporalio"))]
 
 
@@ -52,6 +55,8 @@ def trace_app(app: FastAPI, traces: TracerProvider | None) -> None:
     """A server span for every request (named by its route: `POST /v1/orders`). Before the
     app first runs: the instrumentation wraps the middleware stack Starlette then builds."""
     if traces is not None:
+        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
         FastAPIInstrumentor.instrument_app(app, tracer_provider=traces)
 
 
@@ -59,6 +64,8 @@ def trace_http(client: AsyncClient, traces: TracerProvider | None) -> None:
     """A client span for every request the client sends (to a channel, the bank, a merchant),
     with the trace's context in its headers."""
     if traces is not None:
+        from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+
         HTTPXClientInstrumentor.instrument_client(client, tracer_provider=traces)
 
 
@@ -67,6 +74,9 @@ def trace_engine(engine: Engine, traces: TracerProvider | None) -> None:
     process-wide patch, which takes one provider and ignores a second engine's)."""
     if traces is None:
         return
+    from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
+    from opentelemetry.metrics import NoOpMeterProvider
+
     tracer = traces.get_tracer("opentelemetry.instrumentation.sqlalchemy")
     connections = (
         NoOpMeterProvider()

@@ -13,10 +13,9 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
-from opentelemetry.sdk.trace import TracerProvider
 from sqlalchemy import Engine
 from starlette.applications import Starlette
 from temporalio.client import Client
@@ -50,6 +49,10 @@ from workflows.refund import RefundWorkflow
 from workflows.schedule import ensure_settlement_schedule
 from workflows.settlement import MerchantSettlementWorkflow, SettlementRunWorkflow
 from workflows.task_timeout import WorkflowTaskTimeout
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
+
 
 WORKFLOWS = [
     OrderWorkflow,

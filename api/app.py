@@ -6,11 +6,11 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 import httpx
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
-from opentelemetry.sdk.trace import TracerProvider
 
 from api.auth.caller import PUBLIC
 from api.auth.rate_limit import Throttle
@@ -38,6 +38,9 @@ from db.secret_box import SecretBox
 from settings import Settings, get_settings
 from telemetry import API_SERVICE, trace_app, trace_engine, trace_http, tracer_provider
 from worker import connect
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
 
 
 def create_app(settings: Settings | None = None, traces: TracerProvider | None = None) -> FastAPI:
