@@ -4,13 +4,15 @@
 
 FROM python:3.11-slim AS build
 WORKDIR /src
-COPY pyproject.toml README.md settings.py worker.py worker_health.py stack.py ./
+COPY pyproject.toml README.md settings.py logs.py worker.py worker_health.py stack.py processes.py \
+    telemetry.py ./
 COPY domain domain
 COPY workflows workflows
 COPY activities activities
 COPY api api
 COPY channels channels
 COPY db db
+COPY metrics metrics
 RUN python -m venv /opt/paysaga \
     && /opt/paysaga/bin/pip install --no-cache-dir --disable-pip-version-check . \
     && /opt/paysaga/bin/python -m compileall -q /opt/paysaga/lib

@@ -155,6 +155,10 @@ class Settings(BaseSettings):
     # the database at most this often, however many scrapers ask.
     metrics_state_refresh_seconds: float = Field(default=30, ge=0)
 
+    # Traces go to this OpenTelemetry collector over OTLP/HTTP (`http://collector:4318`;
+    # we send to its /v1/traces). Empty: no tracing at all (see telemetry.py).
+    otlp_endpoint: str = ""
+
     # Notification signatures older or newer than this are rejected.
     notify_tolerance_seconds: int = 300
     channel_timeout_seconds: int = 10

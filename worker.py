@@ -7,11 +7,13 @@ import compileall
 import contextlib
 import logging
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from prometheus_client import start_http_server
@@ -37,6 +39,13 @@ from logs import configure_logging
 from metrics.business import BusinessMetrics
 from metrics.temporal_sdk import TemporalSdkMetrics, loopback_port, sdk_runtime
 from settings import Settings, get_settings
+from telemetry import (
+    WORKER_SERVICE,
+    temporal_interceptors,
+    trace_engine,
+    trace_http,
+    tracer_provider,
+)
 from worker_health import health_app, serving_health
 from workflows.late_payment import LatePaymentRefundWorkflow
 from workflows.merchant_webhook import MerchantWebhookWorkflow
@@ -45,6 +54,10 @@ from workflows.refund import RefundWorkflow
 from workflows.schedule import ensure_settlement_schedule
 from workflows.settlement import MerchantSettlementWorkflow, SettlementRunWorkflow
 from workflows.task_timeout import WorkflowTaskTimeout
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
+
 
 WORKFLOWS = [
     OrderWorkflow,
@@ -68,12 +81,19 @@ def webhook_retry(settings: Settings) -> WebhookRetry:
     )
 
 
-async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
+async def connect(
+    settings: Settings, traces: TracerProvider | None = None, runtime: Runtime | None = None
+) -> Client:
+    """The Temporal client of the API and the worker; with `traces`, it carries the trace;
+    `runtime` (the worker's) serves the SDK's metrics."""
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
         data_converter=pydantic_data_converter,
-        interceptors=[WorkflowTaskTimeout(settings.workflow_task_timeout)],
+        interceptors=[
+            WorkflowTaskTimeout(settings.workflow_task_timeout),
+            *temporal_interceptors(traces),
+        ],
         runtime=runtime or sdk_runtime(),
     )
 
@@ -103,17 +123,29 @@ def serving_metrics(settings: Settings, metrics: BusinessMetrics) -> Iterator[Ru
         thread.join()
 
 
-async def run_worker(settings: Settings) -> None:
+@dataclass(frozen=True)
+class WorkerParts:
+    """A worker wired to real parts, and what its health checks look at."""
+
+    worker: Worker
+    engine: Engine
+    client: Client
+
+
+@asynccontextmanager
+async def built_worker(
+    settings: Settings,
+    traces: TracerProvider | None = None,
+    metrics: BusinessMetrics | None = None,
+    runtime: Runtime | None = None,
+) -> AsyncIterator[WorkerParts]:
+    """The worker with every workflow and activity, not yet polling (`async with
+    parts.worker` runs it); its HTTP clients, executor and engine close on exit."""
+    metrics = metrics or BusinessMetrics()
     engine = make_engine(settings.database_url)  # at head: db.migrate ran before we started
-    metrics = BusinessMetrics()
-    with serving_metrics(settings, metrics) as runtime:
-        await _run_worker(settings, engine, metrics, await connect(settings, runtime))
-
-
-async def _run_worker(
-    settings: Settings, engine: Engine, metrics: BusinessMetrics, client: Client
-) -> None:
+    trace_engine(engine, traces)
     sessions = session_factory(engine)
+    client = await connect(settings, traces, runtime)
     timeout = httpx.Timeout(settings.channel_timeout_seconds)
     # Merchants' endpoints get their own client: their own timeout, and no redirects.
     webhook_timeout = httpx.Timeout(settings.webhook_timeout_seconds)
@@ -121,6 +153,8 @@ async def _run_worker(
         httpx.AsyncClient(timeout=timeout) as http,
         httpx.AsyncClient(timeout=webhook_timeout, follow_redirects=False) as webhook_http,
     ):
+        trace_http(http, traces)
+        trace_http(webhook_http, traces)
         start_delivery = WebhookStarter(
             client, settings.task_queue, webhook_retry(settings), asyncio.get_running_loop()
         )
@@ -132,7 +166,6 @@ async def _run_worker(
         webhooks = WebhookCalls(sessions, webhook_http, SecretBox(settings.data_key), metrics)
         settlement = SettlementRecords(sessions, metrics)
         payouts = PayoutCalls(build_bank(settings, http), payout_notify_url(settings))
-        await ensure_settlement_schedule(client, settings)
         activities: list[Callable[..., Any]] = [
             records.record_order,
             records.record_payment,
@@ -174,7 +207,24 @@ async def _run_worker(
                 sticky_queue_schedule_to_start_timeout=settings.sticky_queue_timeout,
                 graceful_shutdown_timeout=settings.worker_shutdown_timeout,
             )
-            await _run_until_signalled(worker, health_app(worker, engine, client), settings)
+            try:
+                yield WorkerParts(worker, engine, client)
+            finally:
+                engine.dispose()
+
+
+async def run_worker(settings: Settings) -> None:
+    traces = tracer_provider(settings, WORKER_SERVICE)
+    metrics = BusinessMetrics()
+    try:
+        with serving_metrics(settings, metrics) as runtime:
+            async with built_worker(settings, traces, metrics, runtime) as parts:
+                await ensure_settlement_schedule(parts.client, settings)
+                health = health_app(parts.worker, parts.engine, parts.client)
+                await _run_until_signalled(parts.worker, health, settings)
+    finally:
+        if traces is not None:
+            traces.shutdown()  # sends the spans still batched
 
 
 async def _run_until_signalled(worker: Worker, health: Starlette, settings: Settings) -> None:

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import httpx
 from fastapi import Depends, FastAPI, Request
@@ -40,19 +41,29 @@ from logs import configure_logging
 from metrics.edge import ApiMetrics, HttpMetrics
 from metrics.state import DatabaseState
 from settings import Settings, get_settings
+from telemetry import API_SERVICE, trace_app, trace_engine, trace_http, tracer_provider
 from worker import connect
 
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+
+def create_app(settings: Settings | None = None, traces: TracerProvider | None = None) -> FastAPI:
+    """The API. Traces go to `traces` if given (the caller shuts it down), else to the OTLP
+    collector the settings name, if any (see telemetry.py)."""
     settings = settings or get_settings()
     api_metrics = ApiMetrics()  # this app's own registry, served at /metrics
+    own_traces = traces is None
+    if traces is None:
+        traces = tracer_provider(settings, API_SERVICE)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging("api", settings.log_format)
         engine = make_engine(settings.database_url)  # at head: db.migrate ran first
+        trace_engine(engine, traces)
         sessions = session_factory(engine)
-        temporal = await connect(settings)
+        temporal = await connect(settings, traces)
         state = DatabaseState(
             sessions,
             timedelta(seconds=settings.webhook_delivery_window_seconds),
@@ -60,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         api_metrics.registry.register(state)
         async with httpx.AsyncClient(timeout=settings.channel_timeout_seconds) as http:
+            trace_http(http, traces)
             app.state.context = AppContext(
                 settings=settings,
                 engine=engine,
@@ -78,6 +90,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         api_metrics.registry.unregister(state)
         engine.dispose()
+        if own_traces and traces is not None:
+            traces.shutdown()  # sends the spans still batched
 
     app = FastAPI(
         title="paysaga",
@@ -89,6 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.metrics = api_metrics
     app.add_middleware(HttpMetrics, metrics=api_metrics)
+    trace_app(app, traces)
     install_error_handlers(app)
     app.add_middleware(RequestIds)
     install_docs(app)

@@ -78,7 +78,12 @@ class Receiver:
 def serve_receiver(port: int) -> Iterator[Receiver]:
     """Run a receiver on 127.0.0.1:`port` until the block ends."""
     receiver = Receiver(f"http://127.0.0.1:{port}")
-    app = Starlette(routes=[Route("/inbox/{name}", receiver.handle, methods=["POST"])])
+    routes = [
+        Route("/inbox/{name}", receiver.handle, methods=["POST"]),
+        # Senders that append their own path to a base URL (OTLP: /v1/traces).
+        Route("/inbox/{name}/{tail:path}", receiver.handle, methods=["POST"]),
+    ]
+    app = Starlette(routes=routes)
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="http-receiver", daemon=True)

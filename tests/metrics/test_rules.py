@@ -100,3 +100,10 @@ def test_the_dashboard_is_provisioned_from_prometheus() -> None:
 
 def _no_database() -> Any:
     raise AssertionError("describe() must not read the database")
+
+
+def test_both_prometheus_configs_load_with_the_rules() -> None:
+    """`make run`'s (deploy/prometheus/prometheus.yml) and docker-compose.yml's (compose.yml)."""
+    for config in ("prometheus.yml", "compose.yml"):
+        checked = promtool("check", "config", config)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
