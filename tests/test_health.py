@@ -76,7 +76,7 @@ async def test_sigterm_drains_the_worker_and_the_order_completes_once(
         raise AssertionError("the worker did not stop within 15 s of SIGTERM") from None
     assert code == 0, f"the worker exited with {code}, not cleanly"
     await asyncio.to_thread(system.restart_worker, kill=False)
-    await wait_status(api, order["id"], "completed")
+    await wait_status(api, order["id"], "completed", timeout=60)  # as after any restart
     with Session(system.engine) as session:
         for table, expected in ((JournalEntry, 2), (PartyNotification, 2)):
             count = session.exec(
