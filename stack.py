@@ -21,6 +21,7 @@ import errno
 import os
 import secrets
 import shutil
+import signal
 import socket
 import sys
 import time
@@ -297,7 +298,18 @@ def start_all(stack: Stack, settings: Settings, log_dir: Path | None = None) -> 
     wait_until(lambda: http_ok(f"{settings.api_public_url}/healthz"), "api", watch=stack)
 
 
+def _stop_on_sigterm() -> None:
+    """SIGTERM (a service manager, or a shell that started us in the background, where
+    Ctrl-C's SIGINT is ignored) stops the stack as Ctrl-C does: children first."""
+
+    def interrupt(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def main() -> None:
+    _stop_on_sigterm()
     try:
         env = load_or_create_secrets()
         # A terminal reads short lines better than JSON (production's default).
