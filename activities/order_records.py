@@ -19,6 +19,7 @@ from db.engine import SessionFactory
 from db.ledger import reverse_entry
 from db.order_money import capture_payment, locked_order, order_split, release_funds
 from db.party_notifications import notify_party
+from db.payments import current_payment
 from db.tables import (
     CouponRedemption,
     Merchant,
@@ -90,11 +91,12 @@ class OrderRecords:
 
     @activity.defn
     def record_modification(self, change: OrderModification) -> None:
-        """The order's new lines and amounts; its payment row becomes the new attempt's,
-        pending and without a checkout until `create_payment` records one."""
+        """The order's new lines and amounts; the attempt the channel just closed is kept,
+        closed, and the new attempt is added, pending and without a checkout until
+        `create_payment` records one."""
         with self._sessions() as session, session.begin():
             order = locked_order(session, change.order_id)
-            payment = session.get(Payment, order.id)
+            payment = current_payment(session, order.id)
             if payment is not None and payment.attempt >= change.payment_attempt:
                 return  # an earlier try committed
             priced = change.priced
@@ -104,12 +106,20 @@ class OrderRecords:
             order.updated_at = _now()
             session.exec(delete(OrderLine).where(col(OrderLine.order_id) == order.id))
             session.add_all(_line_rows(order.id, priced))
-            if payment is not None:
-                payment.attempt = change.payment_attempt
-                payment.amount = priced.payable_amount
-                payment.status = "pending"
-                payment.channel_payment_id = payment.checkout_url = payment.qr_payload = None
+            if payment is not None and payment.status == "pending":
+                payment.status = "closed"  # the saga closed it at the channel first
                 payment.updated_at = order.updated_at
+            session.add(
+                Payment(
+                    order_id=order.id,
+                    channel=order.channel,
+                    attempt=change.payment_attempt,
+                    status="pending",
+                    amount=priced.payable_amount,
+                    currency=order.currency,
+                    updated_at=order.updated_at,
+                )
+            )
 
     @activity.defn
     def record_payment(self, record: PaymentRecord) -> None:
@@ -121,7 +131,7 @@ class OrderRecords:
         """
         with self._sessions() as session, session.begin():
             order = locked_order(session, record.order_id)
-            payment = session.get(Payment, record.order_id)
+            payment = current_payment(session, record.order_id)  # the one a buyer can pay
             if payment is None:  # a zero-payable order never had a channel payment
                 payment = Payment(
                     order_id=order.id,
@@ -196,7 +206,7 @@ class OrderRecords:
             if change.status in _RELEASES_COUPON:
                 _set_redemption(session, order.id, "released")
             if change.status in (OrderStatus.CLOSED, OrderStatus.CANCELLED):
-                payment = session.get(Payment, order.id)
+                payment = current_payment(session, order.id)
                 if payment is not None and payment.status == "pending":
                     payment.status = "closed"
                     payment.updated_at = _now()
@@ -223,7 +233,7 @@ class OrderRecords:
     def order_payment_txn_id(self, ref: OrderRef) -> str | None:
         """The channel transaction id the order was paid with, if any."""
         with self._sessions() as session:
-            payment = session.get(Payment, ref.order_id)
+            payment = current_payment(session, ref.order_id)  # only the current can be paid
             return payment.channel_txn_id if payment is not None else None
 
 

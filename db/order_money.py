@@ -14,7 +14,8 @@ from decimal import Decimal
 from sqlmodel import Session, select
 
 from db.ledger import post_entry
-from db.tables import Order, OrderLine, Payment, Refund, RefundLine
+from db.payments import current_payment
+from db.tables import Order, OrderLine, Refund, RefundLine
 from db.times import as_utc
 from domain.keys import (
     funds_release_entry_id,
@@ -109,7 +110,7 @@ def reserve_refund(session: Session, ask: RefundAsk, window: timedelta) -> Refun
     existing = session.get(Refund, ask.refund_id)
     if existing is not None:
         return existing
-    payment = session.get(Payment, order.id)
+    payment = current_payment(session, order.id)  # the paid attempt, if any
     if order.status not in REFUNDABLE_STATUSES or payment is None or payment.paid_at is None:
         raise RefundRejected(
             "order_not_refundable", f"the order is {order.status}; it cannot be refunded now", "id"

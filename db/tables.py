@@ -115,18 +115,20 @@ class OrderLine(SQLModel, table=True):
 
 
 class Payment(SQLModel, table=True):
-    """The order's payment at its channel (one per order; late extra payments are refunds).
+    """One attempt to collect the order's payment at its channel (late extra payments are
+    refunds, not rows here).
 
-    A modification closes the payment at the channel and issues the next attempt, under
-    its own reference (`domain.keys.payment_reference(order_id, attempt)`); the row then
-    describes the new attempt.
+    A modification closes the pending attempt at the channel and issues the next one,
+    under its own reference (`domain.keys.payment_reference(order_id, attempt)`): a row
+    per attempt, the earlier ones closed; the latest is the order's current payment
+    (db.payments). Only the current attempt is ever paid.
     """
 
     __tablename__ = "payments"
 
     order_id: str = Field(primary_key=True, foreign_key="orders.id")
     channel: str
-    attempt: int = 1
+    attempt: int = Field(default=1, primary_key=True)
     channel_payment_id: str | None = None
     checkout_url: str | None = None
     qr_payload: str | None = None
