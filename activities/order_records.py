@@ -68,10 +68,14 @@ class OrderRecords:
         with self._sessions() as session, session.begin():
             if session.get(Order, order.order_id) is not None:
                 return  # an earlier attempt committed
-            if order.coupon_code:
-                _reserve_coupon(session, order)
+            # The coupon's row lock first: inserting the order takes a key-share lock on
+            # the coupon (its foreign key), and racing orders must queue on the row lock
+            # rather than each hold the key share the other's lock waits for.
+            hold = _coupon_hold(session, order) if order.coupon_code else None
             session.add(_order_row(order))
-            session.flush()
+            session.flush()  # before the rows that name it: SQLite checks each insert
+            if hold is not None:
+                session.add(hold)
             session.add_all(_line_rows(order.order_id, order.priced))
 
     @activity.defn
@@ -263,8 +267,9 @@ def _set_status(order: Order, status: OrderStatus) -> None:
     order.updated_at = _now()
 
 
-def _reserve_coupon(session: Session, order: OrderInput) -> None:
-    """Take the order's hold on its coupon, or refuse it (`COUPON_REJECTED`, details: code).
+def _coupon_hold(session: Session, order: OrderInput) -> CouponRedemption:
+    """The order's hold on its coupon, to add once the order row is written, or a refusal
+    (`COUPON_REJECTED`, details: code).
 
     The coupon row stays locked until the transaction ends, so concurrent orders count
     and insert their holds one at a time: never more than the quantity, nor than a
@@ -280,14 +285,12 @@ def _reserve_coupon(session: Session, order: OrderInput) -> None:
         check_hold_allowed(session, coupon, order.buyer_id)
     except CouponRejected as refused:
         raise business_error(COUPON_REJECTED, refused.message, refused.code) from None
-    session.add(
-        CouponRedemption(
-            order_id=order.order_id,
-            coupon_code=coupon.code,
-            buyer_id=order.buyer_id,
-            status="reserved",
-            updated_at=_now(),
-        )
+    return CouponRedemption(
+        order_id=order.order_id,
+        coupon_code=coupon.code,
+        buyer_id=order.buyer_id,
+        status="reserved",
+        updated_at=_now(),
     )
 
 

@@ -20,7 +20,13 @@ from sqlalchemy import func, inspect, select, text
 from sqlmodel import Session, SQLModel
 
 from db.engine import make_engine
-from db.migrate import UnknownSchema, alembic_config, current_revision, upgrade_to_head
+from db.migrate import (
+    BASELINE,
+    UnknownSchema,
+    alembic_config,
+    current_revision,
+    upgrade_to_head,
+)
 from db.reconcile import ledger_problems
 from tests.databases import create_database, database_name, drop_database
 from tests.db.conftest import BACKENDS, open_shop
@@ -66,9 +72,20 @@ def test_the_migrations_make_exactly_the_models_tables(fresh_url: str) -> None:
     assert differences == [], "models and migrations differ: add a revision"
 
 
+def made_before_migrations(url: str) -> None:
+    """The tables as every version before migrations made them: the baseline's, unstamped."""
+    command.upgrade(alembic_config(url), BASELINE)
+    engine = make_engine(url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("DROP TABLE alembic_version"))
+    finally:
+        engine.dispose()
+
+
 def test_a_database_made_before_migrations_is_adopted_with_its_rows(fresh_url: str) -> None:
+    made_before_migrations(fresh_url)
     engine = make_engine(fresh_url)
-    SQLModel.metadata.create_all(engine)  # as every version before migrations made it
     shop = open_shop(engine)
     orders = [shop.paid_order() for _ in range(3)]
     engine.dispose()
