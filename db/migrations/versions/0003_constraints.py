@@ -6,7 +6,9 @@ changing anything the upgrade counts, per constraint, the rows that would break 
 if there are any it stops with that list and changes nothing. Money rows are never
 rewritten by a migration to make them fit: a row that breaks one of these rules is a
 bug's trace, for a person to look at (and correct, or keep by restoring the previous
-version) before upgrading. paysaga's own code has never written such rows.
+version) before upgrading. What paysaga's db layer writes fits: a baseline database
+filled through it (orders paid, refunded, settled and paid out) upgrades with every row
+(tests/db/test_migrations.py).
 
 SQLite rebuilds each table to add its constraints (batch mode, one rebuild per table);
 PostgreSQL adds them in place. The entry trigger is PostgreSQL's only: SQLite keeps the
