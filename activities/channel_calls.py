@@ -199,7 +199,7 @@ class ChannelCalls:
     def _store_checkout(self, order: OrderInput, checkout: Checkout) -> None:
         with self._sessions() as session, session.begin():
             now = datetime.now(UTC)
-            payment = session.get(Payment, order.order_id)
+            payment = session.get(Payment, (order.order_id, order.payment_attempt))
             if payment is None:
                 session.add(
                     Payment(
@@ -215,8 +215,8 @@ class ChannelCalls:
                         updated_at=now,
                     )
                 )
-            elif payment.attempt == order.payment_attempt and payment.channel_payment_id is None:
-                # A re-issued payment: `record_modification` made the row this attempt's.
+            elif payment.channel_payment_id is None:
+                # A re-issued payment: `record_modification` added the attempt's row.
                 payment.channel_payment_id = checkout.channel_payment_id
                 payment.checkout_url = checkout.checkout_url
                 payment.qr_payload = checkout.qr_payload

@@ -23,6 +23,7 @@ from db.engine import SessionFactory
 from db.ledger import reverse_entry
 from db.order_money import capture_payment, locked_order, order_split, release_funds
 from db.party_notifications import notify_party
+from db.payments import current_payment
 from db.tables import (
     CouponRedemption,
     Merchant,
@@ -78,18 +79,22 @@ class OrderRecords:
         with self._sessions() as session, session.begin():
             if session.get(Order, order.order_id) is not None:
                 return  # an earlier attempt committed
-            if order.coupon_code:
-                try:
-                    _reserve_coupon(session, order)
-                except ApplicationError as refusal:
-                    # Refused for good (non-retryable) and nothing stored: the order ends
-                    # REJECTED. Counted at the refusal; only a worker dying before its
-                    # workflow task completes could run this again.
-                    if refusal.type == COUPON_REJECTED:
-                        self._metrics.order_finished(order.channel, OrderStatus.REJECTED)
-                    raise
+            # The coupon's row lock first: inserting the order takes a key-share lock on
+            # the coupon (its foreign key), and racing orders must queue on the row lock
+            # rather than each hold the key share the other's lock waits for.
+            try:
+                hold = _coupon_hold(session, order) if order.coupon_code else None
+            except ApplicationError as refusal:
+                # Refused for good (non-retryable) and nothing stored: the order ends
+                # REJECTED. Counted at the refusal; only a worker dying before its
+                # workflow task completes could run this again.
+                if refusal.type == COUPON_REJECTED:
+                    self._metrics.order_finished(order.channel, OrderStatus.REJECTED)
+                raise
             session.add(_order_row(order))
-            session.flush()
+            session.flush()  # before the rows that name it: SQLite checks each insert
+            if hold is not None:
+                session.add(hold)
             session.add_all(_line_rows(order.order_id, order.priced))
 
     @activity.defn
@@ -109,11 +114,12 @@ class OrderRecords:
 
     @activity.defn
     def record_modification(self, change: OrderModification) -> None:
-        """The order's new lines and amounts; its payment row becomes the new attempt's,
-        pending and without a checkout until `create_payment` records one."""
+        """The order's new lines and amounts; the attempt the channel just closed is kept,
+        closed, and the new attempt is added, pending and without a checkout until
+        `create_payment` records one."""
         with self._sessions() as session, session.begin():
             order = locked_order(session, change.order_id)
-            payment = session.get(Payment, order.id)
+            payment = current_payment(session, order.id)
             if payment is not None and payment.attempt >= change.payment_attempt:
                 return  # an earlier try committed
             priced = change.priced
@@ -123,12 +129,20 @@ class OrderRecords:
             order.updated_at = _now()
             session.exec(delete(OrderLine).where(col(OrderLine.order_id) == order.id))
             session.add_all(_line_rows(order.id, priced))
-            if payment is not None:
-                payment.attempt = change.payment_attempt
-                payment.amount = priced.payable_amount
-                payment.status = "pending"
-                payment.channel_payment_id = payment.checkout_url = payment.qr_payload = None
+            if payment is not None and payment.status == "pending":
+                payment.status = "closed"  # the saga closed it at the channel first
                 payment.updated_at = order.updated_at
+            session.add(
+                Payment(
+                    order_id=order.id,
+                    channel=order.channel,
+                    attempt=change.payment_attempt,
+                    status="pending",
+                    amount=priced.payable_amount,
+                    currency=order.currency,
+                    updated_at=order.updated_at,
+                )
+            )
 
     @activity.defn
     def record_payment(self, record: PaymentRecord) -> None:
@@ -141,7 +155,7 @@ class OrderRecords:
         with self._sessions() as session, session.begin():
             order = locked_order(session, record.order_id)
             channel, currency = order.channel, order.currency
-            payment = session.get(Payment, record.order_id)
+            payment = current_payment(session, record.order_id)  # the one a buyer can pay
             newly_paid = payment is None or payment.status != "paid"  # under the order's lock
             if payment is None:  # a zero-payable order never had a channel payment
                 payment = Payment(
@@ -227,7 +241,7 @@ class OrderRecords:
             if change.status in _RELEASES_COUPON:
                 _set_redemption(session, order.id, "released")
             if change.status in (OrderStatus.CLOSED, OrderStatus.CANCELLED):
-                payment = session.get(Payment, order.id)
+                payment = current_payment(session, order.id)
                 if payment is not None and payment.status == "pending":
                     payment.status = "closed"
                     payment.updated_at = _now()
@@ -266,7 +280,7 @@ class OrderRecords:
     def order_payment_txn_id(self, ref: OrderRef) -> str | None:
         """The channel transaction id the order was paid with, if any."""
         with self._sessions() as session:
-            payment = session.get(Payment, ref.order_id)
+            payment = current_payment(session, ref.order_id)  # only the current can be paid
             return payment.channel_txn_id if payment is not None else None
 
 
@@ -296,8 +310,9 @@ def _set_status(order: Order, status: OrderStatus) -> None:
     order.updated_at = _now()
 
 
-def _reserve_coupon(session: Session, order: OrderInput) -> None:
-    """Take the order's hold on its coupon, or refuse it (`COUPON_REJECTED`, details: code).
+def _coupon_hold(session: Session, order: OrderInput) -> CouponRedemption:
+    """The order's hold on its coupon, to add once the order row is written, or a refusal
+    (`COUPON_REJECTED`, details: code).
 
     The coupon row stays locked until the transaction ends, so concurrent orders count
     and insert their holds one at a time: never more than the quantity, nor than a
@@ -313,14 +328,12 @@ def _reserve_coupon(session: Session, order: OrderInput) -> None:
         check_hold_allowed(session, coupon, order.buyer_id)
     except CouponRejected as refused:
         raise business_error(COUPON_REJECTED, refused.message, refused.code) from None
-    session.add(
-        CouponRedemption(
-            order_id=order.order_id,
-            coupon_code=coupon.code,
-            buyer_id=order.buyer_id,
-            status="reserved",
-            updated_at=_now(),
-        )
+    return CouponRedemption(
+        order_id=order.order_id,
+        coupon_code=coupon.code,
+        buyer_id=order.buyer_id,
+        status="reserved",
+        updated_at=_now(),
     )
 
 

@@ -19,7 +19,8 @@ from activities.webhook_starts import StartDelivery
 from db.engine import SessionFactory
 from db.order_money import complete_refund, fail_refund, reserve_refund
 from db.party_notifications import notify_party
-from db.tables import Order, Payment, Refund
+from db.payments import current_payment
+from db.tables import Order, Refund
 from db.webhook_events import record_order_event
 from domain.keys import payment_reference
 from domain.refunds import RefundAsk, RefundFailure, RefundRejected, RefundStatus, RefundTicket
@@ -46,7 +47,7 @@ class RefundRecords:
         try:
             with self._sessions() as session, session.begin():
                 refund = reserve_refund(session, ask, self._buyer_window)
-                payment = session.get(Payment, refund.order_id)
+                payment = current_payment(session, refund.order_id)  # the paid attempt
                 attempt = payment.attempt if payment is not None else 1
         except RefundRejected as rejected:
             raise business_error(

@@ -26,7 +26,7 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.auth.caller import Caller, Role
+from api.auth.caller import Caller, Role, Unauthenticated
 from api.deps import AppContext
 from api.errors import Conflict, InvalidRequest, ServiceUnavailable
 from api.records import new_id, now, order_out
@@ -34,6 +34,7 @@ from api.schemas import OrderCreate
 from api.updates import resending_lost
 from channels.base import supports_currency
 from db.coupons import check_hold_allowed, coupon_rule
+from db.identity import User
 from db.tables import Coupon as CouponRow
 from db.tables import IdempotencyKey, Merchant, Order
 from db.writes import insert_ignore
@@ -122,6 +123,12 @@ def _validated_input(context: AppContext, caller: Caller, body: OrderCreate) -> 
         raise InvalidRequest("merchant_not_yours", message, "merchant_id")
     buyer_id = caller.id if caller.role == Role.BUYER else None
     with context.sessions() as session:
+        # The order row names its buyer (a foreign key): a valid token of a user this
+        # database does not have (restored from an older backup, say) is refused here,
+        # not by the saga's first step.
+        if buyer_id is not None and session.get(User, buyer_id) is None:
+            message = "the signed-in buyer has no account here; sign in again"
+            raise Unauthenticated("invalid_credentials", message, "Authorization")
         merchant = session.get(Merchant, body.merchant_id)
         if merchant is None:
             raise InvalidRequest("merchant_not_found", "no such merchant", "merchant_id")

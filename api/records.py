@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 from sqlmodel import Session, func, select
 
 from api.errors import NotFound
-from api.schemas import AmountsOut, LineOut, OrderOut, PaymentOut, SplitOut
+from api.schemas import AmountsOut, LineOut, OrderOut, PaymentAttempts, PaymentOut, SplitOut
+from db.payments import current_payment, payment_attempts
 from db.tables import Order, OrderLine, Payment, Refund
 from domain.keys import payment_reference
 
@@ -34,7 +35,7 @@ def order_out(session: Session, order: Order) -> OrderOut:
     lines = session.exec(
         select(OrderLine).where(OrderLine.order_id == order.id).order_by(OrderLine.line_no)  # type: ignore[arg-type]
     ).all()
-    payment = session.get(Payment, order.id)
+    payment = current_payment(session, order.id)
     refund_totals = dict(
         session.exec(
             select(Refund.status, func.sum(Refund.amount))
@@ -65,7 +66,7 @@ def order_out(session: Session, order: Order) -> OrderOut:
             total=order.total_amount, discount=order.discount_amount, payable=order.payable_amount
         ),
         lines=[LineOut.model_validate(line, from_attributes=True) for line in lines],
-        payment=_payment_out(payment),
+        payment=_payment_out(payment) if payment is not None else None,
         split=split,
         refunded_amount=int(refund_totals.get("succeeded", 0)),
         refunding_amount=int(refund_totals.get("pending", 0)),
@@ -74,9 +75,13 @@ def order_out(session: Session, order: Order) -> OrderOut:
     )
 
 
-def _payment_out(payment: Payment | None) -> PaymentOut | None:
-    if payment is None:
-        return None
+def attempts_out(session: Session, order: Order) -> PaymentAttempts:
+    return PaymentAttempts(
+        data=[_payment_out(payment) for payment in payment_attempts(session, order.id)]
+    )
+
+
+def _payment_out(payment: Payment) -> PaymentOut:
     return PaymentOut(
         reference=payment_reference(payment.order_id, payment.attempt),
         attempt=payment.attempt,
@@ -86,4 +91,6 @@ def _payment_out(payment: Payment | None) -> PaymentOut | None:
         qr_payload=payment.qr_payload,
         channel_txn_id=payment.channel_txn_id,
         amount=payment.amount,
+        paid_at=payment.paid_at,
+        updated_at=payment.updated_at,
     )

@@ -76,16 +76,29 @@ class LineOut(BaseModel):
 
 
 class PaymentOut(BaseModel):
+    """One attempt to collect the order's payment at its channel."""
+
     # The channel's out_trade_no: the order id, then "{order id}-{attempt}" for each
     # payment a modification issued anew.
     reference: str
     attempt: int
+    # pending | paid | closed (by the channel: timed out, cancelled, or replaced by the
+    # next attempt when the order was modified) | declined
     status: str
     channel_payment_id: str | None
     checkout_url: str | None
     qr_payload: str | None
     channel_txn_id: str | None
     amount: int
+    paid_at: datetime | None
+    updated_at: datetime
+
+
+class PaymentAttempts(BaseModel):
+    """Every payment attempt of an order, first to latest (the latest is `payment` on
+    the order); an order modified before attempts were kept shows only its last."""
+
+    data: list[PaymentOut]
 
 
 class SplitOut(BaseModel):
@@ -108,7 +121,7 @@ class OrderOut(BaseModel):
     coupon_code: str | None
     amounts: AmountsOut
     lines: list[LineOut]
-    payment: PaymentOut | None
+    payment: PaymentOut | None  # the current (latest) attempt; all: GET .../payments
     split: SplitOut | None
     refunded_amount: int  # refunds the channel has confirmed
     refunding_amount: int  # refunds asked and not yet confirmed

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import CheckConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -15,6 +16,7 @@ class User(SQLModel, table=True):
     """A person who signs in with email and password: a buyer or an operator."""
 
     __tablename__ = "users"
+    __table_args__ = (CheckConstraint("role IN ('buyer', 'operator')", name="ck_users_role"),)
 
     id: str = Field(primary_key=True)
     email: str = Field(unique=True)  # stored lower-cased

@@ -8,11 +8,18 @@ kept. Anything else that holds some of our tables is refused, with what differs.
 
 On PostgreSQL a transaction-scoped advisory lock serialises upgrades, so replicas that
 start together take turns: the first upgrades, the others find the work done.
+
+On SQLite a revision that adds a constraint rebuilds the table (Alembic's batch mode:
+copy, drop, rename). Foreign keys are off while it runs, as SQLite's own procedure for
+such changes says (dropping a parent table would otherwise fail, or cascade), and
+`PRAGMA foreign_key_check` must find nothing before the transaction commits.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
@@ -32,6 +39,10 @@ class UnknownSchema(RuntimeError):
     """The database holds tables of ours that no revision made: it is not upgraded."""
 
 
+class BrokenReferences(RuntimeError):
+    """After a migration on SQLite, rows refer to rows that do not exist: not committed."""
+
+
 def alembic_config(url: str) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
@@ -42,7 +53,7 @@ def alembic_config(url: str) -> Config:
 def upgrade_to_head(url: str) -> None:
     engine = make_engine(url)
     try:
-        with engine.begin() as connection:
+        with engine.connect() as connection, migration_transaction(connection):
             if connection.dialect.name == "postgresql":
                 connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK})
             config = alembic_config(url)
@@ -65,6 +76,25 @@ def schema_at_head(connection: Connection) -> bool:
         return False
     versions = connection.execute(text("SELECT version_num FROM alembic_version")).scalars()
     return list(versions) == [_HEAD]
+
+
+@contextmanager
+def migration_transaction(connection: Connection) -> Iterator[None]:
+    """One transaction for the migrations; on SQLite with foreign keys off until it ends,
+    and their check before it commits."""
+    sqlite = connection.dialect.name == "sqlite"
+    if sqlite:  # a no-op inside a transaction: set it before ours begins
+        connection.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")  # type: ignore[union-attr]
+    try:
+        with connection.begin():
+            yield
+            if sqlite:
+                broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                if broken:
+                    raise BrokenReferences(f"rows refer to missing rows: {broken[:10]}")
+    finally:
+        if sqlite:
+            connection.connection.driver_connection.execute("PRAGMA foreign_keys=ON")  # type: ignore[union-attr]
 
 
 def current_revision(url: str) -> str | None:

@@ -14,7 +14,8 @@ from decimal import Decimal
 from sqlmodel import Session, select
 
 from db.ledger import post_entry
-from db.tables import Order, OrderLine, Payment, Refund, RefundLine
+from db.payments import current_payment
+from db.tables import Order, OrderLine, Refund, RefundLine
 from db.times import as_utc
 from domain.keys import (
     funds_release_entry_id,
@@ -109,7 +110,7 @@ def reserve_refund(session: Session, ask: RefundAsk, window: timedelta) -> Refun
     existing = session.get(Refund, ask.refund_id)
     if existing is not None:
         return existing
-    payment = session.get(Payment, order.id)
+    payment = current_payment(session, order.id)  # the paid attempt, if any
     if order.status not in REFUNDABLE_STATUSES or payment is None or payment.paid_at is None:
         raise RefundRejected(
             "order_not_refundable", f"the order is {order.status}; it cannot be refunded now", "id"
@@ -148,14 +149,18 @@ def complete_refund(session: Session, refund_id: str) -> Refund:
     """The channel paid the buyer back: the refund's money leaves clearing (once)."""
     refund = _locked_refund(session, refund_id)
     if refund.status == RefundStatus.PENDING:
+        # Locked before the accounts, as every order's entry is: the entry names the
+        # order (a foreign key, whose key-share lock would otherwise wait on an order
+        # lock held by a transaction that waits on these accounts).
+        order = locked_order(session, refund.order_id)
         post_entry(
             session,
             entry_id=refund_completion_entry_id(refund.id),
             kind=EntryKind.REFUND_COMPLETED,
             currency=refund.currency,
             postings=refund_complete_postings(refund.channel, refund.currency, refund.amount),
-            order_id=refund.order_id,
-            merchant_id=_merchant_of(session, refund.order_id),
+            order_id=order.id,
+            merchant_id=order.merchant_id,
         )
         refund.status = RefundStatus.SUCCEEDED
         refund.updated_at = now()
@@ -216,11 +221,6 @@ def _refunded_units(session: Session, order_id: str, line_no: int) -> int:
         )
     )
     return sum(row.quantity for row in rows)
-
-
-def _merchant_of(session: Session, order_id: str) -> str | None:
-    order = session.get(Order, order_id)
-    return order.merchant_id if order is not None else None
 
 
 def _locked_refund(session: Session, refund_id: str) -> Refund:

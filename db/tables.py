@@ -2,22 +2,73 @@
 
 Amounts are BIGINT minor units. Rates are stored as decimal strings so that no
 database float ever touches them.
+
+The database backs the code's invariants with named constraints (`ck_`, `uq_`,
+`fk_`): what must never be stored is refused there too, whatever writes it. A
+constraint changed here needs a revision (db/migrations), and the CHECKs built from
+the domain's enums change when an enum gains a value: tests/db/test_constraints.py
+compares them with a migrated database. PostgreSQL also refuses, at commit, a
+journal entry whose postings do not sum to zero per currency (a trigger made by
+revision 0003; SQLite relies on db.ledger's check).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Column, Index, Text
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    ForeignKeyConstraint,
+    Index,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlmodel import Field, SQLModel
+
+from domain.ledger import AccountKind, EntryKind
+from domain.order_status import OrderStatus
+from domain.pricing import CouponKind
+from domain.refunds import RefundStatus
+from domain.settlement import PayoutStatus
+from domain.webhook_events import EventType
+
+# The statuses a payment row takes (channels.base.PaymentStatus; db does not import
+# channels). A modification's earlier attempt is "closed": the channel closed it.
+PAYMENT_STATUSES = ("pending", "paid", "closed", "declined")
+# Refunds our rules rejected are never stored.
+STORED_REFUND_STATUSES = (RefundStatus.PENDING, RefundStatus.SUCCEEDED, RefundStatus.FAILED)
+# Accounts that hold money for someone and may never go below zero (db.ledger refuses
+# it; `may_go_negative`). A merchant's available balance may: a refund after payout.
+NEVER_NEGATIVE_ACCOUNTS = (
+    AccountKind.MERCHANT_PENDING,
+    AccountKind.MERCHANT_IN_TRANSIT,
+    AccountKind.REFUNDS_IN_FLIGHT,
+)
 
 
 def _money(nullable: bool = False) -> Column:  # type: ignore[type-arg]
     return Column(BigInteger, nullable=nullable)
 
 
+def _listed(values: Iterable[str]) -> str:
+    return ", ".join(f"'{value}'" for value in values)
+
+
+def _one_of(name: str, column: str, values: Iterable[str]) -> CheckConstraint:
+    return CheckConstraint(f"{column} IN ({_listed(values)})", name=name)
+
+
+def _references(name: str, column: str, target: str) -> ForeignKeyConstraint:
+    return ForeignKeyConstraint([column], [target], name=name)
+
+
 class Merchant(SQLModel, table=True):
     __tablename__ = "merchants"
+    __table_args__ = (_one_of("ck_merchants_status", "status", ("active", "suspended")),)
 
     id: str = Field(primary_key=True)
     name: str
@@ -36,6 +87,15 @@ class Merchant(SQLModel, table=True):
 
 class Coupon(SQLModel, table=True):
     __tablename__ = "coupons"
+    __table_args__ = (
+        _one_of("ck_coupons_kind", "kind", CouponKind),
+        CheckConstraint("amount_off IS NULL OR amount_off > 0", name="ck_coupons_amount_off"),
+        CheckConstraint("min_total IS NULL OR min_total >= 0", name="ck_coupons_min_total"),
+        CheckConstraint(
+            "max_redemptions >= 1 AND (per_buyer_limit IS NULL OR per_buyer_limit >= 1)",
+            name="ck_coupons_limits",
+        ),
+    )
 
     code: str = Field(primary_key=True)
     kind: str
@@ -56,6 +116,12 @@ class CouponRedemption(SQLModel, table=True):
     """One order's hold on a coupon: reserved, then consumed at payment or released."""
 
     __tablename__ = "coupon_redemptions"
+    __table_args__ = (
+        _one_of("ck_coupon_redemptions_status", "status", ("reserved", "consumed", "released")),
+        # The order row and its hold are written in one transaction (record_order).
+        _references("fk_coupon_redemptions_order", "order_id", "orders.id"),
+        _references("fk_coupon_redemptions_buyer", "buyer_id", "users.id"),
+    )
 
     order_id: str = Field(primary_key=True)
     coupon_code: str = Field(index=True, foreign_key="coupons.code")
@@ -66,6 +132,43 @@ class CouponRedemption(SQLModel, table=True):
 
 class Order(SQLModel, table=True):
     __tablename__ = "orders"
+    __table_args__ = (
+        _one_of("ck_orders_status", "status", OrderStatus),
+        # Also keeps the total from going negative.
+        CheckConstraint(
+            "discount_amount >= 0 AND discount_amount <= total_amount",
+            name="ck_orders_discount_within_total",
+        ),
+        CheckConstraint(
+            "payable_amount = total_amount - discount_amount", name="ck_orders_payable"
+        ),
+        CheckConstraint("payment_timeout_seconds > 0", name="ck_orders_payment_timeout"),
+        # Set together at capture (db.order_money.capture_payment); the parts add up.
+        # (Spelled out: a CHECK lets NULL through, and one NULL part would make it NULL.)
+        CheckConstraint(
+            "(channel_fee_amount IS NULL AND commission_amount IS NULL"
+            " AND merchant_net_amount IS NULL)"
+            " OR (channel_fee_amount IS NOT NULL AND commission_amount IS NOT NULL"
+            " AND merchant_net_amount IS NOT NULL AND channel_fee_amount >= 0"
+            " AND commission_amount >= 0 AND merchant_net_amount >= 0"
+            " AND channel_fee_amount + commission_amount + merchant_net_amount = payable_amount)",
+            name="ck_orders_split",
+        ),
+        # Refunds never give back more than was paid, also when requests race.
+        CheckConstraint(
+            "refunded_amount >= 0 AND refunded_amount <= payable_amount",
+            name="ck_orders_refunded_within_payable",
+        ),
+        CheckConstraint(
+            "refunded_fee_amount >= 0 AND refunded_commission_amount >= 0"
+            " AND refunded_net_amount >= 0 AND refunded_fee_amount"
+            " + refunded_commission_amount + refunded_net_amount = refunded_amount",
+            name="ck_orders_refunded_parts",
+        ),
+        # The API checks the signed-in buyer and the coupon before the saga records it.
+        _references("fk_orders_buyer", "buyer_id", "users.id"),
+        _references("fk_orders_coupon", "coupon_code", "coupons.code"),
+    )
 
     id: str = Field(primary_key=True)
     merchant_id: str = Field(index=True, foreign_key="merchants.id")
@@ -102,6 +205,18 @@ class Order(SQLModel, table=True):
 
 class OrderLine(SQLModel, table=True):
     __tablename__ = "order_lines"
+    __table_args__ = (
+        CheckConstraint("quantity > 0", name="ck_order_lines_quantity_positive"),
+        CheckConstraint("line_total = quantity * unit_amount", name="ck_order_lines_total"),
+        # With the two above, also keeps the unit amount from going negative.
+        CheckConstraint(
+            "discount_amount >= 0 AND discount_amount <= line_total",
+            name="ck_order_lines_discount_within_total",
+        ),
+        CheckConstraint(
+            "payable_amount = line_total - discount_amount", name="ck_order_lines_payable"
+        ),
+    )
 
     order_id: str = Field(primary_key=True, foreign_key="orders.id")
     line_no: int = Field(primary_key=True)
@@ -115,18 +230,35 @@ class OrderLine(SQLModel, table=True):
 
 
 class Payment(SQLModel, table=True):
-    """The order's payment at its channel (one per order; late extra payments are refunds).
+    """One attempt to collect the order's payment at its channel (late extra payments are
+    refunds, not rows here).
 
-    A modification closes the payment at the channel and issues the next attempt, under
-    its own reference (`domain.keys.payment_reference(order_id, attempt)`); the row then
-    describes the new attempt.
+    A modification closes the pending attempt at the channel and issues the next one,
+    under its own reference (`domain.keys.payment_reference(order_id, attempt)`): a row
+    per attempt, the earlier ones closed; the latest is the order's current payment
+    (db.payments). At most one attempt of an order is ever paid.
     """
 
     __tablename__ = "payments"
+    __table_args__ = (
+        _one_of("ck_payments_status", "status", PAYMENT_STATUSES),
+        CheckConstraint("amount >= 0", name="ck_payments_amount_not_negative"),
+        CheckConstraint("attempt >= 1", name="ck_payments_attempt_positive"),
+        CheckConstraint("status <> 'paid' OR paid_at IS NOT NULL", name="ck_payments_paid_at"),
+        # A channel's transaction pays one attempt (NULLs, not yet paid, never collide).
+        UniqueConstraint("channel", "channel_txn_id", name="uq_payments_channel_txn"),
+        Index(
+            "uq_payments_one_paid_attempt",
+            "order_id",
+            unique=True,
+            sqlite_where=text("status = 'paid'"),
+            postgresql_where=text("status = 'paid'"),
+        ),
+    )
 
     order_id: str = Field(primary_key=True, foreign_key="orders.id")
     channel: str
-    attempt: int = 1
+    attempt: int = Field(default=1, primary_key=True)
     channel_payment_id: str | None = None
     checkout_url: str | None = None
     qr_payload: str | None = None
@@ -140,6 +272,24 @@ class Payment(SQLModel, table=True):
 
 class Refund(SQLModel, table=True):
     __tablename__ = "refunds"
+    __table_args__ = (
+        _one_of("ck_refunds_status", "status", STORED_REFUND_STATUSES),
+        _one_of(
+            "ck_refunds_requested_by", "requested_by", ("buyer", "merchant", "operator", "system")
+        ),
+        CheckConstraint("amount > 0", name="ck_refunds_amount_positive"),
+        # A requested refund's parts add up to it; a saga's own (system) moves none.
+        CheckConstraint(
+            "channel_fee_amount >= 0 AND commission_amount >= 0 AND merchant_net_amount >= 0"
+            " AND (channel_fee_amount + commission_amount + merchant_net_amount = amount"
+            " OR (requested_by = 'system'"
+            " AND channel_fee_amount + commission_amount + merchant_net_amount = 0))",
+            name="ck_refunds_parts",
+        ),
+        # Late-payment refunds too: the API takes a payment notification only for an
+        # order it has (api/routes/notify.py), so every refund names a real order.
+        _references("fk_refunds_order", "order_id", "orders.id"),
+    )
 
     id: str = Field(primary_key=True)  # also the channel's idempotency key (out_refund_no)
     order_id: str = Field(index=True)
@@ -165,6 +315,10 @@ class RefundLine(SQLModel, table=True):
     """Which order lines (and how many units of each) a per-line refund gives back."""
 
     __tablename__ = "refund_lines"
+    __table_args__ = (
+        CheckConstraint("quantity > 0", name="ck_refund_lines_quantity_positive"),
+        CheckConstraint("amount >= 0", name="ck_refund_lines_amount_not_negative"),
+    )
 
     refund_id: str = Field(primary_key=True, foreign_key="refunds.id")
     line_no: int = Field(primary_key=True)
@@ -176,6 +330,20 @@ class Account(SQLModel, table=True):
     """A ledger account; `balance` is the sum of its postings (debit +), kept in step."""
 
     __tablename__ = "accounts"
+    # `owner` is a merchant, a channel or "platform" by kind: no foreign key can say so.
+    __table_args__ = (
+        _one_of("ck_accounts_kind", "kind", AccountKind),
+        CheckConstraint(
+            "id = kind || ':' || owner || ':' || currency", name="ck_accounts_id_parts"
+        ),
+        # Debit-positive: these credit-normal accounts hold money while <= 0.
+        CheckConstraint(
+            f"kind NOT IN ({_listed(NEVER_NEGATIVE_ACCOUNTS)}) OR balance <= 0",
+            name="ck_accounts_held_money_not_negative",
+        ),
+        # For postings' foreign key: a posting's currency is its account's.
+        UniqueConstraint("id", "currency", name="uq_accounts_id_currency"),
+    )
 
     id: str = Field(primary_key=True)  # "{kind}:{owner}:{currency}"
     kind: str = Field(index=True)
@@ -190,7 +358,22 @@ class JournalEntry(SQLModel, table=True):
 
     __tablename__ = "journal_entries"
     # A merchant's entries, newest first, page by page (the merchant ledger and statements).
-    __table_args__ = (Index("ix_journal_entries_merchant_time", "merchant_id", "created_at", "id"),)
+    __table_args__ = (
+        Index("ix_journal_entries_merchant_time", "merchant_id", "created_at", "id"),
+        _one_of("ck_journal_entries_kind", "kind", EntryKind),
+        CheckConstraint(
+            "(kind = 'reversal' AND reverses_entry_id IS NOT NULL)"
+            " OR (kind <> 'reversal' AND reverses_entry_id IS NULL)",
+            name="ck_journal_entries_reversal",
+        ),
+        # An entry is reversed once at most.
+        UniqueConstraint("reverses_entry_id", name="uq_journal_entries_reverses"),
+        _references("fk_journal_entries_reverses", "reverses_entry_id", "journal_entries.id"),
+        # Entries are posted for an order read (and locked) in the same transaction, or
+        # for a merchant's payout; payouts name the merchant of their statement.
+        _references("fk_journal_entries_order", "order_id", "orders.id"),
+        _references("fk_journal_entries_merchant", "merchant_id", "merchants.id"),
+    )
 
     id: str = Field(primary_key=True)
     order_id: str | None = Field(default=None, index=True)
@@ -205,6 +388,14 @@ class Posting(SQLModel, table=True):
     """One leg of an entry: debit positive, credit negative; an entry's legs sum to zero."""
 
     __tablename__ = "postings"
+    __table_args__ = (
+        CheckConstraint("amount <> 0", name="ck_postings_amount_not_zero"),
+        ForeignKeyConstraint(
+            ["account", "currency"],
+            ["accounts.id", "accounts.currency"],
+            name="fk_postings_account_currency",
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     entry_id: str = Field(index=True, foreign_key="journal_entries.id")
@@ -220,6 +411,7 @@ class ChannelNotification(SQLModel, table=True):
 
     id: str = Field(primary_key=True)  # "{channel}:{notification id}"
     channel: str
+    # The order the message is about, or for the bank's a payout id: no foreign key.
     order_id: str = Field(index=True)
     kind: str
     raw_body: str = Field(sa_column=Column(Text, nullable=False))
@@ -230,6 +422,11 @@ class PartyNotification(SQLModel, table=True):
     """A message to the buyer or the merchant about their order; buyers read theirs via the API."""
 
     __tablename__ = "party_notifications"
+    # `recipient_id` is a user or a merchant by `recipient`: no foreign key can say so.
+    __table_args__ = (
+        _one_of("ck_party_notifications_recipient", "recipient", ("buyer", "merchant")),
+        _references("fk_party_notifications_order", "order_id", "orders.id"),
+    )
 
     id: str = Field(primary_key=True)  # "{order_id}:{recipient}:{event}"
     order_id: str = Field(index=True)
@@ -244,6 +441,11 @@ class Review(SQLModel, table=True):
     """A buyer's review of a completed order: one per order."""
 
     __tablename__ = "reviews"
+    __table_args__ = (
+        CheckConstraint("rating >= 1 AND rating <= 5", name="ck_reviews_rating"),
+        _references("fk_reviews_merchant", "merchant_id", "merchants.id"),
+        _references("fk_reviews_buyer", "buyer_id", "users.id"),
+    )
 
     order_id: str = Field(primary_key=True, foreign_key="orders.id")
     merchant_id: str = Field(index=True)
@@ -257,6 +459,12 @@ class WebhookEvent(SQLModel, table=True):
     """An event for a merchant's webhook endpoint; the id is the same on every delivery."""
 
     __tablename__ = "webhook_events"
+    __table_args__ = (
+        _one_of("ck_webhook_events_type", "type", EventType),
+        CheckConstraint("attempts >= 0", name="ck_webhook_events_attempts"),
+        _references("fk_webhook_events_merchant", "merchant_id", "merchants.id"),
+        _references("fk_webhook_events_order", "order_id", "orders.id"),
+    )
 
     id: str = Field(primary_key=True)  # derived from the order and the event (domain.keys)
     merchant_id: str = Field(index=True)
@@ -273,9 +481,20 @@ class IdempotencyKey(SQLModel, table=True):
     """The first response to a POST with an Idempotency-Key, replayed on every repeat."""
 
     __tablename__ = "idempotency_keys"
+    __table_args__ = (
+        # A key binds one new order id; two keys never share one.
+        UniqueConstraint("order_id", name="uq_idempotency_keys_order"),
+        CheckConstraint(
+            "(status_code IS NULL AND response_body IS NULL)"
+            " OR (status_code IS NOT NULL AND response_body IS NOT NULL)",
+            name="ck_idempotency_keys_response",
+        ),
+    )
 
-    key: str = Field(primary_key=True)
+    key: str = Field(primary_key=True)  # "{role}:{caller id}:{key}": each caller's own
     request_hash: str
+    # Claimed before the saga records the order, and never recorded if the saga rejects
+    # it (its coupon was taken meanwhile): no foreign key to orders.
     order_id: str
     status_code: int | None = None
     response_body: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
@@ -286,6 +505,24 @@ class Statement(SQLModel, table=True):
     """A merchant's settlement for one day and currency: what it covers and what is paid."""
 
     __tablename__ = "statements"
+    __table_args__ = (
+        UniqueConstraint("merchant_id", "currency", "sequence", name="uq_statements_sequence"),
+        CheckConstraint("sequence >= 1", name="ck_statements_sequence_positive"),
+        # Opening and closing go negative while a clawback is recovered; refunds may be
+        # negative when a refund stated earlier failed back into available.
+        CheckConstraint(
+            "gross_amount >= 0 AND channel_fee_amount >= 0 AND commission_amount >= 0"
+            " AND returned_amount >= 0 AND clawback_amount >= 0 AND payout_amount >= 0"
+            " AND order_count >= 0",
+            name="ck_statements_amounts_not_negative",
+        ),
+        CheckConstraint(
+            "opening_balance + gross_amount - channel_fee_amount - commission_amount"
+            " - refunded_amount + returned_amount - payout_amount = closing_balance",
+            name="ck_statements_add_up",
+        ),
+        _references("fk_statements_merchant", "merchant_id", "merchants.id"),
+    )
 
     id: str = Field(primary_key=True)  # "{merchant}:{day}:{currency}"
     merchant_id: str = Field(index=True)
@@ -319,6 +556,12 @@ class Payout(SQLModel, table=True):
     """A bank transfer of a statement's payout; its id is the bank's idempotency key."""
 
     __tablename__ = "payouts"
+    __table_args__ = (
+        _one_of("ck_payouts_status", "status", PayoutStatus),
+        CheckConstraint("amount > 0", name="ck_payouts_amount_positive"),
+        UniqueConstraint("statement_id", name="uq_payouts_statement"),
+        _references("fk_payouts_merchant", "merchant_id", "merchants.id"),
+    )
 
     id: str = Field(primary_key=True)
     statement_id: str = Field(index=True, foreign_key="statements.id")

@@ -43,7 +43,8 @@ from channels.errors import (
     NotificationMismatch,
     NotificationSignatureError,
 )
-from db.tables import ChannelNotification, Order, Payment, Refund
+from db.payments import current_payment
+from db.tables import ChannelNotification, Order, Refund
 from db.writes import insert_ignore
 from domain.keys import (
     late_payment_workflow_id,
@@ -137,7 +138,7 @@ def _store(context: AppContext, channel: str, notification: Notification, body: 
         if order is None:
             message = "the notification names no order of ours"
             raise _Refused(NotFound("order_not_found", message, "order_id"), "unknown_order")
-        payment = session.get(Payment, order_id)
+        payment = current_payment(session, order_id)
         current_attempt = payment.attempt if payment is not None else 1
         problem = _mismatch(order, channel, notification, attempt, current_attempt)
         if problem is not None:

@@ -17,8 +17,8 @@ from api.errors import Conflict, InvalidRequest
 from api.order_creation import create_order
 from api.order_deletion import delete_order
 from api.order_modification import modify_order
-from api.records import order_out
-from api.schemas import CancelIn, OrderCreate, OrderModify, OrderOut, OrderPage
+from api.records import attempts_out, order_out
+from api.schemas import CancelIn, OrderCreate, OrderModify, OrderOut, OrderPage, PaymentAttempts
 from api.updates import resending_lost
 from db.tables import Order
 from domain.keys import order_workflow_id
@@ -48,6 +48,14 @@ async def post_order(
 @router.get("/{order_id}")
 def read_order(order_id: str, caller: AnyCaller, context: ContextDep) -> OrderOut:
     return _order_view(context, caller, order_id)
+
+
+@router.get("/{order_id}/payments")
+def list_payment_attempts(order_id: str, caller: AnyCaller, context: ContextDep) -> PaymentAttempts:
+    """The order's payment attempts, first to latest: a modification closes the pending
+    attempt and issues the next under its own reference, and every one stays listed."""
+    with context.sessions() as session:
+        return attempts_out(session, order_for(session, caller, order_id))
 
 
 @router.get("")

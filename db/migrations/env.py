@@ -11,6 +11,7 @@ from sqlalchemy import Connection
 from sqlmodel import SQLModel
 
 from db.engine import make_engine, normalise_url  # registers every table on the metadata
+from db.migrate import migration_transaction
 
 config = context.config
 
@@ -46,7 +47,7 @@ def run_online() -> None:
         return
     engine = make_engine(_url())
     try:
-        with engine.connect() as connection:
+        with engine.connect() as connection, migration_transaction(connection):
             _configure(connection)
             with context.begin_transaction():
                 context.run_migrations()

@@ -16,6 +16,7 @@ from api.notifications import list_buyer_notifications, mark_read
 from db.party_notifications import notify_party
 from db.tables import PartyNotification
 from tests.databases import migrated_engine
+from tests.db.conftest import Shop, open_shop
 
 BACKENDS = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_DATABASE_URL") else [])
 START = datetime(2026, 11, 1, tzinfo=UTC)
@@ -37,14 +38,19 @@ def engine(
     engine.dispose()
 
 
+@pytest.fixture(scope="module")
+def shop(engine: Engine) -> Shop:
+    return open_shop(engine)
+
+
 def _new(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(6)}"
 
 
-def _stored(engine: Engine, buyer_id: str | None, event: str, minutes: int) -> str:
+def _stored(shop: Shop, buyer_id: str | None, event: str, minutes: int) -> str:
     """A notification for a fresh order, made `minutes` after START; returns its id."""
-    order_id = _new("ord")
-    with Session(engine) as session, session.begin():
+    order_id = shop.paid_order()  # a notification is about an order the database has
+    with Session(shop.engine) as session, session.begin():
         notify_party(session, order_id, "buyer", buyer_id, event)
         row = session.get_one(PartyNotification, f"{order_id}:buyer:{event}")
         row.created_at = START + timedelta(minutes=minutes)
@@ -52,15 +58,16 @@ def _stored(engine: Engine, buyer_id: str | None, event: str, minutes: int) -> s
     return notification_id
 
 
-def test_a_buyer_sees_only_their_own_notifications_newest_first(engine: Engine) -> None:
+def test_a_buyer_sees_only_their_own_notifications_newest_first(engine: Engine, shop: Shop) -> None:
     buyer, someone_else = _new("usr"), _new("usr")
-    paid = _stored(engine, buyer, "payment_succeeded", 1)
-    closed = _stored(engine, buyer, "order_closed", 2)
-    refunded = _stored(engine, buyer, "refund_issued", 3)
-    _stored(engine, someone_else, "payment_succeeded", 4)
-    _stored(engine, None, "payment_succeeded", 5)  # an order placed without signing in
+    paid = _stored(shop, buyer, "payment_succeeded", 1)
+    closed = _stored(shop, buyer, "order_closed", 2)
+    refunded = _stored(shop, buyer, "refund_issued", 3)
+    _stored(shop, someone_else, "payment_succeeded", 4)
+    _stored(shop, None, "payment_succeeded", 5)  # an order placed without signing in
+    other_order = shop.paid_order()
     with Session(engine) as session, session.begin():
-        notify_party(session, _new("ord"), "merchant", buyer, "order_paid")  # not a buyer's
+        notify_party(session, other_order, "merchant", buyer, "order_paid")  # not a buyer's
 
     with Session(engine) as session:
         page = list_buyer_notifications(session, buyer)
@@ -70,10 +77,10 @@ def test_a_buyer_sees_only_their_own_notifications_newest_first(engine: Engine) 
     assert all(n.read_at is None for n in page.data)
 
 
-def test_pages_follow_each_other_without_gaps_or_repeats(engine: Engine) -> None:
+def test_pages_follow_each_other_without_gaps_or_repeats(engine: Engine, shop: Shop) -> None:
     buyer = _new("usr")
     # Five notifications, two of them made in the same instant: the id breaks the tie.
-    ids = [_stored(engine, buyer, "payment_succeeded", m) for m in (1, 2, 2, 3, 4)]
+    ids = [_stored(shop, buyer, "payment_succeeded", m) for m in (1, 2, 2, 3, 4)]
     expected = [ids[4], ids[3], *sorted(ids[1:3], reverse=True), ids[0]]
 
     seen: list[str] = []
@@ -88,9 +95,11 @@ def test_pages_follow_each_other_without_gaps_or_repeats(engine: Engine) -> None
     assert seen == expected
 
 
-def test_marking_read_keeps_the_first_time_and_only_for_the_owner(engine: Engine) -> None:
+def test_marking_read_keeps_the_first_time_and_only_for_the_owner(
+    engine: Engine, shop: Shop
+) -> None:
     buyer, someone_else = _new("usr"), _new("usr")
-    notification = _stored(engine, buyer, "refund_issued", 1)
+    notification = _stored(shop, buyer, "refund_issued", 1)
 
     with Session(engine) as session, session.begin():
         first = mark_read(session, buyer, notification)

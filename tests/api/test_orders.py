@@ -422,3 +422,22 @@ async def test_an_order_reads_back_as_created(api: httpx.AsyncClient) -> None:
     read = await get_order(api, order["id"])
     assert read == order
     assert (read["description"], read["buyer_ref"]) == ("two teas", "buyer-7")
+
+
+async def test_an_order_lists_its_payment_attempts_and_the_schema_says_so(
+    api: httpx.AsyncClient,
+) -> None:
+    merchant_id = await create_merchant(api)
+    order = await create_order(api, merchant_id)
+    attempts = await api.get(f"/v1/orders/{order['id']}/payments")
+    assert attempts.status_code == 200, attempts.text
+    assert attempts.json() == {"data": [order["payment"]]}  # one attempt: the current one
+    missing = await api.get("/v1/orders/ord_000000000000000000000000/payments")
+    assert_error(missing, 404, "order_not_found", "id")
+
+    schema = (await api.get("/openapi.json")).json()
+    listed = schema["paths"]["/v1/orders/{order_id}/payments"]["get"]
+    answer = listed["responses"]["200"]["content"]["application/json"]["schema"]
+    assert answer == {"$ref": "#/components/schemas/PaymentAttempts"}
+    payment = schema["components"]["schemas"]["PaymentOut"]["properties"]
+    assert {"attempt", "reference", "status", "paid_at"} <= set(payment)

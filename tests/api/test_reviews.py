@@ -8,7 +8,6 @@ A signed-in buyer's review over HTTP is in tests/api/test_buyer_journey.py.
 
 from __future__ import annotations
 
-import secrets
 import threading
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -25,13 +24,15 @@ from api.schemas import ReviewOut
 from db.tables import Order, Review
 from tests.api.test_orders import assert_error
 from tests.conftest import System
+from tests.db.conftest import new_buyer
 from tests.support import create_merchant, create_order, pay, wait_status
 
 CompletedOrder = Callable[..., Awaitable[str]]
 
 
-def _buyer() -> str:
-    return f"usr_{secrets.token_hex(6)}"
+def _buyer(system: System) -> str:
+    """A buyer's user row, without a sign-in (orders and reviews name real users)."""
+    return new_buyer(system.engine)
 
 
 def _set_buyer(system: System, order_id: str, buyer_id: str | None) -> None:
@@ -82,7 +83,7 @@ def completed_order(
 async def test_the_buyer_reviews_their_completed_order_once(
     api: httpx.AsyncClient, system: System, completed_order: CompletedOrder
 ) -> None:
-    merchant_id, buyer = await create_merchant(api), _buyer()
+    merchant_id, buyer = await create_merchant(api), _buyer(system)
     order_id = await completed_order(merchant_id, buyer)
 
     text = "é" * 2000  # the limit counts characters, not bytes
@@ -99,11 +100,11 @@ async def test_the_buyer_reviews_their_completed_order_once(
 async def test_another_buyers_or_an_unknown_order_is_not_found_alike(
     api: httpx.AsyncClient, system: System, completed_order: CompletedOrder
 ) -> None:
-    merchant_id, buyer = await create_merchant(api), _buyer()
+    merchant_id, buyer = await create_merchant(api), _buyer(system)
     order_id = await completed_order(merchant_id, buyer)
     anonymous = await completed_order(merchant_id, None)  # placed without a signed-in buyer
 
-    for target, who in ((order_id, _buyer()), ("ord_unknown", buyer), (anonymous, buyer)):
+    for target, who in ((order_id, _buyer(system)), ("ord_unknown", buyer), (anonymous, buyer)):
         refused = _refused(system, target, who)
         assert (refused.status_code, refused.code, refused.param) == (
             404,
@@ -117,7 +118,7 @@ async def test_another_buyers_or_an_unknown_order_is_not_found_alike(
 async def test_an_order_that_is_not_completed_cannot_be_reviewed(
     api: httpx.AsyncClient, system: System
 ) -> None:
-    merchant_id, buyer = await create_merchant(api), _buyer()
+    merchant_id, buyer = await create_merchant(api), _buyer(system)
     waiting = await create_order(api, merchant_id, payment_timeout_seconds=300)
     cancelled = await create_order(api, merchant_id, payment_timeout_seconds=300)
     assert (await api.post(f"/v1/orders/{cancelled['id']}/cancel")).status_code == 200
@@ -150,14 +151,14 @@ async def test_an_order_that_is_not_completed_cannot_be_reviewed(
 async def test_a_bad_rating_or_text_is_refused_before_anything_else(
     api: httpx.AsyncClient, system: System, rating: Any, text: Any, code: str, param: str
 ) -> None:
-    refused = _refused(system, "ord_unknown", _buyer(), rating, text)  # 400 before the 404
+    refused = _refused(system, "ord_unknown", _buyer(system), rating, text)  # 400 before the 404
     assert (refused.status_code, refused.code, refused.param) == (400, code, param)
 
 
 async def test_reviews_racing_for_one_order_store_exactly_one(
     api: httpx.AsyncClient, system: System, completed_order: CompletedOrder
 ) -> None:
-    merchant_id, buyer = await create_merchant(api), _buyer()
+    merchant_id, buyer = await create_merchant(api), _buyer(system)
     order_id = await completed_order(merchant_id, buyer)
     racing = 8
     barrier = threading.Barrier(racing)
@@ -185,7 +186,7 @@ async def test_only_a_buyer_reviews(
     api: httpx.AsyncClient, system: System, completed_order: CompletedOrder
 ) -> None:
     merchant_id = await create_merchant(api)
-    order_id = await completed_order(merchant_id, _buyer())
+    order_id = await completed_order(merchant_id, _buyer(system))
     response = await api.post(f"/v1/orders/{order_id}/review", json={"rating": 5, "text": "ok"})
     assert_error(response, 403, "role_not_allowed", None)  # `api` is an operator
     assert _stored(system, order_id) == []
@@ -198,7 +199,7 @@ async def test_a_merchants_reviews_list_newest_first_with_their_count_and_averag
     api: httpx.AsyncClient, system: System, completed_order: CompletedOrder
 ) -> None:
     merchant_id, other_merchant_id = await create_merchant(api), await create_merchant(api)
-    buyer = _buyer()
+    buyer = _buyer(system)
     orders = [await completed_order(merchant_id, buyer) for _ in range(3)]
     for order_id, rating in zip(orders, (5, 4, 4), strict=True):
         _review(system, order_id, buyer, rating, f"rated {rating}")

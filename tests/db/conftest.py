@@ -21,6 +21,7 @@ import pytest
 from sqlalchemy import Engine, func, or_
 from sqlmodel import Session, col, select
 
+from db.identity import User
 from db.order_money import capture_payment
 from db.reconcile import Scope, ledger_problems
 from db.tables import (
@@ -249,6 +250,24 @@ def open_shop(engine: Engine) -> Shop:
             )
         )
     return shop
+
+
+def new_buyer(engine: Engine) -> str:
+    """A buyer's user row (orders, holds and reviews name real users); returns its id."""
+    buyer_id = new_id("usr")
+    now = datetime.now(UTC)
+    with Session(engine) as session, session.begin():
+        session.add(
+            User(
+                id=buyer_id,
+                email=f"{buyer_id}@buyers.example.com",
+                role="buyer",
+                password_hash="not-a-hash",  # never signs in
+                created_at=now,
+                updated_at=now,
+            )
+        )
+    return buyer_id
 
 
 def whole_ledger_problems(engine: Engine) -> list[str]:

@@ -33,7 +33,7 @@ from domain.errors import CouponRejected
 from domain.order_status import OrderStatus
 from domain.pricing import OrderLine, price_order
 from domain.saga import OrderInput, PaymentRecord, StatusChange
-from tests.db.conftest import Shop, new_id
+from tests.db.conftest import Shop, new_buyer, new_id
 
 THREADS = 16
 
@@ -160,7 +160,7 @@ def test_one_buyer_racing_is_held_to_their_limit_and_others_are_not(
     shop: Shop, records: OrderRecords
 ) -> None:
     code = make_coupon(shop, quantity=100, per_buyer_limit=2)
-    buyer = new_id("usr")
+    buyer = new_buyer(shop.engine)
 
     outcomes = record_racing(records, [order_for(shop, code, buyer) for _ in range(12)])
 
@@ -180,7 +180,11 @@ def test_one_buyer_racing_is_held_to_their_limit_and_others_are_not(
         check_hold_allowed(session, coupon, new_id("usr"))  # another buyer: allowed
         check_hold_allowed(session, coupon, None)  # an order with no buyer: allowed
 
-    others = [order_for(shop, code, new_id("usr")), order_for(shop, code), order_for(shop, code)]
+    others = [
+        order_for(shop, code, new_buyer(shop.engine)),
+        order_for(shop, code),
+        order_for(shop, code),
+    ]
     assert len(reserved(record_racing(records, others))) == 3
 
 
@@ -190,7 +194,7 @@ def test_buyers_racing_for_a_small_campaign_share_it_within_their_limits(
     """Four buyers with four orders each, two per buyer, six in all: whoever comes first,
     taking them in turn always ends with six holds and no buyer over two."""
     code = make_coupon(shop, quantity=6, per_buyer_limit=2)
-    buyers = [new_id("usr") for _ in range(4)]
+    buyers = [new_buyer(shop.engine) for _ in range(4)]
 
     outcomes = record_racing(records, [order_for(shop, code, b) for b in buyers for _ in range(4)])
 
@@ -207,7 +211,7 @@ def test_a_buyers_slot_comes_back_on_release_but_not_once_consumed(
     shop: Shop, records: OrderRecords
 ) -> None:
     code = make_coupon(shop, quantity=3, per_buyer_limit=1)
-    buyer = new_id("usr")
+    buyer = new_buyer(shop.engine)
 
     def attempt(buyer_id: str | None) -> Outcome:
         return record_racing(records, [order_for(shop, code, buyer_id)])[0]
@@ -234,9 +238,9 @@ def test_a_buyers_slot_comes_back_on_release_but_not_once_consumed(
     assert attempt(buyer).refused == "coupon_limit_reached"  # a paid order keeps its slot
 
     # Another buyer and an order without one fill the quantity; then it is used up.
-    assert attempt(new_id("usr")).refused is None
+    assert attempt(new_buyer(shop.engine)).refused is None
     assert attempt(None).refused is None
-    assert attempt(new_id("usr")).refused == "coupon_already_used"
+    assert attempt(new_buyer(shop.engine)).refused == "coupon_already_used"
     assert Counter(holds_of(shop, code).values()) == {
         "released": 1,
         "consumed": 1,

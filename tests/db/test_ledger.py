@@ -19,7 +19,6 @@ def _post(session: Session, entry_id: str, postings: list[PostingLine]) -> bool:
     return post_entry(
         session,
         entry_id=entry_id,
-        order_id="ord_test",
         kind=EntryKind.SETTLEMENT,
         currency="CNY",
         postings=postings,

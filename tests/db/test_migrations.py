@@ -22,9 +22,16 @@ from sqlalchemy import func, inspect, select, text
 from sqlmodel import Session, SQLModel
 
 from db.engine import make_engine
-from db.migrate import UnknownSchema, alembic_config, current_revision, upgrade_to_head
+from db.migrate import (
+    BASELINE,
+    UnknownSchema,
+    alembic_config,
+    current_revision,
+    upgrade_to_head,
+)
 from db.reconcile import ledger_problems
-from tests.databases import create_database, database_name, drop_database
+from tests.databases import create_database, database_name, drop_database, migrated_engine
+from tests.db.books import fill_books
 from tests.db.conftest import BACKENDS, open_shop
 
 HEAD = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
@@ -68,9 +75,20 @@ def test_the_migrations_make_exactly_the_models_tables(fresh_url: str) -> None:
     assert differences == [], "models and migrations differ: add a revision"
 
 
+def made_before_migrations(url: str) -> None:
+    """The tables as every version before migrations made them: the baseline's, unstamped."""
+    command.upgrade(alembic_config(url), BASELINE)
+    engine = make_engine(url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("DROP TABLE alembic_version"))
+    finally:
+        engine.dispose()
+
+
 def test_a_database_made_before_migrations_is_adopted_with_its_rows(fresh_url: str) -> None:
+    made_before_migrations(fresh_url)
     engine = make_engine(fresh_url)
-    SQLModel.metadata.create_all(engine)  # as every version before migrations made it
     shop = open_shop(engine)
     orders = [shop.paid_order() for _ in range(3)]
     engine.dispose()
@@ -89,6 +107,90 @@ def test_a_database_made_before_migrations_is_adopted_with_its_rows(fresh_url: s
             assert ledger_problems(session) == []
     finally:
         engine.dispose()
+
+
+def _sound(url: str) -> list[str]:
+    engine = make_engine(url)
+    try:
+        with Session(engine) as session:
+            return ledger_problems(session)
+    finally:
+        engine.dispose()
+
+
+def test_money_at_the_baseline_upgrades_with_every_row(fresh_url: str) -> None:
+    """Orders paid, refunded, settled into a statement and paid out, written while the
+    database was at the baseline: the constraints fit them, and nothing is lost."""
+    command.upgrade(alembic_config(fresh_url), BASELINE)
+    engine = make_engine(fresh_url)
+    fill_books(engine)
+    engine.dispose()
+    before = _row_counts(fresh_url)
+    assert all(before[table] for table in ("refunds", "statements", "payouts", "reviews"))
+
+    upgrade_to_head(fresh_url)
+
+    assert current_revision(fresh_url) == HEAD
+    assert _row_counts(fresh_url) == before
+    assert _sound(fresh_url) == []
+
+
+def test_a_downgrade_to_the_baseline_keeps_every_row_but_earlier_payment_attempts(
+    fresh_url: str,
+) -> None:
+    engine = migrated_engine(fresh_url)
+    books = fill_books(engine)
+    with engine.begin() as connection:  # the open order modified once: two attempts
+        connection.execute(
+            text("UPDATE payments SET status = 'closed' WHERE order_id = :id"),
+            {"id": books.open_order_id},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO payments (order_id, channel, attempt, status, amount, currency,"
+                " updated_at) SELECT order_id, channel, 2, 'pending', amount, currency,"
+                " updated_at FROM payments WHERE order_id = :id"
+            ),
+            {"id": books.open_order_id},
+        )
+    engine.dispose()
+    before = _row_counts(fresh_url)
+
+    command.downgrade(alembic_config(fresh_url), BASELINE)
+
+    assert _row_counts(fresh_url) == {**before, "payments": before["payments"] - 1}
+    assert _sound(fresh_url) == []
+    engine = make_engine(fresh_url)
+    try:
+        with engine.connect() as connection:
+            kept = connection.execute(
+                text("SELECT attempt, status FROM payments WHERE order_id = :id"),
+                {"id": books.open_order_id},
+            ).all()
+    finally:
+        engine.dispose()
+    assert [tuple(row) for row in kept] == [(2, "pending")]  # the latest, as before 0002
+
+
+def test_rows_that_break_a_new_constraint_stop_the_upgrade_and_change_nothing(
+    fresh_url: str,
+) -> None:
+    command.upgrade(alembic_config(fresh_url), BASELINE)
+    engine = make_engine(fresh_url)
+    books = fill_books(engine)
+    with engine.begin() as connection:  # what a bug could have left: a refund of no order
+        connection.execute(
+            text("UPDATE refunds SET order_id = 'ord_gone' WHERE id = :id"),
+            {"id": books.refund_id},
+        )
+    engine.dispose()
+    before = _row_counts(fresh_url)
+
+    with pytest.raises(RuntimeError, match=r"fk_refunds_order: 1 row\(s\) of refunds"):
+        upgrade_to_head(fresh_url)
+
+    assert current_revision(fresh_url) == BASELINE
+    assert _row_counts(fresh_url) == before
 
 
 def test_a_schema_no_revision_made_is_refused_and_left_alone(fresh_url: str) -> None:

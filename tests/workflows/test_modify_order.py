@@ -62,6 +62,13 @@ async def _modified(
     return dict(response.json())
 
 
+async def _attempts(api: httpx.AsyncClient, order_id: str) -> list[tuple[str, str, int]]:
+    """The order's payment attempts as the API lists them: (reference, status, amount)."""
+    response = await api.get(f"/v1/orders/{order_id}/payments")
+    assert response.status_code == 200, response.text
+    return [(p["reference"], p["status"], p["amount"]) for p in response.json()["data"]]
+
+
 def _refunds(system: System, order_id: str) -> list[Refund]:
     with Session(system.engine) as session:
         return list(session.exec(select(Refund).where(Refund.order_id == order_id)).all())
@@ -129,6 +136,12 @@ async def test_an_order_can_be_modified_again_and_each_attempt_has_its_reference
     await pay(sandbox, again["payment"]["reference"])
     done = await wait_status(api, order["id"], "completed")
     _paid_as_priced(done)
+    # Every attempt stays: the two a modification replaced, closed, and the one paid.
+    assert await _attempts(api, order["id"]) == [
+        (order["id"], "closed", 7498),
+        (f"{order['id']}-2", "closed", NEW_TOTAL),
+        (f"{order['id']}-3", "paid", 5997),
+    ]
     view = await temporal.get_workflow_handle(order_workflow_id(order["id"])).query(
         OrderWorkflow.view
     )

@@ -1,0 +1,96 @@
+"""A modified order keeps every payment attempt: the saga's own activities, a real database.
+
+The buyer is shown a checkout for 2 x 1999; the order is changed to 3 x 1999 before they
+pay, and they pay the new checkout. Both attempts stay, the first closed with its old
+checkout and amount; the current one is what the order shows and what was paid.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from sqlmodel import Session
+
+from activities.order_records import OrderRecords
+from api.records import attempts_out, order_out
+from db.engine import session_factory
+from db.payments import current_payment, payment_attempts
+from db.tables import Order, Payment
+from domain.pricing import OrderLine, PricedOrder, price_order
+from domain.saga import OrderInput, OrderModification, PaymentRecord
+from tests.db.conftest import Shop, new_id
+
+FIRST = [OrderLine(sku="tea-001", name="Oolong tea", quantity=2, unit_amount=1999)]
+CHANGED = [OrderLine(sku="tea-001", name="Oolong tea", quantity=3, unit_amount=1999)]
+
+
+def _priced(shop: Shop, lines: list[OrderLine]) -> PricedOrder:
+    return price_order(lines, shop.currency, None, datetime.now(UTC))
+
+
+def _placed(shop: Shop, records: OrderRecords) -> OrderInput:
+    """An order recorded by the saga, with the checkout `create_payment` recorded for it."""
+    order = OrderInput(
+        order_id=new_id("ord"),
+        merchant_id=shop.merchant_id,
+        channel=shop.channel,
+        priced=_priced(shop, FIRST),
+        channel_fee_rate=Decimal("0.006"),
+        commission_rate=Decimal("0.05"),
+        payment_timeout_seconds=900,
+        notify_url="http://127.0.0.1/notify",
+    )
+    records.record_order(order)
+    with Session(shop.engine) as session, session.begin():
+        session.add(
+            Payment(
+                order_id=order.order_id,
+                channel=shop.channel,
+                channel_payment_id="cp-1",
+                checkout_url="https://pay.example/1",
+                status="pending",
+                amount=order.priced.payable_amount,
+                currency=shop.currency,
+                updated_at=datetime.now(UTC),
+            )
+        )
+    return order
+
+
+def test_a_modified_order_keeps_both_attempts_and_pays_the_current_one(shop: Shop) -> None:
+    records = OrderRecords(session_factory(shop.engine), lambda _event: None)
+    order = _placed(shop, records)
+    change = OrderModification(
+        order_id=order.order_id, priced=_priced(shop, CHANGED), payment_attempt=2
+    )
+
+    records.record_modification(change)
+    records.record_modification(change)  # a retried activity changes nothing more
+
+    with Session(shop.engine) as session:
+        attempts = [
+            (p.attempt, p.status, p.amount, p.checkout_url)
+            for p in payment_attempts(session, order.order_id)
+        ]
+        current = current_payment(session, order.order_id)
+    assert attempts == [(1, "closed", 3998, "https://pay.example/1"), (2, "pending", 5997, None)]
+    assert current is not None and current.attempt == 2
+
+    txn_id = new_id("txn")
+    records.record_payment(
+        PaymentRecord(
+            order_id=order.order_id, channel_txn_id=txn_id, amount=5997, currency=shop.currency
+        )
+    )
+
+    with Session(shop.engine) as session:
+        row = session.get_one(Order, order.order_id)
+        history = attempts_out(session, row).data
+        shown = order_out(session, row).payment
+    assert [(p.reference, p.status, p.amount) for p in history] == [
+        (order.order_id, "closed", 3998),
+        (f"{order.order_id}-2", "paid", 5997),
+    ]
+    assert history[0].paid_at is None and history[1].paid_at is not None
+    assert shown == history[-1]  # the order shows its current attempt
