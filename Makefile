@@ -49,8 +49,13 @@ typecheck: $(STAMP)
 # Temporal server, systems and PostgreSQL database: a test mostly waits on the system.
 TEST_WORKERS ?= 4
 
-test: $(STAMP) lint typecheck compose-check prometheus
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal
+# mypy runs beside the tests, not before them (15 s on a fresh clone; its verdict comes
+# among the tests' first lines): either failing fails `make test`, and the run ends with
+# the tests' summary, slowest tests listed.
+test: $(STAMP) lint compose-check prometheus
+	@$(BIN)/mypy . & mypy=$$!; \
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal; tests=$$?; \
+	wait $$mypy; typed=$$?; [ $$tests -eq 0 ] && [ $$typed -eq 0 ]
 
 # The same suite with Hypothesis's "long" profile: many more examples, run by hand.
 test-long: $(STAMP) lint typecheck prometheus
