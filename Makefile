@@ -47,7 +47,7 @@ typecheck: $(STAMP)
 
 # Tests run in TEST_WORKERS processes side by side (pytest-xdist), each with its own
 # Temporal server, systems and PostgreSQL database: a test mostly waits on the system.
-TEST_WORKERS ?= 4
+TEST_WORKERS ?= 3
 
 # mypy runs beside the tests, not before them (15 s on a fresh clone; its verdict comes
 # among the tests' first lines): either failing fails `make test`, and the run ends with
