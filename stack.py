@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
+import random
 import secrets
 import shutil
 import signal
@@ -126,10 +127,22 @@ def worker_command() -> list[str]:
     return [sys.executable, str(ROOT / "worker.py")]
 
 
+# Ports the tests give their services, below Linux's ephemeral range (32768-60999): a port
+# from that range can be taken by any outgoing connection's local end while a service that
+# had it restarts (a worker restarted in a test found its health port taken so).
+_SERVICE_PORTS = range(20000, 32768)
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port no one listens on now, outside the range outgoing connections draw from."""
+    while True:
+        port = random.choice(_SERVICE_PORTS)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # taken: draw again
+            return port
 
 
 def port_in_use(host: str, port: int) -> bool:

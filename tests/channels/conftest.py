@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -38,18 +37,10 @@ from tests.receiver import Receiver as Receiver
 from tests.support import http_client, settings_from_env
 
 ROOT = Path(__file__).resolve().parents[2]
-# Ports the rest of the stack uses on a developer machine; never take them.
-RESERVED_PORTS = frozenset({7233, 8000, 8001, 8100, 8233})
 STARTUP_TIMEOUT_S = 20.0
-
-
-def free_port() -> int:
-    while True:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port: int = sock.getsockname()[1]
-        if port not in RESERVED_PORTS:
-            return port
+# stack.free_port draws from 20000-32767: none of the ports a developer's stack uses (7233,
+# 8000, 8100, ...), and none that an outgoing connection's local end may take meanwhile.
+free_port = stack.free_port
 
 
 # The channels' notify retry schedules run this much faster than real time here:
