@@ -31,7 +31,7 @@ from api.deps import AppContext
 from api.errors import Conflict, InvalidRequest, ServiceUnavailable
 from api.records import new_id, now, order_out
 from api.schemas import OrderCreate
-from api.updates import resending_lost
+from api.updates import resending_lost, update_with_start
 from channels.base import supports_currency
 from db.coupons import check_hold_allowed, coupon_rule
 from db.identity import User
@@ -207,9 +207,10 @@ async def _start_saga(context: AppContext, order: OrderInput) -> None:
         )
 
     async def send() -> OrderView:  # an operation is used once: each attempt its own
-        return await context.temporal.execute_update_with_start_workflow(
-            OrderWorkflow.await_checkout, CheckoutRequest(), start_workflow_operation=start()
+        view: OrderView = await update_with_start(
+            context.temporal, OrderWorkflow.await_checkout, CheckoutRequest(), start()
         )
+        return view
 
     # WorkflowAlreadyStarted: it ran and ended already (a repeat after a crash); the
     # database has the answer.

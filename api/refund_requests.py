@@ -22,7 +22,7 @@ from api.deps import AppContext
 from api.errors import ApiError, Conflict, InvalidRequest, NotFound
 from api.records import new_id
 from api.schemas import RefundCreate, RefundLineIn, RefundOut, RefundPartsOut
-from api.updates import resending_lost
+from api.updates import resending_lost, update_with_start
 from db.tables import Order, Refund, RefundLine
 from domain.keys import refund_workflow_id
 from domain.refunds import (
@@ -95,9 +95,10 @@ async def _run_refund(context: AppContext, ask: RefundAsk) -> RefundView:
 
     async def send() -> RefundView:
         # An operation is used once: each attempt gets its own.
-        return await context.temporal.execute_update_with_start_workflow(
-            RefundWorkflow.await_acceptance, RefundAcceptance(), start_workflow_operation=start()
+        view: RefundView = await update_with_start(
+            context.temporal, RefundWorkflow.await_acceptance, RefundAcceptance(), start()
         )
+        return view
 
     handle: WorkflowHandle[RefundWorkflow, RefundView] = context.temporal.get_workflow_handle_for(
         RefundWorkflow.run, refund_workflow_id(ask.refund_id)

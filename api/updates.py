@@ -10,9 +10,12 @@ is keyed by the order or the refund id), so sending it again is safe.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
+from temporalio.client import Client, WithStartWorkflowOperation
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 T = TypeVar("T")
@@ -29,3 +32,19 @@ async def resending_lost(send: Callable[[], Awaitable[T]]) -> T:
                 raise
             await asyncio.sleep(0.1 * attempt)  # let the server schedule a fresh task
     raise AssertionError("unreachable")
+
+
+async def update_with_start(
+    client: Client, update: Any, argument: object, operation: WithStartWorkflowOperation[Any, Any]
+) -> Any:
+    """Send `update`, starting the workflow if need be. When the start fails (the workflow
+    ran and ended: a repeat), the operation's own copy of that error is read too: asyncio
+    logs an unread one at ERROR, with a traceback, for an answer we expect."""
+    try:
+        return await client.execute_update_with_start_workflow(
+            update, argument, start_workflow_operation=operation
+        )
+    except WorkflowAlreadyStartedError:
+        with contextlib.suppress(WorkflowAlreadyStartedError):
+            await operation.workflow_handle()
+        raise
