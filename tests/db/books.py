@@ -19,7 +19,6 @@ from db.order_money import complete_refund, release_funds, reserve_refund
 from db.party_notifications import notify_party
 from db.settlement import mark_payout_paid, prepare_statement, statement_payout
 from db.tables import (
-    Coupon,
     CouponRedemption,
     IdempotencyKey,
     Order,
@@ -33,7 +32,7 @@ from domain.ledger import AccountKind
 from domain.order_status import OrderStatus
 from domain.refunds import LineRefund, RefundAsk, Requester
 from domain.webhook_events import EventType
-from tests.db.conftest import Shop, new_buyer, new_id, open_shop
+from tests.db.conftest import Shop, make_coupon, new_buyer, new_id, open_shop
 
 
 @dataclass(frozen=True)
@@ -68,7 +67,7 @@ class Books:
 def fill_books(engine: Engine) -> Books:
     shop = open_shop(engine)
     buyer_id = new_buyer(engine)
-    coupon_code = _coupon(shop)
+    coupon_code = make_coupon(shop, quantity=10)
     order_id, other_order_id = shop.paid_order(), shop.paid_order()
     refund_id = new_id("rf")
     ask = RefundAsk(
@@ -112,22 +111,6 @@ def fill_books(engine: Engine) -> Books:
         statement_id=statement_id,
         payout_id=payout_id,
     )
-
-
-def _coupon(shop: Shop) -> str:
-    code = new_id("C")
-    with Session(shop.engine) as session, session.begin():
-        session.add(
-            Coupon(
-                code=code,
-                kind="fixed",
-                amount_off=100,
-                currency=shop.currency,
-                max_redemptions=10,
-                created_at=datetime.now(UTC),
-            )
-        )
-    return code
 
 
 def _review(shop: Shop, order_id: str, buyer_id: str) -> Review:

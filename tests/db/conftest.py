@@ -26,6 +26,7 @@ from db.order_money import capture_payment
 from db.reconcile import Scope, ledger_problems
 from db.tables import (
     Account,
+    Coupon,
     JournalEntry,
     Merchant,
     Order,
@@ -268,6 +269,24 @@ def new_buyer(engine: Engine) -> str:
             )
         )
     return buyer_id
+
+
+def make_coupon(shop: Shop, quantity: int, per_buyer_limit: int | None = None) -> str:
+    """A fixed 100-off coupon in the shop's currency, redeemable `quantity` times."""
+    code = new_id("C")
+    with Session(shop.engine) as session, session.begin():
+        session.add(
+            Coupon(
+                code=code,
+                kind="fixed",
+                amount_off=100,
+                currency=shop.currency,
+                max_redemptions=quantity,
+                per_buyer_limit=per_buyer_limit,
+                created_at=datetime.now(UTC),
+            )
+        )
+    return code
 
 
 def whole_ledger_problems(engine: Engine) -> list[str]:

@@ -33,7 +33,7 @@ from domain.errors import CouponRejected
 from domain.order_status import OrderStatus
 from domain.pricing import OrderLine, price_order
 from domain.saga import OrderInput, PaymentRecord, StatusChange
-from tests.db.conftest import Shop, new_buyer, new_id
+from tests.db.conftest import Shop, make_coupon, new_buyer, new_id
 
 THREADS = 16
 
@@ -44,23 +44,6 @@ class Outcome:
     buyer_id: str | None
     refused: str | None = None  # the refusal's code: coupon_already_used, ...
     error: Exception | None = None  # anything else
-
-
-def make_coupon(shop: Shop, quantity: int, per_buyer_limit: int | None = None) -> str:
-    code = new_id("C")
-    with Session(shop.engine) as session, session.begin():
-        session.add(
-            Coupon(
-                code=code,
-                kind="fixed",
-                amount_off=100,
-                currency=shop.currency,
-                max_redemptions=quantity,
-                per_buyer_limit=per_buyer_limit,
-                created_at=datetime.now(UTC),
-            )
-        )
-    return code
 
 
 def order_for(shop: Shop, code: str, buyer_id: str | None = None) -> OrderInput:
