@@ -35,7 +35,7 @@ from api.routes import (
     settlements,
 )
 from channels.registry import build_bank, build_channels
-from db.engine import make_engine, session_factory
+from db.engine import make_engine, read_session_factory, session_factory
 from db.secret_box import SecretBox
 from logs import configure_logging
 from metrics.edge import ApiMetrics, HttpMetrics
@@ -62,10 +62,10 @@ def create_app(settings: Settings | None = None, traces: TracerProvider | None =
         configure_logging("api", settings.log_format)
         engine = make_engine(settings.database_url)  # at head: db.migrate ran first
         trace_engine(engine, traces)
-        sessions = session_factory(engine)
+        sessions, reads = session_factory(engine), read_session_factory(engine)
         temporal = await connect(settings, traces)
         state = DatabaseState(
-            sessions,
+            reads,
             timedelta(seconds=settings.webhook_delivery_window_seconds),
             settings.metrics_state_refresh_seconds,
         )
@@ -76,6 +76,7 @@ def create_app(settings: Settings | None = None, traces: TracerProvider | None =
                 settings=settings,
                 engine=engine,
                 sessions=sessions,
+                reads=reads,
                 temporal=temporal,
                 channels=build_channels(settings, http),
                 bank=build_bank(settings, http),

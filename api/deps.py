@@ -22,7 +22,8 @@ from settings import Settings
 class AppContext:
     settings: Settings
     engine: Engine
-    sessions: SessionFactory
+    sessions: SessionFactory  # for writing (and reading what is about to be written)
+    reads: SessionFactory  # for answers that only read: no write lock on SQLite
     temporal: Client
     channels: dict[str, ChannelAdapter]
     bank: BankTransferAdapter

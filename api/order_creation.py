@@ -89,7 +89,7 @@ def _key_reused() -> Conflict:
 
 
 def _claimed_key(context: AppContext, key: str, digest: str) -> IdempotencyKey | None:
-    with context.sessions() as session:
+    with context.reads() as session:
         row = session.get(IdempotencyKey, key)
         if row is not None and row.request_hash != digest:
             raise _key_reused()
@@ -111,7 +111,7 @@ async def _join_saga(context: AppContext, order_id: str) -> bool:
 
 
 def _order_recorded(context: AppContext, order_id: str) -> bool:
-    with context.sessions() as session:
+    with context.reads() as session:
         return session.get(Order, order_id) is not None
 
 
@@ -122,7 +122,7 @@ def _validated_input(context: AppContext, caller: Caller, body: OrderCreate) -> 
         message = "a merchant places orders for its own shop only"
         raise InvalidRequest("merchant_not_yours", message, "merchant_id")
     buyer_id = caller.id if caller.role == Role.BUYER else None
-    with context.sessions() as session:
+    with context.reads() as session:
         # The order row names its buyer (a foreign key): a valid token of a user this
         # database does not have (restored from an older backup, say) is refused here,
         # not by the saga's first step.
@@ -222,7 +222,7 @@ async def _start_saga(context: AppContext, order: OrderInput) -> None:
 
 
 def _response_for(context: AppContext, order_id: str) -> StoredResponse:
-    with context.sessions() as session:
+    with context.reads() as session:
         order = session.get(Order, order_id)
         if order is None:  # the saga refused it at recording: the coupon was taken meanwhile
             body = {

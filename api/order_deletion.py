@@ -102,5 +102,5 @@ def _full_refund(context: AppContext, requester: Requester, order_id: str) -> Re
 
 
 def _read(context: AppContext, caller: Caller, order_id: str) -> OrderOut:
-    with context.sessions() as session:
+    with context.reads() as session:
         return order_out(session, order_for(session, caller, order_id))

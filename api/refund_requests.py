@@ -117,12 +117,12 @@ async def _run_refund(context: AppContext, ask: RefundAsk) -> RefundView:
 
 
 def _check_order(context: AppContext, caller: Caller, order_id: str) -> None:
-    with context.sessions() as session:
+    with context.reads() as session:
         order_for(session, caller, order_id)
 
 
 def read_refund(context: AppContext, caller: Caller, refund_id: str) -> RefundOut:
-    with context.sessions() as session:
+    with context.reads() as session:
         refund = session.get(Refund, refund_id)
         order = session.get(Order, refund.order_id) if refund is not None else None
         if refund is None or order is None or not sees_order(caller, order):
@@ -131,7 +131,7 @@ def read_refund(context: AppContext, caller: Caller, refund_id: str) -> RefundOu
 
 
 def order_refunds(context: AppContext, caller: Caller, order_id: str) -> list[RefundOut]:
-    with context.sessions() as session:
+    with context.reads() as session:
         order_for(session, caller, order_id)
         rows = session.exec(
             select(Refund).where(Refund.order_id == order_id).order_by(col(Refund.created_at))

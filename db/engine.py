@@ -1,9 +1,11 @@
 """Engines and sessions for SQLite (default) and PostgreSQL.
 
-SQLite runs in WAL mode and every transaction starts with `BEGIN IMMEDIATE`:
+SQLite runs in WAL mode and every writing transaction starts with `BEGIN IMMEDIATE`:
 SQLite has one writer, and taking the write lock up front turns a
 read-then-write race (coupon reservation, ledger posting) into a short wait
 instead of a `database is locked` failure half-way through a transaction.
+Sessions that only read (`read_session_factory`) begin deferred: in WAL mode a
+reader sees its snapshot while a writer works, and neither waits for the other.
 PostgreSQL uses row locks (`SELECT ... FOR UPDATE`) where we read-then-write.
 """
 
@@ -19,6 +21,9 @@ from sqlmodel import Session, create_engine
 from db import identity, tables  # noqa: F401  (registers the tables on SQLModel.metadata)
 
 SessionFactory = Callable[[], Session]
+
+# An execution option on the engine of read sessions: their transactions begin deferred.
+_READ_ONLY = "paysaga_read_only"
 
 
 def normalise_url(url: str) -> str:
@@ -57,8 +62,9 @@ def _sqlite_engine(url: str) -> Engine:
         cursor.close()
 
     @event.listens_for(engine, "begin")
-    def _begin_immediate(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    def _begin(connection: Any) -> None:
+        read_only = connection.get_execution_options().get(_READ_ONLY, False)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
 
@@ -68,7 +74,7 @@ def read_one_snapshot(session: Session) -> None:
 
     PostgreSQL's default (read committed) lets each statement see newer commits, so
     sums and balances read one after the other could disagree. SQLite needs nothing:
-    each of our transactions begins IMMEDIATE and no one else writes while it runs.
+    in WAL mode a transaction reads one snapshot from its first read to its end.
     Must run before the session's first query.
     """
     if session.get_bind().dialect.name == "postgresql":
@@ -78,5 +84,16 @@ def read_one_snapshot(session: Session) -> None:
 def session_factory(engine: Engine) -> SessionFactory:
     def open_session() -> Session:
         return Session(engine, expire_on_commit=False)
+
+    return open_session
+
+
+def read_session_factory(engine: Engine) -> SessionFactory:
+    """Sessions for reading only: on SQLite they take no write lock, so a page of orders
+    never waits behind a ledger posting (nor holds one up). Never write through them."""
+    readers = engine.execution_options(**{_READ_ONLY: True})
+
+    def open_session() -> Session:
+        return Session(readers, expire_on_commit=False)
 
     return open_session

@@ -77,7 +77,7 @@ async def _identify(context: AppContext, credential: str) -> Caller | None:
 
 
 def _merchant_for_key(context: AppContext, key: str) -> str | None:
-    with context.sessions() as session:
+    with context.reads() as session:
         return merchant_for_key(session, key)
 
 

@@ -39,7 +39,7 @@ def create_key(
 @router.get("/{merchant_id}/api-keys")
 def list_keys(merchant_id: str, caller: MerchantOrOperator, context: ContextDep) -> list[ApiKeyOut]:
     check_merchant(caller, merchant_id)
-    with context.sessions() as session:
+    with context.reads() as session:
         load_merchant(session, merchant_id)
         rows = session.exec(
             select(ApiKey).where(ApiKey.merchant_id == merchant_id).order_by(col(ApiKey.created_at))

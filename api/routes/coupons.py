@@ -63,7 +63,7 @@ def create_coupon(body: CouponCreate, caller: OperatorCaller, context: ContextDe
 
 @router.get("/{code}")
 def get_coupon(code: str, caller: AnyCaller, context: ContextDep) -> CouponOut:
-    with context.sessions() as session:
+    with context.reads() as session:
         return _read(session, _load(session, code))
 
 
@@ -76,7 +76,7 @@ def list_coupons(
 ) -> CouponPage:
     """Newest first; pass the last code of a page as `starting_after` for the next one."""
     query = select(Coupon).order_by(col(Coupon.created_at).desc(), col(Coupon.code).desc())
-    with context.sessions() as session:
+    with context.reads() as session:
         if starting_after is not None:
             cursor = session.get(Coupon, starting_after)
             if cursor is None:

@@ -49,7 +49,7 @@ async def _read(
     """Run a synchronous view in a worker thread with a session of its own."""
 
     def run() -> T:
-        with context.sessions() as session:
+        with context.reads() as session:
             return view(session, *args, **kwargs)
 
     return await asyncio.to_thread(run)

@@ -35,7 +35,7 @@ def _me(session: Session, caller: Caller) -> User:
 
 @router.get("")
 def read_profile(caller: BuyerOrOperator, context: ContextDep) -> ProfileOut:
-    with context.sessions() as session:
+    with context.reads() as session:
         return profile_out(_me(session, caller))
 
 
@@ -68,7 +68,7 @@ def list_notifications(
     starting_after: str | None = None,
 ) -> NotificationPage:
     """The buyer's notifications about their orders, newest first."""
-    with context.sessions() as session:
+    with context.reads() as session:
         return list_buyer_notifications(session, caller.id, limit, starting_after)
 
 

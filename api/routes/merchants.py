@@ -79,7 +79,7 @@ def list_merchants(
     query = select(Merchant).order_by(col(Merchant.id).desc())
     if starting_after is not None:
         query = query.where(Merchant.id < starting_after)
-    with context.sessions() as session:
+    with context.reads() as session:
         rows = session.exec(query.limit(limit + 1)).all()
     page = [merchant_out(row) for row in rows[:limit]]
     has_more = len(rows) > limit
@@ -89,7 +89,7 @@ def list_merchants(
 @router.get("/{merchant_id}")
 def get_merchant(merchant_id: str, caller: MerchantOrOperator, context: ContextDep) -> MerchantOut:
     check_merchant(caller, merchant_id)
-    with context.sessions() as session:
+    with context.reads() as session:
         return merchant_out(load_merchant(session, merchant_id))
 
 

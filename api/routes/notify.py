@@ -182,7 +182,7 @@ def _is_requested_refund(context: AppContext, notification: Notification) -> boo
     """A refund notification for a refund that runs as its own workflow (not a compensation)."""
     if notification.refund_id is None:
         return False
-    with context.sessions() as session:
+    with context.reads() as session:
         refund = session.get(Refund, notification.refund_id)
         return refund is not None and refund.requested_by != "system"
 

@@ -54,7 +54,7 @@ def read_order(order_id: str, caller: AnyCaller, context: ContextDep) -> OrderOu
 def list_payment_attempts(order_id: str, caller: AnyCaller, context: ContextDep) -> PaymentAttempts:
     """The order's payment attempts, first to latest: a modification closes the pending
     attempt and issues the next under its own reference, and every one stays listed."""
-    with context.sessions() as session:
+    with context.reads() as session:
         return attempts_out(session, order_for(session, caller, order_id))
 
 
@@ -75,7 +75,7 @@ def list_orders(
         query = query.where(Order.status == status.value)
     if starting_after is not None:
         query = query.where(Order.id < starting_after)
-    with context.sessions() as session:
+    with context.reads() as session:
         rows = session.exec(query.limit(limit + 1)).all()
         page = [order_out(session, row) for row in rows[:limit]]
     has_more = len(rows) > limit
@@ -164,5 +164,5 @@ async def _update_then_expect(
 
 
 def _order_view(context: AppContext, caller: Caller, order_id: str) -> OrderOut:
-    with context.sessions() as session:
+    with context.reads() as session:
         return order_out(session, order_for(session, caller, order_id))

@@ -35,5 +35,5 @@ def list_reviews(
     starting_after: str | None = None,
 ) -> ReviewPage:
     """Newest first; pass the last `order_id` of a page as `starting_after` for the next one."""
-    with context.sessions() as session:
+    with context.reads() as session:
         return merchant_reviews(session, merchant_id, limit, starting_after)

@@ -160,7 +160,7 @@ def _store(context: AppContext, notification_id: str, body: bytes, payout_id: st
 
 
 def _check_merchant(context: AppContext, merchant_id: str) -> None:
-    with context.sessions() as session:
+    with context.reads() as session:
         if session.get(Merchant, merchant_id) is None:
             raise NotFound("merchant_not_found", f"no merchant {merchant_id}", "merchant_id")
 
