@@ -1,6 +1,7 @@
 """Operator commands. The first operator is made here, since nobody can sign in yet:
 
     make operator EMAIL=ops@example.com        (asks for the password twice)
+    make operator EMAIL=ops@example.com < file (no terminal: the first line of stdin)
     python -m api.manage create-operator --email ops@example.com --password-stdin < file
 
 It writes to the database `PAYSAGA_DATABASE_URL` names (var/paysaga.db by default).
@@ -22,10 +23,18 @@ from settings import Settings
 
 
 def _password(from_stdin: bool) -> str:
-    if from_stdin:
-        return sys.stdin.readline().rstrip("\n")
-    first = getpass.getpass("Password: ")
-    if getpass.getpass("Again: ") != first:
+    # With no terminal to ask on (a pipe, a script, CI) the password is stdin's first line.
+    if from_stdin or not sys.stdin.isatty():
+        line = sys.stdin.readline()
+        if not line:
+            raise SystemExit("no password: give it on stdin's first line")
+        return line.rstrip("\r\n")
+    try:
+        first = getpass.getpass("Password: ")
+        again = getpass.getpass("Again: ")
+    except EOFError:  # Ctrl-D at the prompt
+        raise SystemExit("no password given") from None
+    if again != first:
         raise SystemExit("the passwords differ")
     return first
 
