@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 
 import httpx
@@ -11,6 +12,7 @@ from sqlmodel import Session, col, select
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
+import stack
 from db.ledger import account_balance
 from db.reconcile import order_breakdown
 from db.tables import JournalEntry, Posting, Refund
@@ -100,19 +102,38 @@ async def test_happy_path_on_each_channel_completes_with_balanced_ledger(
         )
 
 
-async def test_happy_path_history_stays_within_23_events(
+def _readme_history_lengths() -> tuple[int, int]:
+    """The counts the README gives operators reading an order in the Temporal UI."""
+    readme = (stack.ROOT / "README.md").read_text()
+    found = re.search(
+        r"the happy path is (\d+) history events.*?and (\d+) when the buyer", readme, re.S
+    )
+    assert found, "the README no longer says how long a happy order's history is"
+    return int(found.group(1)), int(found.group(2))
+
+
+async def _history_length(temporal: Client, order_id: str) -> tuple[int, str]:
+    handle = temporal.get_workflow_handle(order_workflow_id(order_id))
+    await handle.result()
+    events = [event async for event in handle.fetch_history_events()]
+    return len(events), " ".join(EventType.Name(e.event_type)[11:] for e in events)
+
+
+async def test_happy_path_histories_are_as_long_as_the_readme_says(
     api: httpx.AsyncClient, sandbox: httpx.AsyncClient, temporal: Client
 ) -> None:
     merchant_id = await create_merchant(api)
-    order = await create_order(api, merchant_id)
-    await pay(sandbox, order["id"])
-    await wait_status(api, order["id"], "completed")
-    handle = temporal.get_workflow_handle(order_workflow_id(order["id"]))
-    await handle.result()
-    events = [event async for event in handle.fetch_history_events()]
-    # 20 for the saga, plus the release of funds (one marker) and its version marker
-    # (a marker and the TemporalChangeVersion upsert), which old histories lack.
-    assert len(events) <= 23, " ".join(EventType.Name(e.event_type)[11:] for e in events)
+    at_once = await create_order(api, merchant_id)
+    held = await create_order(api, merchant_id, auto_complete_seconds=3600)
+    await asyncio.gather(pay(sandbox, at_once["id"]), pay(sandbox, held["id"]))
+    await wait_status(api, held["id"], "awaiting_receipt")
+    confirmed = await api.post(f"/v1/orders/{held['id']}/confirm-receipt")
+    assert confirmed.status_code == 200, confirmed.text
+    without_hold, with_hold = _readme_history_lengths()
+    length, names = await _history_length(temporal, at_once["id"])
+    assert length == without_hold, names
+    length, names = await _history_length(temporal, held["id"])
+    assert length == with_hold, names
 
 
 async def test_search_attributes_follow_the_order(
