@@ -102,15 +102,22 @@ async def test_an_order_outside_the_platform_bounds_is_refused_and_nothing_is_st
     assert _stored(system, merchant_id, [key]) == (0, 0)
 
 
-async def test_a_longer_hold_than_the_minimum_is_taken(bounded_api: httpx.AsyncClient) -> None:
+async def test_a_merchant_may_lengthen_the_hold_never_shorten_it(
+    system: System, bounded_api: httpx.AsyncClient
+) -> None:
     merchant_id = await create_merchant(bounded_api)
-    body = order_body(merchant_id, auto_complete_seconds=WEEK + 1, payment_timeout_seconds=60)
 
-    response = await bounded_api.post(
-        "/v1/orders", json=body, headers={"Idempotency-Key": secrets.token_hex(8)}
-    )
+    async def place(hold: int) -> httpx.Response:
+        body = order_body(merchant_id, auto_complete_seconds=hold, payment_timeout_seconds=60)
+        return await bounded_api.post(
+            "/v1/orders", json=body, headers={"Idempotency-Key": secrets.token_hex(8)}
+        )
 
-    assert response.status_code == 201, response.text
+    shorter, longer = await place(WEEK - 1), await place(WEEK + 1)
+
+    assert shorter.status_code == 400, shorter.text
+    assert longer.status_code == 201, longer.text
+    assert _stored(system, merchant_id, [])[0] == 1
 
 
 def test_settings_refuse_a_default_hold_below_the_minimum(system: System) -> None:
