@@ -12,11 +12,15 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.polling import PollTimings
 from domain.split import check_rate
+
+# No order timing (a payment window, a hold) may be longer than a year: beyond any
+# channel's and any buyer's patience, and far inside the database's 32-bit integers.
+MAX_ORDER_SECONDS = 365 * 24 * 3600
 
 
 class AlipaySettings(BaseModel):
@@ -183,6 +187,36 @@ class Settings(BaseSettings):
         "card": Decimal("0.029"),
     }
 
+    # What callers may send (api.body_guard, api.order_creation). The buyer-protection
+    # hold is the time a buyer has to ask for a refund before the merchant's share
+    # becomes available: a merchant may ask for a longer one per order, never one shorter
+    # than the platform's minimum. The payment window is bounded by what the channels
+    # keep a payment open for (Alipay takes 1 minute at least; a card checkout lasts a
+    # day at most); an unpaid order holds its coupon all that time.
+    min_auto_complete_seconds: int = Field(default=7 * 24 * 3600, ge=0, le=MAX_ORDER_SECONDS)
+    max_auto_complete_seconds: int = Field(default=90 * 24 * 3600, ge=0, le=MAX_ORDER_SECONDS)
+    min_payment_timeout_seconds: int = Field(default=60, ge=1, le=MAX_ORDER_SECONDS)
+    max_payment_timeout_seconds: int = Field(default=24 * 3600, ge=1, le=MAX_ORDER_SECONDS)
+    # A request body longer than this is refused (413) before it is read whole. Our
+    # largest is an order of 100 lines (domain.money.MAX_ORDER_LINES): about 320 KiB
+    # even with every name written in \u escapes; a notification is a few KiB.
+    max_request_body_bytes: int = Field(default=1024 * 1024, ge=1)
+
+    @model_validator(mode="after")
+    def _order_defaults_in_bounds(self) -> Settings:
+        """The defaults an order takes must be ones a caller could have asked for."""
+        _check_within(
+            "auto_complete_seconds",
+            self.auto_complete_seconds,
+            (self.min_auto_complete_seconds, self.max_auto_complete_seconds),
+        )
+        _check_within(
+            "default_payment_timeout_seconds",
+            self.default_payment_timeout_seconds,
+            (self.min_payment_timeout_seconds, self.max_payment_timeout_seconds),
+        )
+        return self
+
     @field_validator("channel_fee_rates")
     @classmethod
     def _rates_in_range(cls, rates: dict[str, Decimal]) -> dict[str, Decimal]:
@@ -203,6 +237,12 @@ class Settings(BaseSettings):
     @property
     def worker_shutdown_timeout(self) -> timedelta:
         return timedelta(seconds=self.worker_shutdown_seconds)
+
+
+def _check_within(name: str, value: int, bounds: tuple[int, int]) -> None:
+    low, high = bounds
+    if not low <= value <= high:
+        raise ValueError(f"{name} is {value}, outside the bounds set for it: {low} to {high}")
 
 
 @lru_cache

@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 
 from api.auth.caller import PUBLIC
 from api.auth.rate_limit import Throttle
+from api.body_guard import BodyGuard
 from api.deps import AppContext
 from api.docs import install_docs
 from api.errors import ErrorOut, install_error_handlers
@@ -103,6 +104,7 @@ def create_app(settings: Settings | None = None, traces: TracerProvider | None =
         redoc_url=None,
     )
     app.state.metrics = api_metrics
+    app.add_middleware(BodyGuard, max_body_bytes=settings.max_request_body_bytes)
     app.add_middleware(HttpMetrics, metrics=api_metrics)
     trace_app(app, traces)
     install_error_handlers(app)

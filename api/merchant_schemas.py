@@ -4,17 +4,27 @@ out as its last 4 characters only; the webhook secret comes out once, when made.
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, StrictStr
 
+from api.rates import DecimalString
 from api.text import PlainText
 
 _Forbid = ConfigDict(extra="forbid")
 
 Name = Annotated[PlainText, Field(min_length=1, max_length=200)]
-CommissionRate = Annotated[Decimal, Field(ge=0, le=1, max_digits=8, decimal_places=6)]
+CommissionRate = Annotated[
+    DecimalString,
+    Field(
+        ge=0,
+        le=1,
+        max_digits=8,
+        decimal_places=6,
+        description='Our share of each order, a decimal string from "0" to "1" ("0.05": 5%); '
+        "a JSON number is refused (400 `invalid_decimal_string`).",
+    ),
+]
 Currency = Annotated[StrictStr, Field(min_length=3, max_length=3)]
 # An IBAN or a domestic account number: letters and digits, spaces allowed for grouping.
 BankAccount = Annotated[StrictStr, Field(min_length=6, max_length=42, pattern=r"^[A-Za-z0-9 ]+$")]

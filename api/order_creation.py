@@ -43,6 +43,7 @@ from domain.keys import order_workflow_id
 from domain.order_status import OrderStatus
 from domain.pricing import Coupon, OrderLine, price_order
 from domain.saga import CheckoutRequest, OrderInput, OrderView
+from settings import Settings
 from workflows.order import OrderWorkflow
 from workflows.search_attributes import MERCHANT_ID, ORDER_STATUS, PAYMENT_CHANNEL
 
@@ -139,7 +140,7 @@ def _validated_input(context: AppContext, caller: Caller, body: OrderCreate) -> 
     if not supports_currency(body.channel, body.currency):
         message = f"{body.channel.value} does not take {body.currency}"
         raise InvalidRequest("currency_not_supported", message, "currency")
-    timeout = body.payment_timeout_seconds or settings.default_payment_timeout_seconds
+    timeout, hold = _order_timings(settings, body)
     return OrderInput(
         order_id=new_id("ord"),
         merchant_id=merchant.id,
@@ -153,13 +154,42 @@ def _validated_input(context: AppContext, caller: Caller, body: OrderCreate) -> 
         commission_rate=Decimal(merchant.commission_rate),
         payment_timeout_seconds=timeout,
         polling=settings.poll,
-        auto_complete_seconds=(
-            settings.auto_complete_seconds
-            if body.auto_complete_seconds is None
-            else body.auto_complete_seconds
-        ),
+        auto_complete_seconds=hold,
         notify_url=f"{settings.api_public_url}/v1/channels/{body.channel.value}/notify",
     )
+
+
+def _order_timings(settings: Settings, body: OrderCreate) -> tuple[int, int]:
+    """The payment window and the buyer-protection hold: the caller's within the platform's
+    bounds, else the defaults. A shorter hold than the minimum would make the merchant's
+    share available before a buyer could ask for a refund, so it is refused, not raised."""
+    timeout = _bounded(
+        body.payment_timeout_seconds,
+        settings.default_payment_timeout_seconds,
+        (settings.min_payment_timeout_seconds, settings.max_payment_timeout_seconds),
+        "payment_timeout",
+    )
+    hold = _bounded(
+        body.auto_complete_seconds,
+        settings.auto_complete_seconds,
+        (settings.min_auto_complete_seconds, settings.max_auto_complete_seconds),
+        "auto_complete",
+    )
+    return timeout, hold
+
+
+def _bounded(asked: int | None, default: int, bounds: tuple[int, int], name: str) -> int:
+    if asked is None:
+        return default
+    low, high = bounds
+    param = f"{name}_seconds"
+    if asked < low:
+        message = f"{param} must be at least {low} on this platform"
+        raise InvalidRequest(f"{name}_too_short", message, param)
+    if asked > high:
+        message = f"{param} must be at most {high} on this platform"
+        raise InvalidRequest(f"{name}_too_long", message, param)
+    return asked
 
 
 def _usable_coupon(session: Session, code: str | None, buyer_id: str | None) -> Coupon | None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 from typing import Annotated
 
 from pydantic import (
@@ -16,10 +15,12 @@ from pydantic import (
     model_validator,
 )
 
+from api.rates import DecimalString
 from api.text import PlainText, ProseText
 from channels.base import ChannelName
 from domain.money import MAX_LINE_QUANTITY, MAX_ORDER_LINES, MAX_ORDER_TOTAL
 from domain.pricing import CouponKind
+from settings import MAX_ORDER_SECONDS
 
 _Forbid = ConfigDict(extra="forbid")
 
@@ -32,6 +33,19 @@ class LineIn(BaseModel):
     unit_amount: StrictInt
 
 
+_PAYMENT_WINDOW = (
+    "How long the buyer has to pay. Default and bounds are the platform's "
+    "(15 minutes; 60 s to 24 h unless the operator set others): outside them, 400 "
+    "`payment_timeout_too_short` or `payment_timeout_too_long`."
+)
+_HOLD = (
+    "The buyer-protection hold: a paid order completes (its merchant share becomes "
+    "available) when the buyer confirms receipt or after this long. A merchant may ask "
+    "for a longer hold than the platform's default, never a shorter one than its minimum "
+    "(7 days unless the operator set another): 400 `auto_complete_too_short`."
+)
+
+
 class OrderCreate(BaseModel):
     model_config = _Forbid
     merchant_id: Annotated[PlainText, Field(max_length=64)]
@@ -41,10 +55,13 @@ class OrderCreate(BaseModel):
     coupon_code: Annotated[PlainText, Field(max_length=64)] | None = None
     description: Annotated[PlainText, Field(max_length=200)] = ""
     buyer_ref: Annotated[PlainText, Field(max_length=100)] | None = None
-    # Tests use seconds; production orders take the default from settings.
-    payment_timeout_seconds: Annotated[StrictInt, Field(ge=1, le=7 * 24 * 3600)] | None = None
-    # Completion without the buyer's confirmation after this long (0: at once after payment).
-    auto_complete_seconds: Annotated[StrictInt, Field(ge=0, le=90 * 24 * 3600)] | None = None
+    # Both are checked against the platform's bounds (settings) when the order is placed.
+    payment_timeout_seconds: (
+        Annotated[StrictInt, Field(ge=1, le=MAX_ORDER_SECONDS, description=_PAYMENT_WINDOW)] | None
+    ) = None
+    auto_complete_seconds: (
+        Annotated[StrictInt, Field(ge=0, le=MAX_ORDER_SECONDS, description=_HOLD)] | None
+    ) = None
 
 
 class OrderModify(BaseModel):
@@ -141,7 +158,13 @@ class CouponCreate(BaseModel):
     model_config = _Forbid
     code: Annotated[StrictStr, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
     kind: CouponKind
-    percent_off: Decimal | None = Field(default=None, max_digits=8, decimal_places=6)
+    percent_off: DecimalString | None = Field(
+        default=None,
+        max_digits=8,
+        decimal_places=6,
+        description='A fraction of the total as a decimal string ("0.15": 15% off); '
+        "a JSON number is refused (400 `invalid_decimal_string`).",
+    )
     amount_off: Annotated[StrictInt, Field(gt=0, le=MAX_ORDER_TOTAL)] | None = None
     min_total: Annotated[StrictInt, Field(ge=0, le=MAX_ORDER_TOTAL)] | None = None
     currency: StrictStr | None = None

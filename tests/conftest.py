@@ -154,8 +154,11 @@ def system(
         "PAYSAGA_LOG_DIR": str(tmp),
         # Every test signs in from 127.0.0.1: the per-address throttle is tested on its own API.
         "PAYSAGA_AUTH_RATE_PER_ADDRESS": "10000/minute",
-        # Paid orders complete at once unless a test asks for a hold.
+        # Paid orders complete at once unless a test asks for a hold; tests may ask for any
+        # hold and for payment windows of a second (production: 7 days and 60 s at least).
         "PAYSAGA_AUTO_COMPLETE_SECONDS": "0",
+        "PAYSAGA_MIN_AUTO_COMPLETE_SECONDS": "0",
+        "PAYSAGA_MIN_PAYMENT_TIMEOUT_SECONDS": "1",
         "PAYSAGA_SANDBOX_PAYOUT_DELAY_MS": "50",
         # Merchant webhooks retry after 1 s, then every 2 s (not 1 s, 2 s, 4 s, ... 1 h). The
         # server waits at least a second before any retry, so a shorter start shows nothing.
