@@ -21,6 +21,8 @@ from urllib.parse import parse_qsl, quote_plus, urlencode
 import httpx
 import pytest
 from pydantic import SecretStr
+from sqlmodel import Session, select
+from temporalio.client import Client
 
 from channels.alipay import protocol as gateway
 from channels.alipay.adapter import AlipayAdapter
@@ -55,6 +57,9 @@ from channels.rsa2 import (
     public_key_text,
     sign,
 )
+from db.tables import ChannelNotification
+from domain.keys import order_workflow_id
+from tests.channel_messages import message, payment_event
 from tests.channels.conftest import (
     Control,
     Inbox,
@@ -64,7 +69,8 @@ from tests.channels.conftest import (
     _start_sandbox,
     _stop_sandbox,
 )
-from tests.support import wait_for
+from tests.conftest import System
+from tests.support import create_merchant, create_order, wait_for, wait_status
 
 MERCHANT = "mch_tea_shop"
 # Made with python-alipay-sdk 3.4.0 and test-only keys: see the file's _comment.
@@ -538,3 +544,41 @@ async def test_the_gateway_refuses_an_out_trade_no_alipay_does_not_allow(
         f"{order_id}__2": "10000",
         "x" * 65: "ACQ.INVALID_PARAMETER",
     }
+
+
+# -- our notify endpoint: a notify_id is taken once ---------------------------------
+
+
+async def test_a_notify_id_taken_once_is_acknowledged_again_but_never_acted_on_again(
+    api: httpx.AsyncClient, system: System, temporal: Client
+) -> None:
+    """Alipay's notifications carry no timestamp: a retry, a captured one replayed, or the
+    same notify_id with other content after the order moved on get `success` (so Alipay
+    stops) and nothing more."""
+    merchant_id = await create_merchant(api)
+    order = await create_order(api, merchant_id, channel="alipay", auto_complete_seconds=3600)
+    event = payment_event(order)
+    genuine = message(system.env, "alipay", event)
+    other_txn = event.data.model_copy(update={"txn_id": f"txn_test_{secrets.token_hex(8)}"})
+    same_id = message(system.env, "alipay", event.model_copy(update={"data": other_txn}))
+    path = "/v1/channels/alipay/notify"
+
+    taken = await api.post(path, content=genuine.body, headers=dict(genuine.headers))
+    assert (taken.status_code, taken.text) == (200, "success")
+    await wait_status(api, order["id"], "awaiting_receipt")
+    for wire in (genuine, genuine, same_id):
+        again = await api.post(path, content=wire.body, headers=dict(wire.headers))
+        assert (again.status_code, again.text) == (200, "success")
+
+    history = await temporal.get_workflow_handle(order_workflow_id(order["id"])).fetch_history()
+    signals = [
+        event.workflow_execution_signaled_event_attributes.signal_name
+        for event in history.events
+        if event.HasField("workflow_execution_signaled_event_attributes")
+    ]
+    assert signals.count("payment_notification") == 1
+    with Session(system.engine) as session:
+        rows = session.exec(
+            select(ChannelNotification).where(ChannelNotification.order_id == order["id"])
+        ).all()
+    assert [row.raw_body for row in rows] == [genuine.body.decode()]
