@@ -510,7 +510,8 @@ async def test_the_gateway_answers_a_signed_get_as_alipay_s_sdk_sends_it(
     query = _sdk_style_query(sandbox, gateway.QUERY, {"out_trade_no": order_id})
     answer = await client.get(f"{url}?{query}")
     assert answer.status_code == 200
-    node = gateway.read_response(gateway.QUERY, answer.content, alipay._alipay_key)
+    alipay_key = load_public_key(sandbox.settings().alipay.alipay_public_key)
+    node = gateway.read_response(gateway.QUERY, answer.content, alipay_key)
     assert (node["out_trade_no"], node["trade_status"]) == (order_id, "WAIT_BUYER_PAY")
     # The same checks as a POST: a GET altered after signing is refused.
     forged = query.replace(quote_plus(order_id), quote_plus(f"{order_id}x"))
