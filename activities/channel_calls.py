@@ -102,9 +102,11 @@ class ChannelCalls:
     @activity.defn
     async def create_payment(self, order: OrderInput) -> Checkout:
         """Create the payment at the channel (idempotent by its reference) and record its
-        checkout; a modified order's next attempt has its own reference."""
+        checkout; a modified order's next attempt has its own reference, which the saga
+        names (one scheduled before it did is an attempt of the "-" form)."""
         request = CreatePaymentRequest(
-            order_id=payment_reference(order.order_id, order.payment_attempt),
+            order_id=order.payment_reference
+            or payment_reference(order.order_id, order.payment_attempt, legacy=True),
             merchant_id=order.merchant_id,
             amount=order.priced.payable_amount,
             currency=order.priced.currency,

@@ -22,7 +22,7 @@ from db.party_notifications import notify_party
 from db.payments import current_payment
 from db.tables import Order, Refund
 from db.webhook_events import record_order_event
-from domain.keys import payment_reference
+from domain.keys import stored_payment_reference
 from domain.refunds import RefundAsk, RefundFailure, RefundRejected, RefundStatus, RefundTicket
 from domain.webhook_events import EventType
 from metrics.business import BusinessMetrics, refund_kind
@@ -49,6 +49,9 @@ class RefundRecords:
                 refund = reserve_refund(session, ask, self._buyer_window)
                 payment = current_payment(session, refund.order_id)  # the paid attempt
                 attempt = payment.attempt if payment is not None else 1
+                reference = stored_payment_reference(
+                    refund.order_id, attempt, payment.channel_payment_id if payment else None
+                )
         except RefundRejected as rejected:
             raise business_error(
                 REFUND_REJECTED, rejected.message, rejected.code, rejected.param
@@ -62,7 +65,7 @@ class RefundRecords:
             currency=refund.currency,
             reason=refund.reason,
             # A modified order was paid under its last attempt's reference.
-            payment_reference=None if attempt == 1 else payment_reference(refund.order_id, attempt),
+            payment_reference=None if attempt == 1 else reference,
         )
 
     @activity.defn

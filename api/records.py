@@ -12,7 +12,7 @@ from api.errors import NotFound
 from api.schemas import AmountsOut, LineOut, OrderOut, PaymentAttempts, PaymentOut, SplitOut
 from db.payments import current_payment, payment_attempts
 from db.tables import Order, OrderLine, Payment, Refund
-from domain.keys import payment_reference
+from domain.keys import stored_payment_reference
 
 
 def new_id(prefix: str) -> str:
@@ -83,7 +83,9 @@ def attempts_out(session: Session, order: Order) -> PaymentAttempts:
 
 def _payment_out(payment: Payment) -> PaymentOut:
     return PaymentOut(
-        reference=payment_reference(payment.order_id, payment.attempt),
+        reference=stored_payment_reference(
+            payment.order_id, payment.attempt, payment.channel_payment_id
+        ),
         attempt=payment.attempt,
         status=payment.status,
         channel_payment_id=payment.channel_payment_id,

@@ -21,35 +21,56 @@ def late_payment_workflow_id(channel: str, channel_txn_id: str) -> str:
 
 
 # A modification closes the pending payment and issues a new one; a channel never
-# re-opens a closed out_trade_no, so each attempt has its own. With order ids of 28
-# characters, "-99" keeps every reference within WeChat Pay's 32.
+# re-opens a closed out_trade_no, so each attempt has its own: "{order id}__{attempt}",
+# letters, digits and "_" only, as Alipay documents an out_trade_no (up to 64; WeChat
+# Pay takes 6-32 of letters, digits and _-|*; the card gateway keeps it as metadata).
+# With order ids of 28 characters, "__99" keeps every reference within WeChat Pay's 32.
 MAX_PAYMENT_ATTEMPTS = 99
+ATTEMPT_SEPARATOR = "__"
+# Attempts issued before were "{order id}-{attempt}"; the channels know them by that
+# name for good, so such an attempt is still asked about by it (`legacy=True`).
+LEGACY_ATTEMPT_SEPARATOR = "-"
 
 
-def payment_reference(order_id: str, attempt: int = 1) -> str:
+def payment_reference(order_id: str, attempt: int = 1, *, legacy: bool = False) -> str:
     """The channel's out_trade_no for the order's `attempt`-th payment.
 
     The first is the bare order id, so orders that were never modified (and their
-    histories) keep the reference they always had. Order ids never contain "-".
+    histories) keep the reference they always had. Order ids are "ord_" and hex:
+    they never contain "__" or "-".
     """
     if not 1 <= attempt <= MAX_PAYMENT_ATTEMPTS:
         raise ValueError(f"payment attempt {attempt} is outside 1..{MAX_PAYMENT_ATTEMPTS}")
-    return order_id if attempt == 1 else f"{order_id}-{attempt}"
+    if attempt == 1:
+        return order_id
+    separator = LEGACY_ATTEMPT_SEPARATOR if legacy else ATTEMPT_SEPARATOR
+    return f"{order_id}{separator}{attempt}"
 
 
 def split_payment_reference(reference: str) -> tuple[str, int]:
-    """(order id, attempt) of a channel reference made by `payment_reference`."""
-    order_id, dash, suffix = reference.rpartition("-")
-    if dash and order_id and suffix.isascii() and suffix.isdigit() and suffix[0] != "0":
-        attempt = int(suffix)
-        if 2 <= attempt <= MAX_PAYMENT_ATTEMPTS:
-            return order_id, attempt
+    """(order id, attempt) of a channel reference made by `payment_reference`, either form."""
+    for separator in (ATTEMPT_SEPARATOR, LEGACY_ATTEMPT_SEPARATOR):
+        order_id, found, suffix = reference.rpartition(separator)
+        if found and order_id and suffix.isascii() and suffix.isdigit() and suffix[0] != "0":
+            attempt = int(suffix)
+            if 2 <= attempt <= MAX_PAYMENT_ATTEMPTS:
+                return order_id, attempt
     return reference, 1
 
 
 def order_id_of(reference: str) -> str:
     """The order a channel reference (an out_trade_no) belongs to."""
     return split_payment_reference(reference)[0]
+
+
+def stored_payment_reference(order_id: str, attempt: int, channel_payment_id: str | None) -> str:
+    """The reference an attempt was issued under, read from its stored row: Alipay and
+    WeChat Pay store it as the channel's payment id, in whichever form it was made."""
+    current = payment_reference(order_id, attempt)
+    if channel_payment_id in (current, payment_reference(order_id, attempt, legacy=True)):
+        assert channel_payment_id is not None
+        return channel_payment_id
+    return current
 
 
 def compensation_refund_id(order_id: str, attempt: int = 1) -> str:

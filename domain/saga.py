@@ -41,6 +41,9 @@ class OrderInput(_Message):
     # 1 at the start; each modification closes the payment and issues the next attempt
     # under its own channel reference (domain.keys.payment_reference).
     payment_attempt: int = 1
+    # The attempt's channel reference when it is not the order id; None in inputs made
+    # before it was carried, whose later attempts used the "-" form (domain.keys).
+    payment_reference: str | None = None
     polling: PollTimings = PollTimings()
 
 

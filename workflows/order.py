@@ -83,6 +83,8 @@ T = TypeVar("T")
 Compensation = Callable[[], Awaitable[None]]
 
 StepFailed = options.StepFailed
+# Re-issued attempts are named "{order id}__{n}" (Alipay takes letters, digits, "_").
+UNDERSCORE_REFERENCES = "payment-reference-underscore"
 
 
 def _failure_type(error: ActivityError | ApplicationError | StepTimeout) -> str | None:
@@ -613,7 +615,13 @@ class OrderWorkflow:
         )
         self._steps.append("record_modification")
         self._replaced_attempts[self._order.payment_attempt] = self._order
-        self._order = self._order.model_copy(update={"priced": priced, "payment_attempt": attempt})
+        # Orders that issued an attempt before the "__" form keep the "-" one: the
+        # channel knows their attempts by it (the answer is the same for the whole order).
+        legacy = not workflow.patched(UNDERSCORE_REFERENCES)
+        reference = payment_reference(self._order.order_id, attempt, legacy=legacy)
+        self._order = self._order.model_copy(
+            update={"priced": priced, "payment_attempt": attempt, "payment_reference": reference}
+        )
         self._checkout = None
         timeout = timedelta(seconds=self._order.payment_timeout_seconds)
         try:
@@ -684,6 +692,10 @@ class OrderWorkflow:
         """The channel reference of a payment attempt; None for the first (the order id)."""
         if attempt is None or attempt == 1:
             return None
+        issued = self._order if attempt == self._order.payment_attempt else None
+        issued = issued or self._replaced_attempts.get(attempt)
+        if issued is not None and issued.payment_reference is not None:
+            return issued.payment_reference
         return payment_reference(self._order.order_id, attempt)
 
     # -- small helpers -------------------------------------------------------

@@ -1,17 +1,23 @@
 """POST /v1/channels/{channel}/notify: a channel tells us about a payment or refund.
 
 Verify over the raw body, check that it is about our account and, for a
-payment, our order's exact amount, store the raw message, hand it to the
-order's saga as a signal, and only then acknowledge in the channel's own terms
+payment, our order's exact amount, hand it to the order's saga as a signal,
+store the raw message, and only then acknowledge in the channel's own terms
 (Alipay: `success`): if anything fails before the acknowledgement the channel
 retries, so no notification is ever lost. A refused message changes nothing
 and is answered with our JSON error in the shape the channel reads as "not
 taken" (WeChat Pay adds `{"code": "FAIL", "message": ...}`).
 
+A message is remembered once acted upon (channel_notifications, by the channel's
+message id, e.g. Alipay's `notify_id`): the same id again, a channel's retry or
+a captured message replayed, is acknowledged and not acted upon again (Alipay's
+notifications carry no timestamp to refuse a replay by). It is remembered only
+after the saga has it, so a message whose delivery failed is taken on the retry.
+
 Every delivery is counted (`paysaga_channel_notifications_total`): accepted,
-ignored (genuine, asks nothing of us), failed (we could not take it yet, say
-Temporal was away: the channel sends again), or refused with its reason, one of
-`metrics.edge.REFUSAL_REASONS`. An accepted payment also tells how long after the payment at
+ignored (genuine, asks nothing of us, or a repeat), failed (we could not take it
+yet, say Temporal was away: the channel sends again), or refused with its reason,
+one of `metrics.edge.REFUSAL_REASONS`. An accepted payment also tells how long after the payment at
 the channel it reached us (`paysaga_payment_notification_delay_seconds`).
 
 A notification names the payment by its channel reference: the order id, or for
@@ -48,6 +54,7 @@ from db.tables import ChannelNotification, Order, Refund
 from db.writes import insert_ignore
 from domain.keys import (
     late_payment_workflow_id,
+    order_id_of,
     order_workflow_id,
     refund_workflow_id,
     split_payment_reference,
@@ -80,8 +87,8 @@ async def receive_notification(channel: str, request: Request, context: ContextD
     body = await request.body()
     try:
         notification = _parse(adapter, channel, request.headers, body)
-        if notification is not None:
-            await _take(context, channel, notification, body)
+        if notification is not None and not await _take(context, channel, notification, body):
+            notification = None  # a repeat: acknowledged, nothing more
     except _Refused as refused:
         context.metrics.notification(channel, "refused", refused.reason)
         error = refused.error
@@ -120,20 +127,38 @@ def _answer(adapter: ChannelAdapter) -> Response:
     return Response(ack.body, status_code=ack.status_code, media_type=ack.media_type)
 
 
-async def _take(context: AppContext, channel: str, notification: Notification, body: bytes) -> None:
-    """Store and deliver a verified notification; _Refused when it is not ours to take."""
-    await asyncio.to_thread(_store, context, channel, notification, body)
+async def _take(context: AppContext, channel: str, notification: Notification, body: bytes) -> bool:
+    """Deliver a verified notification and remember it; False for a repeat of one already
+    taken; _Refused when it is not ours to take."""
+    if await asyncio.to_thread(_check, context, channel, notification, body):
+        return False
     if await asyncio.to_thread(_is_requested_refund, context, notification):
         await _deliver_refund(context, notification)
     else:
         await _deliver(context, channel, notification)
+    await asyncio.to_thread(_remember, context, channel, notification, body)
+    return True
 
 
-def _store(context: AppContext, channel: str, notification: Notification, body: bytes) -> None:
-    """Keep the raw message (once per channel message id) if it is about one of our
+def _stored_id(channel: str, notification: Notification) -> str:
+    return f"{channel}:{notification.notification_id}"
+
+
+def _check(context: AppContext, channel: str, notification: Notification, body: bytes) -> bool:
+    """True when this message id was taken before; _Refused unless it is about one of our
     orders, on this channel, and a payment's amount is exactly the order's."""
     order_id, attempt = split_payment_reference(notification.order_id)
-    with context.sessions() as session, session.begin():
+    with context.sessions() as session:
+        seen = session.get(ChannelNotification, _stored_id(channel, notification))
+        if seen is not None:
+            changed = seen.raw_body != body.decode("utf-8", errors="replace")
+            logger.info(
+                "a %s notification %s was taken before (%s): acknowledged, not acted on again",
+                channel,
+                notification.notification_id,
+                "its content differs" if changed else "the same message",
+            )
+            return True
         order = session.get(Order, order_id)
         if order is None:
             message = "the notification names no order of ours"
@@ -141,15 +166,22 @@ def _store(context: AppContext, channel: str, notification: Notification, body: 
         payment = current_payment(session, order_id)
         current_attempt = payment.attempt if payment is not None else 1
         problem = _mismatch(order, channel, notification, attempt, current_attempt)
-        if problem is not None:
-            reason, message = problem
-            logger.warning("rejected a %s notification: %s", channel, message)
-            raise _Refused(InvalidRequest("notification_mismatch", message), reason)
+    if problem is not None:
+        reason, message = problem
+        logger.warning("rejected a %s notification: %s", channel, message)
+        raise _Refused(InvalidRequest("notification_mismatch", message), reason)
+    return False
+
+
+def _remember(context: AppContext, channel: str, notification: Notification, body: bytes) -> None:
+    """Keep the raw message, once per channel message id: a repeat is not acted upon."""
+    order_id = order_id_of(notification.order_id)
+    with context.sessions() as session, session.begin():
         insert_ignore(
             session,
             ChannelNotification,
             {
-                "id": f"{channel}:{notification.notification_id}",
+                "id": _stored_id(channel, notification),
                 "channel": channel,
                 "order_id": order_id,
                 "kind": notification.kind.value,

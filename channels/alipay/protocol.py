@@ -50,6 +50,8 @@ NOT_FOUND_SUB_CODES = frozenset({"ACQ.TRADE_NOT_EXIST"})
 
 BEIJING = timezone(timedelta(hours=8))
 MAX_ID_LENGTH = 64  # out_trade_no and out_request_no
+# What Alipay documents for a merchant's out_trade_no (domain.keys.payment_reference fits).
+OUT_TRADE_NO = re.compile(r"[A-Za-z0-9_]{1,64}")
 
 
 def gateway_timestamp(now: datetime) -> str:

@@ -4,8 +4,12 @@ Requests are checked as Alipay checks them: our app id, an RSA2 signature by
 the app's key (uploaded to "Alipay" as `SandboxKeys.alipay_app_public_key`),
 a known `method`, a readable `biz_content`. Answers are always HTTP 200 with
 `{"<method>_response": {...}, "sign": ...}` signed by "Alipay's" key; errors
-use Alipay's codes (see `channels.alipay.protocol`). `GET /alipay/gateway.do`
-with a signed `alipay.trade.page.pay` takes the buyer to the cashier page.
+use Alipay's codes (see `channels.alipay.protocol`). Calls come by POST (a form
+body, common parameters possibly in the query string) or by GET (everything in
+the query string), as Alipay's gateway takes them; a GET with a signed
+`alipay.trade.page.pay` takes the buyer to the cashier page. An `out_trade_no`
+that is not 1-64 letters, digits and `_` is refused at creation, as Alipay
+documents it.
 
 The channel-neutral work (payments, refunds, injected faults) is the
 sandbox service's; this module only speaks Alipay.
@@ -24,9 +28,8 @@ from pydantic import ValidationError
 
 from channels.alipay import protocol as gateway
 from channels.alipay.amounts import AmountFormatError, fen_to_yuan, yuan_to_fen
-from channels.alipay.signing import REQUEST_EXCLUDED, canonical
+from channels.alipay.signing import verify_request
 from channels.base import ChannelName
-from channels.rsa2 import verify
 from channels.sandbox.alipay_notify import AlipayNotifications
 from channels.sandbox.deps import ServiceDep
 from channels.sandbox.errors import SandboxError
@@ -102,13 +105,15 @@ async def call_gateway(request: Request, service: ServiceDep) -> Response:
 
 
 @router.get("/gateway.do")
-async def page_pay(request: Request, service: ServiceDep) -> Response:
-    """The buyer's browser arrives with a signed alipay.trade.page.pay: on to the cashier."""
+async def call_gateway_by_get(request: Request, service: ServiceDep) -> Response:
+    """Alipay's gateway takes every call by GET too, all in the query string (as
+    python-alipay-sdk sends them): a signed alipay.trade.page.pay is the buyer's
+    browser, on to the cashier; any other method is answered as its POST is."""
+    if request.query_params.get("method") != gateway.PAGE_PAY:
+        return await call_gateway(request, service)
     params = dict(request.query_params)
     try:
         biz = _authenticated(request, params)
-        if params.get("method") != gateway.PAGE_PAY:
-            raise _invalid("isv.invalid-method", "only alipay.trade.page.pay is a page")
         payment = await _run(_create_trade, service, params, biz)
     except AlipayError as error:
         return HTMLResponse(result_page("Alipay refused the request", error.node["sub_code"]), 400)
@@ -131,7 +136,7 @@ def _authenticated(request: Request, params: Params) -> Biz:
     if params.get("sign_type") != "RSA2":
         raise _invalid("isv.invalid-signature-type")
     app_key = public_key(settings.sandbox_keys.alipay_app_public_key)
-    if not verify(canonical(params, REQUEST_EXCLUDED), params.get("sign", ""), app_key):
+    if not verify_request(params, app_key):
         raise _invalid("isv.invalid-signature", "signature does not verify with the app's key")
     try:
         gateway.parse_gateway_timestamp(params.get("timestamp", ""))
@@ -169,9 +174,12 @@ def _answer(request: Request, method: str, node: Mapping[str, Any]) -> Response:
 
 
 async def _create_trade(service: SandboxService, params: Params, biz: Biz) -> Biz:
+    out_trade_no = str(biz["out_trade_no"])
+    if not gateway.OUT_TRADE_NO.fullmatch(out_trade_no):
+        raise _refused("ACQ.INVALID_PARAMETER", "out_trade_no: 1-64 letters, digits and _")
     passback = str(biz.get("passback_params", ""))
     request = PaymentCreate(
-        out_trade_no=biz["out_trade_no"],
+        out_trade_no=out_trade_no,
         merchant_id=unquote(passback) or "alipay",
         amount=yuan_to_fen(str(biz["total_amount"])),
         currency="CNY",

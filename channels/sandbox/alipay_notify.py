@@ -1,7 +1,8 @@
 """How the sandbox sends Alipay's asynchronous notifications (`trade_status_sync`).
 
 A form POST signed with RSA2 by "Alipay's" key over every field but `sign` and
-`sign_type`; taken only when the answer is HTTP 200 with the body `success`.
+`sign_type`, empty ones included (`channels.alipay.signing`); taken only when the
+answer is HTTP 200 with the body `success`.
 Retried after 4m, 10m, 10m, 1h, 2h, 6h, 15h (8 attempts in about 25 hours), as
 Alipay documents. Alipay tells of payments, of trades closed unpaid
 (TRADE_CLOSED) and of refunds made (with `out_biz_no`, `refund_fee`,
@@ -20,8 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from channels.alipay.amounts import fen_to_yuan
 from channels.alipay.protocol import gateway_timestamp
-from channels.alipay.signing import NOTIFY_EXCLUDED, canonical
-from channels.rsa2 import sign
+from channels.alipay.signing import sign_notification
 from channels.sandbox.notifier import AnyEvent, WireMessage
 from channels.sandbox.protocol import PayoutEvent
 
@@ -70,10 +70,9 @@ class AlipayNotifications:
                 "refund_fee": fen_to_yuan(data.amount),
                 "gmt_refund": now,
             }
-        fields["sign_type"] = "RSA2"
-        fields["sign"] = sign(canonical(fields, NOTIFY_EXCLUDED), self._key)
+        signed = sign_notification(fields, self._key)
         headers = {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}
-        return WireMessage(urlencode(fields).encode(), headers)
+        return WireMessage(urlencode(signed).encode(), headers)
 
     def accepted(self, status_code: int, body: bytes) -> bool:
         return status_code == 200 and body.strip() == b"success"

@@ -14,16 +14,26 @@ import json
 import secrets
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, quote_plus, urlencode
 
 import httpx
 import pytest
 from pydantic import SecretStr
+from sqlmodel import Session, select
+from temporalio.client import Client
 
 from channels.alipay import protocol as gateway
 from channels.alipay.adapter import AlipayAdapter
-from channels.alipay.signing import NOTIFY_EXCLUDED, canonical
+from channels.alipay.notification import parse_notification
+from channels.alipay.signing import (
+    NOTIFY_EXCLUDED,
+    REQUEST_EXCLUDED,
+    canonical,
+    sign_notification,
+    verify_notification,
+)
 from channels.base import (
     CreatePaymentRequest,
     NotificationKind,
@@ -39,7 +49,17 @@ from channels.errors import (
     NotificationSignatureError,
     PaymentNotFound,
 )
-from channels.rsa2 import load_private_key, new_private_key, private_key_text, public_key_text, sign
+from channels.rsa2 import (
+    load_private_key,
+    load_public_key,
+    new_private_key,
+    private_key_text,
+    public_key_text,
+    sign,
+)
+from db.tables import ChannelNotification
+from domain.keys import order_workflow_id
+from tests.channel_messages import message, payment_event
 from tests.channels.conftest import (
     Control,
     Inbox,
@@ -49,9 +69,12 @@ from tests.channels.conftest import (
     _start_sandbox,
     _stop_sandbox,
 )
-from tests.support import wait_for
+from tests.conftest import System
+from tests.support import create_merchant, create_order, wait_for, wait_status
 
 MERCHANT = "mch_tea_shop"
+# Made with python-alipay-sdk 3.4.0 and test-only keys: see the file's _comment.
+SDK_VECTORS = json.loads((Path(__file__).parent / "vectors" / "alipay_sdk.json").read_text())
 
 
 @pytest.fixture
@@ -416,3 +439,147 @@ async def test_an_unanswered_notification_follows_alipay_s_schedule_then_stops(
     # Then Alipay gives up: nothing more arrives however long one waits (here: 15 h more).
     await asyncio.sleep(54000 * 0.00002)  # a span of the channel's clock, not a wait for state
     assert len(await control.deliveries(order_id)) == 8
+
+
+# -- what Alipay's SDKs send and sign --------------------------------------------
+
+
+def test_a_notification_with_an_empty_field_verifies_as_alipay_s_sdk_signs_it() -> None:
+    """python-alipay-sdk (and Alipay) sign every field, `body=` included."""
+    vector = SDK_VECTORS["notify"]
+    form: dict[str, str] = vector["form"]
+    alipay_key = load_public_key(SDK_VECTORS["alipay_public_key_pem"])
+    assert form["body"] == ""
+    assert canonical(form, NOTIFY_EXCLUDED, keep_empty=True) == vector["canonical"]
+    assert verify_notification(form, alipay_key)
+    notification = parse_notification(
+        urlencode(form).encode(),
+        alipay_key=alipay_key,
+        app_id=form["app_id"],
+        seller_id=form["seller_id"],
+    )
+    assert notification is not None and notification.amount == 8888
+    assert notification.merchant_id == MERCHANT
+    # The empty field is signed: it cannot be given a value, nor can one be added.
+    assert not verify_notification({**form, "body": "x"}, alipay_key)
+    assert not verify_notification({**form, "total_amount": "0.01"}, alipay_key)
+
+
+def test_a_notification_signed_without_its_empty_fields_verifies_too() -> None:
+    """Alipay's current Java SDK (`getSignCheckContentV1`) leaves empty fields out."""
+    key = new_private_key()
+    fields = {"notify_id": "n1", "out_trade_no": "ord_1", "body": "", "total_amount": "1.00"}
+    java_style = {
+        **fields,
+        "sign_type": "RSA2",
+        "sign": sign(canonical(fields, NOTIFY_EXCLUDED), key),
+    }
+    assert verify_notification(java_style, key.public_key())
+    assert verify_notification(sign_notification(fields, key), key.public_key())
+    assert not verify_notification({**java_style, "body": "x"}, key.public_key())
+
+
+def _sdk_style_query(sandbox: RunningSandbox, method: str, biz: dict[str, Any]) -> str:
+    """A call as python-alipay-sdk makes it: every parameter signed, empties kept, sent as
+    the query string of a GET (`quote_plus`), without `format`."""
+    settings = sandbox.settings()
+    key = load_private_key(settings.alipay.app_private_key.get_secret_value())
+    params = {
+        "app_id": settings.alipay.app_id,
+        "method": method,
+        "charset": "utf-8",
+        "sign_type": "RSA2",
+        "timestamp": gateway.gateway_timestamp(datetime.now(UTC)),
+        "version": "1.0",
+        "biz_content": json.dumps(biz, separators=(",", ":")),
+        "app_auth_token": "",
+    }
+    params["sign"] = sign(canonical(params, REQUEST_EXCLUDED, keep_empty=True), key)
+    return "&".join(f"{k}={quote_plus(v)}" for k, v in params.items())
+
+
+async def test_the_gateway_answers_a_signed_get_as_alipay_s_sdk_sends_it(
+    alipay: AlipayAdapter,
+    sandbox: RunningSandbox,
+    client: httpx.AsyncClient,
+    order_id: str,
+    inbox: Inbox,
+) -> None:
+    await alipay.create_payment(_payment(order_id, inbox))
+    url = f"{sandbox.base_url}/alipay/gateway.do"
+    query = _sdk_style_query(sandbox, gateway.QUERY, {"out_trade_no": order_id})
+    answer = await client.get(f"{url}?{query}")
+    assert answer.status_code == 200
+    alipay_key = load_public_key(sandbox.settings().alipay.alipay_public_key)
+    node = gateway.read_response(gateway.QUERY, answer.content, alipay_key)
+    assert (node["out_trade_no"], node["trade_status"]) == (order_id, "WAIT_BUYER_PAY")
+    # The same checks as a POST: a GET altered after signing is refused.
+    forged = query.replace(quote_plus(order_id), quote_plus(f"{order_id}x"))
+    refused = json.loads((await client.get(f"{url}?{forged}")).text)
+    assert refused["alipay_trade_query_response"]["sub_code"] == "isv.invalid-signature"
+
+
+async def test_the_gateway_refuses_an_out_trade_no_alipay_does_not_allow(
+    sandbox: RunningSandbox, client: httpx.AsyncClient, order_id: str, inbox: Inbox
+) -> None:
+    settings = sandbox.settings()
+    key = load_private_key(settings.alipay.app_private_key.get_secret_value())
+    url = f"{sandbox.base_url}/alipay/gateway.do"
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    answers = {}
+    for out_trade_no in (f"{order_id}-2", f"{order_id}__2", "x" * 65):
+        biz = {"out_trade_no": out_trade_no, "total_amount": "1.00", "subject": "tea"}
+        params = gateway.signed_request(
+            app_id=settings.alipay.app_id,
+            method=gateway.PRECREATE,
+            biz_content=biz,
+            key=key,
+            now=datetime.now(UTC),
+            notify_url=inbox.url,
+        )
+        answer = await client.post(url, content=urlencode(params), headers=form)
+        node = json.loads(answer.text)["alipay_trade_precreate_response"]
+        answers[out_trade_no] = node.get("sub_code", node["code"])
+    assert answers == {
+        f"{order_id}-2": "ACQ.INVALID_PARAMETER",
+        f"{order_id}__2": "10000",
+        "x" * 65: "ACQ.INVALID_PARAMETER",
+    }
+
+
+# -- our notify endpoint: a notify_id is taken once ---------------------------------
+
+
+async def test_a_notify_id_taken_once_is_acknowledged_again_but_never_acted_on_again(
+    api: httpx.AsyncClient, system: System, temporal: Client
+) -> None:
+    """Alipay's notifications carry no timestamp: a retry, a captured one replayed, or the
+    same notify_id with other content after the order moved on get `success` (so Alipay
+    stops) and nothing more."""
+    merchant_id = await create_merchant(api)
+    order = await create_order(api, merchant_id, channel="alipay", auto_complete_seconds=3600)
+    event = payment_event(order)
+    genuine = message(system.env, "alipay", event)
+    other_txn = event.data.model_copy(update={"txn_id": f"txn_test_{secrets.token_hex(8)}"})
+    same_id = message(system.env, "alipay", event.model_copy(update={"data": other_txn}))
+    path = "/v1/channels/alipay/notify"
+
+    taken = await api.post(path, content=genuine.body, headers=dict(genuine.headers))
+    assert (taken.status_code, taken.text) == (200, "success")
+    await wait_status(api, order["id"], "awaiting_receipt")
+    for wire in (genuine, genuine, same_id):
+        again = await api.post(path, content=wire.body, headers=dict(wire.headers))
+        assert (again.status_code, again.text) == (200, "success")
+
+    history = await temporal.get_workflow_handle(order_workflow_id(order["id"])).fetch_history()
+    signals = [
+        event.workflow_execution_signaled_event_attributes.signal_name
+        for event in history.events
+        if event.HasField("workflow_execution_signaled_event_attributes")
+    ]
+    assert signals.count("payment_notification") == 1
+    with Session(system.engine) as session:
+        rows = session.exec(
+            select(ChannelNotification).where(ChannelNotification.order_id == order["id"])
+        ).all()
+    assert [row.raw_body for row in rows] == [genuine.body.decode()]

@@ -90,7 +90,7 @@ def test_a_modified_order_keeps_both_attempts_and_pays_the_current_one(shop: Sho
         shown = order_out(session, row).payment
     assert [(p.reference, p.status, p.amount) for p in history] == [
         (order.order_id, "closed", 3998),
-        (f"{order.order_id}-2", "paid", 5997),
+        (f"{order.order_id}__2", "paid", 5997),
     ]
     assert history[0].paid_at is None and history[1].paid_at is not None
     assert shown == history[-1]  # the order shows its current attempt

@@ -2,7 +2,7 @@
 
 Real API, real sandbox channels over HTTP, real Temporal, real database. The
 buyer pays through the sandbox's control API, by the payment's channel
-reference (the order id, then "{order id}-{attempt}" after each modification).
+reference (the order id, then "{order id}__{attempt}" after each modification).
 """
 
 from __future__ import annotations
@@ -108,7 +108,7 @@ async def test_a_modified_order_is_repriced_and_paid_at_its_new_amount(
         ("pot-003", 1, 4200),
     ]
     payment = modified["payment"]
-    assert (payment["reference"], payment["attempt"]) == (f"{order['id']}-2", 2)
+    assert (payment["reference"], payment["attempt"]) == (f"{order['id']}__2", 2)
     assert (payment["status"], payment["amount"]) == ("pending", NEW_TOTAL)
     assert payment["checkout_url"] and payment["checkout_url"] != order["payment"]["checkout_url"]
     # The first checkout was closed at the channel: the old amount can no longer be paid.
@@ -130,7 +130,7 @@ async def test_an_order_can_be_modified_again_and_each_attempt_has_its_reference
     order = await create_order(api, merchant_id, channel="wechatpay")
     await _modified(api, order["id"], NEW_LINES)
     again = await _modified(api, order["id"], NEW_LINES[:1])
-    assert again["payment"]["reference"] == f"{order['id']}-3"
+    assert again["payment"]["reference"] == f"{order['id']}__3"
     assert again["amounts"]["payable"] == 5997
 
     await pay(sandbox, again["payment"]["reference"])
@@ -139,8 +139,8 @@ async def test_an_order_can_be_modified_again_and_each_attempt_has_its_reference
     # Every attempt stays: the two a modification replaced, closed, and the one paid.
     assert await _attempts(api, order["id"]) == [
         (order["id"], "closed", 7498),
-        (f"{order['id']}-2", "closed", NEW_TOTAL),
-        (f"{order['id']}-3", "paid", 5997),
+        (f"{order['id']}__2", "closed", NEW_TOTAL),
+        (f"{order['id']}__3", "paid", 5997),
     ]
     view = await temporal.get_workflow_handle(order_workflow_id(order["id"])).query(
         OrderWorkflow.view
@@ -317,7 +317,7 @@ async def test_the_notify_route_judges_a_payment_by_the_attempt_it_names(
         return await api.post("/v1/channels/alipay/notify", content=wire.body, headers=wire.headers)
 
     # An attempt the order never had is refused, in Alipay's terms.
-    future = await notify(payment_event(modified, out_trade_no=f"{order['id']}-3"))
+    future = await notify(payment_event(modified, out_trade_no=f"{order['id']}__3"))
     assert future.status_code == 400, future.text
     assert future.json()["error"]["code"] == "notification_mismatch"
 
