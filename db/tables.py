@@ -405,7 +405,8 @@ class Posting(SQLModel, table=True):
 
 
 class ChannelNotification(SQLModel, table=True):
-    """Every verified notification, stored raw before it is acted upon."""
+    """Every verified notification, stored raw once it was handed to its saga: a message id
+    stored here is acknowledged again and never acted on again (api/routes/notify.py)."""
 
     __tablename__ = "channel_notifications"
 
