@@ -495,6 +495,29 @@ async def test_a_paid_order_is_notified_signed_and_encrypted(
     assert (delivery["type"], delivery["accepted"]) == ("payment.succeeded", True)
 
 
+async def test_answers_and_notifications_name_their_signature_type_as_the_sdks_want(
+    wechatpay: WeChatPayAdapter,
+    sandbox: RunningSandbox,
+    settings: Settings,
+    client: httpx.AsyncClient,
+    control: Control,
+    order_id: str,
+    inbox: Inbox,
+) -> None:
+    await paid_order(wechatpay, control, order_id, inbox)  # the adapter verified it
+    (notice,) = await inbox.received()
+    refused = await merchant_call(
+        settings, client, sandbox.base_url, "/v3/refund/domestic/refunds", {}
+    )
+
+    for headers in (notice.headers, refused.headers):
+        # wechatpayv3 refuses an answer or notification without exactly this.
+        assert headers["wechatpay-signature-type"] == "WECHATPAY2-SHA256-RSA2048"
+    without = {k: v for k, v in notice.headers.items() if k != "wechatpay-signature-type"}
+    with pytest.raises(NotificationSignatureError):
+        wechatpay.parse_notification(without, notice.body)
+
+
 async def test_a_declined_payment_is_not_notified_and_queries_as_declined(
     wechatpay: WeChatPayAdapter, control: Control, order_id: str, inbox: Inbox
 ) -> None:
@@ -661,6 +684,7 @@ def signed_as_platform(
         "Wechatpay-Nonce": nonce,
         "Wechatpay-Signature": signature,
         "Wechatpay-Serial": settings.wechatpay.platform_serial,
+        "Wechatpay-Signature-Type": "WECHATPAY2-SHA256-RSA2048",
     }
 
 
@@ -724,6 +748,7 @@ def _probe(headers: dict[str, str]) -> dict[str, str]:
         lambda h, b: (_probe(h), b),
         lambda h, b: ({**h, "wechatpay-serial": "0" * 40}, b),
         lambda h, b: ({**h, "wechatpay-nonce": "another-nonce"}, b),
+        lambda h, b: ({**h, "wechatpay-signature-type": "WECHATPAY2-SM2-WITH-SM3"}, b),
         *[
             lambda h, b, name=name: ({k: v for k, v in h.items() if k != name}, b)
             for name in (
@@ -731,6 +756,7 @@ def _probe(headers: dict[str, str]) -> dict[str, str]:
                 "wechatpay-nonce",
                 "wechatpay-signature",
                 "wechatpay-serial",
+                "wechatpay-signature-type",
             )
         ],
     ],
@@ -740,10 +766,12 @@ def _probe(headers: dict[str, str]) -> dict[str, str]:
         "signtest-probe",
         "unknown-serial",
         "other-nonce",
+        "other-signature-type",
         "no-timestamp",
         "no-nonce",
         "no-signature",
         "no-serial",
+        "no-signature-type",
     ],
 )
 def test_a_tampered_notification_is_refused(
