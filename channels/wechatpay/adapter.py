@@ -32,6 +32,7 @@ import asyncio
 import json
 import logging
 import secrets
+import time
 from collections.abc import Callable, Mapping
 from typing import TypeVar
 
@@ -83,7 +84,8 @@ class WeChatPayAdapter:
 
     Methods raise `channels.errors.ChannelError` subclasses. The client is
     injected so that its timeout and connection pool are owned by the caller;
-    `clock` (unix seconds) signs requests and judges signature timestamps.
+    `clock` (unix seconds) signs requests and judges signature timestamps, and
+    `monotonic` paces certificate downloads.
     """
 
     name = ChannelName.WECHATPAY
@@ -95,13 +97,16 @@ class WeChatPayAdapter:
         client: httpx.AsyncClient,
         *,
         clock: Callable[[], int] = unix_now,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._config = config
         self._base_url = base_url.rstrip("/")
         self._client = client
         self._clock = clock
         self._merchant_key = load_private_key(config.merchant_private_key.get_secret_value())
-        self._platform_keys = PlatformKeys(config.certificate_refresh_seconds, _configured(config))
+        self._platform_keys = PlatformKeys(
+            config.certificate_refresh_seconds, _configured(config), monotonic=monotonic
+        )
         self._refreshing = asyncio.Lock()  # one download at a time; the others then find it done
         self._api_v3_key = config.apiv3_key.get_secret_value().encode()
 

@@ -15,6 +15,9 @@ the first unknown serial it sees. Pure: the adapter does the download.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from channels.wechatpay.certificates import PlatformKey
@@ -23,11 +26,18 @@ from channels.wechatpay.certificates import PlatformKey
 class PlatformKeys:
     """The keys to verify WeChat Pay's signatures with; see the module docstring."""
 
-    def __init__(self, refresh_seconds: float, configured: PlatformKey | None = None) -> None:
+    def __init__(
+        self,
+        refresh_seconds: float,
+        configured: PlatformKey | None = None,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._refresh_seconds = refresh_seconds
         self._configured = configured
+        self._monotonic = monotonic  # paces downloads; wall-clock `now` judges validity
         self._downloaded: dict[str, PlatformKey] = {}
-        self._last_refresh: int | None = None
+        self._last_refresh: float | None = None
 
     @property
     def downloads(self) -> bool:
@@ -45,9 +55,10 @@ class PlatformKeys:
         """Whether a download for `serial` is due; if so, it counts as made from now."""
         if not self.downloads or not serial or self.knows(serial, now):
             return False
-        if self._last_refresh is not None and now - self._last_refresh < self._refresh_seconds:
+        started = self._monotonic()
+        if self._last_refresh is not None and started - self._last_refresh < self._refresh_seconds:
             return False
-        self._last_refresh = now
+        self._last_refresh = started
         return True
 
     def replace(self, downloaded: dict[str, PlatformKey]) -> None:
