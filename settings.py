@@ -43,9 +43,21 @@ class WeChatPaySettings(BaseModel):
     appid: str
     merchant_serial: str  # the serial of our API certificate
     merchant_private_key: SecretStr
-    platform_serial: str  # WeChat Pay's platform certificate that signs to us
-    platform_public_key: str
-    apiv3_key: SecretStr  # 32 bytes; opens notification resources
+    apiv3_key: SecretStr  # 32 bytes; opens notification resources and platform certificates
+    # How WeChat Pay's signatures are checked. Certificate mode (both empty, the default):
+    # platform certificates come from GET /v3/certificates, are kept by serial in each
+    # process, and are downloaded again when a serial we do not know signs, at most once
+    # per `certificate_refresh_seconds`. Public-key mode: WeChat Pay's public key and its
+    # id (PUB_KEY_ID_...) from the merchant platform; nothing is downloaded.
+    public_key_id: str = ""
+    public_key: str = ""
+    certificate_refresh_seconds: float = Field(default=60, ge=0)
+
+    @model_validator(mode="after")
+    def _public_key_with_its_id(self) -> WeChatPaySettings:
+        if bool(self.public_key_id) != bool(self.public_key):
+            raise ValueError("wechatpay public_key and public_key_id go together")
+        return self
 
 
 class CardSettings(BaseModel):
@@ -63,6 +75,9 @@ class SandboxKeys(BaseModel):
     alipay_app_public_key: str  # our app's public key, as uploaded to Alipay's console
     wechatpay_platform_private_key: SecretStr
     wechatpay_merchant_public_key: str  # our API certificate's key, as WeChat Pay knows it
+    # Set: sign as a merchant in public-key mode sees it, this id as Wechatpay-Serial;
+    # empty: under the sandbox's own platform certificate, served at /v3/certificates.
+    wechatpay_public_key_id: str = ""
 
 
 class Settings(BaseSettings):

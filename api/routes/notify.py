@@ -1,8 +1,10 @@
 """POST /v1/channels/{channel}/notify: a channel tells us about a payment or refund.
 
-Verify over the raw body, check that it is about our account and, for a
-payment, our order's exact amount, hand it to the order's saga as a signal,
-store the raw message, and only then acknowledge in the channel's own terms
+Verify over the raw body (WeChat Pay's platform certificates rotate: a serial
+we do not know yet first makes its adapter download them, within its own rate
+limit), check that it is about our account and, for a payment, our order's
+exact amount, hand it to the order's saga as a signal, store the raw message,
+and only then acknowledge in the channel's own terms
 (Alipay: `success`): if anything fails before the acknowledgement the channel
 retries, so no notification is ever lost. A refused message changes nothing
 and is answered with our JSON error in the shape the channel reads as "not
@@ -49,6 +51,7 @@ from channels.errors import (
     NotificationMismatch,
     NotificationSignatureError,
 )
+from channels.wechatpay.adapter import WeChatPayAdapter
 from db.payments import current_payment
 from db.tables import ChannelNotification, Order, Refund
 from db.writes import insert_ignore
@@ -85,6 +88,8 @@ async def receive_notification(channel: str, request: Request, context: ContextD
         context.metrics.notification("unknown", "refused", "unknown_channel")
         raise NotFound("channel_not_found", f"no channel {channel}", "channel")
     body = await request.body()
+    if isinstance(adapter, WeChatPayAdapter):  # its signing certificates rotate
+        await adapter.learn_signer(request.headers)
     try:
         notification = _parse(adapter, channel, request.headers, body)
         if notification is not None and not await _take(context, channel, notification, body):

@@ -24,6 +24,7 @@ from channels.sandbox import (
     cashier,
     control,
     payout_api,
+    wechatpay_certs,
     wechatpay_front,
 )
 from channels.sandbox.bank_notify import BankNotifications
@@ -77,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(alipay_front.router)
     app.include_router(wechatpay_front.router)
+    app.include_router(wechatpay_certs.router)
     app.include_router(card_front.router)
     app.include_router(payout_api.router)
     app.include_router(cashier.router)

@@ -5,7 +5,8 @@ session. Each pair is split the way the real world splits it: the app's half
 (`PAYSAGA_ALIPAY__*`, `PAYSAGA_WECHATPAY__*`, `PAYSAGA_CARD__*`) is what we would
 configure for a live channel, and the sandbox's half (`PAYSAGA_SANDBOX_KEYS__*`)
 is what Alipay or WeChat Pay would hold. Keys are one-line base64 DER so that
-each fits on one line of an env file.
+each fits on one line of an env file. WeChat Pay runs in certificate mode: we are
+given no platform key, and download the sandbox's platform certificates.
 """
 
 from __future__ import annotations
@@ -33,8 +34,6 @@ def generate_credentials() -> dict[str, str]:
         "PAYSAGA_WECHATPAY__APPID": f"wx{secrets.token_hex(8)}",
         "PAYSAGA_WECHATPAY__MERCHANT_SERIAL": _serial(),
         "PAYSAGA_WECHATPAY__MERCHANT_PRIVATE_KEY": private_key_text(wechat_merchant),
-        "PAYSAGA_WECHATPAY__PLATFORM_SERIAL": _serial(),
-        "PAYSAGA_WECHATPAY__PLATFORM_PUBLIC_KEY": public_key_text(wechat_platform.public_key()),
         "PAYSAGA_WECHATPAY__APIV3_KEY": secrets.token_hex(16),  # 32 characters = 32 bytes
         "PAYSAGA_CARD__SECRET_KEY": f"sk_test_{secrets.token_urlsafe(24)}",
         "PAYSAGA_CARD__WEBHOOK_SECRET": f"whsec_{secrets.token_urlsafe(24)}",

@@ -5,8 +5,8 @@
                        be no more than 5 minutes off, and verify with the
                        merchant's public key over the exact method, raw path
                        and query, and raw body bytes received
-    signed_headers     the Wechatpay-Timestamp/-Nonce/-Signature/-Serial that
-                       every answer and notification carries, by the platform key
+    signed_headers     the Wechatpay-Timestamp/-Nonce/-Signature/-Serial/-Signature-Type
+                       that every answer and notification carries, by the platform key
 
 The merchant's half of the same protocol is `channels.wechatpay.crypto`; the
 message formats come from there, so the two sides cannot disagree on them.
@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from channels.rsa2 import sign, verify
 from channels.wechatpay.crypto import (
     AUTH_SCHEME,
+    SIGNATURE_TYPE,
     TOLERANCE_SECONDS,
     request_message,
     response_message,
@@ -80,4 +81,5 @@ def signed_headers(
         "Wechatpay-Nonce": nonce,
         "Wechatpay-Signature": signature,
         "Wechatpay-Serial": serial_no,
+        "Wechatpay-Signature-Type": SIGNATURE_TYPE,  # wechatpayv3 refuses an answer without it
     }

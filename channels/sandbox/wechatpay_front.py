@@ -6,10 +6,12 @@
     POST /wechatpay/v3/pay/transactions/out-trade-no/{no}/close    -> 204, or 400 ORDERPAID
     POST /wechatpay/v3/refund/domestic/refunds                     -> the refund
     GET  /wechatpay/v3/refund/domestic/refunds/{out_refund_no}     -> the refund
+    GET  /wechatpay/v3/certificates       -> the platform certificates (`wechatpay_keyring`),
+                                             or 404 NOT_FOUND in public-key mode
 
 Every request must carry the merchant's Authorization signature (else 401
 SIGN_ERROR, `wechatpay_auth.verify_request`) over the raw bytes received;
-every answer, errors and the 204 included, is signed with the platform key.
+every answer, errors and the 204 included, is signed with the current platform key.
 Errors are `{"code", "message"}`: a malformed body 400 PARAM_ERROR, another
 mchid 400 MCH_NOT_EXISTS, the core's errors as `wechatpay_views.wechat_error`
 maps them (its injected faults: 500 SYSTEM_ERROR).
@@ -25,6 +27,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import TypeVar
 
 from fastapi import APIRouter, Request, Response
@@ -34,7 +37,7 @@ from channels.base import ChannelName
 from channels.sandbox import wechatpay_views as views
 from channels.sandbox.deps import ServiceDep
 from channels.sandbox.errors import SandboxError
-from channels.sandbox.key_cache import private_key, public_key
+from channels.sandbox.key_cache import public_key
 from channels.sandbox.notifier import NotifyProtocol
 from channels.sandbox.protocol import Payment, PaymentCreate, RefundCreate
 from channels.sandbox.service import SandboxService
@@ -43,6 +46,7 @@ from channels.sandbox.wechatpay_auth import (
     signed_headers,
     verify_request,
 )
+from channels.sandbox.wechatpay_keyring import keyring_for
 from channels.sandbox.wechatpay_notify import WeChatPayNotifications
 from channels.wechatpay import wire
 from settings import Settings
@@ -145,6 +149,19 @@ async def query_refund(out_refund_no: str, request: Request, service: ServiceDep
     return await _exchange(request, act)
 
 
+@router.get("/v3/certificates")
+async def list_certificates(request: Request) -> Response:
+    async def act(_: bytes) -> wire.CertificateList:
+        settings = _settings(request)
+        keyring = keyring_for(settings)
+        if keyring.public_key_id:
+            raise WeChatError(404, "NOT_FOUND", "无可用的平台证书: 请使用微信支付公钥")
+        api_v3_key = settings.wechatpay.apiv3_key.get_secret_value().encode()
+        return views.certificate_list(keyring.listed(datetime.now(UTC)), api_v3_key)
+
+    return await _exchange(request, act)
+
+
 # -- one exchange: authenticate, act, answer signed ----------------------------
 
 
@@ -185,15 +202,9 @@ def _authenticate(request: Request, raw: bytes) -> None:
 
 
 def _signed(request: Request, status_code: int, body: bytes) -> Response:
-    settings = _settings(request)
-    assert settings.sandbox_keys is not None
+    serial_no, platform_key = keyring_for(_settings(request)).signer()
     headers = signed_headers(
-        body,
-        serial_no=settings.wechatpay.platform_serial,
-        platform_key=private_key(
-            settings.sandbox_keys.wechatpay_platform_private_key.get_secret_value()
-        ),
-        now=int(time.time()),
+        body, serial_no=serial_no, platform_key=platform_key, now=int(time.time())
     )
     media_type = "application/json" if body else None
     return Response(body, status_code=status_code, headers=headers, media_type=media_type)

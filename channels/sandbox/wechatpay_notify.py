@@ -3,7 +3,7 @@
     body      {"id", "create_time", "resource_type": "encrypt-resource", "event_type",
               "summary", "resource": {AEAD_AES_256_GCM ciphertext of the transaction
               or refund, under the merchant's APIv3 key}}
-    headers   Wechatpay-* signature by the platform key, fresh on every attempt
+    headers   Wechatpay-* signature by the current platform key, fresh on every attempt
     taken     HTTP 200 or 204 (the body is not read)
     retries   15s, 15s, 30s, 3m, 10m, 20m, 30m, 30m, 30m, 60m, 3h, 3h, 3h, 6h, 6h
 
@@ -18,10 +18,10 @@ import secrets
 import time
 
 from channels.sandbox import wechatpay_views as views
-from channels.sandbox.key_cache import private_key
 from channels.sandbox.notifier import AnyEvent, WireMessage
 from channels.sandbox.protocol import Event
 from channels.sandbox.wechatpay_auth import signed_headers
+from channels.sandbox.wechatpay_keyring import keyring_for
 from channels.wechatpay import wire
 from channels.wechatpay.crypto import encrypt_resource
 from settings import Settings
@@ -49,10 +49,7 @@ class WeChatPayNotifications:
             raise ValueError("WeChat Pay notifications need the sandbox's platform key")
         self._mchid = settings.wechatpay.mchid
         self._appid = settings.wechatpay.appid
-        self._serial_no = settings.wechatpay.platform_serial
-        self._platform_key = private_key(
-            settings.sandbox_keys.wechatpay_platform_private_key.get_secret_value()
-        )
+        self._keyring = keyring_for(settings)  # rotation reaches the notifier too
         self._api_v3_key = settings.wechatpay.apiv3_key.get_secret_value().encode()
 
     def render(self, event: AnyEvent) -> WireMessage:
@@ -76,8 +73,9 @@ class WeChatPayNotifications:
             ),
         )
         body = _json(envelope.model_dump(mode="json", exclude_none=True))
+        serial_no, platform_key = self._keyring.signer()
         headers = signed_headers(
-            body, serial_no=self._serial_no, platform_key=self._platform_key, now=int(time.time())
+            body, serial_no=serial_no, platform_key=platform_key, now=int(time.time())
         )
         return WireMessage(body, {"Content-Type": "application/json", **headers})
 

@@ -11,11 +11,14 @@ core's ids, so every answer and notification about one thing names it alike.
 from __future__ import annotations
 
 import hashlib
+import secrets
 from datetime import UTC, datetime, timedelta, timezone
 
 from channels.sandbox.errors import SandboxError
 from channels.sandbox.protocol import Payment, PaymentFacts, Refund, RefundStatus
+from channels.sandbox.wechatpay_keyring import IssuedCertificate
 from channels.wechatpay import wire
+from channels.wechatpay.crypto import encrypt_resource
 
 _TRADE_STATE: dict[str, tuple[wire.TradeState, str]] = {
     "pending": ("NOTPAY", "订单未支付"),
@@ -104,6 +107,29 @@ def refund_resource(
         refund_status=refund_status,
         success_time=rfc3339(at) if refund_status == "SUCCESS" else None,
         amount=_refund_amount(amount, payment_amount, wire.CURRENCY),
+    )
+
+
+def certificate_list(
+    certificates: list[IssuedCertificate], api_v3_key: bytes
+) -> wire.CertificateList:
+    """GET /v3/certificates: each certificate sealed with the merchant's APIv3 key."""
+    return wire.CertificateList(data=[_certificate_entry(c, api_v3_key) for c in certificates])
+
+
+def _certificate_entry(certificate: IssuedCertificate, api_v3_key: bytes) -> wire.CertificateEntry:
+    nonce = secrets.token_hex(6)  # 12 characters: the AES-GCM nonce
+    associated_data = wire.CERTIFICATE_ASSOCIATED_DATA
+    return wire.CertificateEntry(
+        serial_no=certificate.serial_no,
+        effective_time=rfc3339(int(certificate.not_before.timestamp())),
+        expire_time=rfc3339(int(certificate.not_after.timestamp())),
+        encrypt_certificate=wire.EncryptedCertificate(
+            algorithm=wire.RESOURCE_ALGORITHM,
+            nonce=nonce,
+            associated_data=associated_data,
+            ciphertext=encrypt_resource(api_v3_key, nonce, associated_data, certificate.pem),
+        ),
     )
 
 

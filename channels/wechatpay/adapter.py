@@ -2,9 +2,12 @@
 
 Every request carries `Authorization: WECHATPAY2-SHA256-RSA2048 ...`, signed
 with our merchant key over the exact path and body sent. Every answer,
-errors and the bare 204 included, must carry a Wechatpay-* signature by the
-platform key we know; one that does not is never trusted, whatever it says.
-`_call` is the only place that does I/O and maps outcomes to `channels.errors`:
+errors and the bare 204 included, must carry a Wechatpay-* signature by a
+platform key we trust; one that does not is never trusted, whatever it says.
+The keys are `PlatformKeys`: a configured public key (public-key mode), or the
+platform certificates, downloaded on first need and again when an unknown
+serial signs (rotation), at most once per `certificate_refresh_seconds`.
+`_send` is the only place that does I/O and maps outcomes to `channels.errors`:
 
     transport error, timeout, 408, 429, 5xx  -> ChannelUnavailable (retry may help)
     an answer whose signature fails          -> ChannelUnavailable("response_signature_invalid")
@@ -25,12 +28,16 @@ Keys and the APIv3 key never appear in a message, a repr or a log line.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import secrets
+import time
 from collections.abc import Callable, Mapping
 from typing import TypeVar
 
 import httpx
+from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import BaseModel, ValidationError
 
 from channels._sandbox_http import segment, unix_now
@@ -48,6 +55,7 @@ from channels.base import (
     supports_currency,
 )
 from channels.errors import (
+    ChannelError,
     ChannelRejected,
     ChannelUnavailable,
     NotificationSignatureError,
@@ -55,11 +63,14 @@ from channels.errors import (
 from channels.http import raise_for_status, read_model, send
 from channels.rsa2 import load_private_key, load_public_key
 from channels.wechatpay import mapping, wire
-from channels.wechatpay.crypto import authorization, verify_signed
+from channels.wechatpay.certificates import CertificatesUnreadable, PlatformKey, read_certificates
+from channels.wechatpay.crypto import authorization, signer_serial, verify_signed
 from channels.wechatpay.notification import read_notification
+from channels.wechatpay.platform_keys import PlatformKeys
 from settings import WeChatPaySettings
 
 _Model = TypeVar("_Model", bound=BaseModel)
+logger = logging.getLogger(__name__)
 
 # WeChat Pay's refusals of a close that still leave the order's state worth reading.
 _CLOSE_REFUSED_PAID = "ORDERPAID"
@@ -73,7 +84,8 @@ class WeChatPayAdapter:
 
     Methods raise `channels.errors.ChannelError` subclasses. The client is
     injected so that its timeout and connection pool are owned by the caller;
-    `clock` (unix seconds) signs requests and judges signature timestamps.
+    `clock` (unix seconds) signs requests and judges signature timestamps, and
+    `monotonic` paces certificate downloads.
     """
 
     name = ChannelName.WECHATPAY
@@ -85,13 +97,17 @@ class WeChatPayAdapter:
         client: httpx.AsyncClient,
         *,
         clock: Callable[[], int] = unix_now,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._config = config
         self._base_url = base_url.rstrip("/")
         self._client = client
         self._clock = clock
         self._merchant_key = load_private_key(config.merchant_private_key.get_secret_value())
-        self._platform_keys = {config.platform_serial: load_public_key(config.platform_public_key)}
+        self._platform_keys = PlatformKeys(
+            config.certificate_refresh_seconds, _configured(config), monotonic=monotonic
+        )
+        self._refreshing = asyncio.Lock()  # one download at a time; the others then find it done
         self._api_v3_key = config.apiv3_key.get_secret_value().encode()
 
     def __repr__(self) -> str:  # keep the keys out of any accidental repr
@@ -172,13 +188,26 @@ class WeChatPayAdapter:
         body, and `NotificationMismatch` for one about another mchid or appid.
         Returns None for an event type that asks nothing of us.
         """
-        verify_signed(headers, body, self._platform_keys, now=self._clock())
+        now = self._clock()
+        verify_signed(headers, body, self._platform_keys.trusted(now), now=now)
         return read_notification(
             body,
             api_v3_key=self._api_v3_key,
             mchid=self._config.mchid,
             appid=self._config.appid,
         )
+
+    async def learn_signer(self, headers: Mapping[str, str]) -> None:
+        """Before `parse_notification`: fetch the platform certificates if the
+        notification names a serial we do not know (a rotation), when a download is due.
+
+        Never raises: if WeChat Pay cannot be reached the notification is refused as
+        unverifiable, and WeChat Pay sends it again.
+        """
+        try:
+            await self._learn_serial(signer_serial(headers))
+        except ChannelError as exc:
+            logger.warning("wechatpay platform certificates not refreshed: %s", exc.message)
 
     def acknowledgement(self) -> Acknowledgement:
         return ACKNOWLEDGEMENT
@@ -219,6 +248,22 @@ class WeChatPayAdapter:
     ) -> httpx.Response:
         """Send one signed request; return the answer once verified and a success."""
         what = f"wechatpay {method} {path}"
+        response = await self._request(what, method, path, query=query, body=body)
+        await self._learn_serial(signer_serial(response.headers))
+        self._verify(what, response, self._platform_keys.trusted(self._clock()))
+        if response.status_code >= 400:
+            raise_for_status(what, response.status_code, _error_code(response))
+        return response
+
+    async def _request(
+        self,
+        what: str,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, str] | None = None,
+        body: BaseModel | None = None,
+    ) -> httpx.Response:
         url = httpx.URL(self._base_url + path, params=query)
         text = "" if body is None else _json(body)
         headers = {
@@ -228,11 +273,36 @@ class WeChatPayAdapter:
         if body is not None:
             headers["Content-Type"] = "application/json"
         content = text.encode() if body is not None else None
-        response = await send(self._client, what, method, url, content=content, headers=headers)
-        self._verify(what, response)
+        return await send(self._client, what, method, url, content=content, headers=headers)
+
+    # -- platform certificates -------------------------------------------------
+
+    async def _learn_serial(self, serial: str) -> None:
+        """Download the platform certificates if `serial` is new to us and a download is due."""
+        if not self._platform_keys.downloads or self._platform_keys.knows(serial, self._clock()):
+            return
+        async with self._refreshing:
+            if self._platform_keys.may_refresh(serial, self._clock()):
+                await self._download_certificates()
+
+    async def _download_certificates(self) -> None:
+        """GET /v3/certificates: open each with the APIv3 key, check the answer's own
+        signature by one of them (or one we already trust), and trust exactly those."""
+        what = "wechatpay GET /v3/certificates"
+        response = await self._request(what, "GET", "/v3/certificates")
         if response.status_code >= 400:
-            raise_for_status(what, response.status_code, _error_code(response))
-        return response
+            raise ChannelUnavailable(
+                f"{what}: HTTP {response.status_code}", code="certificates_unavailable"
+            )
+        try:
+            downloaded = read_certificates(response.content, self._api_v3_key)
+        except CertificatesUnreadable as exc:
+            raise ChannelUnavailable(f"{what}: {exc}", code="certificates_unreadable") from None
+        now = self._clock()
+        listed = {k.serial: k.public_key for k in downloaded.values() if k.valid_at(now)}
+        self._verify(what, response, self._platform_keys.trusted(now) | listed)
+        self._platform_keys.replace(downloaded)
+        logger.info("wechatpay platform certificates: %s", ", ".join(sorted(downloaded)))
 
     def _authorization(self, method: str, url: httpx.URL, body: str) -> str:
         # Signed over the path exactly as sent, so any base path (the sandbox's
@@ -248,15 +318,24 @@ class WeChatPayAdapter:
             nonce=secrets.token_hex(16).upper(),
         )
 
-    def _verify(self, what: str, response: httpx.Response) -> None:
+    def _verify(
+        self, what: str, response: httpx.Response, trusted: Mapping[str, rsa.RSAPublicKey]
+    ) -> None:
         try:
-            verify_signed(response.headers, response.content, self._platform_keys, self._clock())
+            verify_signed(response.headers, response.content, trusted, self._clock())
         except NotificationSignatureError as exc:
             raise ChannelUnavailable(
                 f"{what}: HTTP {response.status_code} answer not signed by WeChat Pay "
                 f"({exc.message})",
                 code="response_signature_invalid",
             ) from None
+
+
+def _configured(config: WeChatPaySettings) -> PlatformKey | None:
+    """Public-key mode's one key, or None in certificate mode."""
+    if not config.public_key_id:
+        return None
+    return PlatformKey(serial=config.public_key_id, public_key=load_public_key(config.public_key))
 
 
 def _require_cny(currency: str) -> None:

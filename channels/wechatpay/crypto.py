@@ -5,9 +5,12 @@
               "{METHOD}\\n{path?query}\\n{timestamp}\\n{nonce}\\n{body}\\n"
     response / notification
               Wechatpay-Signature over "{Wechatpay-Timestamp}\\n{Wechatpay-Nonce}\\n{body}\\n",
-              by the platform key named in Wechatpay-Serial; timestamps more than
-              5 minutes off are refused, and so are the SIGNTEST probes WeChat Pay
-              sends to check that a merchant really verifies
+              by the platform key named in Wechatpay-Serial (a certificate's serial,
+              or a PUB_KEY_ID_... in public-key mode), of the Wechatpay-Signature-Type
+              WECHATPAY2-SHA256-RSA2048 (another or none is refused, as the wechatpayv3
+              SDK refuses it); timestamps more than 5 minutes off are refused, and so
+              are the SIGNTEST probes WeChat Pay sends to check that a merchant really
+              verifies
     resource  AEAD_AES_256_GCM with the APIv3 key (32 bytes), its nonce and
               associated_data; the ciphertext carries the 16-byte tag at its end
 
@@ -27,6 +30,7 @@ from channels.errors import NotificationFormatError, NotificationSignatureError
 from channels.rsa2 import sign, verify
 
 AUTH_SCHEME = "WECHATPAY2-SHA256-RSA2048"
+SIGNATURE_TYPE = "WECHATPAY2-SHA256-RSA2048"  # the only Wechatpay-Signature-Type there is
 PROBE_PREFIX = "WECHATPAY/SIGNTEST/"
 TOLERANCE_SECONDS = 300
 
@@ -61,6 +65,11 @@ def response_message(timestamp: str, nonce: str, body: str) -> str:
     return f"{timestamp}\n{nonce}\n{body}\n"
 
 
+def signer_serial(headers: Mapping[str, str]) -> str:
+    """The Wechatpay-Serial a response or notification names ("" when it names none)."""
+    return next((v for k, v in headers.items() if k.lower() == "wechatpay-serial"), "")
+
+
 def verify_signed(
     headers: Mapping[str, str],
     body: bytes,
@@ -75,6 +84,8 @@ def verify_signed(
     serial = lowered.get("wechatpay-serial", "")
     if not (timestamp and nonce and signature and serial):
         raise NotificationSignatureError("missing Wechatpay-* signature headers")
+    if lowered.get("wechatpay-signature-type", "") != SIGNATURE_TYPE:
+        raise NotificationSignatureError("missing or unknown Wechatpay-Signature-Type")
     if signature.startswith(PROBE_PREFIX):
         raise NotificationSignatureError("a signature probe, refused as it must be")
     key = platform_keys.get(serial)

@@ -15,6 +15,7 @@ turns them into ours.
     any error                                  4xx/5xx       ErrorBody
     a notification                             NotificationEnvelope, whose resource
                                                opens to a Transaction or RefundResource
+    GET  /v3/certificates                                        -> CertificateList
 
 Amounts are integer fen. Answers are read leniently (unknown fields are
 ignored, fields WeChat Pay may leave out are optional); requests strictly,
@@ -38,6 +39,7 @@ REFUND_ABNORMAL = "REFUND.ABNORMAL"
 REFUND_CLOSED = "REFUND.CLOSED"
 RESOURCE_ALGORITHM = "AEAD_AES_256_GCM"
 ENCRYPTED_RESOURCE = "encrypt-resource"
+CERTIFICATE_ASSOCIATED_DATA = "certificate"
 
 CURRENCY: Final = "CNY"  # the only currency of domestic WeChat Pay
 OUT_TRADE_NO_MAX = 32
@@ -195,3 +197,26 @@ class NotificationEnvelope(_Wire):
     event_type: str  # not a Literal: a new event type is acknowledged and ignored
     summary: str = ""
     resource: EncryptedResource
+
+
+# -- platform certificates ---------------------------------------------------------
+
+
+class EncryptedCertificate(_Wire):
+    """A PEM certificate sealed with AEAD_AES_256_GCM under the APIv3 key."""
+
+    algorithm: str
+    nonce: str
+    associated_data: str = ""
+    ciphertext: str
+
+
+class CertificateEntry(_Wire):
+    serial_no: str  # the certificate's serial number in hex, as Wechatpay-Serial names it
+    effective_time: str  # RFC 3339
+    expire_time: str
+    encrypt_certificate: EncryptedCertificate
+
+
+class CertificateList(_Wire):
+    data: list[CertificateEntry]

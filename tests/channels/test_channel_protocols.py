@@ -119,6 +119,7 @@ def _headers(**overrides: str) -> dict[str, str]:
         "Wechatpay-Nonce": vector["nonce"],
         "Wechatpay-Signature": vector["signature"],
         "Wechatpay-Serial": vector["serial"],
+        "Wechatpay-Signature-Type": "WECHATPAY2-SHA256-RSA2048",
     }
     return {**headers, **overrides}
 
@@ -157,6 +158,8 @@ def test_wechatpay_notification_verifies() -> None:
         ({}, BODY, NOW + 301),  # stale from where we stand
         ({}, BODY, NOW - 301),  # from the future
         ({"Wechatpay-Nonce": ""}, BODY, NOW),  # missing header
+        ({"Wechatpay-Signature-Type": ""}, BODY, NOW),  # no signature type
+        ({"Wechatpay-Signature-Type": "WECHATPAY2-SM2-WITH-SM3"}, BODY, NOW),  # another type
         ({}, b"\xff" + BODY, NOW),  # not UTF-8
     ],
 )

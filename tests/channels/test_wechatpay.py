@@ -50,6 +50,7 @@ from channels.errors import (
 from channels.sandbox.protocol import Event, EventData
 from channels.sandbox.wechatpay_auth import RequestSignatureError, verify_request
 from channels.sandbox.wechatpay_front import notifications
+from channels.sandbox.wechatpay_keyring import first_serial
 from channels.wechatpay.adapter import ACKNOWLEDGEMENT, WeChatPayAdapter
 from channels.wechatpay.crypto import (
     authorization,
@@ -83,13 +84,31 @@ OTHER_KEY = rsa2.new_private_key()  # neither the merchant's nor the platform's
 OTHER_KEY_TEXT = rsa2.private_key_text(OTHER_KEY)
 
 
+def platform_serial(settings: Settings) -> str:
+    """The serial of the sandbox's platform certificate (never rotated in this module)."""
+    assert settings.sandbox_keys is not None
+    text = settings.sandbox_keys.wechatpay_platform_private_key.get_secret_value()
+    return first_serial(rsa2.load_private_key(text))
+
+
 def wechatpay_adapter(
     running: RunningSandbox,
     client: httpx.AsyncClient,
+    *,
     clock: Callable[[], int] = unix_now,
     **config: str,
 ) -> WeChatPayAdapter:
     """The adapter as the registry builds it, with some of its settings changed."""
+    return configured_adapter(running, client, config, clock=clock)
+
+
+def configured_adapter(
+    running: RunningSandbox,
+    client: httpx.AsyncClient,
+    config: dict[str, str],
+    *,
+    clock: Callable[[], int] = unix_now,
+) -> WeChatPayAdapter:
     settings = WeChatPaySettings.model_validate(running.settings().wechatpay.model_dump() | config)
     return WeChatPayAdapter(settings, f"{running.base_url}/wechatpay", client, clock=clock)
 
@@ -99,9 +118,23 @@ def settings(sandbox: RunningSandbox) -> Settings:
     return sandbox.settings()
 
 
-@pytest.fixture
-def wechatpay(sandbox: RunningSandbox, client: httpx.AsyncClient) -> WeChatPayAdapter:
-    return wechatpay_adapter(sandbox, client)
+def pinned(settings: Settings) -> dict[str, str]:
+    """Settings that trust the sandbox's platform key as a configured key, without downloads."""
+    assert settings.sandbox_keys is not None
+    text = settings.sandbox_keys.wechatpay_platform_private_key.get_secret_value()
+    public_key = rsa2.public_key_text(rsa2.load_private_key(text).public_key())
+    return {"public_key_id": platform_serial(settings), "public_key": public_key}
+
+
+@pytest_asyncio.fixture
+async def wechatpay(
+    sandbox: RunningSandbox, settings: Settings, client: httpx.AsyncClient
+) -> WeChatPayAdapter:
+    """Our adapter, having downloaded the platform certificates as the API does on the
+    first notification (the tests below hand it notifications directly)."""
+    adapter = wechatpay_adapter(sandbox, client)
+    await adapter.learn_signer({"Wechatpay-Serial": platform_serial(settings)})
+    return adapter
 
 
 def payment_request(
@@ -255,19 +288,29 @@ async def test_an_injected_fault_is_a_retryable_system_error_then_the_call_succe
 
 
 async def test_a_request_signed_with_another_merchant_key_is_refused_for_good(
-    sandbox: RunningSandbox, client: httpx.AsyncClient, order_id: str, inbox: Inbox
+    sandbox: RunningSandbox,
+    settings: Settings,
+    client: httpx.AsyncClient,
+    order_id: str,
+    inbox: Inbox,
 ) -> None:
     impostors = [
-        wechatpay_adapter(sandbox, client, merchant_private_key=OTHER_KEY_TEXT),
-        wechatpay_adapter(sandbox, client, merchant_serial="0" * 40),
+        {"merchant_private_key": OTHER_KEY_TEXT},
+        {"merchant_serial": "0" * 40},
     ]
     for impostor in impostors:
+        # Pinned to the platform key: an impostor cannot download the certificates.
+        pinned_impostor = configured_adapter(sandbox, client, impostor | pinned(settings))
         with pytest.raises(ChannelRejected) as error:
-            await impostor.create_payment(payment_request(order_id, inbox.url))
+            await pinned_impostor.create_payment(payment_request(order_id, inbox.url))
         # The 401 itself is signed by WeChat Pay, so it is believed, and it is final.
         assert (type(error.value), error.value.code) == (ChannelRejected, "SIGN_ERROR")
         assert not error.value.retryable
-        assert OTHER_KEY_TEXT not in str(error.value) and OTHER_KEY_TEXT not in repr(impostor)
+        assert OTHER_KEY_TEXT not in str(error.value)
+        assert OTHER_KEY_TEXT not in repr(pinned_impostor)
+        with pytest.raises(ChannelUnavailable) as unverified:
+            await configured_adapter(sandbox, client, impostor).query_payment(order_id)
+        assert unverified.value.code == "certificates_unavailable"
 
 
 async def test_an_answer_not_signed_by_the_platform_key_is_never_trusted(
@@ -280,14 +323,17 @@ async def test_an_answer_not_signed_by_the_platform_key_is_never_trusted(
     await wechatpay.create_payment(payment_request(order_id, inbox.url))
     other_platform = rsa2.public_key_text(OTHER_KEY.public_key())
     doubters = [
-        wechatpay_adapter(sandbox, client, platform_public_key=other_platform),
-        wechatpay_adapter(sandbox, client, platform_serial="0" * 40),
+        # Public-key mode with a key that is not WeChat Pay's: no certificate is fetched.
+        wechatpay_adapter(sandbox, client, public_key_id="PUB_KEY_ID_0", public_key=other_platform),
+        # Certificate mode with the wrong APIv3 key: no downloaded certificate opens.
+        wechatpay_adapter(sandbox, client, apiv3_key=secrets.token_hex(16)),
     ]
     for doubter in doubters:
         for call in (doubter.query_payment(order_id), doubter.query_refund("rf_unknown", order_id)):
             with pytest.raises(ChannelUnavailable) as error:
                 await call  # a 200 and a 404 alike: neither is believed
-            assert error.value.code == "response_signature_invalid"
+            unverified = ("response_signature_invalid", "certificates_unreadable")
+            assert error.value.code in unverified
 
 
 async def test_a_request_the_adapter_signs_verifies_in_the_sandbox(
@@ -318,6 +364,7 @@ async def test_a_request_the_adapter_signs_verifies_in_the_sandbox(
         )
     assert [r.url.path for r in sent] == [
         "/wechatpay/v3/pay/transactions/native",
+        "/wechatpay/v3/certificates",  # the first answer names a serial not yet known
         f"/wechatpay/v3/pay/transactions/out-trade-no/{order_id}",
     ]
     assert json.loads(sent[0].content)["attach"] == MERCHANT
@@ -453,11 +500,11 @@ async def test_the_sandbox_refuses_a_refund_that_misstates_the_order_total(
     )
 
     assert (response.status_code, response.json()["code"]) == (400, "PARAM_ERROR")
-    platform_keys = {
-        settings.wechatpay.platform_serial: rsa2.load_public_key(
-            settings.wechatpay.platform_public_key
-        )
-    }
+    assert settings.sandbox_keys is not None
+    platform_key = rsa2.load_private_key(
+        settings.sandbox_keys.wechatpay_platform_private_key.get_secret_value()
+    )
+    platform_keys = {platform_serial(settings): platform_key.public_key()}
     verify_signed(response.headers, response.content, platform_keys, int(time.time()))
 
 
@@ -490,9 +537,32 @@ async def test_a_paid_order_is_notified_signed_and_encrypted(
     assert envelope["resource"]["algorithm"] == "AEAD_AES_256_GCM"
     assert envelope["id"] == notification.notification_id
     assert str(AMOUNT) not in notice.body.decode()  # the resource is sealed
-    assert notice.headers["wechatpay-serial"] == settings.wechatpay.platform_serial
+    assert notice.headers["wechatpay-serial"] == platform_serial(settings)
     (delivery,) = await control.deliveries(order_id)
     assert (delivery["type"], delivery["accepted"]) == ("payment.succeeded", True)
+
+
+async def test_answers_and_notifications_name_their_signature_type_as_the_sdks_want(
+    wechatpay: WeChatPayAdapter,
+    sandbox: RunningSandbox,
+    settings: Settings,
+    client: httpx.AsyncClient,
+    control: Control,
+    order_id: str,
+    inbox: Inbox,
+) -> None:
+    await paid_order(wechatpay, control, order_id, inbox)  # the adapter verified it
+    (notice,) = await inbox.received()
+    refused = await merchant_call(
+        settings, client, sandbox.base_url, "/v3/refund/domestic/refunds", {}
+    )
+
+    for headers in (notice.headers, refused.headers):
+        # wechatpayv3 refuses an answer or notification without exactly this.
+        assert headers["wechatpay-signature-type"] == "WECHATPAY2-SHA256-RSA2048"
+    without = {k: v for k, v in notice.headers.items() if k != "wechatpay-signature-type"}
+    with pytest.raises(NotificationSignatureError):
+        wechatpay.parse_notification(without, notice.body)
 
 
 async def test_a_declined_payment_is_not_notified_and_queries_as_declined(
@@ -660,7 +730,8 @@ def signed_as_platform(
         "Wechatpay-Timestamp": stamp,
         "Wechatpay-Nonce": nonce,
         "Wechatpay-Signature": signature,
-        "Wechatpay-Serial": settings.wechatpay.platform_serial,
+        "Wechatpay-Serial": platform_serial(settings),
+        "Wechatpay-Signature-Type": "WECHATPAY2-SHA256-RSA2048",
     }
 
 
@@ -695,14 +766,22 @@ def stopped_at(unix_seconds: int) -> Callable[[], int]:
 
 
 def test_a_captured_notification_verifies_until_its_timestamp_is_out_of_tolerance(
-    sandbox: RunningSandbox, client: httpx.AsyncClient, captured: ReceivedRequest
+    sandbox: RunningSandbox,
+    settings: Settings,
+    client: httpx.AsyncClient,
+    captured: ReceivedRequest,
 ) -> None:
     sent_at = int(captured.headers["wechatpay-timestamp"])
+
+    def at(skew: int) -> WeChatPayAdapter:
+        clock = stopped_at(sent_at + skew)
+        return configured_adapter(sandbox, client, pinned(settings), clock=clock)
+
     for skew in (-300, 0, 300):
-        adapter = wechatpay_adapter(sandbox, client, clock=stopped_at(sent_at + skew))
+        adapter = at(skew)
         assert adapter.parse_notification(captured.headers, captured.body) is not None
     for skew in (-301, 301, 86_400):  # a notification from the future, or a replay
-        adapter = wechatpay_adapter(sandbox, client, clock=stopped_at(sent_at + skew))
+        adapter = at(skew)
         with pytest.raises(NotificationSignatureError):
             adapter.parse_notification(captured.headers, captured.body)
 
@@ -724,6 +803,7 @@ def _probe(headers: dict[str, str]) -> dict[str, str]:
         lambda h, b: (_probe(h), b),
         lambda h, b: ({**h, "wechatpay-serial": "0" * 40}, b),
         lambda h, b: ({**h, "wechatpay-nonce": "another-nonce"}, b),
+        lambda h, b: ({**h, "wechatpay-signature-type": "WECHATPAY2-SM2-WITH-SM3"}, b),
         *[
             lambda h, b, name=name: ({k: v for k, v in h.items() if k != name}, b)
             for name in (
@@ -731,6 +811,7 @@ def _probe(headers: dict[str, str]) -> dict[str, str]:
                 "wechatpay-nonce",
                 "wechatpay-signature",
                 "wechatpay-serial",
+                "wechatpay-signature-type",
             )
         ],
     ],
@@ -740,10 +821,12 @@ def _probe(headers: dict[str, str]) -> dict[str, str]:
         "signtest-probe",
         "unknown-serial",
         "other-nonce",
+        "other-signature-type",
         "no-timestamp",
         "no-nonce",
         "no-signature",
         "no-serial",
+        "no-signature-type",
     ],
 )
 def test_a_tampered_notification_is_refused(
