@@ -92,8 +92,20 @@ class WebhookCalls:
             await asyncio.to_thread(self._record_attempt, event_id, "no signing secret", False)
             self._metrics.webhook_attempt("undeliverable")
             raise business_error(WEBHOOK_UNDELIVERABLE, "the merchant has no webhook secret")
+        addresses = await self._checked_addresses(event_id, target.url)
+        status_code, problem = await self._post(target, event_id, addresses)
+        attempts = await asyncio.to_thread(self._record_attempt, event_id, problem, True)
+        self._metrics.webhook_attempt("delivered" if problem is None else "failed")
+        if problem is not None:
+            raise retryable_error(WEBHOOK_NOT_ACKNOWLEDGED, f"event {event_id}: {problem}")
+        return WebhookReceipt(
+            event_id=event_id, delivered=True, status_code=status_code, attempts=attempts
+        )
+
+    async def _checked_addresses(self, event_id: str, url: str) -> list[IPAddress]:
+        """Where this attempt may connect; a refusal is recorded and raised for good."""
         try:
-            addresses = await self._targets.addresses(target.url)
+            return await self._targets.addresses(url)
         except TargetRefused as refused:
             # The merchant's URL leads into our network: never sent, never retried.
             await asyncio.to_thread(self._record_attempt, event_id, f"refused: {refused}", False)
@@ -103,14 +115,6 @@ class WebhookCalls:
             await asyncio.to_thread(self._record_attempt, event_id, f"DNS: {error}", False)
             self._metrics.webhook_attempt("failed")
             raise retryable_error(WEBHOOK_NOT_ACKNOWLEDGED, f"event {event_id}: {error}") from None
-        status_code, problem = await self._post(target, event_id, addresses)
-        attempts = await asyncio.to_thread(self._record_attempt, event_id, problem, True)
-        self._metrics.webhook_attempt("delivered" if problem is None else "failed")
-        if problem is not None:
-            raise retryable_error(WEBHOOK_NOT_ACKNOWLEDGED, f"event {event_id}: {problem}")
-        return WebhookReceipt(
-            event_id=event_id, delivered=True, status_code=status_code, attempts=attempts
-        )
 
     async def _post(
         self, target: _Target, event_id: str, addresses: list[IPAddress]
