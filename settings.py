@@ -148,6 +148,11 @@ class Settings(BaseSettings):
     webhook_retry_maximum_ms: int = Field(default=3600 * 1000, ge=1)
     webhook_delivery_window_seconds: int = Field(default=3 * 24 * 3600, ge=1)
     webhook_timeout_seconds: float = Field(default=10, gt=0, le=25)
+    # Webhooks go only to https endpoints on public addresses (domain.webhook_targets),
+    # checked when a URL is set and again, after DNS, on every delivery. On: http and
+    # loopback, private and internal hosts are allowed too, for a receiver on a developer's
+    # machine or the tests' own. Cloud metadata addresses are refused even then.
+    webhook_allow_private_targets: bool = False
 
     # After a worker dies, its workflows wait this long for the server to give their
     # tasks to another: a task it had taken (workflow_task), a task queued for it alone

@@ -31,6 +31,7 @@ from activities.refund_records import RefundRecords
 from activities.settlement_records import SettlementRecords
 from activities.webhook_delivery import WebhookCalls
 from activities.webhook_starts import WebhookStarter
+from activities.webhook_targets import WebhookTargets
 from channels.registry import build_bank, build_channels
 from db.engine import make_engine, session_factory
 from db.secret_box import SecretBox
@@ -163,7 +164,10 @@ async def built_worker(
         refunds = RefundRecords(
             sessions, timedelta(days=settings.buyer_refund_window_days), start_delivery, metrics
         )
-        webhooks = WebhookCalls(sessions, webhook_http, SecretBox(settings.data_key), metrics)
+        targets = WebhookTargets(allow_private=settings.webhook_allow_private_targets)
+        webhooks = WebhookCalls(
+            sessions, webhook_http, SecretBox(settings.data_key), metrics, targets
+        )
         settlement = SettlementRecords(sessions, metrics)
         payouts = PayoutCalls(build_bank(settings, http), payout_notify_url(settings))
         activities: list[Callable[..., Any]] = [

@@ -7,6 +7,11 @@ error, a timeout) is recorded on the event row and raised for Temporal to retry
 with backoff. The secret is opened only here, and never logged or stored elsewhere.
 Every attempt is counted by its outcome (`metrics.business`) once its row recorded it:
 each retry is a new attempt, a new POST, counted as the row's `attempts` counts it.
+
+Before anything is sent, the URL's name is resolved and every address checked
+(`activities.webhook_targets`), and the POST goes to a checked address. A URL that
+leads into our own network (loopback, private, metadata, ...) is refused for good:
+the row keeps `refused: <why>`, nothing is sent, and the delivery is not retried.
 """
 
 from __future__ import annotations
@@ -25,14 +30,23 @@ from activities.errors import (
     business_error,
     retryable_error,
 )
+from activities.webhook_targets import TargetRefused, WebhookTargets, pinned_request
 from db.engine import SessionFactory
 from db.secret_box import SecretBox
 from db.tables import Merchant, WebhookEvent
 from domain.webhook_events import WebhookDelivery, WebhookReceipt
 from domain.webhook_signing import signed_headers
+from domain.webhook_targets import IPAddress
 from metrics.business import BusinessMetrics
 
 _ERROR_LENGTH = 500
+# A name with several addresses: the next is tried only if the connection was refused
+# (nothing was sent), and no more than this many, within the activity's 30 s.
+_ADDRESSES_TRIED = 2
+
+
+def _error_text(error: httpx.HTTPError) -> str:
+    return f"{type(error).__name__}: {error}".rstrip(": ")
 
 
 @dataclass(frozen=True)
@@ -48,7 +62,8 @@ class _Target:
 
 
 class WebhookCalls:
-    """Receives its sessions, an HTTP client (no redirects followed) and the data key's box."""
+    """Receives its sessions, an HTTP client (no redirects followed), the data key's box,
+    and the address policy (`targets`; by default public https endpoints only)."""
 
     def __init__(
         self,
@@ -56,11 +71,13 @@ class WebhookCalls:
         http: httpx.AsyncClient,
         box: SecretBox,
         metrics: BusinessMetrics | None = None,
+        targets: WebhookTargets | None = None,
     ) -> None:
         self._sessions = sessions
         self._http = http
         self._box = box
         self._metrics = metrics if metrics is not None else BusinessMetrics()
+        self._targets = targets if targets is not None else WebhookTargets()
 
     @activity.defn
     async def deliver_webhook(self, delivery: WebhookDelivery) -> WebhookReceipt:
@@ -75,15 +92,8 @@ class WebhookCalls:
             await asyncio.to_thread(self._record_attempt, event_id, "no signing secret", False)
             self._metrics.webhook_attempt("undeliverable")
             raise business_error(WEBHOOK_UNDELIVERABLE, "the merchant has no webhook secret")
-        body = target.payload.encode()
-        headers = signed_headers(target.secret, event_id, target.event_type, body, int(time.time()))
-        status_code: int | None = None
-        try:
-            response = await self._http.post(target.url, content=body, headers=headers)
-            status_code = response.status_code
-            problem = None if response.is_success else f"answered HTTP {status_code}"
-        except httpx.HTTPError as error:
-            problem = f"{type(error).__name__}: {error}".rstrip(": ")
+        addresses = await self._checked_addresses(event_id, target.url)
+        status_code, problem = await self._post(target, event_id, addresses)
         attempts = await asyncio.to_thread(self._record_attempt, event_id, problem, True)
         self._metrics.webhook_attempt("delivered" if problem is None else "failed")
         if problem is not None:
@@ -91,6 +101,42 @@ class WebhookCalls:
         return WebhookReceipt(
             event_id=event_id, delivered=True, status_code=status_code, attempts=attempts
         )
+
+    async def _checked_addresses(self, event_id: str, url: str) -> list[IPAddress]:
+        """Where this attempt may connect; a refusal is recorded and raised for good."""
+        try:
+            return await self._targets.addresses(url)
+        except TargetRefused as refused:
+            # The merchant's URL leads into our network: never sent, never retried.
+            await asyncio.to_thread(self._record_attempt, event_id, f"refused: {refused}", False)
+            self._metrics.webhook_attempt("undeliverable")
+            raise business_error(WEBHOOK_UNDELIVERABLE, f"event {event_id}: {refused}") from None
+        except OSError as error:  # the name does not resolve (now): retried like a timeout
+            await asyncio.to_thread(self._record_attempt, event_id, f"DNS: {error}", False)
+            self._metrics.webhook_attempt("failed")
+            raise retryable_error(WEBHOOK_NOT_ACKNOWLEDGED, f"event {event_id}: {error}") from None
+
+    async def _post(
+        self, target: _Target, event_id: str, addresses: list[IPAddress]
+    ) -> tuple[int | None, str | None]:
+        """One signed POST, to the first checked address that takes a connection; returns
+        the status (if answered) and what went wrong (None: acknowledged)."""
+        assert target.url is not None and target.secret is not None
+        body = target.payload.encode()
+        headers = signed_headers(target.secret, event_id, target.event_type, body, int(time.time()))
+        problem = "no address"
+        for address in addresses[:_ADDRESSES_TRIED]:
+            request = pinned_request(self._http, target.url, address, body, headers)
+            try:
+                response = await self._http.send(request, follow_redirects=False)
+            except httpx.ConnectError as error:  # nothing sent: the next address may answer
+                problem = _error_text(error)
+                continue
+            except httpx.HTTPError as error:
+                return None, _error_text(error)
+            ok = response.is_success
+            return response.status_code, None if ok else f"answered HTTP {response.status_code}"
+        return None, problem
 
     def _target(self, event_id: str) -> _Target:
         with self._sessions() as session:

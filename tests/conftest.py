@@ -175,6 +175,9 @@ def system(
         "PAYSAGA_POLL__PAYOUT_FIRST_MS": "1000",
         # The worker serves its metrics (and the Temporal SDK's) for tests/test_metrics.py.
         "PAYSAGA_WORKER_METRICS_PORT": str(stack.free_port()),
+        # Merchants' webhooks go to the receiver on 127.0.0.1 over http; the refusal of
+        # such targets is tested with the allowance off (tests/workflows/test_webhook_ssrf.py).
+        "PAYSAGA_WEBHOOK_ALLOW_PRIVATE_TARGETS": "true",
     }
     engine = migrated_engine(env["PAYSAGA_DATABASE_URL"])
     processes = stack.Stack(env=env)
@@ -232,7 +235,9 @@ async def anonymous(system: System) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest_asyncio.fixture
 async def sandbox(system: System) -> AsyncIterator[httpx.AsyncClient]:
-    async with http_client(system.sandbox_url) as client:
+    """The sandbox with its API key, which its test controls (/control/...) want."""
+    headers = {"Authorization": f"Bearer {system.env['PAYSAGA_SANDBOX_API_KEY']}"}
+    async with http_client(system.sandbox_url, headers=headers) as client:
         yield client
 
 

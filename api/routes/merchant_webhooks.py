@@ -15,6 +15,7 @@ from api.merchant_schemas import MerchantOut, WebhookConfig, WebhookSecretOut
 from api.records import now
 from api.routes.auth import NO_STORE
 from api.routes.merchants import load_merchant, merchant_out, new_webhook_secret
+from api.webhook_urls import checked_webhook_url
 
 router = APIRouter(prefix="/v1/merchants", tags=["merchants"])
 
@@ -23,11 +24,15 @@ router = APIRouter(prefix="/v1/merchants", tags=["merchants"])
 def set_webhook(
     merchant_id: str, body: WebhookConfig, caller: MerchantOrOperator, context: ContextDep
 ) -> MerchantOut:
-    """Set (or, with `null`, remove) the endpoint; retries of pending events use it too."""
+    """Set (or, with `null`, remove) the endpoint; retries of pending events use it too.
+
+    Only a public https endpoint (api.webhook_urls); anything else is a 400 that
+    changes nothing."""
     check_merchant(caller, merchant_id)
+    url = checked_webhook_url(body.url, context.settings, "url")
     with context.sessions() as session, session.begin():
         merchant = load_merchant(session, merchant_id)
-        merchant.webhook_url = str(body.url) if body.url is not None else None
+        merchant.webhook_url = url
         merchant.updated_at = now()
         return merchant_out(merchant)
 

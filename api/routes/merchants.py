@@ -27,6 +27,7 @@ from api.merchant_schemas import (
 )
 from api.records import new_id, now
 from api.routes.auth import NO_STORE
+from api.webhook_urls import checked_webhook_url
 from db.tables import Merchant
 from domain.money import currency_exponent
 
@@ -49,6 +50,7 @@ def create_merchant(
 ) -> MerchantCreated:
     """Onboard a merchant; the answer carries its webhook signing secret, this once."""
     currency_exponent(body.settlement_currency)  # an unknown currency is a 400
+    webhook_url = checked_webhook_url(body.webhook_url, context.settings, "webhook_url")
     response.headers.update(NO_STORE)
     stamp = now()
     secret = new_webhook_secret()
@@ -58,7 +60,7 @@ def create_merchant(
         commission_rate=str(body.commission_rate),
         status="active",
         settlement_currency=body.settlement_currency,
-        webhook_url=str(body.webhook_url) if body.webhook_url else None,
+        webhook_url=webhook_url,
         webhook_secret_ciphertext=context.secret_box.seal(secret),
         created_at=stamp,
         updated_at=stamp,
@@ -99,6 +101,7 @@ def update_merchant(
 ) -> MerchantOut:
     if body.settlement_currency is not None:
         currency_exponent(body.settlement_currency)
+    checked_webhook_url(body.webhook_url, context.settings, "webhook_url")
     with context.sessions() as session, session.begin():
         merchant = load_merchant(session, merchant_id)
         changes = body.model_dump(exclude_unset=True, exclude={"bank_account_number"})

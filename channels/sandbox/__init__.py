@@ -13,7 +13,7 @@ out under `/bank`. Modules, one job each:
     payout_api.py      the bank-transfer API (`/bank/api/payouts`, bearer auth)
     bank_notify.py     the bank's signed payout notifications
     cashier.py         the checkout pages a buyer pays or declines on
-    control.py         test controls: pay, decline, faults, refund and payout behaviour, deliveries
+    control.py         test controls (bearer auth): pay, decline, faults, refunds, payouts
     service.py         what each action does: store transition, then notification
     payout_service.py  the same for payouts, plus the timers that settle them
     store.py           payments, refunds, payouts (persisted), faults and delivery log

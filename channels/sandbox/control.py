@@ -1,4 +1,9 @@
-"""Test controls (no auth): play the buyer and the bank, inject faults, watch deliveries.
+"""Test controls: play the buyer and the bank, inject faults, watch deliveries.
+
+Every route wants the sandbox's API key (`Authorization: Bearer <PAYSAGA_SANDBOX_API_KEY>`,
+as the bank API does), else 401: a control pays an order with no buyer's money, and
+anything that can reach the sandbox over HTTP (a merchant's webhook URL pointed at it,
+say) must not be able to press it. The buyer's own pages (cashier.py) need no key.
 
 Paths carry only out_trade_no (or refund_id); add `?channel=` when the same
 id exists on more than one channel. Payout controls take a payout_id, or a
@@ -10,17 +15,17 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Depends
 from pydantic import BaseModel, Field
 
 from channels.base import ChannelName
-from channels.sandbox.deps import PayoutServiceDep, ServiceDep
+from channels.sandbox.deps import PayoutServiceDep, ServiceDep, require_api_key
 from channels.sandbox.notifier import DeliveryMode
 from channels.sandbox.protocol import Payment, Payout, Refund
 from channels.sandbox.service import refund_view
 from channels.sandbox.store import DeliveryAttempt, PayoutMode, RefundMode
 
-router = APIRouter(prefix="/control", tags=["control"])
+router = APIRouter(prefix="/control", tags=["control"], dependencies=[Depends(require_api_key)])
 
 
 class PayInstruction(BaseModel):

@@ -48,6 +48,8 @@ free_port = stack.free_port
 TIME_SCALE = 0.0001
 # One set for the session (RSA keys take a while), with the platform's own keys.
 _CREDENTIALS = {**generate_credentials(), **stack.generate_platform_secrets()}
+# What the sandbox's test controls (/control/...) want: its API key.
+CONTROL_HEADERS = {"Authorization": f"Bearer {_CREDENTIALS['PAYSAGA_SANDBOX_API_KEY']}"}
 
 
 @dataclass(frozen=True)
@@ -203,9 +205,11 @@ class Control:
     def __init__(self, client: httpx.AsyncClient, base_url: str) -> None:
         self._client = client
         self.base_url = base_url
+        self._headers = CONTROL_HEADERS  # every sandbox here has the session's credentials
 
     async def post(self, path: str, body: dict[str, Any] | None = None) -> httpx.Response:
-        return await self._client.post(f"{self.base_url}/control{path}", json=body)
+        url = f"{self.base_url}/control{path}"
+        return await self._client.post(url, json=body, headers=self._headers)
 
     async def pay(self, order_id: str, **instruction: Any) -> dict[str, Any]:
         return await self._ok(self.post(f"/payments/{order_id}/pay", instruction or None))
@@ -223,7 +227,9 @@ class Control:
         return await self._ok(self.post(f"/refunds/{refund_id}/complete"))
 
     async def deliveries(self, order_id: str) -> list[dict[str, Any]]:
-        response = await self._client.get(f"{self.base_url}/control/payments/{order_id}/deliveries")
+        response = await self._client.get(
+            f"{self.base_url}/control/payments/{order_id}/deliveries", headers=self._headers
+        )
         response.raise_for_status()
         deliveries: list[dict[str, Any]] = response.json()
         return deliveries

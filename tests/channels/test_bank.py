@@ -36,6 +36,7 @@ from channels.registry import build_bank
 from channels.sandbox.protocol import PayoutCreate
 from channels.sandbox.store import Store
 from channels.signature import SIGNATURE_HEADER, sign
+from tests.channels.conftest import CONTROL_HEADERS
 from tests.support import wait_for
 
 if TYPE_CHECKING:
@@ -87,7 +88,8 @@ async def notices(inbox: Inbox, count: int) -> list[ReceivedRequest]:
 
 
 async def deliveries(client: httpx.AsyncClient, base_url: str, payout_id: str) -> list[Any]:
-    response = await client.get(f"{base_url}/control/payouts/{payout_id}/deliveries")
+    url = f"{base_url}/control/payouts/{payout_id}/deliveries"
+    response = await client.get(url, headers=CONTROL_HEADERS)
     response.raise_for_status()
     found: list[Any] = response.json()
     return found
@@ -396,7 +398,9 @@ async def test_the_bank_remembers_payouts_across_its_restart(
     bank = build_bank(running.settings(), client)
     held_merchant, held_id = f"{merchant_id}_held", f"{payout_id}_held"
     hold = await client.post(
-        f"{running.base_url}/control/payout-behaviour/{held_merchant}", json={"mode": "hold"}
+        f"{running.base_url}/control/payout-behaviour/{held_merchant}",
+        json={"mode": "hold"},
+        headers=CONTROL_HEADERS,
     )
     hold.raise_for_status()
     await bank.create_payout(payout_request(held_id, held_merchant, inbox))
@@ -409,7 +413,9 @@ async def test_the_bank_remembers_payouts_across_its_restart(
     assert await bank.query_payout(payout_id) == paid
     # Its settlement timer died with the process: it waits for the control API.
     assert (await bank.query_payout(held_id)).status is PayoutStatus.PENDING
-    completed = await client.post(f"{running.base_url}/control/payouts/{held_id}/complete")
+    completed = await client.post(
+        f"{running.base_url}/control/payouts/{held_id}/complete", headers=CONTROL_HEADERS
+    )
     assert completed.json()["status"] == "paid"
     received = await notices(inbox, 2)
     parsed = [bank.parse_notification(n.headers, n.body).payout.payout_id for n in received]
