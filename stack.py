@@ -120,7 +120,8 @@ def uvicorn_command(factory: str, host: str, port: int) -> list[str]:
     command = [sys.executable, "-m", "uvicorn", "--factory", factory, "--host", host]
     # Idle connections stay open 75 s, not uvicorn's 5: a client reusing one just as the
     # server closed it gets a read error, and neither side retries a POST by itself.
-    return [*command, "--port", str(port), "--log-level", "warning", "--timeout-keep-alive", "75"]
+    command += ["--port", str(port), "--log-level", "warning", "--timeout-keep-alive", "75"]
+    return [*command, "--no-server-header"]  # no banner naming the server and its version
 
 
 def worker_command() -> list[str]:
