@@ -84,6 +84,7 @@ def create_app(settings: Settings | None = None, traces: TracerProvider | None =
                     settings.auth_rate_per_account,
                     settings.auth_rate_per_address,
                     settings.auth_rate_storage_uri.get_secret_value(),
+                    per_account=settings.auth_rate_per_account_all_addresses,
                 ),
                 secret_box=SecretBox(settings.data_key),
                 metrics=api_metrics,
