@@ -28,4 +28,4 @@ ENV PATH=/opt/paysaga/bin:$PATH \
 USER paysaga
 EXPOSE 8000 8001
 CMD ["uvicorn", "--factory", "api.app:create_app", "--host", "0.0.0.0", "--port", "8000", \
-     "--timeout-graceful-shutdown", "30"]
+     "--timeout-graceful-shutdown", "30", "--no-server-header"]

@@ -135,9 +135,11 @@ class Settings(BaseSettings):
     access_token_seconds: int = Field(default=15 * 60, ge=1)
     refresh_token_seconds: int = Field(default=30 * 24 * 3600, ge=1)
     data_key: SecretStr
-    # Sign-in and registration attempts ("limits" notation), per account and per address.
+    # Sign-in and registration attempts ("limits" notation): per account from one address,
+    # per address, and per account from all addresses together (see api.auth.rate_limit).
     auth_rate_per_account: str = "5/minute"
     auth_rate_per_address: str = "30/minute"
+    auth_rate_per_account_all_addresses: str = "1000/hour"
     # Where the throttles count: this process's memory, or a shared store for several API
     # replicas (`redis://host:6379/0`, `redis+sentinel://...`: any `limits` storage URI).
     auth_rate_storage_uri: SecretStr = SecretStr("memory://")

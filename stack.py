@@ -48,7 +48,8 @@ from processes import StackError as StackError
 from settings import Settings, get_settings
 from workflows.search_attributes import REGISTRATION
 
-SECRETS_FILE = ROOT / "var" / "secrets.env"
+STATE_DIR = ROOT / "var"  # secrets, the SQLite databases, the sandbox's store: 0700
+SECRETS_FILE = STATE_DIR / "secrets.env"
 TEMPORAL_IP = "127.0.0.1"  # where the dev server listens, whatever host the address names
 ENV_PREFIX = Settings.model_config.get("env_prefix", "")
 
@@ -120,7 +121,8 @@ def uvicorn_command(factory: str, host: str, port: int) -> list[str]:
     command = [sys.executable, "-m", "uvicorn", "--factory", factory, "--host", host]
     # Idle connections stay open 75 s, not uvicorn's 5: a client reusing one just as the
     # server closed it gets a read error, and neither side retries a POST by itself.
-    return [*command, "--port", str(port), "--log-level", "warning", "--timeout-keep-alive", "75"]
+    command += ["--port", str(port), "--log-level", "warning", "--timeout-keep-alive", "75"]
+    return [*command, "--no-server-header"]  # no banner naming the server and its version
 
 
 def worker_command() -> list[str]:
@@ -222,6 +224,13 @@ def generate_platform_secrets() -> dict[str, str]:
     }
 
 
+def make_state_dir(path: Path = STATE_DIR) -> None:
+    """The folder of this machine's state, for this user's eyes only (0700): made so, or
+    narrowed so if an earlier version made it readable by others."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.chmod(0o700)
+
+
 def load_or_create_secrets() -> dict[str, str]:
     """Development credentials for every channel: generated once into var/secrets.env,
     reused on restart. A variable already set in the environment wins; when the environment
@@ -235,7 +244,7 @@ def load_or_create_secrets() -> dict[str, str]:
     # A new checkout, or credentials added since the file was made.
     if set(fresh) - set(values) - set(os.environ):
         values = {**fresh, **values}
-        SECRETS_FILE.parent.mkdir(parents=True, exist_ok=True)
+        make_state_dir(SECRETS_FILE.parent)
         descriptor = os.open(SECRETS_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(descriptor, "w") as file:  # never readable by others, not even briefly
             file.write("".join(f"{k}={v}\n" for k, v in sorted(values.items())))
@@ -324,6 +333,7 @@ def _stop_on_sigterm() -> None:
 def main() -> None:
     _stop_on_sigterm()
     try:
+        make_state_dir()  # before anything (the database, Temporal's, the sandbox's) lands in it
         env = load_or_create_secrets()
         # A terminal reads short lines better than JSON (production's default).
         env.setdefault("PAYSAGA_LOG_FORMAT", os.environ.get("PAYSAGA_LOG_FORMAT", "console"))

@@ -49,7 +49,9 @@ async def serving_health(app: Starlette, host: str, port: int) -> AsyncIterator[
     if port == 0:
         yield
         return
-    server = _Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    server = _Server(
+        uvicorn.Config(app, host=host, port=port, log_level="warning", server_header=False)
+    )
     task = asyncio.create_task(server.serve())
     try:
         yield

@@ -20,6 +20,7 @@ from api.docs import install_docs
 from api.errors import ErrorOut, install_error_handlers
 from api.readiness import database_check, readiness_answer, temporal_check
 from api.request_ids import RequestIds
+from api.response_headers import ResponseHeaders
 from api.routes import (
     api_keys,
     auth,
@@ -85,6 +86,7 @@ def create_app(settings: Settings | None = None, traces: TracerProvider | None =
                     settings.auth_rate_per_account,
                     settings.auth_rate_per_address,
                     settings.auth_rate_storage_uri.get_secret_value(),
+                    per_account=settings.auth_rate_per_account_all_addresses,
                 ),
                 secret_box=SecretBox(settings.data_key),
                 metrics=api_metrics,
@@ -109,6 +111,7 @@ def create_app(settings: Settings | None = None, traces: TracerProvider | None =
     trace_app(app, traces)
     install_error_handlers(app)
     app.add_middleware(RequestIds)
+    app.add_middleware(ResponseHeaders)
     install_docs(app)
     routers = (
         auth.router,

@@ -22,6 +22,19 @@ class RegisterIn(BaseModel):
     display_name: DisplayName = ""
 
 
+class RegistrationAccepted(BaseModel):
+    """The one answer to every registration: it says nothing of whether the address
+    had an account (the message sent to the address does)."""
+
+    email: str  # as it will be stored: lower-cased
+    message: str = "Check this address: a message there says what to do next."
+
+
+class ConfirmIn(BaseModel):
+    model_config = _Forbid
+    code: Annotated[StrictStr, Field(min_length=1, max_length=100)]
+
+
 class ProfileOut(BaseModel):
     id: str
     email: str

@@ -11,11 +11,13 @@ PostgreSQL uses row locks (`SELECT ... FOR UPDATE`) where we read-then-write.
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, event, make_url
 from sqlmodel import Session, create_engine
 
 from db import identity, tables  # noqa: F401  (registers the tables on SQLModel.metadata)
@@ -44,9 +46,9 @@ def make_engine(url: str) -> Engine:
 
 
 def _sqlite_engine(url: str) -> Engine:
-    path = url.split("///", 1)[-1]
-    if path and path != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    path = make_url(url).database
+    if path and path != ":memory:" and not path.startswith("file:"):
+        keep_private(Path(path))
     engine = create_engine(
         url, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True
     )
@@ -67,6 +69,22 @@ def _sqlite_engine(url: str) -> Engine:
         connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
+
+
+def keep_private(database: Path) -> None:
+    """The database file, and SQLite's journals beside it, readable by this user only.
+
+    It holds accounts, password hashes and payments. A new file is made 0600 before
+    SQLite opens it (its folder 0700 when we make that too); SQLite gives the -wal and
+    -shm files it makes the database file's mode. Files an earlier version left
+    readable by others are narrowed here, on every start.
+    """
+    database.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.close(os.open(database, os.O_RDWR | os.O_CREAT, 0o600))
+    for file in (database, *(database.with_name(database.name + s) for s in ("-wal", "-shm"))):
+        if file.exists():
+            with contextlib.suppress(PermissionError):  # another user's file: theirs to mind
+                file.chmod(0o600)
 
 
 def read_one_snapshot(session: Session) -> None:

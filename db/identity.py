@@ -1,4 +1,5 @@
-"""Who calls us: users (buyers and operators), their refresh tokens, merchants' API keys.
+"""Who calls us: users (buyers and operators), their refresh tokens, merchants' API keys;
+registrations waiting for their address to be confirmed, and the messages we send people.
 
 No secret is stored in a form that could be replayed: passwords as argon2id hashes,
 refresh tokens and API keys as SHA-256 digests of high-entropy random strings.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint
+from sqlalchemy import CheckConstraint, Column, Integer, text
 from sqlmodel import Field, SQLModel
 
 
@@ -23,6 +24,11 @@ class User(SQLModel, table=True):
     role: str  # buyer | operator
     password_hash: str
     display_name: str = ""
+    # In every access token; bumped when the password changes, which refuses every
+    # token issued before (api.auth.caller reads it on each request).
+    token_version: int = Field(
+        default=0, sa_column=Column(Integer, nullable=False, server_default=text("0"))
+    )
     created_at: datetime
     updated_at: datetime
 
@@ -53,3 +59,34 @@ class ApiKey(SQLModel, table=True):
     created_at: datetime
     revoked_at: datetime | None = None
     last_used_at: datetime | None = None
+
+
+class Registration(SQLModel, table=True):
+    """A sign-up waiting for its address to be confirmed: no account exists until the
+    code sent to the address comes back (so registering says nothing about who has one)."""
+
+    __tablename__ = "registrations"
+
+    id: str = Field(primary_key=True)
+    email: str = Field(index=True)  # stored lower-cased
+    password_hash: str
+    display_name: str = ""
+    code_hash: str = Field(unique=True)  # SHA-256 of the code sent to the address
+    expires_at: datetime
+    completed_at: datetime | None = None
+    created_at: datetime
+
+
+class OutboundMessage(SQLModel, table=True):
+    """A message for a person's address, waiting for the mailer (the outbox pattern:
+    written in the transaction that decided to send it)."""
+
+    __tablename__ = "outbound_messages"
+
+    id: str = Field(primary_key=True)
+    recipient: str = Field(index=True)
+    kind: str  # confirm_registration | already_registered
+    subject: str
+    body: str
+    created_at: datetime
+    sent_at: datetime | None = None

@@ -2,7 +2,7 @@
 
 Everything goes through the real endpoints, as a buyer's app or a shop's server would:
 
-    buyer = await register_buyer(anonymous)            # POST /v1/auth/register + sign in
+    buyer = await register_buyer(system, anonymous)    # register, confirm, sign in
     shop = await merchant_with_key(api)                # operator onboards, makes a key
     async with client_as(system, buyer.headers) as as_buyer:
         await as_buyer.get("/v1/me")
@@ -10,6 +10,7 @@ Everything goes through the real endpoints, as a buyer's app or a shop's server 
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -17,7 +18,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from sqlmodel import Session, col, select
 
+from db.identity import OutboundMessage
 from tests.conftest import System
 from tests.support import http_client, merchant_body
 
@@ -67,17 +70,43 @@ async def sign_in(client: httpx.AsyncClient, email: str, password: str) -> dict[
     return dict(response.json())
 
 
+def outbox(system: System, email: str) -> list[OutboundMessage]:
+    """The messages queued for `email` (as stored: lower-cased), oldest first."""
+    with Session(system.engine) as session:
+        query = select(OutboundMessage).where(OutboundMessage.recipient == email)
+        return list(session.exec(query.order_by(col(OutboundMessage.created_at))).all())
+
+
+def confirmation_code(message: OutboundMessage) -> str:
+    """The code a confirmation message carries, as its reader would copy it."""
+    assert message.kind == "confirm_registration", message.kind
+    found = re.search(r"^ {4}(\S+)$", message.body, re.M)
+    assert found, message.body
+    return found.group(1)
+
+
+async def confirm(anonymous: httpx.AsyncClient, code: str) -> httpx.Response:
+    return await anonymous.post("/v1/auth/confirm", json={"code": code})
+
+
 async def register_buyer(
-    anonymous: httpx.AsyncClient, email: str | None = None, password: str | None = None
+    system: System,
+    anonymous: httpx.AsyncClient,
+    email: str | None = None,
+    password: str | None = None,
 ) -> Buyer:
-    """Register a buyer (a fresh email and password unless given) and sign them in."""
+    """Register a buyer (a fresh email and password unless given), confirm the address
+    with the code the outbox holds for it, and sign them in."""
     email = email or new_email()
     password = password or new_password()
     response = await anonymous.post(
         "/v1/auth/register", json={"email": email, "password": password}
     )
-    assert response.status_code == 201, response.text
-    profile = response.json()
+    assert response.status_code == 202, response.text
+    stored = response.json()["email"]
+    confirmed = await confirm(anonymous, confirmation_code(outbox(system, stored)[-1]))
+    assert confirmed.status_code == 201, confirmed.text
+    profile = confirmed.json()
     tokens = await sign_in(anonymous, email, password)
     return Buyer(
         id=profile["id"],

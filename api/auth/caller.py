@@ -8,7 +8,8 @@ which reads the declarations off the app's route table:
     dependencies=[Depends(PUBLIC)]     signed callbacks, sign-in, health
 
 Credentials arrive as `Authorization: Bearer ...`: a JWT access token (buyers and
-operators) or an API key (merchants, `psk_...`). No credential answers 401; a
+operators; honoured while its token version is the user's, one primary-key read) or an
+API key (merchants, `psk_...`). No credential answers 401; a
 role the route does not serve answers 403. Whether the caller may see a given
 object (their own order, say) is the handler's question, and "no" is 404.
 """
@@ -23,11 +24,13 @@ from typing import Annotated
 
 from fastapi import Depends
 from fastapi.security import OAuth2PasswordBearer
+from sqlmodel import col, select
 
 from api.auth.api_keys import looks_like_api_key, merchant_for_key
 from api.auth.tokens import InvalidToken, read_access_token
 from api.deps import AppContext, ContextDep
 from api.errors import ApiError
+from db.identity import User
 
 logger = logging.getLogger(__name__)
 
@@ -73,12 +76,21 @@ async def _identify(context: AppContext, credential: str) -> Caller | None:
     except InvalidToken as error:
         logger.info("refused an access token: %s", error)  # the reason, never the token
         return None
+    if await asyncio.to_thread(_token_version, context, claims.subject) != claims.version:
+        logger.info("refused an access token: its user's password changed, or the user is gone")
+        return None
     return Caller(Role(claims.role), claims.subject)
 
 
 def _merchant_for_key(context: AppContext, key: str) -> str | None:
     with context.reads() as session:
         return merchant_for_key(session, key)
+
+
+def _token_version(context: AppContext, user_id: str) -> int | None:
+    """The user's current token version, or None for no such user: one primary-key read."""
+    with context.sessions() as session:
+        return session.scalar(select(User.token_version).where(col(User.id) == user_id))
 
 
 class Access:

@@ -1,8 +1,10 @@
 """Access tokens: short-lived JWTs, HS256 only, with issuer, audience and expiry checked.
 
 The algorithm is pinned on decode, so `alg=none` or an RS/HS confusion is refused
-as any other bad token is. Refresh tokens are not JWTs: they are random strings
-kept (as digests) in the database, so they can be revoked (see `refresh.py`).
+as any other bad token is. A token names its user's token version (`ver`), which a
+password change moves on: api.auth.caller refuses a token of an earlier one. Refresh
+tokens are not JWTs: they are random strings kept (as digests) in the database, so they
+can be revoked (see `refresh.py`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import jwt
 from settings import Settings
 
 ALGORITHM = "HS256"
-_REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub", "role"]
+_REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub", "role", "ver"]
 
 
 class InvalidToken(Exception):
@@ -26,14 +28,19 @@ class InvalidToken(Exception):
 class TokenClaims:
     subject: str  # the user id
     role: str  # buyer | operator
+    version: int  # the user's token version when issued: refused once it has moved on
 
 
-def issue_access_token(settings: Settings, user_id: str, role: str, now: datetime) -> str:
+def issue_access_token(
+    settings: Settings, user_id: str, role: str, now: datetime, version: int = 0
+) -> str:
+    """A token for the user at their token `version` (a new user's is 0)."""
     claims = {
         "iss": settings.jwt_issuer,
         "aud": settings.jwt_audience,
         "sub": user_id,
         "role": role,
+        "ver": version,
         "iat": int(now.timestamp()),
         "exp": int((now + timedelta(seconds=settings.access_token_seconds)).timestamp()),
     }
@@ -52,10 +59,12 @@ def read_access_token(settings: Settings, token: str) -> TokenClaims:
         )
     except jwt.PyJWTError as error:
         raise InvalidToken(type(error).__name__) from None
-    subject, role = claims["sub"], claims["role"]
+    subject, role, version = claims["sub"], claims["role"], claims["ver"]
     if not isinstance(subject, str) or role not in ("buyer", "operator"):
         raise InvalidToken("claims")
-    return TokenClaims(subject=subject, role=role)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise InvalidToken("claims")
+    return TokenClaims(subject=subject, role=role, version=version)
 
 
 def utc_now() -> datetime:

@@ -1,4 +1,5 @@
-"""Buyers and operators: registration, sign-in, password change."""
+"""Buyers and operators: accounts made (api.auth.registrations for buyers, api.manage
+for operators), sign-in, password change."""
 
 from __future__ import annotations
 
@@ -54,7 +55,9 @@ def authenticate(session: Session, email: str, password: str, now: datetime) -> 
 
 
 def change_password(session: Session, user: User, new_password: str, now: datetime) -> None:
-    """Set the new password and revoke every refresh token: other sessions must sign in."""
+    """Set the new password and end every session: each refresh token is revoked, and
+    each access token refused from now on (its token version is behind the user's)."""
     user.password_hash = hash_password(new_password)
+    user.token_version += 1
     user.updated_at = now
     revoke_all(session, user.id, now)

@@ -1,11 +1,13 @@
 """Buyers register and sign in (OAuth2 password flow); tokens are refreshed by rotation.
 
-    POST /v1/auth/register   email + password -> a buyer account
+    POST /v1/auth/register   email + password -> 202, and a message to the address
+    POST /v1/auth/confirm    the code the message carried -> the buyer account
     POST /v1/auth/token      grant_type=password (username, password) or
                              grant_type=refresh_token (refresh_token) -> access + refresh
 
+Registering answers alike whether the address has an account (api.auth.registrations).
 Operators sign in here as well; they are created by `python -m api.manage`.
-Both endpoints are throttled per account and per address (429 + Retry-After).
+Registration and sign-in are throttled (api.auth.rate_limit; 429 + Retry-After).
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ from fastapi import APIRouter, Depends, Form, Request, Response
 from sqlmodel import Session
 
 from api.auth.caller import PUBLIC, Unauthenticated
+from api.auth.rate_limit import client_address
 from api.auth.refresh import issue_refresh_token, redeem_refresh_token
+from api.auth.registrations import CodeInvalid, complete_registration, start_registration
 from api.auth.tokens import issue_access_token, utc_now
-from api.auth.users import EmailTaken, authenticate, create_user, normalise_email
-from api.auth_schemas import ProfileOut, RegisterIn, TokenOut
+from api.auth.users import EmailTaken, authenticate, normalise_email
+from api.auth_schemas import ConfirmIn, ProfileOut, RegisterIn, RegistrationAccepted, TokenOut
 from api.deps import AppContext, ContextDep
 from api.errors import Conflict, InvalidRequest
 from api.text import PRINTABLE
@@ -32,20 +36,28 @@ router = APIRouter(prefix="/v1/auth", tags=["auth"], dependencies=[Depends(PUBLI
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
-def _address(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+@router.post("/register", status_code=202)
+def register(body: RegisterIn, request: Request, context: ContextDep) -> RegistrationAccepted:
+    """Accepted, for every address: what happens next is in a message to the address."""
+    email = normalise_email(body.email)
+    context.throttle.hit("register", email, client_address(request))
+    with context.sessions() as session, session.begin():
+        start_registration(session, email, body.password, body.display_name, utc_now())
+    return RegistrationAccepted(email=email)
 
 
-@router.post("/register", status_code=201)
-def register(body: RegisterIn, request: Request, context: ContextDep) -> ProfileOut:
-    context.throttle.hit("register", normalise_email(body.email), _address(request))
+@router.post("/confirm", status_code=201)
+def confirm(body: ConfirmIn, context: ContextDep) -> ProfileOut:
+    """Open the account: the code is the one the message to the address carried."""
     with context.sessions() as session, session.begin():
         try:
-            user = create_user(
-                session, body.email, body.password, "buyer", body.display_name, utc_now()
-            )
+            user = complete_registration(session, body.code, utc_now())
+        except CodeInvalid:
+            message = "the code is not one we sent, was used, or has expired: register again"
+            raise InvalidRequest("code_invalid", message, "code") from None
         except EmailTaken:
-            raise Conflict("email_taken", "an account with this email exists", "email") from None
+            message = "this address already has an account: sign in"
+            raise Conflict("email_taken", message, "code") from None
         return profile_out(user)
 
 
@@ -66,7 +78,7 @@ def token(
     if grant_type == "password":
         if not username or not password:
             raise InvalidRequest("credentials_missing", "send username and password", None)
-        context.throttle.hit("sign-in", normalise_email(username), _address(request))
+        context.throttle.hit("sign-in", normalise_email(username), client_address(request))
     elif grant_type == "refresh_token":
         if not refresh_token:
             raise InvalidRequest("refresh_token_missing", "send refresh_token", "refresh_token")
@@ -82,7 +94,7 @@ def token(
         else:
             assert refresh_token is not None
             user = redeem_refresh_token(session, refresh_token, utc_now())
-        tokens = _tokens(context, session, user) if user is not None else None
+        tokens = new_tokens(context, session, user) if user is not None else None
     if tokens is None:
         if grant_type == "password":
             raise Unauthenticated("invalid_credentials", "wrong email or password", None)
@@ -91,11 +103,11 @@ def token(
     return tokens
 
 
-def _tokens(context: AppContext, session: Session, user: User) -> TokenOut:
+def new_tokens(context: AppContext, session: Session, user: User) -> TokenOut:
     now, settings = utc_now(), context.settings
     lifetime = timedelta(seconds=settings.refresh_token_seconds)
     return TokenOut(
-        access_token=issue_access_token(settings, user.id, user.role, now),
+        access_token=issue_access_token(settings, user.id, user.role, now, user.token_version),
         expires_in=settings.access_token_seconds,
         refresh_token=issue_refresh_token(session, user.id, lifetime, now),
     )

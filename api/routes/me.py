@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 from sqlmodel import Session
 
 from api.auth.caller import BuyerCaller, BuyerOrOperator, Caller
 from api.auth.passwords import verify_password
+from api.auth.rate_limit import client_address
 from api.auth.tokens import utc_now
 from api.auth.users import change_password
-from api.auth_schemas import PasswordChange, ProfileOut, ProfileUpdate
+from api.auth_schemas import PasswordChange, ProfileOut, ProfileUpdate, TokenOut
 from api.deps import ContextDep
 from api.errors import InvalidRequest, NotFound
 from api.notifications import (
@@ -20,7 +21,7 @@ from api.notifications import (
     list_buyer_notifications,
     mark_read,
 )
-from api.routes.auth import profile_out
+from api.routes.auth import NO_STORE, new_tokens, profile_out
 from db.identity import User
 
 router = APIRouter(prefix="/v1/me", tags=["me"])
@@ -48,16 +49,32 @@ def update_profile(body: ProfileUpdate, caller: BuyerOrOperator, context: Contex
         return profile_out(user)
 
 
-@router.post("/password", status_code=204)
-def update_password(body: PasswordChange, caller: BuyerOrOperator, context: ContextDep) -> Response:
-    """Change the password; every refresh token is revoked (other sessions sign in again)."""
+@router.post("/password")
+def update_password(
+    body: PasswordChange,
+    caller: BuyerOrOperator,
+    context: ContextDep,
+    request: Request,
+    response: Response,
+) -> TokenOut:
+    """Change the password. Every session ends (each refresh token revoked, each access
+    token refused); the answer is a new pair of tokens, for the session that changed it.
+
+    Each try counts against the account's sign-in throttle: whoever holds a stolen access
+    token may guess the password here no faster than at sign-in.
+    """
+    with context.sessions() as session:
+        email = _me(session, caller).email
+    context.throttle.hit("sign-in", email, client_address(request))
     with context.sessions() as session, session.begin():
         user = _me(session, caller)
         if not verify_password(user.password_hash, body.current_password):
             message = "the current password is wrong"
             raise InvalidRequest("current_password_wrong", message, "current_password")
         change_password(session, user, body.new_password, utc_now())
-    return Response(status_code=204)
+        tokens = new_tokens(context, session, user)
+    response.headers.update(NO_STORE)
+    return tokens
 
 
 @router.get("/notifications")

@@ -48,8 +48,8 @@ async def test_a_buyer_orders_modifies_pays_and_reviews_and_nobody_else_sees_it(
     anonymous: httpx.AsyncClient,
     sandbox: httpx.AsyncClient,
 ) -> None:
-    buyer_a: Buyer = await register_buyer(anonymous)
-    buyer_b: Buyer = await register_buyer(anonymous)
+    buyer_a: Buyer = await register_buyer(system, anonymous)
+    buyer_b: Buyer = await register_buyer(system, anonymous)
     merchant_a: Merchant = await merchant_with_key(api)
     merchant_b: Merchant = await merchant_with_key(api)
     code = await _coupon(api)

@@ -50,15 +50,21 @@ def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 def _row_counts(url: str) -> dict[str, int]:
+    """The rows of each of our tables that holds any. A table the database does not have
+    yet (a later revision makes it) holds none, as does an empty one: so an upgrade that
+    adds tables keeps the counts equal, and one that loses a table's rows does not."""
     engine = make_engine(url)
     try:
         with engine.connect() as connection:
-            return {
+            present = set(inspect(connection).get_table_names())
+            counts = {
                 table.name: connection.execute(select(func.count()).select_from(table)).scalar_one()
                 for table in SQLModel.metadata.sorted_tables
+                if table.name in present
             }
     finally:
         engine.dispose()
+    return {name: count for name, count in counts.items() if count}
 
 
 def test_the_migrations_make_exactly_the_models_tables(fresh_url: str) -> None:
