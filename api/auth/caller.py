@@ -89,7 +89,7 @@ def _merchant_for_key(context: AppContext, key: str) -> str | None:
 
 def _token_version(context: AppContext, user_id: str) -> int | None:
     """The user's current token version, or None for no such user: one primary-key read."""
-    with context.sessions() as session:
+    with context.reads() as session:
         return session.scalar(select(User.token_version).where(col(User.id) == user_id))
 
 
