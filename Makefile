@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 # them compiles everything again (about 6 s of CPU per test process).
 export PYTHONDONTWRITEBYTECODE :=
 
-.PHONY: run test test-long lint typecheck compose-check secrets prometheus clean operator
+.PHONY: run test test-long lint typecheck compose-check secrets prometheus clean operator outbox
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ run: $(STAMP)
 # The first operator: make operator EMAIL=ops@example.com (asks for the password).
 operator: $(STAMP)
 	$(BIN)/python -m api.manage create-operator --email "$(EMAIL)"
+
+# Messages waiting for an address (no mailer yet): make outbox EMAIL=buyer@example.com
+outbox: $(STAMP)
+	$(BIN)/python -m api.manage outbox --email "$(EMAIL)"
 
 # Keys for every channel and the platform, into var/secrets.env (once; `make run` does the
 # same): what docker-compose.yml gives its services.

@@ -4,7 +4,12 @@
     make operator EMAIL=ops@example.com < file (no terminal: the first line of stdin)
     python -m api.manage create-operator --email ops@example.com --password-stdin < file
 
-It writes to the database `PAYSAGA_DATABASE_URL` names (var/paysaga.db by default).
+No mailer is wired in yet: messages for people (a registration's confirmation code) wait
+in the database's outbox, and in development they are read here:
+
+    make outbox EMAIL=buyer@example.com        (the messages to that address, oldest first)
+
+It uses the database `PAYSAGA_DATABASE_URL` names (var/paysaga.db by default).
 """
 
 from __future__ import annotations
@@ -14,10 +19,13 @@ import getpass
 import os
 import sys
 
+from sqlmodel import col, select
+
 from api.auth.passwords import MAX_LENGTH, MIN_LENGTH
 from api.auth.tokens import utc_now
 from api.auth.users import EmailTaken, create_user
 from db.engine import make_engine, session_factory
+from db.identity import OutboundMessage
 from db.migrate import upgrade_to_head
 from settings import Settings
 
@@ -54,6 +62,19 @@ def create_operator(database_url: str, email: str, password: str, name: str) -> 
         engine.dispose()
 
 
+def print_outbox(database_url: str, email: str) -> None:
+    """Print the messages waiting for `email`, as a mail catcher would show them."""
+    engine = make_engine(database_url)
+    try:
+        with session_factory(engine)() as session:
+            query = select(OutboundMessage).where(OutboundMessage.recipient == email.lower())
+            messages = session.exec(query.order_by(col(OutboundMessage.created_at))).all()
+            for message in messages:
+                print(f"To: {message.recipient}\nSubject: {message.subject}\n\n{message.body}\n")
+    finally:
+        engine.dispose()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m api.manage", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -61,10 +82,15 @@ def main(argv: list[str] | None = None) -> None:
     create.add_argument("--email", required=True)
     create.add_argument("--name", default="")
     create.add_argument("--password-stdin", action="store_true", help="read it from stdin")
+    outbox = commands.add_parser("outbox", help="show the messages waiting for an address")
+    outbox.add_argument("--email", required=True)
     args = parser.parse_args(argv)
     # Only the database is needed: not the keys the API and the worker need.
     default = Settings.model_fields["database_url"].default
     database_url = os.environ.get("PAYSAGA_DATABASE_URL") or os.environ.get("DATABASE_URL", default)
+    if args.command == "outbox":
+        print_outbox(database_url, args.email)
+        return
     user_id = create_operator(database_url, args.email, _password(args.password_stdin), args.name)
     print(f"operator {user_id} created for {args.email}")
 

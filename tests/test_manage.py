@@ -6,13 +6,17 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from sqlmodel import Session, select
 
 import stack
+from api.manage import main
 from db.engine import make_engine
-from db.identity import User
+from db.identity import OutboundMessage, User
+from db.migrate import upgrade_to_head
 
 
 def _make_operator(database: Path, stdin: str) -> subprocess.CompletedProcess[str]:
@@ -45,3 +49,31 @@ def test_the_operator_command_reads_a_piped_password(tmp_path: Path) -> None:
     finally:
         engine.dispose()
     assert roles == ["operator"]
+
+
+def test_the_outbox_command_shows_what_waits_for_an_address(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'paysaga.db'}"
+    upgrade_to_head(url)
+    engine = make_engine(url)
+    try:
+        with Session(engine) as session, session.begin():
+            for recipient in ("buyer@example.com", "other@example.com"):
+                session.add(
+                    OutboundMessage(
+                        id=f"msg_{recipient[:5]}",
+                        recipient=recipient,
+                        kind="confirm_registration",
+                        subject="Confirm your address",
+                        body=f"Your code for {recipient}",
+                        created_at=datetime.now(UTC),
+                    )
+                )
+    finally:
+        engine.dispose()
+    monkeypatch.setenv("PAYSAGA_DATABASE_URL", url)
+    main(["outbox", "--email", "Buyer@Example.com"])
+    shown = capsys.readouterr().out
+    assert "Subject: Confirm your address" in shown and "code for buyer@" in shown
+    assert "other@" not in shown
