@@ -23,6 +23,7 @@ from api.auth.users import EmailTaken, authenticate, create_user, normalise_emai
 from api.auth_schemas import ProfileOut, RegisterIn, TokenOut
 from api.deps import AppContext, ContextDep
 from api.errors import Conflict, InvalidRequest
+from api.openapi_errors import error_responses
 from api.text import PRINTABLE
 from db.identity import User
 
@@ -36,7 +37,7 @@ def _address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-@router.post("/register", status_code=201)
+@router.post("/register", status_code=201, responses=error_responses(400, 409, 413, 429))
 def register(body: RegisterIn, request: Request, context: ContextDep) -> ProfileOut:
     context.throttle.hit("register", normalise_email(body.email), _address(request))
     with context.sessions() as session, session.begin():
@@ -49,7 +50,7 @@ def register(body: RegisterIn, request: Request, context: ContextDep) -> Profile
         return profile_out(user)
 
 
-@router.post("/token")
+@router.post("/token", responses=error_responses(400, 401, 413, 429))
 def token(
     request: Request,
     response: Response,

@@ -20,6 +20,7 @@ from api.notifications import (
     list_buyer_notifications,
     mark_read,
 )
+from api.openapi_errors import error_responses
 from api.routes.auth import profile_out
 from db.identity import User
 
@@ -33,13 +34,13 @@ def _me(session: Session, caller: Caller) -> User:
     return user
 
 
-@router.get("")
+@router.get("", responses=error_responses(401, 403, 404))
 def read_profile(caller: BuyerOrOperator, context: ContextDep) -> ProfileOut:
     with context.sessions() as session:
         return profile_out(_me(session, caller))
 
 
-@router.patch("")
+@router.patch("", responses=error_responses(400, 401, 403, 404, 413))
 def update_profile(body: ProfileUpdate, caller: BuyerOrOperator, context: ContextDep) -> ProfileOut:
     with context.sessions() as session, session.begin():
         user = _me(session, caller)
@@ -48,7 +49,7 @@ def update_profile(body: ProfileUpdate, caller: BuyerOrOperator, context: Contex
         return profile_out(user)
 
 
-@router.post("/password", status_code=204)
+@router.post("/password", status_code=204, responses=error_responses(400, 401, 403, 404, 413, 429))
 def update_password(body: PasswordChange, caller: BuyerOrOperator, context: ContextDep) -> Response:
     """Change the password; every refresh token is revoked (other sessions sign in again)."""
     with context.sessions() as session, session.begin():
@@ -60,7 +61,7 @@ def update_password(body: PasswordChange, caller: BuyerOrOperator, context: Cont
     return Response(status_code=204)
 
 
-@router.get("/notifications")
+@router.get("/notifications", responses=error_responses(400, 401, 403))
 def list_notifications(
     caller: BuyerCaller,
     context: ContextDep,
@@ -72,7 +73,7 @@ def list_notifications(
         return list_buyer_notifications(session, caller.id, limit, starting_after)
 
 
-@router.post("/notifications/{notification_id}/read")
+@router.post("/notifications/{notification_id}/read", responses=error_responses(401, 403, 404))
 def read_notification(
     notification_id: str, caller: BuyerCaller, context: ContextDep
 ) -> NotificationOut:
