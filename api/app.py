@@ -17,7 +17,7 @@ from api.auth.rate_limit import Throttle
 from api.deps import AppContext
 from api.docs import install_docs
 from api.errors import install_error_handlers
-from api.openapi_errors import finish_openapi, error_responses
+from api.openapi_errors import error_responses, finish_openapi
 from api.readiness import database_check, readiness_answer, temporal_check
 from api.request_ids import RequestIds
 from api.routes import (
