@@ -22,6 +22,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Route
 from temporalio.service import RPCError
 
 from domain.errors import DomainError
@@ -113,6 +114,16 @@ def _invalid(first: Mapping[str, Any]) -> InvalidRequest:
     return InvalidRequest("invalid_" + first.get("type", "value"), message, _param(location))
 
 
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path. Starlette's own 405 names only the
+    first route that matched the path: GET /v1/orders/{id} hid DELETE /v1/orders/{id}."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, Route) and route.matches(request.scope)[0] != Match.NONE:
+            methods |= route.methods or set()
+    return sorted(methods)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, error: ApiError) -> JSONResponse:
@@ -127,14 +138,16 @@ def install_error_handlers(app: FastAPI) -> None:
         return _response(_invalid(error.errors()[0]))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_request: Request, error: StarletteHTTPException) -> JSONResponse:
+    async def _http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
         cls = NotFound if error.status_code == 404 else InvalidRequest
         api_error = cls(
             "not_found" if error.status_code == 404 else "bad_request", str(error.detail)
         )
         api_error.status_code = error.status_code
         response = _response(api_error)
-        response.headers.update(error.headers or {})  # a 405's Allow
+        response.headers.update(error.headers or {})
+        if error.status_code == 405:
+            response.headers["Allow"] = ", ".join(_allowed_methods(request))
         return response
 
     @app.exception_handler(RPCError)

@@ -61,7 +61,7 @@ def update_password(body: PasswordChange, caller: BuyerOrOperator, context: Cont
     return Response(status_code=204)
 
 
-@router.get("/notifications", responses=error_responses(400, 401, 403))
+@router.get("/notifications", responses=error_responses(400, 401, 403, 404))
 def list_notifications(
     caller: BuyerCaller,
     context: ContextDep,

@@ -35,7 +35,8 @@ router = APIRouter(tags=["settlement"])
 
 
 class DayIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Strict: a day is the ISO string the document says (`0` is not 1970-01-01).
+    model_config = ConfigDict(extra="forbid", strict=True)
     day: date
 
 
