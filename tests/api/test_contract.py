@@ -159,7 +159,7 @@ ROLES = ["anonymous", "buyer", "merchant", "operator"]
 LONG = hypothesis.settings.get_current_profile_name() == "long"
 # Per operation and role: a few in `make test` (about 10 s in all), many in `make test-long`,
 # which also runs the coverage phase (every boundary and wrong type of every field).
-EXAMPLES = 200 if LONG else 3
+EXAMPLES = 100 if LONG else 3
 PHASES = ["examples", "coverage", "fuzzing"] if LONG else ["examples", "fuzzing"]
 
 
