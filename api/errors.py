@@ -20,9 +20,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match, Route
+from starlette.routing import compile_path
 from temporalio.service import RPCError
 
 from domain.errors import DomainError
@@ -117,10 +118,12 @@ def _invalid(first: Mapping[str, Any]) -> InvalidRequest:
 def _allowed_methods(request: Request) -> list[str]:
     """Every method some route serves at this path. Starlette's own 405 names only the
     first route that matched the path: GET /v1/orders/{id} hid DELETE /v1/orders/{id}."""
+    root, path = str(request.scope.get("root_path", "")), request.url.path
+    path = path.removeprefix(root) if root else path
     methods: set[str] = set()
-    for route in request.app.router.routes:
-        if isinstance(route, Route) and route.matches(request.scope)[0] != Match.NONE:
-            methods |= route.methods or set()
+    for route in iter_route_contexts(request.app.routes):  # included routers' too
+        if route.path and route.methods and compile_path(route.path)[0].match(path):
+            methods |= route.methods
     return sorted(methods)
 
 

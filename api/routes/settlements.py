@@ -7,7 +7,7 @@ from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -35,9 +35,16 @@ router = APIRouter(tags=["settlement"])
 
 
 class DayIn(BaseModel):
-    # Strict: a day is the ISO string the document says (`0` is not 1970-01-01).
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid")
     day: date
+
+    @field_validator("day", mode="before")
+    @classmethod
+    def _iso_string(cls, value: object) -> object:
+        """A day is the ISO string the document says: pydantic would take `0` as 1970-01-01."""
+        if not isinstance(value, str):
+            raise ValueError("a day is a string: YYYY-MM-DD")
+        return value
 
 
 class RunIn(DayIn):

@@ -151,6 +151,19 @@ async def test_a_refund_without_an_idempotency_key_is_refused_and_moves_nothing(
     assert first.json()["id"] == again.json()["id"]
 
 
+async def test_a_405_names_every_method_the_path_serves(api: httpx.AsyncClient) -> None:
+    response = await api.request("PUT", "/v1/orders/ord_nope")
+    assert response.status_code == 405, response.text
+    assert response.headers["allow"] == "DELETE, GET"
+    assert response.json()["error"]["type"] == "invalid_request_error"
+
+
+async def test_a_day_is_a_date_string_not_a_number(api: httpx.AsyncClient) -> None:
+    response = await api.post("/v1/settlements/runs", json={"day": 0})
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"] == "day"
+
+
 # -- schemathesis, as every role ------------------------------------------------
 
 ROLES = ["anonymous", "buyer", "merchant", "operator"]
