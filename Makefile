@@ -61,7 +61,9 @@ test: $(STAMP) lint compose-check prometheus
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal; tests=$$?; \
 	wait $$mypy; typed=$$?; [ $$tests -eq 0 ] && [ $$typed -eq 0 ]
 
-# The same suite with Hypothesis's "long" profile: many more examples, run by hand.
+# The same suite with Hypothesis's "long" profile: many more examples, run by hand. The
+# API's contract test (tests/api/test_contract.py) then sends 100 generated requests per
+# operation and role, not 3, and adds schemathesis's coverage phase.
 test-long: $(STAMP) lint typecheck prometheus
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal --hypothesis-profile=long
 

@@ -17,7 +17,8 @@ from api.auth.rate_limit import Throttle
 from api.body_guard import BodyGuard
 from api.deps import AppContext
 from api.docs import install_docs
-from api.errors import ErrorOut, install_error_handlers
+from api.errors import install_error_handlers
+from api.openapi_errors import error_responses, finish_openapi
 from api.readiness import database_check, readiness_answer, temporal_check
 from api.request_ids import RequestIds
 from api.response_headers import ResponseHeaders
@@ -113,6 +114,7 @@ def create_app(settings: Settings | None = None, traces: TracerProvider | None =
     app.add_middleware(RequestIds)
     app.add_middleware(ResponseHeaders)
     install_docs(app)
+    finish_openapi(app)
     routers = (
         auth.router,
         me.router,
@@ -140,7 +142,7 @@ def create_app(settings: Settings | None = None, traces: TracerProvider | None =
         "/readyz",
         tags=["health"],
         dependencies=[Depends(PUBLIC)],
-        responses={503: {"model": ErrorOut, "description": "Not ready: a check failed."}},
+        responses=error_responses(503),
     )
     async def readyz(request: Request) -> JSONResponse:
         """Ready: the database answers at the newest schema and Temporal answers; until then

@@ -14,12 +14,16 @@ ApiError                    {"error": {"type", "code", "message", "param"}}
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 from temporalio.service import RPCError
 
 from domain.errors import DomainError
@@ -88,12 +92,39 @@ def _response(error: ApiError) -> JSONResponse:
 def _param(location: tuple[object, ...]) -> str | None:
     """("body", "lines", 2, "quantity") -> "lines[2].quantity"."""
     path = ""
-    for part in location[1:] if location and location[0] in ("body", "query", "path") else location:
+    for part in (
+        location[1:]
+        if location and location[0] in ("body", "query", "path", "header")
+        else location
+    ):
         if isinstance(part, int):
             path += f"[{part}]"
         else:
             path += f".{part}" if path else str(part)
     return path or None
+
+
+def _invalid(first: Mapping[str, Any]) -> InvalidRequest:
+    """The first validation error as our 400. A header that is absent or empty is
+    `<name>_missing` (Idempotency-Key: `idempotency_key_missing`), named as it is sent."""
+    location = tuple(first.get("loc", ()))
+    message = f"{first.get('msg', 'invalid value')}"
+    if len(location) == 2 and location[0] == "header" and not first.get("input"):
+        header = str(location[1])
+        return InvalidRequest(f"{header.lower().replace('-', '_')}_missing", message, header)
+    return InvalidRequest("invalid_" + first.get("type", "value"), message, _param(location))
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path. Starlette's own 405 names only the
+    first route that matched the path: GET /v1/orders/{id} hid DELETE /v1/orders/{id}."""
+    root, path = str(request.scope.get("root_path", "")), request.url.path
+    path = path.removeprefix(root) if root else path
+    methods: set[str] = set()
+    for route in iter_route_contexts(request.app.routes):  # included routers' too
+        if route.path and route.methods and compile_path(route.path)[0].match(path):
+            methods |= route.methods
+    return sorted(methods)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -107,19 +138,20 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, error: RequestValidationError) -> JSONResponse:
-        first = error.errors()[0]
-        message = f"{first.get('msg', 'invalid value')}"
-        param = _param(tuple(first.get("loc", ())))
-        return _response(InvalidRequest("invalid_" + first.get("type", "value"), message, param))
+        return _response(_invalid(error.errors()[0]))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_request: Request, error: StarletteHTTPException) -> JSONResponse:
+    async def _http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
         cls = NotFound if error.status_code == 404 else InvalidRequest
         api_error = cls(
             "not_found" if error.status_code == 404 else "bad_request", str(error.detail)
         )
         api_error.status_code = error.status_code
-        return _response(api_error)
+        response = _response(api_error)
+        response.headers.update(error.headers or {})
+        if error.status_code == 405:
+            response.headers["Allow"] = ", ".join(_allowed_methods(request))
+        return response
 
     @app.exception_handler(RPCError)
     async def _temporal_error(_request: Request, error: RPCError) -> JSONResponse:

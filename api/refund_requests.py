@@ -20,7 +20,6 @@ from api.auth.caller import Caller
 from api.auth.scope import order_for, sees_order
 from api.deps import AppContext
 from api.errors import ApiError, Conflict, InvalidRequest, NotFound
-from api.records import new_id
 from api.schemas import RefundCreate, RefundLineIn, RefundOut, RefundPartsOut
 from api.updates import resending_lost, update_with_start
 from db.tables import Order, Refund, RefundLine
@@ -39,9 +38,7 @@ from workflows.refund import RefundWorkflow
 _CONFLICTS = frozenset({"order_not_refundable"})
 
 
-def refund_id_for(order_id: str, idempotency_key: str | None) -> str:
-    if idempotency_key is None:
-        return new_id("rf")
+def refund_id_for(order_id: str, idempotency_key: str) -> str:
     digest = hashlib.sha256(f"{order_id}\n{idempotency_key}".encode()).hexdigest()
     return f"rf_{digest[:24]}"
 
@@ -51,12 +48,15 @@ async def request_refund(
     caller: Caller,
     order_id: str,
     body: RefundCreate,
-    idempotency_key: str | None,
+    idempotency_key: str,
 ) -> RefundOut:
-    """Ask for a refund as the caller: their role is who asked (and which rules apply)."""
+    """Ask for a refund as the caller: their role is who asked (and which rules apply).
+
+    The Idempotency-Key is required (api.idempotency): without one a client's retry
+    would be a second refund."""
     await asyncio.to_thread(_check_order, context, caller, order_id)
     # A key is the caller's own: another caller's identical key is another refund.
-    key = f"{caller.role}:{caller.id}:{idempotency_key}" if idempotency_key else None
+    key = f"{caller.role}:{caller.id}:{idempotency_key}"
     ask = RefundAsk(
         refund_id=refund_id_for(order_id, key),
         order_id=order_id,

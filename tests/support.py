@@ -180,6 +180,16 @@ async def create_order(
     return dict(response.json())
 
 
+async def post_refund(
+    client: httpx.AsyncClient, order_id: str, key: str | None = None, **body: Any
+) -> httpx.Response:
+    """POST a refund of `body` with an Idempotency-Key (a fresh one unless `key` is given)."""
+    global _key_counter
+    _key_counter += 1
+    headers = {"Idempotency-Key": key or f"refund-{time.time_ns()}-{_key_counter}"}
+    return await client.post(f"/v1/orders/{order_id}/refunds", json=body, headers=headers)
+
+
 async def get_order(api: httpx.AsyncClient, order_id: str) -> dict[str, Any]:
     response = await api.get(f"/v1/orders/{order_id}")
     assert response.status_code == 200, response.text

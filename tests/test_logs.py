@@ -21,7 +21,7 @@ from domain.keys import refund_workflow_id
 from domain.refunds import RefundAcceptance
 from logs import REQUEST_ID, configure_logging
 from tests.conftest import System
-from tests.support import create_merchant, create_order, pay, wait_status
+from tests.support import create_merchant, create_order, pay, post_refund, wait_status
 from workflows.refund import RefundWorkflow
 
 
@@ -38,7 +38,7 @@ async def test_log_lines_are_json_about_their_order_and_refusals_are_quiet(
     await pay(sandbox, order["id"])
     await wait_status(api, order["id"], "completed")
     before = len(_lines(worker_log))
-    refund = await api.post(f"/v1/orders/{order['id']}/refunds", json={"amount": 10**6})
+    refund = await post_refund(api, order["id"], amount=10**6)
     assert refund.status_code == 400, refund.text  # more than was paid: the saga refuses
     assert refund.headers["X-Request-ID"]
 

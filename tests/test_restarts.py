@@ -12,7 +12,7 @@ from temporalio.client import Client
 from db.tables import JournalEntry, PartyNotification, Payout
 from domain.keys import order_workflow_id, refund_workflow_id
 from tests.conftest import System
-from tests.support import create_merchant, create_order, pay, wait_for, wait_status
+from tests.support import create_merchant, create_order, pay, post_refund, wait_for, wait_status
 
 
 def _count(system: System, model: type, order_id: str) -> int:
@@ -28,7 +28,7 @@ async def test_every_saga_starts_with_the_configured_workflow_task_timeout(
     order = await create_order(api, merchant_id)
     await pay(sandbox, order["id"])
     await wait_status(api, order["id"], "completed")
-    refund = await api.post(f"/v1/orders/{order['id']}/refunds", json={"amount": 100})
+    refund = await post_refund(api, order["id"], amount=100)
     assert refund.status_code == 201, refund.text
     configured = float(system.env["PAYSAGA_WORKFLOW_TASK_TIMEOUT_SECONDS"])
     for workflow_id in (order_workflow_id(order["id"]), refund_workflow_id(refund.json()["id"])):

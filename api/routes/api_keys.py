@@ -11,6 +11,7 @@ from api.auth.scope import check_merchant
 from api.auth_schemas import ApiKeyCreate, ApiKeyOut, NewApiKeyOut
 from api.deps import ContextDep
 from api.errors import NotFound
+from api.openapi_errors import error_responses
 from api.records import now
 from api.routes.auth import NO_STORE
 from api.routes.merchants import load_merchant
@@ -19,7 +20,11 @@ from db.identity import ApiKey
 router = APIRouter(prefix="/v1/merchants", tags=["merchants"])
 
 
-@router.post("/{merchant_id}/api-keys", status_code=201)
+@router.post(
+    "/{merchant_id}/api-keys",
+    status_code=201,
+    responses=error_responses(400, 401, 403, 404, 413),
+)
 def create_key(
     merchant_id: str,
     caller: MerchantOrOperator,
@@ -36,7 +41,7 @@ def create_key(
         return NewApiKeyOut(**_key_out(created.row).model_dump(), key=created.key)
 
 
-@router.get("/{merchant_id}/api-keys")
+@router.get("/{merchant_id}/api-keys", responses=error_responses(401, 403, 404))
 def list_keys(merchant_id: str, caller: MerchantOrOperator, context: ContextDep) -> list[ApiKeyOut]:
     check_merchant(caller, merchant_id)
     with context.reads() as session:
@@ -47,7 +52,7 @@ def list_keys(merchant_id: str, caller: MerchantOrOperator, context: ContextDep)
         return [_key_out(row) for row in rows]
 
 
-@router.delete("/{merchant_id}/api-keys/{key_id}")
+@router.delete("/{merchant_id}/api-keys/{key_id}", responses=error_responses(401, 403, 404))
 def revoke_key(
     merchant_id: str, key_id: str, caller: MerchantOrOperator, context: ContextDep
 ) -> ApiKeyOut:

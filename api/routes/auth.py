@@ -27,6 +27,7 @@ from api.auth.users import EmailTaken, authenticate, normalise_email
 from api.auth_schemas import ConfirmIn, ProfileOut, RegisterIn, RegistrationAccepted, TokenOut
 from api.deps import AppContext, ContextDep
 from api.errors import Conflict, InvalidRequest
+from api.openapi_errors import error_responses
 from api.text import PRINTABLE
 from db.identity import User
 
@@ -36,7 +37,7 @@ router = APIRouter(prefix="/v1/auth", tags=["auth"], dependencies=[Depends(PUBLI
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
-@router.post("/register", status_code=202)
+@router.post("/register", status_code=202, responses=error_responses(400, 413, 429))
 def register(body: RegisterIn, request: Request, context: ContextDep) -> RegistrationAccepted:
     """Accepted, for every address: what happens next is in a message to the address."""
     email = normalise_email(body.email)
@@ -46,7 +47,7 @@ def register(body: RegisterIn, request: Request, context: ContextDep) -> Registr
     return RegistrationAccepted(email=email)
 
 
-@router.post("/confirm", status_code=201)
+@router.post("/confirm", status_code=201, responses=error_responses(400, 409, 413))
 def confirm(body: ConfirmIn, context: ContextDep) -> ProfileOut:
     """Open the account: the code is the one the message to the address carried."""
     with context.sessions() as session, session.begin():
@@ -61,7 +62,7 @@ def confirm(body: ConfirmIn, context: ContextDep) -> ProfileOut:
         return profile_out(user)
 
 
-@router.post("/token")
+@router.post("/token", responses=error_responses(400, 401, 413, 429))
 def token(
     request: Request,
     response: Response,

@@ -11,6 +11,7 @@ from sqlmodel import Session, col, or_, select
 from api.auth.caller import AnyCaller, OperatorCaller
 from api.deps import ContextDep
 from api.errors import Conflict, InvalidRequest, NotFound
+from api.openapi_errors import error_responses
 from api.records import now
 from api.schemas import CouponCreate, CouponOut, CouponPage
 from db.coupons import HoldCounts, coupon_rule, hold_counts, locked_coupon
@@ -41,7 +42,7 @@ def _read(session: Session, row: Coupon) -> CouponOut:
     return _out(row, hold_counts(session, [row.code]).get(row.code, HoldCounts()))
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, responses=error_responses(400, 401, 403, 409, 413))
 def create_coupon(body: CouponCreate, caller: OperatorCaller, context: ContextDep) -> CouponOut:
     if body.currency is not None:
         currency_exponent(body.currency)  # unknown currency -> 400
@@ -61,13 +62,13 @@ def create_coupon(body: CouponCreate, caller: OperatorCaller, context: ContextDe
     return _out(row, HoldCounts())
 
 
-@router.get("/{code}")
+@router.get("/{code}", responses=error_responses(401, 404))
 def get_coupon(code: str, caller: AnyCaller, context: ContextDep) -> CouponOut:
     with context.reads() as session:
         return _read(session, _load(session, code))
 
 
-@router.get("")
+@router.get("", responses=error_responses(400, 401, 403))
 def list_coupons(
     caller: OperatorCaller,
     context: ContextDep,
@@ -97,7 +98,7 @@ def list_coupons(
     return CouponPage(data=page, has_more=has_more, next_cursor=page[-1].code if has_more else None)
 
 
-@router.post("/{code}/disable")
+@router.post("/{code}/disable", responses=error_responses(401, 403, 404))
 def disable_coupon(code: str, caller: OperatorCaller, context: ContextDep) -> CouponOut:
     """End a campaign early: new orders are refused `coupon_disabled` from now on; orders
     that hold it keep their hold. Taken under the coupon's row lock, so no order is

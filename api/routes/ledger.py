@@ -28,6 +28,7 @@ from api.ledger_schemas import (
     StatementPage,
     TrialBalance,
 )
+from api.openapi_errors import error_responses
 from domain.ledger import AccountKind
 
 router = APIRouter(tags=["ledger"])
@@ -55,7 +56,7 @@ async def _read(
     return await asyncio.to_thread(run)
 
 
-@router.get("/v1/merchants/{merchant_id}/balances")
+@router.get("/v1/merchants/{merchant_id}/balances", responses=error_responses(401, 403, 404))
 async def get_merchant_balances(
     merchant_id: str, caller: MerchantOrOperator, context: ContextDep
 ) -> MerchantBalances:
@@ -64,7 +65,7 @@ async def get_merchant_balances(
     return await _read(context, views.merchant_balances, merchant_id)
 
 
-@router.get("/v1/merchants/{merchant_id}/ledger")
+@router.get("/v1/merchants/{merchant_id}/ledger", responses=error_responses(400, 401, 403, 404))
 async def list_merchant_entries(
     merchant_id: str,
     caller: MerchantOrOperator,
@@ -80,7 +81,7 @@ async def list_merchant_entries(
     )
 
 
-@router.get("/v1/merchants/{merchant_id}/statements")
+@router.get("/v1/merchants/{merchant_id}/statements", responses=error_responses(400, 401, 403, 404))
 async def list_merchant_statements(
     merchant_id: str,
     caller: MerchantOrOperator,
@@ -93,7 +94,7 @@ async def list_merchant_statements(
     return await _read(context, views.merchant_statements, merchant_id, limit, starting_after)
 
 
-@router.get("/v1/statements/{statement_id}")
+@router.get("/v1/statements/{statement_id}", responses=error_responses(401, 403, 404))
 async def get_statement(
     statement_id: str, caller: MerchantOrOperator, context: ContextDep
 ) -> StatementDetail:
@@ -104,7 +105,7 @@ async def get_statement(
     return statement
 
 
-@router.get("/v1/payouts/{payout_id}")
+@router.get("/v1/payouts/{payout_id}", responses=error_responses(401, 403, 404))
 async def get_payout(payout_id: str, caller: MerchantOrOperator, context: ContextDep) -> PayoutOut:
     payout = await _read(context, views.payout_detail, payout_id)
     if caller.role == Role.MERCHANT and payout.merchant_id != caller.id:
@@ -112,7 +113,7 @@ async def get_payout(payout_id: str, caller: MerchantOrOperator, context: Contex
     return payout
 
 
-@router.get("/v1/ledger/accounts")
+@router.get("/v1/ledger/accounts", responses=error_responses(400, 401, 403))
 async def list_accounts(
     caller: OperatorCaller,
     context: ContextDep,
@@ -126,7 +127,7 @@ async def list_accounts(
     return await _read(context, views.list_accounts, kind, owner, currency, limit, starting_after)
 
 
-@router.get("/v1/ledger/accounts/{account_id}")
+@router.get("/v1/ledger/accounts/{account_id}", responses=error_responses(400, 401, 403, 404))
 async def get_account(
     account_id: str,
     caller: OperatorCaller,
@@ -138,7 +139,7 @@ async def get_account(
     return await _read(context, views.account_detail, account_id, limit, starting_after)
 
 
-@router.get("/v1/ledger/trial-balance")
+@router.get("/v1/ledger/trial-balance", responses=error_responses(401, 403))
 async def get_trial_balance(caller: OperatorCaller, context: ContextDep) -> TrialBalance:
     """Every currency's postings must sum to zero and every balance match its postings."""
     return await _read(context, views.read_trial_balance)

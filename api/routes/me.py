@@ -21,6 +21,7 @@ from api.notifications import (
     list_buyer_notifications,
     mark_read,
 )
+from api.openapi_errors import error_responses
 from api.routes.auth import NO_STORE, new_tokens, profile_out
 from db.identity import User
 
@@ -34,13 +35,13 @@ def _me(session: Session, caller: Caller) -> User:
     return user
 
 
-@router.get("")
+@router.get("", responses=error_responses(401, 403, 404))
 def read_profile(caller: BuyerOrOperator, context: ContextDep) -> ProfileOut:
     with context.reads() as session:
         return profile_out(_me(session, caller))
 
 
-@router.patch("")
+@router.patch("", responses=error_responses(400, 401, 403, 404, 413))
 def update_profile(body: ProfileUpdate, caller: BuyerOrOperator, context: ContextDep) -> ProfileOut:
     with context.sessions() as session, session.begin():
         user = _me(session, caller)
@@ -49,7 +50,7 @@ def update_profile(body: ProfileUpdate, caller: BuyerOrOperator, context: Contex
         return profile_out(user)
 
 
-@router.post("/password")
+@router.post("/password", responses=error_responses(400, 401, 403, 404, 413, 429))
 def update_password(
     body: PasswordChange,
     caller: BuyerOrOperator,
@@ -77,7 +78,7 @@ def update_password(
     return tokens
 
 
-@router.get("/notifications")
+@router.get("/notifications", responses=error_responses(400, 401, 403, 404))
 def list_notifications(
     caller: BuyerCaller,
     context: ContextDep,
@@ -89,7 +90,7 @@ def list_notifications(
         return list_buyer_notifications(session, caller.id, limit, starting_after)
 
 
-@router.post("/notifications/{notification_id}/read")
+@router.post("/notifications/{notification_id}/read", responses=error_responses(401, 403, 404))
 def read_notification(
     notification_id: str, caller: BuyerCaller, context: ContextDep
 ) -> NotificationOut:

@@ -12,6 +12,7 @@ from api.auth.caller import MerchantOrOperator
 from api.auth.scope import check_merchant
 from api.deps import ContextDep
 from api.merchant_schemas import MerchantOut, WebhookConfig, WebhookSecretOut
+from api.openapi_errors import error_responses
 from api.records import now
 from api.routes.auth import NO_STORE
 from api.routes.merchants import load_merchant, merchant_out, new_webhook_secret
@@ -20,7 +21,7 @@ from api.webhook_urls import checked_webhook_url
 router = APIRouter(prefix="/v1/merchants", tags=["merchants"])
 
 
-@router.put("/{merchant_id}/webhook")
+@router.put("/{merchant_id}/webhook", responses=error_responses(400, 401, 403, 404, 413))
 def set_webhook(
     merchant_id: str, body: WebhookConfig, caller: MerchantOrOperator, context: ContextDep
 ) -> MerchantOut:
@@ -37,7 +38,7 @@ def set_webhook(
         return merchant_out(merchant)
 
 
-@router.post("/{merchant_id}/webhook-secret")
+@router.post("/{merchant_id}/webhook-secret", responses=error_responses(401, 403, 404))
 def rotate_webhook_secret(
     merchant_id: str, caller: MerchantOrOperator, context: ContextDep, response: Response
 ) -> WebhookSecretOut:

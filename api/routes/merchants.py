@@ -25,6 +25,7 @@ from api.merchant_schemas import (
     MerchantPage,
     MerchantUpdate,
 )
+from api.openapi_errors import error_responses
 from api.records import new_id, now
 from api.routes.auth import NO_STORE
 from api.webhook_urls import checked_webhook_url
@@ -44,7 +45,7 @@ def _seal_bank_account(context: AppContext, merchant: Merchant, number: str) -> 
     merchant.bank_account_last4 = compact[-4:]
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, responses=error_responses(400, 401, 403, 413))
 def create_merchant(
     body: MerchantCreate, caller: OperatorCaller, context: ContextDep, response: Response
 ) -> MerchantCreated:
@@ -71,7 +72,7 @@ def create_merchant(
     return MerchantCreated(**merchant_out(merchant).model_dump(), webhook_secret=secret)
 
 
-@router.get("")
+@router.get("", responses=error_responses(400, 401, 403))
 def list_merchants(
     caller: OperatorCaller,
     context: ContextDep,
@@ -88,14 +89,14 @@ def list_merchants(
     return MerchantPage(data=page, has_more=has_more, next_cursor=page[-1].id if has_more else None)
 
 
-@router.get("/{merchant_id}")
+@router.get("/{merchant_id}", responses=error_responses(401, 403, 404))
 def get_merchant(merchant_id: str, caller: MerchantOrOperator, context: ContextDep) -> MerchantOut:
     check_merchant(caller, merchant_id)
     with context.reads() as session:
         return merchant_out(load_merchant(session, merchant_id))
 
 
-@router.patch("/{merchant_id}")
+@router.patch("/{merchant_id}", responses=error_responses(400, 401, 403, 404, 413))
 def update_merchant(
     merchant_id: str, body: MerchantUpdate, caller: OperatorCaller, context: ContextDep
 ) -> MerchantOut:
@@ -115,12 +116,12 @@ def update_merchant(
         return merchant_out(merchant)
 
 
-@router.post("/{merchant_id}/suspend")
+@router.post("/{merchant_id}/suspend", responses=error_responses(401, 403, 404))
 def suspend_merchant(merchant_id: str, caller: OperatorCaller, context: ContextDep) -> MerchantOut:
     return _set_status(context, merchant_id, "suspended")
 
 
-@router.post("/{merchant_id}/reactivate")
+@router.post("/{merchant_id}/reactivate", responses=error_responses(401, 403, 404))
 def reactivate_merchant(
     merchant_id: str, caller: OperatorCaller, context: ContextDep
 ) -> MerchantOut:

@@ -44,6 +44,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from api.auth.caller import PUBLIC
 from api.deps import AppContext, ContextDep
 from api.errors import ApiError, InvalidRequest, NotFound, SignatureInvalid, error_body
+from api.openapi_errors import NOTIFICATION_ACKNOWLEDGEMENTS, NOTIFICATION_BODY, error_responses
 from api.records import now
 from channels.base import ChannelAdapter, Notification, NotificationKind
 from channels.errors import (
@@ -81,7 +82,11 @@ class _Refused(Exception):
         self.error, self.reason = error, reason
 
 
-@router.post("/{channel}/notify")
+@router.post(
+    "/{channel}/notify",
+    openapi_extra=NOTIFICATION_BODY,
+    responses={**NOTIFICATION_ACKNOWLEDGEMENTS, **error_responses(400, 401, 404, 413, 503)},
+)
 async def receive_notification(channel: str, request: Request, context: ContextDep) -> Response:
     adapter = context.channels.get(channel)
     if adapter is None:  # the path's name is not a label: it could be anything

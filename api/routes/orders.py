@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Query, Response
 from sqlmodel import col, select
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -13,7 +13,9 @@ from temporalio.service import RPCError, RPCStatusCode
 from api.auth.caller import AnyCaller, BuyerOrOperator, Caller
 from api.auth.scope import order_for, scoped_orders
 from api.deps import AppContext, ContextDep
-from api.errors import Conflict, InvalidRequest
+from api.errors import Conflict
+from api.idempotency import IdempotencyKey
+from api.openapi_errors import error_responses
 from api.order_creation import create_order
 from api.order_deletion import delete_order
 from api.order_modification import modify_order
@@ -29,28 +31,26 @@ from workflows.order import OrderWorkflow
 router = APIRouter(prefix="/v1/orders", tags=["orders"])
 
 
-@router.post("", status_code=201, response_model=OrderOut)
+@router.post(
+    "",
+    status_code=201,
+    response_model=OrderOut,
+    responses=error_responses(400, 401, 409, 413, 503),
+)
 async def post_order(
-    body: OrderCreate,
-    caller: AnyCaller,
-    context: ContextDep,
-    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+    body: OrderCreate, caller: AnyCaller, context: ContextDep, idempotency_key: IdempotencyKey
 ) -> Response:
     """A buyer orders for themself; a merchant (API key) for its own shop; operators any."""
-    if not idempotency_key:
-        raise InvalidRequest(
-            "idempotency_key_missing", "send an Idempotency-Key header", "Idempotency-Key"
-        )
     stored = await create_order(context, caller, idempotency_key, body)
     return Response(stored.body, status_code=stored.status_code, media_type="application/json")
 
 
-@router.get("/{order_id}")
+@router.get("/{order_id}", responses=error_responses(401, 404))
 def read_order(order_id: str, caller: AnyCaller, context: ContextDep) -> OrderOut:
     return _order_view(context, caller, order_id)
 
 
-@router.get("/{order_id}/payments")
+@router.get("/{order_id}/payments", responses=error_responses(401, 404))
 def list_payment_attempts(order_id: str, caller: AnyCaller, context: ContextDep) -> PaymentAttempts:
     """The order's payment attempts, first to latest: a modification closes the pending
     attempt and issues the next under its own reference, and every one stays listed."""
@@ -58,7 +58,7 @@ def list_payment_attempts(order_id: str, caller: AnyCaller, context: ContextDep)
         return attempts_out(session, order_for(session, caller, order_id))
 
 
-@router.get("")
+@router.get("", responses=error_responses(400, 401))
 def list_orders(
     caller: AnyCaller,
     context: ContextDep,
@@ -82,7 +82,7 @@ def list_orders(
     return OrderPage(data=page, has_more=has_more, next_cursor=page[-1].id if has_more else None)
 
 
-@router.post("/{order_id}/modify")
+@router.post("/{order_id}/modify", responses=error_responses(400, 401, 404, 409, 413, 503))
 async def post_modification(
     order_id: str, body: OrderModify, caller: AnyCaller, context: ContextDep
 ) -> OrderOut:
@@ -91,7 +91,11 @@ async def post_modification(
     return await modify_order(context, caller, order_id, body)
 
 
-@router.delete("/{order_id}", response_model=OrderOut, responses={202: {"model": OrderOut}})
+@router.delete(
+    "/{order_id}",
+    response_model=OrderOut,
+    responses={202: {"model": OrderOut}, **error_responses(400, 401, 404, 409, 503)},
+)
 async def delete(order_id: str, caller: AnyCaller, context: ContextDep) -> Response:
     """Cancel an unpaid order (200), or refund a paid one in full (202); repeats are safe."""
     deletion = await delete_order(context, caller, order_id)
@@ -102,7 +106,7 @@ async def delete(order_id: str, caller: AnyCaller, context: ContextDep) -> Respo
     )
 
 
-@router.post("/{order_id}/cancel")
+@router.post("/{order_id}/cancel", responses=error_responses(400, 401, 404, 409, 413, 503))
 async def cancel_order(
     order_id: str, caller: AnyCaller, context: ContextDep, body: CancelIn | None = None
 ) -> OrderOut:
@@ -118,7 +122,7 @@ async def cancel_order(
     )
 
 
-@router.post("/{order_id}/confirm-receipt")
+@router.post("/{order_id}/confirm-receipt", responses=error_responses(401, 403, 404, 409, 503))
 async def confirm_receipt(order_id: str, caller: BuyerOrOperator, context: ContextDep) -> OrderOut:
     """The buyer has the goods: the order completes and the merchant's share is released."""
     return await _update_then_expect(

@@ -12,13 +12,18 @@ from fastapi import APIRouter, Depends, Query
 
 from api.auth.caller import PUBLIC, BuyerCaller
 from api.deps import ContextDep
+from api.openapi_errors import error_responses
 from api.reviews import create_review, merchant_reviews
 from api.schemas import ReviewCreate, ReviewOut, ReviewPage
 
 router = APIRouter(tags=["reviews"])
 
 
-@router.post("/v1/orders/{order_id}/review", status_code=201)
+@router.post(
+    "/v1/orders/{order_id}/review",
+    status_code=201,
+    responses=error_responses(400, 401, 403, 404, 409, 413),
+)
 def post_review(
     order_id: str, body: ReviewCreate, caller: BuyerCaller, context: ContextDep
 ) -> ReviewOut:
@@ -27,7 +32,11 @@ def post_review(
         return create_review(session, order_id, caller.id, body.rating, body.text)
 
 
-@router.get("/v1/merchants/{merchant_id}/reviews", dependencies=[Depends(PUBLIC)])
+@router.get(
+    "/v1/merchants/{merchant_id}/reviews",
+    dependencies=[Depends(PUBLIC)],
+    responses=error_responses(400, 404),
+)
 def list_reviews(
     merchant_id: str,
     context: ContextDep,

@@ -7,7 +7,7 @@ from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -15,6 +15,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from api.auth.caller import PUBLIC, OperatorCaller
 from api.deps import AppContext, ContextDep
 from api.errors import InvalidRequest, NotFound, SignatureInvalid
+from api.openapi_errors import NOTIFICATION_ACKNOWLEDGEMENTS, NOTIFICATION_BODY, error_responses
 from api.records import now
 from channels.bank import PayoutStatus
 from channels.errors import NotificationFormatError, NotificationSignatureError
@@ -37,6 +38,14 @@ class DayIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     day: date
 
+    @field_validator("day", mode="before")
+    @classmethod
+    def _iso_string(cls, value: object) -> object:
+        """A day is the ISO string the document says: pydantic would take `0` as 1970-01-01."""
+        if not isinstance(value, str):
+            raise ValueError("a day is a string: YYYY-MM-DD")
+        return value
+
 
 class RunIn(DayIn):
     """A day to settle; `merchant_ids` limits the run to those merchants."""
@@ -46,7 +55,11 @@ class RunIn(DayIn):
     )
 
 
-@router.post("/v1/settlements/runs", status_code=202)
+@router.post(
+    "/v1/settlements/runs",
+    status_code=202,
+    responses=error_responses(400, 401, 403, 413, 503),
+)
 async def run_day(body: RunIn, caller: OperatorCaller, context: ContextDep) -> SettlementProgress:
     """Settle every merchant for a day (a backfill, or a re-run: both pay nothing twice)."""
     _not_in_future(body.day)
@@ -62,7 +75,7 @@ async def run_day(body: RunIn, caller: OperatorCaller, context: ContextDep) -> S
     return await handle.query(SettlementRunWorkflow.progress)
 
 
-@router.get("/v1/settlements/runs/{day}")
+@router.get("/v1/settlements/runs/{day}", responses=error_responses(400, 401, 403, 404, 503))
 async def run_progress(
     day: date, caller: OperatorCaller, context: ContextDep
 ) -> SettlementProgress:
@@ -75,7 +88,11 @@ async def run_progress(
         raise NotFound("run_not_found", f"no settlement run for {day}", "day") from None
 
 
-@router.post("/v1/merchants/{merchant_id}/settlements", status_code=202)
+@router.post(
+    "/v1/merchants/{merchant_id}/settlements",
+    status_code=202,
+    responses=error_responses(400, 401, 403, 404, 413, 503),
+)
 async def settle_merchant(
     merchant_id: str, body: DayIn, caller: OperatorCaller, context: ContextDep
 ) -> MerchantSettlementView:
@@ -99,7 +116,12 @@ async def settle_merchant(
     return await handle.query(MerchantSettlementWorkflow.view)
 
 
-@router.post("/v1/payouts/notify", dependencies=[Depends(PUBLIC)])
+@router.post(
+    "/v1/payouts/notify",
+    dependencies=[Depends(PUBLIC)],
+    openapi_extra=NOTIFICATION_BODY,
+    responses={**NOTIFICATION_ACKNOWLEDGEMENTS, **error_responses(400, 401, 404, 413, 503)},
+)
 async def payout_notification(request: Request, context: ContextDep) -> Response:
     """The bank tells us a payout's outcome: verify, store raw, signal, then acknowledge."""
     bank = context.bank

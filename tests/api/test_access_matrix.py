@@ -40,6 +40,7 @@ from tests.support import (
     merchant_body,
     order_body,
     pay,
+    post_refund,
     settings_from_env,
     wait_for,
     wait_status,
@@ -148,7 +149,10 @@ SAMPLES: dict[tuple[str, str], Sample] = {
     ("PATCH", "/v1/me"): _json(lambda w, p: {"display_name": "Matrix"}),
     ("POST", "/v1/me/password"): _password_change,
     ("POST", "/v1/orders"): _new_order,
-    ("POST", "/v1/orders/{order_id}/refunds"): _json(lambda w, p: {"amount": 1}),
+    ("POST", "/v1/orders/{order_id}/refunds"): lambda w, p: {
+        "json": {"amount": 1},
+        "headers": {"Idempotency-Key": secrets.token_hex(8)},
+    },
     ("POST", "/v1/orders/{order_id}/modify"): _json(
         lambda w, p: {"lines": order_body("")["lines"]}
     ),
@@ -283,7 +287,7 @@ async def build_world(
     async with client_as(system, buyer_a.headers) as as_a:
         notes = (await as_a.get("/v1/me/notifications")).json()["data"]
     assert notes, "buyer A was told of the payment"
-    refund = await api.post(f"/v1/orders/{order_id}/refunds", json={"amount": 100})
+    refund = await post_refund(api, order_id, amount=100)
     assert refund.status_code == 201, refund.text
     spare_key = await api.post(f"/v1/merchants/{merchant_id}/api-keys", json={"name": "spare"})
     today = datetime.now(UTC).date().isoformat()

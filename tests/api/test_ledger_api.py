@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 from db.settlement import prepare_statement
 from db.tables import JournalEntry
 from tests.conftest import System
-from tests.support import create_merchant, create_order, pay, wait_for, wait_status
+from tests.support import create_merchant, create_order, pay, post_refund, wait_for, wait_status
 
 # The standard test order: 7498 CNY on alipay at 0.6% fee and 5% commission.
 PAYABLE, FEE, COMMISSION = 7498, 45, 375
@@ -55,7 +55,7 @@ async def _held_order(api: httpx.AsyncClient, sandbox: httpx.AsyncClient, mercha
 
 async def _refund(api: httpx.AsyncClient, order_id: str, amount: int) -> dict[str, Any]:
     """A merchant's partial refund, once the channel has paid it; returns the refund."""
-    response = await api.post(f"/v1/orders/{order_id}/refunds", json={"amount": amount})
+    response = await post_refund(api, order_id, amount=amount)
     assert response.status_code == 201, response.text
     refund_id = response.json()["id"]
 

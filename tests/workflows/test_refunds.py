@@ -13,7 +13,15 @@ from db.ledger import account_balance
 from db.reconcile import order_breakdown
 from domain.ledger import AccountKind, account_id
 from tests.conftest import System
-from tests.support import create_merchant, create_order, get_order, pay, wait_for, wait_status
+from tests.support import (
+    create_merchant,
+    create_order,
+    get_order,
+    pay,
+    post_refund,
+    wait_for,
+    wait_status,
+)
 
 # The standard test order: 7498 CNY on alipay at 0.6% fee and 5% commission.
 PAYABLE, FEE, COMMISSION = 7498, 45, 375
@@ -40,9 +48,7 @@ async def _paid_order(
 async def _refund(
     api: httpx.AsyncClient, order_id: str, key: str | None = None, **body: Any
 ) -> httpx.Response:
-    headers = {"Idempotency-Key": key} if key else {}
-    payload = {**body}
-    return await api.post(f"/v1/orders/{order_id}/refunds", json=payload, headers=headers)
+    return await post_refund(api, order_id, key, **body)
 
 
 async def _settled_refund(api: httpx.AsyncClient, refund_id: str, status: str) -> dict[str, Any]:

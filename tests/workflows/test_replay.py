@@ -17,7 +17,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from domain.keys import merchant_settlement_workflow_id, order_workflow_id, refund_workflow_id
-from tests.support import create_merchant, create_order, pay, wait_status
+from tests.support import create_merchant, create_order, pay, post_refund, wait_status
 from worker import WORKFLOWS
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
@@ -55,7 +55,7 @@ async def test_refund_and_settlement_histories_replay(
     order = await create_order(api, merchant_id, auto_complete_seconds=3600)
     await pay(sandbox, order["id"])
     await wait_status(api, order["id"], "awaiting_receipt")
-    refund = await api.post(f"/v1/orders/{order['id']}/refunds", json={"amount": 100})
+    refund = await post_refund(api, order["id"], amount=100)
     assert refund.status_code == 201, refund.text
     assert (await api.post(f"/v1/orders/{order['id']}/confirm-receipt")).status_code == 200
     today = datetime.now(UTC).date()

@@ -15,7 +15,7 @@ from db.tables import JournalEntry, Payout, Statement
 from domain.keys import settlement_run_workflow_id
 from domain.ledger import PLATFORM, AccountKind, account_id
 from tests.conftest import System
-from tests.support import create_merchant, create_order, pay, wait_for, wait_status
+from tests.support import create_merchant, create_order, pay, post_refund, wait_for, wait_status
 from workflows.schedule import settlement_schedule_id
 from workflows.settlement import SettlementRunWorkflow
 
@@ -72,7 +72,7 @@ async def test_statement_reconciles_and_payout_is_paid_once(
 ) -> None:
     merchant_id = await create_merchant(api)
     first, _ = await _completed_orders(api, sandbox, merchant_id, 2)
-    refund = await api.post(f"/v1/orders/{first}/refunds", json={"amount": 1000})
+    refund = await post_refund(api, first, amount=1000)
     assert refund.status_code == 201, refund.text
     bank_before = _balance(system, AccountKind.BANK, PLATFORM)
 
@@ -136,7 +136,7 @@ async def test_refund_after_payout_is_clawed_back_from_available(
     [order_id] = await _completed_orders(api, sandbox, merchant_id, 1)
     await _settle(api, merchant_id)
     await _final_payout(system, merchant_id, "paid")
-    refund = await api.post(f"/v1/orders/{order_id}/refunds", json={"amount": 7498})
+    refund = await post_refund(api, order_id, amount=7498)
     assert refund.status_code == 201, refund.text
     assert _balance(system, AccountKind.MERCHANT_AVAILABLE, merchant_id) == -NET
 
