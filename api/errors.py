@@ -9,6 +9,10 @@ ApiError                    {"error": {"type", "code", "message", "param"}}
 ├── Conflict                409 conflict_error (idempotency key reuse, order state)
 ├── TooManyRequests         429 rate_limit_error with Retry-After (api.auth.rate_limit)
 └── ServiceUnavailable      503 api_error: Temporal unreachable; retrying may help
+
+Two come before any route, from api.body_guard, in the same shape: 413 request_too_large
+(a body over the limit) and 400 duplicate_key (a JSON object giving a key twice).
+The statuses each route declares in the OpenAPI document: api.openapi_errors.
 """
 
 from __future__ import annotations
