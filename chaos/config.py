@@ -21,7 +21,7 @@ class ChaosConfig:
     kills: bool = True
     drain_seconds: float = 180.0  # after the faults stop, how long orders may take to settle
     summary_path: Path = Path("var/chaos/summary.json")
-    work_dir: Path | None = None  # logs and databases; a fresh temporary directory if None
+    work_dir: Path | None = None  # logs and databases; var/chaos/run-<seed>-<time> if None
 
 
 def parse_args(argv: list[str] | None = None) -> ChaosConfig:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-import shutil
 import tempfile
 import time
 from collections import Counter
@@ -225,7 +224,8 @@ class ChaosRun:
 
 
 def run(config: ChaosConfig) -> bool:
-    work = config.work_dir or Path(tempfile.mkdtemp(prefix="paysaga-chaos-"))
+    # Kept after the run: the processes' logs are the evidence behind any problem found.
+    work = config.work_dir or Path("var/chaos") / f"run-{config.seed}-{int(time.time())}"
     work.mkdir(parents=True, exist_ok=True)
     postgres: OwnPostgres | None = None
     if config.database == "postgresql":
@@ -234,15 +234,11 @@ def run(config: ChaosConfig) -> bool:
         database_url = postgres.url
     else:
         database_url = f"sqlite:///{work / 'paysaga.db'}"
-    ok = False
     try:
         upgrade_to_head(database_url)
         chaos = ChaosRun(config, work, database_url)
         chaos.postgres = postgres
-        ok = asyncio.run(chaos.run())
-        return ok
+        return asyncio.run(chaos.run())
     finally:
         if postgres is not None:
             postgres.remove()
-        if ok and config.work_dir is None:  # a failed run keeps its logs as evidence
-            shutil.rmtree(work, ignore_errors=True)
