@@ -23,12 +23,14 @@ from channels.sandbox import (
     card_front,
     cashier,
     control,
+    fault_rates_control,
     payout_api,
     wechatpay_certs,
     wechatpay_front,
 )
 from channels.sandbox.bank_notify import BankNotifications
 from channels.sandbox.errors import install_error_handlers
+from channels.sandbox.fault_rates import FaultInjector, install_fault_injection
 from channels.sandbox.notifier import Notifier, NotifyProtocol
 from channels.sandbox.payout_service import PayoutService
 from channels.sandbox.service import SandboxService
@@ -47,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ChannelName.CARD: card_front.notifications(settings),
     }
     bank_secret = settings.sandbox_webhook_secret.get_secret_value().encode()
+    faults = FaultInjector()  # none until a chaos run sets its rates
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -54,7 +57,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         store = Store(Path(settings.sandbox_store_path) if settings.sandbox_store_path else None)
         async with httpx.AsyncClient(timeout=settings.channel_timeout_seconds) as client:
             notifier = Notifier(
-                client, time_scale=settings.sandbox_time_scale, record=store.record_delivery
+                client,
+                time_scale=settings.sandbox_time_scale,
+                record=store.record_delivery,
+                faults=faults.notification,
             )
             app.state.service = SandboxService(
                 store, notifier, settings.sandbox_base_url, protocols
@@ -75,7 +81,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="paysaga sandbox channels", lifespan=lifespan)
     app.state.settings = settings
     app.state.api_key = settings.sandbox_api_key  # the bank's
+    app.state.fault_injector = faults
     install_error_handlers(app)
+    install_fault_injection(app, faults)
     app.include_router(alipay_front.router)
     app.include_router(wechatpay_front.router)
     app.include_router(wechatpay_certs.router)
@@ -83,6 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(payout_api.router)
     app.include_router(cashier.router)
     app.include_router(control.router)
+    app.include_router(fault_rates_control.router)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

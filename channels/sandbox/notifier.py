@@ -73,8 +73,10 @@ class Notifier:
         time_scale: float,
         record: RecordAttempt,
         clock: Callable[[], float] = time.monotonic,
+        faults: Callable[[DeliveryMode, int], tuple[DeliveryMode, int]] | None = None,
     ) -> None:
         self._client = client
+        self._faults = faults  # a chaos run's: may turn a normal delivery into a fault
         self._time_scale = time_scale
         self._record = record
         self._clock = clock
@@ -89,6 +91,8 @@ class Notifier:
         delay_ms: int = 0,
     ) -> None:
         """Schedule delivery of `event` to `url` and return at once."""
+        if self._faults is not None:
+            mode, delay_ms = self._faults(mode, delay_ms)
         if mode is DeliveryMode.DROP or event.type not in protocol.event_types:
             return
         delay_s = delay_ms / 1000 if mode is DeliveryMode.DELAY else 0.0
