@@ -9,6 +9,7 @@ ApiError                    {"error": {"type", "code", "message", "param"}}
 ├── Conflict                409 conflict_error (idempotency key reuse, order state)
 ├── TooManyRequests         429 rate_limit_error with Retry-After (api.auth.rate_limit)
 └── ServiceUnavailable      503 api_error: Temporal unreachable; retrying may help
+    └── DatabaseUnavailable 503 api_error with Retry-After: the database is not answering
 
 Two come before any route, from api.body_guard, in the same shape: 413 request_too_large
 (a body over the limit) and 400 duplicate_key (a JSON object giving a key twice).
@@ -26,6 +27,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import iter_route_contexts
 from pydantic import BaseModel
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
 from temporalio.service import RPCError
@@ -69,6 +71,11 @@ class Conflict(ApiError):
 class ServiceUnavailable(ApiError):
     status_code = 503
     error_type = "api_error"
+
+
+class DatabaseUnavailable(ServiceUnavailable):
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": "2"}
 
 
 class ErrorDetail(BaseModel):
@@ -156,6 +163,13 @@ def install_error_handlers(app: FastAPI) -> None:
         if error.status_code == 405:
             response.headers["Allow"] = ", ".join(_allowed_methods(request))
         return response
+
+    @app.exception_handler(OperationalError)
+    async def _database_error(_request: Request, error: OperationalError) -> JSONResponse:
+        # Down, restarting or (SQLite) locked past the busy timeout: a retry may be taken.
+        logger.warning("database unavailable: %s", type(error.orig).__name__)
+        message = "the database is not answering; try again shortly"
+        return _response(DatabaseUnavailable("database_unavailable", message))
 
     @app.exception_handler(RPCError)
     async def _temporal_error(_request: Request, error: RPCError) -> JSONResponse:

@@ -81,12 +81,13 @@ _EXAMPLES: dict[int, _Example] = {
         {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}},
     ),
     503: _Example(
-        "A service behind the API (Temporal; for /readyz also the database) is not "
-        "answering; retrying may help.",
+        "A service behind the API (the database, Temporal) is not answering; retrying may "
+        "help, after Retry-After seconds when given.",
         "api_error",
-        "temporal_unavailable",
-        "try again shortly",
+        "database_unavailable",
+        "the database is not answering; try again shortly",
         None,
+        {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}},
     ),
 }
 
@@ -94,9 +95,12 @@ ERROR_STATUSES = frozenset(_EXAMPLES)
 
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """The `responses=` of a route that answers these error statuses (and no others)."""
+    """The `responses=` of a route that answers these error statuses (and no others).
+
+    Each such route reads the database (its caller's credentials, at least), which may be
+    away for a moment: 503 is declared on every one."""
     declared: dict[int | str, dict[str, Any]] = {}
-    for status in statuses:
+    for status in sorted({*statuses, 503}):
         example = _EXAMPLES[status]  # KeyError: a status with no example yet: add one
         body = error_body(example.error_type, example.code, example.message, example.param)
         response: dict[str, Any] = {

@@ -37,7 +37,7 @@ from tests.support import (
 
 # What each route answers besides its successes: the statuses its code can raise.
 # Missing credentials 401, another role 403, a body over the limit 413 (every route
-# that reads a body), Temporal away 503 (every route that calls it).
+# that reads a body), Temporal away 503 (every route that calls it; below, the database).
 AUTH_ANY = {401}
 AUTH_SOME = {401, 403}
 ANSWERS: dict[tuple[str, str], set[int]] = {
@@ -92,6 +92,11 @@ ANSWERS: dict[tuple[str, str], set[int]] = {
     ("GET", "/v1/ledger/trial-balance"): AUTH_SOME,
     ("GET", "/healthz"): set(),
     ("GET", "/readyz"): {503},
+}
+# Every route but /healthz reads the database (the caller's credentials, at least), and
+# answers 503 database_unavailable while it is away.
+ANSWERS = {
+    route: s | ({503} if route != ("GET", "/healthz") else set()) for route, s in ANSWERS.items()
 }
 # POSTs that move money: a retry without a key would move it twice.
 KEYED = {("POST", "/v1/orders"), ("POST", "/v1/orders/{order_id}/refunds")}
