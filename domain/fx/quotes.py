@@ -115,6 +115,13 @@ def make_quote(
     customer_rate = customer_rate_for(mid_rate.value, markup_bps)
     at_mid = convert(price_amount, base, quote, mid_rate.value)
     charged = convert(price_amount, base, quote, customer_rate)
+    if at_mid.target_amount == 0:
+        # Nothing to charge at the market rate: a buyer would pay only markup, or nothing.
+        raise InvalidOrder(
+            "amount_too_small",
+            f"{price_amount} {base} minor units are worth less than one {quote} minor unit",
+            "amount",
+        )
     return Quote(
         quote_id=quote_id,
         price_amount=price_amount,
