@@ -2,7 +2,7 @@
 
     rates.py          Rate, the RateSource protocol, exact Decimal arithmetic, cross rates
     sandbox_rates.py  SandboxRates: moving, reproducible mid rates for the sandbox and tests
-    ecb.py            the ECB's daily reference-rate XML: safe parser and EcbRates source
+    (channels.rates.ecb: the ECB's daily reference-rate XML, a RateSource read from outside)
     conversion.py     convert(): whole minor units + exact residual; the rounding rule
     quotes.py         make_quote(), validity, refund_quoted()
     errors.py         the error tree

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from channels.rates.ecb import EcbRates, load_sample_reference
 from domain.errors import InvalidOrder
 from domain.fx.conversion import exact_converted
-from domain.fx.ecb import EcbRates, load_sample_reference
 from domain.fx.errors import QuotedRefundRefused, QuoteExpired
 from domain.fx.quotes import (
     MAX_MARKUP_BPS,

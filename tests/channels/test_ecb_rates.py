@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from domain.fx.ecb import (
+from channels.rates.ecb import (
     MAX_DOCUMENT_BYTES,
     EcbRates,
     ReferenceRates,

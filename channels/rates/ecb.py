@@ -102,7 +102,7 @@ def render_ecb_daily(reference: ReferenceRates) -> bytes:
 
 def load_sample_reference() -> ReferenceRates:
     """The sample table shipped with paysaga (2024-04-15), for development and tests."""
-    return parse_ecb_daily((resources.files("domain.fx") / "data" / SAMPLE_FILE).read_bytes())
+    return parse_ecb_daily((resources.files("channels.rates") / "data" / SAMPLE_FILE).read_bytes())
 
 
 class EcbRates:

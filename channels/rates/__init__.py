@@ -1,0 +1,1 @@
+"""Where exchange rates come from outside: published reference-rate files (the ECB's daily XML)."""
