@@ -5,7 +5,7 @@
 FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md settings.py logs.py worker.py worker_health.py stack.py processes.py \
-    telemetry.py ./
+    telemetry.py temporal_client.py ./
 COPY domain domain
 COPY workflows workflows
 COPY activities activities

@@ -20,7 +20,6 @@ from prometheus_client import start_http_server
 from sqlalchemy import Engine
 from starlette.applications import Starlette
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import Runtime
 from temporalio.worker import Worker
 
@@ -42,11 +41,11 @@ from metrics.temporal_sdk import TemporalSdkMetrics, loopback_port, sdk_runtime
 from settings import Settings, get_settings
 from telemetry import (
     WORKER_SERVICE,
-    temporal_interceptors,
     trace_engine,
     trace_http,
     tracer_provider,
 )
+from temporal_client import connect
 from worker_health import health_app, serving_health
 from workflows.late_payment import LatePaymentRefundWorkflow
 from workflows.merchant_webhook import MerchantWebhookWorkflow
@@ -54,7 +53,6 @@ from workflows.order import OrderWorkflow
 from workflows.refund import RefundWorkflow
 from workflows.schedule import ensure_settlement_schedule
 from workflows.settlement import MerchantSettlementWorkflow, SettlementRunWorkflow
-from workflows.task_timeout import WorkflowTaskTimeout
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
@@ -79,23 +77,6 @@ def webhook_retry(settings: Settings) -> WebhookRetry:
         initial_ms=settings.webhook_retry_initial_ms,
         maximum_ms=settings.webhook_retry_maximum_ms,
         window_seconds=settings.webhook_delivery_window_seconds,
-    )
-
-
-async def connect(
-    settings: Settings, traces: TracerProvider | None = None, runtime: Runtime | None = None
-) -> Client:
-    """The Temporal client of the API and the worker; with `traces`, it carries the trace;
-    `runtime` (the worker's) serves the SDK's metrics."""
-    return await Client.connect(
-        settings.temporal_address,
-        namespace=settings.temporal_namespace,
-        data_converter=pydantic_data_converter,
-        interceptors=[
-            WorkflowTaskTimeout(settings.workflow_task_timeout),
-            *temporal_interceptors(traces),
-        ],
-        runtime=runtime or sdk_runtime(),
     )
 
 

@@ -45,7 +45,7 @@ from metrics.edge import ApiMetrics, HttpMetrics
 from metrics.state import DatabaseState
 from settings import Settings, get_settings
 from telemetry import API_SERVICE, trace_app, trace_engine, trace_http, tracer_provider
-from worker import connect
+from temporal_client import connect
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
