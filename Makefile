@@ -77,8 +77,8 @@ prometheus:
 # Chromium, from Debian's package, for the pages' browser tests (tests/pages/): Playwright
 # drives it by path (/usr/bin/chromium), since no browser build can be downloaded here.
 chromium:
-	@if ! test -x /usr/bin/chromium; then \
-		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; \
+	@if ! test -x /usr/bin/chromium || ! fc-list :lang=zh | grep -q .; then \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium fonts-wqy-microhei; \
 	fi
 
 clean:

@@ -12,6 +12,7 @@ from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 from sqlmodel import col, select
 
+from api.auth.web_sessions import SessionHolder
 from api.deps import AppContext, ContextDep
 from api.errors import ApiError, NotFound
 from api.pages.order_page import not_found, order_page, refund_from_form
@@ -100,16 +101,19 @@ async def refund(
 
 
 async def refund_order(
-    request: Request, context: AppContext, holder, order_id: str, base: str
-) -> Response:  # type: ignore[no-untyped-def]
+    request: Request, context: AppContext, holder: SessionHolder, order_id: str, base: str
+) -> Response:
     """Ask for the form's refund through the API's own code (the same rules, the same
     idempotency); a refusal re-renders the page with the reason."""
     await check_csrf(request, holder)
     form = {key: str(value) for key, value in (await request.form()).items()}
     caller = caller_of(holder)
+    key = form.get("idempotency_key", "")[:255]
     try:
         body = refund_from_form(form)
-        await request_refund(context, caller, order_id, body, form.get("idempotency_key", ""))
+        if not key:
+            raise ValueError("no Idempotency-Key")  # only a forged form lacks one
+        await request_refund(context, caller, order_id, body, key)
     except NotFound:
         return not_found(request, holder)
     except (ValueError, ValidationError):

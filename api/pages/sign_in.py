@@ -12,7 +12,7 @@ import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from api.auth.rate_limit import TooManyRequests, client_address
 from api.auth.staff import authenticate_staff
@@ -39,7 +39,9 @@ Email = Annotated[str, Form(max_length=320)]
 Password = Annotated[str, Form(max_length=128)]
 
 
-def _form(request: Request, context: AppContext, kind: str, error: str = "", status: int = 200):  # type: ignore[no-untyped-def]
+def _form(
+    request: Request, context: AppContext, kind: str, error: str = "", status: int = 200
+) -> HTMLResponse:
     token = sign_in_csrf(request)
     values = {"kind": kind, "title": _TITLES[kind], "error": error, "sign_in_csrf": token}
     response = render(request, "sign_in.html", values, status_code=status)

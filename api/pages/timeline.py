@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 
 from sqlmodel import Session, col, select
 from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import HistoryEvent, MarkerRecordedEventAttributes
 from temporalio.client import Client, WorkflowHistory
 from temporalio.service import RPCError
 
@@ -80,7 +81,7 @@ def saga_steps(history: WorkflowHistory) -> list[Moment]:
     return steps
 
 
-def _step_title(event) -> str | None:  # type: ignore[no-untyped-def]
+def _step_title(event: HistoryEvent) -> str | None:
     kind = event.event_type
     if kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
         return "Saga started"
@@ -103,7 +104,7 @@ def _step_title(event) -> str | None:  # type: ignore[no-untyped-def]
     return _ENDINGS.get(kind)
 
 
-def _marker_activity(attributes) -> str | None:  # type: ignore[no-untyped-def]
+def _marker_activity(attributes: MarkerRecordedEventAttributes) -> str | None:
     """The activity type a local activity's marker names, or None for another marker."""
     payloads = attributes.details.get("data")
     if payloads is None or not payloads.payloads:
