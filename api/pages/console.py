@@ -39,7 +39,7 @@ from domain.order_status import OrderStatus
 from workflows.order import OrderWorkflow
 from workflows.settlement import SettlementRunWorkflow
 
-router = APIRouter()
+router = APIRouter(include_in_schema=False)  # HTML, not the JSON API's contract
 
 
 async def _form(request: Request, holder: SessionHolder) -> dict[str, str]:

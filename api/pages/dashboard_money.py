@@ -18,7 +18,7 @@ from api.pages.order_page import not_found
 from api.pages.render import PAGE_HEADERS, render
 from api.pages.sessions import StaffSession
 
-router = APIRouter()
+router = APIRouter(include_in_schema=False)  # HTML, not the JSON API's contract
 
 
 @router.get("/dashboard/balances")

@@ -23,7 +23,7 @@ from api.webhook_resend import resend_event
 from db.tables import Order
 from domain.order_status import OrderStatus
 
-router = APIRouter()
+router = APIRouter(include_in_schema=False)  # HTML, not the JSON API's contract
 PAGE_SIZE = 25
 CHANNELS = ("alipay", "wechatpay", "card")
 

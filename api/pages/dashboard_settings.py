@@ -29,7 +29,7 @@ from db.identity import ApiKey
 from db.staff import MerchantUser
 from db.tables import WebhookEvent
 
-router = APIRouter()
+router = APIRouter(include_in_schema=False)  # HTML, not the JSON API's contract
 _URL = TypeAdapter(HttpUrl)
 
 

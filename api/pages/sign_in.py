@@ -31,7 +31,7 @@ from api.pages.sessions import (
 )
 from api.records import now
 
-router = APIRouter()
+router = APIRouter(include_in_schema=False)  # HTML, not the JSON API's contract
 
 _HOMES = {"merchant": "/dashboard", "operator": "/console"}
 _TITLES = {"merchant": "Merchant dashboard", "operator": "Operator console"}

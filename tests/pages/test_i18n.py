@@ -26,7 +26,9 @@ TEMPLATES = Path(i18n.__file__).parent / "templates"
         ("xx", "zh", "zh"),  # a cookie we never set is ignored
     ],
 )
-def test_the_locale_is_the_switch_then_accept_language(cookie, accept, chosen) -> None:
+def test_the_locale_is_the_switch_then_accept_language(
+    cookie: str | None, accept: str | None, chosen: str
+) -> None:
     assert choose_locale(cookie, accept) == chosen
 
 
