@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 # them compiles everything again (about 6 s of CPU per test process).
 export PYTHONDONTWRITEBYTECODE :=
 
-.PHONY: run test test-long lint typecheck compose-check secrets prometheus clean operator outbox chaos
+.PHONY: run test test-long lint typecheck compose-check secrets prometheus chromium clean operator outbox chaos
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -56,7 +56,7 @@ TEST_WORKERS ?= 3
 # mypy runs beside the tests, not before them (15 s on a fresh clone; its verdict comes
 # among the tests' first lines): either failing fails `make test`, and the run ends with
 # the tests' summary, slowest tests listed.
-test: $(STAMP) lint compose-check prometheus
+test: $(STAMP) lint compose-check prometheus chromium
 	@$(BIN)/mypy . & mypy=$$!; \
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal; tests=$$?; \
 	wait $$mypy; typed=$$?; [ $$tests -eq 0 ] && [ $$typed -eq 0 ]
@@ -64,7 +64,7 @@ test: $(STAMP) lint compose-check prometheus
 # The same suite with Hypothesis's "long" profile: many more examples, run by hand. The
 # API's contract test (tests/api/test_contract.py) then sends 100 generated requests per
 # operation and role, not 3, and adds schemathesis's coverage phase.
-test-long: $(STAMP) lint typecheck prometheus
+test-long: $(STAMP) lint typecheck prometheus chromium
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal --hypothesis-profile=long
 
 # Prometheus and promtool, from Debian's package, for the tests of deploy/prometheus and of
@@ -85,6 +85,13 @@ CHAOS_SUMMARY ?= var/chaos/summary.json
 chaos: $(STAMP)
 	$(BIN)/python -m chaos --orders $(CHAOS_ORDERS) --seconds $(CHAOS_SECONDS) \
 		--seed $(CHAOS_SEED) --database $(CHAOS_DATABASE) --summary $(CHAOS_SUMMARY)
+
+# Chromium, from Debian's package, for the pages' browser tests (tests/pages/): Playwright
+# drives it by path (/usr/bin/chromium), since no browser build can be downloaded here.
+chromium:
+	@if ! test -x /usr/bin/chromium || ! fc-list :lang=zh | grep -q .; then \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium fonts-wqy-microhei; \
+	fi
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -96,6 +96,8 @@ class Settings(BaseSettings):
     temporal_namespace: str = "default"
     task_queue: str = "orders"
     temporal_ui_port: int = 8233
+    # Where the pages link an order's workflow; empty: http://127.0.0.1:{temporal_ui_port}.
+    temporal_ui_url: str = ""
     temporal_db_path: str = "var/temporal.db"
 
     # HTTP services
@@ -103,6 +105,10 @@ class Settings(BaseSettings):
     api_port: int = 8000
     # Where channels send notifications; the sandbox appends /v1/channels/{channel}/notify.
     api_public_url: str = "http://127.0.0.1:8000"
+    # The pages' session cookie is `Secure` (sent over https only). Browsers treat
+    # http://127.0.0.1 and localhost as secure, so `make run` works as it is; turn it off
+    # only for a development server reached over plain http by another name.
+    session_cookie_secure: bool = True
     sandbox_host: str = "127.0.0.1"
     sandbox_port: int = 8100
     sandbox_base_url: str = "http://127.0.0.1:8100"

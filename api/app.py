@@ -19,6 +19,7 @@ from api.deps import AppContext
 from api.docs import install_docs
 from api.errors import install_error_handlers
 from api.openapi_errors import error_responses, finish_openapi
+from api.pages.install import install_pages
 from api.readiness import database_check, readiness_answer, temporal_check
 from api.request_ids import RequestIds
 from api.response_headers import ResponseHeaders
@@ -28,6 +29,7 @@ from api.routes import (
     coupons,
     ledger,
     me,
+    merchant_users,
     merchant_webhooks,
     merchants,
     metrics,
@@ -122,6 +124,7 @@ def create_app(settings: Settings | None = None, traces: TracerProvider | None =
         refunds.router,
         merchants.router,
         api_keys.router,
+        merchant_users.router,
         merchant_webhooks.router,
         coupons.router,
         reviews.router,
@@ -132,6 +135,7 @@ def create_app(settings: Settings | None = None, traces: TracerProvider | None =
     )
     for router in routers:
         app.include_router(router)
+    install_pages(app)  # the dashboard and the console: HTML, not in the OpenAPI document
 
     @app.get("/healthz", tags=["health"], dependencies=[Depends(PUBLIC)])
     def healthz() -> dict[str, str]:

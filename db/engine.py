@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import Engine, event, make_url
 from sqlmodel import Session, create_engine
 
-from db import identity, tables  # noqa: F401  (registers the tables on SQLModel.metadata)
+from db import identity, staff, tables  # noqa: F401  (registers the tables on SQLModel.metadata)
 
 SessionFactory = Callable[[], Session]
 

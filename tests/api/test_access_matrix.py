@@ -96,6 +96,8 @@ def app_routes(system: System) -> list[tuple[str, str, Access | Public]]:
         route = context.original_route
         if not isinstance(route, APIRoute):
             continue  # the OpenAPI document and the docs pages
+        if not route.include_in_schema:
+            continue  # api.pages: cookie sessions, tested in tests/pages/test_page_security.py
         path = str(context.path)
         access = declared_access(route)
         assert len(access) == 1, f"{path} declares {len(access)} access rules, not one"
@@ -159,6 +161,9 @@ SAMPLES: dict[tuple[str, str], Sample] = {
     ("POST", "/v1/merchants"): _json(lambda w, p: merchant_body()),
     ("PATCH", "/v1/merchants/{merchant_id}"): _json(lambda w, p: {"name": "Renamed shop"}),
     ("POST", "/v1/merchants/{merchant_id}/api-keys"): _json(lambda w, p: {"name": "matrix"}),
+    ("POST", "/v1/merchants/{merchant_id}/users"): _json(
+        lambda w, p: {"email": f"staff-{secrets.token_hex(6)}@example.com", "password": "x" * 12}
+    ),
     ("POST", "/v1/coupons"): _new_coupon,
     ("PUT", "/v1/merchants/{merchant_id}/webhook"): _json(lambda w, p: {"url": None}),
     ("POST", "/v1/orders/{order_id}/review"): _json(lambda w, p: {"rating": 5, "text": "Good tea"}),

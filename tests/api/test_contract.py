@@ -71,6 +71,7 @@ ANSWERS: dict[tuple[str, str], set[int]] = {
     ("DELETE", "/v1/merchants/{merchant_id}/api-keys/{key_id}"): AUTH_SOME | {404},
     ("PUT", "/v1/merchants/{merchant_id}/webhook"): AUTH_SOME | {400, 404, 413},
     ("POST", "/v1/merchants/{merchant_id}/webhook-secret"): AUTH_SOME | {404},
+    ("POST", "/v1/merchants/{merchant_id}/users"): AUTH_SOME | {400, 404, 409, 413},
     ("POST", "/v1/coupons"): AUTH_SOME | {400, 409, 413},
     ("GET", "/v1/coupons"): AUTH_SOME | {400},
     ("GET", "/v1/coupons/{code}"): AUTH_ANY | {404},

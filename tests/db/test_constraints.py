@@ -26,6 +26,10 @@ from tests.db.books import Books, fill_books
 CASES: dict[str, tuple[str, ...]] = {
     "ck_merchants_status": ("UPDATE merchants SET status = 'closed' WHERE id = :merchant",),
     "ck_users_role": ("UPDATE users SET role = 'admin' WHERE id = :buyer",),
+    "ck_web_sessions_kind": (
+        "INSERT INTO web_sessions (id, kind, subject_id, token_version, csrf_token, created_at,"
+        " expires_at) VALUES ('s1', 'buyer', :buyer, 0, 't', '2026-01-01', '2026-01-02')",
+    ),
     "ck_coupons_kind": ("UPDATE coupons SET kind = 'free' WHERE code = :coupon",),
     "ck_coupons_amount_off": ("UPDATE coupons SET amount_off = 0 WHERE code = :coupon",),
     "ck_coupons_min_total": ("UPDATE coupons SET min_total = -1 WHERE code = :coupon",),
