@@ -85,6 +85,8 @@ Compensation = Callable[[], Awaitable[None]]
 StepFailed = options.StepFailed
 # Re-issued attempts are named "{order id}__{n}" (Alipay takes letters, digits, "_").
 UNDERSCORE_REFERENCES = "payment-reference-underscore"
+# A poll that finds the payment closed at the channel ends the wait (it used to wait on).
+POLL_SEES_CLOSED = "poll-sees-channel-close"
 
 
 def _failure_type(error: ActivityError | ApplicationError | StepTimeout) -> str | None:
@@ -387,7 +389,12 @@ class OrderWorkflow:
             )
         except StepFailed:
             return  # the next poll, the notification or the timeout will tell
-        if state.status in (PaymentStatus.PAID, PaymentStatus.DECLINED):
+        if state.status in (PaymentStatus.PAID, PaymentStatus.DECLINED) or (
+            # Closed at the channel while we wait (Alipay's TRADE_CLOSED after a decline,
+            # WeChat Pay's CLOSED or REVOKED, a canceled card intent): the buyer can no
+            # longer pay it, and its lost notification would have said "declined".
+            state.status == PaymentStatus.CLOSED and workflow.patched(POLL_SEES_CLOSED)
+        ):
             self._inbox.append(signal_from_state(state, "query", self._order.payment_attempt))
 
     async def _close_at_channel(self) -> bool:
