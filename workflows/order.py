@@ -128,6 +128,13 @@ def _repricing_refusal(error: ActivityError | ApplicationError | StepTimeout) ->
     return _refused(f"the order could not be re-priced: {failure}", MODIFICATION_FAILED)
 
 
+# Where a paid saga may stand, replayed, while the database already says awaiting_receipt.
+_PAID_BEFORE_THE_HOLD = frozenset(
+    {OrderStatus.AWAITING_PAYMENT, OrderStatus.PAID, OrderStatus.SETTLED}
+)
+_CONFIRMABLE = frozenset({OrderStatus.AWAITING_RECEIPT, OrderStatus.COMPLETED})
+
+
 @workflow.defn
 class OrderWorkflow:
     @workflow.init
@@ -227,7 +234,12 @@ class OrderWorkflow:
 
     @confirm_receipt.validator
     def _validate_receipt(self, request: ReceiptConfirmation) -> None:
-        if self._status not in (OrderStatus.AWAITING_RECEIPT, OrderStatus.COMPLETED):
+        # After a worker restart the saga replays to where its history ends, which can lag
+        # the projection the API read (awaiting_receipt is written by the step before the
+        # hold): a paid order on its way to the hold takes the confirmation, and the hold
+        # sees it when it is reached; one that is compensated instead answers as refunded.
+        on_its_way = self._paid is not None and self._status in _PAID_BEFORE_THE_HOLD
+        if not on_its_way and self._status not in _CONFIRMABLE:
             raise ValueError(f"order is {self._status.value}; receipt can be confirmed once paid")
 
     @cancel_order.validator
