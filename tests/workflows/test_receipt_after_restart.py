@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest_asyncio
 from temporalio import activity
@@ -31,6 +32,7 @@ from domain.saga import (
     CheckoutRequest,
     OrderInput,
     OrderRef,
+    PaymentRecord,
     PaymentSignal,
     ReceiptConfirmation,
     StatusChange,
@@ -51,7 +53,7 @@ class StandInSteps:
     release: asyncio.Event = field(default_factory=asyncio.Event)
     statuses: list[str] = field(default_factory=list)
 
-    def activities(self) -> list[object]:
+    def activities(self) -> list[Callable[..., Any]]:
         @activity.defn(name="record_order")
         async def record_order(order: OrderInput) -> None:
             self.statuses.append("created")
@@ -62,7 +64,7 @@ class StandInSteps:
             return Checkout(channel_payment_id=order.order_id, checkout_url="http://pay.test")
 
         @activity.defn(name="record_payment")
-        async def record_payment(record: object) -> None:
+        async def record_payment(record: PaymentRecord) -> None:
             self.statuses.append("paid")
 
         @activity.defn(name="settle_order")
