@@ -8,7 +8,8 @@ ApiError                    {"error": {"type", "code", "message", "param"}}
 ├── NotFound                404 not_found_error
 ├── Conflict                409 conflict_error (idempotency key reuse, order state)
 ├── TooManyRequests         429 rate_limit_error with Retry-After (api.auth.rate_limit)
-└── ServiceUnavailable      503 api_error: Temporal unreachable; retrying may help
+└── ServiceUnavailable      503 api_error with Retry-After: Temporal unreachable, no worker
+                            took the saga's step in time, a channel down; retrying may help
 """
 
 from __future__ import annotations
@@ -61,6 +62,15 @@ class Conflict(ApiError):
 class ServiceUnavailable(ApiError):
     status_code = 503
     error_type = "api_error"
+
+    def __init__(
+        self, code: str, message: str, param: str | None = None, *, retry_after: int = 5
+    ) -> None:
+        super().__init__(code, message, param)
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
 
 
 class ErrorDetail(BaseModel):
