@@ -191,6 +191,15 @@ class Settings(BaseSettings):
     # we send to its /v1/traces). Empty: no tracing at all (see telemetry.py).
     otlp_endpoint: str = ""
 
+    # How long the API keeps a caller waiting for a saga: an update or query is sent
+    # again, with backoff, while the server says no worker has taken it yet (a worker
+    # restarting: its workflow tasks wait workflow_task_timeout_seconds to move on);
+    # past this, 503 with Retry-After. And how long POST /v1/orders waits for a checkout
+    # while the channel does not take the payment: past this, 503 channel_unavailable,
+    # and the saga closes the order unpaid (a retry with the same key reads that).
+    api_update_patience_seconds: float = Field(default=30, gt=0, le=120)
+    checkout_deadline_seconds: float = Field(default=10, gt=0, le=120)
+
     # Notification signatures older or newer than this are rejected.
     notify_tolerance_seconds: int = 300
     channel_timeout_seconds: int = 10

@@ -8,8 +8,9 @@ ApiError                    {"error": {"type", "code", "message", "param"}}
 ├── NotFound                404 not_found_error
 ├── Conflict                409 conflict_error (idempotency key reuse, order state)
 ├── TooManyRequests         429 rate_limit_error with Retry-After (api.auth.rate_limit)
-└── ServiceUnavailable      503 api_error: Temporal unreachable; retrying may help
-    └── DatabaseUnavailable 503 api_error with Retry-After: the database is not answering
+└── ServiceUnavailable      503 api_error with Retry-After: the database or Temporal is
+                            unreachable, no worker took the saga's step in time, a channel
+                            is down; retrying may help
 
 Two come before any route, from api.body_guard, in the same shape: 413 request_too_large
 (a body over the limit) and 400 duplicate_key (a JSON object giving a key twice).
@@ -72,10 +73,14 @@ class ServiceUnavailable(ApiError):
     status_code = 503
     error_type = "api_error"
 
+    def __init__(
+        self, code: str, message: str, param: str | None = None, *, retry_after: int = 5
+    ) -> None:
+        super().__init__(code, message, param)
+        self.retry_after = retry_after
 
-class DatabaseUnavailable(ServiceUnavailable):
     def headers(self) -> dict[str, str]:
-        return {"Retry-After": "2"}
+        return {"Retry-After": str(self.retry_after)}
 
 
 class ErrorDetail(BaseModel):
@@ -169,7 +174,7 @@ def install_error_handlers(app: FastAPI) -> None:
         # Down, restarting or (SQLite) locked past the busy timeout: a retry may be taken.
         logger.warning("database unavailable: %s", type(error.orig).__name__)
         message = "the database is not answering; try again shortly"
-        return _response(DatabaseUnavailable("database_unavailable", message))
+        return _response(ServiceUnavailable("database_unavailable", message, retry_after=2))
 
     @app.exception_handler(RPCError)
     async def _temporal_error(_request: Request, error: RPCError) -> JSONResponse:

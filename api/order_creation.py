@@ -12,6 +12,8 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import math
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -100,10 +102,15 @@ def _claimed_key(context: AppContext, key: str, digest: str) -> IdempotencyKey |
 async def _join_saga(context: AppContext, order_id: str) -> bool:
     """Wait for the checkout of a saga already started; False when there is none (yet)."""
     handle = context.temporal.get_workflow_handle(order_workflow_id(order_id))
-    try:
-        await resending_lost(
-            lambda: handle.execute_update(OrderWorkflow.await_checkout, CheckoutRequest())
+
+    async def send() -> OrderView:
+        view: OrderView = await handle.execute_update(
+            OrderWorkflow.await_checkout, CheckoutRequest()
         )
+        return view
+
+    try:
+        await _within_checkout_deadline(context, order_id, send)
     except RPCError as error:
         if error.status != RPCStatusCode.NOT_FOUND:
             raise
@@ -246,9 +253,31 @@ async def _start_saga(context: AppContext, order: OrderInput) -> None:
     # database has the answer.
     try:
         with contextlib.suppress(WorkflowAlreadyStartedError):
-            await resending_lost(send)
+            await _within_checkout_deadline(context, order.order_id, send)
     except WorkflowUpdateFailedError:
         raise ServiceUnavailable("order_start_failed", "the order could not be started") from None
+
+
+async def _within_checkout_deadline(
+    context: AppContext, order_id: str, send: Callable[[], Awaitable[OrderView]]
+) -> None:
+    """Wait for the checkout for `checkout_deadline_seconds` at most. Past it the saga
+    goes on (its create step is retried for the payment window, then the order closes
+    as channel_unavailable); the key's response is not stored, so a retry with the same
+    key joins the same order and reads its checkout, or how it ended."""
+    deadline = context.settings.checkout_deadline_seconds
+    try:
+        await resending_lost(send, deadline)
+    except ServiceUnavailable as timed_out:
+        recorded = await asyncio.to_thread(_order_recorded, context, order_id)
+        if not recorded:  # no worker has run the saga's first step yet
+            raise timed_out from None
+        message = (
+            f"the payment channel did not take the payment within {deadline:g} s;"
+            " retry with the same Idempotency-Key to get this order and its checkout"
+        )
+        retry_after = max(1, math.ceil(deadline))
+        raise ServiceUnavailable("channel_unavailable", message, retry_after=retry_after) from None
 
 
 def _response_for(context: AppContext, order_id: str) -> StoredResponse:

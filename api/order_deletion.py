@@ -72,7 +72,10 @@ async def _cancel(context: AppContext, order_id: str) -> None:
     handle = context.temporal.get_workflow_handle(order_workflow_id(order_id))
     request = CancelRequest(reason="deleted")
     try:
-        await resending_lost(lambda: handle.execute_update(OrderWorkflow.cancel_order, request))
+        await resending_lost(
+            lambda: handle.execute_update(OrderWorkflow.cancel_order, request),
+            context.settings.api_update_patience_seconds,
+        )
     except WorkflowUpdateFailedError:
         pass  # refused: the buyer has paid meanwhile
     except RPCError as error:

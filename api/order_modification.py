@@ -56,7 +56,10 @@ async def _send(context: AppContext, order_id: str, request: ModifyRequest) -> N
     """The update, sent again once if the server lost it before the saga accepted it (the
     task that carried it failed, e.g. because the saga ended as a payment arrived)."""
     handle = context.temporal.get_workflow_handle(order_workflow_id(order_id))
-    await resending_lost(lambda: handle.execute_update(OrderWorkflow.modify_order, request))
+    await resending_lost(
+        lambda: handle.execute_update(OrderWorkflow.modify_order, request),
+        context.settings.api_update_patience_seconds,
+    )
 
 
 def _checked_request(

@@ -103,11 +103,12 @@ async def _run_refund(context: AppContext, ask: RefundAsk) -> RefundView:
     handle: WorkflowHandle[RefundWorkflow, RefundView] = context.temporal.get_workflow_handle_for(
         RefundWorkflow.run, refund_workflow_id(ask.refund_id)
     )
+    patience = context.settings.api_update_patience_seconds
     try:
-        view = await resending_lost(send)
+        view = await resending_lost(send, patience)
     except WorkflowAlreadyStartedError:  # a repeat of a refund whose workflow has ended
-        view = await handle.query(RefundWorkflow.view)
-    if await handle.query(RefundWorkflow.ask) != ask:
+        view = await resending_lost(lambda: handle.query(RefundWorkflow.view), patience)
+    if await resending_lost(lambda: handle.query(RefundWorkflow.ask), patience) != ask:
         raise Conflict(
             "idempotency_key_reused",
             "this Idempotency-Key was used with a different refund",

@@ -85,6 +85,8 @@ Compensation = Callable[[], Awaitable[None]]
 StepFailed = options.StepFailed
 # Re-issued attempts are named "{order id}__{n}" (Alipay takes letters, digits, "_").
 UNDERSCORE_REFERENCES = "payment-reference-underscore"
+# A poll that finds the payment closed at the channel ends the wait (it used to wait on).
+POLL_SEES_CLOSED = "poll-sees-channel-close"
 
 
 def _failure_type(error: ActivityError | ApplicationError | StepTimeout) -> str | None:
@@ -124,6 +126,13 @@ def _repricing_refusal(error: ActivityError | ApplicationError | StepTimeout) ->
     if isinstance(failure, ApplicationError) and failure.type in (COUPON_REJECTED, ORDER_INVALID):
         return _refused(failure.message, failure.type, *failure.details)
     return _refused(f"the order could not be re-priced: {failure}", MODIFICATION_FAILED)
+
+
+# Where a paid saga may stand, replayed, while the database already says awaiting_receipt.
+_PAID_BEFORE_THE_HOLD = frozenset(
+    {OrderStatus.AWAITING_PAYMENT, OrderStatus.PAID, OrderStatus.SETTLED}
+)
+_CONFIRMABLE = frozenset({OrderStatus.AWAITING_RECEIPT, OrderStatus.COMPLETED})
 
 
 @workflow.defn
@@ -225,7 +234,12 @@ class OrderWorkflow:
 
     @confirm_receipt.validator
     def _validate_receipt(self, request: ReceiptConfirmation) -> None:
-        if self._status not in (OrderStatus.AWAITING_RECEIPT, OrderStatus.COMPLETED):
+        # After a worker restart the saga replays to where its history ends, which can lag
+        # the projection the API read (awaiting_receipt is written by the step before the
+        # hold): a paid order on its way to the hold takes the confirmation, and the hold
+        # sees it when it is reached; one that is compensated instead answers as refunded.
+        on_its_way = self._paid is not None and self._status in _PAID_BEFORE_THE_HOLD
+        if not on_its_way and self._status not in _CONFIRMABLE:
             raise ValueError(f"order is {self._status.value}; receipt can be confirmed once paid")
 
     @cancel_order.validator
@@ -387,7 +401,12 @@ class OrderWorkflow:
             )
         except StepFailed:
             return  # the next poll, the notification or the timeout will tell
-        if state.status in (PaymentStatus.PAID, PaymentStatus.DECLINED):
+        if state.status in (PaymentStatus.PAID, PaymentStatus.DECLINED) or (
+            # Closed at the channel while we wait (Alipay's TRADE_CLOSED after a decline,
+            # WeChat Pay's CLOSED or REVOKED, a canceled card intent): the buyer can no
+            # longer pay it, and its lost notification would have said "declined".
+            state.status == PaymentStatus.CLOSED and workflow.patched(POLL_SEES_CLOSED)
+        ):
             self._inbox.append(signal_from_state(state, "query", self._order.payment_attempt))
 
     async def _close_at_channel(self) -> bool:

@@ -154,7 +154,8 @@ async def _update_then_expect(
     await asyncio.to_thread(_order_view, context, caller, order_id)  # 404: not the caller's
     handle = context.temporal.get_workflow_handle(order_workflow_id(order_id))
     try:
-        await resending_lost(lambda: handle.execute_update(update, argument))
+        patience = context.settings.api_update_patience_seconds
+        await resending_lost(lambda: handle.execute_update(update, argument), patience)
     except WorkflowUpdateFailedError:
         pass  # refused by the validator; answered below
     except RPCError as error:

@@ -34,6 +34,10 @@ class PayInstruction(BaseModel):
     force: bool = False  # pay even a closed or declined payment: a late payment
 
 
+class DeclineInstruction(BaseModel):
+    notify: DeliveryMode = DeliveryMode.NORMAL  # `drop`: the decline's notification is lost
+
+
 class FaultInstruction(BaseModel):
     api_failures: int = Field(ge=0)  # the next N channel API calls about this order answer 503
 
@@ -66,10 +70,14 @@ async def pay_payment(
 
 @router.post("/payments/{out_trade_no}/decline")
 async def decline_payment(
-    out_trade_no: str, service: ServiceDep, channel: ChannelName | None = None
+    out_trade_no: str,
+    service: ServiceDep,
+    instruction: Annotated[DeclineInstruction | None, Body()] = None,
+    channel: ChannelName | None = None,
 ) -> Payment:
+    instruction = instruction or DeclineInstruction()
     payment = await service.store.find_payment(out_trade_no, channel)
-    return service.payment_view(await service.decline(payment))
+    return service.payment_view(await service.decline(payment, mode=instruction.notify))
 
 
 @router.get("/payments/{out_trade_no}/deliveries")

@@ -92,11 +92,14 @@ class SandboxService:
             )
         return paid
 
-    async def decline(self, payment: PaymentRecord) -> PaymentRecord:
+    async def decline(
+        self, payment: PaymentRecord, mode: DeliveryMode = DeliveryMode.NORMAL
+    ) -> PaymentRecord:
         declined, changed = await self.store.mark_declined(payment.key)
         if changed:
             event = payment_event("payment.declined", declined)
-            self._notifier.send(declined.notify_url, event, self._protocols[declined.channel])
+            protocol = self._protocols[declined.channel]
+            self._notifier.send(declined.notify_url, event, protocol, mode)
         return declined
 
     async def complete_refund(self, refund: RefundRecord) -> RefundRecord:
