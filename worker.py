@@ -163,6 +163,7 @@ async def built_worker(
             records.order_payment_txn_id,
             records.reprice_order,
             records.record_modification,
+            records.record_method_choice,
             calls.create_payment,
             calls.query_payment,
             calls.close_payment,

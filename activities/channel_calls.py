@@ -42,6 +42,7 @@ from channels.errors import ChannelRejected, ChannelUnavailable, PaymentNotFound
 from db.engine import SessionFactory
 from db.party_notifications import notify_party
 from db.tables import Order, Payment, Refund
+from domain.checkout import payment_description, purchase_summary
 from domain.keys import payment_reference
 from domain.order_status import OrderStatus
 from domain.refunds import RefundTicket
@@ -52,6 +53,12 @@ from metrics.business import BusinessMetrics, refund_kind
 def _trade_no(about: OrderRef | RefundOrder | RefundTicket) -> str:
     """The payment's out_trade_no at the channel: the order id, or a re-issued one's own."""
     return about.payment_reference or about.order_id
+
+
+def _description(order: OrderInput) -> str:
+    """What the channel's cashier shows the buyer: the shop and the goods, not our ids."""
+    goods = order.description or purchase_summary(order.priced.lines)
+    return payment_description(order.merchant_name, goods) or order.order_id
 
 
 def _refund_request(refund: RefundOrder | RefundTicket) -> RefundRequest:
@@ -110,7 +117,7 @@ class ChannelCalls:
             merchant_id=order.merchant_id,
             amount=order.priced.payable_amount,
             currency=order.priced.currency,
-            description=order.description or order.order_id,
+            description=_description(order),
             notify_url=order.notify_url,
         )
         with _translated_channel_errors():

@@ -38,6 +38,7 @@ from domain.keys import settlement_entry_id
 from domain.order_status import FINAL_STATUSES, OrderStatus
 from domain.pricing import PricedOrder
 from domain.saga import (
+    MethodChosen,
     OrderInput,
     OrderModification,
     OrderRef,
@@ -139,6 +140,34 @@ class OrderRecords:
                     attempt=change.payment_attempt,
                     status="pending",
                     amount=priced.payable_amount,
+                    currency=order.currency,
+                    updated_at=order.updated_at,
+                )
+            )
+
+    @activity.defn
+    def record_method_choice(self, chosen: MethodChosen) -> None:
+        """The buyer's method: the order's channel and fee rate from now on; the attempt
+        open at another channel (closed there by the saga first) is kept, closed, and the
+        new attempt is added, pending, until `create_payment` records its checkout."""
+        with self._sessions() as session, session.begin():
+            order = locked_order(session, chosen.order_id)
+            payment = current_payment(session, order.id)
+            if payment is not None and payment.attempt >= chosen.payment_attempt:
+                return  # an earlier try committed
+            order.channel = chosen.channel
+            order.channel_fee_rate = str(chosen.channel_fee_rate)
+            order.updated_at = _now()
+            if payment is not None and payment.status == "pending":
+                payment.status = "closed"
+                payment.updated_at = order.updated_at
+            session.add(
+                Payment(
+                    order_id=order.id,
+                    channel=chosen.channel,
+                    attempt=chosen.payment_attempt,
+                    status="pending",
+                    amount=order.payable_amount,
                     currency=order.currency,
                     updated_at=order.updated_at,
                 )
@@ -357,6 +386,7 @@ def _order_row(order: OrderInput) -> Order:
         currency=priced.currency,
         description=order.description,
         buyer_ref=order.buyer_ref,
+        return_url=order.return_url,
         buyer_id=order.buyer_id,
         total_amount=priced.total_amount,
         discount_amount=priced.discount_amount,

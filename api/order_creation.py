@@ -31,6 +31,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from api.auth.caller import Caller, Role, Unauthenticated
 from api.deps import AppContext
 from api.errors import Conflict, InvalidRequest, ServiceUnavailable
+from api.pages.checkout_links import checkout_url
 from api.records import new_id, now, order_out
 from api.schemas import OrderCreate
 from api.updates import resending_lost, update_with_start
@@ -40,6 +41,7 @@ from db.identity import User
 from db.tables import Coupon as CouponRow
 from db.tables import IdempotencyKey, Merchant, Order
 from db.writes import insert_ignore
+from domain.checkout import return_url_refusal
 from domain.errors import CouponRejected
 from domain.keys import order_workflow_id
 from domain.order_status import OrderStatus
@@ -57,7 +59,11 @@ class StoredResponse:
 
 
 def request_hash(body: OrderCreate) -> str:
-    canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    # A field added later is left out while unset, so a key stored before it existed
+    # still matches a retry of the same body.
+    unset_new_fields = {"return_url"} if body.return_url is None else set()
+    fields = body.model_dump(mode="json", exclude=unset_new_fields)
+    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -144,26 +150,44 @@ def _validated_input(context: AppContext, caller: Caller, body: OrderCreate) -> 
             raise InvalidRequest("merchant_suspended", "the merchant is suspended", "merchant_id")
         coupon = _usable_coupon(session, body.coupon_code, buyer_id)
         priced = price_order(lines, body.currency, coupon, now())
-    if not supports_currency(body.channel, body.currency):
+    if body.channel is not None and not supports_currency(body.channel, body.currency):
         message = f"{body.channel.value} does not take {body.currency}"
         raise InvalidRequest("currency_not_supported", message, "currency")
     timeout, hold = _order_timings(settings, body)
+    channel = body.channel.value if body.channel is not None else ""
     return OrderInput(
         order_id=new_id("ord"),
         merchant_id=merchant.id,
-        channel=body.channel.value,
+        channel=channel,
+        merchant_name=merchant.name,
+        return_url=_checked_return_url(settings, body.return_url),
         description=body.description,
         buyer_ref=body.buyer_ref,
         buyer_id=buyer_id,
         priced=priced,
         coupon_code=body.coupon_code,
-        channel_fee_rate=settings.channel_fee_rates[body.channel.value],
+        # No channel yet: its rate and notification URL come with the buyer's choice.
+        channel_fee_rate=settings.channel_fee_rates[channel] if channel else Decimal(0),
         commission_rate=Decimal(merchant.commission_rate),
         payment_timeout_seconds=timeout,
         polling=settings.poll,
         auto_complete_seconds=hold,
-        notify_url=f"{settings.api_public_url}/v1/channels/{body.channel.value}/notify",
+        notify_url=notify_url(settings, channel) if channel else "",
     )
+
+
+def notify_url(settings: Settings, channel: str) -> str:
+    return f"{settings.api_public_url}/v1/channels/{channel}/notify"
+
+
+def _checked_return_url(settings: Settings, url: str | None) -> str | None:
+    """The buyer's way back to the shop; http only where webhooks may be (development)."""
+    if url is None:
+        return None
+    refusal = return_url_refusal(url, allow_http=settings.webhook_allow_private_targets)
+    if refusal is not None:
+        raise InvalidRequest("return_url_invalid", refusal, "return_url")
+    return url
 
 
 def _order_timings(settings: Settings, body: OrderCreate) -> tuple[int, int]:
@@ -238,7 +262,12 @@ async def _start_saga(context: AppContext, order: OrderInput) -> None:
                 [
                     SearchAttributePair(ORDER_STATUS, OrderStatus.CREATED.value),
                     SearchAttributePair(MERCHANT_ID, order.merchant_id),
-                    SearchAttributePair(PAYMENT_CHANNEL, order.channel),
+                    # Without a channel yet, the saga sets it at the buyer's choice.
+                    *(
+                        [SearchAttributePair(PAYMENT_CHANNEL, order.channel)]
+                        if order.channel
+                        else []
+                    ),
                 ]
             ),
         )
@@ -293,7 +322,9 @@ def _response_for(context: AppContext, order_id: str) -> StoredResponse:
                 }
             }
             return StoredResponse(400, json.dumps(body))
-        return StoredResponse(201, order_out(session, order).model_dump_json())
+        answer = order_out(session, order)
+        answer.checkout_url = checkout_url(context.settings, order_id)
+        return StoredResponse(201, answer.model_dump_json())
 
 
 def _store_response(context: AppContext, key: str, response: StoredResponse) -> StoredResponse:

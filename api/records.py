@@ -53,7 +53,7 @@ def order_out(session: Session, order: Order) -> OrderOut:
     return OrderOut(
         id=order.id,
         merchant_id=order.merchant_id,
-        channel=order.channel,
+        channel=order.channel or None,
         currency=order.currency,
         status=order.status,
         close_reason=order.close_reason,
@@ -72,6 +72,7 @@ def order_out(session: Session, order: Order) -> OrderOut:
         refunding_amount=int(refund_totals.get("pending", 0)),
         funds_released_at=order.funds_released_at,
         created_at=order.created_at,
+        return_url=order.return_url,
     )
 
 
@@ -87,6 +88,7 @@ def _payment_out(payment: Payment) -> PaymentOut:
             payment.order_id, payment.attempt, payment.channel_payment_id
         ),
         attempt=payment.attempt,
+        channel=payment.channel,
         status=payment.status,
         channel_payment_id=payment.channel_payment_id,
         checkout_url=payment.checkout_url,

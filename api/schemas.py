@@ -46,10 +46,20 @@ _HOLD = (
 )
 
 
+_CHANNEL = (
+    "The payment channel. Leave it out to let the buyer choose on our hosted checkout "
+    "(`checkout_url` of the answer): nothing is asked of a channel before the choice."
+)
+_RETURN_URL = (
+    "Where the hosted checkout sends the buyer back (a link on its receipt): http(s) "
+    "only, https outside development; otherwise 400 `return_url_invalid`."
+)
+
+
 class OrderCreate(BaseModel):
     model_config = _Forbid
     merchant_id: Annotated[PlainText, Field(max_length=64)]
-    channel: ChannelName
+    channel: Annotated[ChannelName | None, Field(description=_CHANNEL)] = None
     currency: Annotated[StrictStr, Field(min_length=3, max_length=3)]
     lines: list[LineIn]
     coupon_code: Annotated[PlainText, Field(max_length=64)] | None = None
@@ -62,6 +72,7 @@ class OrderCreate(BaseModel):
     auto_complete_seconds: (
         Annotated[StrictInt, Field(ge=0, le=MAX_ORDER_SECONDS, description=_HOLD)] | None
     ) = None
+    return_url: Annotated[StrictStr, Field(max_length=2000, description=_RETURN_URL)] | None = None
 
 
 class OrderModify(BaseModel):
@@ -99,6 +110,7 @@ class PaymentOut(BaseModel):
     # payment a modification issued anew.
     reference: str
     attempt: int
+    channel: str  # the buyer may switch methods on the hosted checkout: each attempt its own
     # pending | paid | closed (by the channel: timed out, cancelled, or replaced by the
     # next attempt when the order was modified) | declined
     status: str
@@ -127,7 +139,7 @@ class SplitOut(BaseModel):
 class OrderOut(BaseModel):
     id: str
     merchant_id: str
-    channel: str
+    channel: str | None  # None: the buyer has not chosen on the hosted checkout yet
     currency: str
     status: str
     close_reason: str | None
@@ -144,6 +156,10 @@ class OrderOut(BaseModel):
     refunding_amount: int  # refunds asked and not yet confirmed
     funds_released_at: datetime | None
     created_at: datetime
+    return_url: str | None = None
+    # Our hosted checkout, in the answer that creates the order (its link carries the
+    # capability to open it: give it to the buyer only).
+    checkout_url: str | None = None
 
 
 class OrderPage(BaseModel):

@@ -172,10 +172,14 @@ class Order(SQLModel, table=True):
 
     id: str = Field(primary_key=True)
     merchant_id: str = Field(index=True, foreign_key="merchants.id")
+    # "" while the buyer has not chosen a method on the hosted checkout (then its fee
+    # rate is "0" until the choice sets both); each attempt's own is on its payment row.
     channel: str
     currency: str
     description: str = ""
     buyer_ref: str | None = None
+    # Where the hosted checkout sends the buyer back (validated http(s); None: nowhere).
+    return_url: str | None = None
     # The signed-in buyer who placed it (None: placed by the merchant or an operator).
     buyer_id: str | None = Field(default=None, index=True)
     total_amount: int = Field(sa_column=_money())

@@ -25,8 +25,11 @@ class OrderInput(_Message):
 
     order_id: str
     merchant_id: str
+    # "" until the buyer chooses a method on our hosted checkout (MethodChoice).
     channel: str
     description: str = ""
+    merchant_name: str = ""  # shown to the buyer at the channel's cashier
+    return_url: str | None = None  # where the hosted checkout sends the buyer back
     buyer_ref: str | None = None
     buyer_id: str | None = None  # the signed-in buyer who placed it
     priced: PricedOrder
@@ -90,6 +93,24 @@ class ModifyRequest(_Message):
     """The API's update: the order's new lines (validated and priced by the API first)."""
 
     lines: tuple[OrderLine, ...]
+
+
+class MethodChoice(_Message):
+    """The buyer's choice of payment method on the hosted checkout (the API's update):
+    the channel, with its fee rate and notification URL from the API's settings."""
+
+    channel: str
+    channel_fee_rate: Decimal
+    notify_url: str
+
+
+class MethodChosen(_Message):
+    """The order's channel from now on, and the attempt that opens there."""
+
+    order_id: str
+    channel: str
+    channel_fee_rate: Decimal
+    payment_attempt: int
 
 
 class Repricing(_Message):

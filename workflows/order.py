@@ -16,6 +16,12 @@ closes its payment at the channel and issues the next attempt under its own
 reference; the run loop applies it between signals, so it never interleaves
 with a payment. A payment of a replaced attempt is never the order's: it is
 given back like a late one.
+
+An order placed without a channel waits for the buyer to choose one on the hosted
+checkout (the choose_method update, applied by the run loop like a modification):
+nothing is asked of any channel before. Switching to another method closes the open
+attempt at its channel and opens the next attempt at the new one, under the next
+reference; a payment that reaches the closed attempt is given back like a late one.
 """
 
 from __future__ import annotations
@@ -42,12 +48,14 @@ with workflow.unsafe.imports_passed_through():
     )
     from activities.order_records import OrderRecords
     from channels.base import (
+        ChannelName,
         CloseResult,
         NotificationKind,
         PaymentState,
         PaymentStatus,
         RefundState,
         RefundStatus,
+        supports_currency,
     )
     from domain.keys import (
         MAX_PAYMENT_ATTEMPTS,
@@ -62,6 +70,8 @@ with workflow.unsafe.imports_passed_through():
         CancelRequest,
         Checkout,
         CheckoutRequest,
+        MethodChoice,
+        MethodChosen,
         ModifyRequest,
         OrderInput,
         OrderModification,
@@ -77,7 +87,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from domain.split import Split
     from workflows import options
-    from workflows.search_attributes import NEEDS_REVIEW, ORDER_STATUS
+    from workflows.search_attributes import NEEDS_REVIEW, ORDER_STATUS, PAYMENT_CHANNEL
 
 T = TypeVar("T")
 Compensation = Callable[[], Awaitable[None]]
@@ -165,6 +175,10 @@ class OrderWorkflow:
         self._modification: tuple[int, ModifyRequest] | None = None
         self._modification_answers: dict[int, ApplicationError | None] = {}
         self._replaced_attempts: dict[int, OrderInput] = {}
+        # The buyer's choice of method on the hosted checkout, taken like a modification.
+        self._choices_asked = 0
+        self._choice: tuple[int, MethodChoice] | None = None
+        self._choice_answers: dict[int, ApplicationError | None] = {}
 
     @workflow.run
     async def run(self, order: OrderInput) -> OrderView:
@@ -269,6 +283,27 @@ class OrderWorkflow:
     def _validate_modify(self, request: ModifyRequest) -> None:
         self._check_modifiable()
 
+    @workflow.update
+    async def choose_method(self, request: MethodChoice) -> OrderView:
+        """The buyer's payment method: its payment opened at that channel (an attempt open
+        at another channel is closed there first). Answers with the order and its new
+        checkout, or fails with the refusal (nothing changed, or the buyer paid the open
+        attempt first and the order is paid)."""
+        self._choices_asked += 1
+        ticket = self._choices_asked
+        await workflow.wait_condition(lambda: self._choice is None and self._modification is None)
+        self._check_choosable(request)
+        self._choice = (ticket, request)
+        await workflow.wait_condition(lambda: ticket in self._choice_answers)
+        refusal = self._choice_answers.pop(ticket)
+        if refusal is not None:
+            raise refusal
+        return self.view()
+
+    @choose_method.validator
+    def _validate_choice(self, request: MethodChoice) -> None:
+        self._check_choosable(request)
+
     # -- the steps -----------------------------------------------------------
 
     async def _record_order(self) -> bool:
@@ -302,7 +337,7 @@ class OrderWorkflow:
         outcome = "cancelled" if self._cancel else await self._create_and_await_payment()
         if outcome == "paid":
             return True
-        if await self._close_at_channel():
+        if self._order.channel and await self._close_at_channel():
             return True  # the buyer paid before the close reached the channel
         reasons = {
             "timeout": "payment_timeout",
@@ -318,6 +353,8 @@ class OrderWorkflow:
 
     async def _create_and_await_payment(self) -> str:
         timeout = timedelta(seconds=self._order.payment_timeout_seconds)
+        if not self._order.channel:  # the buyer chooses on the hosted checkout
+            return await self._await_choice_and_payment(timeout)
         try:
             self._checkout = await workflow.execute_local_activity_method(
                 ChannelCalls.create_payment, self._order, **options.channel_create(timeout)
@@ -341,6 +378,14 @@ class OrderWorkflow:
                 return outcome
             if self._cancel is not None:
                 return "cancelled"
+            if self._choice is not None:
+                outcome = await self._apply_choice()
+                if outcome:
+                    return outcome
+                poll_delay = self._order.polling.first_payment_poll(
+                    timedelta(seconds=self._order.payment_timeout_seconds)
+                )
+                continue
             if self._modification is not None:
                 outcome = await self._apply_modification()
                 if outcome:
@@ -358,10 +403,13 @@ class OrderWorkflow:
                         bool(self._inbox)
                         or self._cancel is not None
                         or self._modification is not None
+                        or self._choice is not None
                     ),
                     timeout=min(poll_delay, remaining),
                 )
             except TimeoutError:
+                if not self._order.channel:
+                    continue  # no method chosen yet: nothing to ask a channel about
                 await self._poll_channel()
                 poll_delay = self._order.polling.next_poll(poll_delay)
 
@@ -537,7 +585,7 @@ class OrderWorkflow:
         refund = RefundOrder(
             refund_id=refund_id,
             order_id=self._order.order_id,
-            channel=self._order.channel,
+            channel=self._channel_of(payment.attempt),
             channel_txn_id=payment.channel_txn_id,
             amount=payment.amount,
             currency=payment.currency,
@@ -584,12 +632,18 @@ class OrderWorkflow:
             state = "closing" if waiting else self._status.value
         if state is not None:
             raise _refused(f"the order is {state}; only an order awaiting payment can be modified")
+        if not self._order.channel:
+            raise _refused("choose a payment method first; then the order can be modified")
         if self._order.payment_attempt >= MAX_PAYMENT_ATTEMPTS:
             raise _refused(f"an order can be modified at most {MAX_PAYMENT_ATTEMPTS - 1} times")
 
     def _stop_modifications(self) -> None:
         """The buyer paid or the order is ending: a modification not yet applied is refused."""
         self._awaiting_payment = False
+        if self._choice is not None:
+            ticket, _ = self._choice
+            self._choice = None
+            self._choice_answers[ticket] = _refused("the order no longer awaits payment")
         if self._modification is not None:
             ticket, _ = self._modification
             self._modification = None
@@ -700,6 +754,13 @@ class OrderWorkflow:
             return
         self._steps.append("refund_late_payment")
 
+    def _channel_of(self, attempt: int | None) -> str:
+        """The channel an attempt was opened at (a switch of method changes it)."""
+        replaced = self._replaced_attempts.get(attempt or 1)
+        if replaced is not None and (attempt or 1) != self._order.payment_attempt:
+            return replaced.channel
+        return self._order.channel
+
     def _payment_ref(self) -> OrderRef:
         """The current payment at the channel; the first attempt's is the order id."""
         reference = self._reference_of(self._order.payment_attempt)
@@ -716,6 +777,86 @@ class OrderWorkflow:
         if issued is not None and issued.payment_reference is not None:
             return issued.payment_reference
         return payment_reference(self._order.order_id, attempt)
+
+    # -- choice of method (hosted checkout) ----------------------------------
+
+    async def _await_choice_and_payment(self, timeout: timedelta) -> str:
+        """No channel yet: the order awaits payment, and the buyer's choice opens it."""
+        await self._set_status(OrderStatus.AWAITING_PAYMENT)
+        self._awaiting_payment = True  # choices (and then modifications) are taken
+        outcome = await self._await_payment(workflow.now() + timeout, timeout)
+        self._stop_modifications()
+        return outcome
+
+    def _check_choosable(self, request: MethodChoice) -> None:
+        if self._paid is not None or self._cancel is not None or not self._awaiting_payment:
+            raise _refused("the order no longer awaits payment; no method can be chosen")
+        if request.channel not in {name.value for name in ChannelName}:
+            raise _refused(f"no channel {request.channel}", ORDER_INVALID, "channel", "channel")
+        if not supports_currency(ChannelName(request.channel), self._order.priced.currency):
+            message = f"{request.channel} does not take {self._order.priced.currency}"
+            raise _refused(message, ORDER_INVALID, "currency_not_supported", "channel")
+        if request.channel != self._order.channel and (
+            self._order.payment_attempt >= MAX_PAYMENT_ATTEMPTS
+        ):
+            raise _refused(f"an order can open at most {MAX_PAYMENT_ATTEMPTS} payments")
+
+    async def _apply_choice(self) -> str | None:
+        """Apply the waiting choice and answer its update; "paid" when closing the open
+        attempt found it paid, "channel_failed" when the new channel would not take the
+        payment, None to keep waiting for the buyer."""
+        assert self._choice is not None
+        ticket, request = self._choice
+        outcome, refusal = await self._open_at(request)
+        self._choice = None
+        self._choice_answers[ticket] = refusal
+        return outcome
+
+    async def _open_at(self, request: MethodChoice) -> tuple[str | None, ApplicationError | None]:
+        """Close the attempt open at another channel (if any), record the choice, open the
+        next attempt at the chosen channel. Until the close succeeds, nothing changes."""
+        if request.channel == self._order.channel:
+            return None, None  # already open there: the same checkout
+        attempt = self._order.payment_attempt
+        if self._order.channel:
+            closing = await self._close_for_modification()
+            if closing is not None:
+                return closing
+            self._replaced_attempts[attempt] = self._order
+            attempt += 1
+        chosen = MethodChosen(
+            order_id=self._order.order_id,
+            channel=request.channel,
+            channel_fee_rate=request.channel_fee_rate,
+            payment_attempt=attempt,
+        )
+        await workflow.execute_local_activity_method(
+            OrderRecords.record_method_choice, chosen, **options.DB_MUST_FINISH
+        )
+        self._steps.append("choose_method")
+        reference = payment_reference(self._order.order_id, attempt) if attempt > 1 else None
+        self._order = self._order.model_copy(
+            update={
+                "channel": request.channel,
+                "channel_fee_rate": request.channel_fee_rate,
+                "notify_url": request.notify_url,
+                "payment_attempt": attempt,
+                "payment_reference": reference,
+            }
+        )
+        self._ref = self._ref.model_copy(update={"channel": request.channel})
+        workflow.upsert_search_attributes([PAYMENT_CHANNEL.value_set(request.channel)])
+        self._checkout = None
+        timeout = timedelta(seconds=self._order.payment_timeout_seconds)
+        try:
+            self._checkout = await workflow.execute_local_activity_method(
+                ChannelCalls.create_payment, self._order, **options.channel_create(timeout)
+            )
+        except StepFailed:
+            message = "the channel did not take the payment; the order closes"
+            return "channel_failed", _refused(message, MODIFICATION_FAILED)
+        self._steps.append("create_payment")
+        return None, None
 
     # -- small helpers -------------------------------------------------------
 

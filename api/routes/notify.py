@@ -54,7 +54,7 @@ from channels.errors import (
 )
 from channels.wechatpay.adapter import WeChatPayAdapter
 from db.payments import current_payment
-from db.tables import ChannelNotification, Order, Refund
+from db.tables import ChannelNotification, Order, Payment, Refund
 from db.writes import insert_ignore
 from domain.keys import (
     late_payment_workflow_id,
@@ -175,7 +175,11 @@ def _check(context: AppContext, channel: str, notification: Notification, body: 
             raise _Refused(NotFound("order_not_found", message, "order_id"), "unknown_order")
         payment = current_payment(session, order_id)
         current_attempt = payment.attempt if payment is not None else 1
-        problem = _mismatch(order, channel, notification, attempt, current_attempt)
+        # The buyer may have switched methods on the hosted checkout: each attempt
+        # is at its own channel.
+        asked = session.get(Payment, (order_id, attempt))
+        attempt_channel = asked.channel if asked is not None else order.channel
+        problem = _mismatch(order, attempt_channel, channel, notification, attempt, current_attempt)
     if problem is not None:
         reason, message = problem
         logger.warning("rejected a %s notification: %s", channel, message)
@@ -202,10 +206,15 @@ def _remember(context: AppContext, channel: str, notification: Notification, bod
 
 
 def _mismatch(
-    order: Order, channel: str, notification: Notification, attempt: int, current_attempt: int
+    order: Order,
+    attempt_channel: str,
+    channel: str,
+    notification: Notification,
+    attempt: int,
+    current_attempt: int,
 ) -> tuple[str, str] | None:
     """(reason, message) when the notification is not about this order as we know it."""
-    if order.channel != channel:
+    if attempt_channel != channel:
         return "wrong_channel", "the order was not placed on this channel"
     if notification.kind != NotificationKind.PAYMENT_SUCCEEDED:
         return None  # a refund's own amount; refunds are confirmed by query
