@@ -29,6 +29,7 @@ from db.tables import (
     Merchant,
     Order,
     OrderLine,
+    OrderReturnUrl,
     Payment,
     Refund,
 )
@@ -96,6 +97,8 @@ class OrderRecords:
             session.flush()  # before the rows that name it: SQLite checks each insert
             if hold is not None:
                 session.add(hold)
+            if order.return_url is not None:
+                session.add(OrderReturnUrl(order_id=order.order_id, return_url=order.return_url))
             session.add_all(_line_rows(order.order_id, order.priced))
 
     @activity.defn
@@ -386,7 +389,6 @@ def _order_row(order: OrderInput) -> Order:
         currency=priced.currency,
         description=order.description,
         buyer_ref=order.buyer_ref,
-        return_url=order.return_url,
         buyer_id=order.buyer_id,
         total_amount=priced.total_amount,
         discount_amount=priced.discount_amount,

@@ -11,7 +11,7 @@ from sqlmodel import Session, func, select
 from api.errors import NotFound
 from api.schemas import AmountsOut, LineOut, OrderOut, PaymentAttempts, PaymentOut, SplitOut
 from db.payments import current_payment, payment_attempts
-from db.tables import Order, OrderLine, Payment, Refund
+from db.tables import Order, OrderLine, OrderReturnUrl, Payment, Refund
 from domain.keys import stored_payment_reference
 
 
@@ -72,7 +72,7 @@ def order_out(session: Session, order: Order) -> OrderOut:
         refunding_amount=int(refund_totals.get("pending", 0)),
         funds_released_at=order.funds_released_at,
         created_at=order.created_at,
-        return_url=order.return_url,
+        return_url=_return_url(session, order.id),
     )
 
 
@@ -80,6 +80,11 @@ def attempts_out(session: Session, order: Order) -> PaymentAttempts:
     return PaymentAttempts(
         data=[_payment_out(payment) for payment in payment_attempts(session, order.id)]
     )
+
+
+def _return_url(session: Session, order_id: str) -> str | None:
+    row = session.get(OrderReturnUrl, order_id)
+    return row.return_url if row is not None else None
 
 
 def _payment_out(payment: Payment) -> PaymentOut:

@@ -178,8 +178,6 @@ class Order(SQLModel, table=True):
     currency: str
     description: str = ""
     buyer_ref: str | None = None
-    # Where the hosted checkout sends the buyer back (validated http(s); None: nowhere).
-    return_url: str | None = None
     # The signed-in buyer who placed it (None: placed by the merchant or an operator).
     buyer_id: str | None = Field(default=None, index=True)
     total_amount: int = Field(sa_column=_money())
@@ -205,6 +203,18 @@ class Order(SQLModel, table=True):
     funds_released_at: datetime | None = None
     created_at: datetime = Field(index=True)
     updated_at: datetime
+
+
+class OrderReturnUrl(SQLModel, table=True):
+    """Where the hosted checkout sends an order's buyer back (a validated http(s) URL);
+    orders without one have no row. Its own table so the orders table stays as every
+    earlier revision wrote it."""
+
+    __tablename__ = "order_return_urls"
+    __table_args__ = (_references("fk_order_return_urls_order", "order_id", "orders.id"),)
+
+    order_id: str = Field(primary_key=True)
+    return_url: str
 
 
 class OrderLine(SQLModel, table=True):

@@ -131,6 +131,43 @@ ZH: dict[str, str] = {
     "Not found": "未找到",
     "Back": "返回",
     "needs review": "需审核",
+    "Checkout": "收银台",
+    "Alipay": "支付宝",
+    "WeChat Pay": "微信支付",
+    "Bank card": "银行卡",
+    "Payment received": "支付成功",
+    "You paid": "您已向",
+    "to": "支付给",
+    "Time ran out": "支付超时",
+    "The order was not paid in time and is closed. Nothing was charged.": (
+        "订单未在规定时间内支付，已关闭。未扣款。"
+    ),
+    "Payment declined": "支付被拒绝",
+    "The payment was declined and the order is closed. Nothing was charged.": (
+        "支付被拒绝，订单已关闭。未扣款。"
+    ),
+    "Order cancelled": "订单已取消",
+    "The order was cancelled. Nothing was charged.": "订单已取消。未扣款。",
+    "Payment given back": "款项已退回",
+    "The order could not be completed; your payment is being returned in full.": (
+        "订单无法完成，您的付款将全额退回。"
+    ),
+    "This order is closed": "订单已关闭",
+    "It can no longer be paid. Nothing was charged.": "此订单已无法支付。未扣款。",
+    "Your order": "您的订单",
+    "Coupon": "优惠券",
+    "Amount due": "应付金额",
+    "Pay with": "支付方式：",
+    "Scan this code with the app to pay.": "请用 App 扫描二维码付款。",
+    "Open the payment page": "打开支付页面",
+    "Choose how to pay": "选择支付方式",
+    "Or pay another way": "或选择其他支付方式",
+    "This page updates by itself once you have paid.": "付款后本页会自动更新。",
+    "Preparing your order…": "正在准备您的订单…",
+    "Back to the shop": "返回商店",
+    "Choose one of the methods shown.": "请选择页面上列出的支付方式。",
+    "This method could not be chosen now.": "暂时无法选择此支付方式。",
+    "The payment service is busy; please try again.": "支付服务繁忙，请稍后重试。",
 }
 
 _CATALOGS: dict[str, dict[str, str]] = {"en": {}, "zh": ZH}

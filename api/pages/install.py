@@ -9,7 +9,14 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from api.pages import console, dashboard_money, dashboard_orders, dashboard_settings, sign_in
+from api.pages import (
+    checkout,
+    console,
+    dashboard_money,
+    dashboard_orders,
+    dashboard_settings,
+    sign_in,
+)
 from api.pages.render import render
 from api.pages.sessions import CsrfRefused, SignInRequired
 
@@ -17,7 +24,8 @@ _SIGN_IN_PAGES = {"merchant": "/dashboard/sign-in", "operator": "/console/sign-i
 
 
 def install_pages(app: FastAPI) -> None:
-    for module in (sign_in, dashboard_orders, dashboard_money, dashboard_settings, console):
+    modules = (sign_in, dashboard_orders, dashboard_money, dashboard_settings, console, checkout)
+    for module in modules:
         app.include_router(module.router, include_in_schema=False)
     static = StaticFiles(directory=Path(__file__).parent / "static")
     app.mount("/static", static, name="static")

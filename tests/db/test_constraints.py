@@ -57,6 +57,10 @@ CASES: dict[str, tuple[str, ...]] = {
     ),
     "fk_orders_buyer": ("UPDATE orders SET buyer_id = 'usr_nobody' WHERE id = :order",),
     "fk_orders_coupon": ("UPDATE orders SET coupon_code = 'NO-SUCH' WHERE id = :open_order",),
+    "fk_order_return_urls_order": (
+        "INSERT INTO order_return_urls (order_id, return_url)"
+        " VALUES ('ord_nobody', 'https://shop.example.com/thanks')",
+    ),
     "ck_coupon_redemptions_status": (
         "UPDATE coupon_redemptions SET status = 'lost' WHERE order_id = :open_order",
     ),

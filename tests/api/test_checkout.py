@@ -1,0 +1,120 @@
+"""The hosted checkout over plain HTTP: a shop places an order without a channel, the
+buyer opens the link it got, chooses WeChat Pay, switches to card, and a stale payment
+of the WeChat Pay attempt is given back. Runs on both databases (the choice is stored).
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from sqlmodel import Session, select
+
+from db.tables import Refund
+from domain.checkout import return_url_refusal
+from tests.api.test_orders import assert_nothing_stored
+from tests.conftest import System
+from tests.pages.support import Browser
+from tests.support import create_merchant, create_order, get_order, order_body, pay, wait_for
+
+SHOP = "https://shop.example.com/thanks"
+
+
+def _refunds(system: System, order_id: str) -> list[Refund]:
+    with Session(system.engine) as session:
+        return list(session.exec(select(Refund).where(Refund.order_id == order_id)).all())
+
+
+async def _choose(buyer: Browser, link: str, channel: str) -> httpx.Response:
+    path, token = link.split("?t=")
+    return await buyer.post(f"{path}/method", {"t": token, "channel": channel})
+
+
+async def test_a_buyer_chooses_switches_and_a_payment_to_the_closed_attempt_is_refunded(
+    api: httpx.AsyncClient, sandbox: httpx.AsyncClient, system: System
+) -> None:
+    merchant_id = await create_merchant(api)
+    order = await create_order(api, merchant_id, channel=None, return_url=SHOP)
+    assert (order["status"], order["channel"], order["payment"]) == ("awaiting_payment", None, None)
+    assert order["return_url"] == SHOP
+    link = urlsplit(order["checkout_url"])
+    assert link.path == f"/checkout/{order['id']}" and link.query.startswith("t=")
+    buyer = Browser(system.api_url)
+    path = f"{link.path}?{link.query}"
+
+    # Only the link's own token opens the page: an order id alone gets a 404.
+    assert (await buyer.get(link.path)).status_code == 404
+    assert (await buyer.get(f"{link.path}?t={secrets.token_urlsafe(32)}")).status_code == 404
+    assert (await buyer.get(f"{link.path}/status?t=nope")).status_code == 404
+    page = await buyer.get(path)
+    assert page.status_code == 200 and "Oolong" in page.text
+    assert 'value="wechatpay"' in page.text and 'value="card"' in page.text
+
+    chosen = await _choose(buyer, path, "wechatpay")
+    assert chosen.status_code == 303, chosen.text
+    page = await buyer.get(path)
+    assert re.search(r"<svg[^>]*class=\"qr\"", page.text), "no QR code on the page"
+    status = (await buyer.get(f"{link.path}/status?{link.query}")).json()
+    assert status == {"state": "pay", "attempt": 1, "final": False}
+
+    assert (await _choose(buyer, path, "card")).status_code == 303
+    answer = await api.get(f"/v1/orders/{order['id']}/payments")
+    first, second = answer.json()["data"]
+    assert (first["channel"], first["status"]) == ("wechatpay", "closed")
+    assert (second["channel"], second["status"], second["attempt"]) == ("card", "pending", 2)
+    assert (await get_order(api, order["id"]))["channel"] == "card"
+    # The channel closed it too: its cashier no longer takes the payment.
+    async with httpx.AsyncClient() as client:
+        cashier = await client.get(first["checkout_url"])
+    assert "closed" in cashier.text
+
+    # A stale QR code paid anyway: the money goes back at WeChat Pay.
+    await pay(sandbox, first["reference"], force=True)
+    [refund] = await wait_for(
+        lambda: _wait_refunds(system, order["id"]),
+        lambda refunds: len(refunds) == 1 and refunds[0].status == "succeeded",
+        "the closed attempt's payment to be refunded",
+    )
+    assert (refund.reason, refund.channel, refund.amount) == ("late_payment", "wechatpay", 7498)
+
+    await pay(sandbox, second["reference"])
+    status = await wait_for(
+        lambda: _status(buyer, f"{link.path}/status?{link.query}"),
+        lambda now: now["state"] == "paid",
+        "the checkout to show the receipt",
+    )
+    assert status["final"] is True
+
+
+async def _wait_refunds(system: System, order_id: str) -> list[Refund]:
+    return _refunds(system, order_id)
+
+
+async def _status(buyer: Browser, path: str) -> dict[str, object]:
+    return dict((await buyer.get(path)).json())
+
+
+@pytest.mark.parametrize(
+    "url", ["javascript:alert(1)", "data:text/html,hi", "ftp://shop.example.com/", "https://"]
+)
+async def test_a_bad_return_url_is_refused_and_nothing_is_stored(
+    api: httpx.AsyncClient, system: System, url: str
+) -> None:
+    merchant_id = await create_merchant(api)
+    key = f"test-{secrets.token_hex(8)}"
+    body = order_body(merchant_id, channel=None, return_url=url)
+    response = await api.post("/v1/orders", json=body, headers={"Idempotency-Key": key})
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["code"] == "return_url_invalid"
+    assert response.json()["error"]["param"] == "return_url"
+    assert_nothing_stored(system, merchant_id, key)
+
+
+def test_return_urls_are_https_outside_development() -> None:
+    assert return_url_refusal("http://shop.example.com/", allow_http=False) is not None
+    assert return_url_refusal("http://shop.example.com/", allow_http=True) is None
+    assert return_url_refusal("https://user:pw@shop.example.com/", allow_http=False) is not None
+    assert return_url_refusal(SHOP, allow_http=False) is None
