@@ -66,11 +66,10 @@ def outcome(title: str, message: str, return_url: str | None = None) -> str:
 
 
 def _details(payment: PaymentRecord) -> str:
-    description = f"<p>{escape(payment.description)}</p>\n" if payment.description else ""
+    # The shop and the goods (the payment's description), not our internal ids.
     return (
-        f'<p>Merchant: <strong class="merchant">{escape(payment.merchant_id)}</strong></p>\n'
+        f'<p class="purchase"><strong>{escape(payment.description)}</strong></p>\n'
         f'<p>Amount: <strong class="amount">{escape(_amount(payment))}</strong></p>\n'
-        f"{description}"
     )
 
 

@@ -122,7 +122,7 @@ def _where_it_stands(
     elif payment.status == "paid":
         amount = format_amount(payment.amount, payment.currency)
         paid_with = f" with your {card.label()}" if card else ""
-        message = f"You paid {amount} to {payment.merchant_id}{paid_with}."
+        message = f"You paid {amount}{paid_with}: {payment.description}."
         page = card_html.outcome("Payment succeeded", message, return_url)
     elif payment.status == "declined":
         reason = MEMORY.last_error(payment.payment_id).message or "Your card was declined."

@@ -64,7 +64,7 @@ def _outcome(payment: PaymentRecord, status_code: int = 200) -> HTMLResponse:
     """The page for where the payment now stands."""
     amount = format_amount(payment.amount, payment.currency)
     pages = {
-        "paid": ("Payment received", f"You paid {amount} to {payment.merchant_id}."),
+        "paid": ("Payment received", f"You paid {amount}: {payment.description}."),
         "declined": ("Payment declined", "Nothing was charged."),
         "closed": (
             "This payment is closed",

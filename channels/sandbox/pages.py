@@ -1,3 +1,4 @@
+# ruff: noqa: RUF003  (a comment quotes a description with its multiplication sign)
 """The cashier's HTML: a checkout page and one-line result pages.
 
 Everything shown is escaped; merchant ids and descriptions come from callers.
@@ -26,11 +27,11 @@ button{{font-size:1rem;padding:.5rem 1.5rem;margin-right:.5rem}}</style></head>
 def checkout_page(payment: PaymentRecord) -> str:
     base = escape(f"/{payment.channel}/checkout/{payment.payment_id}")
     amount = format_amount(payment.amount, payment.currency)
+    # What a buyer reads at a real cashier: the shop and the goods (the payment's
+    # description, "Tea shop - Oolong tea ×2, Tea cup"), never our internal ids.
     details = (
-        f'<p>Merchant: <strong class="merchant">{escape(payment.merchant_id)}</strong></p>\n'
+        f'<p class="purchase"><strong>{escape(payment.description)}</strong></p>\n'
         f'<p>Amount: <strong class="amount">{escape(amount)}</strong></p>\n'
-        f"<p>{escape(payment.description)}</p>\n"
-        f"<p>Order: {escape(payment.out_trade_no)}</p>\n"
     )
     if payment.status == "pending":
         actions = _button(f"{base}/pay", "Pay") + _button(f"{base}/decline", "Decline")

@@ -70,6 +70,9 @@ async def test_a_buyer_chooses_switches_and_a_payment_to_the_closed_attempt_is_r
     async with httpx.AsyncClient() as client:
         cashier = await client.get(first["checkout_url"])
     assert "closed" in cashier.text
+    # The cashier shows the shop and the goods, not our ids.
+    assert "Test shop - Oolong tea \u00d72, Tea cup" in cashier.text
+    assert order["id"] not in cashier.text
 
     # A stale QR code paid anyway: the money goes back at WeChat Pay.
     await pay(sandbox, first["reference"], force=True)
