@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from playwright.async_api import Browser, expect
+from playwright.async_api import Browser, ViewportSize, expect
 
 from tests.conftest import System
 from tests.pages.conftest import Screenshots
 from tests.support import create_merchant, create_order
 
 pytestmark = pytest.mark.parametrize("system", ["sqlite"], indirect=True)
-PHONE = {"width": 390, "height": 844}
+PHONE: ViewportSize = {"width": 390, "height": 844}
 
 
 async def test_a_buyer_on_a_phone_switches_to_card_and_lands_on_the_receipt(
