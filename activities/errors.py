@@ -11,6 +11,9 @@
     ├── RefundRefused         the channel refused a refund              (not retryable)
     ├── RefundPending         the channel has not finished a refund     (retryable: polls)
     ├── RefundRejected        our rules refuse a refund; details: (code, param) (not retryable)
+    ├── InsufficientFunds     the ledger refuses to take an account below zero: the class
+    │                         name of db.ledger.InsufficientFunds, which the SDK reports as
+    │                         the failure's type                        (not retryable)
     ├── ChannelUnavailable    network, timeout or 5xx at the channel    (retryable)
     ├── WebhookNotAcknowledged  the merchant's endpoint did not answer 2xx (retryable: backoff)
     ├── WebhookUndeliverable  no such event, or the merchant has no signing secret (not retryable)
@@ -20,7 +23,9 @@
     └── ModificationFailed    a modification that could not be completed for a reason
                               retrying later may mend (an update's failure)
 
-The saga catches the non-retryable ones by type; everything else is retried.
+The saga catches the non-retryable ones by type; everything else is retried:
+a failure of any other type (a bug, an unreachable database) is never a reason
+to compensate a paid order, so a step waits for the fix instead.
 """
 
 from __future__ import annotations
@@ -40,6 +45,23 @@ WEBHOOK_UNDELIVERABLE = "WebhookUndeliverable"
 ORDER_INVALID = "OrderInvalid"
 ORDER_NOT_MODIFIABLE = "OrderNotModifiable"
 MODIFICATION_FAILED = "ModificationFailed"
+INSUFFICIENT_FUNDS = "InsufficientFunds"  # db.ledger.InsufficientFunds.__name__
+
+# The refusals an activity reports for good: the only failures a saga acts on (it
+# compensates, rejects or flags); retrying cannot change their answer.
+BUSINESS_ERRORS = frozenset(
+    {
+        COUPON_REJECTED,
+        MERCHANT_SUSPENDED,
+        CHANNEL_REJECTED,
+        PAYMENT_NOT_FOUND,
+        REFUND_REFUSED,
+        REFUND_REJECTED,
+        WEBHOOK_UNDELIVERABLE,
+        ORDER_INVALID,
+        INSUFFICIENT_FUNDS,
+    }
+)
 
 
 def business_error(error_type: str, message: str, *details: object) -> ApplicationError:

@@ -59,6 +59,9 @@ class RefundAsk(_Message):
     amount: int | None = None
     lines: tuple[LineRefund, ...] = ()
     polling: PollTimings = PollTimings()
+    # Set only when the refund's workflow continues as new while the channel has not
+    # answered: what the next run carries on waiting with.
+    waiting: RefundWait | None = None
 
 
 def line_refund_amount(
@@ -137,3 +140,14 @@ class RefundView(_Message):
     failure_reason: str | None = None
     rejection_code: str | None = None
     rejection_param: str | None = None
+
+
+class RefundWait(_Message):
+    """A refund still pending at the channel, carried into the workflow's next run."""
+
+    ticket: RefundTicket
+    next_check_ms: int  # the interval the next query comes after
+    notices: tuple[RefundNotice, ...] = ()  # channel notifications not yet judged
+
+
+RefundAsk.model_rebuild()

@@ -14,27 +14,40 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.exceptions import TimeoutError as StepTimeout
 
+from activities.errors import BUSINESS_ERRORS, INSUFFICIENT_FUNDS
 from domain.webhook_events import WebhookRetry
 
 # How a step fails for good: a local activity raises its ApplicationError (or a
 # timeout) itself, a regular activity wraps it in ActivityError.
 StepFailed = (ActivityError, ApplicationError, StepTimeout)
 
-# A database write: retried while the database is unreachable or busy; business refusals,
-# and programming errors that no retry can mend, fail the step at once (after payment,
-# that means compensation: the buyer gets the money back).
+
+def business_failure(error: BaseException) -> str | None:
+    """The named business refusal a failed step reports, or None for any other failure."""
+    failure = error.cause if isinstance(error, ActivityError) else error
+    if isinstance(failure, ApplicationError) and failure.type in BUSINESS_ERRORS:
+        return failure.type
+    return None
+
+
+class UnclassifiedFailure(Exception):
+    """A step failed for good with no business reason (it should not: such failures are
+    retried). Raised in workflow code it fails the workflow *task*, not the workflow, so
+    the saga stops where it is, compensating nothing, until a fixed worker replays it."""
+
+
+# A database write: only a named business refusal fails the step (after payment, that
+# means compensation: the buyer gets the money back). Anything else, an unreachable
+# database or a bug alike, is retried without limit (no maximum attempts, no
+# schedule-to-close): a paid order waits for the fix rather than being refunded for it.
+# A business refusal raised as an ApplicationError is non-retryable by itself; the ledger's
+# InsufficientFunds is a plain exception, matched by its class name.
 DB_WRITE: dict[str, Any] = {
     "start_to_close_timeout": timedelta(seconds=15),
     "retry_policy": RetryPolicy(
         initial_interval=timedelta(milliseconds=200),
         maximum_interval=timedelta(seconds=10),
-        non_retryable_error_types=[
-            "ValueError",
-            "TypeError",
-            "KeyError",
-            "UnbalancedEntry",
-            "NoResultFound",
-        ],
+        non_retryable_error_types=[INSUFFICIENT_FUNDS],
     ),
 }
 

@@ -475,7 +475,7 @@ class OrderWorkflow:
         return await self._accept(signal_from_state(result.payment, "close", attempt))
 
     async def _fulfil(self) -> None:
-        """Record, settle, notify; a step that fails for good is compensated."""
+        """Record, settle, notify; a step refused for a business reason is compensated."""
         assert self._paid is not None
         paid = self._paid
         record = PaymentRecord(
@@ -484,25 +484,48 @@ class OrderWorkflow:
             amount=paid.amount,
             currency=paid.currency,
         )
+        # Orders from before: the reversal was registered after record_payment, any failure
+        # (a bug too) compensated, and a failed notification compensated the paid order.
+        ordered = workflow.patched("compensate-business-refusals-only")
         try:
             if paid.amount > 0:
                 self._compensations.append(self._refund_buyer)
+            if ordered:  # record_payment posts the settlement entry: reversed even if the
+                self._compensations.append(self._reverse_settlement)  # step fails after it
             await self._db(OrderRecords.record_payment, record)
             self._steps.append("record_payment")
             self._status = OrderStatus.PAID
-            self._compensations.append(self._reverse_settlement)
+            if not ordered:
+                self._compensations.append(self._reverse_settlement)
             self._split = await self._db(OrderRecords.settle_order, self._ref)
             self._steps.append("settle")
             self._status = OrderStatus.SETTLED
-            await self._db(OrderRecords.notify_parties, self._ref)
-            self._steps.append("notify")
+            if not ordered:
+                await self._db(OrderRecords.notify_parties, self._ref)
+                self._steps.append("notify")
         except StepFailed as error:
+            if ordered and options.business_failure(error) is None:
+                raise options.UnclassifiedFailure(f"{error.cause or error}") from error
             await self._compensate(str(error.cause or error))
             return
+        if ordered:
+            await self._notify_parties()
         if workflow.patched("hold-funds-until-receipt"):
             await self._hold_until_receipt()
         self._status = OrderStatus.COMPLETED  # release_funds wrote the projection
         self._publish(self._status)
+
+    async def _notify_parties(self) -> None:
+        """Tell the buyer and the merchant: retried until written, and never a reason to
+        give a paid order's money back (a refusal is flagged for ops)."""
+        try:
+            await workflow.execute_local_activity_method(
+                OrderRecords.notify_parties, self._ref, **options.DB_MUST_FINISH
+            )
+        except StepFailed as error:
+            await self._flag_for_review(f"notifying the parties failed: {error.cause or error}")
+            return
+        self._steps.append("notify")
 
     async def _hold_until_receipt(self) -> None:
         """The merchant's share stays pending until the buyer confirms or the delay passes.
@@ -514,14 +537,32 @@ class OrderWorkflow:
         delay = self._order.auto_complete_seconds or 0
         if delay > 0:
             self._publish(self._status)
-            with contextlib.suppress(TimeoutError):  # the delay passed: auto-completion
-                await workflow.wait_condition(
-                    lambda: self._receipt_confirmed, timeout=timedelta(seconds=delay)
-                )
+            if workflow.patched("refund-late-payments-during-hold"):
+                await self._await_receipt(workflow.now() + timedelta(seconds=delay))
+            else:  # orders from before gave late payments back only once completed
+                with contextlib.suppress(TimeoutError):  # the delay passed: auto-completion
+                    await workflow.wait_condition(
+                        lambda: self._receipt_confirmed, timeout=timedelta(seconds=delay)
+                    )
         self._released_amount = await workflow.execute_local_activity_method(
             OrderRecords.release_funds, self._ref, **options.DB_MUST_FINISH
         )
         self._steps.append("release_funds")
+
+    async def _await_receipt(self, deadline: datetime) -> None:
+        """Until the buyer confirms or the hold ends; a payment that reaches the order
+        meanwhile (a second one, or one of a replaced attempt) is given back at once."""
+        while not self._receipt_confirmed:
+            remaining = deadline - workflow.now()
+            if remaining <= timedelta(0):
+                return  # the delay passed: auto-completion
+            try:
+                await workflow.wait_condition(
+                    lambda: self._receipt_confirmed or bool(self._inbox), timeout=remaining
+                )
+            except TimeoutError:
+                return
+            await self._refund_inbox()
 
     # -- compensation --------------------------------------------------------
 
@@ -557,29 +598,34 @@ class OrderWorkflow:
         """Give back any payment that arrived for an order no longer waiting for one."""
         while True:
             await workflow.wait_condition(workflow.all_handlers_finished)
-            late = [
-                s
-                for s in self._inbox
-                if s.kind == NotificationKind.PAYMENT_SUCCEEDED
-                and s.channel_txn_id
-                and s.channel_txn_id not in self._seen_txn_ids
-            ]
-            self._inbox.clear()
-            if not late:
+            if not await self._refund_inbox():
                 return
-            for signal in late:
-                assert signal.channel_txn_id is not None
-                if (signal.attempt or 1) != self._order.payment_attempt:
-                    await self._give_back_replaced(signal)
-                    continue
-                self._seen_txn_ids.add(signal.channel_txn_id)
-                refund_id = late_payment_refund_id(self._order.order_id, signal.channel_txn_id)
-                try:
-                    await self._refund(signal, refund_id, "late_payment")
-                except StepFailed as error:
-                    await self._flag_for_review(f"late payment refund refused: {error}")
-                    continue
-                self._steps.append("refund_late_payment")
+
+    async def _refund_inbox(self) -> bool:
+        """Refund the payments queued in the inbox that are not the order's; False when
+        there were none."""
+        late = [
+            s
+            for s in self._inbox
+            if s.kind == NotificationKind.PAYMENT_SUCCEEDED
+            and s.channel_txn_id
+            and s.channel_txn_id not in self._seen_txn_ids
+        ]
+        self._inbox.clear()
+        for signal in late:
+            assert signal.channel_txn_id is not None
+            if (signal.attempt or 1) != self._order.payment_attempt:
+                await self._give_back_replaced(signal)
+                continue
+            self._seen_txn_ids.add(signal.channel_txn_id)
+            refund_id = late_payment_refund_id(self._order.order_id, signal.channel_txn_id)
+            try:
+                await self._refund(signal, refund_id, "late_payment")
+            except StepFailed as error:
+                await self._flag_for_review(f"late payment refund refused: {error}")
+                continue
+            self._steps.append("refund_late_payment")
+        return bool(late)
 
     async def _refund(self, payment: PaymentSignal, refund_id: str, reason: str) -> None:
         refund = RefundOrder(

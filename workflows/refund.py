@@ -8,9 +8,16 @@ The workflow id is `refund-{refund id}`, and the refund id is the channel's
 idempotency key, so a repeated request joins the same workflow and the channel
 never refunds twice. An unknown outcome is resolved by asking the channel,
 never by guessing; there is no timeout: a refund ends succeeded or failed.
+
+A refund the channel keeps pending (for weeks, even) is queried at most every
+few minutes; after `polls_per_run` queries the workflow continues as new with
+its ticket, its next interval and the notices not yet judged, so its history
+stays bounded while the query, the ask and the API's update keep answering.
 """
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
@@ -29,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
         RefundStatus,
         RefundTicket,
         RefundView,
+        RefundWait,
     )
     from workflows import options
 
@@ -37,18 +45,25 @@ with workflow.unsafe.imports_passed_through():
 class RefundWorkflow:
     @workflow.init
     def __init__(self, ask: RefundAsk) -> None:
-        self._ask = ask
-        self._status: RefundStatus | None = None
-        self._ticket: RefundTicket | None = None
+        self._ask = ask.model_copy(update={"waiting": None})  # as the API asked it
+        waiting = ask.waiting  # a run continued from an earlier one: still pending
+        self._status: RefundStatus | None = RefundStatus.PENDING if waiting else None
+        self._ticket: RefundTicket | None = waiting.ticket if waiting else None
         self._failure_reason: str | None = None
         self._rejection: tuple[str | None, str | None] = (None, None)
-        self._notices: list[RefundNotice] = []
+        self._notices: list[RefundNotice] = list(waiting.notices) if waiting else []
 
     @workflow.run
     async def run(self, ask: RefundAsk) -> RefundView:
-        if not await self._reserve():
-            return self.view()
-        outcome = await self._await_outcome(await self._ask_channel())
+        if ask.waiting is None:
+            if not await self._reserve():
+                return self.view()
+            state = await self._ask_channel()
+            delay = self._ask.polling.first_refund_check
+        else:
+            state = self._still_pending()
+            delay = timedelta(milliseconds=ask.waiting.next_check_ms)
+        outcome = await self._await_outcome(state, delay)
         refund_id = self._accepted.refund_id
         if outcome.status == ChannelRefundStatus.SUCCEEDED:
             await workflow.execute_local_activity_method(
@@ -121,15 +136,19 @@ class RefundWorkflow:
         )
         return state
 
-    async def _await_outcome(self, state: RefundState) -> RefundState:
+    async def _await_outcome(self, state: RefundState, delay: timedelta) -> RefundState:
         """Wait for a final state: the notification, or a query when it is slow to come."""
-        delay = self._ask.polling.first_refund_check
+        polls = 0
         while state.status == ChannelRefundStatus.PENDING:
+            long_run = polls >= self._ask.polling.polls_per_run
+            if (long_run or workflow.info().is_continue_as_new_suggested()) and not self._notices:
+                await self._continue_waiting(delay)
             try:
                 await workflow.wait_condition(lambda: bool(self._notices), timeout=delay)
             except TimeoutError:
                 state = await self._query(state)
                 delay = self._ask.polling.next_poll(delay)
+                polls += 1
                 continue
             notice = self._notices.pop(0)
             status = (
@@ -139,6 +158,28 @@ class RefundWorkflow:
                 update={"status": status, "failure_reason": notice.failure_reason}
             )
         return state
+
+    async def _continue_waiting(self, delay: timedelta) -> None:
+        """Continue as new, still pending. A notice that arrives while this task completes
+        makes the server refuse the completion; the task then runs again with the notice
+        queued, and it is judged here or carried over."""
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        waiting = RefundWait(
+            ticket=self._accepted,
+            next_check_ms=delay // timedelta(milliseconds=1),
+            notices=tuple(self._notices),
+        )
+        workflow.continue_as_new(self._ask.model_copy(update={"waiting": waiting}))
+
+    def _still_pending(self) -> RefundState:
+        ticket = self._accepted
+        return RefundState(
+            refund_id=ticket.refund_id,
+            order_id=ticket.order_id,
+            status=ChannelRefundStatus.PENDING,
+            amount=ticket.amount,
+            currency=ticket.currency,
+        )
 
     async def _query(self, state: RefundState) -> RefundState:
         try:
