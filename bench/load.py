@@ -37,6 +37,7 @@ class RoundFigures:
     create_s: list[float] = field(default_factory=list)
     pay_to_visible_s: list[float] = field(default_factory=list)
     reads: int = 0
+    retried_503: int = 0
 
     @property
     def per_second(self) -> float:
@@ -112,7 +113,7 @@ class Load:
 
         figures = await self._measured(kind, count, self.stand.pids(processes), one)
         figures.create_s, figures.pay_to_visible_s = timings.create_s, timings.pay_to_visible_s
-        figures.reads = timings.reads
+        figures.reads, figures.retried_503 = timings.reads, timings.retried_503
         self.last_timings = timings
         if record:
             self.results["rounds"].append(figures.summary())
