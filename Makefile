@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 # them compiles everything again (about 6 s of CPU per test process).
 export PYTHONDONTWRITEBYTECODE :=
 
-.PHONY: run test test-long lint typecheck compose-check secrets prometheus chromium clean operator outbox chaos
+.PHONY: run test test-long lint typecheck compose-check secrets prometheus chromium clean operator outbox chaos bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -95,3 +95,9 @@ chromium:
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+
+# Throughput, latency and CPU per order beside a bare Temporal saga of the same shape, on
+# SQLite and PostgreSQL (the local server), in one run; prints a table, writes var/bench/*.json.
+# Knobs: BENCH_ORDERS, BENCH_ROUNDS, BENCH_DATABASES, BENCH_SETTLEMENT_SCALE (e.g. full).
+bench: $(STAMP)
+	$(BIN)/python -m bench

@@ -1,18 +1,18 @@
 """What each side holds at the end of a run, read into plain records for the checker:
 our database (orders, payment attempts, refunds, the ledger's verdict from
-`db.reconcile.ledger_problems`), the channel's (the sandbox's store file, which it
-writes after every change) and Temporal's (every workflow and how it stands).
+`db.reconcile.ledger_problems`), the channel's (the sandbox's journal, to which it
+appends every change) and Temporal's (every workflow and how it stands).
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlmodel import Session, col, select
 from temporalio.client import Client
 
+from channels.sandbox.journal import read_state
 from db.engine import make_engine
 from db.reconcile import ledger_problems
 from db.tables import Order, Payment, Refund
@@ -103,7 +103,7 @@ def read_database(database_url: str, facts: Facts) -> None:
 
 
 def read_sandbox_store(path: Path, facts: Facts) -> None:
-    snapshot = json.loads(path.read_text()) if path.exists() else {}
+    snapshot = read_state(path)
     facts.channel_payments = [
         ChannelPayment(p["channel"], p["out_trade_no"], p["status"], p["amount"], p["txn_id"])
         for p in snapshot.get("payments", [])

@@ -51,14 +51,22 @@ def system_env(work: Path, database_url: str) -> dict[str, str]:
     }
 
 
+def service_kind(name: str) -> str:
+    """ "worker-2" is a second worker, "api-2" a second API: the part before the dash."""
+    return name.split("-", 1)[0]
+
+
 class ChaosSystem:
-    """The four services, each startable, killable and checked for health by name."""
+    """The four services, each startable, killable and checked for health by name; more
+    workers and API processes ("worker-2", "api-2", ...) start the same way on their own
+    ports (the benchmark's scale-out case)."""
 
     def __init__(self, work: Path, env: dict[str, str]) -> None:
         self.work = work
         self.env = env
         self.processes = stack.Stack(env=env)
         self.died_on_their_own: Counter[str] = Counter()
+        self._api_ports = {"api": int(env["PAYSAGA_API_PORT"])}
 
     @property
     def api_url(self) -> str:
@@ -96,26 +104,37 @@ class ChaosSystem:
             self.start(name)
         return dead
 
+    def api_url_of(self, name: str) -> str:
+        """The address of the API process `name` ("api", "api-2", ...)."""
+        if name not in self._api_ports:
+            self._api_ports[name] = stack.free_port()
+        return f"http://127.0.0.1:{self._api_ports[name]}"
+
     def _command(self, name: str) -> list[str]:
         env = self.env
-        if name == "temporal":
+        kind = service_kind(name)
+        if kind == "temporal":
             port = int(self.temporal_address.rsplit(":", 1)[1])
             return stack.temporal_command(port, None, str(self.work / "temporal.db"))
-        if name == "sandbox":
+        if kind == "sandbox":
             port = int(env["PAYSAGA_SANDBOX_PORT"])
             return stack.uvicorn_command("channels.sandbox.app:create_app", "127.0.0.1", port)
-        if name == "worker":
+        if kind == "worker" and name != "worker":  # its own health port; `env` execs
+            health = f"PAYSAGA_WORKER_HEALTH_PORT={stack.free_port()}"
+            return ["env", health, *stack.worker_command()]
+        if kind == "worker":
             return stack.worker_command()
-        port = int(env["PAYSAGA_API_PORT"])
+        port = int(self.api_url_of(name).rsplit(":", 1)[1])
         return stack.uvicorn_command("api.app:create_app", "127.0.0.1", port)
 
     def _health(self, name: str) -> Callable[[], bool]:
-        if name == "temporal":
+        kind = service_kind(name)
+        if kind == "temporal":
             port = int(self.temporal_address.rsplit(":", 1)[1])
             return lambda: stack.port_open(port)
-        if name == "sandbox":
+        if kind == "sandbox":
             return lambda: stack.http_ok(f"{self.sandbox_url}/healthz")
-        if name == "worker":
+        if kind == "worker":
             queue = self.env["PAYSAGA_TASK_QUEUE"]
             return lambda: stack.worker_polling(self.temporal_address, "default", queue)
-        return lambda: stack.http_ok(f"{self.api_url}/healthz")
+        return lambda: stack.http_ok(f"{self.api_url_of(name)}/healthz")

@@ -9,8 +9,9 @@ control API that sets and reads them has no channel in its path. Payouts are
 keyed by payout_id; their faults and behaviour by merchant_id, their
 deliveries by payout_id, in the same maps.
 
-With a `path`, payments, refunds and payouts are also written to a JSON
-snapshot after every change and read back at start, so the sandbox, like a
+With a `path`, payments, refunds and payouts are also appended to a journal
+(`channels.sandbox.journal`: one line per change, so a write costs the same
+however long the history) and read back at start, so the sandbox, like a
 real channel, remembers them across a restart. Faults, refund and payout
 behaviour and deliveries are test scaffolding and stay in memory;
 notifications in flight at a restart are lost, which the saga's own polling
@@ -21,15 +22,14 @@ is gone) until the control API completes or fails it.
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import secrets
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from channels.base import ChannelName
 from channels.sandbox.errors import SandboxError
+from channels.sandbox.journal import Journal
 from channels.sandbox.protocol import (
     PaymentCreate,
     PaymentStatus,
@@ -119,7 +119,7 @@ def _not_found(what: str) -> SandboxError:
 
 class Store:
     def __init__(self, path: Path | None = None) -> None:
-        self._path = path
+        self._journal = Journal(path) if path is not None else None
         self._lock = asyncio.Lock()
         self._payments: dict[PaymentKey, PaymentRecord] = {}
         self._payment_keys_by_id: dict[str, PaymentKey] = {}
@@ -129,8 +129,8 @@ class Store:
         self._payouts: dict[str, PayoutRecord] = {}
         self._payout_modes: dict[str, PayoutMode] = {}
         self._deliveries: dict[str, list[DeliveryAttempt]] = {}
-        if path is not None and path.exists():
-            self._load(path)
+        if self._journal is not None:
+            self._load(self._journal.state)
 
     # -- payments ---------------------------------------------------------
 
@@ -388,42 +388,32 @@ class Store:
 
     def _save(self, payment: PaymentRecord) -> PaymentRecord:
         self._payments[payment.key] = payment
-        self._persist()
+        self._persist("payments", payment)
         return payment
 
     def _save_refund(self, refund: RefundRecord) -> RefundRecord:
         self._refunds[(refund.channel, refund.refund_id)] = refund
-        self._persist()
+        self._persist("refunds", refund)
         return refund
 
     def _save_payout(self, payout: PayoutRecord) -> PayoutRecord:
         self._payouts[payout.payout_id] = payout
-        self._persist()
+        self._persist("payouts", payout)
         return payout
 
-    def _persist(self) -> None:
-        if self._path is None:
-            return
-        snapshot = {
-            "payments": [asdict(p) for p in self._payments.values()],
-            "refunds": [asdict(r) for r in self._refunds.values()],
-            "payouts": [asdict(p) for p in self._payouts.values()],
-        }
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self._path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(snapshot))
-        os.replace(temporary, self._path)  # atomic: a crash leaves the old or the new file
+    def _persist(self, kind: str, record: PaymentRecord | RefundRecord | PayoutRecord) -> None:
+        if self._journal is not None:
+            self._journal.append(kind, asdict(record))
 
-    def _load(self, path: Path) -> None:
-        snapshot = json.loads(path.read_text())
-        for raw in snapshot["payments"]:
+    def _load(self, state: dict[str, list[dict[str, Any]]]) -> None:
+        for raw in state["payments"]:
             payment = PaymentRecord(**{**raw, "channel": ChannelName(raw["channel"])})
             self._payments[payment.key] = payment
             self._payment_keys_by_id[payment.payment_id] = payment.key
-        for raw in snapshot["refunds"]:
+        for raw in state["refunds"]:
             refund = RefundRecord(**{**raw, "channel": ChannelName(raw["channel"])})
             self._refunds[(refund.channel, refund.refund_id)] = refund
-        for raw in snapshot.get("payouts", []):  # absent from snapshots older than payouts
+        for raw in state["payouts"]:
             payout = PayoutRecord(**raw)
             self._payouts[payout.payout_id] = payout
 

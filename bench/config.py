@@ -1,0 +1,46 @@
+"""The bench's knobs, from the environment (`make bench` passes them through)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+DATABASES = ("sqlite", "postgresql")
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    orders: int = 200  # per paysaga round (and as many bare sagas per floor round)
+    rounds: int = 2  # bare, paysaga, bare, paysaga, ...
+    databases: tuple[str, ...] = DATABASES
+    settlement_orders: int = 100_000
+    settlement_merchants: int = 1_000
+    in_flight: int = 50
+    serial_orders: int = 20  # orders one at a time, for latency at 1 in flight
+    duplicates: int = 20  # resends of one notification
+    postgres_url: str = "postgresql://postgres@127.0.0.1:5432"
+
+
+def parse_scale(text: str) -> tuple[int, int]:
+    """ "100000/1000" -> (orders, merchants); "full" is 1,000,000 orders of 10,000 merchants."""
+    if text == "full":
+        return 1_000_000, 10_000
+    orders, _, merchants = text.partition("/")
+    return int(orders), int(merchants)
+
+
+def from_env(env: dict[str, str] | None = None) -> BenchConfig:
+    env = dict(os.environ) if env is None else env
+    databases = tuple(d.strip() for d in env.get("BENCH_DATABASES", ",".join(DATABASES)).split(","))
+    unknown = set(databases) - set(DATABASES)
+    if unknown:
+        raise ValueError(f"BENCH_DATABASES: unknown {sorted(unknown)}; choose from {DATABASES}")
+    orders, merchants = parse_scale(env.get("BENCH_SETTLEMENT_SCALE", "100000/1000"))
+    return BenchConfig(
+        orders=int(env.get("BENCH_ORDERS", BenchConfig.orders)),
+        rounds=int(env.get("BENCH_ROUNDS", BenchConfig.rounds)),
+        databases=databases,
+        settlement_orders=orders,
+        settlement_merchants=merchants,
+        postgres_url=env.get("BENCH_POSTGRES_URL", BenchConfig.postgres_url),
+    )

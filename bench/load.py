@@ -1,0 +1,169 @@
+"""One database's measurements: interleaved rounds of the bare floor and of paysaga, latency
+one at a time, history events, a duplicate storm, and two workers + two APIs."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from temporalio.client import Client
+
+from bench import cpu, probes
+from bench.config import BenchConfig
+from bench.figures import CLOCK_TICKS, percentile
+from bench.floor import one_saga
+from bench.orders import Shop, Timings, in_flight
+from bench.stand import FLOOR_QUEUE, Stand, new_merchant
+
+PAYSAGA_PROCESSES = ["temporal", "worker", "api", "sandbox"]
+
+
+def _own_ticks() -> int:
+    times = os.times()
+    return round((times.user + times.system) * CLOCK_TICKS)
+
+
+@dataclass
+class RoundFigures:
+    kind: str  # "floor", "paysaga", "paysaga-2x2"
+    items: int
+    seconds: float
+    cpu_ticks: dict[str, int]
+    create_s: list[float] = field(default_factory=list)
+    pay_to_visible_s: list[float] = field(default_factory=list)
+    reads: int = 0
+    retried_503: int = 0
+
+    @property
+    def per_second(self) -> float:
+        return self.items / self.seconds
+
+    def summary(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["per_second"] = self.per_second
+        for name in ("create_s", "pay_to_visible_s"):
+            values = data.pop(name)
+            data[f"{name}_p50"] = percentile(values, 0.5)
+            data[f"{name}_p99"] = percentile(values, 0.99)
+        return data
+
+
+class Load:
+    def __init__(self, stand: Stand, config: BenchConfig, say: Callable[[str], None]) -> None:
+        self.stand = stand
+        self.config = config
+        self.say = say
+        self.results: dict[str, Any] = {"rounds": []}
+
+    async def run(self) -> dict[str, Any]:
+        stand = self.stand
+        headers = stand.operator_headers()
+        self.client = await Client.connect(stand.system.temporal_address)
+        self.sandbox = stand.sandbox_client()
+        self.apis = [stand.api_client("api", headers)]
+        try:
+            merchant = await new_merchant(self.apis[0])
+            self.shop = Shop(self.apis, self.sandbox, merchant)
+            await self._rounds()
+            await self._serial()
+            await self._events_and_duplicates()
+            await self._scale_out(headers)
+        finally:
+            for api in self.apis:
+                await api.aclose()
+            await self.sandbox.aclose()
+        return self.results
+
+    async def _rounds(self) -> None:
+        n, config = self.config.orders, self.config
+        self.say(f"  warm-up: {min(n, 20)} of each")
+        await self._floor_round(min(n, 20), record=False)
+        await self._paysaga_round("paysaga", min(n, 20), PAYSAGA_PROCESSES, record=False)
+        for number in range(1, config.rounds + 1):
+            floor = await self._floor_round(n)
+            self.say(f"  round {number}: bare floor {floor.per_second:.1f} workflows/s")
+            ours = await self._paysaga_round("paysaga", n, PAYSAGA_PROCESSES)
+            self.say(f"  round {number}: paysaga {ours.per_second:.1f} orders/s")
+
+    async def _floor_round(self, count: int, record: bool = True) -> RoundFigures:
+        pids = self.stand.pids(["temporal", "floor"])
+        queue, client = FLOOR_QUEUE, self.client
+
+        async def one() -> None:
+            await one_saga(client, queue, secrets.token_hex(8))
+
+        figures = await self._measured("floor", count, pids, one)
+        if record:
+            self.results["rounds"].append(figures.summary())
+        return figures
+
+    async def _paysaga_round(
+        self, kind: str, count: int, processes: list[str], record: bool = True
+    ) -> RoundFigures:
+        timings = Timings()
+        shop = self.shop
+
+        async def one() -> None:
+            await shop.one_order(timings)
+
+        figures = await self._measured(kind, count, self.stand.pids(processes), one)
+        figures.create_s, figures.pay_to_visible_s = timings.create_s, timings.pay_to_visible_s
+        figures.reads, figures.retried_503 = timings.reads, timings.retried_503
+        self.last_timings = timings
+        if record:
+            self.results["rounds"].append(figures.summary())
+        return figures
+
+    async def _measured(
+        self, kind: str, count: int, pids: dict[str, int], one: Callable[[], Any]
+    ) -> RoundFigures:
+        before, own = cpu.sample(pids), _own_ticks()
+        seconds = await in_flight(count, self.config.in_flight, one)
+        ticks = cpu.delta(before, cpu.sample(pids))
+        ticks["bench client"] = _own_ticks() - own
+        return RoundFigures(kind, count, seconds, ticks)
+
+    async def _serial(self) -> None:
+        timings = Timings()
+        count = self.config.serial_orders
+        for _ in range(count):
+            await self.shop.one_order(timings)
+        self.results["serial"] = {
+            "orders": count,
+            "create_s_p50": percentile(timings.create_s, 0.5),
+            "create_s_p99": percentile(timings.create_s, 0.99),
+            "pay_to_visible_s_p50": percentile(timings.pay_to_visible_s, 0.5),
+            "pay_to_visible_s_p99": percentile(timings.pay_to_visible_s, 0.99),
+        }
+        self.say(f"  one at a time: create p50 {self.results['serial']['create_s_p50']:.3f} s")
+
+    async def _events_and_duplicates(self) -> None:
+        sample = self.last_timings.order_ids[:5]
+        counts = [await probes.history_events(self.client, f"order-{o}") for o in sample]
+        self.results["history_events_per_order"] = sum(counts) / len(counts)
+        payment = self.last_timings.payments[sample[0]]
+        cost = await probes.resend_payment_notification(
+            self.client, self.apis[0], self.sandbox, self.stand.env, payment, self.config.duplicates
+        )
+        self.results["duplicate"] = asdict(cost)
+        self.say(
+            f"  history: {self.results['history_events_per_order']:.1f} events/order; "
+            f"{cost.sent} duplicates added {cost.events_added} events, "
+            f"{cost.workflows_started} workflows"
+        )
+
+    async def _scale_out(self, headers: dict[str, str]) -> None:
+        self.say("  scale-out: starting worker-2 and api-2")
+        began = time.monotonic()
+        for name in ("worker-2", "api-2"):
+            await asyncio.to_thread(self.stand.start_more, name)
+        self.apis.append(self.stand.api_client("api-2", headers))
+        self.say(f"  scale-out: started in {time.monotonic() - began:.0f} s")
+        processes = [*PAYSAGA_PROCESSES, "worker-2", "api-2"]
+        figures = await self._paysaga_round("paysaga-2x2", self.config.orders, processes)
+        self.say(f"  two workers + two APIs: {figures.per_second:.1f} orders/s")

@@ -1,0 +1,91 @@
+"""What an order costs in Temporal's history, and what a duplicate notification adds.
+
+A duplicate is the very message the channel sent (same notify id, same signature scheme,
+rendered by the sandbox's own protocol), posted to our notify route again and again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from dataclasses import dataclass
+
+import httpx
+from temporalio.client import Client
+
+from channels.sandbox import alipay_front
+from channels.sandbox.protocol import Event, EventData
+from settings import Settings
+
+SETTLE_S = 2.0  # after the resends, time for anything they set off to show
+
+
+async def history_events(client: Client, workflow_id: str) -> int:
+    history = await client.get_workflow_handle(workflow_id).fetch_history()
+    return len(history.events)
+
+
+async def workflow_count(client: Client) -> int:
+    return (await client.count_workflows()).count
+
+
+@dataclass(frozen=True)
+class DuplicateCost:
+    sent: int
+    answers: dict[int, int]  # status code -> how many
+    events_added: int
+    workflows_started: int
+
+
+async def resend_payment_notification(
+    client: Client,
+    api: httpx.AsyncClient,
+    sandbox: httpx.AsyncClient,
+    env: dict[str, str],
+    payment: dict[str, object],
+    times: int,
+) -> DuplicateCost:
+    """Post the paid order's payment notification (`payment`: the sandbox's view of it)
+    `times` more times; count what changed."""
+    order_id = str(payment["out_trade_no"])
+    deliveries = (await sandbox.get(f"/control/payments/{order_id}/deliveries")).json()
+    message = _notification(env, deliveries[0]["event_id"], payment)
+    events_before = await history_events(client, f"order-{order_id}")
+    workflows_before = await workflow_count(client)
+    answers: dict[int, int] = {}
+    for _ in range(times):
+        answer = await api.post(
+            "/v1/channels/alipay/notify", content=message[0], headers=message[1]
+        )
+        answers[answer.status_code] = answers.get(answer.status_code, 0) + 1
+    await asyncio.sleep(SETTLE_S)
+    return DuplicateCost(
+        sent=times,
+        answers=answers,
+        events_added=await history_events(client, f"order-{order_id}") - events_before,
+        workflows_started=await workflow_count(client) - workflows_before,
+    )
+
+
+def _notification(
+    env: dict[str, str], event_id: str, payment: dict[str, object]
+) -> tuple[bytes, dict[str, str]]:
+    os.environ.update(env)
+    protocol = alipay_front.notifications(Settings())
+    event = Event(
+        id=event_id,
+        type="payment.succeeded",
+        created=int(time.time()),
+        data=EventData(
+            payment_id=str(payment["payment_id"]),
+            out_trade_no=str(payment["out_trade_no"]),
+            merchant_id=str(payment["merchant_id"]),
+            amount=int(str(payment["amount"])),
+            currency=str(payment["currency"]),
+            txn_id=str(payment["txn_id"]),
+            status="paid",
+        ),
+    )
+    wire = protocol.render(event)
+    return wire.body, dict(wire.headers)

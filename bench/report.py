@@ -1,0 +1,102 @@
+"""The table (each figure beside its goal) and the JSON file of a run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from bench.figures import Goal, Row, ms_per_item, render_table
+
+CPU_GOAL_MS = 45.0
+SERVICES = ("temporal", "worker", "api", "sandbox")
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else 0.0
+
+
+def database_rows(database: str, results: dict[str, Any]) -> list[Row]:
+    rounds = results["rounds"]
+    floor = [r for r in rounds if r["kind"] == "floor"]
+    ours = [r for r in rounds if r["kind"] == "paysaga"]
+    wide = [r for r in rounds if r["kind"] == "paysaga-2x2"]
+    floor_rate = _mean([r["per_second"] for r in floor])
+    our_rate = _mean([r["per_second"] for r in ours])
+    d = f"[{database}] "
+    rows = [
+        Row(d + "bare floor", floor_rate, "workflows/s"),
+        Row(d + "paysaga end to end (50 in flight)", our_rate, "orders/s"),
+        Row(
+            d + "ratio to the floor",
+            our_rate / floor_rate if floor_rate else None,
+            "x",
+            Goal(">=", 0.8),
+        ),
+        Row(
+            d + "create p50 at 50 in flight", _mean([r["create_s_p50"] for r in ours]) * 1000, "ms"
+        ),
+        Row(d + "  p99", _mean([r["create_s_p99"] for r in ours]) * 1000, "ms"),
+        Row(
+            d + "pay-to-visible p50 at 50 in flight",
+            _mean([r["pay_to_visible_s_p50"] for r in ours]) * 1000,
+            "ms",
+        ),
+        Row(d + "  p99", _mean([r["pay_to_visible_s_p99"] for r in ours]) * 1000, "ms"),
+    ]
+    serial = results["serial"]
+    rows += [
+        Row(d + "create p50 at 1 in flight", serial["create_s_p50"] * 1000, "ms"),
+        Row(d + "  p99", serial["create_s_p99"] * 1000, "ms"),
+        Row(d + "pay-to-visible p50 at 1 in flight", serial["pay_to_visible_s_p50"] * 1000, "ms"),
+        Row(d + "  p99", serial["pay_to_visible_s_p99"] * 1000, "ms"),
+    ]
+    rows += cpu_rows(d, ours, floor)
+    dup = results["duplicate"]
+    rows += [
+        Row(
+            d + "history events per happy order",
+            results["history_events_per_order"],
+            "",
+            Goal("<=", 15),
+        ),
+        Row(
+            d + f"events added by {dup['sent']} duplicate notifications",
+            dup["events_added"],
+            "",
+            Goal("==", 0),
+        ),
+        Row(d + "workflows started by them", dup["workflows_started"], "", Goal("==", 0)),
+    ]
+    if wide:
+        rate = _mean([r["per_second"] for r in wide])
+        rows.append(Row(d + "two workers + two APIs", rate, "orders/s"))
+        rows.append(
+            Row(d + "  change against one of each", rate / our_rate if our_rate else None, "x")
+        )
+        rows += cpu_rows(d + "2x2 ", wide, [])
+    return rows
+
+
+def cpu_rows(d: str, ours: list[dict[str, Any]], floor: list[dict[str, Any]]) -> list[Row]:
+    def per_order(name: str, rounds: list[dict[str, Any]]) -> float:
+        return _mean([ms_per_item(r["cpu_ticks"].get(name, 0), r["items"]) for r in rounds])
+
+    names = sorted({n for r in ours for n in r["cpu_ticks"]} - {"bench client"})
+    total = sum(per_order(n, ours) for n in names)
+    rows = [Row(d + "CPU per happy order, our processes", total, "ms", Goal("<=", CPU_GOAL_MS))]
+    rows += [Row(d + f"  {name}", per_order(name, ours), "ms") for name in names]
+    rows.append(Row(d + "  (the bench's client)", per_order("bench client", ours), "ms"))
+    if floor:
+        bare = per_order("temporal", floor) + per_order("floor", floor)
+        rows.append(Row(d + "CPU per bare saga (server + its worker)", bare, "ms"))
+    return rows
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, default=str))
+
+
+def render(rows: list[Row]) -> str:
+    return render_table(rows)

@@ -1,0 +1,107 @@
+"""The system the bench loads: chaos's (chaos/system.py: stack.py's processes on free ports,
+test-speed timers), a database of the bench's own, the floor's worker beside paysaga's, an
+operator's token and a merchant."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+from sqlalchemy import create_engine, text
+
+import stack
+from api.auth.tokens import issue_access_token, utc_now
+from api.manage import create_operator
+from chaos.system import ChaosSystem, system_env
+from db.migrate import upgrade_to_head
+from settings import Settings
+
+FLOOR_QUEUE = "bench-floor"
+
+
+@contextmanager
+def bench_database(kind: str, work: Path, server_url: str) -> Iterator[str]:
+    """A fresh database URL: a SQLite file under `work`, or a database created (and dropped
+    afterwards) on the local PostgreSQL server."""
+    if kind == "sqlite":
+        yield f"sqlite:///{work / 'paysaga.db'}"
+        return
+    name = f"bench_{secrets.token_hex(4)}"
+    driver_url = server_url.replace("postgresql://", "postgresql+psycopg://", 1)
+    admin = create_engine(f"{driver_url}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"{server_url}/{name}"
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+class Stand:
+    def __init__(self, work: Path, database_url: str) -> None:
+        upgrade_to_head(database_url)
+        self.database_url = database_url
+        self.system = ChaosSystem(work, system_env(work, database_url))
+        self.env = self.system.env
+
+    def start(self) -> None:
+        self.system.start_all()
+        command = [sys.executable, "-m", "bench.floor", self.system.temporal_address, FLOOR_QUEUE]
+        self.system.processes.start("floor", command, self.system.work / "floor.log")
+        address = self.system.temporal_address
+        stack.wait_until(lambda: stack.worker_polling(address, "default", FLOOR_QUEUE), "floor")
+
+    def start_more(self, name: str) -> None:
+        self.system.start(name)
+
+    def stop(self) -> None:
+        self.system.stop_all()
+
+    def pids(self, names: list[str]) -> dict[str, int]:
+        return {name: self.system.processes.process(name).pid for name in names}
+
+    def operator_headers(self) -> dict[str, str]:
+        operator_id = create_operator(
+            self.database_url,
+            f"bench-{secrets.token_hex(4)}@ops.example.com",
+            secrets.token_urlsafe(16),
+            "Bench",
+        )
+        os.environ.update(self.env)  # Settings as the processes read them
+        token = issue_access_token(Settings(), operator_id, "operator", utc_now())
+        return {"Authorization": f"Bearer {token}"}
+
+    def sandbox_client(self) -> httpx.AsyncClient:
+        key = self.env["PAYSAGA_SANDBOX_API_KEY"]
+        return httpx.AsyncClient(
+            base_url=self.system.sandbox_url,
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=60,
+        )
+
+    def api_client(self, name: str, headers: dict[str, str]) -> httpx.AsyncClient:
+        limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+        return httpx.AsyncClient(
+            base_url=self.system.api_url_of(name), headers=headers, timeout=60, limits=limits
+        )
+
+
+async def new_merchant(api: httpx.AsyncClient, webhook_url: str | None = None) -> str:
+    body: dict[str, object] = {
+        "name": "Bench shop",
+        "commission_rate": "0.05",
+        "settlement_currency": "CNY",
+        "bank_account_number": "DE89 3704 0044 0532 0130 00",
+    }
+    if webhook_url:
+        body["webhook_url"] = webhook_url
+    answer = await api.post("/v1/merchants", json=body)
+    answer.raise_for_status()
+    return str(answer.json()["id"])
