@@ -77,6 +77,9 @@ def configure_logging(service: str, log_format: str) -> None:
         logger.propagate = True
     for name in _QUIET:
         logging.getLogger(name).setLevel(logging.WARNING)
+    # Python's warnings (a library's UserWarning) go through the same handler, as one JSON
+    # line at WARNING, not as raw text on stderr.
+    logging.captureWarnings(True)
 
 
 def _order_of(workflow_id: str | None) -> str | None:

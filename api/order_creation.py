@@ -31,7 +31,6 @@ from temporalio.service import RPCError, RPCStatusCode
 from api.auth.caller import Caller, Role, Unauthenticated
 from api.deps import AppContext
 from api.errors import Conflict, InvalidRequest, ServiceUnavailable
-from api.pages.checkout_links import checkout_url
 from api.records import new_id, now, order_out
 from api.schemas import OrderCreate
 from api.updates import resending_lost, update_with_start
@@ -322,8 +321,7 @@ def _response_for(context: AppContext, order_id: str) -> StoredResponse:
                 }
             }
             return StoredResponse(400, json.dumps(body))
-        answer = order_out(session, order)
-        answer.checkout_url = checkout_url(context.settings, order_id)
+        answer = order_out(session, order, context.settings)
         return StoredResponse(201, answer.model_dump_json())
 
 

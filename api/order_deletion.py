@@ -106,4 +106,4 @@ def _full_refund(context: AppContext, requester: Requester, order_id: str) -> Re
 
 def _read(context: AppContext, caller: Caller, order_id: str) -> OrderOut:
     with context.reads() as session:
-        return order_out(session, order_for(session, caller, order_id))
+        return order_out(session, order_for(session, caller, order_id), context.settings)

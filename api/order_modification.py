@@ -97,4 +97,4 @@ def _not_modifiable(message: str) -> Conflict:
 
 def _read(context: AppContext, caller: Caller, order_id: str) -> OrderOut:
     with context.reads() as session:
-        return order_out(session, order_for(session, caller, order_id))
+        return order_out(session, order_for(session, caller, order_id), context.settings)

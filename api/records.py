@@ -9,10 +9,12 @@ from datetime import UTC, datetime
 from sqlmodel import Session, func, select
 
 from api.errors import NotFound
+from api.pages.checkout_links import checkout_url
 from api.schemas import AmountsOut, LineOut, OrderOut, PaymentAttempts, PaymentOut, SplitOut
 from db.payments import current_payment, payment_attempts
 from db.tables import Order, OrderLine, OrderReturnUrl, Payment, Refund
 from domain.keys import stored_payment_reference
+from settings import Settings
 
 
 def new_id(prefix: str) -> str:
@@ -31,7 +33,9 @@ def get_order(session: Session, order_id: str) -> Order:
     return order
 
 
-def order_out(session: Session, order: Order) -> OrderOut:
+def order_out(session: Session, order: Order, settings: Settings) -> OrderOut:
+    """The order as its readers see it, with the hosted checkout's link (the buyer's way
+    to pay or switch method; its token is the capability to open the page)."""
     lines = session.exec(
         select(OrderLine).where(OrderLine.order_id == order.id).order_by(OrderLine.line_no)  # type: ignore[arg-type]
     ).all()
@@ -73,6 +77,7 @@ def order_out(session: Session, order: Order) -> OrderOut:
         funds_released_at=order.funds_released_at,
         created_at=order.created_at,
         return_url=_return_url(session, order.id),
+        checkout_url=checkout_url(settings, order.id),
     )
 
 

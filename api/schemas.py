@@ -157,7 +157,7 @@ class OrderOut(BaseModel):
     funds_released_at: datetime | None
     created_at: datetime
     return_url: str | None = None
-    # Our hosted checkout, in the answer that creates the order (its link carries the
+    # Our hosted checkout, where the buyer pays or switches method (its link carries the
     # capability to open it: give it to the buyer only).
     checkout_url: str | None = None
 

@@ -77,7 +77,7 @@ def list_orders(
         query = query.where(Order.id < starting_after)
     with context.reads() as session:
         rows = session.exec(query.limit(limit + 1)).all()
-        page = [order_out(session, row) for row in rows[:limit]]
+        page = [order_out(session, row, context.settings) for row in rows[:limit]]
     has_more = len(rows) > limit
     return OrderPage(data=page, has_more=has_more, next_cursor=page[-1].id if has_more else None)
 
@@ -170,4 +170,4 @@ async def _update_then_expect(
 
 def _order_view(context: AppContext, caller: Caller, order_id: str) -> OrderOut:
     with context.reads() as session:
-        return order_out(session, order_for(session, caller, order_id))
+        return order_out(session, order_for(session, caller, order_id), context.settings)

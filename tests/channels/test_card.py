@@ -331,7 +331,7 @@ async def test_a_card_that_succeeds_pays_and_a_signed_webhook_says_so(
 
     page, paid = await submit_card(client, sandbox, created.checkout_url, SUCCEEDS)
 
-    assert MERCHANT in page.text and "19.99 USD" in page.text
+    assert "Two boxes of oolong" in page.text and "19.99 USD" in page.text
     assert paid.status_code == 200 and "Payment succeeded" in paid.text
     assert "Visa ending in 4242" in paid.text
     state = await card.query_payment(order_id)

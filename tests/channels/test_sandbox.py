@@ -413,7 +413,7 @@ async def test_paying_on_the_cashier_marks_the_payment_paid_once(
     created = await channel.create_payment(payment_request(order_id, inbox))
     assert created.qr_payload is not None
     page = await client.get(created.qr_payload, follow_redirects=True)
-    assert MERCHANT in page.text and "12.34 CNY" in page.text
+    assert "Two boxes of oolong" in page.text and "12.34 CNY" in page.text
     pay_action = re.search(r'<form method="post" action="([^"]+/pay)"', page.text)
     assert pay_action is not None
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from pydantic import SecretStr
 from sqlmodel import Session
 
 from activities.order_records import OrderRecords
@@ -19,6 +20,7 @@ from db.payments import current_payment, payment_attempts
 from db.tables import Order, Payment
 from domain.pricing import OrderLine, PricedOrder, price_order
 from domain.saga import OrderInput, OrderModification, PaymentRecord
+from settings import Settings
 from tests.db.conftest import Shop, new_id
 
 FIRST = [OrderLine(sku="tea-001", name="Oolong tea", quantity=2, unit_amount=1999)]
@@ -87,7 +89,7 @@ def test_a_modified_order_keeps_both_attempts_and_pays_the_current_one(shop: Sho
     with Session(shop.engine) as session:
         row = session.get_one(Order, order.order_id)
         history = attempts_out(session, row).data
-        shown = order_out(session, row).payment
+        shown = order_out(session, row, Settings.model_construct(jwt_secret=SecretStr("k"))).payment
     assert [(p.reference, p.status, p.amount) for p in history] == [
         (order.order_id, "closed", 3998),
         (f"{order.order_id}__2", "paid", 5997),
