@@ -119,6 +119,7 @@ class ChannelCalls:
             currency=order.priced.currency,
             description=_description(order),
             notify_url=order.notify_url,
+            return_url=order.checkout_url,
         )
         with _translated_channel_errors():
             created = await self._channels[order.channel].create_payment(request)

@@ -31,6 +31,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from api.auth.caller import Caller, Role, Unauthenticated
 from api.deps import AppContext
 from api.errors import Conflict, InvalidRequest, ServiceUnavailable
+from api.pages.checkout_links import checkout_url
 from api.records import new_id, now, order_out
 from api.schemas import OrderCreate
 from api.updates import resending_lost, update_with_start
@@ -154,8 +155,10 @@ def _validated_input(context: AppContext, caller: Caller, body: OrderCreate) -> 
         raise InvalidRequest("currency_not_supported", message, "currency")
     timeout, hold = _order_timings(settings, body)
     channel = body.channel.value if body.channel is not None else ""
+    order_id = new_id("ord")
     return OrderInput(
-        order_id=new_id("ord"),
+        order_id=order_id,
+        checkout_url=checkout_url(settings, order_id),
         merchant_id=merchant.id,
         channel=channel,
         merchant_name=merchant.name,

@@ -74,6 +74,7 @@ class CreatePaymentRequest(_Model):
     currency: str
     description: str
     notify_url: str
+    return_url: str | None = None  # where the channel's page sends the buyer back
 
 
 class CreatedPayment(_Model):

@@ -30,6 +30,9 @@ class OrderInput(_Message):
     description: str = ""
     merchant_name: str = ""  # shown to the buyer at the channel's cashier
     return_url: str | None = None  # where the hosted checkout sends the buyer back
+    # Our hosted checkout: where a channel's own page sends the buyer back after paying
+    # (None in inputs made before it was carried).
+    checkout_url: str | None = None
     buyer_ref: str | None = None
     buyer_id: str | None = None  # the signed-in buyer who placed it
     priced: PricedOrder

@@ -76,7 +76,7 @@ def refund_key(refund_id: str) -> str:
 def create_params(request: CreatePaymentRequest) -> dict[str, str]:
     """`webhook_url` is a per-payment notification URL (as Mollie takes one); a gateway
     that only knows account-level webhook endpoints needs it configured there instead."""
-    return {
+    params = {
         "amount": str(request.amount),
         "currency": request.currency.lower(),
         "description": request.description,
@@ -84,6 +84,9 @@ def create_params(request: CreatePaymentRequest) -> dict[str, str]:
         f"metadata[{MERCHANT_ID}]": request.merchant_id,
         "webhook_url": request.notify_url,
     }
+    if request.return_url:
+        params["return_url"] = request.return_url
+    return params
 
 
 def refund_params(request: RefundRequest, payment_intent_id: str) -> dict[str, str]:
