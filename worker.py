@@ -176,6 +176,7 @@ async def built_worker(
             refunds.complete_refund,
             refunds.fail_refund,
             settlement.merchants_to_settle,
+            settlement.merchants_page,
             settlement.prepare_statements,
             settlement.record_payout,
             settlement.day_statements,

@@ -26,6 +26,7 @@ from db.settlement import (
 from db.tables import Merchant, Payout, Statement
 from domain.settlement import (
     MerchantDay,
+    MerchantsPage,
     PayoutOrder,
     PayoutOutcome,
     PayoutStatus,
@@ -48,6 +49,18 @@ class SettlementRecords:
                 session, day_cutoff(scope.day, datetime.now(UTC))
             )
         return [m for m in found if m in scope.merchant_ids] if scope.merchant_ids else found
+
+    @activity.defn
+    def merchants_page(self, scope: SettlementRunInput) -> MerchantsPage:
+        """The next `merchants_per_run` merchants after `scope.after`, in id order.
+
+        Settled merchants drop out of the list, so the cursor is an id, not an offset; the
+        count of those remaining lets the run show the day's whole progress.
+        """
+        remaining = [m for m in self.merchants_to_settle(scope) if m > (scope.after or "")]
+        return MerchantsPage(
+            merchant_ids=tuple(remaining[: scope.merchants_per_run]), remaining=len(remaining)
+        )
 
     @activity.defn
     def prepare_statements(self, merchant_day: MerchantDay) -> list[PayoutOrder]:

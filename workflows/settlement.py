@@ -11,11 +11,19 @@ a second run finds the child already started (or done) and counts the merchant a
 settled. Statements and payouts are keyed by (merchant, day, currency) in the
 database too, so a crash half-way resumes where it stopped and never pays twice.
 Progress is on the run's query and its current details in the Temporal UI.
+
+No history grows with the day's size or the bank's delay: a run starts the children of
+one page of merchants (`merchants_per_run`, in id order) and continues as new after the
+last of them, carrying the day's counts, so its query answers for the whole day; a
+merchant's settlement that keeps polling a pending payout continues as new after
+`polls_per_run` polls, carrying its statements, its outcomes so far and the payouts it
+still waits for.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import date, timedelta
 
 from temporalio import workflow
@@ -31,8 +39,11 @@ with workflow.unsafe.imports_passed_through():
     from domain.settlement import (
         MerchantDay,
         MerchantSettlementView,
+        MerchantsPage,
         PayoutOrder,
         PayoutOutcome,
+        PayoutsWait,
+        PendingPayout,
         SettlementProgress,
         SettlementRunInput,
     )
@@ -40,28 +51,56 @@ with workflow.unsafe.imports_passed_through():
 
 SCHEDULED_START = SearchAttributeKey.for_datetime("TemporalScheduledStartTime")
 CONCURRENT_MERCHANTS = 10
+# Patches: a run started before them replays and ends on the code it started with.
+PAGED_RUNS = "settlement-run-pages"  # a page of merchants a run, then continue as new
+BOUNDED_PAYOUT_POLLS = "payout-polls-per-run"  # continue as new after polls_per_run polls
 
 
 @workflow.defn
 class SettlementRunWorkflow:
-    def __init__(self) -> None:
-        self._progress = SettlementProgress(day=None)
+    @workflow.init
+    def __init__(self, request: SettlementRunInput) -> None:
+        self._progress = request.progress or SettlementProgress(day=request.day)
 
     @workflow.run
     async def run(self, request: SettlementRunInput) -> SettlementProgress:
         day = request.day or self._yesterday()
         scope = request.model_copy(update={"day": day})
+        if not workflow.patched(PAGED_RUNS):
+            return await self._settle_all(scope, day)
+        page: MerchantsPage = await workflow.execute_local_activity_method(
+            SettlementRecords.merchants_page, scope, **options.DB_MUST_FINISH
+        )
+        done = self._progress.settled + self._progress.already_settled
+        self._progress = self._progress.model_copy(
+            update={"day": day, "merchants": done + page.remaining}
+        )
+        self._show()
+        await self._settle_batches(page.merchant_ids, day, request.polling)
+        if page.remaining > len(page.merchant_ids):
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            after = page.merchant_ids[-1]
+            workflow.continue_as_new(
+                scope.model_copy(update={"after": after, "progress": self._progress})
+            )
+        return self._progress
+
+    async def _settle_all(self, scope: SettlementRunInput, day: date) -> SettlementProgress:
+        """Runs started before PAGED_RUNS: every merchant in this one history."""
         merchants: list[str] = await workflow.execute_local_activity_method(
             SettlementRecords.merchants_to_settle, scope, **options.DB_MUST_FINISH
         )
         self._progress = SettlementProgress(day=day, merchants=len(merchants))
         self._show()
+        await self._settle_batches(merchants, day, scope.polling)
+        return self._progress
+
+    async def _settle_batches(
+        self, merchants: Sequence[str], day: date, polling: PollTimings
+    ) -> None:
         for start in range(0, len(merchants), CONCURRENT_MERCHANTS):
             batch = merchants[start : start + CONCURRENT_MERCHANTS]
-            await asyncio.gather(
-                *(self._settle(merchant, day, request.polling) for merchant in batch)
-            )
-        return self._progress
+            await asyncio.gather(*(self._settle(merchant, day, polling) for merchant in batch))
 
     @workflow.query
     def progress(self) -> SettlementProgress:
@@ -101,17 +140,52 @@ class SettlementRunWorkflow:
 
 @workflow.defn
 class MerchantSettlementWorkflow:
-    def __init__(self) -> None:
-        self._polling = PollTimings()
-        self._view: MerchantSettlementView | None = None
-        self._notices: dict[str, PayoutOutcome] = {}
+    @workflow.init
+    def __init__(self, merchant_day: MerchantDay) -> None:
+        self._polling = merchant_day.polling
+        waiting = merchant_day.waiting
+        self._view = MerchantSettlementView(
+            merchant_id=merchant_day.merchant_id,
+            day=merchant_day.day,
+            statement_ids=waiting.statement_ids if waiting else (),
+            payouts=waiting.finished if waiting else (),
+            pending_payouts=tuple(p.order.payout_id for p in waiting.pending) if waiting else (),
+        )
+        notices = waiting.notices if waiting else ()
+        self._notices: dict[str, PayoutOutcome] = {n.payout_id: n for n in notices}
+        self._polls = 0  # bank queries in this run
+        self._bounded = False  # whether this run continues as new after polls_per_run
 
     @workflow.run
     async def run(self, merchant_day: MerchantDay) -> MerchantSettlementView:
-        self._polling = merchant_day.polling
-        self._view = MerchantSettlementView(
-            merchant_id=merchant_day.merchant_id, day=merchant_day.day
-        )
+        self._bounded = workflow.patched(BOUNDED_PAYOUT_POLLS)
+        if merchant_day.waiting is None:
+            waits = [self._pay(payout) for payout in await self._prepare(merchant_day)]
+        else:
+            waits = [
+                self._await_final(p.order, timedelta(milliseconds=p.next_poll_ms))
+                for p in merchant_day.waiting.pending
+            ]
+        ends = await asyncio.gather(*waits)
+        finished = self._view.payouts + tuple(e for e in ends if isinstance(e, PayoutOutcome))
+        pending = tuple(e for e in ends if isinstance(e, PendingPayout))
+        if pending:
+            await self._continue_waiting(merchant_day, finished, pending)
+        self._update(payouts=finished, pending_payouts=())
+        return self.view()
+
+    @workflow.query
+    def view(self) -> MerchantSettlementView:
+        return self._view
+
+    @workflow.signal
+    def payout_notification(self, outcome: PayoutOutcome) -> None:
+        self._notices[outcome.payout_id] = outcome
+
+    def _update(self, **changes: object) -> None:
+        self._view = self._view.model_copy(update=changes)
+
+    async def _prepare(self, merchant_day: MerchantDay) -> list[PayoutOrder]:
         payouts: list[PayoutOrder] = await workflow.execute_local_activity_method(
             SettlementRecords.prepare_statements, merchant_day, **options.DB_MUST_FINISH
         )
@@ -121,53 +195,77 @@ class MerchantSettlementWorkflow:
         self._update(
             statement_ids=tuple(statements), pending_payouts=tuple(p.payout_id for p in payouts)
         )
-        outcomes = await asyncio.gather(*(self._pay(payout) for payout in payouts))
-        self._update(payouts=tuple(outcomes), pending_payouts=())
-        return self.view()
+        return payouts
 
-    @workflow.query
-    def view(self) -> MerchantSettlementView:
-        assert self._view is not None
-        return self._view
-
-    @workflow.signal
-    def payout_notification(self, outcome: PayoutOutcome) -> None:
-        self._notices[outcome.payout_id] = outcome
-
-    def _update(self, **changes: object) -> None:
-        assert self._view is not None
-        self._view = self._view.model_copy(update=changes)
-
-    async def _pay(self, payout: PayoutOrder) -> PayoutOutcome:
+    async def _pay(self, payout: PayoutOrder) -> PayoutOutcome | PendingPayout:
         state: PayoutState = await workflow.execute_activity_method(
             PayoutCalls.send_payout, payout, **options.CHANNEL_MUST_FINISH
         )
-        outcome = await self._await_final(payout, state)
+        if state.status != PayoutStatus.PENDING:
+            return await self._record(_outcome(state))
+        return await self._await_final(payout, self._polling.first_payout_poll)
+
+    async def _await_final(
+        self, payout: PayoutOrder, delay: timedelta
+    ) -> PayoutOutcome | PendingPayout:
+        """The bank's notification, or its answer to a query when the notification is late;
+        still pending once this run has polled enough: carried over to the next run."""
+        while True:
+            if self._run_is_long() and payout.payout_id not in self._notices:
+                return PendingPayout(order=payout, next_poll_ms=delay // timedelta(milliseconds=1))
+            try:
+                await workflow.wait_condition(
+                    lambda: payout.payout_id in self._notices, timeout=delay
+                )
+                return await self._record(self._notices[payout.payout_id])
+            except TimeoutError:
+                delay = self._polling.next_poll(delay)
+                self._polls += 1
+                try:
+                    state: PayoutState = await workflow.execute_local_activity_method(
+                        PayoutCalls.query_payout, payout, **options.CHANNEL_POLL
+                    )
+                except options.StepFailed:
+                    continue  # the next query or the notification will tell
+                if state.status != PayoutStatus.PENDING:
+                    return await self._record(_outcome(state))
+
+    def _run_is_long(self) -> bool:
+        if not self._bounded:
+            return False  # started before BOUNDED_PAYOUT_POLLS: polls in this one history
+        suggested = workflow.info().is_continue_as_new_suggested()
+        return self._polls >= self._polling.polls_per_run or suggested
+
+    async def _record(self, outcome: PayoutOutcome) -> PayoutOutcome:
         await workflow.execute_local_activity_method(
             SettlementRecords.record_payout, outcome, **options.DB_MUST_FINISH
         )
         return outcome
 
-    async def _await_final(self, payout: PayoutOrder, state: PayoutState) -> PayoutOutcome:
-        """The bank's notification, or its answer to a query when the notification is late."""
-        delay = self._polling.first_payout_poll
-        while state.status == PayoutStatus.PENDING:
-            try:
-                await workflow.wait_condition(
-                    lambda: payout.payout_id in self._notices, timeout=delay
-                )
-                return self._notices[payout.payout_id]
-            except TimeoutError:
-                delay = self._polling.next_poll(delay)
-                try:
-                    state = await workflow.execute_local_activity_method(
-                        PayoutCalls.query_payout, payout, **options.CHANNEL_POLL
-                    )
-                except options.StepFailed:
-                    continue  # the next query or the notification will tell
-        return PayoutOutcome(
-            payout_id=payout.payout_id,
-            paid=state.status == PayoutStatus.PAID,
-            bank_reference=state.bank_reference,
-            failure_reason=state.failure_reason,
+    async def _continue_waiting(
+        self,
+        merchant_day: MerchantDay,
+        finished: tuple[PayoutOutcome, ...],
+        pending: tuple[PendingPayout, ...],
+    ) -> None:
+        """Continue as new with the payouts still pending. A notice that arrives while this
+        task completes makes the server refuse the completion; the task then runs again
+        with the notice queued, and it is carried over."""
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        waiting_for = {p.order.payout_id for p in pending}
+        waiting = PayoutsWait(
+            statement_ids=self._view.statement_ids,
+            finished=finished,
+            pending=pending,
+            notices=tuple(n for n in self._notices.values() if n.payout_id in waiting_for),
         )
+        workflow.continue_as_new(merchant_day.model_copy(update={"waiting": waiting}))
+
+
+def _outcome(state: PayoutState) -> PayoutOutcome:
+    return PayoutOutcome(
+        payout_id=state.payout_id,
+        paid=state.status == PayoutStatus.PAID,
+        bank_reference=state.bank_reference,
+        failure_reason=state.failure_reason,
+    )
