@@ -68,7 +68,7 @@ async def test_recorded_history_replays(path: Path, replayer: Replayer) -> None:
 def _patch_ids_in_code() -> set[str]:
     """Every id the workflows pass to `workflow.patched`, literally or by a module constant."""
     ids: set[str] = set()
-    for source in (stack.ROOT / "workflows").glob("*.py"):
+    for source in (stack.ROOT / "workflows").rglob("*.py"):  # a package too
         tree = ast.parse(source.read_text())
         constants = {
             target.id: node.value.value
