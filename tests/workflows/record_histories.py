@@ -1,0 +1,323 @@
+"""Records the histories `test_replay.py` replays, one per path the sagas can take.
+
+    .venv/bin/python -m tests.workflows.record_histories            # all of them
+    .venv/bin/python -m tests.workflows.record_histories -k refund  # some (pytest's -k)
+
+Each test here drives one path through a real stack (the session `system` of
+tests/conftest.py, SQLite only), waits until the workflow has ended, writes its
+history into tests/workflows/histories/<name>.json as `WorkflowHistory.to_json()`
+writes it, and replays it on today's code. A workflow that continued as new is
+written run by run (<name>_run1.json, ...): a replay takes one run.
+
+`make test` does not run this module (its name is not test_*.py): record again only
+when a path is added, or when a change to a saga is meant to leave old orders behind
+(then keep the old file too, renamed: it is the old branch of the `workflow.patched`
+the change adds). `order_completed.json` and `order_closed.json` were recorded before
+any patch and are never recorded again.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from sqlmodel import Session, select
+from temporalio.client import Client, WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+from api.refund_requests import refund_id_for
+from db.tables import Refund
+from domain.keys import (
+    late_payment_workflow_id,
+    merchant_settlement_workflow_id,
+    order_workflow_id,
+    refund_workflow_id,
+)
+from domain.polling import PollTimings
+from domain.refunds import RefundAsk, Requester
+from tests.conftest import System
+from tests.pages.support import Browser
+from tests.support import create_merchant, create_order, pay, post_refund, wait_for, wait_status
+from tests.workflows.run_histories import run_histories
+from worker import WORKFLOWS
+from workflows.order import OrderWorkflow
+
+HISTORIES = Path(__file__).parent / "histories"
+NEW_LINES = [{"sku": "tea-001", "name": "Oolong tea", "quantity": 3, "unit_amount": 1999}]
+
+
+@pytest.fixture(autouse=True)
+def _sqlite_only(system: System) -> None:
+    if system.backend != "sqlite":
+        pytest.skip("histories are recorded once, from the SQLite system")
+
+
+async def record(
+    temporal: Client, workflow_id: str, name: str, first_run_id: str | None = None
+) -> None:
+    """Wait for the workflow to end, then write each of its runs (from `first_run_id`, or
+    the latest one only) and replay it."""
+    handle = temporal.get_workflow_handle(workflow_id)
+    await handle.result()
+    first = first_run_id or (await handle.describe()).run_id
+    runs = await run_histories(temporal, workflow_id, first)
+    replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
+    for number, events in enumerate(runs, start=1):
+        history = WorkflowHistory(workflow_id, events)
+        await replayer.replay_workflow(history)
+        stem = name if len(runs) == 1 else f"{name}_run{number}"
+        (HISTORIES / f"{stem}.json").write_text(history.to_json() + "\n")
+
+
+def _refunds(system: System, order_id: str) -> list[Refund]:
+    with Session(system.engine) as session:
+        return list(session.exec(select(Refund).where(Refund.order_id == order_id)).all())
+
+
+async def _refunds_done(system: System, order_id: str, count: int = 1) -> list[Refund]:
+    async def refunds() -> list[Refund]:
+        return _refunds(system, order_id)
+
+    return await wait_for(
+        refunds,
+        lambda r: len(r) == count and all(x.status == "succeeded" for x in r),
+        f"{count} succeeded refund(s) of {order_id}",
+    )
+
+
+@pytest.mark.parametrize("channel", ["alipay", "wechatpay", "card"])
+async def test_paid_and_completed_at_once(
+    api: httpx.AsyncClient, sandbox: httpx.AsyncClient, temporal: Client, channel: str
+) -> None:
+    order = await create_order(api, await create_merchant(api), channel=channel)
+    await pay(sandbox, order["id"])
+    await wait_status(api, order["id"], "completed")
+    await record(temporal, order_workflow_id(order["id"]), f"order_{channel}_completed")
+
+
+async def test_paid_then_receipt_confirmed(
+    api: httpx.AsyncClient, sandbox: httpx.AsyncClient, temporal: Client
+) -> None:
+    order = await create_order(api, await create_merchant(api), auto_complete_seconds=3600)
+    await pay(sandbox, order["id"])
+    await wait_status(api, order["id"], "awaiting_receipt")
+    confirmed = await api.post(f"/v1/orders/{order['id']}/confirm-receipt")
+    assert confirmed.status_code == 200, confirmed.text
+    await record(temporal, order_workflow_id(order["id"]), "order_receipt_confirmed")
+
+
+async def test_closed_by_timeout(api: httpx.AsyncClient, temporal: Client) -> None:
+    order = await create_order(api, await create_merchant(api), payment_timeout_seconds=1)
+    await wait_status(api, order["id"], "closed")
+    await record(temporal, order_workflow_id(order["id"]), "order_timeout_closed")
+
+
+async def test_declined(
+    api: httpx.AsyncClient, sandbox: httpx.AsyncClient, temporal: Client
+) -> None:
+    order = await create_order(api, await create_merchant(api))
+    declined = await sandbox.post(f"/control/payments/{order['id']}/decline", json={})
+    assert declined.status_code == 200, declined.text
+    await wait_status(api, order["id"], "closed")
+    await record(temporal, order_workflow_id(order["id"]), "order_declined")
+
+
+async def test_decline_found_by_polling(
+    api: httpx.AsyncClient, sandbox: httpx.AsyncClient, temporal: Client
+) -> None:
+    """The decline's notification is lost: the poll finds the payment closed at Alipay."""
+    order = await create_order(api, await create_merchant(api))
+    body = {"notify": "drop"}
+    declined = await sandbox.post(f"/control/payments/{order['id']}/decline", json=body)
+    assert declined.status_code == 200, declined.text
+    await wait_status(api, order["id"], "closed", timeout=15)
+    await record(temporal, order_workflow_id(order["id"]), "order_decline_found_by_poll")
+
+
+async def test_cancelled_by_the_buyer(api: httpx.AsyncClient, temporal: Client) -> None:
+    order = await create_order(api, await create_merchant(api))
+    cancelled = await api.post(f"/v1/orders/{order['id']}/cancel", json={"reason": "changed"})
+    assert cancelled.status_code == 200, cancelled.text
+    await record(temporal, order_workflow_id(order["id"]), "order_cancelled")
+
+
+async def test_modified_then_paid(
+    api: httpx.AsyncClient, sandbox: httpx.AsyncClient, temporal: Client
+) -> None:
+    order = await create_order(api, await create_merchant(api), channel="wechatpay")
+    modified = await api.post(f"/v1/orders/{order['id']}/modify", json={"lines": NEW_LINES})
+    assert modified.status_code == 200, modified.text
+    await pay(sandbox, modified.json()["payment"]["reference"])
+    await wait_status(api, order["id"], "completed")
+    await record(temporal, order_workflow_id(order["id"]), "order_modified_paid")
+
+
+async def test_compensated(
+    api: httpx.AsyncClient, sandbox: httpx.AsyncClient, temporal: Client
+) -> None:
+    merchant_id = await create_merchant(api)
+    order = await create_order(api, merchant_id)
+    assert (await api.post(f"/v1/merchants/{merchant_id}/suspend")).status_code == 200
+    await pay(sandbox, order["id"])
+    await wait_status(api, order["id"], "refunded")
+    await record(temporal, order_workflow_id(order["id"]), "order_compensated")
+
+
+async def test_compensation_refund_pending_then_done(
+    api: httpx.AsyncClient, sandbox: httpx.AsyncClient, system: System, temporal: Client
+) -> None:
+    merchant_id = await create_merchant(api)
+    order = await create_order(api, merchant_id)
+    await sandbox.post(f"/control/refund-behaviour/{order['id']}", json={"mode": "pending"})
+    assert (await api.post(f"/v1/merchants/{merchant_id}/suspend")).status_code == 200
+    await pay(sandbox, order["id"])
+
+    async def refunds() -> list[Refund]:
+        return _refunds(system, order["id"])
+
+    [pending] = await wait_for(refunds, lambda r: len(r) == 1, "the compensation refund")
+    completed = await sandbox.post(f"/control/refunds/{pending.id}/complete")
+    assert completed.status_code == 200, completed.text
+    await wait_status(api, order["id"], "refunded")
+    await record(temporal, order_workflow_id(order["id"]), "order_compensation_refund_pending")
+
+
+async def test_compensation_failed_then_retried(
+    api: httpx.AsyncClient, sandbox: httpx.AsyncClient, temporal: Client
+) -> None:
+    merchant_id = await create_merchant(api)
+    order = await create_order(api, merchant_id)
+    assert (await api.post(f"/v1/merchants/{merchant_id}/suspend")).status_code == 200
+    behaviour = f"/control/refund-behaviour/{order['id']}"
+    assert (await sandbox.post(behaviour, json={"mode": "fail"})).status_code == 200
+    await pay(sandbox, order["id"])
+    await wait_status(api, order["id"], "compensation_failed")
+    assert (await sandbox.post(behaviour, json={"mode": "succeed"})).status_code == 200
+    handle = temporal.get_workflow_handle(order_workflow_id(order["id"]))
+    await handle.signal(OrderWorkflow.retry_compensation)
+    await wait_status(api, order["id"], "refunded")
+    await record(temporal, handle.id, "order_compensation_retried")
+
+
+async def test_late_payment_after_close(
+    api: httpx.AsyncClient, sandbox: httpx.AsyncClient, system: System, temporal: Client
+) -> None:
+    """The saga has ended: LatePaymentRefundWorkflow gives the money back."""
+    order = await create_order(api, await create_merchant(api), payment_timeout_seconds=1)
+    await wait_status(api, order["id"], "closed")
+    await pay(sandbox, order["id"], force=True)
+    [refund] = await _refunds_done(system, order["id"])
+    assert refund.channel_txn_id is not None
+    workflow_id = late_payment_workflow_id(refund.channel, refund.channel_txn_id)
+    await record(temporal, workflow_id, "late_payment_refund")
+
+
+async def test_replaced_attempt_paid_during_the_receipt_hold(
+    api: httpx.AsyncClient, sandbox: httpx.AsyncClient, system: System, temporal: Client
+) -> None:
+    order = await create_order(api, await create_merchant(api), auto_complete_seconds=3600)
+    modified = await api.post(f"/v1/orders/{order['id']}/modify", json={"lines": NEW_LINES})
+    assert modified.status_code == 200, modified.text
+    await pay(sandbox, modified.json()["payment"]["reference"])
+    await wait_status(api, order["id"], "awaiting_receipt")
+    await pay(sandbox, order["id"], force=True)  # the first attempt's stale QR code
+    await _refunds_done(system, order["id"])
+    confirmed = await api.post(f"/v1/orders/{order['id']}/confirm-receipt")
+    assert confirmed.status_code == 200, confirmed.text
+    await record(temporal, order_workflow_id(order["id"]), "order_hold_late_payment_refunded")
+
+
+async def test_refund_pending_then_done(
+    api: httpx.AsyncClient, sandbox: httpx.AsyncClient, temporal: Client
+) -> None:
+    order = await create_order(api, await create_merchant(api))
+    await pay(sandbox, order["id"])
+    await wait_status(api, order["id"], "completed")
+    await sandbox.post(f"/control/refund-behaviour/{order['id']}", json={"mode": "pending"})
+    refund = await post_refund(api, order["id"], amount=700)
+    assert refund.status_code == 201, refund.text
+    refund_id = refund.json()["id"]
+    handle = temporal.get_workflow_handle(refund_workflow_id(refund_id))
+
+    async def polled() -> int:
+        events = [e async for e in handle.fetch_history_events()]
+        return sum(1 for e in events if e.HasField("timer_fired_event_attributes"))
+
+    await wait_for(polled, lambda n: n >= 1, "the refund's first poll")
+    completed = await sandbox.post(f"/control/refunds/{refund_id}/complete")
+    assert completed.status_code == 200, completed.text
+    await record(temporal, handle.id, "refund_pending_then_done")
+
+
+async def test_refund_that_continued_as_new(
+    api: httpx.AsyncClient, sandbox: httpx.AsyncClient, system: System, temporal: Client
+) -> None:
+    order = await create_order(api, await create_merchant(api))
+    await pay(sandbox, order["id"])
+    await wait_status(api, order["id"], "completed")
+    await sandbox.post(f"/control/refund-behaviour/{order['id']}", json={"mode": "pending"})
+    ask = RefundAsk(
+        refund_id=refund_id_for(order["id"], "continued-as-new"),
+        order_id=order["id"],
+        requested_by=Requester.OPERATOR,
+        amount=700,
+        polling=PollTimings(refund_first_ms=100, max_interval_ms=100, polls_per_run=1),
+    )
+    handle = await temporal.start_workflow(
+        "RefundWorkflow", ask, id=refund_workflow_id(ask.refund_id), task_queue=system.task_queue
+    )
+    first = handle.first_execution_run_id or ""
+
+    async def runs() -> int:
+        return len(await run_histories(temporal, handle.id, first))
+
+    await wait_for(runs, lambda n: n >= 2, "the refund to continue as new")
+    completed = await sandbox.post(f"/control/refunds/{ask.refund_id}/complete")
+    assert completed.status_code == 200, completed.text
+    await record(temporal, handle.id, "refund_continued_as_new", first)
+
+
+async def test_method_chosen_then_switched(
+    api: httpx.AsyncClient, sandbox: httpx.AsyncClient, system: System, temporal: Client
+) -> None:
+    """An order without a channel: the buyer chooses WeChat Pay on the hosted checkout,
+    switches to card, a stale payment of the closed attempt is given back, then card pays."""
+    order = await create_order(api, await create_merchant(api), channel=None)
+    link = urlsplit(order["checkout_url"])
+    token = link.query.removeprefix("t=")
+    buyer = Browser(system.api_url)
+    for channel in ("wechatpay", "card"):
+        chosen = await buyer.post(f"{link.path}/method", {"t": token, "channel": channel})
+        assert chosen.status_code == 303, chosen.text
+    first, second = (await api.get(f"/v1/orders/{order['id']}/payments")).json()["data"]
+    await pay(sandbox, first["reference"], force=True)
+    await _refunds_done(system, order["id"])
+    await pay(sandbox, second["reference"])
+    await wait_status(api, order["id"], "completed")
+    await record(temporal, order_workflow_id(order["id"]), "order_method_chosen_switched")
+
+
+async def test_merchant_settled(
+    api: httpx.AsyncClient, sandbox: httpx.AsyncClient, temporal: Client
+) -> None:
+    merchant_id = await create_merchant(api)
+    order = await create_order(api, merchant_id)
+    await pay(sandbox, order["id"])
+    await wait_status(api, order["id"], "completed")
+    today = datetime.now(UTC).date()
+    settled = await api.post(f"/v1/merchants/{merchant_id}/settlements", json={"day": str(today)})
+    assert settled.status_code == 202, settled.text
+    workflow_id = merchant_settlement_workflow_id(merchant_id, today)
+    await record(temporal, workflow_id, "merchant_settlement")
+
+
+if __name__ == "__main__":
+    os.environ.pop("TEST_DATABASE_URL", None)  # one backend: the histories are the same
+    arguments = ["-p", "no:cacheprovider", "-n", "0", "-q", __file__, *sys.argv[1:]]
+    raise SystemExit(pytest.main(arguments))

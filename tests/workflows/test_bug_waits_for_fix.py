@@ -1,0 +1,91 @@
+"""A bug in a step after payment is not a reason to give the buyer's money back.
+
+The system's worker is restarted "with a bug": the same worker process, with
+tests/workflows/buggy_worker first on its PYTHONPATH, whose sitecustomize makes
+`settle_order` raise a ValueError (no switch in the product's code). The paid order's
+saga retries the step and refunds nothing; once the worker is restarted without the
+bug (the fix is deployed), the order completes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlmodel import Session, select
+from temporalio.client import Client, WorkflowExecutionStatus
+
+import stack
+from db.tables import Refund
+from domain.keys import order_workflow_id
+from tests.conftest import System
+from tests.support import (
+    assert_ledger_sound,
+    create_merchant,
+    create_order,
+    get_order,
+    pay,
+    wait_for,
+    wait_status,
+)
+
+BUGGY_WORKER = Path(__file__).parent / "buggy_worker"
+RETRIES_SEEN = 3  # calls of the buggy step before the fix is deployed
+
+
+def _refunds(system: System, order_id: str) -> list[Refund]:
+    with Session(system.engine) as session:
+        return list(session.exec(select(Refund).where(Refund.order_id == order_id)).all())
+
+
+def _start_buggy_worker(system: System, calls: Path) -> stack.Stack:
+    """The system's worker process, started with the bug (instead of the system's own)."""
+    system.processes.stop("worker")
+    env = {**system.env, "PYTHONPATH": str(BUGGY_WORKER), "BUGGY_WORKER_CALLS": str(calls)}
+    buggy = stack.Stack(env=env)
+    buggy.start("worker", stack.worker_command(), system.log_dir / "buggy-worker.log")
+    return buggy
+
+
+async def test_a_bug_after_payment_waits_for_the_fix_and_refunds_nothing(
+    api: httpx.AsyncClient,
+    sandbox: httpx.AsyncClient,
+    system: System,
+    temporal: Client,
+    tmp_path: Path,
+) -> None:
+    if system.backend != "sqlite":
+        pytest.skip("restarting the worker is the test; the step's database is not")
+    calls = tmp_path / "settle_order_calls"
+    calls.touch()
+    order = await create_order(api, await create_merchant(api))
+    handle = temporal.get_workflow_handle(order_workflow_id(order["id"]))
+    buggy = _start_buggy_worker(system, calls)
+    try:
+        await pay(sandbox, order["id"])
+
+        async def retried_or_refunded() -> tuple[int, list[Refund]]:
+            return calls.read_text().split().count(order["id"]), _refunds(system, order["id"])
+
+        seen = await wait_for(
+            retried_or_refunded,
+            lambda seen: seen[0] >= RETRIES_SEEN or bool(seen[1]),
+            "the buggy step to be retried (or the order refunded for it)",
+        )
+        assert seen[1] == [], "a bug after payment gave the buyer's money back"
+        # The saga waits at the step: paid and captured, nothing given back.
+        assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
+        waiting = await get_order(api, order["id"])
+        assert (waiting["status"], waiting["refunded_amount"]) == ("settled", 0)
+        buggy.stop("worker", kill=True)  # the fix is deployed
+    finally:
+        buggy.stop()
+        await asyncio.to_thread(system.restart_worker, kill=False)  # it waits in a loop of its own
+
+    done = await wait_status(api, order["id"], "completed")
+    assert done["refunded_amount"] == 0
+    assert _refunds(system, order["id"]) == []
+    assert (await handle.describe()).status == WorkflowExecutionStatus.COMPLETED
+    assert_ledger_sound(system.engine)
