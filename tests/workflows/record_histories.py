@@ -38,6 +38,7 @@ from domain.keys import (
     merchant_settlement_workflow_id,
     order_workflow_id,
     refund_workflow_id,
+    settlement_run_workflow_id,
 )
 from domain.polling import PollTimings
 from domain.refunds import RefundAsk, Requester
@@ -315,6 +316,20 @@ async def test_merchant_settled(
     assert settled.status_code == 202, settled.text
     workflow_id = merchant_settlement_workflow_id(merchant_id, today)
     await record(temporal, workflow_id, "merchant_settlement")
+
+
+async def test_settlement_run(
+    api: httpx.AsyncClient, sandbox: httpx.AsyncClient, temporal: Client
+) -> None:
+    merchant_id = await create_merchant(api)
+    order = await create_order(api, merchant_id)
+    await pay(sandbox, order["id"])
+    await wait_status(api, order["id"], "completed")
+    today = datetime.now(UTC).date()
+    body = {"day": str(today), "merchant_ids": [merchant_id]}
+    started = await api.post("/v1/settlements/runs", json=body)
+    assert started.status_code == 202, started.text
+    await record(temporal, settlement_run_workflow_id(today, (merchant_id,)), "settlement_run")
 
 
 if __name__ == "__main__":

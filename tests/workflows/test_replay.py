@@ -47,6 +47,7 @@ OLD_BRANCHES = {
     ],
     "hold-funds-until-receipt": ["order_completed"],
     "refund-late-payments-during-hold": ["order_receipt_confirmed_before_hold_refunds"],
+    "payout-polls-per-run": ["merchant_settlement_before_payout_polls"],
 }
 
 
