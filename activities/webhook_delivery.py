@@ -84,7 +84,7 @@ class WebhookCalls:
         """POST the event, signed now; succeed on a 2xx, raise (to be retried) otherwise."""
         event_id = delivery.event_id
         target = await asyncio.to_thread(self._target, event_id)
-        if target.delivered or target.url is None:
+        if (target.delivered and not delivery.resend) or target.url is None:
             return WebhookReceipt(
                 event_id=event_id, delivered=target.delivered, attempts=target.attempts
             )

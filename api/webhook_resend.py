@@ -31,7 +31,7 @@ async def resend_event(context: AppContext, merchant_id: str | None, event_id: s
     )
     await context.temporal.start_workflow(
         MerchantWebhookWorkflow.run,
-        WebhookDelivery(event_id=event_id, retry=retry),
+        WebhookDelivery(event_id=event_id, retry=retry, resend=True),
         id=webhook_workflow_id(event_id),
         task_queue=settings.task_queue,
         id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,

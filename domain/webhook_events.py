@@ -51,6 +51,9 @@ class WebhookDelivery(_Message):
 
     event_id: str
     retry: WebhookRetry
+    # Sent again on a person's ask (the dashboard's Resend): an event already acknowledged
+    # goes out once more, with its id and body; otherwise it is not sent twice.
+    resend: bool = False
 
 
 class WebhookReceipt(_Message):
