@@ -29,6 +29,7 @@ import pytest
 from temporalio.client import Client, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 import stack
 from domain.keys import merchant_settlement_workflow_id, order_workflow_id, refund_workflow_id
@@ -55,6 +56,12 @@ OLD_BRANCHES = {
 def replayer() -> Replayer:
     """One replayer for the module: replaying is CPU only, its worker is made per history."""
     return Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
+
+
+def test_replays_run_in_the_sandbox(replayer: Replayer) -> None:
+    """The worker runs workflows unsandboxed (worker.py); the sandbox's refusal of a clock,
+    randomness or I/O in workflow code is applied here, to every recorded path."""
+    assert isinstance(replayer.config()["workflow_runner"], SandboxedWorkflowRunner)
 
 
 def _history(path: Path) -> WorkflowHistory:
