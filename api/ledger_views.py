@@ -20,10 +20,10 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 
-from sqlalchemy import ColumnElement, and_, or_
+from sqlalchemy import and_
 from sqlmodel import Session, col, select
 
-from api.errors import InvalidRequest, NotFound
+from api.errors import NotFound
 from api.ledger_schemas import (
     AccountDetail,
     AccountOut,
@@ -45,6 +45,7 @@ from api.ledger_schemas import (
     TrialBalance,
     TrialBalanceAccount,
 )
+from api.pagination import Keyset, bad_cursor, fetch_page
 from db.engine import read_one_snapshot
 from db.order_money import order_split
 from db.reconcile import account_drift, trial_balance
@@ -62,7 +63,9 @@ from db.tables import (
 from domain.ledger import MERCHANT_BALANCES, AccountKind, EntryKind, account_id, normal_balance
 
 _MERCHANT_KINDS = [kind.value for kind in MERCHANT_BALANCES]
-_NEWEST_ENTRIES_FIRST = (col(JournalEntry.created_at).desc(), col(JournalEntry.id).desc())
+_NEWEST_ENTRIES_FIRST = Keyset((JournalEntry.created_at, JournalEntry.id))
+_NEWEST_STATEMENTS_FIRST = Keyset((Statement.day, Statement.id))
+_ACCOUNTS_BY_ID = Keyset((Account.id,), descending=False)
 
 
 # -- merchants -------------------------------------------------------------------
@@ -104,14 +107,13 @@ def merchant_entries(
     query = select(JournalEntry).where(JournalEntry.merchant_id == merchant_id)
     if currency is not None:
         query = query.where(JournalEntry.currency == currency)
+    cursor = None
     if starting_after is not None:
         cursor = session.get(JournalEntry, starting_after)
         if cursor is None or cursor.merchant_id != merchant_id:
-            raise _bad_cursor(starting_after)
-        query = query.where(_entries_after(cursor))
-    rows = session.exec(query.order_by(*_NEWEST_ENTRIES_FIRST).limit(limit + 1)).all()
-    page = rows[:limit]
-    postings = _merchant_postings(session, merchant_id, [entry.id for entry in page])
+            raise bad_cursor(starting_after)
+    page = fetch_page(session, _NEWEST_ENTRIES_FIRST.ordered(query, cursor), limit)
+    postings = _merchant_postings(session, merchant_id, [entry.id for entry in page.items])
     return LedgerEntryPage(
         data=[
             LedgerEntry(
@@ -122,10 +124,10 @@ def merchant_entries(
                 created_at=entry.created_at,
                 postings=postings[entry.id],
             )
-            for entry in page
+            for entry in page.items
         ],
-        has_more=len(rows) > limit,
-        next_cursor=page[-1].id if len(rows) > limit else None,
+        has_more=page.has_more,
+        next_cursor=page.next_cursor(lambda entry: entry.id),
     )
 
 
@@ -135,23 +137,16 @@ def merchant_statements(
     """The merchant's statements, newest day first."""
     _check_merchant(session, merchant_id)
     query = select(Statement).where(Statement.merchant_id == merchant_id)
+    cursor = None
     if starting_after is not None:
         cursor = session.get(Statement, starting_after)
         if cursor is None or cursor.merchant_id != merchant_id:
-            raise _bad_cursor(starting_after)
-        query = query.where(
-            or_(
-                col(Statement.day) < cursor.day,
-                and_(col(Statement.day) == cursor.day, col(Statement.id) < cursor.id),
-            )
-        )
-    order = (col(Statement.day).desc(), col(Statement.id).desc())
-    rows = session.exec(query.order_by(*order).limit(limit + 1)).all()
-    page = rows[:limit]
+            raise bad_cursor(starting_after)
+    page = fetch_page(session, _NEWEST_STATEMENTS_FIRST.ordered(query, cursor), limit)
     return StatementPage(
-        data=[_statement_out(statement) for statement in page],
-        has_more=len(rows) > limit,
-        next_cursor=page[-1].id if len(rows) > limit else None,
+        data=[_statement_out(statement) for statement in page.items],
+        has_more=page.has_more,
+        next_cursor=page.next_cursor(lambda statement: statement.id),
     )
 
 
@@ -229,14 +224,16 @@ def list_accounts(
         query = query.where(Account.owner == owner)
     if currency is not None:
         query = query.where(Account.currency == currency)
+    cursor = None
     if starting_after is not None:
-        query = query.where(col(Account.id) > starting_after)
-    rows = session.exec(query.order_by(col(Account.id)).limit(limit + 1)).all()
-    page = rows[:limit]
+        cursor = session.get(Account, starting_after)
+        if cursor is None:
+            raise bad_cursor(starting_after)
+    page = fetch_page(session, _ACCOUNTS_BY_ID.ordered(query, cursor), limit)
     return AccountPage(
-        data=[_account_out(account) for account in page],
-        has_more=len(rows) > limit,
-        next_cursor=page[-1].id if len(rows) > limit else None,
+        data=[_account_out(account) for account in page.items],
+        has_more=page.has_more,
+        next_cursor=page.next_cursor(lambda account: account.id),
     )
 
 
@@ -253,13 +250,12 @@ def account_detail(
         .join(JournalEntry, col(JournalEntry.id) == Posting.entry_id)
         .where(Posting.account == row.id)
     )
+    cursor = None
     if starting_after is not None:
         cursor = session.get(JournalEntry, starting_after)
         if cursor is None:
-            raise _bad_cursor(starting_after)
-        query = query.where(_entries_after(cursor))
-    rows = session.exec(query.order_by(*_NEWEST_ENTRIES_FIRST).limit(limit + 1)).all()
-    page = rows[:limit]
+            raise bad_cursor(starting_after)
+    page = fetch_page(session, _NEWEST_ENTRIES_FIRST.ordered(query, cursor), limit)
     postings = AccountPostingPage(
         data=[
             AccountPosting(
@@ -271,10 +267,10 @@ def account_detail(
                 debit_amount=posting.amount,
                 created_at=entry.created_at,
             )
-            for posting, entry in page
+            for posting, entry in page.items
         ],
-        has_more=len(rows) > limit,
-        next_cursor=page[-1][1].id if len(rows) > limit else None,
+        has_more=page.has_more,
+        next_cursor=page.next_cursor(lambda row: row[1].id),
     )
     return AccountDetail(account=_account_out(row), postings=postings)
 
@@ -308,21 +304,6 @@ def read_trial_balance(session: Session) -> TrialBalance:
 def _check_merchant(session: Session, merchant_id: str) -> None:
     if session.get(Merchant, merchant_id) is None:
         raise NotFound("merchant_not_found", f"no merchant {merchant_id}", "merchant_id")
-
-
-def _bad_cursor(starting_after: str) -> InvalidRequest:
-    return InvalidRequest(
-        "cursor_invalid", f"{starting_after} is not an item of this list", "starting_after"
-    )
-
-
-def _entries_after(cursor: JournalEntry) -> ColumnElement[bool]:
-    """Entries that come after `cursor` in newest-first order: (created_at, id) below its own."""
-    created_at = col(JournalEntry.created_at)
-    return or_(
-        created_at < cursor.created_at,
-        and_(created_at == cursor.created_at, col(JournalEntry.id) < cursor.id),
-    )
 
 
 def _merchant_postings(

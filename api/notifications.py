@@ -2,7 +2,8 @@
 
 Plain functions over a session, so the route that authenticates the buyer
 (`GET /v1/me/notifications`, with the caller's own id) stays a thin wrapper.
-Another buyer's notification is answered exactly like a missing one.
+Another buyer's notification is answered exactly like a missing one (as a cursor too:
+400 `cursor_invalid`, as on every list).
 """
 
 from __future__ import annotations
@@ -10,14 +11,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from pydantic import BaseModel
-from sqlalchemy import ColumnElement, and_, or_
+from sqlalchemy import ColumnElement, and_
 from sqlmodel import Session, col, select
 
 from api.errors import NotFound
 from api.ledger_schemas import UtcDatetime
+from api.pagination import Keyset, bad_cursor, fetch_page
 from db.tables import PartyNotification
 
 MAX_PAGE = 100
+_NEWEST_FIRST = Keyset((PartyNotification.created_at, PartyNotification.id))
 
 
 class NotificationOut(BaseModel):
@@ -39,26 +42,17 @@ def list_buyer_notifications(
 ) -> NotificationPage:
     """Newest first; pass the last id of a page as `starting_after` for the next one."""
     limit = max(1, min(limit, MAX_PAGE))
-    query = select(PartyNotification).where(_owned_by(buyer_id))
+    cursor = None
     if starting_after is not None:
-        cursor = _find(session, buyer_id, starting_after)
-        query = query.where(
-            or_(
-                col(PartyNotification.created_at) < cursor.created_at,
-                and_(
-                    col(PartyNotification.created_at) == cursor.created_at,
-                    col(PartyNotification.id) < cursor.id,
-                ),
-            )
-        )
-    query = query.order_by(
-        col(PartyNotification.created_at).desc(), col(PartyNotification.id).desc()
-    )
-    rows = session.exec(query.limit(limit + 1)).all()
-    page = [NotificationOut.model_validate(row, from_attributes=True) for row in rows[:limit]]
-    has_more = len(rows) > limit
+        cursor = _owned(session, buyer_id, starting_after)
+        if cursor is None:
+            raise bad_cursor(starting_after)
+    query = select(PartyNotification).where(_owned_by(buyer_id))
+    page = fetch_page(session, _NEWEST_FIRST.ordered(query, cursor), limit)
     return NotificationPage(
-        data=page, has_more=has_more, next_cursor=page[-1].id if has_more else None
+        data=[NotificationOut.model_validate(row, from_attributes=True) for row in page.items],
+        has_more=page.has_more,
+        next_cursor=page.next_cursor(lambda notification: notification.id),
     )
 
 
@@ -80,12 +74,16 @@ def _owned_by(buyer_id: str) -> ColumnElement[bool]:
     )
 
 
-def _find(session: Session, buyer_id: str, notification_id: str) -> PartyNotification:
-    found = session.exec(
+def _owned(session: Session, buyer_id: str, notification_id: str) -> PartyNotification | None:
+    return session.exec(
         select(PartyNotification).where(
             col(PartyNotification.id) == notification_id, _owned_by(buyer_id)
         )
     ).first()
+
+
+def _find(session: Session, buyer_id: str, notification_id: str) -> PartyNotification:
+    found = _owned(session, buyer_id, notification_id)
     if found is None:
         raise NotFound("notification_not_found", f"no notification {notification_id}", "id")
     return found

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from sqlmodel import Session, col, func, or_, select
+from sqlmodel import Session, func, select
 
 from api.errors import Conflict, InvalidRequest, NotFound
+from api.pagination import Keyset, bad_cursor, fetch_page
 from api.records import now
 from api.schemas import ReviewOut, ReviewPage
 from db.tables import Merchant, Order, Review
@@ -22,6 +23,7 @@ from domain.order_status import OrderStatus
 
 MAX_RATING = 5
 MAX_TEXT_LENGTH = 2000
+_NEWEST_FIRST = Keyset((Review.created_at, Review.order_id))
 
 
 def create_review(
@@ -78,31 +80,17 @@ def merchant_reviews(
             Review.merchant_id == merchant_id
         )
     ).one()
-    query = (
-        select(Review)
-        .where(Review.merchant_id == merchant_id)
-        .order_by(col(Review.created_at).desc(), col(Review.order_id).desc())
-    )
+    cursor = None
     if starting_after is not None:
         cursor = session.get(Review, starting_after)
         if cursor is None or cursor.merchant_id != merchant_id:
-            raise InvalidRequest(
-                "invalid_cursor", f"no review of order {starting_after}", "starting_after"
-            )
-        query = query.where(
-            or_(
-                col(Review.created_at) < cursor.created_at,
-                (col(Review.created_at) == cursor.created_at)
-                & (col(Review.order_id) < cursor.order_id),
-            )
-        )
-    rows = session.exec(query.limit(limit + 1)).all()
-    page = [_out(row) for row in rows[:limit]]
-    has_more = len(rows) > limit
+            raise bad_cursor(starting_after)
+    query = select(Review).where(Review.merchant_id == merchant_id)
+    page = fetch_page(session, _NEWEST_FIRST.ordered(query, cursor), limit)
     return ReviewPage(
-        data=page,
-        has_more=has_more,
-        next_cursor=page[-1].order_id if has_more else None,
+        data=[_out(row) for row in page.items],
+        has_more=page.has_more,
+        next_cursor=page.next_cursor(lambda review: review.order_id),
         review_count=int(count),
         average_rating=average_rating(int(total), int(count)),
     )

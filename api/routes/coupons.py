@@ -6,12 +6,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 from pydantic import ValidationError
-from sqlmodel import Session, col, or_, select
+from sqlmodel import Session, select
 
 from api.auth.caller import AnyCaller, OperatorCaller
 from api.deps import ContextDep
 from api.errors import Conflict, InvalidRequest, NotFound
 from api.openapi_errors import error_responses
+from api.pagination import Keyset, bad_cursor, fetch_page
 from api.records import now
 from api.schemas import CouponCreate, CouponOut, CouponPage
 from db.coupons import HoldCounts, coupon_rule, hold_counts, locked_coupon
@@ -20,6 +21,7 @@ from db.writes import insert_ignore
 from domain.money import currency_exponent
 
 router = APIRouter(prefix="/v1/coupons", tags=["coupons"])
+_NEWEST_FIRST = Keyset((Coupon.created_at, Coupon.code))
 
 
 def _out(row: Coupon, holds: HoldCounts) -> CouponOut:
@@ -76,26 +78,18 @@ def list_coupons(
     starting_after: str | None = None,
 ) -> CouponPage:
     """Newest first; pass the last code of a page as `starting_after` for the next one."""
-    query = select(Coupon).order_by(col(Coupon.created_at).desc(), col(Coupon.code).desc())
     with context.reads() as session:
+        cursor = None
         if starting_after is not None:
             cursor = session.get(Coupon, starting_after)
             if cursor is None:
-                raise InvalidRequest(
-                    "invalid_cursor", f"no coupon {starting_after}", "starting_after"
-                )
-            query = query.where(
-                or_(
-                    col(Coupon.created_at) < cursor.created_at,
-                    (col(Coupon.created_at) == cursor.created_at)
-                    & (col(Coupon.code) < cursor.code),
-                )
-            )
-        rows = session.exec(query.limit(limit + 1)).all()
-        counts = hold_counts(session, [row.code for row in rows[:limit]])
-        page = [_out(row, counts.get(row.code, HoldCounts())) for row in rows[:limit]]
-    has_more = len(rows) > limit
-    return CouponPage(data=page, has_more=has_more, next_cursor=page[-1].code if has_more else None)
+                raise bad_cursor(starting_after)
+        page = fetch_page(session, _NEWEST_FIRST.ordered(select(Coupon), cursor), limit)
+        counts = hold_counts(session, [row.code for row in page.items])
+        data = [_out(row, counts.get(row.code, HoldCounts())) for row in page.items]
+    return CouponPage(
+        data=data, has_more=page.has_more, next_cursor=page.next_cursor(lambda row: row.code)
+    )
 
 
 @router.post("/{code}/disable", responses=error_responses(401, 403, 404))

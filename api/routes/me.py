@@ -78,7 +78,7 @@ def update_password(
     return tokens
 
 
-@router.get("/notifications", responses=error_responses(400, 401, 403, 404))
+@router.get("/notifications", responses=error_responses(400, 401, 403))
 def list_notifications(
     caller: BuyerCaller,
     context: ContextDep,

@@ -12,7 +12,7 @@ import secrets
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from api.auth.caller import MerchantOrOperator, OperatorCaller
 from api.auth.scope import check_merchant
@@ -26,6 +26,7 @@ from api.merchant_schemas import (
     MerchantUpdate,
 )
 from api.openapi_errors import error_responses
+from api.pagination import Keyset, bad_cursor, fetch_page
 from api.records import new_id, now
 from api.routes.auth import NO_STORE
 from api.webhook_urls import checked_webhook_url
@@ -33,6 +34,7 @@ from db.tables import Merchant
 from domain.money import currency_exponent
 
 router = APIRouter(prefix="/v1/merchants", tags=["merchants"])
+_NEWEST_FIRST = Keyset((Merchant.id,))  # ids are time-ordered
 
 
 def merchant_out(merchant: Merchant) -> MerchantOut:
@@ -79,14 +81,18 @@ def list_merchants(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     starting_after: str | None = None,
 ) -> MerchantPage:
-    query = select(Merchant).order_by(col(Merchant.id).desc())
-    if starting_after is not None:
-        query = query.where(Merchant.id < starting_after)
     with context.reads() as session:
-        rows = session.exec(query.limit(limit + 1)).all()
-    page = [merchant_out(row) for row in rows[:limit]]
-    has_more = len(rows) > limit
-    return MerchantPage(data=page, has_more=has_more, next_cursor=page[-1].id if has_more else None)
+        cursor = None
+        if starting_after is not None:
+            cursor = session.get(Merchant, starting_after)
+            if cursor is None:
+                raise bad_cursor(starting_after)
+        page = fetch_page(session, _NEWEST_FIRST.ordered(select(Merchant), cursor), limit)
+    return MerchantPage(
+        data=[merchant_out(row) for row in page.items],
+        has_more=page.has_more,
+        next_cursor=page.next_cursor(lambda row: row.id),
+    )
 
 
 @router.get("/{merchant_id}", responses=error_responses(401, 403, 404))

@@ -6,7 +6,7 @@ import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
-from sqlmodel import col, select
+from sqlmodel import select
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -19,6 +19,7 @@ from api.openapi_errors import error_responses
 from api.order_creation import create_order
 from api.order_deletion import delete_order
 from api.order_modification import modify_order
+from api.pagination import Keyset, bad_cursor, fetch_page
 from api.records import attempts_out, order_out
 from api.schemas import CancelIn, OrderCreate, OrderModify, OrderOut, OrderPage, PaymentAttempts
 from api.updates import resending_lost
@@ -29,6 +30,7 @@ from domain.saga import CancelRequest, ReceiptConfirmation
 from workflows.order import OrderWorkflow
 
 router = APIRouter(prefix="/v1/orders", tags=["orders"])
+_NEWEST_FIRST = Keyset((Order.id,))  # ids are time-ordered
 
 
 @router.post(
@@ -68,18 +70,24 @@ def list_orders(
     starting_after: str | None = None,
 ) -> OrderPage:
     """The caller's orders, newest first; pass the last id of a page as `starting_after`."""
-    query = scoped_orders(select(Order).order_by(col(Order.id).desc()), caller)
+    query = scoped_orders(select(Order), caller)
     if merchant_id is not None:
         query = query.where(Order.merchant_id == merchant_id)
     if status is not None:
         query = query.where(Order.status == status.value)
-    if starting_after is not None:
-        query = query.where(Order.id < starting_after)
     with context.reads() as session:
-        rows = session.exec(query.limit(limit + 1)).all()
-        page = [order_out(session, row, context.settings) for row in rows[:limit]]
-    has_more = len(rows) > limit
-    return OrderPage(data=page, has_more=has_more, next_cursor=page[-1].id if has_more else None)
+        cursor = None
+        if starting_after is not None:
+            # One of the caller's orders, whatever its status now: it may have moved on.
+            mine = scoped_orders(select(Order).where(Order.id == starting_after), caller)
+            cursor = session.exec(mine).first()
+            if cursor is None:
+                raise bad_cursor(starting_after)
+        page = fetch_page(session, _NEWEST_FIRST.ordered(query, cursor), limit)
+        data = [order_out(session, row, context.settings) for row in page.items]
+    return OrderPage(
+        data=data, has_more=page.has_more, next_cursor=page.next_cursor(lambda row: row.id)
+    )
 
 
 @router.post("/{order_id}/modify", responses=error_responses(400, 401, 404, 409, 413, 503))

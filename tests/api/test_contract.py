@@ -47,7 +47,7 @@ ANSWERS: dict[tuple[str, str], set[int]] = {
     ("GET", "/v1/me"): AUTH_SOME | {404},
     ("PATCH", "/v1/me"): AUTH_SOME | {400, 404, 413},
     ("POST", "/v1/me/password"): AUTH_SOME | {400, 404, 413, 429},
-    ("GET", "/v1/me/notifications"): AUTH_SOME | {400, 404},  # 404: an unknown cursor
+    ("GET", "/v1/me/notifications"): AUTH_SOME | {400},
     ("POST", "/v1/me/notifications/{notification_id}/read"): AUTH_SOME | {404},
     ("POST", "/v1/orders"): AUTH_ANY | {400, 409, 413, 503},
     ("GET", "/v1/orders"): AUTH_ANY | {400},

@@ -151,7 +151,7 @@ async def test_campaigns_list_newest_first_page_by_page(api: httpx.AsyncClient) 
     assert second.json()["data"][0]["remaining"] == 1
 
     unknown = await api.get("/v1/coupons", params={"starting_after": "NO-SUCH-COUPON"})
-    assert_error(unknown, 400, "invalid_cursor", "starting_after")
+    assert_error(unknown, 400, "cursor_invalid", "starting_after")
     assert (await api.get("/v1/coupons", params={"limit": 0})).status_code == 400
 
 

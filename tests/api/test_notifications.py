@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from api.errors import NotFound
+from api.errors import InvalidRequest, NotFound
 from api.notifications import list_buyer_notifications, mark_read
 from db.party_notifications import notify_party
 from db.tables import PartyNotification
@@ -114,5 +114,6 @@ def test_marking_read_keeps_the_first_time_and_only_for_the_owner(
     for reader, target in ((someone_else, notification), (buyer, "no-such-notification")):
         with Session(engine) as session, session.begin(), pytest.raises(NotFound):
             mark_read(session, reader, target)
-    with Session(engine) as session, pytest.raises(NotFound):  # nor a cursor of theirs
+    with Session(engine) as session, pytest.raises(InvalidRequest) as refused:  # nor a cursor
         list_buyer_notifications(session, someone_else, starting_after=notification)
+    assert (refused.value.code, refused.value.param) == ("cursor_invalid", "starting_after")

@@ -240,7 +240,7 @@ async def test_listing_reviews_of_a_quiet_unknown_or_badly_paged_merchant(
     unknown = await api.get("/v1/merchants/mer_unknown/reviews")
     assert_error(unknown, 404, "merchant_not_found", "merchant_id")
     cursor = await api.get(f"/v1/merchants/{quiet}/reviews", params={"starting_after": "ord_x"})
-    assert_error(cursor, 400, "invalid_cursor", "starting_after")
+    assert_error(cursor, 400, "cursor_invalid", "starting_after")
     too_many = await api.get(f"/v1/merchants/{quiet}/reviews", params={"limit": 101})
     assert too_many.status_code == 400 and too_many.json()["error"]["param"] == "limit"
 
