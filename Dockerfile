@@ -11,6 +11,7 @@ COPY workflows workflows
 COPY activities activities
 COPY api api
 COPY channels channels
+COPY sandbox sandbox
 COPY db db
 COPY metrics metrics
 RUN python -m venv /opt/paysaga \

@@ -1,7 +1,7 @@
 """Start the whole system as child processes, wait until each is healthy, stop them on Ctrl-C.
 
     temporal server start-dev  (SQLite file under ./var, WAL; Web UI)
-    sandbox channel            (uvicorn channels.sandbox.app)
+    sandbox channel            (uvicorn sandbox.app)
     worker                     (python worker.py)
     API                        (uvicorn api.app; OpenAPI docs at /docs)
 
@@ -39,12 +39,12 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
-from channels.sandbox.credentials import generate_credentials
 from db.migrate import upgrade_to_head
 from processes import ROOT as ROOT
 from processes import ChildExited as ChildExited
 from processes import Stack as Stack
 from processes import StackError as StackError
+from sandbox.credentials import generate_credentials
 from settings import Settings, get_settings
 from workflows.search_attributes import REGISTRATION
 
@@ -298,9 +298,7 @@ def start_all(stack: Stack, settings: Settings, log_dir: Path | None = None) -> 
     wait_until(lambda: port_open(temporal_port), "temporal", watch=stack)
     stack.start(
         "sandbox",
-        uvicorn_command(
-            "channels.sandbox.app:create_app", settings.sandbox_host, settings.sandbox_port
-        ),
+        uvicorn_command("sandbox.app:create_app", settings.sandbox_host, settings.sandbox_port),
         log("sandbox"),
     )
     stack.start("worker", worker_command(), log("worker"))

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import httpx
 from temporalio.client import Client
 
-from channels.sandbox import alipay_front
-from channels.sandbox.protocol import Event, EventData
+from sandbox import alipay_front
+from sandbox.protocol import Event, EventData
 from settings import Settings
 
 SETTLE_S = 2.0  # after the resends, time for anything they set off to show

@@ -21,13 +21,13 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, ValidationError
 
+from channels.bank_wire import ErrorBody
 from channels.base import Acknowledgement
 from channels.errors import (
     ChannelError,
     NotificationFormatError,
 )
 from channels.http import raise_for_status, read_model, send
-from channels.sandbox.protocol import ErrorBody
 from channels.signature import SIGNATURE_HEADER, verify
 
 _Model = TypeVar("_Model", bound=BaseModel)

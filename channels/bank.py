@@ -4,7 +4,7 @@ A payout is created once per `payout_id` (the bank makes creating it
 idempotent), settles later to paid or failed, and the bank says so in a signed
 notification, exactly as a payment channel does. Today the bank is the
 sandbox's `/bank`: these models are ours, its wire format stays in
-`channels.sandbox.protocol`, and the I/O and error mapping are shared with the
+`channels.bank_wire`, and the I/O and error mapping are shared with the
 payment adapter (`channels._sandbox_http`):
 
     transport error, timeout, 408, 429, 5xx  -> ChannelUnavailable (retry may help)
@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping
 import httpx
 from pydantic import BaseModel, ConfigDict
 
+from channels import bank_wire as wire
 from channels._sandbox_http import (
     ACKNOWLEDGEMENT,
     SandboxHttp,
@@ -31,7 +32,6 @@ from channels._sandbox_http import (
 )
 from channels.base import Acknowledgement
 from channels.errors import NotificationFormatError, PayoutNotFound
-from channels.sandbox import protocol as wire
 
 
 class PayoutStatus(enum.StrEnum):

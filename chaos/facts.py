@@ -12,11 +12,11 @@ from pathlib import Path
 from sqlmodel import Session, col, select
 from temporalio.client import Client
 
-from channels.sandbox.journal import read_state
 from db.engine import make_engine
 from db.reconcile import ledger_problems
 from db.tables import Order, Payment, Refund
 from domain.order_status import FINAL_STATUSES
+from sandbox.journal import read_state
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import stack
-from channels.sandbox.credentials import generate_credentials
+from sandbox.credentials import generate_credentials
 
 SERVICES = ("temporal", "sandbox", "worker", "api")
 HEALTH_TIMEOUT_S = 60.0
@@ -118,7 +118,7 @@ class ChaosSystem:
             return stack.temporal_command(port, None, str(self.work / "temporal.db"))
         if kind == "sandbox":
             port = int(env["PAYSAGA_SANDBOX_PORT"])
-            return stack.uvicorn_command("channels.sandbox.app:create_app", "127.0.0.1", port)
+            return stack.uvicorn_command("sandbox.app:create_app", "127.0.0.1", port)
         if kind == "worker" and name != "worker":  # its own health port; `env` execs
             health = f"PAYSAGA_WORKER_HEALTH_PORT={stack.free_port()}"
             return ["env", health, *stack.worker_command()]

@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from channels.rsa2 import new_private_key, private_key_text
-from channels.sandbox import alipay_front, card_front, wechatpay_front
-from channels.sandbox.notifier import NotifyProtocol, WireMessage
-from channels.sandbox.protocol import Event, EventData, EventType
+from sandbox import alipay_front, card_front, wechatpay_front
+from sandbox.notifier import NotifyProtocol, WireMessage
+from sandbox.protocol import Event, EventData, EventType
 from settings import Settings
 from tests.support import settings_from_env
 

@@ -28,7 +28,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 import stack
 from api.auth.tokens import issue_access_token, utc_now
 from api.manage import create_operator
-from channels.sandbox.credentials import generate_credentials
+from sandbox.credentials import generate_credentials
 from tests.databases import create_database, database_name, drop_database, migrated_engine
 from tests.receiver import Receiver, serve_receiver
 from tests.support import assert_ledger_sound, http_client, ledger_mark, settings_from_env
@@ -66,7 +66,7 @@ class System:
 
     def restart_sandbox(self) -> None:
         port = int(self.sandbox_url.rsplit(":", 1)[1])
-        command = stack.uvicorn_command("channels.sandbox.app:create_app", "127.0.0.1", port)
+        command = stack.uvicorn_command("sandbox.app:create_app", "127.0.0.1", port)
         self.processes.stop("sandbox")
         self.processes.start("sandbox", command, self.log_dir / "sandbox.log")
         stack.wait_until(lambda: stack.http_ok(f"{self.sandbox_url}/healthz"), "sandbox")
@@ -183,7 +183,7 @@ def system(
     processes = stack.Stack(env=env)
     processes.start(
         "sandbox",
-        stack.uvicorn_command("channels.sandbox.app:create_app", "127.0.0.1", sandbox_port),
+        stack.uvicorn_command("sandbox.app:create_app", "127.0.0.1", sandbox_port),
         tmp / "sandbox.log",
     )
     processes.start("worker", stack.worker_command(), tmp / "worker.log")

@@ -3,8 +3,6 @@ rate, and the checker's verdicts (the run itself is `make chaos`, not part of th
 
 from __future__ import annotations
 
-from channels.sandbox.fault_rates import ChannelFaultRates, FaultInjector, FaultRates
-from channels.sandbox.notifier import DeliveryMode
 from chaos.checker import check
 from chaos.facts import (
     ChannelPayment,
@@ -18,6 +16,8 @@ from chaos.facts import (
 from chaos.plan import OrderPlan, Scenario, kill_schedule, order_plans
 from chaos.workload import OrderRecord, RefundAttempt
 from domain.keys import late_payment_refund_id
+from sandbox.fault_rates import ChannelFaultRates, FaultInjector, FaultRates
+from sandbox.notifier import DeliveryMode
 
 ORDER = "ord_0001"
 

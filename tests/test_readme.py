@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import stack
-from channels.sandbox.card_testcards import _TEST_CARDS, Outcome
+from sandbox.card_testcards import _TEST_CARDS, Outcome
 
 
 def test_the_readme_lists_every_test_card_with_its_outcome() -> None:

@@ -1,7 +1,7 @@
 """The card gateway's wire format: the JSON its API answers and its webhooks carry.
 
 Both sides read these models: the adapter parses answers and webhooks with
-them and the sandbox (`channels.sandbox.card_*`) renders with them, so the two
+them and the sandbox (`sandbox.card_*`) renders with them, so the two
 cannot drift apart. The shapes follow Stripe's PaymentIntents API; a field a
 real gateway adds is ignored, and every status it documents parses, so the
 adapter can decide about statuses our sandbox never shows (`processing`).

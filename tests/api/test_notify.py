@@ -18,9 +18,9 @@ import pytest
 from sqlmodel import Session, select
 
 from channels.card.wire import SIGNATURE_HEADER
-from channels.sandbox.notifier import WireMessage
 from channels.signature import sign
 from db.tables import ChannelNotification
+from sandbox.notifier import WireMessage
 from tests.channel_messages import foreign_keys, message, payment_event
 from tests.conftest import System
 from tests.support import create_merchant, create_order, get_order, scraped, wait_status

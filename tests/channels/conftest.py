@@ -29,7 +29,7 @@ import stack
 from channels.bank import BankTransferAdapter
 from channels.base import ChannelAdapter, ChannelName
 from channels.registry import build_bank, build_channels
-from channels.sandbox.credentials import generate_credentials
+from sandbox.credentials import generate_credentials
 from settings import Settings
 from tests.receiver import Inbox as Inbox  # these three re-exported for the channels' tests
 from tests.receiver import ReceivedRequest as ReceivedRequest
@@ -89,7 +89,7 @@ def _start_sandbox(
     env = {**os.environ, **running.env(), "PAYSAGA_SANDBOX_STORE_PATH": store_path}
     port = running.base_url.rsplit(":", 1)[1]
     command = [
-        sys.executable, "-m", "uvicorn", "--factory", "channels.sandbox.app:create_app",
+        sys.executable, "-m", "uvicorn", "--factory", "sandbox.app:create_app",
         "--host", "127.0.0.1", "--port", port,
     ]  # fmt: skip
     with log_path.open("ab") as log:  # the child keeps its own handle on the log

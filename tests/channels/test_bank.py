@@ -33,9 +33,9 @@ from channels.errors import (
     PayoutNotFound,
 )
 from channels.registry import build_bank
-from channels.sandbox.protocol import PayoutCreate
-from channels.sandbox.store import Store
 from channels.signature import SIGNATURE_HEADER, sign
+from sandbox.protocol import PayoutCreate
+from sandbox.store import Store
 from tests.channels.conftest import CONTROL_HEADERS
 from tests.support import wait_for
 

@@ -32,7 +32,7 @@ from channels.base import (
 )
 from channels.errors import ChannelRejected, ChannelUnavailable, PaymentNotFound
 from channels.registry import build_channels
-from channels.sandbox.money import format_amount
+from sandbox.money import format_amount
 from tests.channels.conftest import Control, Inbox, ReceivedRequest, Receiver, RunningSandbox
 
 T = TypeVar("T")

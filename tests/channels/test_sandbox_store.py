@@ -7,8 +7,8 @@ import stat
 from pathlib import Path
 
 from channels.base import ChannelName
-from channels.sandbox.protocol import PaymentCreate, RefundCreate
-from channels.sandbox.store import Store
+from sandbox.protocol import PaymentCreate, RefundCreate
+from sandbox.store import Store
 
 
 def _payment(number: int) -> PaymentCreate:

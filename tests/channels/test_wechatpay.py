@@ -47,10 +47,6 @@ from channels.errors import (
     NotificationSignatureError,
     PaymentNotFound,
 )
-from channels.sandbox.protocol import Event, EventData
-from channels.sandbox.wechatpay_auth import RequestSignatureError, verify_request
-from channels.sandbox.wechatpay_front import notifications
-from channels.sandbox.wechatpay_keyring import first_serial
 from channels.wechatpay.adapter import ACKNOWLEDGEMENT, WeChatPayAdapter
 from channels.wechatpay.crypto import (
     authorization,
@@ -59,6 +55,10 @@ from channels.wechatpay.crypto import (
     response_message,
     verify_signed,
 )
+from sandbox.protocol import Event, EventData
+from sandbox.wechatpay_auth import RequestSignatureError, verify_request
+from sandbox.wechatpay_front import notifications
+from sandbox.wechatpay_keyring import first_serial
 from settings import Settings, WeChatPaySettings
 from tests.channels.conftest import (
     STARTUP_TIMEOUT_S,

@@ -20,12 +20,12 @@ import pytest_asyncio
 from channels import rsa2
 from channels.base import Notification, NotificationKind
 from channels.errors import ChannelUnavailable, NotificationSignatureError, PaymentNotFound
-from channels.sandbox.app import create_app
-from channels.sandbox.protocol import Event, EventData
-from channels.sandbox.wechatpay_front import notifications
-from channels.sandbox.wechatpay_keyring import first_serial
 from channels.wechatpay.adapter import WeChatPayAdapter
 from channels.wechatpay.crypto import response_message
+from sandbox.app import create_app
+from sandbox.protocol import Event, EventData
+from sandbox.wechatpay_front import notifications
+from sandbox.wechatpay_keyring import first_serial
 from settings import Settings
 from tests.channels.conftest import _CREDENTIALS
 from tests.support import settings_from_env

@@ -20,11 +20,11 @@ from temporalio.exceptions import ApplicationError
 from temporalio.worker import Replayer
 
 from activities.errors import COUPON_REJECTED
-from channels.sandbox.protocol import Event
 from db.tables import Refund
 from domain.keys import order_workflow_id
 from domain.pricing import OrderLine
 from domain.saga import ModifyRequest
+from sandbox.protocol import Event
 from tests.channel_messages import message, payment_event
 from tests.conftest import System
 from tests.support import (

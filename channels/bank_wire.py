@@ -1,0 +1,64 @@
+"""The bank's wire protocol: payouts and their notifications, and the error body.
+
+Our bank adapter (`channels.bank`) parses these, and the sandbox's bank serves them as
+they are, so the two cannot drift apart. This module imports only pydantic.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+PayoutStatus = Literal["pending", "paid", "failed"]
+PayoutEventType = Literal["payout.paid", "payout.failed"]
+
+# Minor units; strict so that "100" or 100.5 is refused rather than coerced.
+Amount = Annotated[int, Field(gt=0, strict=True)]
+Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+Key = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class PayoutCreate(_Wire):
+    """A bank transfer to a merchant; `payout_id` makes creating it idempotent."""
+
+    payout_id: Key
+    merchant_id: Key
+    amount: Amount
+    currency: Currency
+    beneficiary: str = Field(min_length=1, max_length=128)  # e.g. a masked account name
+    notify_url: str = Field(pattern=r"^https?://", max_length=2048)
+
+
+class Payout(_Wire):
+    payout_id: str
+    merchant_id: str
+    amount: int
+    currency: str
+    status: PayoutStatus
+    failure_reason: str | None  # set once failed
+    bank_reference: str | None  # set once paid
+
+
+class ErrorDetail(_Wire):
+    code: str
+    message: str = ""
+
+
+class ErrorBody(_Wire):
+    """Every error answer: `{"error": {"code": ..., "message": ...}}`."""
+
+    error: ErrorDetail
+
+
+class PayoutEvent(_Wire):
+    """A payout notification body: like `Event`, but `data` is the payout itself."""
+
+    id: str
+    type: PayoutEventType
+    created: int
+    data: Payout

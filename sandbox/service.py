@@ -1,0 +1,146 @@
+"""What each sandbox action does: a store transition, then the notification it causes.
+
+The routers (channel API, cashier, control) only translate HTTP to these calls,
+so a payment made on the cashier page and one made through the control API
+behave identically.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from channels.base import ChannelName
+from sandbox.errors import SandboxError
+from sandbox.events import payment_event, refund_event
+from sandbox.notifier import DeliveryMode, Notifier, NotifyProtocol
+from sandbox.protocol import (
+    CloseResponse,
+    EventType,
+    Payment,
+    PaymentCreate,
+    Refund,
+    RefundCreate,
+)
+from sandbox.store import PaymentRecord, RefundRecord, Store
+
+# Wallet channels hand the buyer a QR code; card payments happen on the page.
+_QR_CHANNELS = frozenset({ChannelName.ALIPAY, ChannelName.WECHATPAY})
+
+
+class SandboxService:
+    """The channels' common behaviour; each channel's front speaks its protocol over it,
+    and `protocols` says how each channel's notifications go on the wire."""
+
+    def __init__(
+        self,
+        store: Store,
+        notifier: Notifier,
+        base_url: str,
+        protocols: Mapping[ChannelName, NotifyProtocol],
+    ) -> None:
+        self.store = store
+        self._notifier = notifier
+        self._base_url = base_url.rstrip("/")
+        self._protocols = protocols
+
+    # -- the channel API ----------------------------------------------------
+
+    async def create_payment(self, channel: ChannelName, request: PaymentCreate) -> Payment:
+        await fail_if_faulted(self.store, request.out_trade_no)
+        return self.payment_view(await self.store.create_payment(channel, request))
+
+    async def get_payment(self, channel: ChannelName, out_trade_no: str) -> Payment:
+        await fail_if_faulted(self.store, out_trade_no)
+        return self.payment_view(await self.store.payment((channel, out_trade_no)))
+
+    async def close_payment(self, channel: ChannelName, out_trade_no: str) -> CloseResponse:
+        await fail_if_faulted(self.store, out_trade_no)
+        closed, payment = await self.store.close_payment((channel, out_trade_no))
+        return CloseResponse(closed=closed, payment=self.payment_view(payment))
+
+    async def create_refund(self, channel: ChannelName, request: RefundCreate) -> Refund:
+        await fail_if_faulted(self.store, request.out_trade_no)
+        refund, created = await self.store.create_refund(channel, request)
+        if created and refund.status != "pending":
+            await self._notify_refund(refund)
+        return refund_view(refund)
+
+    async def get_refund(self, channel: ChannelName, refund_id: str) -> Refund:
+        refund = await self.store.refund((channel, refund_id))
+        await fail_if_faulted(self.store, refund.out_trade_no)
+        return refund_view(refund)
+
+    # -- the buyer and the test controls -------------------------------------
+
+    async def pay(
+        self,
+        payment: PaymentRecord,
+        *,
+        force: bool = False,
+        mode: DeliveryMode = DeliveryMode.NORMAL,
+        delay_ms: int = 0,
+    ) -> PaymentRecord:
+        """The buyer pays. Paying again changes nothing and sends nothing."""
+        paid, changed = await self.store.mark_paid(payment.key, force=force)
+        if changed:
+            self._notifier.send(
+                paid.notify_url,
+                payment_event("payment.succeeded", paid),
+                self._protocols[paid.channel],
+                mode,
+                delay_ms,
+            )
+        return paid
+
+    async def decline(
+        self, payment: PaymentRecord, mode: DeliveryMode = DeliveryMode.NORMAL
+    ) -> PaymentRecord:
+        declined, changed = await self.store.mark_declined(payment.key)
+        if changed:
+            event = payment_event("payment.declined", declined)
+            protocol = self._protocols[declined.channel]
+            self._notifier.send(declined.notify_url, event, protocol, mode)
+        return declined
+
+    async def complete_refund(self, refund: RefundRecord) -> RefundRecord:
+        completed, changed = await self.store.complete_refund((refund.channel, refund.refund_id))
+        if changed:
+            await self._notify_refund(completed)
+        return completed
+
+    def payment_view(self, payment: PaymentRecord) -> Payment:
+        checkout_url = f"{self._base_url}/{payment.channel}/checkout/{payment.payment_id}"
+        return Payment(
+            payment_id=payment.payment_id,
+            out_trade_no=payment.out_trade_no,
+            merchant_id=payment.merchant_id,
+            amount=payment.amount,
+            currency=payment.currency,
+            status=payment.status,
+            txn_id=payment.txn_id,
+            checkout_url=checkout_url,
+            qr_payload=checkout_url if payment.channel in _QR_CHANNELS else None,
+        )
+
+    async def _notify_refund(self, refund: RefundRecord) -> None:
+        payment = await self.store.payment((refund.channel, refund.out_trade_no))
+        type_: EventType = "refund.succeeded" if refund.status == "succeeded" else "refund.failed"
+        event = refund_event(type_, payment, refund)
+        self._notifier.send(payment.notify_url, event, self._protocols[payment.channel])
+
+
+async def fail_if_faulted(store: Store, key: str) -> None:
+    """Answer 503 while injected faults for `key` (an out_trade_no or merchant_id) last."""
+    if await store.take_fault(key):
+        raise SandboxError(503, "unavailable", "injected fault")
+
+
+def refund_view(refund: RefundRecord) -> Refund:
+    return Refund(
+        refund_id=refund.refund_id,
+        out_trade_no=refund.out_trade_no,
+        amount=refund.amount,
+        currency=refund.currency,
+        status=refund.status,
+        failure_reason=refund.failure_reason,
+    )

@@ -1,0 +1,433 @@
+"""The sandbox's memory: payments, refunds, payouts, injected faults and the delivery log.
+
+Every state transition happens here, under one `asyncio.Lock`, and returns
+frozen snapshots so callers can read them after the lock is released.
+Payments are keyed by (channel, out_trade_no) and refunds by (channel,
+refund_id), as a real channel scopes them per merchant account. Faults,
+refund behaviour and deliveries are keyed by out_trade_no alone because the
+control API that sets and reads them has no channel in its path. Payouts are
+keyed by payout_id; their faults and behaviour by merchant_id, their
+deliveries by payout_id, in the same maps.
+
+With a `path`, payments, refunds and payouts are also appended to a journal
+(`sandbox.journal`: one line per change, so a write costs the same
+however long the history) and read back at start, so the sandbox, like a
+real channel, remembers them across a restart. Faults, refund and payout
+behaviour and deliveries are test scaffolding and stay in memory;
+notifications in flight at a restart are lost, which the saga's own polling
+recovers. A payout pending at a restart stays pending (its settlement timer
+is gone) until the control API completes or fails it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from channels.base import ChannelName
+from sandbox.errors import SandboxError
+from sandbox.journal import Journal
+from sandbox.protocol import (
+    PaymentCreate,
+    PaymentStatus,
+    PayoutCreate,
+    PayoutStatus,
+    RefundCreate,
+    RefundStatus,
+)
+
+PaymentKey = tuple[ChannelName, str]
+RefundKey = tuple[ChannelName, str]
+RefundMode = Literal["succeed", "pending", "fail"]
+PayoutMode = Literal["succeed", "fail", "hold"]
+PayoutOutcome = Literal["paid", "failed"]
+
+REFUND_REFUSED = "sandbox_refund_refused"
+PAYOUT_REFUSED = "account_frozen"
+_REFUND_STATUS_FOR_MODE: dict[RefundMode, RefundStatus] = {
+    "succeed": "succeeded",
+    "pending": "pending",
+    "fail": "failed",
+}
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(12)}"
+
+
+@dataclass(frozen=True)
+class PaymentRecord:
+    channel: ChannelName
+    payment_id: str
+    out_trade_no: str
+    merchant_id: str
+    amount: int
+    currency: str
+    description: str
+    notify_url: str
+    status: PaymentStatus = "pending"
+    txn_id: str | None = None
+
+    @property
+    def key(self) -> PaymentKey:
+        return (self.channel, self.out_trade_no)
+
+
+@dataclass(frozen=True)
+class RefundRecord:
+    channel: ChannelName
+    refund_id: str
+    out_trade_no: str
+    amount: int
+    currency: str
+    reason: str
+    status: RefundStatus
+    failure_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class PayoutRecord:
+    payout_id: str
+    merchant_id: str
+    amount: int
+    currency: str
+    beneficiary: str
+    notify_url: str
+    status: PayoutStatus = "pending"
+    failure_reason: str | None = None
+    bank_reference: str | None = None
+
+
+@dataclass(frozen=True)
+class DeliveryAttempt:
+    event_id: str
+    type: str
+    attempt: int
+    status_code: int | None
+    error: str | None
+    accepted: bool  # the answer was the channel's "taken" (Alipay: exactly `success`)
+    waited_s: float  # the schedule's delay before this attempt, in channel seconds
+    at_s: float  # channel seconds since the first attempt, as measured
+
+
+def _not_found(what: str) -> SandboxError:
+    return SandboxError(404, f"{what}_not_found")
+
+
+class Store:
+    def __init__(self, path: Path | None = None) -> None:
+        self._journal = Journal(path) if path is not None else None
+        self._lock = asyncio.Lock()
+        self._payments: dict[PaymentKey, PaymentRecord] = {}
+        self._payment_keys_by_id: dict[str, PaymentKey] = {}
+        self._refunds: dict[RefundKey, RefundRecord] = {}
+        self._faults: dict[str, int] = {}
+        self._refund_modes: dict[str, RefundMode] = {}
+        self._payouts: dict[str, PayoutRecord] = {}
+        self._payout_modes: dict[str, PayoutMode] = {}
+        self._deliveries: dict[str, list[DeliveryAttempt]] = {}
+        if self._journal is not None:
+            self._load(self._journal.state)
+
+    # -- payments ---------------------------------------------------------
+
+    async def create_payment(self, channel: ChannelName, request: PaymentCreate) -> PaymentRecord:
+        """Create, or return the payment already created with the same parameters."""
+        async with self._lock:
+            existing = self._payments.get((channel, request.out_trade_no))
+            if existing is not None:
+                same = (existing.merchant_id, existing.amount, existing.currency) == (
+                    request.merchant_id,
+                    request.amount,
+                    request.currency,
+                )
+                if not same:
+                    raise SandboxError(409, "out_trade_no_conflict")
+                return existing
+            payment = PaymentRecord(
+                channel=channel,
+                payment_id=new_id("pay"),
+                out_trade_no=request.out_trade_no,
+                merchant_id=request.merchant_id,
+                amount=request.amount,
+                currency=request.currency,
+                description=request.description,
+                notify_url=request.notify_url,
+            )
+            self._payment_keys_by_id[payment.payment_id] = payment.key
+            return self._save(payment)
+
+    async def payment(self, key: PaymentKey) -> PaymentRecord:
+        async with self._lock:
+            return self._payment(key)
+
+    async def find_payment(self, out_trade_no: str, channel: ChannelName | None) -> PaymentRecord:
+        """Find by out_trade_no, in one channel or (if unambiguous) in any."""
+        async with self._lock:
+            channels = [channel] if channel else list(ChannelName)
+            found = [
+                self._payments[(c, out_trade_no)]
+                for c in channels
+                if (c, out_trade_no) in self._payments
+            ]
+            if not found:
+                raise _not_found("payment")
+            if len(found) > 1:
+                raise SandboxError(409, "ambiguous_out_trade_no", "pass ?channel= to choose")
+            return found[0]
+
+    async def payment_by_id(self, channel: ChannelName, payment_id: str) -> PaymentRecord:
+        async with self._lock:
+            key = self._payment_keys_by_id.get(payment_id)
+            if key is None or key[0] != channel:
+                raise _not_found("payment")
+            return self._payments[key]
+
+    async def close_payment(self, key: PaymentKey) -> tuple[bool, PaymentRecord]:
+        """Close a pending payment. A paid payment stays paid and is not closed."""
+        async with self._lock:
+            payment = self._payment(key)
+            if payment.status == "paid":
+                return False, payment
+            if payment.status == "pending":
+                payment = self._save(replace(payment, status="closed"))
+            return True, payment
+
+    async def mark_paid(self, key: PaymentKey, *, force: bool) -> tuple[PaymentRecord, bool]:
+        """Pay; `force` also pays a closed or declined payment (a late payment).
+
+        Returns the payment and whether this call changed it.
+        """
+        async with self._lock:
+            payment = self._payment(key)
+            if payment.status == "paid":
+                return payment, False
+            if payment.status != "pending" and not force:
+                raise SandboxError(409, "payment_closed", f"payment is {payment.status}")
+            return self._save(replace(payment, status="paid", txn_id=new_id("txn"))), True
+
+    async def mark_declined(self, key: PaymentKey) -> tuple[PaymentRecord, bool]:
+        async with self._lock:
+            payment = self._payment(key)
+            if payment.status == "declined":
+                return payment, False
+            if payment.status == "paid":
+                raise SandboxError(409, "payment_already_paid")
+            if payment.status == "closed":
+                raise SandboxError(409, "payment_closed")
+            return self._save(replace(payment, status="declined")), True
+
+    # -- refunds ----------------------------------------------------------
+
+    async def create_refund(
+        self, channel: ChannelName, request: RefundCreate
+    ) -> tuple[RefundRecord, bool]:
+        """Create a refund (its status set by the payment's refund mode), or return
+        the one with this refund_id. Returns the refund and whether it is new."""
+        async with self._lock:
+            existing = self._refunds.get((channel, request.refund_id))
+            if existing is not None:
+                same = (existing.out_trade_no, existing.amount, existing.currency) == (
+                    request.out_trade_no,
+                    request.amount,
+                    request.currency,
+                )
+                if not same:
+                    raise SandboxError(409, "refund_id_conflict")
+                return existing, False
+            payment = self._payment((channel, request.out_trade_no))
+            self._check_refundable(payment, request)
+            mode = self._refund_modes.get(request.out_trade_no, "succeed")
+            status = _REFUND_STATUS_FOR_MODE[mode]
+            refund = RefundRecord(
+                channel=channel,
+                refund_id=request.refund_id,
+                out_trade_no=request.out_trade_no,
+                amount=request.amount,
+                currency=request.currency,
+                reason=request.reason,
+                status=status,
+                failure_reason=REFUND_REFUSED if status == "failed" else None,
+            )
+            return self._save_refund(refund), True
+
+    async def refund(self, key: RefundKey) -> RefundRecord:
+        async with self._lock:
+            return self._refund(key)
+
+    async def find_refund(self, refund_id: str, channel: ChannelName | None) -> RefundRecord:
+        async with self._lock:
+            channels = [channel] if channel else list(ChannelName)
+            found = [
+                self._refunds[(c, refund_id)] for c in channels if (c, refund_id) in self._refunds
+            ]
+            if not found:
+                raise _not_found("refund")
+            if len(found) > 1:
+                raise SandboxError(409, "ambiguous_refund_id", "pass ?channel= to choose")
+            return found[0]
+
+    async def complete_refund(self, key: RefundKey) -> tuple[RefundRecord, bool]:
+        """A pending refund succeeds. Returns the refund and whether it changed."""
+        async with self._lock:
+            refund = self._refund(key)
+            if refund.status == "succeeded":
+                return refund, False
+            if refund.status == "failed":
+                raise SandboxError(409, "refund_failed")
+            return self._save_refund(replace(refund, status="succeeded")), True
+
+    # -- payouts ----------------------------------------------------------
+
+    async def create_payout(self, request: PayoutCreate) -> tuple[PayoutRecord, bool]:
+        """Create a pending payout, or return the one with this payout_id if it moves
+        the same money to the same beneficiary. Returns the payout and whether it is new."""
+        async with self._lock:
+            existing = self._payouts.get(request.payout_id)
+            if existing is None:
+                payout = PayoutRecord(
+                    payout_id=request.payout_id,
+                    merchant_id=request.merchant_id,
+                    amount=request.amount,
+                    currency=request.currency,
+                    beneficiary=request.beneficiary,
+                    notify_url=request.notify_url,
+                )
+                return self._save_payout(payout), True
+            same = (
+                existing.merchant_id,
+                existing.amount,
+                existing.currency,
+                existing.beneficiary,
+            ) == (request.merchant_id, request.amount, request.currency, request.beneficiary)
+            if not same:
+                raise SandboxError(409, "payout_id_conflict")
+            return existing, False
+
+    async def payout(self, payout_id: str) -> PayoutRecord:
+        async with self._lock:
+            return self._payout(payout_id)
+
+    async def settle_payout(
+        self, payout_id: str, outcome: PayoutOutcome
+    ) -> tuple[PayoutRecord, bool]:
+        """A pending payout is paid or fails. Returns the payout and whether it changed.
+
+        Settling again the same way changes nothing; the other way is a conflict,
+        as a bank cannot take back a transfer it made (or make one it refused).
+        """
+        async with self._lock:
+            payout = self._payout(payout_id)
+            if payout.status == outcome:
+                return payout, False
+            if payout.status != "pending":
+                raise SandboxError(409, "payout_settled", f"payout is {payout.status}")
+            if outcome == "paid":
+                settled = replace(payout, status="paid", bank_reference=new_id("bank"))
+            else:
+                settled = replace(payout, status="failed", failure_reason=PAYOUT_REFUSED)
+            return self._save_payout(settled), True
+
+    async def set_payout_mode(self, merchant_id: str, mode: PayoutMode) -> None:
+        async with self._lock:
+            self._payout_modes[merchant_id] = mode
+
+    async def payout_mode(self, merchant_id: str) -> PayoutMode:
+        async with self._lock:
+            return self._payout_modes.get(merchant_id, "succeed")
+
+    # -- test controls ----------------------------------------------------
+
+    async def set_faults(self, out_trade_no: str, api_failures: int) -> None:
+        async with self._lock:
+            self._faults[out_trade_no] = api_failures
+
+    async def take_fault(self, out_trade_no: str) -> bool:
+        """Consume one injected API failure for this out_trade_no, if any is left."""
+        async with self._lock:
+            left = self._faults.get(out_trade_no, 0)
+            if left <= 0:
+                return False
+            self._faults[out_trade_no] = left - 1
+            return True
+
+    async def set_refund_mode(self, out_trade_no: str, mode: RefundMode) -> None:
+        async with self._lock:
+            self._refund_modes[out_trade_no] = mode
+
+    async def record_delivery(self, out_trade_no: str, attempt: DeliveryAttempt) -> None:
+        async with self._lock:
+            self._deliveries.setdefault(out_trade_no, []).append(attempt)
+
+    async def deliveries(self, out_trade_no: str) -> list[DeliveryAttempt]:
+        async with self._lock:
+            return list(self._deliveries.get(out_trade_no, []))
+
+    # -- helpers (call with the lock held) --------------------------------
+
+    def _payment(self, key: PaymentKey) -> PaymentRecord:
+        payment = self._payments.get(key)
+        if payment is None:
+            raise _not_found("payment")
+        return payment
+
+    def _refund(self, key: RefundKey) -> RefundRecord:
+        refund = self._refunds.get(key)
+        if refund is None:
+            raise _not_found("refund")
+        return refund
+
+    def _payout(self, payout_id: str) -> PayoutRecord:
+        payout = self._payouts.get(payout_id)
+        if payout is None:
+            raise _not_found("payout")
+        return payout
+
+    def _save(self, payment: PaymentRecord) -> PaymentRecord:
+        self._payments[payment.key] = payment
+        self._persist("payments", payment)
+        return payment
+
+    def _save_refund(self, refund: RefundRecord) -> RefundRecord:
+        self._refunds[(refund.channel, refund.refund_id)] = refund
+        self._persist("refunds", refund)
+        return refund
+
+    def _save_payout(self, payout: PayoutRecord) -> PayoutRecord:
+        self._payouts[payout.payout_id] = payout
+        self._persist("payouts", payout)
+        return payout
+
+    def _persist(self, kind: str, record: PaymentRecord | RefundRecord | PayoutRecord) -> None:
+        if self._journal is not None:
+            self._journal.append(kind, asdict(record))
+
+    def _load(self, state: dict[str, list[dict[str, Any]]]) -> None:
+        for raw in state["payments"]:
+            payment = PaymentRecord(**{**raw, "channel": ChannelName(raw["channel"])})
+            self._payments[payment.key] = payment
+            self._payment_keys_by_id[payment.payment_id] = payment.key
+        for raw in state["refunds"]:
+            refund = RefundRecord(**{**raw, "channel": ChannelName(raw["channel"])})
+            self._refunds[(refund.channel, refund.refund_id)] = refund
+        for raw in state["payouts"]:
+            payout = PayoutRecord(**raw)
+            self._payouts[payout.payout_id] = payout
+
+    def _check_refundable(self, payment: PaymentRecord, request: RefundCreate) -> None:
+        if payment.status != "paid":
+            raise SandboxError(400, "payment_not_paid")
+        if request.currency != payment.currency:
+            raise SandboxError(400, "currency_mismatch")
+        refunded = sum(
+            r.amount
+            for (channel, _), r in self._refunds.items()
+            if channel == payment.channel
+            and r.out_trade_no == payment.out_trade_no
+            and r.status != "failed"
+        )
+        if refunded + request.amount > payment.amount:
+            raise SandboxError(400, "refund_exceeds_payment")
