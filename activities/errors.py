@@ -1,67 +1,47 @@
-"""Failures activities report to the saga, as Temporal application error types.
-
-    ApplicationError (temporalio)
-    ├── CouponRejected        the coupon was taken meanwhile, or no longer applies to an
-    │                         order's new lines; details: (code, param)  (not retryable)
-    ├── OrderInvalid          new lines that cannot be priced; details: (code, param)
-    │                                                                   (not retryable)
-    ├── MerchantSuspended     settlement refused: the merchant is suspended (not retryable)
-    ├── ChannelRejected       the channel refused the request for good  (not retryable)
-    ├── PaymentNotFound       the channel has no payment for the order  (not retryable)
-    ├── RefundRefused         the channel refused a refund              (not retryable)
-    ├── RefundPending         the channel has not finished a refund     (retryable: polls)
-    ├── RefundRejected        our rules refuse a refund; details: (code, param) (not retryable)
-    ├── InsufficientFunds     the ledger refuses to take an account below zero: the class
-    │                         name of db.ledger.InsufficientFunds, which the SDK reports as
-    │                         the failure's type                        (not retryable)
-    ├── ChannelUnavailable    network, timeout or 5xx at the channel    (retryable)
-    ├── WebhookNotAcknowledged  the merchant's endpoint did not answer 2xx (retryable: backoff)
-    ├── WebhookUndeliverable  no such event, or the merchant has no signing secret (not retryable)
-    ├── OrderNotModifiable    the saga refuses a modification: the order is paid, closed,
-    │                         cancelled, or its payment could not be closed (an update's
-    │                         failure, not an activity's)
-    └── ModificationFailed    a modification that could not be completed for a reason
-                              retrying later may mend (an update's failure)
-
-The saga catches the non-retryable ones by type; everything else is retried:
-a failure of any other type (a bug, an unreachable database) is never a reason
-to compensate a paid order, so a step waits for the fix instead.
-"""
+"""Making the failures activities report to the saga: a business refusal (benign, not
+retried) or a retryable one. Their names and what each means: `domain.failures`."""
 
 from __future__ import annotations
 
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
-COUPON_REJECTED = "CouponRejected"
-MERCHANT_SUSPENDED = "MerchantSuspended"
-CHANNEL_REJECTED = "ChannelRejected"
-PAYMENT_NOT_FOUND = "PaymentNotFound"
-REFUND_REFUSED = "RefundRefused"
-REFUND_PENDING = "RefundPending"
-REFUND_REJECTED = "RefundRejected"
-CHANNEL_UNAVAILABLE = "ChannelUnavailable"
-WEBHOOK_NOT_ACKNOWLEDGED = "WebhookNotAcknowledged"
-WEBHOOK_UNDELIVERABLE = "WebhookUndeliverable"
-ORDER_INVALID = "OrderInvalid"
-ORDER_NOT_MODIFIABLE = "OrderNotModifiable"
-MODIFICATION_FAILED = "ModificationFailed"
-INSUFFICIENT_FUNDS = "InsufficientFunds"  # db.ledger.InsufficientFunds.__name__
-
-# The refusals an activity reports for good: the only failures a saga acts on (it
-# compensates, rejects or flags); retrying cannot change their answer.
-BUSINESS_ERRORS = frozenset(
-    {
-        COUPON_REJECTED,
-        MERCHANT_SUSPENDED,
-        CHANNEL_REJECTED,
-        PAYMENT_NOT_FOUND,
-        REFUND_REFUSED,
-        REFUND_REJECTED,
-        WEBHOOK_UNDELIVERABLE,
-        ORDER_INVALID,
-        INSUFFICIENT_FUNDS,
-    }
+from domain.failures import (
+    BUSINESS_ERRORS,
+    CHANNEL_REJECTED,
+    CHANNEL_UNAVAILABLE,
+    COUPON_REJECTED,
+    INSUFFICIENT_FUNDS,
+    MERCHANT_SUSPENDED,
+    MODIFICATION_FAILED,
+    ORDER_INVALID,
+    ORDER_NOT_MODIFIABLE,
+    PAYMENT_NOT_FOUND,
+    REFUND_PENDING,
+    REFUND_REFUSED,
+    REFUND_REJECTED,
+    WEBHOOK_NOT_ACKNOWLEDGED,
+    WEBHOOK_UNDELIVERABLE,
 )
+
+__all__ = [
+    "BUSINESS_ERRORS",
+    "CHANNEL_REJECTED",
+    "CHANNEL_UNAVAILABLE",
+    "COUPON_REJECTED",
+    "INSUFFICIENT_FUNDS",
+    "MERCHANT_SUSPENDED",
+    "MODIFICATION_FAILED",
+    "ORDER_INVALID",
+    "ORDER_NOT_MODIFIABLE",
+    "PAYMENT_NOT_FOUND",
+    "REFUND_PENDING",
+    "REFUND_REFUSED",
+    "REFUND_REJECTED",
+    "WEBHOOK_NOT_ACKNOWLEDGED",
+    "WEBHOOK_UNDELIVERABLE",
+    "business_error",
+    "retryable_error",
+]
 
 
 def business_error(error_type: str, message: str, *details: object) -> ApplicationError:

@@ -20,7 +20,6 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.errors import COUPON_REJECTED, MODIFICATION_FAILED, ORDER_INVALID
 from api.auth.caller import Caller
 from api.auth.scope import order_for
 from api.deps import AppContext
@@ -29,6 +28,7 @@ from api.records import now, order_out
 from api.schemas import OrderModify, OrderOut
 from api.updates import resending_lost
 from db.coupons import reprice
+from domain.failures import COUPON_REJECTED, MODIFICATION_FAILED, ORDER_INVALID
 from domain.keys import order_workflow_id
 from domain.pricing import OrderLine
 from domain.saga import ModifyRequest

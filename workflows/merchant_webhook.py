@@ -12,8 +12,8 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.errors import WEBHOOK_NOT_ACKNOWLEDGED
     from activities.webhook_delivery import WebhookCalls
+    from domain.failures import WEBHOOK_NOT_ACKNOWLEDGED
     from domain.webhook_events import WebhookDelivery, WebhookReceipt
     from workflows import options
 

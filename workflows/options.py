@@ -14,7 +14,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.exceptions import TimeoutError as StepTimeout
 
-from activities.errors import BUSINESS_ERRORS, INSUFFICIENT_FUNDS
+from domain.failures import BUSINESS_ERRORS, INSUFFICIENT_FUNDS
 from domain.webhook_events import WebhookRetry
 
 # How a step fails for good: a local activity raises its ApplicationError (or a

@@ -37,15 +37,6 @@ from temporalio.exceptions import TimeoutError as StepTimeout
 
 with workflow.unsafe.imports_passed_through():
     from activities.channel_calls import ChannelCalls
-    from activities.errors import (
-        CHANNEL_REJECTED,
-        COUPON_REJECTED,
-        MODIFICATION_FAILED,
-        ORDER_INVALID,
-        ORDER_NOT_MODIFIABLE,
-        PAYMENT_NOT_FOUND,
-        REFUND_REFUSED,
-    )
     from activities.order_records import OrderRecords
     from channels.base import (
         ChannelName,
@@ -56,6 +47,15 @@ with workflow.unsafe.imports_passed_through():
         RefundState,
         RefundStatus,
         supports_currency,
+    )
+    from domain.failures import (
+        CHANNEL_REJECTED,
+        COUPON_REJECTED,
+        MODIFICATION_FAILED,
+        ORDER_INVALID,
+        ORDER_NOT_MODIFIABLE,
+        PAYMENT_NOT_FOUND,
+        REFUND_REFUSED,
     )
     from domain.keys import (
         MAX_PAYMENT_ATTEMPTS,

@@ -24,10 +24,10 @@ from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.channel_calls import ChannelCalls
-    from activities.errors import REFUND_REJECTED
     from activities.refund_records import RefundRecords
     from channels.base import RefundState
     from channels.base import RefundStatus as ChannelRefundStatus
+    from domain.failures import REFUND_REJECTED
     from domain.refunds import (
         RefundAcceptance,
         RefundAsk,
