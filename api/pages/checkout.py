@@ -19,7 +19,6 @@ from temporalio.client import WorkflowUpdateFailedError
 
 from api.deps import AppContext, ContextDep
 from api.errors import ServiceUnavailable
-from api.order_creation import notify_url
 from api.pages.checkout_links import checkout_path, link_opens
 from api.pages.checkout_view import (
     FINAL_STATES,
@@ -29,7 +28,8 @@ from api.pages.checkout_view import (
     read_checkout,
 )
 from api.pages.render import PAGE_HEADERS, render
-from api.updates import resending_lost
+from api.services.order_creation import notify_url
+from api.services.updates import resending_lost
 from domain.keys import order_workflow_id
 from domain.saga import MethodChoice, OrderView
 from workflows.order import OrderWorkflow

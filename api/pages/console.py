@@ -18,7 +18,6 @@ from pydantic import ValidationError
 from sqlmodel import col, or_, select
 from temporalio.service import RPCError
 
-from api import ledger_views as views
 from api.auth.passwords import MAX_LENGTH, MIN_LENGTH
 from api.auth.staff import create_merchant_user
 from api.auth.users import EmailTaken
@@ -30,8 +29,9 @@ from api.pages.dashboard_orders import refund_order
 from api.pages.order_page import not_found, order_page
 from api.pages.render import render
 from api.pages.sessions import OperatorSession, caller_of, check_csrf
-from api.records import now
 from api.routes import coupons, merchants, settlements
+from api.services import ledger_views as views
+from api.services.records import now
 from db.reconcile import ledger_problems
 from db.tables import Merchant, Order
 from domain.keys import order_workflow_id

@@ -10,13 +10,13 @@ import io
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from api import ledger_views as views
 from api.deps import AppContext, ContextDep
 from api.errors import NotFound
 from api.ledger_schemas import StatementDetail
 from api.pages.order_page import not_found
 from api.pages.render import PAGE_HEADERS, render
 from api.pages.sessions import StaffSession
+from api.services import ledger_views as views
 
 router = APIRouter(include_in_schema=False)  # HTML, not the JSON API's contract
 

@@ -18,8 +18,8 @@ from api.errors import ApiError, NotFound
 from api.pages.order_page import not_found, order_page, refund_from_form
 from api.pages.render import render
 from api.pages.sessions import StaffSession, caller_of, check_csrf
-from api.refund_requests import request_refund
-from api.webhook_resend import resend_event
+from api.services.refund_requests import request_refund
+from api.services.webhook_resend import resend_event
 from db.tables import Order
 from domain.order_status import OrderStatus
 

@@ -22,9 +22,9 @@ from api.deps import AppContext, ContextDep
 from api.errors import ApiError
 from api.pages.render import render
 from api.pages.sessions import SESSION_COOKIE, StaffSession, check_csrf
-from api.records import now
 from api.routes.merchants import load_merchant, new_webhook_secret
-from api.webhook_urls import checked_webhook_url
+from api.services.records import now
+from api.services.webhook_urls import checked_webhook_url
 from db.identity import ApiKey
 from db.staff import MerchantUser
 from db.tables import WebhookEvent

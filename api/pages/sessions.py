@@ -19,7 +19,7 @@ from fastapi import Depends, Request, Response
 from api.auth.caller import Caller, Role
 from api.auth.web_sessions import SessionHolder, read_session
 from api.deps import AppContext, ContextDep
-from api.records import now
+from api.services.records import now
 
 SESSION_COOKIE = "paysaga_session"
 SIGN_IN_CSRF_COOKIE = "paysaga_csrf"

@@ -29,7 +29,7 @@ from api.pages.sessions import (
     set_cookie,
     sign_in_csrf,
 )
-from api.records import now
+from api.services.records import now
 
 router = APIRouter(include_in_schema=False)  # HTML, not the JSON API's contract
 

@@ -12,9 +12,9 @@ from api.auth_schemas import ApiKeyCreate, ApiKeyOut, NewApiKeyOut
 from api.deps import ContextDep
 from api.errors import NotFound
 from api.openapi_errors import error_responses
-from api.records import now
 from api.routes.auth import NO_STORE
 from api.routes.merchants import load_merchant
+from api.services.records import now
 from db.identity import ApiKey
 
 router = APIRouter(prefix="/v1/merchants", tags=["merchants"])

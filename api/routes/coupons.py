@@ -13,8 +13,8 @@ from api.deps import ContextDep
 from api.errors import Conflict, InvalidRequest, NotFound
 from api.openapi_errors import error_responses
 from api.pagination import Keyset, bad_cursor, fetch_page
-from api.records import now
 from api.schemas import CouponCreate, CouponOut, CouponPage
+from api.services.records import now
 from db.coupons import HoldCounts, coupon_rule, hold_counts, locked_coupon
 from db.tables import Coupon
 from db.writes import insert_ignore

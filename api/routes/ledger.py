@@ -14,7 +14,6 @@ from typing import Annotated, Concatenate, ParamSpec, TypeVar
 from fastapi import APIRouter, Query
 from sqlmodel import Session
 
-from api import ledger_views as views
 from api.auth.caller import MerchantOrOperator, OperatorCaller, Role
 from api.auth.scope import check_merchant
 from api.deps import AppContext, ContextDep
@@ -29,6 +28,7 @@ from api.ledger_schemas import (
     TrialBalance,
 )
 from api.openapi_errors import error_responses
+from api.services import ledger_views as views
 from domain.ledger import AccountKind
 
 router = APIRouter(tags=["ledger"])

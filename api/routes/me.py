@@ -15,14 +15,14 @@ from api.auth.users import change_password
 from api.auth_schemas import PasswordChange, ProfileOut, ProfileUpdate, TokenOut
 from api.deps import ContextDep
 from api.errors import InvalidRequest, NotFound
-from api.notifications import (
+from api.openapi_errors import error_responses
+from api.routes.auth import NO_STORE, new_tokens, profile_out
+from api.services.notifications import (
     NotificationOut,
     NotificationPage,
     list_buyer_notifications,
     mark_read,
 )
-from api.openapi_errors import error_responses
-from api.routes.auth import NO_STORE, new_tokens, profile_out
 from db.identity import User
 
 router = APIRouter(prefix="/v1/me", tags=["me"])

@@ -16,9 +16,9 @@ from api.auth_schemas import Password
 from api.deps import ContextDep
 from api.errors import Conflict
 from api.openapi_errors import error_responses
-from api.records import now
 from api.routes.auth import NO_STORE
 from api.routes.merchants import load_merchant
+from api.services.records import now
 
 router = APIRouter(prefix="/v1/merchants", tags=["merchants"])
 

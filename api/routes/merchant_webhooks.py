@@ -13,10 +13,10 @@ from api.auth.scope import check_merchant
 from api.deps import ContextDep
 from api.merchant_schemas import MerchantOut, WebhookConfig, WebhookSecretOut
 from api.openapi_errors import error_responses
-from api.records import now
 from api.routes.auth import NO_STORE
 from api.routes.merchants import load_merchant, merchant_out, new_webhook_secret
-from api.webhook_urls import checked_webhook_url
+from api.services.records import now
+from api.services.webhook_urls import checked_webhook_url
 
 router = APIRouter(prefix="/v1/merchants", tags=["merchants"])
 
@@ -27,7 +27,7 @@ def set_webhook(
 ) -> MerchantOut:
     """Set (or, with `null`, remove) the endpoint; retries of pending events use it too.
 
-    Only a public https endpoint (api.webhook_urls); anything else is a 400 that
+    Only a public https endpoint (api.services.webhook_urls); anything else is a 400 that
     changes nothing."""
     check_merchant(caller, merchant_id)
     url = checked_webhook_url(body.url, context.settings, "url")

@@ -27,9 +27,9 @@ from api.merchant_schemas import (
 )
 from api.openapi_errors import error_responses
 from api.pagination import Keyset, bad_cursor, fetch_page
-from api.records import new_id, now
 from api.routes.auth import NO_STORE
-from api.webhook_urls import checked_webhook_url
+from api.services.records import new_id, now
+from api.services.webhook_urls import checked_webhook_url
 from db.tables import Merchant
 from domain.money import currency_exponent
 

@@ -45,7 +45,7 @@ from api.auth.caller import PUBLIC
 from api.deps import AppContext, ContextDep
 from api.errors import ApiError, InvalidRequest, NotFound, SignatureInvalid, error_body
 from api.openapi_errors import NOTIFICATION_ACKNOWLEDGEMENTS, NOTIFICATION_BODY, error_responses
-from api.records import now
+from api.services.records import now
 from channels.base import ChannelAdapter, Notification, NotificationKind
 from channels.errors import (
     NotificationFormatError,

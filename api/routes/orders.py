@@ -16,13 +16,13 @@ from api.deps import AppContext, ContextDep
 from api.errors import Conflict
 from api.idempotency import IdempotencyKey
 from api.openapi_errors import error_responses
-from api.order_creation import create_order
-from api.order_deletion import delete_order
-from api.order_modification import modify_order
 from api.pagination import Keyset, bad_cursor, fetch_page
-from api.records import attempts_out, order_out
 from api.schemas import CancelIn, OrderCreate, OrderModify, OrderOut, OrderPage, PaymentAttempts
-from api.updates import resending_lost
+from api.services.order_creation import create_order
+from api.services.order_deletion import delete_order
+from api.services.order_modification import modify_order
+from api.services.records import attempts_out, order_out
+from api.services.updates import resending_lost
 from db.tables import Order
 from domain.keys import order_workflow_id
 from domain.order_status import OrderStatus

@@ -10,8 +10,8 @@ from api.auth.caller import AnyCaller
 from api.deps import ContextDep
 from api.idempotency import IdempotencyKey
 from api.openapi_errors import error_responses
-from api.refund_requests import order_refunds, read_refund, request_refund
 from api.schemas import RefundCreate, RefundOut
+from api.services.refund_requests import order_refunds, read_refund, request_refund
 
 router = APIRouter(tags=["refunds"])
 

@@ -13,8 +13,8 @@ from fastapi import APIRouter, Depends, Query
 from api.auth.caller import PUBLIC, BuyerCaller
 from api.deps import ContextDep
 from api.openapi_errors import error_responses
-from api.reviews import create_review, merchant_reviews
 from api.schemas import ReviewCreate, ReviewOut, ReviewPage
+from api.services.reviews import create_review, merchant_reviews
 
 router = APIRouter(tags=["reviews"])
 

@@ -16,7 +16,7 @@ from api.auth.caller import PUBLIC, OperatorCaller
 from api.deps import AppContext, ContextDep
 from api.errors import InvalidRequest, NotFound, SignatureInvalid
 from api.openapi_errors import NOTIFICATION_ACKNOWLEDGEMENTS, NOTIFICATION_BODY, error_responses
-from api.records import now
+from api.services.records import now
 from channels.bank import PayoutStatus
 from channels.errors import NotificationFormatError, NotificationSignatureError
 from db.tables import ChannelNotification, Merchant, Payout, Statement

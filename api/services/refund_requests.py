@@ -21,7 +21,7 @@ from api.auth.scope import order_for, sees_order
 from api.deps import AppContext
 from api.errors import ApiError, Conflict, InvalidRequest, NotFound
 from api.schemas import RefundCreate, RefundLineIn, RefundOut, RefundPartsOut
-from api.updates import resending_lost, update_with_start
+from api.services.updates import resending_lost, update_with_start
 from db.tables import Order, Refund, RefundLine
 from domain.keys import refund_workflow_id
 from domain.refunds import (

@@ -24,9 +24,9 @@ from api.auth.caller import Caller
 from api.auth.scope import order_for
 from api.deps import AppContext
 from api.errors import ApiError, Conflict, InvalidRequest, ServiceUnavailable
-from api.records import now, order_out
 from api.schemas import OrderModify, OrderOut
-from api.updates import resending_lost
+from api.services.records import now, order_out
+from api.services.updates import resending_lost
 from db.coupons import reprice
 from domain.failures import COUPON_REJECTED, MODIFICATION_FAILED, ORDER_INVALID
 from domain.keys import order_workflow_id

@@ -32,9 +32,9 @@ from api.auth.caller import Caller, Role, Unauthenticated
 from api.deps import AppContext
 from api.errors import Conflict, InvalidRequest, ServiceUnavailable
 from api.pages.checkout_links import checkout_url
-from api.records import new_id, now, order_out
 from api.schemas import OrderCreate
-from api.updates import resending_lost, update_with_start
+from api.services.records import new_id, now, order_out
+from api.services.updates import resending_lost, update_with_start
 from channels.base import supports_currency
 from db.coupons import check_hold_allowed, coupon_rule
 from db.identity import User

@@ -15,8 +15,8 @@ from sqlmodel import Session, func, select
 
 from api.errors import Conflict, InvalidRequest, NotFound
 from api.pagination import Keyset, bad_cursor, fetch_page
-from api.records import now
 from api.schemas import ReviewOut, ReviewPage
+from api.services.records import now
 from db.tables import Merchant, Order, Review
 from db.writes import insert_ignore
 from domain.order_status import OrderStatus

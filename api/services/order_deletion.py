@@ -23,10 +23,10 @@ from api.auth.caller import Caller
 from api.auth.scope import order_for
 from api.deps import AppContext
 from api.errors import Conflict
-from api.records import get_order, order_out
-from api.refund_requests import submit_refund
 from api.schemas import OrderOut
-from api.updates import resending_lost
+from api.services.records import get_order, order_out
+from api.services.refund_requests import submit_refund
+from api.services.updates import resending_lost
 from db.tables import Refund
 from domain.keys import deletion_refund_id, order_workflow_id
 from domain.order_status import CANCELLABLE_STATUSES, OrderStatus
