@@ -224,7 +224,7 @@ class Settings(BaseSettings):
         "card": Decimal("0.029"),
     }
 
-    # What callers may send (api.body_guard, api.order_creation). The buyer-protection
+    # What callers may send (api.body_guard, api.services.order_creation). The buyer-protection
     # hold is the time a buyer has to ask for a refund before the merchant's share
     # becomes available: a merchant may ask for a longer one per order, never one shorter
     # than the platform's minimum. The payment window is bounded by what the channels

@@ -16,7 +16,7 @@ from temporalio.client import Client, WithStartWorkflowOperation
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from api.updates import update_with_start
+from api.services.updates import update_with_start
 from domain.keys import refund_workflow_id
 from domain.refunds import RefundAcceptance
 from logs import REQUEST_ID, configure_logging

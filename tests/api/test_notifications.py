@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from api.errors import InvalidRequest, NotFound
-from api.notifications import list_buyer_notifications, mark_read
+from api.services.notifications import list_buyer_notifications, mark_read
 from db.party_notifications import notify_party
 from db.tables import PartyNotification
 from tests.databases import migrated_engine

@@ -1,7 +1,7 @@
 """Buyers review their completed orders once; anyone reads a merchant's reviews.
 
 Orders are placed, paid at the sandbox and completed through the running stack. The rules
-are exercised through `api.reviews.create_review` on the same database, with the order's
+are exercised through `api.services.reviews.create_review` on the same database, with the order's
 buyer set on its row, so that many buyers cost no sign-ins; the listing is read over HTTP.
 A signed-in buyer's review over HTTP is in tests/api/test_buyer_journey.py.
 """
@@ -19,8 +19,8 @@ import pytest
 from sqlmodel import Session, select
 
 from api.errors import ApiError
-from api.reviews import average_rating, create_review
 from api.schemas import ReviewOut
+from api.services.reviews import average_rating, create_review
 from db.tables import Order, Review
 from tests.api.test_orders import assert_error
 from tests.conftest import System

@@ -14,7 +14,7 @@ from pydantic import SecretStr
 from sqlmodel import Session
 
 from activities.order_records import OrderRecords
-from api.records import attempts_out, order_out
+from api.services.records import attempts_out, order_out
 from db.engine import session_factory
 from db.payments import current_payment, payment_attempts
 from db.tables import Order, Payment

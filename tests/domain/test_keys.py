@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from api.records import new_id
+from api.services.records import new_id
 from domain.keys import (
     MAX_PAYMENT_ATTEMPTS,
     order_id_of,

@@ -31,7 +31,7 @@ from temporalio.client import Client, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from api.refund_requests import refund_id_for
+from api.services.refund_requests import refund_id_for
 from db.tables import Refund
 from domain.keys import (
     late_payment_workflow_id,

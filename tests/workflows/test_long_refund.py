@@ -13,7 +13,7 @@ from __future__ import annotations
 import httpx
 from temporalio.client import Client
 
-from api.refund_requests import refund_id_for
+from api.services.refund_requests import refund_id_for
 from domain.keys import refund_workflow_id
 from domain.polling import PollTimings
 from domain.refunds import RefundAsk, RefundStatus, Requester
