@@ -38,6 +38,7 @@ from domain.keys import (
     merchant_settlement_workflow_id,
     order_workflow_id,
     refund_workflow_id,
+    saga_refund_workflow_id,
     settlement_run_workflow_id,
 )
 from domain.polling import PollTimings
@@ -187,6 +188,8 @@ async def test_compensation_refund_pending_then_done(
     assert completed.status_code == 200, completed.text
     await wait_status(api, order["id"], "refunded")
     await record(temporal, order_workflow_id(order["id"]), "order_compensation_refund_pending")
+    # The refund was asked and awaited in the order's child (workflows.saga_refund).
+    await record(temporal, saga_refund_workflow_id(pending.id), "saga_refund_pending_then_done")
 
 
 async def test_compensation_failed_then_retried(
