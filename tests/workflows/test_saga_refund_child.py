@@ -8,13 +8,14 @@ with timings of its own, so its refund's child continues as new after every poll
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import httpx
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
 from api.order_creation import notify_url
@@ -23,7 +24,7 @@ from domain.keys import compensation_refund_id, order_workflow_id, saga_refund_w
 from domain.order_status import OrderStatus
 from domain.polling import PollTimings
 from domain.pricing import OrderLine, price_order
-from domain.saga import CheckoutRequest, OrderInput
+from domain.saga import CheckoutRequest, OrderInput, OrderView
 from tests.conftest import System
 from tests.support import create_merchant, get_order, pay, settings_from_env, wait_for, wait_status
 from tests.workflows.run_histories import run_histories, timers_fired
@@ -68,9 +69,20 @@ def _child_first_run(events: list[HistoryEvent], child_id: str) -> str | None:
     return None
 
 
-async def test_a_pending_compensation_refund_polls_in_a_child_that_continues_as_new(
+@dataclass(frozen=True)
+class PendingCompensation:
+    order: OrderInput
+    handle: WorkflowHandle[OrderWorkflow, OrderView]
+    refund_id: str
+    child_id: str
+    child_first_run: str
+
+
+async def pending_compensation(
     api: httpx.AsyncClient, sandbox: httpx.AsyncClient, system: System, temporal: Client
-) -> None:
+) -> PendingCompensation:
+    """An order of these timings, paid to a suspended merchant, whose compensation refund
+    the sandbox keeps pending; returns once the refund's child has started."""
     merchant_id = await create_merchant(api)
     order = _order(system, merchant_id)
     handle = await temporal.start_workflow(
@@ -93,14 +105,28 @@ async def test_a_pending_compensation_refund_polls_in_a_child_that_continues_as_
 
     refund_id = compensation_refund_id(order.order_id)
     child_id = saga_refund_workflow_id(refund_id)
-
-    async def order_events() -> list[HistoryEvent]:
-        return [event async for event in handle.fetch_history_events()]
-
     started = await wait_for(
-        order_events, lambda e: _child_first_run(e, child_id) is not None, "the refund's child"
+        lambda: _events(handle),
+        lambda e: _child_first_run(e, child_id) is not None,
+        "the refund's child",
     )
     first_run = _child_first_run(started, child_id) or ""
+    return PendingCompensation(order, handle, refund_id, child_id, first_run)
+
+
+async def _events(handle: WorkflowHandle[OrderWorkflow, OrderView]) -> list[HistoryEvent]:
+    return [event async for event in handle.fetch_history_events()]
+
+
+async def test_a_pending_compensation_refund_polls_in_a_child_that_continues_as_new(
+    api: httpx.AsyncClient, sandbox: httpx.AsyncClient, system: System, temporal: Client
+) -> None:
+    pending = await pending_compensation(api, sandbox, system, temporal)
+    order, handle, refund_id = pending.order, pending.handle, pending.refund_id
+    child_id, first_run = pending.child_id, pending.child_first_run
+
+    async def order_events() -> list[HistoryEvent]:
+        return await _events(handle)
 
     async def child_runs() -> int:
         return len(await run_histories(temporal, child_id, first_run))
