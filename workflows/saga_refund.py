@@ -37,7 +37,10 @@ async def refund_in_child(wait: SagaRefundInput) -> RefundState:
     failure the saga's steps report (ActivityError or ApplicationError, options.StepFailed)."""
     try:
         return await workflow.execute_child_workflow(
-            SagaRefundWorkflow.run, wait, id=saga_refund_workflow_id(wait.refund.refund_id)
+            SagaRefundWorkflow.run,
+            wait,
+            id=saga_refund_workflow_id(wait.refund.refund_id),
+            task_timeout=workflow.info().task_timeout,  # the saga's own, as configured
         )
     except ChildWorkflowError as error:
         if isinstance(error.cause, ActivityError | ApplicationError):

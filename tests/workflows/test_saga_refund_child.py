@@ -9,7 +9,7 @@ with timings of its own, so its refund's child continues as new after every poll
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import httpx
@@ -59,6 +59,10 @@ def _order(system: System, merchant_id: str) -> OrderInput:
     )
 
 
+def _configured_task_timeout(system: System) -> timedelta:
+    return timedelta(seconds=float(system.env["PAYSAGA_WORKFLOW_TASK_TIMEOUT_SECONDS"]))
+
+
 def _child_first_run(events: list[HistoryEvent], child_id: str) -> str | None:
     """The run id of the child `child_id` as the order's history recorded its start."""
     for event in events:
@@ -90,6 +94,7 @@ async def pending_compensation(
         order,
         id=order_workflow_id(order.order_id),
         task_queue=system.task_queue,
+        task_timeout=_configured_task_timeout(system),  # as the API's client sets it
         search_attributes=TypedSearchAttributes(
             [
                 SearchAttributePair(ORDER_STATUS, OrderStatus.CREATED.value),
@@ -134,6 +139,9 @@ async def test_a_pending_compensation_refund_polls_in_a_child_that_continues_as_
     await wait_for(child_runs, lambda n: n >= RUNS, f"{RUNS} runs of the refund's child")
     assert (await get_order(api, order.order_id))["status"] == "refunding"
     assert timers_fired(await order_events()) == 0  # the polls are the child's, not the order's
+    described = await temporal.get_workflow_handle(child_id).describe()
+    task_timeout = described.raw_description.execution_config.default_workflow_task_timeout
+    assert task_timeout.ToTimedelta() == _configured_task_timeout(system)  # as every saga's
 
     completed = await sandbox.post(f"/control/refunds/{refund_id}/complete")
     assert completed.status_code == 200, completed.text
