@@ -49,6 +49,7 @@ from workflows.late_payment import LatePaymentRefundWorkflow
 from workflows.merchant_webhook import MerchantWebhookWorkflow
 from workflows.order import OrderWorkflow
 from workflows.refund import RefundWorkflow
+from workflows.saga_refund import SagaRefundWorkflow
 from workflows.schedule import ensure_settlement_schedule
 from workflows.settlement import MerchantSettlementWorkflow, SettlementRunWorkflow
 
@@ -60,6 +61,7 @@ WORKFLOWS = [
     OrderWorkflow,
     LatePaymentRefundWorkflow,
     RefundWorkflow,
+    SagaRefundWorkflow,
     SettlementRunWorkflow,
     MerchantSettlementWorkflow,
     MerchantWebhookWorkflow,

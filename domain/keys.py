@@ -87,6 +87,11 @@ def late_payment_refund_id(order_id: str, channel_txn_id: str) -> str:
     return f"{order_id}-late-{channel_txn_id}"
 
 
+def saga_refund_workflow_id(refund_id: str) -> str:
+    """The child that asks for and awaits a saga's own refund (workflows.saga_refund)."""
+    return f"saga-refund-{refund_id}"
+
+
 def deletion_refund_id(order_id: str, requester: str) -> str:
     """The full refund of a paid order deleted by `requester` (buyer, merchant, operator):
     one per requester however often they delete it. Per requester, because the refund rules

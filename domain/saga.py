@@ -160,6 +160,18 @@ class RefundOrder(_Message):
     payment_reference: str | None = None  # the payment's out_trade_no if not the order id
 
 
+class SagaRefundInput(_Message):
+    """A saga's own refund, waited for in a child workflow (workflows.saga_refund).
+
+    `next_check_ms` is None on the first run, which asks the channel; a run continued
+    as new carries its next interval and only checks the refund asked before.
+    """
+
+    refund: RefundOrder
+    polling: PollTimings
+    next_check_ms: int | None = None
+
+
 class LatePayment(_Message):
     """A payment the channel took for an order that was no longer waiting for it."""
 

@@ -83,10 +83,12 @@ with workflow.unsafe.imports_passed_through():
         RefundOrder,
         Repricing,
         ReviewFlag,
+        SagaRefundInput,
         StatusChange,
     )
     from domain.split import Split
     from workflows import options
+    from workflows.saga_refund import refund_in_child
     from workflows.search_attributes import NEEDS_REVIEW, ORDER_STATUS, PAYMENT_CHANNEL
 
 T = TypeVar("T")
@@ -97,6 +99,9 @@ StepFailed = options.StepFailed
 UNDERSCORE_REFERENCES = "payment-reference-underscore"
 # A poll that finds the payment closed at the channel ends the wait (it used to wait on).
 POLL_SEES_CLOSED = "poll-sees-channel-close"
+# A saga's own refund is asked and awaited in a child (workflows.saga_refund), whose
+# history takes the polls and continues as new; before, the order's history polled.
+REFUND_CHILD = "refund-waits-in-child"
 
 
 def _failure_type(error: ActivityError | ApplicationError | StepTimeout) -> str | None:
@@ -638,7 +643,9 @@ class OrderWorkflow:
             reason=reason,
             payment_reference=self._reference_of(payment.attempt),
         )
-        if workflow.patched("refund-waits-with-timers"):
+        if workflow.patched(REFUND_CHILD):
+            await refund_in_child(SagaRefundInput(refund=refund, polling=self._order.polling))
+        elif workflow.patched("refund-waits-with-timers"):
             await self._refund_and_wait(refund)
         else:  # orders started before: the activity's own retries waited for the channel
             await workflow.execute_local_activity_method(

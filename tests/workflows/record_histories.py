@@ -38,6 +38,7 @@ from domain.keys import (
     merchant_settlement_workflow_id,
     order_workflow_id,
     refund_workflow_id,
+    saga_refund_workflow_id,
     settlement_run_workflow_id,
 )
 from domain.polling import PollTimings
@@ -46,6 +47,7 @@ from tests.conftest import System
 from tests.pages.support import Browser
 from tests.support import create_merchant, create_order, pay, post_refund, wait_for, wait_status
 from tests.workflows.run_histories import run_histories
+from tests.workflows.test_saga_refund_child import pending_compensation
 from worker import WORKFLOWS
 from workflows.order import OrderWorkflow
 
@@ -187,6 +189,24 @@ async def test_compensation_refund_pending_then_done(
     assert completed.status_code == 200, completed.text
     await wait_status(api, order["id"], "refunded")
     await record(temporal, order_workflow_id(order["id"]), "order_compensation_refund_pending")
+    # The refund was asked and awaited in the order's child (workflows.saga_refund).
+    await record(temporal, saga_refund_workflow_id(pending.id), "saga_refund_pending_then_done")
+
+
+async def test_compensation_refund_child_continued_as_new(
+    api: httpx.AsyncClient, sandbox: httpx.AsyncClient, system: System, temporal: Client
+) -> None:
+    """The refund's child checks once per run (the order's own timings say so)."""
+    pending = await pending_compensation(api, sandbox, system, temporal)
+
+    async def runs() -> int:
+        return len(await run_histories(temporal, pending.child_id, pending.child_first_run))
+
+    await wait_for(runs, lambda n: n >= 2, "the refund's child to continue as new")
+    completed = await sandbox.post(f"/control/refunds/{pending.refund_id}/complete")
+    assert completed.status_code == 200, completed.text
+    first = pending.child_first_run
+    await record(temporal, pending.child_id, "saga_refund_continued_as_new", first)
 
 
 async def test_compensation_failed_then_retried(

@@ -49,6 +49,7 @@ OLD_BRANCHES = {
     "hold-funds-until-receipt": ["order_completed"],
     "refund-late-payments-during-hold": ["order_receipt_confirmed_before_hold_refunds"],
     "payout-polls-per-run": ["merchant_settlement_before_payout_polls"],
+    "refund-waits-in-child": ["order_compensation_refund_pending_before_refund_child"],
 }
 
 
