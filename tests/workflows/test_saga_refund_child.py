@@ -18,8 +18,8 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
-from api.order_creation import notify_url
-from api.records import new_id
+from api.services.order_creation import notify_url
+from api.services.records import new_id
 from domain.keys import compensation_refund_id, order_workflow_id, saga_refund_workflow_id
 from domain.order_status import OrderStatus
 from domain.polling import PollTimings
