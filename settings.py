@@ -149,6 +149,12 @@ class Settings(BaseSettings):
     # Where the throttles count: this process's memory, or a shared store for several API
     # replicas (`redis://host:6379/0`, `redis+sentinel://...`: any `limits` storage URI).
     auth_rate_storage_uri: SecretStr = SecretStr("memory://")
+    # argon2id's cost for new password hashes: OWASP's minimum by default (19 MiB, 2
+    # passes). Lower only where nothing real is protected (the tests: every buyer they
+    # make is hashed and signed in); the API logs a warning when it starts below the
+    # minimum, and a hash made cheaper is made again at the next sign-in once it is raised.
+    password_hash_memory_kib: int = Field(default=19 * 1024, ge=8)
+    password_hash_time_cost: int = Field(default=2, ge=1)
 
     # Merchant webhooks: an event is retried until the merchant answers 2xx, the wait
     # doubling from the initial interval up to the maximum, for the delivery window.

@@ -13,6 +13,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from api.auth.caller import PUBLIC
+from api.auth.passwords import use_cost
 from api.auth.rate_limit import Throttle
 from api.body_guard import BodyGuard
 from api.deps import AppContext
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None, traces: TracerProvider | None =
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging("api", settings.log_format)
+        use_cost(settings.password_hash_memory_kib, settings.password_hash_time_cost)
         engine = make_engine(settings.database_url)  # at head: db.migrate ran first
         trace_engine(engine, traces)
         sessions, reads = session_factory(engine), read_session_factory(engine)

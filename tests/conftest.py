@@ -152,6 +152,10 @@ def system(
         "PAYSAGA_SANDBOX_TIME_SCALE": "0.001",
         "PAYSAGA_SANDBOX_STORE_PATH": str(tmp / "sandbox.json"),
         "PAYSAGA_LOG_DIR": str(tmp),
+        # Passwords hashed at 1 MiB and 1 pass, not OWASP's 19 MiB and 2: every buyer the
+        # tests make is hashed and signed in (tests/api/test_passwords.py: the real cost).
+        "PAYSAGA_PASSWORD_HASH_MEMORY_KIB": "1024",
+        "PAYSAGA_PASSWORD_HASH_TIME_COST": "1",
         # Every test signs in from 127.0.0.1: the per-address throttle is tested on its own API.
         "PAYSAGA_AUTH_RATE_PER_ADDRESS": "10000/minute",
         # Paid orders complete at once unless a test asks for a hold; tests may ask for any
