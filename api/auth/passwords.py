@@ -43,6 +43,11 @@ def use_cost(memory_kib: int, time_cost: int) -> None:
         )
 
 
+def cost() -> tuple[int, int]:
+    """The memory (KiB) and passes new hashes are made with."""
+    return _HASHER.memory_cost, _HASHER.time_cost
+
+
 def hash_password(password: str) -> str:
     return _HASHER.hash(password)
 
