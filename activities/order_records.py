@@ -133,20 +133,7 @@ class OrderRecords:
             order.updated_at = _now()
             session.exec(delete(OrderLine).where(col(OrderLine.order_id) == order.id))
             session.add_all(_line_rows(order.id, priced))
-            if payment is not None and payment.status == "pending":
-                payment.status = "closed"  # the saga closed it at the channel first
-                payment.updated_at = order.updated_at
-            session.add(
-                Payment(
-                    order_id=order.id,
-                    channel=order.channel,
-                    attempt=change.payment_attempt,
-                    status="pending",
-                    amount=priced.payable_amount,
-                    currency=order.currency,
-                    updated_at=order.updated_at,
-                )
-            )
+            _replace_attempt(session, order, payment, change.payment_attempt)
 
     @activity.defn
     def record_method_choice(self, chosen: MethodChosen) -> None:
@@ -161,20 +148,7 @@ class OrderRecords:
             order.channel = chosen.channel
             order.channel_fee_rate = str(chosen.channel_fee_rate)
             order.updated_at = _now()
-            if payment is not None and payment.status == "pending":
-                payment.status = "closed"
-                payment.updated_at = order.updated_at
-            session.add(
-                Payment(
-                    order_id=order.id,
-                    channel=chosen.channel,
-                    attempt=chosen.payment_attempt,
-                    status="pending",
-                    amount=order.payable_amount,
-                    currency=order.currency,
-                    updated_at=order.updated_at,
-                )
-            )
+            _replace_attempt(session, order, payment, chosen.payment_attempt)
 
     @activity.defn
     def record_payment(self, record: PaymentRecord) -> None:
@@ -418,3 +392,23 @@ def _line_rows(order_id: str, priced: PricedOrder) -> list[OrderLine]:
         )
         for index, line in enumerate(priced.lines)
     ]
+
+
+def _replace_attempt(session: Session, order: Order, current: Payment | None, attempt: int) -> None:
+    """The order's pending attempt (closed at its channel by the saga first) is kept,
+    closed, and the next one added, pending, for the order's channel and payable amount
+    as they are now."""
+    if current is not None and current.status == "pending":
+        current.status = "closed"
+        current.updated_at = order.updated_at
+    session.add(
+        Payment(
+            order_id=order.id,
+            channel=order.channel,
+            attempt=attempt,
+            status="pending",
+            amount=order.payable_amount,
+            currency=order.currency,
+            updated_at=order.updated_at,
+        )
+    )

@@ -748,17 +748,7 @@ class OrderWorkflow:
         self._order = self._order.model_copy(
             update={"priced": priced, "payment_attempt": attempt, "payment_reference": reference}
         )
-        self._checkout = None
-        timeout = timedelta(seconds=self._order.payment_timeout_seconds)
-        try:
-            self._checkout = await workflow.execute_local_activity_method(
-                ChannelCalls.create_payment, self._order, **options.channel_create(timeout)
-            )
-        except StepFailed:
-            message = "the channel did not take the new payment; the order closes"
-            return "channel_failed", _refused(message, MODIFICATION_FAILED)
-        self._steps.append("create_payment")
-        return None, None
+        return await self._open_attempt("the channel did not take the new payment")
 
     async def _close_for_modification(self) -> tuple[str | None, ApplicationError] | None:
         """Close the pending payment so its amount can no longer be paid: None once it is
@@ -899,6 +889,13 @@ class OrderWorkflow:
         )
         self._ref = self._ref.model_copy(update={"channel": request.channel})
         workflow.upsert_search_attributes([PAYMENT_CHANNEL.value_set(request.channel)])
+        return await self._open_attempt("the channel did not take the payment")
+
+    # -- small helpers -------------------------------------------------------
+
+    async def _open_attempt(self, refusal: str) -> tuple[str | None, ApplicationError | None]:
+        """Create the order's current attempt at its channel (after a modification or the
+        buyer's choice of method): (None, None), or the outcome that closes the order."""
         self._checkout = None
         timeout = timedelta(seconds=self._order.payment_timeout_seconds)
         try:
@@ -906,12 +903,9 @@ class OrderWorkflow:
                 ChannelCalls.create_payment, self._order, **options.channel_create(timeout)
             )
         except StepFailed:
-            message = "the channel did not take the payment; the order closes"
-            return "channel_failed", _refused(message, MODIFICATION_FAILED)
+            return "channel_failed", _refused(f"{refusal}; the order closes", MODIFICATION_FAILED)
         self._steps.append("create_payment")
         return None, None
-
-    # -- small helpers -------------------------------------------------------
 
     async def _db(self, method: Callable[[Any, Any], T], argument: object) -> T:
         return await workflow.execute_local_activity_method(method, argument, **options.DB_WRITE)
