@@ -47,6 +47,7 @@ NEVER_NEGATIVE_ACCOUNTS = (
     AccountKind.MERCHANT_PENDING,
     AccountKind.MERCHANT_IN_TRANSIT,
     AccountKind.REFUNDS_IN_FLIGHT,
+    AccountKind.LATE_PAYMENTS,
 )
 
 

@@ -12,6 +12,12 @@ postings of one entry sum to zero per currency. An account is identified by
     refunds_in_flight:{channel}    liability  refunds asked of the channel, not yet confirmed
     platform_commission:platform   revenue    our commission
     channel_fee:{channel}          liability  what the channel deducts for its service
+    late_payments:{channel}        liability  paid after its order ended; owed to the buyer
+    fx_position:platform           asset      currency bought or sold in conversions
+    fx_markup_revenue:platform     revenue    our markup on a quoted exchange rate
+    fx_gain_loss:platform          revenue    realised difference between quoted and settled rates
+    fx_rounding:platform           revenue    the sub-unit remainders conversions round away
+    adjustments:{reason}           equity     an operator's approved correction (reconciliation)
 
 Assets are shown debit-positive; every other kind credit-positive (its "normal
 balance"). A merchant sees pending / available / in transit.
@@ -36,6 +42,12 @@ class AccountKind(enum.StrEnum):
     REFUNDS_IN_FLIGHT = "refunds_in_flight"
     PLATFORM_COMMISSION = "platform_commission"
     CHANNEL_FEE = "channel_fee"
+    LATE_PAYMENTS = "late_payments"
+    FX_POSITION = "fx_position"
+    FX_MARKUP_REVENUE = "fx_markup_revenue"
+    FX_GAIN_LOSS = "fx_gain_loss"
+    FX_ROUNDING = "fx_rounding"
+    ADJUSTMENTS = "adjustments"
 
 
 class EntryKind(enum.StrEnum):
@@ -48,9 +60,15 @@ class EntryKind(enum.StrEnum):
     PAYOUT_STARTED = "payout_started"  # available -> in transit
     PAYOUT_PAID = "payout_paid"  # bank confirmed: in transit -> out of the bank
     PAYOUT_RETURNED = "payout_returned"  # bank refused: in transit -> available
+    LATE_PAYMENT_RECEIVED = "late_payment_received"  # paid after the order ended: owed back
+    LATE_PAYMENT_REFUNDED = "late_payment_refunded"  # given back: the debt leaves clearing
+    CHANNEL_SWEEP = "channel_sweep"  # the channel paid us what it held, net of its fees
+    FX_CONVERSION = "fx_conversion"  # money changed currency through the FX positions
+    FX_REALISED = "fx_realised"  # the channel settled at its rate: the difference is realised
+    ADJUSTMENT = "adjustment"  # an operator's approved correction
 
 
-DEBIT_NORMAL = frozenset({AccountKind.CHANNEL_CLEARING, AccountKind.BANK})
+DEBIT_NORMAL = frozenset({AccountKind.CHANNEL_CLEARING, AccountKind.BANK, AccountKind.FX_POSITION})
 MERCHANT_BALANCES = (
     AccountKind.MERCHANT_PENDING,
     AccountKind.MERCHANT_AVAILABLE,
@@ -90,6 +108,7 @@ def may_go_negative(kind: AccountKind, entry: EntryKind) -> bool:
         AccountKind.MERCHANT_PENDING,
         AccountKind.MERCHANT_IN_TRANSIT,
         AccountKind.REFUNDS_IN_FLIGHT,
+        AccountKind.LATE_PAYMENTS,
     ):
         return False
     if kind == AccountKind.MERCHANT_AVAILABLE:
