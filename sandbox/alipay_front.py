@@ -30,6 +30,7 @@ from channels.alipay import protocol as gateway
 from channels.alipay.amounts import AmountFormatError, fen_to_yuan, yuan_to_fen
 from channels.alipay.signing import verify_request
 from channels.base import ChannelName
+from sandbox import alipay_bills
 from sandbox.alipay_notify import AlipayNotifications
 from sandbox.deps import ServiceDep
 from sandbox.errors import SandboxError
@@ -92,13 +93,16 @@ async def call_gateway(request: Request, service: ServiceDep) -> Response:
     try:
         biz = _authenticated(request, params)
         handler = _HANDLERS.get(method)
-        if handler is None:
+        if method == alipay_bills.METHOD:  # the day's bills, not a trade: its own desk
+            node = await alipay_bills.download_url(request, biz)
+        elif handler is None:
             raise _invalid("isv.invalid-method", f"no method {method!r}")
-        node = {
-            "code": gateway.SUCCESS,
-            "msg": "Success",
-            **await _run(handler, service, params, biz),
-        }
+        else:
+            node = {
+                "code": gateway.SUCCESS,
+                "msg": "Success",
+                **await _run(handler, service, params, biz),
+            }
     except AlipayError as error:
         node = error.node
     return _answer(request, method or "error", node)

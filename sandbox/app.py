@@ -20,16 +20,20 @@ from fastapi import FastAPI
 from channels.base import ChannelName
 from logs import configure_logging
 from sandbox import (
+    alipay_bills,
     alipay_front,
+    bills_control,
     card_front,
     cashier,
     control,
     fault_rates_control,
     payout_api,
+    wechatpay_bills,
     wechatpay_certs,
     wechatpay_front,
 )
 from sandbox.bank_notify import BankNotifications
+from sandbox.bills import BillDesk
 from sandbox.errors import install_error_handlers
 from sandbox.fault_rates import FaultInjector, install_fault_injection
 from sandbox.notifier import Notifier, NotifyProtocol
@@ -65,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.service = SandboxService(
                 store, notifier, settings.sandbox_base_url, protocols
             )
+            app.state.bills = BillDesk(store, settings.channel_fee_rates)
             payouts = PayoutService(
                 store,
                 notifier,
@@ -85,12 +90,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     install_fault_injection(app, faults)
     app.include_router(alipay_front.router)
+    app.include_router(alipay_bills.router)
     app.include_router(wechatpay_front.router)
+    app.include_router(wechatpay_bills.router)
     app.include_router(wechatpay_certs.router)
     app.include_router(card_front.router)
     app.include_router(payout_api.router)
     app.include_router(cashier.router)
     app.include_router(control.router)
+    app.include_router(bills_control.router)
     app.include_router(fault_rates_control.router)
 
     @app.get("/healthz", tags=["health"])

@@ -2,6 +2,7 @@
 page and signed webhooks.
 
     card_api.py          /card/v1/...: intents, refunds, search (bearer auth, form bodies)
+    card_reports.py      /card/v1/reporting, /card/v1/files: the day's balance transactions
     card_page.py         /card/pay/{intent}: the buyer's card form and 3-D Secure challenge
     card_notify.py       webhooks: the gateway's events, signed, on its retry schedule
     card_views.py        the core's records as the gateway's objects (API and webhooks alike)
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from sandbox import card_api, card_page
+from sandbox import card_api, card_page, card_reports
 from sandbox.card_memory import MEMORY
 from sandbox.card_notify import CardNotifications
 from sandbox.notifier import NotifyProtocol
@@ -28,6 +29,7 @@ from settings import Settings
 router = APIRouter(prefix="/card", tags=["card"])
 router.include_router(card_api.router)
 router.include_router(card_page.router)
+router.include_router(card_reports.router)
 
 
 def notifications(settings: Settings) -> NotifyProtocol:

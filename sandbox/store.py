@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -70,6 +71,7 @@ class PaymentRecord:
     notify_url: str
     status: PaymentStatus = "pending"
     txn_id: str | None = None
+    paid_at: float | None = None  # unix seconds, by the channel's clock: which day's bill
 
     @property
     def key(self) -> PaymentKey:
@@ -86,6 +88,7 @@ class RefundRecord:
     reason: str
     status: RefundStatus
     failure_reason: str | None = None
+    succeeded_at: float | None = None  # unix seconds: which day's bill shows it
 
 
 @dataclass(frozen=True)
@@ -207,7 +210,8 @@ class Store:
                 return payment, False
             if payment.status != "pending" and not force:
                 raise SandboxError(409, "payment_closed", f"payment is {payment.status}")
-            return self._save(replace(payment, status="paid", txn_id=new_id("txn"))), True
+            paid = replace(payment, status="paid", txn_id=new_id("txn"), paid_at=time.time())
+            return self._save(paid), True
 
     async def mark_declined(self, key: PaymentKey) -> tuple[PaymentRecord, bool]:
         async with self._lock:
@@ -251,6 +255,7 @@ class Store:
                 reason=request.reason,
                 status=status,
                 failure_reason=REFUND_REFUSED if status == "failed" else None,
+                succeeded_at=time.time() if status == "succeeded" else None,
             )
             return self._save_refund(refund), True
 
@@ -278,7 +283,46 @@ class Store:
                 return refund, False
             if refund.status == "failed":
                 raise SandboxError(409, "refund_failed")
-            return self._save_refund(replace(refund, status="succeeded")), True
+            completed = replace(refund, status="succeeded", succeeded_at=time.time())
+            return self._save_refund(completed), True
+
+    # -- the day's bill (sandbox.bills) -----------------------------------
+
+    async def paid_between(
+        self, channel: ChannelName, start: float, end: float
+    ) -> list[PaymentRecord]:
+        """The channel's payments paid in [start, end) (unix seconds), oldest first."""
+        async with self._lock:
+            found = [
+                p
+                for (c, _), p in self._payments.items()
+                if c == channel and p.paid_at is not None and start <= p.paid_at < end
+            ]
+        return sorted(found, key=lambda p: p.paid_at or 0.0)
+
+    async def refunds_succeeded_between(
+        self, channel: ChannelName, start: float, end: float
+    ) -> list[RefundRecord]:
+        """The channel's refunds that succeeded in [start, end), oldest first."""
+        async with self._lock:
+            found = [
+                r
+                for (c, _), r in self._refunds.items()
+                if c == channel and r.succeeded_at is not None and start <= r.succeeded_at < end
+            ]
+        return sorted(found, key=lambda r: r.succeeded_at or 0.0)
+
+    async def succeeded_refunds_of(self, payment: PaymentRecord) -> list[RefundRecord]:
+        """Every refund of `payment` that succeeded, in the order they succeeded."""
+        async with self._lock:
+            found = [
+                r
+                for (c, _), r in self._refunds.items()
+                if c == payment.channel
+                and r.out_trade_no == payment.out_trade_no
+                and r.succeeded_at is not None
+            ]
+        return sorted(found, key=lambda r: r.succeeded_at or 0.0)
 
     # -- payouts ----------------------------------------------------------
 
