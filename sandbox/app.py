@@ -3,9 +3,10 @@
 Each channel is simulated over its real protocol at its own base path
 (`/alipay/gateway.do`, `/wechatpay/v3/...`, `/card/v1/...`) with its own key
 material from settings; the bank at `/bank`; the buyer's pages and the test
-controls beside them. The lifespan owns the one outgoing HTTP client (for
-notifications), the notifier's tasks and the payout settlement timers, so that
-shutdown cancels work still in flight.
+controls beside them. Each channel also publishes its daily bill over its real
+API (`sandbox.bills`, planted discrepancies at `/control/bills`). The lifespan
+owns the one outgoing HTTP client (for notifications), the notifier's tasks and
+the payout settlement timers, so that shutdown cancels work still in flight.
 """
 
 from __future__ import annotations

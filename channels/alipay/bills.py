@@ -4,7 +4,9 @@
     download   the gateway method (RSA2-signed both ways, `channels.alipay.protocol`) with
                biz_content {"bill_type": "trade", "bill_date": "yyyy-MM-dd"} answers
                `bill_download_url`; 40004 isp.bill_not_exist is BillNotReady. The zip
-               is streamed to disk and every member's CRC checked (BillCorrupt if not)
+               is streamed to disk and every member's CRC checked (BillCorrupt if not).
+               The address is believed because the answer carrying it is Alipay's,
+               signed (it is on Alipay's file host, not the gateway's, in production)
     lines      the 业务明细 CSV (GBK), streamed: '#' lines and the column row skipped,
                业务类型 交易 -> a payment, 退款 -> a refund; values lose Alipay's tab padding
     summary    '#交易合计：N笔，商家实收：X元' and '#退款合计...' of the details, the fee
