@@ -69,6 +69,7 @@ class OrderWorkflow(Fulfilment):
         return True
 
     # -- handlers ------------------------------------------------------------
+
     @workflow.query
     def view(self) -> OrderView:
         return OrderView(
