@@ -39,6 +39,7 @@ class OrderRecord:
     payable: int = 0
     paid: bool = False  # the sandbox confirmed the buyer's payment
     declined: bool = False
+    saw_closed: bool = False  # the client was told the order closed (before a late payment)
     cancel_status: int | None = None  # the cancel call's answer
     refunds: list[RefundAttempt] = field(default_factory=list)
     gave_up: str | None = None  # a call the client never got an answer to
@@ -81,7 +82,9 @@ class Workload:
         elif scenario is Scenario.CANCEL_RACING_PAY:
             await asyncio.gather(self._cancel(record), self._pay(record, plan.notify))
         elif scenario is Scenario.LATE_PAY:
-            await self._wait_status(record.order_id, lambda s: s == "closed")
+            seen = await self._wait_status(record.order_id, lambda s: s == "closed")
+            record.saw_closed = seen == "closed"
+            record.steps.append(f"seen:{seen}")
             await self._pay(record, _late_notify(plan.notify), force=True)
         if scenario is Scenario.REFUND_RACE and record.paid:
             await self._wait_status(record.order_id, lambda s: s == "completed")

@@ -3,7 +3,7 @@ rate, and the checker's verdicts (the run itself is `make chaos`, not part of th
 
 from __future__ import annotations
 
-from chaos.checker import check
+from chaos.checker import check, expected_statuses
 from chaos.facts import (
     ChannelPayment,
     ChannelRefund,
@@ -75,6 +75,17 @@ def test_a_paid_order_closed_is_wrong_and_an_open_saga_is_stuck() -> None:
     facts.workflows.append(WorkflowFact("refund-rf_1", "RefundWorkflow", "RUNNING"))
     facts.workflows.append(WorkflowFact("order-ord_9", "OrderWorkflow", "FAILED"))
     assert found(check([paid_order()], facts)) == {"wrong": 1, "stuck": 1, "failed": 1}
+
+
+def test_a_late_payment_must_leave_the_order_closed_only_if_the_client_saw_it_close() -> None:
+    """The client pays a late_pay order once it saw it closed; if its wait ran out first,
+    the order may have been open still, and taking the payment is then right."""
+    unseen = paid_order(Scenario.LATE_PAY)
+    assert found(check([unseen], facts_of_paid_order("completed"))) == {}
+    seen = paid_order(Scenario.LATE_PAY)
+    seen.saw_closed = True
+    assert found(check([seen], facts_of_paid_order("completed"))) == {"wrong": 1}
+    assert expected_statuses(seen) == {"closed"}
 
 
 def test_racing_refunds_both_accepted_beyond_the_payment_are_doubled() -> None:

@@ -38,9 +38,8 @@ from worker import WORKFLOWS
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 # Histories recorded before a patch, which take its old branch (its id is not in them): the
-# first two before any patch, the `_before_` ones by the code before the patch came.
-# refund-waits-with-timers, payment-reference-underscore and poll-sees-channel-close have
-# no such history yet (it takes a worker running the code from before them).
+# first two before any patch, the `_before_` ones by the code before the patch came (a
+# worktree at the patch's parent commit, its tests' system, the path driven as here).
 OLD_BRANCHES = {
     "compensate-business-refusals-only": [
         "order_completed",
@@ -50,6 +49,9 @@ OLD_BRANCHES = {
     "refund-late-payments-during-hold": ["order_receipt_confirmed_before_hold_refunds"],
     "payout-polls-per-run": ["merchant_settlement_before_payout_polls"],
     "refund-waits-in-child": ["order_compensation_refund_pending_before_refund_child"],
+    "refund-waits-with-timers": ["order_compensated_before_refund_timers"],
+    "payment-reference-underscore": ["order_modified_paid_before_underscore_references"],
+    "poll-sees-channel-close": ["order_decline_lost_before_poll_sees_close"],
 }
 
 

@@ -1,0 +1,113 @@
+"""After payment: record it, settle (split + ledger), notify buyer and merchant, hold the
+merchant's share until the buyer confirms receipt (or the delay passes), release it.
+
+A step refused for a business reason is compensated (compensation.py); a payment that
+reaches the order during the hold is given back at once (refunds.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+
+from workflows.order.payment_wait import PaymentWait
+
+with workflow.unsafe.imports_passed_through():
+    from activities.order_records import OrderRecords
+    from domain.order_status import OrderStatus
+    from domain.saga import PaymentRecord
+    from workflows import options
+
+
+class Fulfilment(PaymentWait):
+    async def _fulfil(self) -> None:
+        """Record, settle, notify; a step refused for a business reason is compensated."""
+        assert self._paid is not None
+        paid = self._paid
+        record = PaymentRecord(
+            order_id=self._order.order_id,
+            channel_txn_id=paid.channel_txn_id,
+            amount=paid.amount,
+            currency=paid.currency,
+        )
+        # Orders from before: the reversal was registered after record_payment, any failure
+        # (a bug too) compensated, and a failed notification compensated the paid order.
+        ordered = workflow.patched("compensate-business-refusals-only")
+        try:
+            if paid.amount > 0:
+                self._compensations.append(self._refund_buyer)
+            if ordered:  # record_payment posts the settlement entry: reversed even if the
+                self._compensations.append(self._reverse_settlement)  # step fails after it
+            await self._db(OrderRecords.record_payment, record)
+            self._steps.append("record_payment")
+            self._status = OrderStatus.PAID
+            if not ordered:
+                self._compensations.append(self._reverse_settlement)
+            self._split = await self._db(OrderRecords.settle_order, self._ref)
+            self._steps.append("settle")
+            self._status = OrderStatus.SETTLED
+            if not ordered:
+                await self._db(OrderRecords.notify_parties, self._ref)
+                self._steps.append("notify")
+        except options.StepFailed as error:
+            if ordered and options.business_failure(error) is None:
+                raise options.UnclassifiedFailure(f"{error.cause or error}") from error
+            await self._compensate(str(error.cause or error))
+            return
+        if ordered:
+            await self._notify_parties()
+        if workflow.patched("hold-funds-until-receipt"):
+            await self._hold_until_receipt()
+        self._status = OrderStatus.COMPLETED  # release_funds wrote the projection
+        self._publish(self._status)
+
+    async def _notify_parties(self) -> None:
+        """Tell the buyer and the merchant: retried until written, and never a reason to
+        give a paid order's money back (a refusal is flagged for ops)."""
+        try:
+            await workflow.execute_local_activity_method(
+                OrderRecords.notify_parties, self._ref, **options.DB_MUST_FINISH
+            )
+        except options.StepFailed as error:
+            await self._flag_for_review(f"notifying the parties failed: {error.cause or error}")
+            return
+        self._steps.append("notify")
+
+    async def _hold_until_receipt(self) -> None:
+        """The merchant's share stays pending until the buyer confirms or the delay passes.
+
+        Past payment there is no compensation: refunds are their own workflows, and the
+        release is a database write retried until it succeeds.
+        """
+        self._status = OrderStatus.AWAITING_RECEIPT  # notify_parties wrote the projection
+        delay = self._order.auto_complete_seconds or 0
+        if delay > 0:
+            self._publish(self._status)
+            if workflow.patched("refund-late-payments-during-hold"):
+                await self._await_receipt(workflow.now() + timedelta(seconds=delay))
+            else:  # orders from before gave late payments back only once completed
+                with contextlib.suppress(TimeoutError):  # the delay passed: auto-completion
+                    await workflow.wait_condition(
+                        lambda: self._receipt_confirmed, timeout=timedelta(seconds=delay)
+                    )
+        self._released_amount = await workflow.execute_local_activity_method(
+            OrderRecords.release_funds, self._ref, **options.DB_MUST_FINISH
+        )
+        self._steps.append("release_funds")
+
+    async def _await_receipt(self, deadline: datetime) -> None:
+        """Until the buyer confirms or the hold ends; a payment that reaches the order
+        meanwhile (a second one, or one of a replaced attempt) is given back at once."""
+        while not self._receipt_confirmed:
+            remaining = deadline - workflow.now()
+            if remaining <= timedelta(0):
+                return  # the delay passed: auto-completion
+            try:
+                await workflow.wait_condition(
+                    lambda: self._receipt_confirmed or bool(self._inbox), timeout=remaining
+                )
+            except TimeoutError:
+                return
+            await self._refund_inbox()
