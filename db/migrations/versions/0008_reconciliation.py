@@ -114,13 +114,13 @@ def upgrade() -> None:
             name="ck_reconciliation_exceptions_amounts",
         ),
         sa.CheckConstraint(
-            "(status = 'open' AND resolution_reason IS NULL AND resolved_at IS NULL"
-            " AND resolved_by IS NULL AND adjustment_entry_id IS NULL)"
-            " OR (status = 'auto_resolved' AND resolution_reason IS NOT NULL"
+            "(status <> 'open' OR (resolution_reason IS NULL AND resolved_at IS NULL"
+            " AND resolved_by IS NULL AND adjustment_entry_id IS NULL))"
+            " AND (status <> 'auto_resolved' OR (resolution_reason IS NOT NULL"
             " AND resolved_at IS NOT NULL AND resolved_by IS NULL"
-            " AND adjustment_entry_id IS NULL)"
-            " OR (status = 'resolved' AND resolution_reason IS NOT NULL"
-            " AND resolved_at IS NOT NULL AND resolved_by IS NOT NULL)",
+            " AND adjustment_entry_id IS NULL))"
+            " AND (status <> 'resolved' OR (resolution_reason IS NOT NULL"
+            " AND resolved_at IS NOT NULL AND resolved_by IS NOT NULL))",
             name="ck_reconciliation_exceptions_resolution",
         ),
         sa.ForeignKeyConstraint(
