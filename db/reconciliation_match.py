@@ -42,7 +42,7 @@ BILL_COLUMNS = {
     "currency": "VARCHAR",
     "amount": "BIGINT",
     "fee": "BIGINT",
-    "at": "TIMESTAMP",
+    "at_utc": "TIMESTAMP",
 }
 _PAYMENTS = {
     "reference": "VARCHAR",
@@ -149,7 +149,7 @@ def match_bill(session: Session, match: MatchInput) -> Matched:
         # One line per (kind, reference): a repeat is a duplicate_line of its own.
         con.execute(
             "CREATE TABLE b AS SELECT * FROM bill QUALIFY row_number()"
-            " OVER (PARTITION BY kind, reference ORDER BY at, channel_id) = 1"
+            " OVER (PARTITION BY kind, reference ORDER BY at_utc, channel_id) = 1"
         )
         _load_ours(con, session, match, start, end)
         known = frozenset(r[0] for r in con.execute("SELECT order_id FROM orders").fetchall())
@@ -311,7 +311,7 @@ def _payments(con: duckdb.DuckDBPyConnection) -> list[Discrepancy]:
             CASE WHEN l.channel_txn_id IS NOT NULL AND coalesce(o.status, '') <> 'paid'
                  THEN 'late_payment' ELSE o.status END AS ours_status,
             b.channel_id AS channel_txn_id,
-            'the channel took ' || b.amount || ' ' || b.currency || ' at ' || b.at AS detail
+            'the channel took ' || b.amount || ' ' || b.currency || ' at ' || b.at_utc AS detail
           FROM b
           LEFT JOIN ours_payments o ON o.reference = b.reference
           LEFT JOIN ours_late l ON l.channel_txn_id = b.channel_id
@@ -334,7 +334,7 @@ def _refunds(con: duckdb.DuckDBPyConnection) -> list[Discrepancy]:
             'refund' AS line_kind, b.reference, coalesce(r.order_id, nullif(b.order_id, ''))
             AS order_id, b.currency, r.amount AS ours_amount, b.amount AS theirs_amount,
             b.fee AS theirs_fee, r.status AS ours_status, b.channel_id AS channel_txn_id,
-            'the channel paid back ' || b.amount || ' ' || b.currency || ' at ' || b.at
+            'the channel paid back ' || b.amount || ' ' || b.currency || ' at ' || b.at_utc
             AS detail
           FROM b LEFT JOIN ours_refunds r ON r.id = b.reference
           WHERE b.kind = 'refund'
