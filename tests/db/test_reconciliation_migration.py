@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 
 from alembic import command
 from sqlalchemy import text
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from db.engine import make_engine
 from db.ledger import post_entry
@@ -64,13 +64,13 @@ def test_reconciliation_tables_arrive_empty_beside_the_kept_books(fresh_url: str
             record_exceptions(session, "alipay", day, found, frozenset(), now)  # once only
             start_run(session, "alipay", day, now)  # a channel-day is one run
         with Session(engine) as session, session.begin():
-            [exception] = session.exec(text("SELECT id FROM reconciliation_exceptions")).all()
+            [exception] = session.exec(select(ReconciliationException.id)).all()
             adjustment = Adjustment(AccountKind.CHANNEL_CLEARING, None, 500)
-            row = resolve_exception(session, exception[0], operator, "written off", adjustment, now)
+            row = resolve_exception(session, exception, operator, "written off", adjustment, now)
             assert row is not None and row.adjustment_entry_id is not None
         with Session(engine) as session:
             assert session.get(ReconciliationRun, "alipay:2026-11-29") is not None
-            assert session.get(ReconciliationException, exception[0]) is not None
+            assert session.get(ReconciliationException, exception) is not None
     finally:
         engine.dispose()
 
