@@ -32,7 +32,14 @@ from domain.keys import late_payment_refund_id, order_workflow_id
 from domain.order_status import OrderStatus
 from domain.polling import PollTimings
 from domain.pricing import OrderLine, price_order
-from domain.reconciliation import CHINA_STANDARD_TIME, BillWait, ReconciliationInput, RunResult
+from domain.reconciliation import (
+    CHINA_STANDARD_TIME,
+    BillWait,
+    ReconciliationDay,
+    ReconciliationInput,
+    RunResult,
+    reconciliation_workflow_id,
+)
 from domain.saga import CheckoutRequest, OrderInput
 from tests.conftest import System
 from tests.reconciliation_bills import JsonLinesBills, lines_from_records, publish_bill
@@ -49,7 +56,7 @@ from tests.support import (
 )
 from worker import built_worker
 from workflows.order import OrderWorkflow
-from workflows.reconciliation import ReconciliationWorkflow
+from workflows.reconciliation import ReconciliationDayWorkflow, ReconciliationWorkflow
 from workflows.search_attributes import MERCHANT_ID, ORDER_STATUS
 
 FAST = BillWait(first_retry_seconds=1, max_retry_seconds=1, deadline_seconds=4, corrupt_attempts=2)
@@ -369,3 +376,22 @@ async def test_a_bill_that_never_adds_up_is_a_corrupt_bill(
             ).all()
             == []
         )
+
+
+async def test_the_daily_schedule_starts_a_run_per_channel(
+    system: System, reconciler: Reconciler
+) -> None:
+    # A day of its own: the run ids are the product's, and the Temporal server is shared.
+    day = date(1990, 1, 1) + timedelta(days=secrets.randbelow(3000))
+    started = await reconciler.client.execute_workflow(
+        ReconciliationDayWorkflow.run,
+        ReconciliationDay(channels=("card",), day=day, wait=FAST),
+        id=f"reconciliation-day-{secrets.token_hex(4)}",
+        task_queue=reconciler.task_queue,
+        execution_timeout=timedelta(minutes=2),
+    )
+    assert started == ["card"]
+    run = reconciler.client.get_workflow_handle_for(
+        ReconciliationWorkflow.run, reconciliation_workflow_id("card", day)
+    )
+    assert (await run.result()).counts == {"bill_not_ready": 1}
