@@ -57,7 +57,13 @@ from tests.support import (
 from worker import built_worker
 from workflows.order import OrderWorkflow
 from workflows.reconciliation import ReconciliationDayWorkflow, ReconciliationWorkflow
-from workflows.search_attributes import MERCHANT_ID, ORDER_STATUS
+from workflows.search_attributes import (
+    MERCHANT_ID,
+    ORDER_STATUS,
+    RECON_CHANNEL,
+    RECON_DAY,
+    RECON_EXCEPTIONS,
+)
 
 FAST = BillWait(first_retry_seconds=1, max_retry_seconds=1, deadline_seconds=4, corrupt_attempts=2)
 
@@ -68,11 +74,13 @@ class Reconciler:
     task_queue: str
     published: Path  # where the bill double finds the channels' bills
 
-    async def run(self, channel: str, day: date, wait: BillWait = FAST) -> RunResult:
+    async def run(
+        self, channel: str, day: date, wait: BillWait = FAST, workflow_id: str | None = None
+    ) -> RunResult:
         result: RunResult = await self.client.execute_workflow(
             ReconciliationWorkflow.run,
             ReconciliationInput(channel=channel, day=day, wait=wait),
-            id=f"reconciliation-{channel}-{day}-{secrets.token_hex(4)}",
+            id=workflow_id or f"reconciliation-{channel}-{day}-{secrets.token_hex(4)}",
             task_queue=self.task_queue,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             execution_timeout=timedelta(minutes=2),  # a bug retries without end otherwise
@@ -334,9 +342,19 @@ async def test_a_bill_never_published_is_an_exception_and_a_day_run_twice_is_one
     system: System, reconciler: Reconciler
 ) -> None:
     day = date(2020, 1, 1)
-    first = await reconciler.run("card", day)
+    first_id = f"reconciliation-card-{day}-{secrets.token_hex(4)}"
+    first = await reconciler.run("card", day, workflow_id=first_id)
     second = await reconciler.run("card", day)
     assert first.counts == second.counts == {"bill_not_ready": 1}
+    # The Temporal UI finds the run by its channel, day and exceptions.
+    shown = (
+        await reconciler.client.get_workflow_handle(first_id).describe()
+    ).typed_search_attributes
+    assert (shown.get(RECON_CHANNEL), shown.get(RECON_DAY), shown.get(RECON_EXCEPTIONS)) == (
+        "card",
+        "2020-01-01",
+        1,
+    )
     with Session(system.engine) as session:
         runs = session.exec(
             select(ReconciliationRun).where(
