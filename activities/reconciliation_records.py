@@ -354,7 +354,9 @@ def _channel_errors() -> Iterator[None]:
 
 
 def _normalise(source: BillSource, downloaded: Path, target: Path) -> int:
-    """Write the matcher's CSV from the bill's lines and check them against its summary."""
+    """Write the matcher's CSV from the bill's lines and check them against its summary:
+    the number of lines, and the gross payments and refunds (not the fees: channels state
+    net fees each their own way, and a fee difference is the matcher's to report)."""
     summary = source.summary(downloaded)
     totals = {BillLineKind.PAYMENT: 0, BillLineKind.REFUND: 0}
 

@@ -11,8 +11,10 @@ query reaches us, seconds (rarely minutes) after the channel stamped it. So a pa
 we recorded in the first `grace` of the day may be on the previous day's bill; one of
 ours unmatched there is looked for in that bill before it counts as missing there.
 
-Sweep lines are counted but not matched here: the channel's transfers into our bank
-are the ledger's (EntryKind.CHANNEL_SWEEP).
+Fees are compared on payments, against the channel fee we booked at capture (the
+order's split); a refund's returned fee is shown on its exception but not compared, as
+channels differ in whether they return it. Sweep lines are counted but not matched
+here: the channel's transfers into our bank are the ledger's (EntryKind.CHANNEL_SWEEP).
 """
 
 from __future__ import annotations
