@@ -7,15 +7,18 @@ their own, and production sets them in its environment.
 
 from __future__ import annotations
 
+import tempfile
 from datetime import timedelta
 from decimal import Decimal
 from functools import lru_cache
+from pathlib import Path
 from typing import Literal
 
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.polling import PollTimings
+from domain.reconciliation import BillWait
 from domain.split import check_rate
 
 # No order timing (a payment window, a hold) may be longer than a year: beyond any
@@ -221,6 +224,17 @@ class Settings(BaseSettings):
     # The daily settlement (T+1) runs at this hour (UTC) for the day before, on a
     # Temporal Schedule the worker creates if it does not exist yet.
     settlement_hour_utc: int = Field(default=2, ge=0, le=23)
+    # Reconciliation (workflows.reconciliation): at this hour (UTC) a Schedule starts the
+    # day before's run for each channel. Alipay publishes a day's bill by 09:00 China time
+    # (01:00 UTC), WeChat Pay by 10:00 (02:00 UTC); before 16:00 UTC the day before by UTC
+    # is the day before in China too. A bill missing after `bill_wait.deadline_seconds`
+    # is an exception. Downloaded bills are kept under `reconciliation_work_dir`; our clock
+    # may lag a channel's by up to `reconciliation_grace_seconds` (db.reconciliation_match).
+    reconciliation_hour_utc: int = Field(default=3, ge=0, le=15)
+    reconciliation_channels: tuple[str, ...] = ("alipay", "wechatpay", "card")
+    reconciliation_bill_wait: BillWait = BillWait()
+    reconciliation_work_dir: Path = Path(tempfile.gettempdir()) / "paysaga-bills"
+    reconciliation_grace_seconds: int = Field(default=600, ge=0, le=3600)
     # Buyers may ask for a refund this long after payment; merchants and operators always.
     buyer_refund_window_days: int = Field(default=30, ge=0)
     # Channel fee rate per channel (a Decimal fraction of the payable amount).

@@ -24,6 +24,12 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from activities.channel_calls import ChannelCalls
 from activities.order_records import OrderRecords
 from activities.payout_calls import PayoutCalls
+from activities.reconciliation_records import (
+    BillSources,
+    ReconciliationParts,
+    ReconciliationRecords,
+    unwired_bill_sources,
+)
 from activities.refund_records import RefundRecords
 from activities.settlement_records import SettlementRecords
 from activities.webhook_delivery import WebhookCalls
@@ -35,6 +41,7 @@ from db.secret_box import SecretBox
 from domain.webhook_events import WebhookRetry
 from logs import configure_logging
 from metrics.business import BusinessMetrics
+from metrics.reconciliation import ReconciliationMetrics
 from metrics.temporal_sdk import TemporalSdkMetrics, loopback_port, sdk_runtime
 from settings import Settings, get_settings
 from telemetry import (
@@ -48,6 +55,8 @@ from worker_health import health_app, serving_health
 from workflows.late_payment import LatePaymentRefundWorkflow
 from workflows.merchant_webhook import MerchantWebhookWorkflow
 from workflows.order import OrderWorkflow
+from workflows.reconciliation import ReconciliationDayWorkflow, ReconciliationWorkflow
+from workflows.reconciliation_schedule import ensure_reconciliation_schedule
 from workflows.refund import RefundWorkflow
 from workflows.saga_refund import SagaRefundWorkflow
 from workflows.schedule import ensure_settlement_schedule
@@ -65,6 +74,8 @@ WORKFLOWS = [
     SettlementRunWorkflow,
     MerchantSettlementWorkflow,
     MerchantWebhookWorkflow,
+    ReconciliationWorkflow,
+    ReconciliationDayWorkflow,
 ]
 
 
@@ -120,9 +131,13 @@ async def built_worker(
     traces: TracerProvider | None = None,
     metrics: BusinessMetrics | None = None,
     runtime: Runtime | None = None,
+    bill_sources: BillSources | None = None,
 ) -> AsyncIterator[WorkerParts]:
     """The worker with every workflow and activity, not yet polling (`async with
-    parts.worker` runs it); its HTTP clients, executor and engine close on exit."""
+    parts.worker` runs it); its HTTP clients, executor and engine close on exit.
+
+    `bill_sources` gives each channel's bills to reconciliation (tests pass their own).
+    """
     metrics = metrics or BusinessMetrics()
     engine = make_engine(settings.database_url)  # at head: db.migrate ran before we started
     trace_engine(engine, traces)
@@ -151,6 +166,18 @@ async def built_worker(
         )
         settlement = SettlementRecords(sessions, metrics)
         payouts = PayoutCalls(build_bank(settings, http), payout_notify_url(settings))
+        reconciliation = ReconciliationRecords(
+            sessions,
+            ReconciliationParts(
+                bill_sources=bill_sources or unwired_bill_sources,
+                channels=build_channels(settings, http),
+                temporal=client,
+                task_queue=settings.task_queue,
+                work_dir=settings.reconciliation_work_dir,
+                grace=timedelta(seconds=settings.reconciliation_grace_seconds),
+            ),
+            ReconciliationMetrics(metrics.registry),
+        )
         activities: list[Callable[..., Any]] = [
             records.record_order,
             records.record_payment,
@@ -183,6 +210,12 @@ async def built_worker(
             payouts.send_payout,
             payouts.query_payout,
             webhooks.deliver_webhook,
+            reconciliation.start_reconciliation,
+            reconciliation.download_bill,
+            reconciliation.match_bill,
+            reconciliation.record_bill_problem,
+            reconciliation.resolve_automatically,
+            reconciliation.finish_reconciliation,
         ]
         with ThreadPoolExecutor(max_workers=32) as executor:
             worker = Worker(
@@ -214,6 +247,7 @@ async def run_worker(settings: Settings) -> None:
         with serving_metrics(settings, metrics) as runtime:
             async with built_worker(settings, traces, metrics, runtime) as parts:
                 await ensure_settlement_schedule(parts.client, settings)
+                await ensure_reconciliation_schedule(parts.client, settings)
                 health = health_app(parts.worker, parts.engine, parts.client)
                 await _run_until_signalled(parts.worker, health, settings)
     finally:

@@ -36,6 +36,7 @@ from api.routes import (
     metrics,
     notify,
     orders,
+    reconciliation,
     refunds,
     reviews,
     settlements,
@@ -132,6 +133,7 @@ def create_app(settings: Settings | None = None, traces: TracerProvider | None =
         reviews.router,
         notify.router,
         settlements.router,
+        reconciliation.router,
         ledger.router,
         metrics.router,
     )

@@ -32,6 +32,7 @@ from sqlmodel import Field, SQLModel
 from domain.ledger import AccountKind, EntryKind
 from domain.order_status import OrderStatus
 from domain.pricing import CouponKind
+from domain.reconciliation import DiscrepancyType, ExceptionStatus, RunStatus
 from domain.refunds import RefundStatus
 from domain.settlement import PayoutStatus
 from domain.webhook_events import EventType
@@ -589,3 +590,99 @@ class Payout(SQLModel, table=True):
     bank_reference: str | None = None
     created_at: datetime
     updated_at: datetime
+
+
+# -- Reconciliation (domain.reconciliation): a run per channel and day, its exceptions --
+
+
+class ReconciliationRun(SQLModel, table=True):
+    """One channel's bill for one day matched against our records: one row per channel-day,
+    however often the run is started."""
+
+    __tablename__ = "reconciliation_runs"
+    __table_args__ = (
+        UniqueConstraint("channel", "day", name="uq_reconciliation_runs_channel_day"),
+        _one_of("ck_reconciliation_runs_status", "status", RunStatus),
+        CheckConstraint(
+            "bill_lines >= 0 AND exception_count >= 0 AND auto_resolved_count >= 0"
+            " AND auto_resolved_count <= exception_count",
+            name="ck_reconciliation_runs_counts",
+        ),
+        CheckConstraint(
+            "(status = 'finished') = (finished_at IS NOT NULL)",
+            name="ck_reconciliation_runs_finished_at",
+        ),
+    )
+
+    id: str = Field(primary_key=True)  # "{channel}:{day}"
+    channel: str
+    day: str  # ISO date, the channel's business day (domain.reconciliation.day_window)
+    status: str  # running | finished
+    bill_lines: int = 0
+    exception_count: int = 0
+    auto_resolved_count: int = 0
+    started_at: datetime
+    finished_at: datetime | None = None
+
+
+class ReconciliationException(SQLModel, table=True):
+    """A difference between a bill and our records, with both sides' figures; closed by
+    the worker (auto_resolved) or by an operator with a reason (resolved), never silently."""
+
+    __tablename__ = "reconciliation_exceptions"
+    __table_args__ = (
+        Index("ix_reconciliation_exceptions_list", "created_at", "id"),
+        _one_of("ck_reconciliation_exceptions_type", "type", DiscrepancyType),
+        _one_of("ck_reconciliation_exceptions_status", "status", ExceptionStatus),
+        CheckConstraint(
+            "line_kind IS NULL OR line_kind IN ('payment', 'refund', 'sweep')",
+            name="ck_reconciliation_exceptions_line_kind",
+        ),
+        CheckConstraint(
+            "(ours_amount IS NULL OR ours_amount >= 0) AND (theirs_amount IS NULL"
+            " OR theirs_amount >= 0) AND (ours_fee IS NULL OR ours_fee >= 0)"
+            " AND (theirs_fee IS NULL OR theirs_fee >= 0)",
+            name="ck_reconciliation_exceptions_amounts",
+        ),
+        # Closed means a reason and when; an operator's also who.
+        CheckConstraint(
+            "(status <> 'open' OR (resolution_reason IS NULL AND resolved_at IS NULL"
+            " AND resolved_by IS NULL AND adjustment_entry_id IS NULL))"
+            " AND (status <> 'auto_resolved' OR (resolution_reason IS NOT NULL"
+            " AND resolved_at IS NOT NULL AND resolved_by IS NULL"
+            " AND adjustment_entry_id IS NULL))"
+            " AND (status <> 'resolved' OR (resolution_reason IS NOT NULL"
+            " AND resolved_at IS NOT NULL AND resolved_by IS NOT NULL))",
+            name="ck_reconciliation_exceptions_resolution",
+        ),
+        _references("fk_reconciliation_exceptions_run", "run_id", "reconciliation_runs.id"),
+        _references(
+            "fk_reconciliation_exceptions_entry", "adjustment_entry_id", "journal_entries.id"
+        ),
+        _references("fk_reconciliation_exceptions_resolver", "resolved_by", "users.id"),
+        UniqueConstraint("adjustment_entry_id", name="uq_reconciliation_exceptions_entry"),
+    )
+
+    id: str = Field(primary_key=True)  # domain.reconciliation.exception_id
+    run_id: str = Field(index=True)
+    channel: str = Field(index=True)
+    day: str = Field(index=True)
+    type: str = Field(index=True)  # DiscrepancyType
+    line_kind: str | None = None  # payment | refund | sweep; None for the whole bill
+    reference: str = Field(index=True)
+    order_id: str | None = Field(default=None, index=True)
+    currency: str | None = None
+    ours_amount: int | None = Field(default=None, sa_column=_money(nullable=True))
+    theirs_amount: int | None = Field(default=None, sa_column=_money(nullable=True))
+    ours_fee: int | None = Field(default=None, sa_column=_money(nullable=True))
+    theirs_fee: int | None = Field(default=None, sa_column=_money(nullable=True))
+    ours_status: str | None = None
+    channel_txn_id: str | None = None
+    detail: str = Field(default="", sa_column=Column(Text, nullable=False))
+    auto_action: str | None = None  # AutoAction the worker may take; None: an operator's
+    status: str = Field(index=True)  # open | auto_resolved | resolved
+    resolution_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    resolved_by: str | None = None  # the operator (users.id)
+    resolved_at: datetime | None = None
+    adjustment_entry_id: str | None = None
+    created_at: datetime

@@ -18,6 +18,10 @@ currency, status, outcome, reason, kind, route; never an order, merchant or buye
       paysaga_orders_flagged_for_review_total{channel}
       paysaga_webhook_deliveries_total{outcome}         per attempt: delivered, failed,
                                                         undeliverable
+    worker (metrics.reconciliation: once per exception recorded or settled, per run)
+      paysaga_reconciliation_exceptions_total{channel,type}      domain.reconciliation types
+      paysaga_reconciliation_auto_resolved_total{channel,type}   settled by a channel query
+      paysaga_reconciliation_runs_total{channel,outcome}         clean, exceptions
       temporal_*                                        the SDK's: workflows by type and
                                                         outcome, pollers, task latencies
     API (metrics.edge: per request)

@@ -91,6 +91,11 @@ ANSWERS: dict[tuple[str, str], set[int]] = {
     ("GET", "/v1/ledger/accounts"): AUTH_SOME | {400},
     ("GET", "/v1/ledger/accounts/{account_id}"): AUTH_SOME | {400, 404},
     ("GET", "/v1/ledger/trial-balance"): AUTH_SOME,
+    ("POST", "/v1/reconciliation/runs"): AUTH_SOME | {400, 413, 503},
+    ("GET", "/v1/reconciliation/runs/{channel}/{day}"): AUTH_SOME | {400, 404},
+    ("GET", "/v1/reconciliation/exceptions"): AUTH_SOME | {400},
+    ("POST", "/v1/reconciliation/exceptions/{exception_id}/resolve"): AUTH_SOME
+    | {400, 404, 409, 413},
     ("GET", "/healthz"): set(),
     ("GET", "/readyz"): {503},
 }
@@ -100,7 +105,12 @@ ANSWERS = {
     route: s | ({503} if route != ("GET", "/healthz") else set()) for route, s in ANSWERS.items()
 }
 # POSTs that move money: a retry without a key would move it twice.
-KEYED = {("POST", "/v1/orders"), ("POST", "/v1/orders/{order_id}/refunds")}
+KEYED = {
+    ("POST", "/v1/orders"),
+    ("POST", "/v1/orders/{order_id}/refunds"),
+    ("POST", "/v1/reconciliation/runs"),
+    ("POST", "/v1/reconciliation/exceptions/{exception_id}/resolve"),
+}
 
 
 @pytest.fixture(scope="module")

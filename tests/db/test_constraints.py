@@ -21,6 +21,24 @@ from sqlmodel import SQLModel
 from domain.ledger import AccountKind
 from tests.db.books import Books, fill_books
 
+# Reconciliation's scene: a run and an open exception of it.
+_RUN = (
+    "INSERT INTO reconciliation_runs (id, channel, day, status, bill_lines, exception_count,"
+    " auto_resolved_count, started_at) VALUES ('alipay:2026-01-01', 'alipay', '2026-01-01',"
+    " 'running', 0, 0, 0, :now)"
+)
+_IS_RUN = "WHERE id = 'alipay:2026-01-01'"
+_EXCEPTION = (
+    "INSERT INTO reconciliation_exceptions (id, run_id, channel, day, type, reference, detail,"
+    " status, created_at) VALUES ('rex_1', 'alipay:2026-01-01', 'alipay', '2026-01-01',"
+    " 'missing_there', :order, '', 'open', :now)"
+)
+_IS_EXCEPTION = "WHERE id = 'rex_1'"
+_RESOLVED_BY_BUYER = (
+    "UPDATE reconciliation_exceptions SET status = 'resolved', resolution_reason = 'r',"
+    " resolved_at = :now, resolved_by = :buyer"
+)
+
 # Each constraint: the statements that set the scene (none, mostly), then the one that
 # breaks it. `:name` parameters are the books' ids (`_params`).
 CASES: dict[str, tuple[str, ...]] = {
@@ -228,7 +246,51 @@ CASES: dict[str, tuple[str, ...]] = {
         " 'pending', :now, :now)",
     ),
     "fk_payouts_merchant": ("UPDATE payouts SET merchant_id = 'mer_nowhere' WHERE id = :payout",),
+    "uq_reconciliation_runs_channel_day": (
+        _RUN.replace("VALUES ('alipay:2026-01-01'", "VALUES ('again'"),
+    ),
+    "ck_reconciliation_runs_status": (f"UPDATE reconciliation_runs SET status = 'lost' {_IS_RUN}",),
+    "ck_reconciliation_runs_counts": (
+        f"UPDATE reconciliation_runs SET auto_resolved_count = 1 {_IS_RUN}",
+    ),
+    "ck_reconciliation_runs_finished_at": (
+        f"UPDATE reconciliation_runs SET status = 'finished' {_IS_RUN}",
+    ),
+    "ck_reconciliation_exceptions_type": (
+        f"UPDATE reconciliation_exceptions SET type = 'lost' {_IS_EXCEPTION}",
+    ),
+    "ck_reconciliation_exceptions_status": (
+        f"UPDATE reconciliation_exceptions SET status = 'lost' {_IS_EXCEPTION}",
+    ),
+    "ck_reconciliation_exceptions_line_kind": (
+        f"UPDATE reconciliation_exceptions SET line_kind = 'fee' {_IS_EXCEPTION}",
+    ),
+    "ck_reconciliation_exceptions_amounts": (
+        f"UPDATE reconciliation_exceptions SET theirs_amount = -1 {_IS_EXCEPTION}",
+    ),
+    "ck_reconciliation_exceptions_resolution": (
+        f"UPDATE reconciliation_exceptions SET resolved_at = :now {_IS_EXCEPTION}",
+    ),
+    "fk_reconciliation_exceptions_run": (
+        f"UPDATE reconciliation_exceptions SET run_id = 'nowhere' {_IS_EXCEPTION}",
+    ),
+    "fk_reconciliation_exceptions_entry": (
+        f"{_RESOLVED_BY_BUYER}, adjustment_entry_id = 'nowhere' {_IS_EXCEPTION}",
+    ),
+    "fk_reconciliation_exceptions_resolver": (
+        "UPDATE reconciliation_exceptions SET status = 'resolved', resolution_reason = 'r',"
+        f" resolved_at = :now, resolved_by = 'usr_nobody' {_IS_EXCEPTION}",
+    ),
+    "uq_reconciliation_exceptions_entry": (
+        _EXCEPTION.replace("VALUES ('rex_1'", "VALUES ('rex_2'"),
+        f"{_RESOLVED_BY_BUYER}, adjustment_entry_id = :entry {_IS_EXCEPTION}",
+        f"{_RESOLVED_BY_BUYER}, adjustment_entry_id = :entry WHERE id = 'rex_2'",
+    ),
 }
+# Every reconciliation case plays on a run and an open exception of it.
+for _name, _statements in list(CASES.items()):
+    if "reconciliation" in _name:
+        CASES[_name] = (_RUN, _EXCEPTION, *_statements)
 _PREFIXES = {"ck_", "uq_", "fk_"}  # ours; the baseline's have none, or PostgreSQL's own
 # Constraints no statement can break alone: another refuses it first.
 IMPLIED = {
