@@ -25,16 +25,18 @@ from activities.channel_calls import ChannelCalls
 from activities.order_records import OrderRecords
 from activities.payout_calls import PayoutCalls
 from activities.reconciliation_records import (
+    BillSource,
     BillSources,
     ReconciliationParts,
     ReconciliationRecords,
-    unwired_bill_sources,
 )
 from activities.refund_records import RefundRecords
 from activities.settlement_records import SettlementRecords
 from activities.webhook_delivery import WebhookCalls
 from activities.webhook_starts import WebhookStarter
 from activities.webhook_targets import WebhookTargets
+from channels.base import ChannelName
+from channels.bills import bill_client
 from channels.registry import build_bank, build_channels
 from db.engine import make_engine, session_factory
 from db.secret_box import SecretBox
@@ -125,6 +127,15 @@ class WorkerParts:
     client: Client
 
 
+def _channel_bills(settings: Settings, http: httpx.AsyncClient) -> BillSources:
+    """Each channel's own bill client (channels/bills.py), at its adapter's address."""
+
+    def source(channel: str) -> BillSource:
+        return bill_client(ChannelName(channel), settings, http)
+
+    return source
+
+
 @asynccontextmanager
 async def built_worker(
     settings: Settings,
@@ -169,7 +180,7 @@ async def built_worker(
         reconciliation = ReconciliationRecords(
             sessions,
             ReconciliationParts(
-                bill_sources=bill_sources or unwired_bill_sources,
+                bill_sources=bill_sources or _channel_bills(settings, http),
                 channels=build_channels(settings, http),
                 temporal=client,
                 task_queue=settings.task_queue,

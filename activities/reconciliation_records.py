@@ -71,9 +71,10 @@ BILL_CORRUPT = "BillCorrupt"
 
 
 class BillSource(Protocol):
-    """A channel's bills (channels/bills.py `BillClient` has exactly this shape)."""
+    """A channel's bills (channels/bills.py `BillClient` has this shape)."""
 
-    channel: str
+    @property
+    def channel(self) -> str: ...
 
     async def download(self, day: date, directory: Path) -> Path: ...
     def lines(self, path: Path) -> Iterator[BillLine]: ...
@@ -81,26 +82,6 @@ class BillSource(Protocol):
 
 
 BillSources = Callable[[str], BillSource]  # channel name -> its bill source
-
-
-@dataclass
-class _Unwired:
-    channel: str
-
-    async def download(self, day: date, directory: Path) -> Path:
-        raise BillNotReady(f"no bill client is wired for {self.channel}")
-
-    def lines(self, path: Path) -> Iterator[BillLine]:
-        raise BillCorrupt("no bill client is wired")
-
-    def summary(self, path: Path) -> BillSummary:
-        raise BillCorrupt("no bill client is wired")
-
-
-def unwired_bill_sources(channel: str) -> BillSource:
-    """Until channels/bills.py's clients are wired in worker.py: every bill is "not ready"
-    (a run then ends with a bill_not_ready exception at its deadline)."""
-    return _Unwired(channel)
 
 
 @dataclass(frozen=True)
