@@ -18,6 +18,8 @@ import pytest_asyncio
 
 from channels.alipay import protocol as gateway
 from channels.alipay.adapter import AlipayAdapter
+from channels.alipay.amounts import AmountFormatError, major_to_minor, minor_to_major
+from channels.alipay.cross_border import read_rate
 from channels.base import (
     ChannelAdapter,
     ChannelName,
@@ -115,6 +117,19 @@ def test_each_channel_says_which_price_currencies_it_takes() -> None:
 
 
 # -- Alipay ------------------------------------------------------------------------
+
+
+def test_alipay_amounts_and_rates_are_read_exactly_in_each_currencys_decimals() -> None:
+    assert (minor_to_major(12_800, "HKD"), minor_to_major(1_280, "JPY")) == ("128.00", "1280")
+    assert (major_to_minor("128.00", "HKD"), major_to_minor("1280", "JPY")) == (12_800, 1_280)
+    assert major_to_minor("12.500", "KWD") == 12_500
+    for text, currency in (("1280.0", "JPY"), ("1.001", "HKD"), ("1e3", "USD"), ("-1", "EUR")):
+        with pytest.raises(AmountFormatError):
+            major_to_minor(text, currency)
+    assert read_rate("0.92463712") == Decimal("0.92463712")
+    for text in ("9.2e-1", "0", " 0.9", "-0.9", "0.9.1"):
+        with pytest.raises(AmountFormatError):
+            read_rate(text)
 
 
 async def test_an_hkd_alipay_trade_reports_the_cny_the_buyer_paid_and_alipays_rate(
