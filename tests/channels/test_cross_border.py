@@ -41,7 +41,15 @@ from domain.fx.sandbox_rates import SandboxRates
 from sandbox.channel_fx import RATE_PLACES, ChannelFx
 from tests.channels.conftest import Control, Inbox, RunningSandbox
 from tests.channels.test_wechatpay import platform_serial, wechatpay_adapter
-from tests.support import wait_for
+from tests.conftest import System
+from tests.support import (
+    create_merchant,
+    create_order,
+    get_order,
+    http_client,
+    wait_for,
+    wait_status,
+)
 
 MERCHANT = "mch_harbour_tea"
 
@@ -295,3 +303,27 @@ async def test_the_card_gateway_refuses_a_currency_it_does_not_support(
     with pytest.raises(ChannelRejected) as refused:
         await card.create_payment(_payment(order_id, inbox, 100, "XAU"))
     assert refused.value.code == "invalid_request_error"
+
+
+# -- through paysaga ---------------------------------------------------------------
+
+
+async def test_an_hkd_order_paid_at_the_alipay_cashier_is_paid_in_hkd(
+    api: httpx.AsyncClient, system: System
+) -> None:
+    """The issue's story: a Hong Kong shop prices in HKD, its buyer pays CNY at Alipay."""
+    merchant_id = await create_merchant(api)
+    order = await create_order(
+        api, merchant_id, channel="alipay", currency="HKD", auto_complete_seconds=3600
+    )
+    headers = {"Authorization": f"Bearer {system.env['PAYSAGA_SANDBOX_API_KEY']}"}
+    async with http_client(system.sandbox_url, headers=headers) as sandbox:
+        paid = await wait_for(
+            lambda: sandbox.post(f"/control/payments/{order['id']}/pay", json={}),
+            lambda response: response.status_code != 404,
+            "the saga's Alipay trade",
+        )
+    assert paid.status_code == 200, paid.text
+    assert paid.json()["currency"] == "HKD" and paid.json()["payer_currency"] == "CNY"
+    await wait_status(api, order["id"], "awaiting_receipt")
+    assert (await get_order(api, order["id"]))["currency"] == "HKD"
