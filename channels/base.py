@@ -7,6 +7,22 @@ protocol; nothing outside `channels/` sees a wire format.
 
 Amounts are always integers in the currency's minor unit.
 
+Cross-border (issue 17). A payment's `amount`/`currency` are always the price, in the
+order's currency. Alipay and WeChat Pay take foreign price currencies through their
+cross-border fields: the Chinese buyer pays CNY, converted at the channel's own rate, and
+the channel settles to us in the price currency. What the channel then reports rides on
+`PaymentState`, `RefundState` and `Notification` as optional facts, None when the buyer
+paid in the price currency itself (every domestic CNY payment, every card payment):
+
+    payer_amount, payer_currency   what the buyer paid (minor units of payer_currency)
+    channel_rate                   the rate the channel applied, payer units per one price
+                                   unit (major units: 1 HKD = 0.92 CNY is Decimal("0.92")),
+                                   i.e. `domain.fx.Rate(price, payer, channel_rate)`
+    settle_currency, settle_amount what the channel settles to us, if it says
+
+The card gateway takes presentment currencies: the buyer pays the order's currency as it
+is (quoting it in the buyer's currency is the order's business, not the channel's).
+
 The platform is the channel's merchant (one Alipay app, one WeChat Pay mchid,
 one card gateway account); the shop a payment is for travels in the channel's
 pass-back field (Alipay `passback_params`, WeChat Pay `attach`, card
@@ -19,9 +35,12 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Protocol
+from decimal import Decimal
+from typing import Final, Protocol
 
 from pydantic import BaseModel, ConfigDict
+
+from domain.money import CURRENCY_EXPONENTS
 
 
 class ChannelName(enum.StrEnum):
@@ -30,17 +49,37 @@ class ChannelName(enum.StrEnum):
     CARD = "card"
 
 
-# Alipay and WeChat Pay (domestic) settle in CNY only; the card gateway takes any currency.
-_CURRENCIES: dict[ChannelName, frozenset[str] | None] = {
-    ChannelName.ALIPAY: frozenset({"CNY"}),
-    ChannelName.WECHATPAY: frozenset({"CNY"}),
-    ChannelName.CARD: None,
+PAYER_CURRENCY: Final = "CNY"
+"""What a wallet's buyer pays in: Alipay and WeChat Pay buyers hold CNY."""
+
+WALLET_CROSS_BORDER_CURRENCIES: Final = frozenset(
+    {"HKD", "USD", "EUR", "GBP", "JPY", "SGD", "AUD", "CAD", "CHF", "KRW"}
+)
+"""Foreign price currencies Alipay (`trans_currency`) and WeChat Pay (`amount.currency`)
+take, of those we hold in the books: both channels' published cross-border lists (GBP,
+HKD, USD, JPY, CAD, AUD, EUR, NZD, KRW, THB, SGD, CHF, ...) cut to
+`domain.money.CURRENCY_EXPONENTS`. KWD and BHD (three decimals) are on neither list."""
+
+_ACCEPTED: Final[dict[ChannelName, frozenset[str]]] = {
+    ChannelName.ALIPAY: WALLET_CROSS_BORDER_CURRENCIES | {PAYER_CURRENCY},
+    ChannelName.WECHATPAY: WALLET_CROSS_BORDER_CURRENCIES | {PAYER_CURRENCY},
+    ChannelName.CARD: frozenset(CURRENCY_EXPONENTS),  # presentment in any currency we hold
 }
 
 
+def accepted_currencies(channel: ChannelName) -> frozenset[str]:
+    """The price currencies `channel` takes (what a checkout may offer it for)."""
+    return _ACCEPTED[channel]
+
+
 def supports_currency(channel: ChannelName, currency: str) -> bool:
-    accepted = _CURRENCIES[channel]
-    return accepted is None or currency in accepted
+    """Whether `channel` takes a price in `currency`."""
+    return currency in _ACCEPTED[channel]
+
+
+def is_cross_border(channel: ChannelName, currency: str) -> bool:
+    """Whether the buyer of a price in `currency` pays in another currency on `channel`."""
+    return channel is not ChannelName.CARD and currency != PAYER_CURRENCY
 
 
 class PaymentStatus(enum.StrEnum):
@@ -83,7 +122,17 @@ class CreatedPayment(_Model):
     qr_payload: str | None = None  # wallet channels only
 
 
-class PaymentState(_Model):
+class CrossBorderFacts(_Model):
+    """What a channel that converted reports (see the module's docstring); all None else."""
+
+    payer_amount: int | None = None
+    payer_currency: str | None = None
+    channel_rate: Decimal | None = None  # payer units per one price unit
+    settle_currency: str | None = None
+    settle_amount: int | None = None
+
+
+class PaymentState(CrossBorderFacts):
     order_id: str
     channel_payment_id: str
     status: PaymentStatus
@@ -108,7 +157,10 @@ class RefundRequest(_Model):
     reason: str
 
 
-class RefundState(_Model):
+class RefundState(CrossBorderFacts):
+    """`amount`/`currency` are the price currency's; a wallet that converted reports the
+    CNY it gave back (`payer_amount`) at its rate of the refund's day (`channel_rate`)."""
+
     refund_id: str
     order_id: str
     status: RefundStatus
@@ -117,7 +169,7 @@ class RefundState(_Model):
     failure_reason: str | None = None
 
 
-class Notification(_Model):
+class Notification(CrossBorderFacts):
     """A verified notification, parsed into our terms."""
 
     notification_id: str  # the channel's id for this message (same on every retry)

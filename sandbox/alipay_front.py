@@ -11,6 +11,16 @@ the query string), as Alipay's gateway takes them; a GET with a signed
 that is not 1-64 letters, digits and `_` is refused at creation, as Alipay
 documents it.
 
+Cross-border trades: `trans_currency` (the price currency, in which `total_amount`
+is) must be one Alipay takes (`channels.base.accepted_currencies`), else 40004
+ACQ.CURRENCY_NOT_SUPPORT, as must `settle_currency`, which the sandbox settles in only
+when it is the price currency. Once paid, queries and notifications report the
+settlement (`settle_currency`, `settle_amount`, `settle_trans_rate` 1) and the buyer's
+CNY (`pay_currency`, `pay_amount`, `trans_pay_rate`, `buyer_pay_amount`) at the
+sandbox wallets' own rate (`sandbox.channel_fx`). A refund is in the price currency
+(`refund_currency`, which must be the trade's); its answers add the CNY given back at
+the rate of the refund's moment, under the trade's names.
+
 The channel-neutral work (payments, refunds, injected faults) is the
 sandbox service's; this module only speaks Alipay.
 """
@@ -27,16 +37,16 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import ValidationError
 
 from channels.alipay import protocol as gateway
-from channels.alipay.amounts import AmountFormatError, fen_to_yuan, yuan_to_fen
+from channels.alipay.amounts import AmountFormatError, major_to_minor, minor_to_major
 from channels.alipay.signing import verify_request
-from channels.base import ChannelName
+from channels.base import PAYER_CURRENCY, ChannelName, supports_currency
 from sandbox import alipay_bills
 from sandbox.alipay_notify import AlipayNotifications
 from sandbox.deps import ServiceDep
 from sandbox.errors import SandboxError
 from sandbox.key_cache import private_key, public_key
 from sandbox.pages import result_page
-from sandbox.protocol import PaymentCreate, RefundCreate
+from sandbox.protocol import Payment, PaymentCreate, Refund, RefundCreate
 from sandbox.service import SandboxService
 from settings import Settings
 
@@ -182,11 +192,12 @@ async def _create_trade(service: SandboxService, params: Params, biz: Biz) -> Bi
     if not gateway.OUT_TRADE_NO.fullmatch(out_trade_no):
         raise _refused("ACQ.INVALID_PARAMETER", "out_trade_no: 1-64 letters, digits and _")
     passback = str(biz.get("passback_params", ""))
+    currency = _trade_currency(biz)
     request = PaymentCreate(
         out_trade_no=out_trade_no,
         merchant_id=unquote(passback) or "alipay",
-        amount=yuan_to_fen(str(biz["total_amount"])),
-        currency="CNY",
+        amount=major_to_minor(str(biz["total_amount"]), currency),
+        currency=currency,
         description=str(biz.get("subject", "")),
         notify_url=params.get("notify_url", ""),
     )
@@ -206,11 +217,11 @@ async def _query(service: SandboxService, params: Params, biz: Biz) -> Biz:
         "trade_no": payment.txn_id or payment.payment_id,
         "out_trade_no": payment.out_trade_no,
         "trade_status": _TRADE_STATUS[payment.status],
-        "total_amount": fen_to_yuan(payment.amount),
+        "total_amount": minor_to_major(payment.amount, payment.currency),
     }
     if payment.status == "paid":
         node["buyer_pay_amount"] = node["total_amount"]
-    return node
+    return node | trade_cross_border_fields(payment)
 
 
 async def _close(service: SandboxService, params: Params, biz: Biz) -> Biz:
@@ -223,8 +234,10 @@ async def _close(service: SandboxService, params: Params, biz: Biz) -> Biz:
 
 async def _refund(service: SandboxService, params: Params, biz: Biz) -> Biz:
     out_trade_no = biz["out_trade_no"]
-    amount = yuan_to_fen(str(biz["refund_amount"]))
     payment = await service.get_payment(ALIPAY, out_trade_no)
+    if str(biz.get("refund_currency") or payment.currency) != payment.currency:
+        raise _refused("ACQ.CURRENCY_NOT_SUPPORT", "退款币种不支持: the trade's currency only")
+    amount = major_to_minor(str(biz["refund_amount"]), payment.currency)
     request_no = biz.get("out_request_no") or ""
     if not request_no:
         if amount != payment.amount:  # Alipay: a partial refund must name itself
@@ -236,7 +249,7 @@ async def _refund(service: SandboxService, params: Params, biz: Biz) -> Biz:
             refund_id=request_no,
             out_trade_no=out_trade_no,
             amount=amount,
-            currency="CNY",
+            currency=payment.currency,
             reason=str(biz.get("refund_reason", "")),
         ),
     )
@@ -245,9 +258,9 @@ async def _refund(service: SandboxService, params: Params, biz: Biz) -> Biz:
     return {
         "trade_no": payment.txn_id or payment.payment_id,
         "out_trade_no": out_trade_no,
-        "refund_fee": fen_to_yuan(refund.amount),
+        "refund_fee": minor_to_major(refund.amount, refund.currency),
         "fund_change": "Y" if refund.status == "succeeded" else "N",
-    }
+    } | refund_cross_border_fields(refund)
 
 
 async def _refund_query(service: SandboxService, params: Params, biz: Biz) -> Biz:
@@ -264,9 +277,54 @@ async def _refund_query(service: SandboxService, params: Params, biz: Biz) -> Bi
     return {
         "out_trade_no": out_trade_no,
         "out_request_no": request_no,
-        "refund_amount": fen_to_yuan(refund.amount),
+        "refund_amount": minor_to_major(refund.amount, refund.currency),
         # Alipay documents REFUND_SUCCESS; the sandbox says when it is still on the way.
         "refund_status": "REFUND_SUCCESS" if refund.status == "succeeded" else "REFUND_PROCESSING",
+    } | refund_cross_border_fields(refund)
+
+
+# -- cross-border ------------------------------------------------------------
+
+
+def _trade_currency(biz: Biz) -> str:
+    """The price currency of a new trade, refused as Alipay refuses one it does not take."""
+    currency = str(biz.get("trans_currency") or PAYER_CURRENCY)
+    settle_currency = str(biz.get("settle_currency") or currency)
+    if not supports_currency(ALIPAY, currency):
+        raise _refused("ACQ.CURRENCY_NOT_SUPPORT", f"订单币种不支持: {currency}")
+    if settle_currency != currency:
+        raise _refused("ACQ.CURRENCY_NOT_SUPPORT", "the sandbox settles in the price currency")
+    return currency
+
+
+def trade_cross_border_fields(payment: Payment) -> Biz:
+    """A foreign-priced trade's currencies; once paid, its settlement and the buyer's CNY."""
+    if payment.currency == PAYER_CURRENCY:
+        return {}
+    total = minor_to_major(payment.amount, payment.currency)
+    fields: Biz = {"trans_currency": payment.currency, "settle_currency": payment.currency}
+    if payment.status == "paid" and payment.payer_amount and payment.payer_currency:
+        pay_amount = minor_to_major(payment.payer_amount, payment.payer_currency)
+        fields |= {
+            "settle_amount": total,
+            "settle_trans_rate": "1",
+            "pay_currency": payment.payer_currency,
+            "pay_amount": pay_amount,
+            "trans_pay_rate": payment.channel_rate,
+            "buyer_pay_amount": pay_amount,
+        }
+    return fields
+
+
+def refund_cross_border_fields(refund: Refund) -> Biz:
+    """A foreign-priced refund's currency and the CNY it gave back, at its own rate."""
+    if refund.currency == PAYER_CURRENCY or not refund.payer_amount or not refund.payer_currency:
+        return {}
+    return {
+        "refund_currency": refund.currency,
+        "pay_currency": refund.payer_currency,
+        "pay_amount": minor_to_major(refund.payer_amount, refund.payer_currency),
+        "trans_pay_rate": refund.channel_rate,
     }
 
 

@@ -10,6 +10,10 @@ Alipay documents. Alipay tells of payments, of trades closed unpaid
 
 `refund_fee` here is the refund's own amount; real Alipay sends the trade's
 total refunded so far. Our adapter reads refunds by query, so the two agree.
+
+A foreign-priced trade's notification states its amounts in `trans_currency` and adds
+`settle_currency`; a payment's adds the settlement and the buyer's CNY as queries
+report them (`sandbox.alipay_front.trade_cross_border_fields`).
 """
 
 from __future__ import annotations
@@ -19,11 +23,12 @@ from urllib.parse import quote, urlencode
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from channels.alipay.amounts import fen_to_yuan
+from channels.alipay.amounts import minor_to_major
 from channels.alipay.protocol import gateway_timestamp
 from channels.alipay.signing import sign_notification
+from channels.base import PAYER_CURRENCY
 from sandbox.notifier import AnyEvent, WireMessage
-from sandbox.protocol import PayoutEvent
+from sandbox.protocol import EventData, PayoutEvent
 
 _TRADE_STATUS = {
     "payment.succeeded": "TRADE_SUCCESS",
@@ -57,7 +62,7 @@ class AlipayNotifications:
             "trade_no": data.txn_id or data.payment_id,
             "out_trade_no": data.out_trade_no,
             "trade_status": _TRADE_STATUS[event.type],
-            "total_amount": fen_to_yuan(payment_amount or data.amount),
+            "total_amount": minor_to_major(payment_amount or data.amount, data.currency),
             "passback_params": quote(data.merchant_id, safe=""),
             "gmt_create": gateway_timestamp(datetime.fromtimestamp(event.created, UTC)),
         }
@@ -67,12 +72,32 @@ class AlipayNotifications:
         if data.refund_id:
             fields |= {
                 "out_biz_no": data.refund_id,
-                "refund_fee": fen_to_yuan(data.amount),
+                "refund_fee": minor_to_major(data.amount, data.currency),
                 "gmt_refund": now,
             }
+        fields |= _cross_border(
+            data, fields["total_amount"], paid=event.type == "payment.succeeded"
+        )
         signed = sign_notification(fields, self._key)
         headers = {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}
         return WireMessage(urlencode(signed).encode(), headers)
 
     def accepted(self, status_code: int, body: bytes) -> bool:
         return status_code == 200 and body.strip() == b"success"
+
+
+def _cross_border(data: EventData, total_amount: str, *, paid: bool) -> dict[str, str]:
+    if data.currency == PAYER_CURRENCY:
+        return {}
+    fields = {"trans_currency": data.currency, "settle_currency": data.currency}
+    if paid and data.payer_amount and data.payer_currency and data.channel_rate:
+        pay_amount = minor_to_major(data.payer_amount, data.payer_currency)
+        fields |= {
+            "settle_amount": total_amount,
+            "settle_trans_rate": "1",
+            "pay_currency": data.payer_currency,
+            "pay_amount": pay_amount,
+            "trans_pay_rate": data.channel_rate,
+            "buyer_pay_amount": pay_amount,
+        }
+    return fields

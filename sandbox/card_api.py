@@ -31,7 +31,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
 
-from channels.base import ChannelName
+from channels.base import ChannelName, accepted_currencies, supports_currency
 from channels.card.wire import PaymentIntent, Refund, SearchResult
 from sandbox import card_views
 from sandbox.card_errors import CardError, CardRoute
@@ -97,7 +97,7 @@ async def create_payment_intent(request: Request, service: ServiceDep) -> Respon
         out_trade_no=params.required("metadata[order_id]"),
         merchant_id=params.required("metadata[merchant_id]"),
         amount=params.positive_integer("amount"),
-        currency=params.matching("currency", r"[a-z]{3}", hint="a lower-case ISO code").upper(),
+        currency=_presentment_currency(params),
         description=params.text("description", required=False) or "",
         notify_url=params.url("webhook_url"),
     )
@@ -112,6 +112,17 @@ async def create_payment_intent(request: Request, service: ServiceDep) -> Respon
 
     key = request.headers.get("idempotency-key")
     return await IDEMPOTENCY.run(key, fingerprint("POST", request.url.path, fields), create_once)
+
+
+def _presentment_currency(params: Params) -> str:
+    """The intent's currency, refused as Stripe refuses one it does not support: an
+    invalid_request_error on `currency` that carries no code."""
+    currency = params.matching("currency", r"[a-z]{3}", hint="a lower-case ISO code")
+    if not supports_currency(CARD, currency.upper()):
+        supported = ", ".join(sorted(c.lower() for c in accepted_currencies(CARD)))
+        message = f"Invalid currency: {currency}. The gateway supports: {supported}."
+        raise CardError(400, None, message, param="currency")
+    return currency.upper()
 
 
 @router.get("/payment_intents/search")

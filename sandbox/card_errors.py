@@ -30,7 +30,7 @@ class CardError(Exception):
     def __init__(
         self,
         status_code: int,
-        code: str,
+        code: str | None,
         message: str,
         *,
         type_: str = INVALID_REQUEST,

@@ -63,6 +63,9 @@ async def decline(channel: ChannelName, payment_id: str, service: ServiceDep) ->
 def _outcome(payment: PaymentRecord, status_code: int = 200) -> HTMLResponse:
     """The page for where the payment now stands."""
     amount = format_amount(payment.amount, payment.currency)
+    if payment.payer_amount is not None and payment.payer_currency is not None:
+        charged = format_amount(payment.payer_amount, payment.payer_currency)
+        amount = f"{charged} for {amount}"
     pages = {
         "paid": ("Payment received", f"You paid {amount}: {payment.description}."),
         "declined": ("Payment declined", "Nothing was charged."),

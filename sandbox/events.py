@@ -30,6 +30,9 @@ def payment_event(type_: EventType, payment: PaymentRecord) -> Event:
             currency=payment.currency,
             txn_id=payment.txn_id,
             status=payment.status,
+            payer_amount=payment.payer_amount,
+            payer_currency=payment.payer_currency,
+            channel_rate=payment.channel_rate,
         ),
     )
 
@@ -48,6 +51,10 @@ def refund_event(type_: EventType, payment: PaymentRecord, refund: RefundRecord)
             status=refund.status,
             refund_id=refund.refund_id,
             payment_amount=payment.amount,
+            payer_amount=refund.payer_amount,
+            payer_currency=refund.payer_currency,
+            channel_rate=refund.channel_rate,
+            payment_payer_amount=payment.payer_amount,
         ),
     )
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-# Currencies whose minor unit is not a hundredth. Everything else has 2 decimals.
-_DECIMALS = {"JPY": 0, "KRW": 0}
+# Currencies whose minor unit is not a hundredth (ISO 4217). Everything else has 2 decimals.
+_DECIMALS = {"JPY": 0, "KRW": 0, "KWD": 3, "BHD": 3}
 
 
 def currency_decimals(currency: str) -> int:

@@ -66,6 +66,9 @@ class Payment(_Wire):
     txn_id: str | None
     checkout_url: str
     qr_payload: str | None
+    payer_amount: int | None = None  # cross-border: the buyer's CNY,
+    payer_currency: str | None = None
+    channel_rate: str | None = None  # at the channel's rate (CNY per price unit)
 
 
 class CloseResponse(_Wire):
@@ -88,6 +91,9 @@ class Refund(_Wire):
     currency: str
     status: RefundStatus
     failure_reason: str | None
+    payer_amount: int | None = None  # cross-border: the CNY given back,
+    payer_currency: str | None = None
+    channel_rate: str | None = None  # at the channel's rate when the refund was made
 
 
 class EventData(_Wire):
@@ -103,6 +109,11 @@ class EventData(_Wire):
     status: str
     refund_id: str | None = None
     payment_amount: int | None = None  # refund events: the payment's own amount
+    # Cross-border: the payment's (or the refund's) CNY and the channel's rate for it.
+    payer_amount: int | None = None
+    payer_currency: str | None = None
+    channel_rate: str | None = None
+    payment_payer_amount: int | None = None  # refund events: the payment's own CNY
 
 
 class Event(_Wire):
@@ -132,3 +143,9 @@ class PaymentFacts(Protocol):
     def status(self) -> str: ...
     @property
     def txn_id(self) -> str | None: ...
+    @property
+    def payer_amount(self) -> int | None: ...
+    @property
+    def payer_currency(self) -> str | None: ...
+    @property
+    def channel_rate(self) -> str | None: ...

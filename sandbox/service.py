@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from channels.base import ChannelName
+from channels.base import ChannelName, is_cross_border
+from sandbox.channel_fx import ChannelFx, Charge
 from sandbox.errors import SandboxError
 from sandbox.events import payment_event, refund_event
 from sandbox.notifier import DeliveryMode, Notifier, NotifyProtocol
@@ -37,17 +38,20 @@ class SandboxService:
         notifier: Notifier,
         base_url: str,
         protocols: Mapping[ChannelName, NotifyProtocol],
+        fx: ChannelFx | None = None,
     ) -> None:
         self.store = store
         self._notifier = notifier
         self._base_url = base_url.rstrip("/")
         self._protocols = protocols
+        self._fx = fx or ChannelFx()
 
     # -- the channel API ----------------------------------------------------
 
     async def create_payment(self, channel: ChannelName, request: PaymentCreate) -> Payment:
         await fail_if_faulted(self.store, request.out_trade_no)
-        return self.payment_view(await self.store.create_payment(channel, request))
+        charge = self._charge(channel, request.amount, request.currency)
+        return self.payment_view(await self.store.create_payment(channel, request, charge))
 
     async def get_payment(self, channel: ChannelName, out_trade_no: str) -> Payment:
         await fail_if_faulted(self.store, out_trade_no)
@@ -60,7 +64,8 @@ class SandboxService:
 
     async def create_refund(self, channel: ChannelName, request: RefundCreate) -> Refund:
         await fail_if_faulted(self.store, request.out_trade_no)
-        refund, created = await self.store.create_refund(channel, request)
+        charge = self._charge(channel, request.amount, request.currency)
+        refund, created = await self.store.create_refund(channel, request, charge)
         if created and refund.status != "pending":
             await self._notify_refund(refund)
         return refund_view(refund)
@@ -120,7 +125,16 @@ class SandboxService:
             txn_id=payment.txn_id,
             checkout_url=checkout_url,
             qr_payload=checkout_url if payment.channel in _QR_CHANNELS else None,
+            payer_amount=payment.payer_amount,
+            payer_currency=payment.payer_currency,
+            channel_rate=payment.channel_rate,
         )
+
+    def _charge(self, channel: ChannelName, amount: int, currency: str) -> Charge | None:
+        """The buyer's CNY for a wallet's foreign price (a payment, or a refund of one)."""
+        if not is_cross_border(channel, currency):
+            return None
+        return self._fx.charge(amount, currency)
 
     async def _notify_refund(self, refund: RefundRecord) -> None:
         payment = await self.store.payment((refund.channel, refund.out_trade_no))
@@ -143,4 +157,7 @@ def refund_view(refund: RefundRecord) -> Refund:
         currency=refund.currency,
         status=refund.status,
         failure_reason=refund.failure_reason,
+        payer_amount=refund.payer_amount,
+        payer_currency=refund.payer_currency,
+        channel_rate=refund.channel_rate,
     )

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from channels.base import ChannelName
+from sandbox.channel_fx import Charge
 from sandbox.errors import SandboxError
 from sandbox.journal import Journal
 from sandbox.protocol import (
@@ -72,6 +73,11 @@ class PaymentRecord:
     status: PaymentStatus = "pending"
     txn_id: str | None = None
     paid_at: float | None = None  # unix seconds, by the channel's clock: which day's bill
+    # Cross-border (a wallet's foreign price): the CNY the buyer pays, at the channel's
+    # rate (CNY per price unit, a decimal string), fixed when the payment is created.
+    payer_amount: int | None = None
+    payer_currency: str | None = None
+    channel_rate: str | None = None
 
     @property
     def key(self) -> PaymentKey:
@@ -89,6 +95,20 @@ class RefundRecord:
     status: RefundStatus
     failure_reason: str | None = None
     succeeded_at: float | None = None  # unix seconds: which day's bill shows it
+    # Cross-border: the CNY given back, at the channel's rate when the refund was made.
+    payer_amount: int | None = None
+    payer_currency: str | None = None
+    channel_rate: str | None = None
+
+
+def _charged(charge: Charge | None) -> dict[str, Any]:
+    if charge is None:
+        return {}
+    return {
+        "payer_amount": charge.payer_amount,
+        "payer_currency": charge.payer_currency,
+        "channel_rate": str(charge.rate),
+    }
 
 
 @dataclass(frozen=True)
@@ -137,8 +157,13 @@ class Store:
 
     # -- payments ---------------------------------------------------------
 
-    async def create_payment(self, channel: ChannelName, request: PaymentCreate) -> PaymentRecord:
-        """Create, or return the payment already created with the same parameters."""
+    async def create_payment(
+        self, channel: ChannelName, request: PaymentCreate, charge: Charge | None = None
+    ) -> PaymentRecord:
+        """Create, or return the payment already created with the same parameters.
+
+        `charge` is what the buyer of a cross-border payment pays; a payment created
+        again keeps the charge it was created with."""
         async with self._lock:
             existing = self._payments.get((channel, request.out_trade_no))
             if existing is not None:
@@ -159,6 +184,7 @@ class Store:
                 currency=request.currency,
                 description=request.description,
                 notify_url=request.notify_url,
+                **_charged(charge),
             )
             self._payment_keys_by_id[payment.payment_id] = payment.key
             return self._save(payment)
@@ -227,7 +253,7 @@ class Store:
     # -- refunds ----------------------------------------------------------
 
     async def create_refund(
-        self, channel: ChannelName, request: RefundCreate
+        self, channel: ChannelName, request: RefundCreate, charge: Charge | None = None
     ) -> tuple[RefundRecord, bool]:
         """Create a refund (its status set by the payment's refund mode), or return
         the one with this refund_id. Returns the refund and whether it is new."""
@@ -256,6 +282,7 @@ class Store:
                 status=status,
                 failure_reason=REFUND_REFUSED if status == "failed" else None,
                 succeeded_at=time.time() if status == "succeeded" else None,
+                **_charged(charge),
             )
             return self._save_refund(refund), True
 

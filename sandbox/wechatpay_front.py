@@ -16,6 +16,10 @@ Errors are `{"code", "message"}`: a malformed body 400 PARAM_ERROR, another
 mchid 400 MCH_NOT_EXISTS, the core's errors as `wechatpay_views.wechat_error`
 maps them (its injected faults: 500 SYSTEM_ERROR).
 
+Cross-border orders state their price currency in `amount.currency`; one WeChat
+Pay does not take (`channels.base.accepted_currencies`) is 400 PARAM_ERROR, as is a
+refund whose `amount.currency` is not its order's.
+
 Sandbox rules beyond WeChat Pay's: an order must carry `attach` (the core
 records which shop a payment is for); a refund's `amount.total` must equal
 the order's (WeChat Pay checks it too); a refund's `notify_url` is accepted
@@ -33,7 +37,7 @@ from typing import TypeVar
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ValidationError
 
-from channels.base import ChannelName
+from channels.base import ChannelName, supports_currency
 from channels.wechatpay import wire
 from sandbox import wechatpay_views as views
 from sandbox.deps import ServiceDep
@@ -220,6 +224,8 @@ async def _create(service: SandboxService, request: Request, order: wire.NativeO
         raise WeChatError(400, "APPID_MCHID_NOT_MATCH", "appid和mch_id不匹配")
     if not order.attach:
         raise WeChatError(400, "PARAM_ERROR", "the sandbox needs attach: the shop's merchant id")
+    if not supports_currency(_WECHATPAY, order.amount.currency):
+        raise WeChatError(400, "PARAM_ERROR", f"不支持的币种: {order.amount.currency}")
     create = _core(
         PaymentCreate,
         out_trade_no=order.out_trade_no,

@@ -98,11 +98,12 @@ class WeChatPayNotifications:
             amount=data.amount,
             payment_amount=data.payment_amount,
             at=event.created,
+            data=data,
         )
-        # WeChat Pay's refund resource states no currency: CNY goes without saying.
-        return "refund", _json(
-            refund.model_dump(mode="json", exclude_none=True, exclude={"amount": {"currency"}})
-        )
+        # WeChat Pay's domestic refund resource states no currency: CNY goes without
+        # saying. A cross-border one states the price currency it was refunded in.
+        exclude = {"amount": {"currency"}} if data.currency == wire.CURRENCY else None
+        return "refund", _json(refund.model_dump(mode="json", exclude_none=True, exclude=exclude))
 
 
 def _json(value: object) -> bytes:

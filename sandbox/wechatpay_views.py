@@ -3,6 +3,11 @@
     pending -> NOTPAY   paid -> SUCCESS   declined -> PAYERROR   closed -> CLOSED
     refund pending -> PROCESSING   succeeded -> SUCCESS   failed -> ABNORMAL
 
+A cross-border order (a price in another currency than CNY) reports, once paid, the
+buyer's CNY as `payer_total` in `payer_currency` and the sandbox wallets' rate as
+`exchange_rate` {type USERPAYMENT_RATE, rate: CNY per price unit times 10^8}; a
+refund of one, the CNY given back (`payer_refund`) at the rate of its own moment.
+
 WeChat Pay has ids of its own that the sandbox core does not keep (a refund's
 refund_id, a JSAPI prepay_id, the buyer's openid); they are derived from the
 core's ids, so every answer and notification about one thing names it alike.
@@ -12,12 +17,15 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Protocol
 
 from channels.wechatpay import wire
 from channels.wechatpay.crypto import encrypt_resource
 from sandbox.errors import SandboxError
-from sandbox.protocol import Payment, PaymentFacts, Refund, RefundStatus
+from sandbox.protocol import EventData, Payment, PaymentFacts, Refund, RefundStatus
 from sandbox.wechatpay_keyring import IssuedCertificate
 
 _TRADE_STATE: dict[str, tuple[wire.TradeState, str]] = {
@@ -59,13 +67,38 @@ def transaction(
         attach=payment.merchant_id,
         success_time=rfc3339(paid_at) if paid and paid_at is not None else None,
         payer=wire.Payer(openid=derived_id("o", payment.payment_id)) if paid else None,
-        amount=wire.TransactionAmount(
-            total=payment.amount,
-            payer_total=payment.amount if paid else None,
-            currency=payment.currency,
-            payer_currency=payment.currency if paid else None,
-        ),
+        amount=_transaction_amount(payment)
+        if paid
+        else wire.TransactionAmount(total=payment.amount, currency=payment.currency),
     )
+
+
+def _transaction_amount(payment: PaymentFacts) -> wire.TransactionAmount:
+    """A paid order's amounts: the buyer paid the price itself, or CNY at our rate."""
+    if payment.payer_amount is None or payment.payer_currency is None:
+        return wire.TransactionAmount(
+            total=payment.amount,
+            payer_total=payment.amount,
+            currency=payment.currency,
+            payer_currency=payment.currency,
+        )
+    return wire.TransactionAmount(
+        total=payment.amount,
+        payer_total=payment.payer_amount,
+        currency=payment.currency,
+        payer_currency=payment.payer_currency,
+        exchange_rate=exchange_rate(payment.channel_rate),
+    )
+
+
+def exchange_rate(channel_rate: str | None) -> wire.ExchangeRate | None:
+    """CNY per price unit as WeChat Pay writes it: an integer, the rate times 10^8."""
+    if channel_rate is None:
+        return None
+    scaled = Decimal(channel_rate).scaleb(8)
+    if scaled != scaled.to_integral_value():
+        raise ValueError(f"a rate with more than 8 decimals: {channel_rate}")
+    return wire.ExchangeRate(type=wire.USERPAYMENT_RATE, rate=int(scaled))
 
 
 def refund(refund: Refund, payment: Payment) -> wire.Refund:
@@ -75,13 +108,34 @@ def refund(refund: Refund, payment: Payment) -> wire.Refund:
         out_trade_no=refund.out_trade_no,
         transaction_id=payment.txn_id,
         status=REFUND_STATUS[refund.status],
-        amount=_refund_amount(refund.amount, payment.amount, refund.currency),
+        amount=_refund_amount(refund.amount, payment.amount, refund.currency, refund, payment),
     )
 
 
-def _refund_amount(refunded: int, total: int | None, currency: str) -> wire.RefundAmount:
+def _refund_amount(
+    refunded: int,
+    total: int | None,
+    currency: str,
+    refund: PayerSide | None = None,
+    payment: PayerSide | None = None,
+) -> wire.RefundAmount:
+    """A refund's amounts; a cross-border one's payer side is the CNY it gave back."""
+    if refund is None or refund.payer_amount is None or refund.payer_currency is None:
+        return wire.RefundAmount(
+            refund=refunded,
+            total=total,
+            payer_total=total,
+            payer_refund=refunded,
+            currency=currency,
+        )
     return wire.RefundAmount(
-        refund=refunded, total=total, payer_total=total, payer_refund=refunded, currency=currency
+        refund=refunded,
+        total=total,
+        payer_total=payment.payer_amount if payment is not None else None,
+        payer_refund=refund.payer_amount,
+        currency=currency,
+        payer_currency=refund.payer_currency,
+        exchange_rate=exchange_rate(refund.channel_rate),
     )
 
 
@@ -95,9 +149,12 @@ def refund_resource(
     amount: int,
     payment_amount: int | None,
     at: int,
+    data: EventData | None = None,
 ) -> wire.RefundResource:
-    """A REFUND.* notification's resource."""
+    """A REFUND.* notification's resource; `data` (the event's) for a cross-border one."""
     refund_status = REFUND_STATUS[status]
+    currency = data.currency if data is not None else wire.CURRENCY
+    payment = _PaymentPayer(data.payment_payer_amount) if data is not None else None
     return wire.RefundResource(
         mchid=mchid,
         out_trade_no=out_trade_no,
@@ -106,8 +163,28 @@ def refund_resource(
         refund_id=refund_id(out_refund_no),
         refund_status=refund_status,
         success_time=rfc3339(at) if refund_status == "SUCCESS" else None,
-        amount=_refund_amount(amount, payment_amount, wire.CURRENCY),
+        amount=_refund_amount(amount, payment_amount, currency, data, payment),
     )
+
+
+class PayerSide(Protocol):
+    """The buyer's side of a payment or refund, as the core records it."""
+
+    @property
+    def payer_amount(self) -> int | None: ...
+    @property
+    def payer_currency(self) -> str | None: ...
+    @property
+    def channel_rate(self) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class _PaymentPayer:
+    """A refund event's payment side: only its CNY total is known, and needed."""
+
+    payer_amount: int | None
+    payer_currency: str | None = None
+    channel_rate: str | None = None
 
 
 def certificate_list(

@@ -7,8 +7,13 @@
     refund           alipay.trade.refund with out_request_no = our refund id
     query_refund     alipay.trade.fastpay.refund.query
 
-Alipay takes CNY only. Alipay's query answers do not echo `passback_params`, so
-a queried payment reports `merchant_id=None`. The app's private key never
+Alipay takes CNY, and foreign price currencies through its cross-border fields:
+`total_amount` in the price currency with `trans_currency` and `settle_currency` (both
+the price currency: Alipay settles to us in it), `refund_currency` on refunds; a
+domestic CNY request is sent exactly as before. What Alipay reports back (the CNY the
+buyer paid, its rate, the settlement) is read by `channels.alipay.cross_border`.
+Alipay's query answers do not echo `passback_params`, so a queried payment reports
+`merchant_id=None`. The app's private key never
 appears in a message, a repr or a log line.
 """
 
@@ -22,8 +27,9 @@ from urllib.parse import quote, urlencode
 
 import httpx
 
+from channels.alipay import cross_border
 from channels.alipay import protocol as gateway
-from channels.alipay.amounts import AmountFormatError, fen_to_yuan, yuan_to_fen
+from channels.alipay.amounts import AmountFormatError, major_to_minor, minor_to_major
 from channels.alipay.notification import PAID_STATUSES, parse_notification
 from channels.base import (
     Acknowledgement,
@@ -37,13 +43,14 @@ from channels.base import (
     RefundRequest,
     RefundState,
     RefundStatus,
+    supports_currency,
 )
 from channels.errors import ChannelRejected, ChannelUnavailable, PaymentNotFound
 from channels.http import raise_for_status, send
 from channels.rsa2 import load_private_key, load_public_key
 from settings import AlipaySettings
 
-CURRENCY = "CNY"
+CURRENCY = cross_border.DOMESTIC_CURRENCY
 _FORM = "application/x-www-form-urlencoded;charset=utf-8"
 _TRADE_STATUS = {
     "WAIT_BUYER_PAY": PaymentStatus.PENDING,
@@ -83,10 +90,12 @@ class AlipayAdapter:
         _check_id(request.order_id, "out_trade_no")
         biz = {
             "out_trade_no": request.order_id,
-            "total_amount": _yuan(request.amount),
+            "total_amount": _major(request.amount, request.currency),
             "subject": request.description[:256] or request.order_id,
             "passback_params": quote(request.merchant_id, safe=""),
         }
+        if request.currency != CURRENCY:
+            biz |= {"trans_currency": request.currency, "settle_currency": request.currency}
         node = await self._call(gateway.PRECREATE, biz, notify_url=request.notify_url)
         page_pay = self._signed(
             gateway.PAGE_PAY,
@@ -118,10 +127,12 @@ class AlipayAdapter:
         _check_id(request.refund_id, "out_request_no")
         biz = {
             "out_trade_no": request.order_id,
-            "refund_amount": _yuan(request.amount),
+            "refund_amount": _major(request.amount, request.currency),
             "out_request_no": request.refund_id,
             "refund_reason": request.reason[:256],
         }
+        if request.currency != CURRENCY:
+            biz["refund_currency"] = request.currency
         node = await self._call(gateway.REFUND, biz)
         # fund_change "N" also answers a repeat of a refund already made: ask to be sure.
         if node.get("fund_change") != "Y":
@@ -131,7 +142,8 @@ class AlipayAdapter:
             order_id=request.order_id,
             status=RefundStatus.SUCCEEDED,
             amount=request.amount,
-            currency=CURRENCY,
+            currency=request.currency,
+            **_refund_facts(node, request.currency),
         )
 
     async def query_refund(self, refund_id: str, order_id: str) -> RefundState:
@@ -140,12 +152,14 @@ class AlipayAdapter:
         if not node.get("refund_amount"):  # Alipay's way of saying "no such refund"
             raise PaymentNotFound(f"alipay: no refund {refund_id}", code="refund_not_found")
         status = str(node.get("refund_status") or "REFUND_SUCCESS")
+        currency = str(node.get("refund_currency") or CURRENCY)
         return RefundState(
             refund_id=refund_id,
             order_id=order_id,
             status=RefundStatus.SUCCEEDED if status == "REFUND_SUCCESS" else RefundStatus.PENDING,
-            amount=_fen(node, "refund_amount"),
-            currency=CURRENCY,
+            amount=_minor(node, "refund_amount", currency),
+            currency=currency,
+            **_refund_facts(node, currency),
         )
 
     def parse_notification(self, headers: Mapping[str, str], body: bytes) -> Notification | None:
@@ -200,38 +214,61 @@ def _payment_state(order_id: str, node: Mapping[str, Any]) -> PaymentState:
         raise ChannelUnavailable(
             f"alipay: unknown trade_status {status!r}", code="invalid_response"
         )
+    currency = cross_border.trade_currency(node)
     return PaymentState(
         order_id=order_id,
         channel_payment_id=order_id,
         status=_TRADE_STATUS[status],
-        amount=_fen(node, "total_amount"),
-        currency=CURRENCY,
+        amount=_minor(node, "total_amount", currency),
+        currency=currency,
         merchant_id=None,
         channel_txn_id=str(node["trade_no"]) if status in PAID_STATUSES else None,
+        **_read(cross_border.payer_facts, node),
+        **_read(cross_border.settle_facts, node),
     )
 
 
-def _yuan(amount: int) -> str:
+def _major(amount: int, currency: str) -> str:
     try:
-        return fen_to_yuan(amount)
+        return minor_to_major(amount, currency)
     except (AmountFormatError, TypeError):
         raise ChannelRejected(
             f"alipay: amount {amount} out of range", code="invalid_amount"
         ) from None
 
 
-def _fen(node: Mapping[str, Any], field: str) -> int:
+def _minor(node: Mapping[str, Any], field: str, currency: str) -> int:
     try:
-        return yuan_to_fen(str(node[field]))
+        return major_to_minor(str(node[field]), currency)
     except (AmountFormatError, KeyError):
         raise ChannelUnavailable(
-            f"alipay: {field} is not an exact yuan amount", code="invalid_response"
+            f"alipay: {field} is not an exact {currency} amount", code="invalid_response"
         ) from None
 
 
+def _read(
+    facts: Callable[[Mapping[str, Any]], dict[str, Any]], node: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Cross-border facts of an answer; one we cannot read is the gateway's fault."""
+    try:
+        return facts(node)
+    except AmountFormatError as exc:
+        raise ChannelUnavailable(f"alipay: {exc}", code="invalid_response") from None
+
+
+def _refund_facts(node: Mapping[str, Any], currency: str) -> dict[str, Any]:
+    """The CNY a cross-border refund gave back, at Alipay's rate of the refund."""
+    if currency == CURRENCY:
+        return {}
+    return _read(cross_border.payer_facts, {**node, "trans_currency": currency})
+
+
 def _check_currency(currency: str) -> None:
-    if currency != CURRENCY:
-        raise ChannelRejected(f"alipay takes CNY, not {currency}", code="currency_not_supported")
+    if not supports_currency(ChannelName.ALIPAY, currency):
+        raise ChannelRejected(
+            f"alipay takes CNY and its cross-border currencies, not {currency}",
+            code="currency_not_supported",
+        )
 
 
 def _check_id(value: str, field: str) -> None:

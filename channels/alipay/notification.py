@@ -2,8 +2,10 @@
 
 The checks Alipay asks of a merchant, in order: the RSA2 signature over every
 field but `sign` and `sign_type`; `app_id` and `seller_id` are ours; the
-amount is an exact yuan amount (that `out_trade_no` is our order and
-`total_amount` its amount is checked by the API, which holds the orders).
+amount is an exact amount of the trade's currency (CNY, or its `trans_currency`:
+see `channels.alipay.cross_border`, whose fields a cross-border trade's notification
+carries too); that `out_trade_no` is our order and `total_amount` its amount is checked
+by the API, which holds the orders.
 
     WAIT_BUYER_PAY                          nothing to do (None)
     TRADE_SUCCESS / TRADE_FINISHED          paid, or with `out_biz_no`: that refund succeeded
@@ -18,7 +20,8 @@ from urllib.parse import parse_qsl, unquote
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from channels.alipay.amounts import AmountFormatError, yuan_to_fen
+from channels.alipay import cross_border
+from channels.alipay.amounts import AmountFormatError, major_to_minor
 from channels.alipay.protocol import parse_gateway_timestamp
 from channels.alipay.signing import verify_notification
 from channels.base import Notification, NotificationKind
@@ -63,10 +66,18 @@ def parse_notification(
     if status == "WAIT_BUYER_PAY":
         return None
     refund_id = fields.get("out_biz_no") or None
+    currency = cross_border.trade_currency(fields)
     try:
-        amount = yuan_to_fen(fields["refund_fee" if refund_id else "total_amount"])
+        amount = major_to_minor(fields["refund_fee" if refund_id else "total_amount"], currency)
+        # A refund's notification repeats the trade's own CNY and rate: the refund's are
+        # read by query (`refund_currency`, `pay_amount` of alipay.trade.refund).
+        facts = (
+            {}
+            if refund_id
+            else {**cross_border.payer_facts(fields), **cross_border.settle_facts(fields)}
+        )
     except (AmountFormatError, KeyError):
-        raise NotificationFormatError("amount is not an exact yuan amount") from None
+        raise NotificationFormatError(f"an amount is not an exact {currency} amount") from None
     if refund_id:
         kind = NotificationKind.REFUND_SUCCEEDED
     elif status in PAID_STATUSES:
@@ -81,10 +92,11 @@ def parse_notification(
         channel_payment_id=fields["out_trade_no"],
         channel_txn_id=fields.get("trade_no") or None,
         amount=amount,
-        currency="CNY",
+        currency=currency,
         merchant_id=unquote(passback) if passback else None,
         refund_id=refund_id,
         paid_at=_paid_at(fields) if kind == NotificationKind.PAYMENT_SUCCEEDED else None,
+        **facts,
     )
 
 

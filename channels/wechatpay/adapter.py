@@ -16,10 +16,14 @@ serial signs (rotation), at most once per `certificate_refresh_seconds`.
 
 Protocol choices: the order id is WeChat Pay's out_trade_no (and so our
 channel payment id) and the shop's merchant id rides in `attach`; payments
-are native (QR) orders, JSAPI being an extra method; only CNY is accepted,
-refused here without calling out. A refund must state the payment's total,
-which a RefundRequest does not carry, so `refund` first queries the payment
-(one more signed call, and the total is then the channel's own figure).
+are native (QR) orders, JSAPI being an extra method; CNY and the cross-border
+price currencies are accepted (`channels.base.accepted_currencies`), any other
+refused here without calling out. A cross-border order states its price in
+`amount.currency` (refunds too); the same paths serve it here (WeChat Pay Global's
+live API has them under /v3/global/, with the same amount fields). A refund must
+state the payment's total, which a RefundRequest does not carry, so `refund` first
+queries the payment (one more signed call, and the total is then the channel's own
+figure).
 Refunds send no notify_url: WeChat Pay then notifies the merchant's
 configured URL, and the sandbox the payment's notify_url.
 
@@ -117,7 +121,7 @@ class WeChatPayAdapter:
 
     async def create_payment(self, request: CreatePaymentRequest) -> CreatedPayment:
         """A native (QR) order; creating it again with the same parameters returns it."""
-        _require_cny(request.currency)
+        _require_accepted(request.currency)
         order = mapping.native_order(request, appid=self._config.appid, mchid=self._config.mchid)
         created = await self._call("POST", "/v3/pay/transactions/native", wire.CodeUrl, body=order)
         return CreatedPayment(
@@ -128,7 +132,7 @@ class WeChatPayAdapter:
 
     async def create_jsapi_payment(self, request: CreatePaymentRequest, openid: str) -> str:
         """A JSAPI order for the buyer `openid`; returns the prepay_id the page pays with."""
-        _require_cny(request.currency)
+        _require_accepted(request.currency)
         order = mapping.jsapi_order(
             request, openid, appid=self._config.appid, mchid=self._config.mchid
         )
@@ -162,7 +166,7 @@ class WeChatPayAdapter:
 
     async def refund(self, request: RefundRequest) -> RefundState:
         """Refund once per refund_id (WeChat Pay's out_refund_no makes it idempotent)."""
-        _require_cny(request.currency)
+        _require_accepted(request.currency)
         if len(request.refund_id) > wire.OUT_REFUND_NO_MAX:
             raise ChannelRejected(
                 f"wechatpay refund: refund_id longer than {wire.OUT_REFUND_NO_MAX} characters",
@@ -338,10 +342,10 @@ def _configured(config: WeChatPaySettings) -> PlatformKey | None:
     return PlatformKey(serial=config.public_key_id, public_key=load_public_key(config.public_key))
 
 
-def _require_cny(currency: str) -> None:
+def _require_accepted(currency: str) -> None:
     if not supports_currency(ChannelName.WECHATPAY, currency):
         raise ChannelRejected(
-            f"wechatpay accepts only {wire.CURRENCY}, not {currency}",
+            f"wechatpay accepts {wire.CURRENCY} and its cross-border currencies, not {currency}",
             code="currency_not_supported",
         )
 

@@ -6,10 +6,15 @@
                   ABNORMAL, CLOSED -> failed (failure_reason: the status)
 
 WeChat Pay keys an order by our out_trade_no, so the order id is also the
-channel's payment id; the shop's merchant id travels in `attach`.
+channel's payment id; the shop's merchant id travels in `attach`. Orders and refunds
+state the price currency in `amount.currency`; when the buyer paid another
+(`payer_currency`), the CNY and `exchange_rate` become our cross-border facts.
 """
 
 from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
 
 from channels.base import (
     CreatePaymentRequest,
@@ -47,7 +52,7 @@ def native_order(request: CreatePaymentRequest, *, appid: str, mchid: str) -> wi
         out_trade_no=request.order_id,
         notify_url=request.notify_url,
         attach=request.merchant_id,
-        amount=wire.OrderAmount.model_construct(total=request.amount, currency=wire.CURRENCY),
+        amount=wire.OrderAmount.model_construct(total=request.amount, currency=request.currency),
     )
 
 
@@ -70,7 +75,7 @@ def refund_order(request: RefundRequest, total: int) -> wire.RefundOrder:
         reason=reason,
         notify_url=None,
         amount=wire.RefundOrderAmount.model_construct(
-            refund=request.amount, total=total, currency=wire.CURRENCY
+            refund=request.amount, total=total, currency=request.currency
         ),
     )
 
@@ -84,6 +89,12 @@ def payment_state(transaction: wire.Transaction) -> PaymentState:
         currency=transaction.amount.currency,
         merchant_id=transaction.attach or None,
         channel_txn_id=transaction.transaction_id,
+        **payer_facts(
+            transaction.amount.currency,
+            transaction.amount.payer_total,
+            transaction.amount.payer_currency,
+            transaction.amount.exchange_rate,
+        ),
     )
 
 
@@ -96,4 +107,34 @@ def refund_state(refund: wire.Refund) -> RefundState:
         amount=refund.amount.refund,
         currency=refund.amount.currency,
         failure_reason=refund.status if status is RefundStatus.FAILED else None,
+        **refund_facts(refund.amount),
     )
+
+
+def refund_facts(amount: wire.RefundAmount) -> dict[str, Any]:
+    """The CNY a cross-border refund gave back, and WeChat Pay's rate of that day."""
+    return payer_facts(
+        amount.currency, amount.payer_refund, amount.payer_currency, amount.exchange_rate
+    )
+
+
+def payer_facts(
+    currency: str,
+    payer_amount: int | None,
+    payer_currency: str | None,
+    exchange_rate: wire.ExchangeRate | None,
+) -> dict[str, Any]:
+    """Our cross-border facts when the buyer paid another currency than the price's;
+    empty when they paid the price currency (every domestic order)."""
+    if payer_currency in (None, currency) or payer_amount is None or exchange_rate is None:
+        return {}
+    return {
+        "payer_amount": payer_amount,
+        "payer_currency": payer_currency,
+        "channel_rate": channel_rate(exchange_rate),
+    }
+
+
+def channel_rate(exchange_rate: wire.ExchangeRate) -> Decimal:
+    """`rate / 10^8` exactly: 92463712 -> Decimal("0.92463712")."""
+    return Decimal(exchange_rate.rate).scaleb(-8)

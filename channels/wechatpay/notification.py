@@ -20,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 
 from channels.base import Notification, NotificationKind
 from channels.errors import NotificationFormatError, NotificationMismatch
-from channels.wechatpay import wire
+from channels.wechatpay import mapping, wire
 from channels.wechatpay.crypto import decrypt_resource
 
 _Model = TypeVar("_Model", bound=BaseModel)
@@ -80,6 +80,12 @@ def _payment_notification(
         currency=transaction.amount.currency,
         merchant_id=transaction.attach or None,
         paid_at=_time(transaction.success_time),
+        **mapping.payer_facts(
+            transaction.amount.currency,
+            transaction.amount.payer_total,
+            transaction.amount.payer_currency,
+            transaction.amount.exchange_rate,
+        ),
     )
 
 
@@ -103,6 +109,7 @@ def _refund_notification(
         currency=refund.amount.currency,
         merchant_id=None,  # a refund resource does not echo attach
         refund_id=refund.out_refund_no,
+        **mapping.refund_facts(refund.amount),
     )
 
 

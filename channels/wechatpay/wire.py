@@ -17,7 +17,11 @@ turns them into ours.
                                                opens to a Transaction or RefundResource
     GET  /v3/certificates                                        -> CertificateList
 
-Amounts are integer fen. Answers are read leniently (unknown fields are
+Amounts are integer minor units of `amount.currency`: fen for a domestic order, the
+price currency's for a cross-border one (WeChat Pay's cross-border API takes the price
+in `amount.currency`; the buyer pays CNY, reported as `payer_total` in `payer_currency`
+with the `exchange_rate` applied: `{"type": "USERPAYMENT_RATE", "rate": <rate * 10^8>}`,
+an integer, CNY per one price unit). Answers are read leniently (unknown fields are
 ignored, fields WeChat Pay may leave out are optional); requests strictly,
 because the sandbox answers a malformed one with 400 PARAM_ERROR.
 
@@ -41,13 +45,16 @@ RESOURCE_ALGORITHM = "AEAD_AES_256_GCM"
 ENCRYPTED_RESOURCE = "encrypt-resource"
 CERTIFICATE_ASSOCIATED_DATA = "certificate"
 
-CURRENCY: Final = "CNY"  # the only currency of domestic WeChat Pay
+CURRENCY: Final = "CNY"  # domestic WeChat Pay's currency, and the buyer's in cross-border
+RATE_SCALE: Final = 10**8  # exchange_rate.rate is the rate times 10^8, an integer
+USERPAYMENT_RATE: Final = "USERPAYMENT_RATE"  # the price -> payer rate (payments, refunds)
 OUT_TRADE_NO_MAX = 32
 OUT_REFUND_NO_MAX = 64
 REFUND_REASON_MAX = 80
 
-# Fen; strict so that "100" or 100.5 is refused rather than coerced.
+# Fen (or the price currency's minor units); strict so that "100" or 100.5 is refused.
 Fen = Annotated[int, Field(gt=0, strict=True)]
+Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
 Id32 = Annotated[str, Field(min_length=1, max_length=32)]
 
 
@@ -60,7 +67,7 @@ class _Wire(BaseModel):
 
 class OrderAmount(_Wire):
     total: Fen
-    currency: Literal["CNY"] = CURRENCY
+    currency: Currency = CURRENCY
 
 
 class Payer(_Wire):
@@ -92,7 +99,7 @@ class CloseOrder(_Wire):
 class RefundOrderAmount(_Wire):
     refund: Fen
     total: Fen  # the original payment's amount, which WeChat Pay checks
-    currency: Literal["CNY"] = CURRENCY
+    currency: Currency = CURRENCY  # the order's (price) currency
 
 
 class RefundOrder(_Wire):
@@ -116,11 +123,19 @@ class PrepayId(_Wire):
     prepay_id: str
 
 
+class ExchangeRate(_Wire):
+    """The rate WeChat Pay applied: `rate / 10^8` payer units per one price unit."""
+
+    type: str
+    rate: int = Field(gt=0)
+
+
 class TransactionAmount(_Wire):
     total: int
     payer_total: int | None = None
     currency: str = CURRENCY
     payer_currency: str | None = None
+    exchange_rate: ExchangeRate | None = None  # cross-border orders, once paid
 
 
 class Transaction(_Wire):
@@ -146,6 +161,8 @@ class RefundAmount(_Wire):
     payer_total: int | None = None
     payer_refund: int | None = None
     currency: str = CURRENCY
+    payer_currency: str | None = None  # cross-border refunds: the CNY given back, at
+    exchange_rate: ExchangeRate | None = None  # WeChat Pay's rate of the refund
 
 
 class Refund(_Wire):

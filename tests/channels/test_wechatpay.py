@@ -212,15 +212,15 @@ async def test_a_jsapi_order_returns_a_prepay_id(
     assert (await wechatpay.query_payment(order_id)).status is PaymentStatus.PENDING
 
 
-async def test_only_cny_is_accepted_and_refused_without_calling_out(
+async def test_a_currency_wechat_does_not_take_is_refused_without_calling_out(
     sandbox: RunningSandbox, client: httpx.AsyncClient, order_id: str, inbox: Inbox
 ) -> None:
     # Nothing listens on port 1: a call out would be ChannelUnavailable, not a refusal.
     nowhere = WeChatPayAdapter(sandbox.settings().wechatpay, "http://127.0.0.1:1", client)
     refusals = [
-        nowhere.create_payment(payment_request(order_id, inbox.url, currency="USD")),
-        nowhere.create_jsapi_payment(payment_request(order_id, inbox.url, currency="USD"), "o1"),
-        nowhere.refund(refund_request(order_id, currency="USD")),
+        nowhere.create_payment(payment_request(order_id, inbox.url, currency="KWD")),
+        nowhere.create_jsapi_payment(payment_request(order_id, inbox.url, currency="KWD"), "o1"),
+        nowhere.refund(refund_request(order_id, currency="KWD")),
     ]
     for refusal in refusals:
         with pytest.raises(ChannelRejected) as error:
