@@ -26,6 +26,8 @@ from activities.order_records import OrderRecords
 from activities.payout_calls import PayoutCalls
 from activities.refund_records import RefundRecords
 from activities.settlement_records import SettlementRecords
+from activities.sweep_calls import SweepCalls
+from activities.sweep_records import SweepRecords
 from activities.webhook_delivery import WebhookCalls
 from activities.webhook_starts import WebhookStarter
 from activities.webhook_targets import WebhookTargets
@@ -45,6 +47,7 @@ from telemetry import (
 )
 from temporal_client import connect
 from worker_health import health_app, serving_health
+from workflows.channel_sweep import ChannelSweepsDueWorkflow, ChannelSweepWorkflow
 from workflows.late_payment import LatePaymentRefundWorkflow
 from workflows.merchant_webhook import MerchantWebhookWorkflow
 from workflows.order import OrderWorkflow
@@ -52,6 +55,7 @@ from workflows.refund import RefundWorkflow
 from workflows.saga_refund import SagaRefundWorkflow
 from workflows.schedule import ensure_settlement_schedule
 from workflows.settlement import MerchantSettlementWorkflow, SettlementRunWorkflow
+from workflows.sweep_schedule import ensure_channel_sweep_schedule
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
@@ -65,6 +69,8 @@ WORKFLOWS = [
     SettlementRunWorkflow,
     MerchantSettlementWorkflow,
     MerchantWebhookWorkflow,
+    ChannelSweepWorkflow,
+    ChannelSweepsDueWorkflow,
 ]
 
 
@@ -150,7 +156,9 @@ async def built_worker(
             sessions, webhook_http, SecretBox(settings.data_key), metrics, targets
         )
         settlement = SettlementRecords(sessions, metrics)
-        payouts = PayoutCalls(build_bank(settings, http), payout_notify_url(settings))
+        bank = build_bank(settings, http)
+        payouts = PayoutCalls(bank, payout_notify_url(settings))
+        sweeps, sweep_calls = SweepRecords(sessions), SweepCalls(bank)
         activities: list[Callable[..., Any]] = [
             records.record_order,
             records.record_payment,
@@ -183,6 +191,9 @@ async def built_worker(
             payouts.send_payout,
             payouts.query_payout,
             webhooks.deliver_webhook,
+            sweeps.booked_day,
+            sweeps.post_sweep,
+            sweep_calls.incoming_transfers,
         ]
         with ThreadPoolExecutor(max_workers=32) as executor:
             worker = Worker(
@@ -214,6 +225,7 @@ async def run_worker(settings: Settings) -> None:
         with serving_metrics(settings, metrics) as runtime:
             async with built_worker(settings, traces, metrics, runtime) as parts:
                 await ensure_settlement_schedule(parts.client, settings)
+                await ensure_channel_sweep_schedule(parts.client, settings)
                 health = health_app(parts.worker, parts.engine, parts.client)
                 await _run_until_signalled(parts.worker, health, settings)
     finally:
