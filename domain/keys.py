@@ -184,10 +184,6 @@ def channel_sweep_workflow_id(channel: str, day: date) -> str:
     return f"channel-sweep-{channel}-{day.isoformat()}"
 
 
-def channel_sweep_transfer_id(channel: str, day: date, currency: str) -> str:
-    """The channel's transfer of a day's takings in one currency into our bank account."""
-    return f"sweep-{channel}-{day.isoformat()}-{currency}"
-
-
 def channel_sweep_entry_id(transfer_id: str) -> str:
+    """The sweep's entry, keyed by the bank's id of the channel's transfer."""
     return f"{transfer_id}:swept"
