@@ -135,6 +135,9 @@ class Settings(BaseSettings):
 
     # How long the sandbox bank takes to settle a payout (pay it or fail it).
     sandbox_payout_delay_ms: int = Field(default=500, ge=0)
+    # How often the sandbox's channels look for days due to settle (0: only when the
+    # control API says `POST /control/sweeps/{channel}/{day}`).
+    sandbox_sweep_check_seconds: float = Field(default=60, ge=0)
 
     # Identities. The JWT key signs access tokens (HS256, pinned); the data key (a Fernet
     # key) encrypts merchants' bank accounts and webhook secrets at rest.
@@ -237,6 +240,11 @@ class Settings(BaseSettings):
     reconciliation_grace_seconds: int = Field(default=600, ge=0, le=3600)
     # Buyers may ask for a refund this long after payment; merchants and operators always.
     buyer_refund_window_days: int = Field(default=30, ge=0)
+    # Each channel pays a day's takings (less refunds and fees) into our bank this many
+    # days later (T+1, T+2); the sweep Schedule asks the bank for them a day after that.
+    channel_sweep_lag_days: dict[str, int] = {"alipay": 1, "wechatpay": 1, "card": 2}
+    # The daily channel sweeps run at this hour (UTC), on a Schedule the worker creates.
+    channel_sweep_hour_utc: int = Field(default=6, ge=0, le=23)
     # Channel fee rate per channel (a Decimal fraction of the payable amount).
     channel_fee_rates: dict[str, Decimal] = {
         "alipay": Decimal("0.006"),

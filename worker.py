@@ -32,6 +32,8 @@ from activities.reconciliation_records import (
 )
 from activities.refund_records import RefundRecords
 from activities.settlement_records import SettlementRecords
+from activities.sweep_calls import SweepCalls
+from activities.sweep_records import SweepRecords
 from activities.webhook_delivery import WebhookCalls
 from activities.webhook_starts import WebhookStarter
 from activities.webhook_targets import WebhookTargets
@@ -54,6 +56,7 @@ from telemetry import (
 )
 from temporal_client import connect
 from worker_health import health_app, serving_health
+from workflows.channel_sweep import ChannelSweepsDueWorkflow, ChannelSweepWorkflow
 from workflows.late_payment import LatePaymentRefundWorkflow
 from workflows.merchant_webhook import MerchantWebhookWorkflow
 from workflows.order import OrderWorkflow
@@ -63,6 +66,7 @@ from workflows.refund import RefundWorkflow
 from workflows.saga_refund import SagaRefundWorkflow
 from workflows.schedule import ensure_settlement_schedule
 from workflows.settlement import MerchantSettlementWorkflow, SettlementRunWorkflow
+from workflows.sweep_schedule import ensure_channel_sweep_schedule
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
@@ -78,6 +82,8 @@ WORKFLOWS = [
     MerchantWebhookWorkflow,
     ReconciliationWorkflow,
     ReconciliationDayWorkflow,
+    ChannelSweepWorkflow,
+    ChannelSweepsDueWorkflow,
 ]
 
 
@@ -176,7 +182,9 @@ async def built_worker(
             sessions, webhook_http, SecretBox(settings.data_key), metrics, targets
         )
         settlement = SettlementRecords(sessions, metrics)
-        payouts = PayoutCalls(build_bank(settings, http), payout_notify_url(settings))
+        bank = build_bank(settings, http)
+        payouts = PayoutCalls(bank, payout_notify_url(settings))
+        sweeps, sweep_calls = SweepRecords(sessions), SweepCalls(bank)
         reconciliation = ReconciliationRecords(
             sessions,
             ReconciliationParts(
@@ -227,6 +235,9 @@ async def built_worker(
             reconciliation.record_bill_problem,
             reconciliation.resolve_automatically,
             reconciliation.finish_reconciliation,
+            sweeps.booked_day,
+            sweeps.post_sweep,
+            sweep_calls.incoming_transfers,
         ]
         with ThreadPoolExecutor(max_workers=32) as executor:
             worker = Worker(
@@ -259,6 +270,7 @@ async def run_worker(settings: Settings) -> None:
             async with built_worker(settings, traces, metrics, runtime) as parts:
                 await ensure_settlement_schedule(parts.client, settings)
                 await ensure_reconciliation_schedule(parts.client, settings)
+                await ensure_channel_sweep_schedule(parts.client, settings)
                 health = health_app(parts.worker, parts.engine, parts.client)
                 await _run_until_signalled(parts.worker, health, settings)
     finally:

@@ -7,7 +7,9 @@ making a second one. A payment re-issued after a modification has its own
 out_trade_no (`domain.keys.payment_reference`), which the messages carry as
 `payment_reference`; every call about that payment or its refunds uses it.
 A saga's own refund (compensation, late payment) is counted (`metrics.business`)
-when the store that records its final outcome finds the row still pending.
+when the store that records its final outcome finds the row still pending, and its
+money is booked with its row (`db.saga_money`): given back before the channel is
+asked, out of clearing when the channel confirms.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
+from sqlmodel import select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -41,6 +44,7 @@ from channels.base import (
 from channels.errors import ChannelRejected, ChannelUnavailable, PaymentNotFound
 from db.engine import SessionFactory
 from db.party_notifications import notify_party
+from db.saga_money import book_refund_asked, book_refund_confirmed
 from db.tables import Order, Payment, Refund
 from domain.checkout import payment_description, purchase_summary
 from domain.keys import payment_reference
@@ -239,6 +243,8 @@ class ChannelCalls:
     def _store_refund(self, refund: RefundOrder, state: RefundState | None) -> None:
         with self._sessions() as session, session.begin():
             now = datetime.now(UTC)
+            # The order first, as every entry of an order locks it before its accounts.
+            session.exec(select(Order).where(Order.id == refund.order_id).with_for_update()).first()
             row = session.get(Refund, refund.refund_id, with_for_update=True)
             decided = state is not None and state.status in _FINAL_REFUND
             newly_decided = decided and (row is None or row.status == RefundStatus.PENDING)
@@ -256,8 +262,11 @@ class ChannelCalls:
                     updated_at=now,
                 )
                 session.add(row)
+            session.flush()  # the refund's row first: its entries follow it
+            book_refund_asked(session, row)
             if state is not None:
                 if state.status == RefundStatus.SUCCEEDED:  # the buyer has the money back
+                    book_refund_confirmed(session, row)
                     order = session.get(Order, row.order_id)
                     buyer_id = order.buyer_id if order is not None else None
                     notify_party(session, row.order_id, "buyer", buyer_id, "refund_issued", row.id)

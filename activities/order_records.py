@@ -20,7 +20,6 @@ from activities.errors import COUPON_REJECTED, MERCHANT_SUSPENDED, ORDER_INVALID
 from activities.webhook_starts import StartDelivery
 from db.coupons import check_hold_allowed, locked_coupon, reprice
 from db.engine import SessionFactory
-from db.ledger import reverse_entry
 from db.order_money import capture_payment, locked_order, order_split, release_funds
 from db.party_notifications import notify_party
 from db.payments import current_payment
@@ -35,7 +34,6 @@ from db.tables import (
 )
 from db.webhook_events import record_order_event
 from domain.errors import CouponRejected, DomainError
-from domain.keys import settlement_entry_id
 from domain.order_status import FINAL_STATUSES, OrderStatus
 from domain.pricing import PricedOrder
 from domain.saga import (
@@ -228,10 +226,17 @@ class OrderRecords:
 
     @activity.defn
     def reverse_settlement(self, ref: OrderRef) -> None:
-        """Compensation: mirror the settlement entry if one was posted (once)."""
-        with self._sessions() as session, session.begin():
-            locked_order(session, ref.order_id)
-            reverse_entry(session, settlement_entry_id(ref.order_id))
+        """Compensation's first step, which moves no money now.
+
+        The money stays where the settlement put it until the compensation refund is
+        asked: `ChannelCalls.refund_once` then moves it into refunds in flight, in the
+        transaction that records the refund (`db.saga_money`), and it leaves clearing
+        only when the channel confirms. (Earlier versions mirrored the settlement entry
+        here, taking the money out of clearing before the channel had paid it back;
+        orders that did keep that entry, and `db.saga_money` books them from clearing.)
+        The step stays, a no-op, so the sagas' commands are unchanged.
+        """
+        del ref
 
     @activity.defn
     def set_order_status(self, change: StatusChange) -> None:

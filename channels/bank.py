@@ -2,7 +2,9 @@
 
 A payout is created once per `payout_id` (the bank makes creating it
 idempotent), settles later to paid or failed, and the bank says so in a signed
-notification, exactly as a payment channel does. Today the bank is the
+notification, exactly as a payment channel does. The bank also reports what the
+payment channels paid into our own account (`incoming_transfers`: a channel's day,
+one transfer per currency). Today the bank is the
 sandbox's `/bank`: these models are ours, its wire format stays in
 `channels.bank_wire`, and the I/O and error mapping are shared with the
 payment adapter (`channels._sandbox_http`):
@@ -18,6 +20,8 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Mapping
+from datetime import date
+from urllib.parse import urlencode
 
 import httpx
 from pydantic import BaseModel, ConfigDict
@@ -61,6 +65,28 @@ class PayoutState(_Model):
     status: PayoutStatus
     failure_reason: str | None = None  # set once failed
     bank_reference: str | None = None  # set once paid
+
+
+class ChannelTransfer(_Model):
+    """A channel's settlement of one day's takings in one currency, credited to our
+    account: `gross` taken, `fees` kept (net of fees returned on refunds), `refunds` paid
+    back, and `net` (= gross - fees - refunds) received."""
+
+    transfer_id: str
+    channel: str
+    day: date
+    currency: str
+    gross: int
+    fees: int
+    refunds: int
+    net: int
+    bank_reference: str
+
+
+class ChannelTransfers(_Model):
+    """A channel's transfers for one day (one per currency; none until it settled)."""
+
+    transfers: list[ChannelTransfer]
 
 
 class PayoutNotification(_Model):
@@ -123,6 +149,15 @@ class BankTransferAdapter:
         path = f"/api/payouts/{segment(payout_id)}"
         return _payout_state(await self._http.call("GET", path, wire.Payout))
 
+    async def incoming_transfers(self, channel: str, day: date) -> ChannelTransfers:
+        """What `channel` has paid into our account for its takings of `day`, credited
+        (an empty list until it settles the day)."""
+        query = urlencode({"channel": channel, "day": day.isoformat()})
+        path = f"/api/incoming-transfers?{query}"
+        answer = await self._http.call("GET", path, wire.IncomingTransfers)
+        credited = [_transfer(t) for t in answer.transfers if t.status == "credited"]
+        return ChannelTransfers(transfers=credited)
+
     def parse_notification(self, headers: Mapping[str, str], body: bytes) -> PayoutNotification:
         """Verify the signature over the raw body, then parse it.
 
@@ -149,6 +184,20 @@ class BankTransferAdapter:
 
     def acknowledgement(self) -> Acknowledgement:
         return ACKNOWLEDGEMENT
+
+
+def _transfer(transfer: wire.IncomingTransfer) -> ChannelTransfer:
+    return ChannelTransfer(
+        transfer_id=transfer.transfer_id,
+        channel=transfer.channel,
+        day=date.fromisoformat(transfer.day),
+        currency=transfer.currency,
+        gross=transfer.gross,
+        fees=transfer.fees,
+        refunds=transfer.refunds,
+        net=transfer.net,
+        bank_reference=transfer.bank_reference,
+    )
 
 
 def _payout_state(payout: wire.Payout) -> PayoutState:

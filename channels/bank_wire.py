@@ -62,3 +62,28 @@ class PayoutEvent(_Wire):
     type: PayoutEventType
     created: int
     data: Payout
+
+
+class IncomingTransfer(_Wire):
+    """A transfer a payment channel made into the platform's own account: a day's takings
+    in one currency, less the refunds it paid back and its fees (`net` may be negative:
+    the channel took the difference)."""
+
+    transfer_id: str
+    channel: str
+    day: str  # ISO date of the takings, by the channel's clock
+    currency: str
+    gross: int
+    fees: int
+    refunds: int
+    net: int
+    status: Literal["credited"]
+    bank_reference: str
+
+
+class IncomingTransfers(_Wire):
+    """What the bank answers about one channel's day: its transfers (none until it settled)."""
+
+    channel: str
+    day: str
+    transfers: list[IncomingTransfer]

@@ -2,13 +2,29 @@
 
     trial balance      the postings of every currency sum to zero
     account balances   each account's stored balance equals the sum of its postings
-    every paid order   paid = refunded + refunds in flight + merchant share
-                              + commission + channel fee
+    every order        (at every moment: paid, refunding, compensating, closed, ...)
+      clearing       = paid + paid late - refunded - refunded late
+      clearing       = merchant + commission + channel fee + refunds in flight
+                       + late payments
+      late payments  = paid late - refunded late
+      in flight      = pending requested refunds
+                       + (paid - compensation refunded, once a compensation was asked)
     every statement    opening + gross - fees - commission - refunds + returned
                               - payout = closing
 
-The order identity compares two independent records: the payment and refund
-rows the sagas write, and the ledger entries posted for the order.
+The order identity compares two independent records: the payment and refund rows
+the sagas write, and the ledger entries posted for the order (summed by account kind:
+"clearing" is what the channel holds for the order). "paid" is the order's own payment;
+"paid late" is every late payment given back or being given back (a refund row with
+reason `late_payment`, whatever its status: a refused one is still owed); "refunded"
+and "refunded late" are the refunds the channel confirmed. A compensation books the
+whole payment into refunds in flight when its refund is first asked, and a refused
+attempt leaves it there for the next. Every row and its entry are written in one
+transaction, so there is no moment at which they disagree.
+
+`negative_balances` is the check for the end of a consistent run (orders paid,
+refunded, paid out, every channel swept): no account that holds real money is below
+zero. Mid-run the bank legitimately is: payouts leave before the channels pay in.
 """
 
 from __future__ import annotations
@@ -20,15 +36,23 @@ from dataclasses import dataclass
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from db.tables import Account, JournalEntry, Order, Payment, Posting, Refund, Statement
-from domain.ledger import AccountKind, account_parts
-from domain.order_status import OrderStatus
+from db.tables import Account, JournalEntry, Payment, Posting, Refund, Statement
+from domain.ledger import AccountKind, account_parts, normal_balance
 from domain.refunds import RefundStatus
 
-# Compensation moves an order's money in two steps (reverse the entry, then refund at
-# the channel), so its identity holds again only once the compensation has finished.
-_COMPENSATING = frozenset({OrderStatus.REFUNDING, OrderStatus.COMPENSATION_FAILED})
-LATE_PAYMENT_REASON = "late_payment"  # refunds of money the order never took
+LATE_PAYMENT_REASON = "late_payment"
+COMPENSATION_REASON = "compensation"
+# Accounts that hold real money, ours or held for someone: never below zero once the
+# day's sweeps are in (merchant_available below zero is a clawback still to recover).
+REAL_MONEY = (
+    AccountKind.BANK,
+    AccountKind.CHANNEL_CLEARING,
+    AccountKind.MERCHANT_PENDING,
+    AccountKind.MERCHANT_AVAILABLE,
+    AccountKind.MERCHANT_IN_TRANSIT,
+    AccountKind.REFUNDS_IN_FLIGHT,
+    AccountKind.LATE_PAYMENTS,
+)
 
 
 def trial_balance(session: Session) -> dict[str, int]:
@@ -86,39 +110,73 @@ def _breakdown(by_kind: dict[str, int]) -> dict[str, int]:
         "commission": kind(AccountKind.PLATFORM_COMMISSION),
         "channel_fee": kind(AccountKind.CHANNEL_FEE),
         "refunds_in_flight": kind(AccountKind.REFUNDS_IN_FLIGHT),
+        "late_payments": kind(AccountKind.LATE_PAYMENTS),
         "clearing": -kind(AccountKind.CHANNEL_CLEARING),
     }
 
 
-def _refund_totals(
-    session: Session, order_ids: Collection[str] | None = None
-) -> dict[str, tuple[int, int]]:
-    """Per order: (succeeded refunds, pending requested refunds) of the order's own payment."""
-    query = select(Refund).where(Refund.reason != LATE_PAYMENT_REASON)
+@dataclass
+class OrderRows:
+    """What an order's payment and refund rows say, in minor units."""
+
+    paid: int = 0
+    refunded: int = 0  # confirmed refunds of its own payment (compensation included)
+    pending: int = 0  # requested refunds asked, not yet confirmed or refused
+    compensation_asked: bool = False
+    compensation_refunded: int = 0
+    paid_late: int = 0
+    refunded_late: int = 0
+
+    def add(self, refund: Refund) -> None:
+        succeeded = refund.status == RefundStatus.SUCCEEDED
+        if refund.reason == LATE_PAYMENT_REASON:
+            self.paid_late += refund.amount
+            self.refunded_late += refund.amount if succeeded else 0
+            return
+        self.refunded += refund.amount if succeeded else 0
+        if refund.reason == COMPENSATION_REASON:
+            self.compensation_asked = True
+            self.compensation_refunded += refund.amount if succeeded else 0
+        elif refund.status == RefundStatus.PENDING:
+            self.pending += refund.amount
+
+    @property
+    def in_flight(self) -> int:
+        owed_back = self.paid - self.compensation_refunded if self.compensation_asked else 0
+        return self.pending + owed_back
+
+
+def _order_rows(session: Session, order_ids: Collection[str] | None) -> dict[str, OrderRows]:
+    """Per order (all, or `order_ids`) with a paid payment or a refund: two queries."""
+    rows: dict[str, OrderRows] = defaultdict(OrderRows)
+    payments = select(Payment).where(Payment.status == "paid")
+    refunds = select(Refund)
     if order_ids is not None:
-        query = query.where(col(Refund.order_id).in_(order_ids))
-    totals: dict[str, tuple[int, int]] = {}
-    for refund in session.exec(query):
-        done, pending = totals.get(refund.order_id, (0, 0))
-        if refund.status == RefundStatus.SUCCEEDED:
-            done += refund.amount
-        elif refund.status == RefundStatus.PENDING and refund.requested_by != "system":
-            pending += refund.amount  # a saga's own refunds move no ledger money
-        totals[refund.order_id] = (done, pending)
-    return totals
+        payments = payments.where(col(Payment.order_id).in_(order_ids))
+        refunds = refunds.where(col(Refund.order_id).in_(order_ids))
+    for payment in session.exec(payments):
+        rows[payment.order_id].paid += payment.amount
+    for refund in session.exec(refunds):
+        rows[refund.order_id].add(refund)
+    return rows
 
 
-def _identity_problems(
-    order_id: str, paid: int, refunds: tuple[int, int], parts: dict[str, int]
-) -> list[str]:
-    refunded, pending = refunds
+def _identity_problems(order_id: str, rows: OrderRows, parts: dict[str, int]) -> list[str]:
     held = parts["merchant"] + parts["commission"] + parts["channel_fee"]
-    problems = []
-    if paid != refunded + parts["refunds_in_flight"] + held:
-        problems.append(f"order {order_id}: paid {paid} != refunded {refunded} + {parts}")
-    if parts["refunds_in_flight"] != pending:
-        problems.append(f"order {order_id}: {pending} pending refunds, ledger says {parts}")
-    return problems
+    owed = held + parts["refunds_in_flight"] + parts["late_payments"]
+    taken = rows.paid + rows.paid_late - rows.refunded - rows.refunded_late
+    checks = [
+        ("clearing", parts["clearing"], taken),
+        ("where the clearing is owed", owed, parts["clearing"]),
+        ("late payments", parts["late_payments"], rows.paid_late - rows.refunded_late),
+        ("refunds in flight", parts["refunds_in_flight"], rows.in_flight),
+    ]
+    return [
+        f"order {order_id}: {what} is {booked} in the ledger, the records say {expected}"
+        f" ({rows}; {parts})"
+        for what, booked, expected in checks
+        if booked != expected
+    ]
 
 
 def statement_problems(statement: Statement) -> list[str]:
@@ -156,26 +214,28 @@ def ledger_problems(session: Session, scope: Scope = EVERYTHING) -> list[str]:
     """Every broken invariant (within `scope`), described; an empty list is a clean bill."""
     problems = [f"trial balance {c}: {t}" for c, t in trial_balance(session).items() if t]
     problems += account_drift(session, scope.accounts)
-    paid_query = (
-        select(Order, Payment)
-        .join(Payment, col(Payment.order_id) == Order.id)
-        .where(Payment.status == "paid", col(Order.status).not_in(_COMPENSATING))
-    )
     statements_query = select(Statement)
-    if scope.order_ids is not None:
-        paid_query = paid_query.where(col(Order.id).in_(scope.order_ids))
     if scope.merchant_ids is not None:
         statements_query = statements_query.where(
             col(Statement.merchant_id).in_(scope.merchant_ids)
         )
-    paid = session.exec(paid_query).all()
     breakdowns = _breakdowns(session, scope.order_ids)
-    refunds = _refund_totals(session, scope.order_ids)
-    for order, payment in paid:
-        parts = breakdowns.get(order.id, _breakdown({}))
-        problems += _identity_problems(
-            order.id, payment.amount, refunds.get(order.id, (0, 0)), parts
-        )
+    rows = _order_rows(session, scope.order_ids)
+    for order_id in sorted(breakdowns.keys() | rows.keys()):
+        parts = breakdowns.get(order_id, _breakdown({}))
+        problems += _identity_problems(order_id, rows.get(order_id, OrderRows()), parts)
     for statement in session.exec(statements_query):
         problems += statement_problems(statement)
     return problems
+
+
+def negative_balances(session: Session, accounts: Collection[str] | None = None) -> list[str]:
+    """Accounts holding real money (all, or `accounts`) whose balance is below zero."""
+    query = select(Account).where(col(Account.kind).in_([k.value for k in REAL_MONEY]))
+    if accounts is not None:
+        query = query.where(col(Account.id).in_(accounts))
+    return [
+        f"{account.id}: {balance}"
+        for account in session.exec(query)
+        if (balance := normal_balance(account_parts(account.id)[0], account.balance)) < 0
+    ]

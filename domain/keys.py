@@ -163,3 +163,27 @@ def settlement_run_workflow_id(day: date, merchant_ids: tuple[str, ...] = ()) ->
 
 def merchant_settlement_workflow_id(merchant_id: str, day: date) -> str:
     return f"settlement-{day.isoformat()}-{merchant_id}"
+
+
+def late_payment_received_entry_id(refund_id: str) -> str:
+    """The entry that books a late payment (keyed by the refund that gives it back)."""
+    return f"{refund_id}:late-received"
+
+
+def late_payment_refunded_entry_id(refund_id: str) -> str:
+    return f"{refund_id}:late-refunded"
+
+
+def compensation_entry_id(order_id: str) -> str:
+    """The entry that moves a compensated order's money into refunds in flight: one per
+    order, however many refund attempts ops ask for after a refusal."""
+    return f"{order_id}:compensation"
+
+
+def channel_sweep_workflow_id(channel: str, day: date) -> str:
+    return f"channel-sweep-{channel}-{day.isoformat()}"
+
+
+def channel_sweep_entry_id(transfer_id: str) -> str:
+    """The sweep's entry, keyed by the bank's id of the channel's transfer."""
+    return f"{transfer_id}:swept"

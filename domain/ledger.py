@@ -209,3 +209,49 @@ def payout_return_postings(merchant_id: str, currency: str, amount: int) -> list
 
 def reversal_postings(postings: Sequence[PostingLine]) -> list[PostingLine]:
     return [PostingLine(p.account, -p.amount) for p in postings]
+
+
+def late_payment_received_postings(channel: str, currency: str, amount: int) -> list[PostingLine]:
+    """A payment reached an order that had ended: the channel holds it, and we owe it back."""
+    return _lines(
+        PostingLine(account_id(AccountKind.CHANNEL_CLEARING, channel, currency), amount),
+        PostingLine(account_id(AccountKind.LATE_PAYMENTS, channel, currency), -amount),
+    )
+
+
+def late_payment_refunded_postings(channel: str, currency: str, amount: int) -> list[PostingLine]:
+    """The channel gave a late payment back: the debt is settled and the money leaves clearing."""
+    return reversal_postings(late_payment_received_postings(channel, currency, amount))
+
+
+def unsettled_refund_postings(channel: str, currency: str, amount: int) -> list[PostingLine]:
+    """Money the channel holds for an order whose settlement is not (or no longer) in the
+    books, asked back: it enters clearing and waits in refunds in flight.
+
+    A compensation whose payment was never captured (a suspended merchant), or one whose
+    settlement entry an earlier version reversed at once, gives back money that no split
+    holds; the channel still holds it until it confirms the refund.
+    """
+    return _lines(
+        PostingLine(account_id(AccountKind.CHANNEL_CLEARING, channel, currency), amount),
+        PostingLine(account_id(AccountKind.REFUNDS_IN_FLIGHT, channel, currency), -amount),
+    )
+
+
+def channel_sweep_postings(
+    channel: str, currency: str, *, gross: int, fees: int, refunds: int
+) -> list[PostingLine]:
+    """The channel paid our bank what it collected less what it paid back and its fees.
+
+    bank +net, channel_fee +fees (the debt to the channel is paid: it kept them),
+    clearing -(gross - refunds). A day whose refunds and fees exceed its payments has a
+    negative net: the channel takes it from our bank account.
+    """
+    net = gross - fees - refunds
+    return _lines(
+        PostingLine(account_id(AccountKind.BANK, PLATFORM, currency), net),
+        PostingLine(account_id(AccountKind.CHANNEL_FEE, channel, currency), fees),
+        PostingLine(
+            account_id(AccountKind.CHANNEL_CLEARING, channel, currency), -(gross - refunds)
+        ),
+    )

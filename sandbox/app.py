@@ -2,11 +2,12 @@
 
 Each channel is simulated over its real protocol at its own base path
 (`/alipay/gateway.do`, `/wechatpay/v3/...`, `/card/v1/...`) with its own key
-material from settings; the bank at `/bank`; the buyer's pages and the test
-controls beside them. Each channel also publishes its daily bill over its real
-API (`sandbox.bills`, planted discrepancies at `/control/bills`). The lifespan
-owns the one outgoing HTTP client (for notifications), the notifier's tasks and
-the payout settlement timers, so that shutdown cancels work still in flight.
+material from settings; the bank at `/bank` (payouts, and the channels' settlements
+into our account); the buyer's pages and the test controls beside them. Each channel
+also publishes its daily bill over its real API (`sandbox.bills`, planted
+discrepancies at `/control/bills`). The lifespan owns the one outgoing HTTP client
+(for notifications), the notifier's tasks, the payout settlement timers and the
+channels' settlement check, so that shutdown cancels work still in flight.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from sandbox import (
     control,
     fault_rates_control,
     payout_api,
+    sweep_api,
     wechatpay_bills,
     wechatpay_certs,
     wechatpay_front,
@@ -41,6 +43,7 @@ from sandbox.notifier import Notifier, NotifyProtocol
 from sandbox.payout_service import PayoutService
 from sandbox.service import SandboxService
 from sandbox.store import Store
+from sandbox.sweep_service import SweepService
 from settings import Settings, get_settings
 
 
@@ -78,9 +81,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 delay_ms=settings.sandbox_payout_delay_ms,
             )
             app.state.payouts = payouts
+            sweeps = SweepService(
+                store,
+                settings.channel_fee_rates,
+                settings.channel_sweep_lag_days,
+                settings.sandbox_sweep_check_seconds,
+            )
+            app.state.sweeps = sweeps
+            sweeps.start()
             try:
                 yield
             finally:
+                await sweeps.aclose()
                 await payouts.aclose()  # first: a timer may still hand the notifier an event
                 await notifier.aclose()
 
@@ -97,6 +109,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(wechatpay_certs.router)
     app.include_router(card_front.router)
     app.include_router(payout_api.router)
+    app.include_router(sweep_api.bank_router)
+    app.include_router(sweep_api.control_router)
     app.include_router(cashier.router)
     app.include_router(control.router)
     app.include_router(bills_control.router)

@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-KINDS = ("payments", "refunds", "payouts")
+KINDS = ("payments", "refunds", "payouts", "sweeps")
 Record = dict[str, Any]
 
 
@@ -28,6 +28,8 @@ def record_key(kind: str, record: Record) -> tuple[str, ...]:
         return (record["channel"], record["out_trade_no"])
     if kind == "refunds":
         return (record["channel"], record["refund_id"])
+    if kind == "sweeps":
+        return (record["transfer_id"],)
     return (record["payout_id"],)
 
 

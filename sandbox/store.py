@@ -25,6 +25,8 @@ import asyncio
 import secrets
 import time
 from dataclasses import asdict, dataclass, replace
+from datetime import date
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
@@ -40,6 +42,7 @@ from sandbox.protocol import (
     RefundCreate,
     RefundStatus,
 )
+from sandbox.sweeps import SweepRecord, day_sweeps, utc_day
 
 PaymentKey = tuple[ChannelName, str]
 RefundKey = tuple[ChannelName, str]
@@ -152,6 +155,7 @@ class Store:
         self._payouts: dict[str, PayoutRecord] = {}
         self._payout_modes: dict[str, PayoutMode] = {}
         self._deliveries: dict[str, list[DeliveryAttempt]] = {}
+        self._sweeps: dict[str, SweepRecord] = {}
         if self._journal is not None:
             self._load(self._journal.state)
 
@@ -410,6 +414,47 @@ class Store:
         async with self._lock:
             return self._payout_modes.get(merchant_id, "succeed")
 
+    # -- sweeps -----------------------------------------------------------
+
+    async def sweep_day(
+        self, channel: ChannelName, day: date, fee_rate: Decimal
+    ) -> list[SweepRecord]:
+        """Pay the channel's takings of `day` into the platform's bank account, once: a
+        transfer per currency (`sandbox.sweeps`); a day swept before returns its transfers."""
+        async with self._lock:
+            done = self._day_sweeps(channel, day)
+            if done:
+                return done
+            payments = [p for p in self._payments.values() if p.channel == channel]
+            refunds = [r for r in self._refunds.values() if r.channel == channel]
+            for sweep in day_sweeps(channel, day, fee_rate, payments, refunds):
+                self._sweeps[sweep.transfer_id] = sweep
+                self._persist("sweeps", sweep)
+            return self._day_sweeps(channel, day)
+
+    async def sweeps(self, channel: ChannelName, day: date) -> list[SweepRecord]:
+        async with self._lock:
+            return self._day_sweeps(channel, day)
+
+    async def days_with_takings(self, channel: ChannelName) -> set[date]:
+        """The days on which money moved at the channel (paid or paid back)."""
+        async with self._lock:
+            payments = self._payments.values()
+            days = {utc_day(p.paid_at) for p in payments if p.channel == channel and p.paid_at}
+            days |= {
+                utc_day(r.succeeded_at)
+                for r in self._refunds.values()
+                if r.channel == channel and r.succeeded_at
+            }
+            return days
+
+    def _day_sweeps(self, channel: ChannelName, day: date) -> list[SweepRecord]:
+        iso = day.isoformat()
+        return sorted(
+            (s for s in self._sweeps.values() if s.channel == channel and s.day == iso),
+            key=lambda s: s.transfer_id,
+        )
+
     # -- test controls ----------------------------------------------------
 
     async def set_faults(self, out_trade_no: str, api_failures: int) -> None:
@@ -472,7 +517,9 @@ class Store:
         self._persist("payouts", payout)
         return payout
 
-    def _persist(self, kind: str, record: PaymentRecord | RefundRecord | PayoutRecord) -> None:
+    def _persist(
+        self, kind: str, record: PaymentRecord | RefundRecord | PayoutRecord | SweepRecord
+    ) -> None:
         if self._journal is not None:
             self._journal.append(kind, asdict(record))
 
@@ -487,6 +534,9 @@ class Store:
         for raw in state["payouts"]:
             payout = PayoutRecord(**raw)
             self._payouts[payout.payout_id] = payout
+        for raw in state["sweeps"]:
+            sweep = SweepRecord(**{**raw, "channel": ChannelName(raw["channel"])})
+            self._sweeps[sweep.transfer_id] = sweep
 
     def _check_refundable(self, payment: PaymentRecord, request: RefundCreate) -> None:
         if payment.status != "paid":

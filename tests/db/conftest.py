@@ -49,6 +49,7 @@ _CHANNEL_KINDS = (
     AccountKind.CHANNEL_CLEARING,
     AccountKind.REFUNDS_IN_FLIGHT,
     AccountKind.CHANNEL_FEE,
+    AccountKind.LATE_PAYMENTS,
 )
 _PLATFORM_KINDS = (AccountKind.PLATFORM_COMMISSION, AccountKind.BANK)
 

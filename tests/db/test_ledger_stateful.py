@@ -531,6 +531,7 @@ class LedgerMachine(RuleBasedStateMachine):
                     "commission": left.commission_amount,
                     "channel_fee": left.channel_fee_amount,
                     "refunds_in_flight": model.in_flight,
+                    "late_payments": 0,
                     "clearing": model.split.payable_amount - model.succeeded,
                 }, order_id
                 held = parts["merchant"] + parts["commission"] + parts["channel_fee"]

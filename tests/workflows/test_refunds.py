@@ -91,6 +91,7 @@ async def test_partial_refunds_add_up_to_the_payment_and_no_more(
             "commission": 0,
             "channel_fee": 0,
             "refunds_in_flight": 0,
+            "late_payments": 0,
             "clearing": 0,
         }
     assert _balance(system, AccountKind.MERCHANT_AVAILABLE, merchant_id) == 0

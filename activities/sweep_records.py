@@ -1,0 +1,46 @@
+"""Database activities of a channel's sweep: what we booked for the day, and the posting
+of each transfer the bank confirmed (with its fee check), each idempotent."""
+
+from __future__ import annotations
+
+from temporalio import activity
+
+from channels.bank import ChannelTransfer
+from db.engine import SessionFactory
+from db.sweeps import booked_day, post_channel_sweep
+from domain.sweeps import BookedDay, ChannelDay, SweepOutcome
+
+
+class SweepRecords:
+    def __init__(self, sessions: SessionFactory) -> None:
+        self._sessions = sessions
+
+    @activity.defn
+    def booked_day(self, day: ChannelDay) -> BookedDay:
+        with self._sessions() as session:
+            return booked_day(session, day.channel, day.day)
+
+    @activity.defn
+    def post_sweep(self, transfer: ChannelTransfer) -> SweepOutcome:
+        """Post the transfer (once) and set the channel's fee beside ours for its day."""
+        with self._sessions() as session, session.begin():
+            posted = post_channel_sweep(
+                session,
+                transfer.transfer_id,
+                transfer.channel,
+                transfer.currency,
+                gross=transfer.gross,
+                net=transfer.net,
+                refunds=transfer.refunds,
+            )
+            booked = booked_day(session, transfer.channel, transfer.day)
+        return SweepOutcome(
+            transfer_id=transfer.transfer_id,
+            currency=transfer.currency,
+            gross=transfer.gross,
+            fees=transfer.gross - transfer.refunds - transfer.net,  # what it kept
+            refunds=transfer.refunds,
+            net=transfer.net,
+            booked_fees=booked.fees.get(transfer.currency, 0),
+            newly_posted=posted,
+        )

@@ -1,0 +1,98 @@
+"""A channel's sweep in the books: what we booked for its day, and the transfer posted.
+
+`booked_day` reads the payment and refund rows (not the ledger), so the fee check
+compares the channel's report with our own records of what happened that day; the
+posting is keyed by the bank's transfer id, so a retried or repeated sweep posts once.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import UTC, date, datetime, time, timedelta
+
+from sqlmodel import Session, col, select
+
+from db.ledger import post_entry
+from db.tables import Order, Payment, Refund
+from domain.keys import channel_sweep_entry_id
+from domain.ledger import EntryKind, channel_sweep_postings
+from domain.refunds import RefundStatus
+from domain.sweeps import BookedDay
+
+LATE_PAYMENT = "late_payment"
+COMPENSATION = "compensation"
+
+
+def _day_bounds(day: date) -> tuple[datetime, datetime]:
+    start = datetime.combine(day, time(0), tzinfo=UTC)
+    return start, start + timedelta(days=1)
+
+
+def booked_day(session: Session, channel: str, day: date) -> BookedDay:
+    """Per currency: payments taken that day at `channel`, refunds it confirmed that day,
+    and the channel fee we booked on them (the fees refunds gave back deducted)."""
+    start, end = _day_bounds(day)
+    gross: dict[str, int] = defaultdict(int)
+    refunds: dict[str, int] = defaultdict(int)
+    fees: dict[str, int] = defaultdict(int)
+    paid = session.exec(
+        select(Payment, Order)
+        .join(Order, col(Order.id) == Payment.order_id)
+        .where(Payment.channel == channel, Payment.status == "paid")
+        .where(col(Payment.paid_at) >= start, col(Payment.paid_at) < end)
+    ).all()
+    for payment, order in paid:
+        gross[payment.currency] += payment.amount
+        fees[payment.currency] += order.channel_fee_amount or 0
+    late = session.exec(
+        select(Refund)
+        .where(Refund.channel == channel, Refund.reason == LATE_PAYMENT)
+        .where(col(Refund.created_at) >= start, col(Refund.created_at) < end)
+    ).all()
+    for refund in late:  # a late payment was taken when we heard of it
+        gross[refund.currency] += refund.amount
+    confirmed = session.exec(
+        select(Refund, Order)
+        .join(Order, col(Order.id) == Refund.order_id)
+        .where(Refund.channel == channel, Refund.status == RefundStatus.SUCCEEDED)
+        .where(col(Refund.updated_at) >= start, col(Refund.updated_at) < end)
+    ).all()
+    for refund, order in confirmed:
+        refunds[refund.currency] += refund.amount
+        fees[refund.currency] -= _returned_fee(refund, order)
+    return BookedDay(gross=dict(gross), refunds=dict(refunds), fees=dict(fees))
+
+
+def _returned_fee(refund: Refund, order: Order) -> int:
+    """The fee a confirmed refund gave back, as we booked it."""
+    if refund.reason == COMPENSATION:
+        return order.channel_fee_amount or 0  # the whole payment, and its whole fee
+    if refund.reason == LATE_PAYMENT:
+        return 0  # we booked no fee on a late payment
+    return refund.channel_fee_amount
+
+
+def post_channel_sweep(
+    session: Session,
+    transfer_id: str,
+    channel: str,
+    currency: str,
+    *,
+    gross: int,
+    net: int,
+    refunds: int,
+) -> bool:
+    """Post a transfer once: bank +net, channel fee +(what the channel kept), clearing
+    -(gross - refunds). What it kept is read from the money, gross - refunds - net, not
+    from the fee it states. True when this call posted it."""
+    kept = gross - refunds - net
+    postings = channel_sweep_postings(channel, currency, gross=gross, fees=kept, refunds=refunds)
+    if not postings:
+        return False  # nothing moved that day (a transfer of nothing)
+    return post_entry(
+        session,
+        entry_id=channel_sweep_entry_id(transfer_id),
+        kind=EntryKind.CHANNEL_SWEEP,
+        currency=currency,
+        postings=postings,
+    )
