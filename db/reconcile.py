@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from db.fx_books import fx_order_problems, quoted_order_ids
 from db.tables import Account, JournalEntry, Order, Payment, Posting, Refund, Statement
 from domain.ledger import AccountKind, account_parts
 from domain.order_status import OrderStatus
@@ -171,7 +172,13 @@ def ledger_problems(session: Session, scope: Scope = EVERYTHING) -> list[str]:
     paid = session.exec(paid_query).all()
     breakdowns = _breakdowns(session, scope.order_ids)
     refunds = _refund_totals(session, scope.order_ids)
+    # Orders paid in another currency than their price: their identity in each currency
+    # (db.fx_books), not the one-currency sum below.
+    quoted = quoted_order_ids(session, paid)
     for order, payment in paid:
+        if order.id in quoted:
+            problems += fx_order_problems(session, order, payment.amount)
+            continue
         parts = breakdowns.get(order.id, _breakdown({}))
         problems += _identity_problems(
             order.id, payment.amount, refunds.get(order.id, (0, 0)), parts
