@@ -51,7 +51,7 @@ from domain.fx.quotes import Quote, QuotedRefund, refund_quoted
 from domain.fx.terms import QuoteTerms
 from domain.ledger import AccountKind as K
 from domain.ledger import EntryKind, PostingLine, account_parts, refund_complete_postings
-from domain.refunds import RefundStatus
+from domain.refunds import RefundRejected, RefundStatus
 from domain.split import Split
 
 
@@ -162,6 +162,13 @@ def reserve_quoted_refund(
     Called with the order locked and before `order.refunded_amount` counts this refund.
     """
     returned = refund_quoted(quote, order.refunded_amount, parts.payable_amount)
+    if returned.presentment_amount == 0:  # the merchant would pay, the buyer get nothing
+        raise RefundRejected(
+            "amount_too_small",
+            f"{parts.payable_amount} {quote.price_currency} minor units give back less than"
+            f" one {quote.presentment_currency} minor unit at the quoted rate",
+            "amount",
+        )
     released = order.funds_released_at is not None
     postings = refund_postings(
         order.channel, order.merchant_id, quote, parts, returned, released=released
