@@ -28,6 +28,7 @@ from api.routes import (
     api_keys,
     auth,
     coupons,
+    fx,
     ledger,
     me,
     merchant_users,
@@ -133,6 +134,7 @@ def create_app(settings: Settings | None = None, traces: TracerProvider | None =
         notify.router,
         settlements.router,
         ledger.router,
+        fx.router,
         metrics.router,
     )
     for router in routers:

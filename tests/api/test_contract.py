@@ -91,6 +91,9 @@ ANSWERS: dict[tuple[str, str], set[int]] = {
     ("GET", "/v1/ledger/accounts"): AUTH_SOME | {400},
     ("GET", "/v1/ledger/accounts/{account_id}"): AUTH_SOME | {400, 404},
     ("GET", "/v1/ledger/trial-balance"): AUTH_SOME,
+    ("GET", "/v1/fx/report"): AUTH_SOME | {400},
+    ("GET", "/v1/merchants/{merchant_id}/fx-terms"): AUTH_SOME | {404},
+    ("PUT", "/v1/merchants/{merchant_id}/fx-terms"): AUTH_SOME | {400, 404, 413},
     ("GET", "/healthz"): set(),
     ("GET", "/readyz"): {503},
 }
