@@ -86,7 +86,7 @@ async def test_cross_border_rules_are_clear_400s(api: httpx.AsyncClient) -> None
     merchant_id = await create_merchant(api)
     terms = {"fx_markup_bps": 100, "buyer_countries": ["US", "JP"]}
     assert (await api.put(f"/v1/merchants/{merchant_id}/fx-terms", json=terms)).status_code == 200
-    cases = [
+    cases: list[tuple[dict[str, Any], str]] = [
         (
             {"channel": "alipay", "presentment_currency": "USD"},
             "presentment_currency_not_supported",
@@ -107,7 +107,7 @@ async def test_cross_border_rules_are_clear_400s(api: httpx.AsyncClient) -> None
         ),
     ]
     for overrides, code in cases:
-        body = {
+        body: dict[str, Any] = {
             "merchant_id": merchant_id,
             "currency": "CNY",
             "lines": [{"sku": "tea", "name": "Tea", "quantity": 1, "unit_amount": 1000}],
