@@ -136,6 +136,8 @@ class PaymentOut(BaseModel):
     qr_payload: str | None
     channel_txn_id: str | None
     amount: int
+    # The order's currency, or the buyer's for an order paid at a quote (its `quote`).
+    currency: str | None = None
     paid_at: datetime | None
     updated_at: datetime
 

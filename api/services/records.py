@@ -136,6 +136,7 @@ def _payment_out(payment: Payment) -> PaymentOut:
         qr_payload=payment.qr_payload,
         channel_txn_id=payment.channel_txn_id,
         amount=payment.amount,
+        currency=payment.currency,
         paid_at=payment.paid_at,
         updated_at=payment.updated_at,
     )

@@ -11,6 +11,7 @@ from decimal import Decimal
 import pytest
 from sqlmodel import Session, col, func, select
 
+from api.services.fx_report import fx_report
 from db.fx_books import (
     fx_order_problems,
     open_position,
@@ -172,6 +173,13 @@ def test_the_channels_settlement_leaves_the_positions_flat(shop: Shop, presentme
     assert again is not None and again.settled_amount < 0
     assert positions(shop, order_id, quote) == (0, 0)
     assert problems(shop, order_id) == []
+    # The operators' FX report sums the day's realisations of the channel.
+    with Session(shop.engine) as session:
+        report = fx_report(session, datetime.now(UTC).date(), shop.channel)
+    [line] = report.lines
+    assert (line.realisations, line.presentment_currency) == (2, presentment)
+    assert line.gain_loss_amount == row.gain_loss_amount + again.gain_loss_amount
+    assert line.settled_amount == settled + again.settled_amount
 
 
 def test_a_released_quoted_order_states_and_pays_out_in_the_merchants_currency(
