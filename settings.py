@@ -252,6 +252,21 @@ class Settings(BaseSettings):
         "card": Decimal("0.029"),
     }
 
+    # Cross-border orders (domain.fx, api.services.fx_quotes): where our mid rates come from
+    # ("sandbox": reproducible moving rates of `fx_sandbox_seed`; "ecb": the ECB daily
+    # file at `fx_ecb_file`, the shipped sample when empty), and the most one cross-border
+    # order may charge per currency, in minor units (price and presentment amounts both;
+    # a currency not listed has no limit below domain.money.MAX_ORDER_TOTAL).
+    fx_rate_source: Literal["sandbox", "ecb"] = "sandbox"
+    fx_sandbox_seed: str = "paysaga"
+    fx_ecb_file: str = ""
+    fx_order_limits: dict[str, int] = {
+        "CNY": 50_000_00,
+        "USD": 10_000_00,
+        "EUR": 10_000_00,
+        "JPY": 1_500_000,
+    }
+
     # What callers may send (api.body_guard, api.services.order_creation). The buyer-protection
     # hold is the time a buyer has to ask for a refund before the merchant's share
     # becomes available: a merchant may ask for a longer one per order, never one shorter

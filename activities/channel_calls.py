@@ -119,8 +119,8 @@ class ChannelCalls:
             order_id=order.payment_reference
             or payment_reference(order.order_id, order.payment_attempt, legacy=True),
             merchant_id=order.merchant_id,
-            amount=order.priced.payable_amount,
-            currency=order.priced.currency,
+            amount=order.charge_amount,  # a quoted order: the buyer's currency
+            currency=order.charge_currency,
             description=_description(order),
             notify_url=order.notify_url,
             return_url=order.checkout_url,
@@ -224,8 +224,8 @@ class ChannelCalls:
                         checkout_url=checkout.checkout_url,
                         qr_payload=checkout.qr_payload,
                         status="pending",
-                        amount=order.priced.payable_amount,
-                        currency=order.priced.currency,
+                        amount=order.charge_amount,
+                        currency=order.charge_currency,
                         updated_at=now,
                     )
                 )

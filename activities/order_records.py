@@ -20,6 +20,7 @@ from activities.errors import COUPON_REJECTED, MERCHANT_SUSPENDED, ORDER_INVALID
 from activities.webhook_starts import StartDelivery
 from db.coupons import check_hold_allowed, locked_coupon, reprice
 from db.engine import SessionFactory
+from db.fx_books import store_quote
 from db.order_money import capture_payment, locked_order, order_split, release_funds
 from db.party_notifications import notify_party
 from db.payments import current_payment
@@ -93,6 +94,8 @@ class OrderRecords:
                 raise
             session.add(_order_row(order))
             session.flush()  # before the rows that name it: SQLite checks each insert
+            if order.quote is not None:
+                store_quote(session, order.order_id, order.quote)
             if hold is not None:
                 session.add(hold)
             if order.return_url is not None:

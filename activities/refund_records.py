@@ -17,6 +17,7 @@ from temporalio import activity
 from activities.errors import REFUND_REJECTED, business_error
 from activities.webhook_starts import StartDelivery
 from db.engine import SessionFactory
+from db.fx_books import refund_charge
 from db.order_money import complete_refund, fail_refund, reserve_refund
 from db.party_notifications import notify_party
 from db.payments import current_payment
@@ -52,6 +53,7 @@ class RefundRecords:
                 reference = stored_payment_reference(
                     refund.order_id, attempt, payment.channel_payment_id if payment else None
                 )
+                amount, currency = refund_charge(session, refund)  # quoted: the buyer's money
         except RefundRejected as rejected:
             raise business_error(
                 REFUND_REJECTED, rejected.message, rejected.code, rejected.param
@@ -61,8 +63,8 @@ class RefundRecords:
             order_id=refund.order_id,
             channel=refund.channel,
             channel_txn_id=refund.channel_txn_id,
-            amount=refund.amount,
-            currency=refund.currency,
+            amount=amount,
+            currency=currency,
             reason=refund.reason,
             # A modified order was paid under its last attempt's reference.
             payment_reference=None if attempt == 1 else reference,

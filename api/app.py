@@ -28,6 +28,7 @@ from api.routes import (
     api_keys,
     auth,
     coupons,
+    fx,
     ledger,
     me,
     merchant_users,
@@ -135,6 +136,7 @@ def create_app(settings: Settings | None = None, traces: TracerProvider | None =
         settlements.router,
         reconciliation.router,
         ledger.router,
+        fx.router,
         metrics.router,
     )
     for router in routers:

@@ -54,6 +54,16 @@ _RETURN_URL = (
     "Where the hosted checkout sends the buyer back (a link on its receipt): http(s) "
     "only, https outside development; otherwise 400 `return_url_invalid`."
 )
+_PRESENTMENT = (
+    "The buyer's currency when it is not the price's: the order gets a quote (our mid "
+    "rate plus the merchant's markup, locked for the payment window) and is paid exactly "
+    "its amount. 400 `presentment_currency_not_supported` (the channel does not take it), "
+    "`channel_required` (cross-border orders name their channel), `rate_unavailable`."
+)
+_BUYER_COUNTRY = (
+    "The buyer's country (ISO 3166 alpha-2), checked against the merchant's allowed "
+    "countries: 400 `buyer_country_not_allowed`."
+)
 
 
 class OrderCreate(BaseModel):
@@ -73,6 +83,13 @@ class OrderCreate(BaseModel):
         Annotated[StrictInt, Field(ge=0, le=MAX_ORDER_SECONDS, description=_HOLD)] | None
     ) = None
     return_url: Annotated[StrictStr, Field(max_length=2000, description=_RETURN_URL)] | None = None
+    # Cross-border: the buyer pays in this currency a quoted amount (see `quote`).
+    presentment_currency: (
+        Annotated[StrictStr, Field(min_length=3, max_length=3, description=_PRESENTMENT)] | None
+    ) = None
+    buyer_country: (
+        Annotated[StrictStr, Field(pattern=r"^[A-Z]{2}$", description=_BUYER_COUNTRY)] | None
+    ) = None
 
 
 class OrderModify(BaseModel):
@@ -119,6 +136,8 @@ class PaymentOut(BaseModel):
     qr_payload: str | None
     channel_txn_id: str | None
     amount: int
+    # The order's currency, or the buyer's for an order paid at a quote (its `quote`).
+    currency: str | None = None
     paid_at: datetime | None
     updated_at: datetime
 
@@ -134,6 +153,24 @@ class SplitOut(BaseModel):
     channel_fee: int
     commission: int
     merchant_net: int
+
+
+class QuoteOut(BaseModel):
+    """The locked price of an order paid in another currency: the buyer pays exactly
+    `presentment_amount` of `presentment_currency`; the merchant is settled the price."""
+
+    id: str
+    price_amount: int
+    price_currency: str
+    presentment_amount: int
+    presentment_currency: str
+    mid_rate: str  # 1 price unit = mid_rate presentment units (exact decimal text)
+    customer_rate: str  # mid_rate with the markup: the rate the buyer pays
+    markup_bps: int
+    markup_amount: int  # presentment minor units, platform revenue
+    rate_source: str
+    rate_as_of: datetime
+    expires_at: datetime
 
 
 class OrderOut(BaseModel):
@@ -160,6 +197,7 @@ class OrderOut(BaseModel):
     # Our hosted checkout, where the buyer pays or switches method (its link carries the
     # capability to open it: give it to the buyer only).
     checkout_url: str | None = None
+    quote: QuoteOut | None = None  # set when the buyer pays in another currency
 
 
 class OrderPage(BaseModel):

@@ -13,6 +13,14 @@ from decimal import Decimal
 
 from sqlmodel import Session, select
 
+from db.fx_books import (
+    capture_quoted,
+    complete_postings,
+    order_quote,
+    presentment_refund,
+    reserve_quoted_refund,
+    return_quoted_refund,
+)
 from db.ledger import post_entry
 from db.payments import current_payment
 from db.tables import Order, OrderLine, Refund, RefundLine
@@ -27,7 +35,6 @@ from domain.keys import (
 from domain.ledger import (
     EntryKind,
     PostingLine,
-    refund_complete_postings,
     refund_reserve_postings,
     release_postings,
     reversal_postings,
@@ -72,8 +79,13 @@ def refunded_parts(order: Order) -> Split:
 def capture_payment(session: Session, order: Order) -> Split:
     """Post the settlement entry of a paid order (once) and record its split."""
     split = order_split(order)
-    postings = settlement_postings(order.channel, order.merchant_id, order.currency, split)
-    _post_for_order(session, order, settlement_entry_id(order.id), EntryKind.SETTLEMENT, postings)
+    quote = order_quote(session, order)
+    if quote is not None:  # paid in another currency: through the FX positions
+        capture_quoted(session, order, quote, split, settlement_entry_id(order.id))
+    else:
+        postings = settlement_postings(order.channel, order.merchant_id, order.currency, split)
+        entry_id = settlement_entry_id(order.id)
+        _post_for_order(session, order, entry_id, EntryKind.SETTLEMENT, postings)
     order.channel_fee_amount = split.channel_fee_amount
     order.commission_amount = split.commission_amount
     order.merchant_net_amount = split.merchant_net_amount
@@ -121,7 +133,14 @@ def reserve_refund(session: Session, ask: RefundAsk, window: timedelta) -> Refun
     check_amount(amount, remaining.payable_amount)
     parts = split_refund(remaining, amount)
     released = order.funds_released_at is not None
-    _post_refund_parts(session, order, refund_reservation_entry_id(ask.refund_id), parts, 1)
+    quote = order_quote(session, order)
+    entry_id = refund_reservation_entry_id(ask.refund_id)
+    shown = None
+    if quote is not None:  # the buyer gets their own currency back, at the quoted rate
+        shown = reserve_quoted_refund(session, order, quote, ask.refund_id, parts, entry_id)
+        _add_parts(order, parts, 1)
+    else:
+        _post_refund_parts(session, order, entry_id, parts, 1)
     refund = Refund(
         id=ask.refund_id,
         order_id=order.id,
@@ -142,6 +161,8 @@ def reserve_refund(session: Session, ask: RefundAsk, window: timedelta) -> Refun
     session.add(refund)
     session.flush()
     session.add_all(lines)
+    if shown is not None:
+        session.add(shown)
     return refund
 
 
@@ -153,12 +174,13 @@ def complete_refund(session: Session, refund_id: str) -> Refund:
         # order (a foreign key, whose key-share lock would otherwise wait on an order
         # lock held by a transaction that waits on these accounts).
         order = locked_order(session, refund.order_id)
+        currency, postings = complete_postings(session, refund)  # the buyer's currency
         post_entry(
             session,
             entry_id=refund_completion_entry_id(refund.id),
             kind=EntryKind.REFUND_COMPLETED,
-            currency=refund.currency,
-            postings=refund_complete_postings(refund.channel, refund.currency, refund.amount),
+            currency=currency,
+            postings=postings,
             order_id=order.id,
             merchant_id=order.merchant_id,
         )
@@ -176,7 +198,14 @@ def fail_refund(session: Session, refund_id: str, reason: str) -> Refund:
     parts = _refund_parts(refund)
     # Back to pending if the order is still open, to available if it completed meanwhile;
     # its amount and units may be refunded again.
-    _post_refund_parts(session, order, refund_return_entry_id(refund.id), parts, -1)
+    quote = order_quote(session, order)
+    if quote is not None and presentment_refund(session, refund) is not None:
+        return_quoted_refund(
+            session, order, quote, refund, parts, refund_return_entry_id(refund.id)
+        )
+        _add_parts(order, parts, -1)
+    else:
+        _post_refund_parts(session, order, refund_return_entry_id(refund.id), parts, -1)
     refund.status = RefundStatus.FAILED
     refund.failure_reason = reason
     refund.updated_at = now()

@@ -36,7 +36,8 @@ from dataclasses import dataclass
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from db.tables import Account, JournalEntry, Payment, Posting, Refund, Statement
+from db.fx_books import fx_order_problems, quoted_order_ids
+from db.tables import Account, JournalEntry, Order, Payment, Posting, Refund, Statement
 from domain.ledger import AccountKind, account_parts, normal_balance
 from domain.refunds import RefundStatus
 
@@ -161,6 +162,20 @@ def _order_rows(session: Session, order_ids: Collection[str] | None) -> dict[str
     return rows
 
 
+def _paid_in_another_currency(
+    session: Session, order_ids: Collection[str] | None
+) -> list[tuple[Order, Payment]]:
+    """Paid payments (of `order_ids`, or all) in another currency than their order's price."""
+    query = (
+        select(Order, Payment)
+        .join(Payment, col(Payment.order_id) == Order.id)
+        .where(Payment.status == "paid", col(Payment.currency) != Order.currency)
+    )
+    if order_ids is not None:
+        query = query.where(col(Order.id).in_(order_ids))
+    return list(session.exec(query).all())
+
+
 def _identity_problems(order_id: str, rows: OrderRows, parts: dict[str, int]) -> list[str]:
     held = parts["merchant"] + parts["commission"] + parts["channel_fee"]
     owed = held + parts["refunds_in_flight"] + parts["late_payments"]
@@ -221,7 +236,14 @@ def ledger_problems(session: Session, scope: Scope = EVERYTHING) -> list[str]:
         )
     breakdowns = _breakdowns(session, scope.order_ids)
     rows = _order_rows(session, scope.order_ids)
-    for order_id in sorted(breakdowns.keys() | rows.keys()):
+    # Orders paid in another currency than their price: their identity in each currency
+    # (db.fx_books), not the one-currency sums below.
+    foreign = _paid_in_another_currency(session, scope.order_ids)
+    quoted = quoted_order_ids(session, foreign)
+    for order, payment in foreign:
+        if order.id in quoted:
+            problems += fx_order_problems(session, order, payment.amount)
+    for order_id in sorted((breakdowns.keys() | rows.keys()) - quoted):
         parts = breakdowns.get(order_id, _breakdown({}))
         problems += _identity_problems(order_id, rows.get(order_id, OrderRows()), parts)
     for statement in session.exec(statements_query):

@@ -29,6 +29,7 @@ from sqlalchemy import (
 )
 from sqlmodel import Field, SQLModel
 
+from domain.fx.quotes import MAX_MARKUP_BPS
 from domain.ledger import AccountKind, EntryKind
 from domain.order_status import OrderStatus
 from domain.pricing import CouponKind
@@ -685,4 +686,116 @@ class ReconciliationException(SQLModel, table=True):
     resolved_by: str | None = None  # the operator (users.id)
     resolved_at: datetime | None = None
     adjustment_entry_id: str | None = None
+    created_at: datetime
+
+
+# -- cross-border (revision 0009_cross_border) -------------------------------------------
+
+
+class MerchantFxTerms(SQLModel, table=True):
+    """A merchant's cross-border terms; a merchant without a row has no markup and sells to
+    any country. Its own table so the merchants table stays as every earlier revision
+    wrote it."""
+
+    __tablename__ = "merchant_fx_terms"
+    __table_args__ = (
+        _references("fk_merchant_fx_terms_merchant", "merchant_id", "merchants.id"),
+        CheckConstraint(
+            f"fx_markup_bps >= 0 AND fx_markup_bps <= {MAX_MARKUP_BPS}",
+            name="ck_merchant_fx_terms_markup",
+        ),
+    )
+
+    merchant_id: str = Field(primary_key=True)
+    fx_markup_bps: int = 0  # on quoted rates, platform revenue
+    buyer_countries: str | None = None  # comma-separated ISO 3166 alpha-2; None: any
+
+
+class OrderQuote(SQLModel, table=True):
+    """The locked price of an order paid in another currency (domain.fx.quotes): rates and
+    the rounding residual are exact decimal text; one quote per order."""
+
+    __tablename__ = "order_quotes"
+    __table_args__ = (
+        UniqueConstraint("order_id", name="uq_order_quotes_order"),
+        _references("fk_order_quotes_order", "order_id", "orders.id"),
+        CheckConstraint(
+            "price_amount > 0 AND presentment_amount > 0 AND markup_amount >= 0"
+            " AND markup_amount < presentment_amount",
+            name="ck_order_quotes_amounts",
+        ),
+        CheckConstraint(
+            f"markup_bps >= 0 AND markup_bps <= {MAX_MARKUP_BPS}", name="ck_order_quotes_markup"
+        ),
+        CheckConstraint(
+            "price_currency <> presentment_currency", name="ck_order_quotes_currencies"
+        ),
+        CheckConstraint("expires_at > created_at", name="ck_order_quotes_expiry"),
+    )
+
+    id: str = Field(primary_key=True)
+    order_id: str
+    price_currency: str
+    price_amount: int = Field(sa_column=_money())
+    presentment_currency: str
+    presentment_amount: int = Field(sa_column=_money())
+    mid_rate: str  # Decimal as text: price currency -> presentment currency
+    customer_rate: str  # mid * (1 + markup_bps / 10 000), exactly
+    markup_bps: int
+    markup_amount: int = Field(sa_column=_money())  # presentment minor units, revenue
+    mid_residual: str  # Decimal as text, presentment minor units (domain.fx.conversion)
+    rate_source: str
+    rate_as_of: datetime
+    created_at: datetime
+    expires_at: datetime
+
+
+class PresentmentRefund(SQLModel, table=True):
+    """What a refund of a quoted order gives the buyer back in their own currency; the
+    refund row keeps the price-currency amount and its split parts."""
+
+    __tablename__ = "quoted_refunds"
+    __table_args__ = (
+        _references("fk_quoted_refunds_refund", "refund_id", "refunds.id"),
+        _references("fk_quoted_refunds_quote", "quote_id", "order_quotes.id"),
+        CheckConstraint(
+            "presentment_amount > 0 AND markup_returned >= 0"
+            " AND markup_returned <= presentment_amount",
+            name="ck_quoted_refunds_amounts",
+        ),
+    )
+
+    refund_id: str = Field(primary_key=True)
+    quote_id: str = Field(index=True)
+    presentment_currency: str
+    presentment_amount: int = Field(sa_column=_money())
+    markup_returned: int = Field(sa_column=_money())
+    residual: str  # Decimal as text, presentment minor units, the platform's gain
+
+
+class FxRealisation(SQLModel, table=True):
+    """The channel converted a quoted order's open money at its own rate: what it gave,
+    and how the difference was booked (the FX_REALISED entries of the same id)."""
+
+    __tablename__ = "fx_realisations"
+    __table_args__ = (
+        _references("fk_fx_realisations_order", "order_id", "orders.id"),
+        CheckConstraint(
+            "(presentment_amount > 0 AND settled_amount > 0)"
+            " OR (presentment_amount < 0 AND settled_amount < 0)",
+            name="ck_fx_realisations_direction",
+        ),
+        Index("ix_fx_realisations_time_channel", "created_at", "channel"),
+    )
+
+    id: str = Field(primary_key=True)  # the caller's key: one realisation per key
+    order_id: str = Field(index=True)
+    channel: str
+    presentment_currency: str
+    presentment_amount: int = Field(sa_column=_money())
+    settlement_currency: str
+    settled_amount: int = Field(sa_column=_money())
+    markup_amount: int = Field(sa_column=_money())
+    rounding_amount: int = Field(sa_column=_money())
+    gain_loss_amount: int = Field(sa_column=_money())  # credit-positive: a gain
     created_at: datetime

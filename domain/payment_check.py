@@ -10,11 +10,12 @@ def payment_mismatch(order: OrderInput, signal: PaymentSignal) -> str | None:
 
     A mismatch is never taken as payment: it marks the order for ops review.
     """
-    expected = order.priced
-    if signal.currency != expected.currency:
-        return f"currency mismatch: expected {expected.currency}, got {signal.currency}"
-    if signal.amount != expected.payable_amount:
-        return f"amount mismatch: expected {expected.payable_amount}, got {signal.amount}"
+    # A quoted order is paid exactly its quoted amount, in the buyer's currency.
+    amount, currency = order.charge_amount, order.charge_currency
+    if signal.currency != currency:
+        return f"currency mismatch: expected {currency}, got {signal.currency}"
+    if signal.amount != amount:
+        return f"amount mismatch: expected {amount}, got {signal.amount}"
     if signal.merchant_id is not None and signal.merchant_id != order.merchant_id:
         return f"merchant mismatch: expected {order.merchant_id}, got {signal.merchant_id}"
     if not signal.channel_txn_id:

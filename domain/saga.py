@@ -10,6 +10,7 @@ from decimal import Decimal
 
 from pydantic import BaseModel, ConfigDict
 
+from domain.fx.terms import QuoteTerms
 from domain.order_status import OrderStatus
 from domain.polling import PollTimings
 from domain.pricing import OrderLine, PricedOrder
@@ -51,6 +52,18 @@ class OrderInput(_Message):
     # before it was carried, whose later attempts used the "-" form (domain.keys).
     payment_reference: str | None = None
     polling: PollTimings = PollTimings()
+    # The buyer pays in another currency than the price: the locked quote (domain.fx);
+    # None for an order paid in its price currency (and in inputs made before it existed).
+    quote: QuoteTerms | None = None
+
+    @property
+    def charge_amount(self) -> int:
+        """What the channel is asked to collect: the quoted amount, else the payable."""
+        return self.quote.presentment_amount if self.quote else self.priced.payable_amount
+
+    @property
+    def charge_currency(self) -> str:
+        return self.quote.presentment_currency if self.quote else self.priced.currency
 
 
 class Checkout(_Message):

@@ -157,6 +157,8 @@ ZH: dict[str, str] = {
     "Your order": "您的订单",
     "Coupon": "优惠券",
     "Amount due": "应付金额",
+    "Price": "价格",
+    "at a locked exchange rate": "按锁定汇率",
     "Pay with": "支付方式：",
     "Scan this code with the app to pay.": "请用 App 扫描二维码付款。",
     "Open the payment page": "打开支付页面",

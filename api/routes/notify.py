@@ -179,7 +179,13 @@ def _check(context: AppContext, channel: str, notification: Notification, body: 
         # is at its own channel.
         asked = session.get(Payment, (order_id, attempt))
         attempt_channel = asked.channel if asked is not None else order.channel
-        problem = _mismatch(order, attempt_channel, channel, notification, attempt, current_attempt)
+        # What the attempt asked the channel for: a quoted order's is in the buyer's currency.
+        expected = (
+            (asked.amount, asked.currency) if asked else (order.payable_amount, order.currency)
+        )
+        problem = _mismatch(
+            order, attempt_channel, channel, notification, (attempt, current_attempt), expected
+        )
     if problem is not None:
         reason, message = problem
         logger.warning("rejected a %s notification: %s", channel, message)
@@ -210,19 +216,20 @@ def _mismatch(
     attempt_channel: str,
     channel: str,
     notification: Notification,
-    attempt: int,
-    current_attempt: int,
+    attempts: tuple[int, int],
+    expected: tuple[int, str],
 ) -> tuple[str, str] | None:
     """(reason, message) when the notification is not about this order as we know it."""
     if attempt_channel != channel:
         return "wrong_channel", "the order was not placed on this channel"
+    attempt, current_attempt = attempts
     if notification.kind != NotificationKind.PAYMENT_SUCCEEDED:
         return None  # a refund's own amount; refunds are confirmed by query
     if attempt > current_attempt:
         return "unknown_attempt", "the order has no such payment attempt"
     if attempt < current_attempt:
         return None  # a replaced attempt's: the saga checks it against that attempt's amount
-    if (notification.amount, notification.currency) != (order.payable_amount, order.currency):
+    if (notification.amount, notification.currency) != expected:
         return "amount_mismatch", "amount or currency differs from the order's"
     if notification.merchant_id not in (None, order.merchant_id):
         return "merchant_mismatch", "merchant differs from the order's"

@@ -33,13 +33,14 @@ from api.deps import AppContext
 from api.errors import Conflict, InvalidRequest, ServiceUnavailable
 from api.pages.checkout_links import checkout_url
 from api.schemas import OrderCreate
+from api.services.fx_quotes import check_buyer_country, quote_order
 from api.services.records import new_id, now, order_out
 from api.services.updates import resending_lost, update_with_start
 from channels.base import supports_currency
 from db.coupons import check_hold_allowed, coupon_rule
 from db.identity import User
 from db.tables import Coupon as CouponRow
-from db.tables import IdempotencyKey, Merchant, Order
+from db.tables import IdempotencyKey, Merchant, MerchantFxTerms, Order
 from db.writes import insert_ignore
 from domain.checkout import return_url_refusal
 from domain.errors import CouponRejected
@@ -61,7 +62,8 @@ class StoredResponse:
 def request_hash(body: OrderCreate) -> str:
     # A field added later is left out while unset, so a key stored before it existed
     # still matches a retry of the same body.
-    unset_new_fields = {"return_url"} if body.return_url is None else set()
+    later_fields = ("return_url", "presentment_currency", "buyer_country")
+    unset_new_fields = {name for name in later_fields if getattr(body, name) is None}
     fields = body.model_dump(mode="json", exclude=unset_new_fields)
     canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
@@ -150,10 +152,17 @@ def _validated_input(context: AppContext, caller: Caller, body: OrderCreate) -> 
             raise InvalidRequest("merchant_suspended", "the merchant is suspended", "merchant_id")
         coupon = _usable_coupon(session, body.coupon_code, buyer_id)
         priced = price_order(lines, body.currency, coupon, now())
-    if body.channel is not None and not supports_currency(body.channel, body.currency):
-        message = f"{body.channel.value} does not take {body.currency}"
-        raise InvalidRequest("currency_not_supported", message, "currency")
+        fx_terms = session.get(MerchantFxTerms, merchant.id)
+        check_buyer_country(fx_terms, body.buyer_country)
     timeout, hold = _order_timings(settings, body)
+    # A quoted order's channel collects the buyer's currency (checked by quote_order).
+    quote = quote_order(
+        settings, fx_terms, priced, body.presentment_currency, body.channel, timeout
+    )
+    channel_name = body.channel
+    if quote is None and channel_name and not supports_currency(channel_name, body.currency):
+        message = f"{channel_name.value} does not take {body.currency}"
+        raise InvalidRequest("currency_not_supported", message, "currency")
     channel = body.channel.value if body.channel is not None else ""
     order_id = new_id("ord")
     return OrderInput(
@@ -175,6 +184,7 @@ def _validated_input(context: AppContext, caller: Caller, body: OrderCreate) -> 
         polling=settings.poll,
         auto_complete_seconds=hold,
         notify_url=notify_url(settings, channel) if channel else "",
+        quote=quote,
     )
 
 

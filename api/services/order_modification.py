@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 
+from sqlmodel import select
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
@@ -28,6 +29,7 @@ from api.schemas import OrderModify, OrderOut
 from api.services.records import now, order_out
 from api.services.updates import resending_lost
 from db.coupons import reprice
+from db.tables import OrderQuote
 from domain.failures import COUPON_REJECTED, MODIFICATION_FAILED, ORDER_INVALID
 from domain.keys import order_workflow_id
 from domain.pricing import OrderLine
@@ -69,6 +71,9 @@ def _checked_request(
     lines = tuple(OrderLine(**line.model_dump()) for line in body.lines)
     with context.sessions() as session:
         order = order_for(session, caller, order_id)
+        if session.exec(select(OrderQuote.id).where(OrderQuote.order_id == order_id)).first():
+            # Its quote locks the buyer's amount for these lines: cancel and order again.
+            raise _not_modifiable("an order paid in another currency cannot be modified")
         priced = reprice(session, order, lines, now())
     if priced.payable_amount == 0:
         message = "nothing would be left to pay; cancel the order instead"

@@ -10,9 +10,18 @@ from sqlmodel import Session, func, select
 
 from api.errors import NotFound
 from api.pages.checkout_links import checkout_url
-from api.schemas import AmountsOut, LineOut, OrderOut, PaymentAttempts, PaymentOut, SplitOut
+from api.schemas import (
+    AmountsOut,
+    LineOut,
+    OrderOut,
+    PaymentAttempts,
+    PaymentOut,
+    QuoteOut,
+    SplitOut,
+)
+from db.fx_books import quote_terms
 from db.payments import current_payment, payment_attempts
-from db.tables import Order, OrderLine, OrderReturnUrl, Payment, Refund
+from db.tables import Order, OrderLine, OrderQuote, OrderReturnUrl, Payment, Refund
 from domain.keys import stored_payment_reference
 from settings import Settings
 
@@ -78,6 +87,28 @@ def order_out(session: Session, order: Order, settings: Settings) -> OrderOut:
         created_at=order.created_at,
         return_url=_return_url(session, order.id),
         checkout_url=checkout_url(settings, order.id),
+        quote=_quote_out(session, order.id),
+    )
+
+
+def _quote_out(session: Session, order_id: str) -> QuoteOut | None:
+    row = session.exec(select(OrderQuote).where(OrderQuote.order_id == order_id)).first()
+    if row is None:
+        return None
+    terms = quote_terms(row)
+    return QuoteOut(
+        id=terms.quote_id,
+        price_amount=terms.price_amount,
+        price_currency=terms.price_currency,
+        presentment_amount=terms.presentment_amount,
+        presentment_currency=terms.presentment_currency,
+        mid_rate=str(terms.mid_rate),
+        customer_rate=str(terms.customer_rate),
+        markup_bps=terms.markup_bps,
+        markup_amount=terms.markup_amount,
+        rate_source=terms.rate_source,
+        rate_as_of=terms.rate_as_of,
+        expires_at=terms.expires_at,
     )
 
 
@@ -105,6 +136,7 @@ def _payment_out(payment: Payment) -> PaymentOut:
         qr_payload=payment.qr_payload,
         channel_txn_id=payment.channel_txn_id,
         amount=payment.amount,
+        currency=payment.currency,
         paid_at=payment.paid_at,
         updated_at=payment.updated_at,
     )

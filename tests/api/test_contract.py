@@ -96,6 +96,9 @@ ANSWERS: dict[tuple[str, str], set[int]] = {
     ("GET", "/v1/reconciliation/exceptions"): AUTH_SOME | {400},
     ("POST", "/v1/reconciliation/exceptions/{exception_id}/resolve"): AUTH_SOME
     | {400, 404, 409, 413},
+    ("GET", "/v1/fx/report"): AUTH_SOME | {400},
+    ("GET", "/v1/merchants/{merchant_id}/fx-terms"): AUTH_SOME | {404},
+    ("PUT", "/v1/merchants/{merchant_id}/fx-terms"): AUTH_SOME | {400, 404, 413},
     ("GET", "/healthz"): set(),
     ("GET", "/readyz"): {503},
 }

@@ -38,6 +38,23 @@ _RESOLVED_BY_BUYER = (
     "UPDATE reconciliation_exceptions SET status = 'resolved', resolution_reason = 'r',"
     " resolved_at = :now, resolved_by = :buyer"
 )
+_QUOTE = (
+    "INSERT INTO order_quotes (id, order_id, price_currency, price_amount,"
+    " presentment_currency, presentment_amount, mid_rate, customer_rate, markup_bps,"
+    " markup_amount, mid_residual, rate_source, rate_as_of, created_at, expires_at)"
+    " VALUES ('quo_t', :open_order, 'CNY', 1000, 'USD', 140, '0.138', '0.1394', 100, 2,"
+    " '0.1', 'sandbox', '2026-01-01', '2026-01-01', '2026-01-02')"
+)
+_SHOWN = (
+    "INSERT INTO quoted_refunds (refund_id, quote_id, presentment_currency,"
+    " presentment_amount, markup_returned, residual) VALUES (:refund, 'quo_t', 'USD', 10, 0, '0')"
+)
+_REALISED = (
+    "INSERT INTO fx_realisations (id, order_id, channel, presentment_currency,"
+    " presentment_amount, settlement_currency, settled_amount, markup_amount,"
+    " rounding_amount, gain_loss_amount, created_at)"
+    " VALUES ('fx_t', :order, :channel, 'USD', 10, 'CNY', 70, 0, 0, 0, :now)"
+)
 
 # Each constraint: the statements that set the scene (none, mostly), then the one that
 # breaks it. `:name` parameters are the books' ids (`_params`).
@@ -286,6 +303,36 @@ CASES: dict[str, tuple[str, ...]] = {
         f"{_RESOLVED_BY_BUYER}, adjustment_entry_id = :entry {_IS_EXCEPTION}",
         f"{_RESOLVED_BY_BUYER}, adjustment_entry_id = :entry WHERE id = 'rex_2'",
     ),
+    # Cross-border (revision 0009): a quote for the open order sets most scenes.
+    "ck_merchant_fx_terms_markup": (
+        "INSERT INTO merchant_fx_terms (merchant_id, fx_markup_bps) VALUES (:merchant, 1001)",
+    ),
+    "fk_merchant_fx_terms_merchant": (
+        "INSERT INTO merchant_fx_terms (merchant_id, fx_markup_bps) VALUES ('mer_nowhere', 0)",
+    ),
+    "fk_order_quotes_order": (_QUOTE.replace(":open_order", "'ord_nowhere'"),),
+    "uq_order_quotes_order": (_QUOTE, _QUOTE.replace("'quo_t'", "'quo_t2'")),
+    "ck_order_quotes_amounts": (
+        _QUOTE,
+        "UPDATE order_quotes SET markup_amount = presentment_amount WHERE id = 'quo_t'",
+    ),
+    "ck_order_quotes_markup": (
+        _QUOTE,
+        "UPDATE order_quotes SET markup_bps = 1001 WHERE id = 'quo_t'",
+    ),
+    "ck_order_quotes_currencies": (
+        _QUOTE,
+        "UPDATE order_quotes SET presentment_currency = price_currency WHERE id = 'quo_t'",
+    ),
+    "ck_order_quotes_expiry": (
+        _QUOTE,
+        "UPDATE order_quotes SET expires_at = created_at WHERE id = 'quo_t'",
+    ),
+    "fk_quoted_refunds_refund": (_QUOTE, _SHOWN.replace(":refund", "'rf_nowhere'")),
+    "fk_quoted_refunds_quote": (_SHOWN.replace("'quo_t'", "'quo_nowhere'"),),
+    "ck_quoted_refunds_amounts": (_QUOTE, _SHOWN.replace("10, 0,", "10, 11,")),
+    "fk_fx_realisations_order": (_REALISED.replace(":order", "'ord_nowhere'"),),
+    "ck_fx_realisations_direction": (_REALISED.replace("'CNY', 70", "'CNY', -70"),),
 }
 # Every reconciliation case plays on a run and an open exception of it.
 for _name, _statements in list(CASES.items()):

@@ -1,0 +1,70 @@
+"""Cross-border: the operators' FX report, and merchants' FX terms."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+
+from api.auth.caller import MerchantOrOperator, OperatorCaller
+from api.auth.scope import check_merchant
+from api.deps import ContextDep
+from api.errors import InvalidRequest
+from api.openapi_errors import error_responses
+from api.routes.merchants import load_merchant
+from api.services.fx_report import FxReport, FxTermsIn, FxTermsOut, fx_report, set_terms, terms_out
+from db.tables import MerchantFxTerms
+from domain.fx.quotes import MAX_MARKUP_BPS
+
+router = APIRouter(tags=["fx"])
+
+
+class FxTermsBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    fx_markup_bps: Annotated[StrictInt, Field(ge=0, le=MAX_MARKUP_BPS)]
+    buyer_countries: list[Annotated[StrictStr, Field(pattern=r"^[A-Z]{2}$")]] | None = Field(
+        default=None, max_length=250
+    )
+
+
+@router.get("/v1/fx/report", responses=error_responses(400, 401, 403))
+async def get_fx_report(
+    caller: OperatorCaller,
+    context: ContextDep,
+    day: Annotated[StrictStr, Query(pattern=r"^\d{4}-\d{2}-\d{2}$")],
+    channel: Annotated[str | None, Query(max_length=64)] = None,
+) -> FxReport:
+    """Realised FX gain or loss of a day (UTC), per channel and currency pair."""
+    try:
+        asked = date.fromisoformat(day)
+    except ValueError:
+        raise InvalidRequest("invalid_day", f"{day} is not a date", "day") from None
+
+    def run() -> FxReport:
+        with context.reads() as session:
+            return fx_report(session, asked, channel)
+
+    return await asyncio.to_thread(run)
+
+
+@router.get("/v1/merchants/{merchant_id}/fx-terms", responses=error_responses(401, 403, 404))
+def get_fx_terms(merchant_id: str, caller: MerchantOrOperator, context: ContextDep) -> FxTermsOut:
+    check_merchant(caller, merchant_id)
+    with context.reads() as session:
+        load_merchant(session, merchant_id)
+        return terms_out(merchant_id, session.get(MerchantFxTerms, merchant_id))
+
+
+@router.put(
+    "/v1/merchants/{merchant_id}/fx-terms", responses=error_responses(400, 401, 403, 404, 413)
+)
+def put_fx_terms(
+    merchant_id: str, body: FxTermsBody, caller: OperatorCaller, context: ContextDep
+) -> FxTermsOut:
+    """An operator sets the merchant's markup on quoted rates and its buyer countries."""
+    with context.sessions() as session, session.begin():
+        load_merchant(session, merchant_id)
+        return set_terms(session, merchant_id, FxTermsIn(**body.model_dump()))

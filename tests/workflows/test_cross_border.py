@@ -1,0 +1,120 @@
+"""Cross-border orders end to end: a CNY shop's order paid by card in USD or JPY at a
+quote, refunded in part and then in full, through the real API, sagas, sandbox card
+gateway and database. After each, the books reconcile in every currency."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from sqlmodel import Session, col, func, select
+
+from db.tables import JournalEntry, Posting
+from tests.conftest import System
+from tests.support import (
+    assert_ledger_sound,
+    create_merchant,
+    create_order,
+    get_order,
+    ledger_mark,
+    pay,
+    post_refund,
+    wait_for,
+    wait_status,
+)
+
+
+async def _refunded(api: httpx.AsyncClient, order_id: str, amount: int) -> dict[str, Any]:
+    asked = await post_refund(api, order_id, amount=amount)
+    assert asked.status_code == 201, asked.text
+
+    async def read() -> dict[str, Any]:
+        return dict((await api.get(f"/v1/refunds/{asked.json()['id']}")).json())
+
+    return await wait_for(read, lambda r: r["status"] == "succeeded", "the refund to succeed")
+
+
+def _order_sums(system: System, order_id: str) -> dict[str, int]:
+    with Session(system.engine) as session:
+        rows = session.exec(
+            select(Posting.account, func.sum(Posting.amount))
+            .join(JournalEntry, col(JournalEntry.id) == Posting.entry_id)
+            .where(JournalEntry.order_id == order_id)
+            .group_by(col(Posting.account))
+        ).all()
+    return {account: int(total) for account, total in rows if total}
+
+
+@pytest.mark.parametrize("presentment", ["USD", "JPY"])
+async def test_a_cny_order_paid_by_card_abroad_is_refunded_in_the_buyers_currency(
+    api: httpx.AsyncClient, sandbox: httpx.AsyncClient, system: System, presentment: str
+) -> None:
+    mark = ledger_mark(system.engine)
+    merchant_id = await create_merchant(api)
+    terms = await api.put(f"/v1/merchants/{merchant_id}/fx-terms", json={"fx_markup_bps": 200})
+    assert terms.status_code == 200, terms.text
+    order = await create_order(api, merchant_id, channel="card", presentment_currency=presentment)
+    quote = order["quote"]
+    assert (quote["price_amount"], quote["price_currency"]) == (7498, "CNY")
+    assert quote["presentment_currency"] == presentment and quote["markup_bps"] == 200
+    assert order["payment"]["amount"] == quote["presentment_amount"]
+    assert order["payment"]["currency"] == presentment
+    # The quote outlives the payment window: every payment the saga takes pays it.
+    expires = datetime.fromisoformat(quote["expires_at"])
+    created = datetime.fromisoformat(order["created_at"])
+    assert expires >= created + timedelta(seconds=60)
+
+    await pay(sandbox, order["id"])
+    paid = await wait_status(api, order["id"], "completed")
+    assert paid["split"]["merchant_net"] > 0  # in CNY: the merchant's price, split
+
+    await _refunded(api, order["id"], 2000)
+    assert_ledger_sound(system.engine, mark)
+    await _refunded(api, order["id"], 7498 - 2000)
+    assert_ledger_sound(system.engine, mark)
+    sums = _order_sums(system, order["id"])
+    assert sums.get(f"fx_position:platform:{presentment}", 0) == 0
+    assert sums.get("fx_position:platform:CNY", 0) == 0
+    assert sums.get(f"channel_clearing:card:{presentment}", 0) == 0  # all given back
+    final = await get_order(api, order["id"])
+    assert final["quote"]["id"] == quote["id"]
+
+
+async def test_cross_border_rules_are_clear_400s(api: httpx.AsyncClient) -> None:
+    merchant_id = await create_merchant(api)
+    terms = {"fx_markup_bps": 100, "buyer_countries": ["US", "JP"]}
+    assert (await api.put(f"/v1/merchants/{merchant_id}/fx-terms", json=terms)).status_code == 200
+    cases: list[tuple[dict[str, Any], str]] = [
+        (
+            {"channel": "alipay", "presentment_currency": "USD"},
+            "presentment_currency_not_supported",
+        ),
+        ({"channel": None, "presentment_currency": "USD"}, "channel_required"),
+        (
+            {"channel": "card", "presentment_currency": "USD", "buyer_country": "FR"},
+            "buyer_country_not_allowed",
+        ),
+        ({"channel": "card", "presentment_currency": "XYZ"}, "unknown_currency"),
+        (
+            {
+                "channel": "card",
+                "presentment_currency": "USD",
+                "lines": [{"sku": "a", "name": "gold", "quantity": 1, "unit_amount": 90_000_000}],
+            },
+            "amount_over_limit",
+        ),
+    ]
+    for overrides, code in cases:
+        body: dict[str, Any] = {
+            "merchant_id": merchant_id,
+            "currency": "CNY",
+            "lines": [{"sku": "tea", "name": "Tea", "quantity": 1, "unit_amount": 1000}],
+            **overrides,
+        }
+        answer = await api.post(
+            "/v1/orders", json=body, headers={"Idempotency-Key": f"{code}-{merchant_id}"}
+        )
+        assert answer.status_code == 400, (code, answer.text)
+        assert answer.json()["error"]["code"] == code
