@@ -130,6 +130,12 @@ def cpu_rows(d: str, ours: list[dict[str, Any]], floor: list[dict[str, Any]]) ->
     rows = [Row(d + "CPU per happy order, our processes", total, "ms", Goal("<=", CPU_GOAL_MS))]
     rows += [Row(d + f"  {name}", per_order(name, ours), "ms") for name in names]
     rows.append(Row(d + "  (the bench's client)", per_order("bench client", ours), "ms"))
+    requests = _mean([(r["items"] + r["reads"] + r["retried_503"]) / r["items"] for r in ours])
+    rows.append(Row(d + "  API requests per order (create + status reads)", requests))
+    api_per_request = _mean(
+        [ms_per_item(r["cpu_ticks"].get("api", 0), r["items"] + r["reads"]) for r in ours]
+    )
+    rows.append(Row(d + "  API CPU per request", api_per_request, "ms"))
     if floor:
         bare = per_order("temporal", floor) + per_order("floor", floor)
         rows.append(Row(d + "CPU per bare saga (server + its worker)", bare, "ms"))
