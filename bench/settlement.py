@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, DateTime, Engine, bindparam, text
+from sqlalchemy.exc import OperationalError
 
 from activities.settlement_records import SettlementRecords
 from bench import settlement_seed
@@ -118,13 +119,25 @@ def settle_day(engine: Engine, day: date) -> None:
 
             def settle(merchant: str) -> None:
                 merchant_day = MerchantDay(merchant_id=merchant, day=day)
-                records.prepare_statements(merchant_day)
-                records.day_statements(merchant_day)
+                _retried(lambda: records.prepare_statements(merchant_day))
+                _retried(lambda: records.day_statements(merchant_day))
 
             list(pool.map(settle, page.merchant_ids))
             if page.remaining <= len(page.merchant_ids):
                 return
             scope = scope.model_copy(update={"after": page.merchant_ids[-1]})
+
+
+def _retried(step: Callable[[], object], attempts: int = 5) -> None:
+    """As Temporal retries a local activity that failed: a step is idempotent, and on a busy
+    SQLite a writer may wait past its busy timeout ("database is locked")."""
+    for attempt in range(1, attempts + 1):
+        try:
+            step()
+            return
+        except OperationalError:
+            if attempt == attempts:
+                raise
 
 
 _GROUP_BY = (
