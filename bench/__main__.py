@@ -1,5 +1,6 @@
 """`python -m bench` (`make bench`): knobs BENCH_ORDERS, BENCH_ROUNDS, BENCH_DATABASES,
-BENCH_SETTLEMENT_SCALE ("100000/1000", "full", or "0" to skip settlement)."""
+BENCH_SETTLEMENT_SCALE ("full": 1,000,000 orders of 10,000 merchants, the default; "100000/1000";
+or "0" to skip settlement)."""
 
 from __future__ import annotations
 

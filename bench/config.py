@@ -13,8 +13,8 @@ class BenchConfig:
     orders: int = 200  # per paysaga round (and as many bare sagas per floor round)
     rounds: int = 2  # bare, paysaga, bare, paysaga, ...
     databases: tuple[str, ...] = DATABASES
-    settlement_orders: int = 100_000
-    settlement_merchants: int = 1_000
+    settlement_orders: int = 1_000_000
+    settlement_merchants: int = 10_000
     in_flight: int = 50
     serial_orders: int = 20  # orders one at a time, for latency at 1 in flight
     duplicates: int = 20  # resends of one notification
@@ -22,9 +22,12 @@ class BenchConfig:
 
 
 def parse_scale(text: str) -> tuple[int, int]:
-    """ "100000/1000" -> (orders, merchants); "full" is 1,000,000 orders of 10,000 merchants."""
+    """ "100000/1000" -> (orders, merchants); "full" is 1,000,000 orders of 10,000 merchants;
+    "0" skips the case."""
     if text == "full":
         return 1_000_000, 10_000
+    if text.strip() == "0":
+        return 0, 0
     orders, _, merchants = text.partition("/")
     return int(orders), int(merchants)
 
@@ -35,7 +38,7 @@ def from_env(env: dict[str, str] | None = None) -> BenchConfig:
     unknown = set(databases) - set(DATABASES)
     if unknown:
         raise ValueError(f"BENCH_DATABASES: unknown {sorted(unknown)}; choose from {DATABASES}")
-    orders, merchants = parse_scale(env.get("BENCH_SETTLEMENT_SCALE", "100000/1000"))
+    orders, merchants = parse_scale(env.get("BENCH_SETTLEMENT_SCALE", "full"))
     return BenchConfig(
         orders=int(env.get("BENCH_ORDERS", BenchConfig.orders)),
         rounds=int(env.get("BENCH_ROUNDS", BenchConfig.rounds)),

@@ -1,5 +1,6 @@
 """One database's measurements: interleaved rounds of the bare floor and of paysaga, latency
-one at a time, history events, a duplicate storm, and two workers + two APIs."""
+one at a time, history events, a duplicate storm, orders with and without a merchant
+webhook, and two workers + two APIs."""
 
 from __future__ import annotations
 
@@ -19,8 +20,10 @@ from bench.figures import CLOCK_TICKS, percentile
 from bench.floor import one_saga
 from bench.orders import Shop, Timings, in_flight
 from bench.stand import FLOOR_QUEUE, Stand, new_merchant
+from bench.webhook_receiver import WebhookReceiver
 
 PAYSAGA_PROCESSES = ["temporal", "worker", "api", "sandbox"]
+WEBHOOK_DELAY_S = 0.5  # the merchant's endpoint is slow: no saga step may wait for it
 
 
 def _own_ticks() -> int:
@@ -72,6 +75,7 @@ class Load:
             await self._rounds()
             await self._serial()
             await self._events_and_duplicates()
+            await self._webhooks()
             await self._scale_out(headers)
         finally:
             for api in self.apis:
@@ -103,10 +107,15 @@ class Load:
         return figures
 
     async def _paysaga_round(
-        self, kind: str, count: int, processes: list[str], record: bool = True
+        self,
+        kind: str,
+        count: int,
+        processes: list[str],
+        record: bool = True,
+        shop: Shop | None = None,
     ) -> RoundFigures:
         timings = Timings()
-        shop = self.shop
+        shop = shop or self.shop
 
         async def one() -> None:
             await shop.one_order(timings)
@@ -155,6 +164,34 @@ class Load:
             f"  history: {self.results['history_events_per_order']:.1f} events/order; "
             f"{cost.sent} duplicates added {cost.events_added} events, "
             f"{cost.workflows_started} workflows"
+        )
+
+    async def _webhooks(self) -> None:
+        """A round of orders of a merchant without a webhook URL, then as many of one with
+        (its endpoint answers after WEBHOOK_DELAY_S): throughput, latency, history events."""
+        receiver = WebhookReceiver(delay_s=WEBHOOK_DELAY_S)
+        url = await receiver.start()
+        try:
+            hooked = Shop(self.apis, self.sandbox, await new_merchant(self.apis[0], url))
+            count = self.config.orders
+            plain = await self._paysaga_round("plain", count, PAYSAGA_PROCESSES)
+            plain_ids = self.last_timings.order_ids
+            before = await probes.webhook_workflows(self.client)
+            hooks = await self._paysaga_round("webhooks", count, PAYSAGA_PROCESSES, shop=hooked)
+            hooked_ids = self.last_timings.order_ids
+            await probes.until_quiet(lambda: receiver.received)
+            cost = await probes.webhook_cost(self.client, before, plain_ids, hooked_ids)
+        finally:
+            await receiver.stop()
+        self.results["webhooks"] = {
+            **asdict(cost),
+            "received": receiver.received,
+            "endpoint_delay_s": WEBHOOK_DELAY_S,
+        }
+        self.say(
+            f"  webhooks: {plain.per_second:.1f} orders/s without, {hooks.per_second:.1f} with;"
+            f" {cost.workflows_per_order:.1f} deliveries of {cost.events_per_delivery:.1f}"
+            f" events per order, {cost.order_events_added:+.1f} events on the order's own"
         )
 
     async def _scale_out(self, headers: dict[str, str]) -> None:

@@ -1,4 +1,5 @@
-"""What an order costs in Temporal's history, and what a duplicate notification adds.
+"""What an order costs in Temporal's history, and what a duplicate notification and a
+merchant webhook add.
 
 A duplicate is the very message the channel sent (same notify id, same signature scheme,
 rendered by the sandbox's own protocol), posted to our notify route again and again.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
@@ -89,3 +91,58 @@ def _notification(
     )
     wire = protocol.render(event)
     return wire.body, dict(wire.headers)
+
+
+WEBHOOKS = "WorkflowType = 'MerchantWebhookWorkflow'"
+SAMPLE = 5  # histories read per kind
+
+
+async def webhook_workflows(client: Client) -> int:
+    return (await client.count_workflows(WEBHOOKS)).count
+
+
+async def until_quiet(count: Callable[[], int], quiet_s: float = 1.0, within_s: float = 60) -> None:
+    """Until `count()` has not moved for `quiet_s` (deliveries still in flight end)."""
+    deadline = time.monotonic() + within_s
+    last = count()
+    while time.monotonic() < deadline:
+        await asyncio.sleep(quiet_s)
+        if count() == last:
+            return
+        last = count()
+
+
+@dataclass(frozen=True)
+class WebhookCost:
+    orders: int
+    workflows_per_order: float  # delivery workflows started per order
+    events_per_delivery: float  # history events of one delivery workflow
+    order_events_without: float  # an order's own history, its merchant without a webhook
+    order_events_with: float
+
+    @property
+    def order_events_added(self) -> float:
+        return self.order_events_with - self.order_events_without
+
+
+async def webhook_cost(
+    client: Client, before: int, plain_ids: list[str], hooked_ids: list[str]
+) -> WebhookCost:
+    """The delivery workflows the hooked orders started, and what they and the orders'
+    own histories hold, beside orders of a merchant without a webhook."""
+    started = await webhook_workflows(client) - before
+    deliveries = []
+    async for execution in client.list_workflows(WEBHOOKS, limit=SAMPLE):
+        deliveries.append(await history_events(client, execution.id))
+    return WebhookCost(
+        orders=len(hooked_ids),
+        workflows_per_order=started / len(hooked_ids),
+        events_per_delivery=sum(deliveries) / len(deliveries) if deliveries else 0.0,
+        order_events_without=await _mean_events(client, plain_ids),
+        order_events_with=await _mean_events(client, hooked_ids),
+    )
+
+
+async def _mean_events(client: Client, order_ids: list[str]) -> float:
+    counts = [await history_events(client, f"order-{o}") for o in order_ids[:SAMPLE]]
+    return sum(counts) / len(counts)

@@ -68,6 +68,7 @@ def database_rows(database: str, results: dict[str, Any]) -> list[Row]:
         ),
         Row(d + "workflows started by them", dup["workflows_started"], "", Goal("==", 0)),
     ]
+    rows += webhook_rows(d, rounds, results.get("webhooks"))
     if wide:
         rate = _mean([r["per_second"] for r in wide])
         rows.append(Row(d + "two workers + two APIs", rate, "orders/s"))
@@ -76,6 +77,48 @@ def database_rows(database: str, results: dict[str, Any]) -> list[Row]:
         )
         rows += cpu_rows(d + "2x2 ", wide, [])
     return rows
+
+
+def webhook_rows(d: str, rounds: list[dict[str, Any]], hooks: dict[str, Any] | None) -> list[Row]:
+    """Orders of a merchant with a webhook (its endpoint slow) beside orders of one without.
+    A saga step that waited on the delivery would add the endpoint's delay to pay-to-visible:
+    the goal is less than half of it."""
+    plain = [r for r in rounds if r["kind"] == "plain"]
+    hooked = [r for r in rounds if r["kind"] == "webhooks"]
+    if hooks is None or not plain or not hooked:
+        return []
+    without, with_ = plain[0], hooked[0]
+    delay_ms = hooks["endpoint_delay_s"] * 1000
+    added_ms = (with_["pay_to_visible_s_p50"] - without["pay_to_visible_s_p50"]) * 1000
+    return [
+        Row(d + "orders/s, merchant without a webhook", without["per_second"], "orders/s"),
+        Row(
+            d + "  with one (its endpoint answers in " + f"{delay_ms:g} ms)",
+            with_["per_second"],
+            "orders/s",
+        ),
+        Row(
+            d + "  pay-to-visible p50 added by the webhook",
+            added_ms,
+            "ms",
+            Goal("<=", delay_ms / 2),
+        ),
+        Row(d + "  delivery workflows per order", hooks["workflows_per_order"]),
+        Row(d + "  history events per delivery", hooks["events_per_delivery"]),
+        Row(
+            d + "  events added to the order's own history",
+            hooks["order_events_with"] - hooks["order_events_without"],
+            "",
+            Goal("<=", 0),
+        ),
+        Row(d + "  CPU per order with webhooks, our processes", _cpu_total(with_), "ms"),
+        Row(d + "  CPU per order without", _cpu_total(without), "ms"),
+    ]
+
+
+def _cpu_total(round_: dict[str, Any]) -> float:
+    ticks = sum(t for name, t in round_["cpu_ticks"].items() if name != "bench client")
+    return ms_per_item(ticks, round_["items"])
 
 
 def cpu_rows(d: str, ours: list[dict[str, Any]], floor: list[dict[str, Any]]) -> list[Row]:
@@ -87,6 +130,12 @@ def cpu_rows(d: str, ours: list[dict[str, Any]], floor: list[dict[str, Any]]) ->
     rows = [Row(d + "CPU per happy order, our processes", total, "ms", Goal("<=", CPU_GOAL_MS))]
     rows += [Row(d + f"  {name}", per_order(name, ours), "ms") for name in names]
     rows.append(Row(d + "  (the bench's client)", per_order("bench client", ours), "ms"))
+    requests = _mean([(r["items"] + r["reads"] + r["retried_503"]) / r["items"] for r in ours])
+    rows.append(Row(d + "  API requests per order (create + status reads)", requests))
+    api_per_request = _mean(
+        [ms_per_item(r["cpu_ticks"].get("api", 0), r["items"] + r["reads"]) for r in ours]
+    )
+    rows.append(Row(d + "  API CPU per request", api_per_request, "ms"))
     if floor:
         bare = per_order("temporal", floor) + per_order("floor", floor)
         rows.append(Row(d + "CPU per bare saga (server + its worker)", bare, "ms"))

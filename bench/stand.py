@@ -48,7 +48,9 @@ class Stand:
     def __init__(self, work: Path, database_url: str) -> None:
         upgrade_to_head(database_url)
         self.database_url = database_url
-        self.system = ChaosSystem(work, system_env(work, database_url))
+        # Merchants' webhooks go to the bench's own receiver, on this machine.
+        env = {**system_env(work, database_url), "PAYSAGA_WEBHOOK_ALLOW_PRIVATE_TARGETS": "true"}
+        self.system = ChaosSystem(work, env)
         self.env = self.system.env
 
     def start(self) -> None:

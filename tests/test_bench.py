@@ -1,11 +1,24 @@
-"""The bench's pure parts: percentiles, CPU from /proc lines, goals, the table, the knobs."""
+"""The bench's pure parts (percentiles, CPU from /proc lines, goals, the table, the knobs),
+and its settlement case at a tiny scale on real databases."""
 
 from __future__ import annotations
 
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
+from sqlalchemy import Engine
+from sqlmodel import Session, select
 
 from bench.config import from_env, parse_scale
 from bench.figures import Goal, Row, cpu_ticks, ms_per_item, percentile, render_table
+from bench.settlement import measure, reported
+from db.reconcile import ledger_problems
+from db.tables import Account, Statement
+from domain.ledger import AccountKind
+from tests.databases import create_database, drop_database, migrated_engine
 
 
 def test_percentile_is_nearest_rank() -> None:
@@ -39,7 +52,52 @@ def test_goals_and_the_table() -> None:
 def test_knobs() -> None:
     assert parse_scale("full") == (1_000_000, 10_000)
     assert parse_scale("100000/1000") == (100_000, 1_000)
+    assert parse_scale("0") == (0, 0)
+    assert from_env({}).settlement_orders == 1_000_000  # make bench: full size by default
     config = from_env({"BENCH_ORDERS": "10", "BENCH_DATABASES": "sqlite"})
     assert (config.orders, config.databases) == (10, ("sqlite",))
     with pytest.raises(ValueError, match="BENCH_DATABASES"):
         from_env({"BENCH_DATABASES": "mysql"})
+
+
+# -- the settlement case, at a tiny scale: it runs, and reports both figures ----------------
+
+SETTLEMENT_BACKENDS = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_DATABASE_URL") else [])
+
+
+@pytest.fixture(params=SETTLEMENT_BACKENDS)
+def empty_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """A database at head with no rows, of its own: the case seeds and counts all of it."""
+    if request.param == "sqlite":
+        engine = migrated_engine(f"sqlite:///{tmp_path / 'settlement.db'}")
+        yield engine
+        engine.dispose()
+        return
+    server, name = os.environ["TEST_DATABASE_URL"], f"bench_{secrets.token_hex(4)}"
+    engine = migrated_engine(create_database(server, name))
+    yield engine
+    engine.dispose()
+    drop_database(server, name)
+
+
+def test_the_settlement_case_settles_a_valid_seeded_day_and_reports_both_figures(
+    empty_engine: Engine,
+) -> None:
+    figures = measure(empty_engine, 120, 3, lambda _line: None)
+    assert (figures.statements, figures.payouts) == (3, 3)  # each merchant stated and paid
+    assert figures.floor_s > 0 and figures.run_s > 0
+    data, rows = reported(empty_engine.dialect.name, figures)
+    assert data["ratio"] == figures.run_s / figures.floor_s
+    table = render_table(rows)
+    assert "one GROUP BY + the writes it needs" in table
+    assert "the product's run (statements + payouts)" in table
+    assert "| <= 2 |" in table
+    with Session(empty_engine) as session:
+        assert ledger_problems(session) == []  # the seeded ledger, and after settling it
+        statements = session.exec(select(Statement)).all()
+        assert sorted(s.order_count for s in statements) == [40, 40, 40]
+        assert all(s.payout_amount > 0 and s.closing_balance == 0 for s in statements)
+        available = session.exec(
+            select(Account).where(Account.kind == AccountKind.MERCHANT_AVAILABLE.value)
+        ).all()
+        assert [a.balance for a in available] == [0, 0, 0]  # all of it paid out

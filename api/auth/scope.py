@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlmodel import Session
 
-from api.auth.caller import Caller, Role
+from api.auth.caller import Caller, Role, checked_in
 from api.errors import NotFound
 from db.tables import Order
 
@@ -21,6 +21,9 @@ def sees_order(caller: Caller, order: Order) -> bool:
 
 
 def order_for(session: Session, caller: Caller, order_id: str) -> Order:
+    """The caller's order (its credential checked here first, if its route left that to
+    its session: api.auth.caller.checked_in), else 404."""
+    caller = checked_in(session, caller)
     order = session.get(Order, order_id)
     if order is None or not sees_order(caller, order):
         raise NotFound("order_not_found", f"no order {order_id}", "id")

@@ -10,7 +10,7 @@ from sqlmodel import select
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.auth.caller import AnyCaller, BuyerOrOperator, Caller
+from api.auth.caller import AnyCaller, AnyCallerCheckedInRoute, BuyerOrOperator, Caller
 from api.auth.scope import order_for, scoped_orders
 from api.deps import AppContext, ContextDep
 from api.errors import Conflict
@@ -48,12 +48,15 @@ async def post_order(
 
 
 @router.get("/{order_id}", responses=error_responses(401, 404))
-def read_order(order_id: str, caller: AnyCaller, context: ContextDep) -> OrderOut:
+def read_order(order_id: str, caller: AnyCallerCheckedInRoute, context: ContextDep) -> OrderOut:
+    # The caller's credential is checked in the read's own session, by order_for.
     return _order_view(context, caller, order_id)
 
 
 @router.get("/{order_id}/payments", responses=error_responses(401, 404))
-def list_payment_attempts(order_id: str, caller: AnyCaller, context: ContextDep) -> PaymentAttempts:
+def list_payment_attempts(
+    order_id: str, caller: AnyCallerCheckedInRoute, context: ContextDep
+) -> PaymentAttempts:
     """The order's payment attempts, first to latest: a modification closes the pending
     attempt and issues the next under its own reference, and every one stays listed."""
     with context.reads() as session:

@@ -4,6 +4,9 @@ Everything that can be refused is refused before anything is stored or
 started. The Idempotency-Key row records the order id first, so a repeat (even
 a concurrent one) starts the same workflow id; once the first response is
 stored, repeats replay it byte for byte.
+
+Two transactions around the saga's start, each one thread hop: the key looked up,
+the request validated and the key claimed; then the order read and its answer stored.
 """
 
 from __future__ import annotations
@@ -74,21 +77,44 @@ async def create_order(
 ) -> StoredResponse:
     key = f"{caller.role}:{caller.id}:{key}"  # each caller's keys are their own
     digest = request_hash(body)
-    claimed = await asyncio.to_thread(_claimed_key, context, key, digest)
-    if claimed is not None:
-        if claimed.status_code is not None and claimed.response_body is not None:
-            return StoredResponse(claimed.status_code, claimed.response_body)
+    claim = await asyncio.to_thread(_claim, context, caller, key, digest, body)
+    order_input = claim.order_input
+    if claim.held is not None:
+        held = claim.held
+        if held.status_code is not None and held.response_body is not None:
+            return StoredResponse(held.status_code, held.response_body)
         # The first request is still under way, or died after claiming the key: join its
         # saga rather than validate again (its own coupon hold would now refuse it).
-        if await _join_saga(context, claimed.order_id):
-            response = await asyncio.to_thread(_response_for, context, claimed.order_id)
-            return await asyncio.to_thread(_store_response, context, key, response)
-    order_input = await asyncio.to_thread(_validated_input, context, caller, body)
-    order_id = await asyncio.to_thread(_claim_key, context, key, digest, order_input.order_id)
-    order_input = order_input.model_copy(update={"order_id": order_id})
+        if await _join_saga(context, held.order_id):
+            return await asyncio.to_thread(_answer, context, key, held.order_id)
+        order_input = await asyncio.to_thread(_validated_input, context, caller, body)
+        order_input = order_input.model_copy(update={"order_id": held.order_id})
+    assert order_input is not None
     await _start_saga(context, order_input)
-    response = await asyncio.to_thread(_response_for, context, order_id)
-    return await asyncio.to_thread(_store_response, context, key, response)
+    return await asyncio.to_thread(_answer, context, key, order_input.order_id)
+
+
+@dataclass(frozen=True)
+class _Claim:
+    """The key's row when it was claimed before (`held`), else the new order, claimed."""
+
+    held: IdempotencyKey | None = None
+    order_input: OrderInput | None = None
+
+
+def _claim(context: AppContext, caller: Caller, key: str, digest: str, body: OrderCreate) -> _Claim:
+    """In one transaction: the key's earlier claim if any; else the request validated (a
+    refusal stores nothing) and the key bound to the new order id (to a concurrent
+    twin's order id if that twin claimed it first)."""
+    with context.sessions() as session, session.begin():
+        held = session.get(IdempotencyKey, key)
+        if held is not None:
+            if held.request_hash != digest:
+                raise _key_reused()
+            return _Claim(held=held)
+        order_input = _validated_in(session, context.settings, caller, body)
+        order_id = _claim_key(session, key, digest, order_input.order_id)
+        return _Claim(order_input=order_input.model_copy(update={"order_id": order_id}))
 
 
 def _key_reused() -> Conflict:
@@ -97,14 +123,6 @@ def _key_reused() -> Conflict:
         "this Idempotency-Key was used with a different request body",
         "Idempotency-Key",
     )
-
-
-def _claimed_key(context: AppContext, key: str, digest: str) -> IdempotencyKey | None:
-    with context.reads() as session:
-        row = session.get(IdempotencyKey, key)
-        if row is not None and row.request_hash != digest:
-            raise _key_reused()
-        return row
 
 
 async def _join_saga(context: AppContext, order_id: str) -> bool:
@@ -132,28 +150,33 @@ def _order_recorded(context: AppContext, order_id: str) -> bool:
 
 
 def _validated_input(context: AppContext, caller: Caller, body: OrderCreate) -> OrderInput:
-    settings = context.settings
+    with context.reads() as session:
+        return _validated_in(session, context.settings, caller, body)
+
+
+def _validated_in(
+    session: Session, settings: Settings, caller: Caller, body: OrderCreate
+) -> OrderInput:
     lines = [OrderLine(**line.model_dump()) for line in body.lines]
     if caller.role == Role.MERCHANT and body.merchant_id != caller.id:
         message = "a merchant places orders for its own shop only"
         raise InvalidRequest("merchant_not_yours", message, "merchant_id")
     buyer_id = caller.id if caller.role == Role.BUYER else None
-    with context.reads() as session:
-        # The order row names its buyer (a foreign key): a valid token of a user this
-        # database does not have (restored from an older backup, say) is refused here,
-        # not by the saga's first step.
-        if buyer_id is not None and session.get(User, buyer_id) is None:
-            message = "the signed-in buyer has no account here; sign in again"
-            raise Unauthenticated("invalid_credentials", message, "Authorization")
-        merchant = session.get(Merchant, body.merchant_id)
-        if merchant is None:
-            raise InvalidRequest("merchant_not_found", "no such merchant", "merchant_id")
-        if merchant.status != "active":
-            raise InvalidRequest("merchant_suspended", "the merchant is suspended", "merchant_id")
-        coupon = _usable_coupon(session, body.coupon_code, buyer_id)
-        priced = price_order(lines, body.currency, coupon, now())
-        fx_terms = session.get(MerchantFxTerms, merchant.id)
-        check_buyer_country(fx_terms, body.buyer_country)
+    # The order row names its buyer (a foreign key): a valid token of a user this
+    # database does not have (restored from an older backup, say) is refused here,
+    # not by the saga's first step.
+    if buyer_id is not None and session.get(User, buyer_id) is None:
+        message = "the signed-in buyer has no account here; sign in again"
+        raise Unauthenticated("invalid_credentials", message, "Authorization")
+    merchant = session.get(Merchant, body.merchant_id)
+    if merchant is None:
+        raise InvalidRequest("merchant_not_found", "no such merchant", "merchant_id")
+    if merchant.status != "active":
+        raise InvalidRequest("merchant_suspended", "the merchant is suspended", "merchant_id")
+    coupon = _usable_coupon(session, body.coupon_code, buyer_id)
+    priced = price_order(lines, body.currency, coupon, now())
+    fx_terms = session.get(MerchantFxTerms, merchant.id)
+    check_buyer_country(fx_terms, body.buyer_country)
     timeout, hold = _order_timings(settings, body)
     # A quoted order's channel collects the buyer's currency (checked by quote_order).
     quote = quote_order(
@@ -246,17 +269,16 @@ def _usable_coupon(session: Session, code: str | None, buyer_id: str | None) -> 
     return coupon_rule(row)
 
 
-def _claim_key(context: AppContext, key: str, digest: str, order_id: str) -> str:
+def _claim_key(session: Session, key: str, digest: str, order_id: str) -> str:
     """Bind the key to an order id; a concurrent twin gets the winner's order id."""
-    with context.sessions() as session, session.begin():
-        values = {"key": key, "request_hash": digest, "order_id": order_id, "created_at": now()}
-        if insert_ignore(session, IdempotencyKey, values):
-            return order_id
-        row = session.get(IdempotencyKey, key)
-        assert row is not None
-        if row.request_hash != digest:
-            raise _key_reused()
-        return row.order_id
+    values = {"key": key, "request_hash": digest, "order_id": order_id, "created_at": now()}
+    if insert_ignore(session, IdempotencyKey, values):
+        return order_id
+    row = session.get(IdempotencyKey, key)
+    assert row is not None
+    if row.request_hash != digest:
+        raise _key_reused()
+    return row.order_id
 
 
 async def _start_saga(context: AppContext, order: OrderInput) -> None:
@@ -321,26 +343,11 @@ async def _within_checkout_deadline(
         raise ServiceUnavailable("channel_unavailable", message, retry_after=retry_after) from None
 
 
-def _response_for(context: AppContext, order_id: str) -> StoredResponse:
-    with context.reads() as session:
-        order = session.get(Order, order_id)
-        if order is None:  # the saga refused it at recording: the coupon was taken meanwhile
-            body = {
-                "error": {
-                    "type": "invalid_request_error",
-                    "code": "coupon_already_used",
-                    "message": "the coupon was used by another order",
-                    "param": "coupon_code",
-                }
-            }
-            return StoredResponse(400, json.dumps(body))
-        answer = order_out(session, order, context.settings)
-        return StoredResponse(201, answer.model_dump_json())
-
-
-def _store_response(context: AppContext, key: str, response: StoredResponse) -> StoredResponse:
-    """Store the first response; a concurrent twin that stored first wins, and we answer with it."""
+def _answer(context: AppContext, key: str, order_id: str) -> StoredResponse:
+    """The order's answer, stored as the key's first response in the same transaction; a
+    concurrent twin that stored first wins, and we answer with its."""
     with context.sessions() as session, session.begin():
+        response = _response_in(session, context.settings, order_id)
         row = session.exec(
             select(IdempotencyKey).where(IdempotencyKey.key == key).with_for_update()
         ).one()
@@ -348,3 +355,19 @@ def _store_response(context: AppContext, key: str, response: StoredResponse) -> 
             row.status_code = response.status_code
             row.response_body = response.body
         return StoredResponse(row.status_code, row.response_body)
+
+
+def _response_in(session: Session, settings: Settings, order_id: str) -> StoredResponse:
+    order = session.get(Order, order_id)
+    if order is None:  # the saga refused it at recording: the coupon was taken meanwhile
+        body = {
+            "error": {
+                "type": "invalid_request_error",
+                "code": "coupon_already_used",
+                "message": "the coupon was used by another order",
+                "param": "coupon_code",
+            }
+        }
+        return StoredResponse(400, json.dumps(body))
+    answer = order_out(session, order, settings)
+    return StoredResponse(201, answer.model_dump_json())
