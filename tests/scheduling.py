@@ -49,6 +49,9 @@ SLOW_MODULES = (
 # Send more when a worker has fewer than this many queued: it runs one test only once it
 # knows the next (the teardown between them depends on it).
 MIN_PENDING = 2
+# A worker starts another backend's system only for at least this many of its tests (or
+# when no running worker has that system): ten seconds of CPU for a test or two would not pay.
+FOREIGN_MINIMUM = 8
 _PARAM_SEPARATORS = re.compile(r"\]\[|-")
 
 
@@ -104,10 +107,20 @@ class BackendAffinityScheduling(WorkStealingScheduling):  # type: ignore[misc]
 
     def check_schedule(self) -> None:
         for node, pending in list(self.node2pending.items()):
-            if self.pending and not node.shutting_down and len(pending) < MIN_PENDING:
-                self._send_batch(node)
+            low = self.pending and not node.shutting_down and len(pending) < MIN_PENDING
+            if low and not self._send_batch(node):
+                node.shutdown()  # it runs its last test; the rest wait for their systems
         if not self.pending:
             super().check_schedule()  # steal from the longest queue, or end idle workers
+
+    def _worth_starting(self, own: list[str], backend: str) -> bool:
+        waiting = sum(1 for index in self.pending if self.backend_at[index] == backend)
+        started = any(
+            backend in self.backends.get(node, [])
+            for node in self.node2pending
+            if not node.shutting_down
+        )
+        return backend in own or waiting >= FOREIGN_MINIMUM or not started
 
     def _rank(self, own: list[str], index: int) -> int:
         """0 a slow test this worker can run now, 1 its backend's, 2 no backend's, 3... others'."""
@@ -118,7 +131,7 @@ class BackendAffinityScheduling(WorkStealingScheduling):  # type: ignore[misc]
             return 2
         return 1 if backend in own else 3 + BACKENDS.index(backend)
 
-    def _send_batch(self, node: WorkerController) -> None:
+    def _send_batch(self, node: WorkerController) -> bool:
         """One slow module (the first this worker can run, if any left), then a share of
         what is left, best ranked first: slow modules spread over the workers."""
         assert self.collection is not None
@@ -128,7 +141,11 @@ class BackendAffinityScheduling(WorkStealingScheduling):  # type: ignore[misc]
         slow = [index for index in ranked if self._rank(own, index) == 0]
         module = self.collection[slow[0]].split("::", 1)[0] if slow else None
         chosen = [index for index in slow if self.collection[index].startswith(f"{module}::")]
-        chosen += [index for index in ranked if self._rank(own, index) > 0][:size]
+        worth = {b: self._worth_starting(own, b) for b in BACKENDS}
+        rest = [i for i in ranked if self._rank(own, i) > 0 and worth.get(self.backend_at[i], True)]
+        chosen += rest[:size]
+        if not chosen:
+            return False
         for index in chosen:
             backend = self.backend_at[index]
             if backend is not None and backend not in own:
@@ -137,3 +154,4 @@ class BackendAffinityScheduling(WorkStealingScheduling):  # type: ignore[misc]
         self.pending[:] = [index for index in self.pending if index not in taken]
         self.node2pending[node].extend(chosen)
         node.send_runtest_some(chosen)
+        return True

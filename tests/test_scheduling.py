@@ -21,6 +21,7 @@ from tests.scheduling import BackendAffinityScheduling, backend_of
         ("tests/domain/test_money.py::test_y[mysqlite-3]", None),
         ("tests/db/test_migrate.py::test_z[sqlite-postgresql]", None),  # both: no affinity
     ],
+    ids=["alone", "among-more", "two-brackets", "none", "in-a-word", "two-backends"],
 )
 def test_the_backend_is_read_from_the_test_parameters(nodeid: str, backend: str | None) -> None:
     assert backend_of(nodeid) == backend
