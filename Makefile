@@ -56,6 +56,8 @@ typecheck: $(STAMP)
 
 # Tests run in TEST_WORKERS processes side by side (pytest-xdist), each with its own
 # Temporal server, systems and PostgreSQL database: a test mostly waits on the system.
+# `--dist worksteal` runs our scheduler (tests/scheduling.py): each process keeps to one
+# backend's system (about 10 s of CPU to start) and the long modules go out first.
 TEST_WORKERS ?= 3
 
 # mypy runs beside the tests, not before them (15 s on a fresh clone; its verdict comes

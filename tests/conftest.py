@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import hypothesis
@@ -40,6 +42,17 @@ hypothesis.settings.register_profile("long", max_examples=1000, stateful_step_co
 hypothesis.settings.load_profile("ci")
 
 BACKENDS = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_DATABASE_URL") else [])
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`--dist worksteal` (as `make test` runs) keeps each worker to one backend's system
+    and hands out the long modules first (tests/scheduling.py)."""
+    if config.getvalue("dist") != "worksteal":
+        return None
+    from tests.scheduling import BackendAffinityScheduling  # xdist's controller only
+
+    return BackendAffinityScheduling(config, log)
 
 
 @dataclass
@@ -125,16 +138,14 @@ def _database_url(backend: str, tmp: Path, postgres: str | None) -> str:
     return postgres
 
 
-@pytest.fixture(scope="session", params=BACKENDS)
-def system(
-    request: pytest.FixtureRequest,
+@contextmanager
+def _running_system(
+    backend: str,
     temporal_address: str,
-    tmp_path_factory: pytest.TempPathFactory,
+    tmp: Path,
     postgres_url: str | None,
     channel_credentials: dict[str, str],
 ) -> Iterator[System]:
-    backend: str = request.param
-    tmp = tmp_path_factory.mktemp(backend)
     api_port, sandbox_port, health_port = stack.free_port(), stack.free_port(), stack.free_port()
     api_url, sandbox_url = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{sandbox_port}"
     task_queue = f"orders-{backend}-{secrets.token_hex(4)}"
@@ -208,6 +219,43 @@ def system(
     finally:
         processes.stop()
         engine.dispose()
+
+
+Systems = Callable[[str], System]
+
+
+@pytest.fixture(scope="session")
+def running_systems(
+    temporal_address: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    postgres_url: str | None,
+    channel_credentials: dict[str, str],
+) -> Iterator[Systems]:
+    """Each backend's system in this test process, started when a test first asks for it
+    and kept until the session ends. A test process may run tests on both backends (the
+    scheduler keeps that rare: tests/scheduling.py); were `system` itself to start them,
+    pytest would stop one backend's system to start the other's at every switch."""
+    with ExitStack() as running:
+        systems: dict[str, System] = {}
+
+        def system_for(backend: str) -> System:
+            if backend not in systems:
+                tmp = tmp_path_factory.mktemp(backend)
+                systems[backend] = running.enter_context(
+                    _running_system(
+                        backend, temporal_address, tmp, postgres_url, channel_credentials
+                    )
+                )
+            return systems[backend]
+
+        yield system_for
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def system(request: pytest.FixtureRequest, running_systems: Systems) -> System:
+    """The running system of the test's backend (each backend's, in turn, for a test that
+    names none)."""
+    return running_systems(request.param)
 
 
 @pytest.fixture(scope="session")
