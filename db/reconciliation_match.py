@@ -204,6 +204,7 @@ def _load_ours(
         select(Payment).where(
             Payment.channel == match.channel,
             Payment.status == "paid",
+            Payment.amount > 0,  # a zero-payable order never reached the channel
             col(Payment.paid_at) >= start,
             col(Payment.paid_at) < end + match.grace,
         )

@@ -97,7 +97,7 @@ def lines_from_records(engine: Engine, channel: str, day: date) -> list[BillLine
         paid = session.exec(
             select(Payment, Order)
             .join(Order, col(Order.id) == Payment.order_id)
-            .where(Payment.channel == channel, Payment.status == "paid")
+            .where(Payment.channel == channel, Payment.status == "paid", Payment.amount > 0)
             .where(col(Payment.paid_at) >= start, col(Payment.paid_at) < end)
         ).all()
         references = {}

@@ -171,6 +171,15 @@ SAMPLES: dict[tuple[str, str], Sample] = {
     ("POST", "/v1/merchants/{merchant_id}/settlements"): _json(lambda w, p: {"day": "2020-01-02"}),
     ("POST", "/v1/channels/{channel}/notify"): lambda w, p: {"content": b"not a notification"},
     ("POST", "/v1/payouts/notify"): lambda w, p: {"content": b"not a notification"},
+    ("POST", "/v1/reconciliation/runs"): lambda w, p: {
+        "json": {"channel": "alipay", "day": PAST_DAY},
+        "headers": {"Idempotency-Key": secrets.token_hex(8)},
+    },
+    ("POST", "/v1/reconciliation/exceptions/{exception_id}/resolve"): lambda w, p: {
+        "json": {"reason": "checked by the access matrix"},
+        "headers": {"Idempotency-Key": secrets.token_hex(8)},
+    },
+    ("PUT", "/v1/merchants/{merchant_id}/fx-terms"): _json(lambda w, p: {"fx_markup_bps": 0}),
 }
 # Routes that take no body (or an optional one) need no sample.
 NO_BODY = {"GET", "DELETE"}
@@ -317,6 +326,7 @@ async def build_world(
         "day": PAST_DAY,
         "account_id": accounts[0]["id"],
         "channel": "alipay",
+        "exception_id": "rex_none",  # no exception: the operator is answered 404
     }
     return World(parties, params)
 

@@ -88,7 +88,7 @@ async def test_cross_border_rules_are_clear_400s(api: httpx.AsyncClient) -> None
     assert (await api.put(f"/v1/merchants/{merchant_id}/fx-terms", json=terms)).status_code == 200
     cases: list[tuple[dict[str, Any], str]] = [
         (
-            {"channel": "alipay", "presentment_currency": "USD"},
+            {"channel": "alipay", "presentment_currency": "KWD"},
             "presentment_currency_not_supported",
         ),
         ({"channel": None, "presentment_currency": "USD"}, "channel_required"),
