@@ -7,6 +7,7 @@ reaches the order during the hold is given back at once (refunds.py).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from datetime import datetime, timedelta
 
@@ -143,6 +144,9 @@ class Fulfilment(PaymentWait):
     async def _await_receipt(self, deadline: datetime) -> None:
         """Until the buyer confirms or the hold ends; a payment that reaches the order
         meanwhile (a second one, or one of a replaced attempt) is given back at once."""
+        if since_v2(self._order):
+            await self._await_receipt_or_hold_end(deadline - workflow.now())
+            return
         while not self._receipt_confirmed:
             remaining = deadline - workflow.now()
             if remaining <= timedelta(0):
@@ -153,4 +157,14 @@ class Fulfilment(PaymentWait):
                 )
             except TimeoutError:
                 return
+            await self._refund_inbox()
+
+    async def _await_receipt_or_hold_end(self, hold: timedelta) -> None:
+        """Orders of version 2: the hold's timer is left running when the buyer confirms,
+        and the order completes in that same task: no TIMER_CANCELED event."""
+        ended = asyncio.create_task(workflow.sleep(hold))
+        while not self._receipt_confirmed and not ended.done():
+            await workflow.wait_condition(
+                lambda: self._receipt_confirmed or bool(self._inbox) or ended.done()
+            )
             await self._refund_inbox()
