@@ -4,8 +4,9 @@ A change that alters commands for orders already running goes behind
 `workflow.patched(id)`: the first order to take the new branch records a marker, and
 the SDK upserts the TemporalChangeVersion search attribute, two history events on every
 order started since, for as long as the patch stays in the code. Deprecating the patch
-(`workflow.deprecate_patch`) still writes both; only removing the call saves them, and
-that breaks the replay of an order (or a recorded history) that took the old branch.
+(`workflow.deprecate_patch`) still records the marker, flagged deprecated; only removing
+the call saves the events, and that breaks the replay of an order (or a recorded
+history) that took the old branch.
 
 So an order carries the saga version it was started with (`OrderInput.saga_version`,
 set by the API; 1 in inputs made before it was carried):
