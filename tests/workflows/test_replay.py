@@ -13,7 +13,10 @@ Record them again (a real stack, SQLite, about a minute):
 
 A new path gets a test there; a change meant to leave old sagas on their old branch keeps
 the old files (renamed) beside the new ones. order_completed.json and order_closed.json
-were recorded before any patch: they are old branches and are never recorded again.
+were recorded before any patch: they are old branches and are never recorded again. Nor
+are the `_saga_v1` files (and the rest recorded before saga version 2): orders whose
+markers choose their branches, where an order of version 2 takes them without markers
+(workflows/order/versions.py).
 """
 
 from __future__ import annotations
