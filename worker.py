@@ -23,6 +23,7 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from activities.channel_calls import ChannelCalls
 from activities.order_records import OrderRecords
+from activities.payment_settlement import PaymentSettlement
 from activities.payout_calls import PayoutCalls
 from activities.reconciliation_records import (
     BillSource,
@@ -173,6 +174,7 @@ async def built_worker(
             client, settings.task_queue, webhook_retry(settings), asyncio.get_running_loop()
         )
         records = OrderRecords(sessions, start_delivery, metrics)
+        pairs = PaymentSettlement(records)
         calls = ChannelCalls(sessions, build_channels(settings, http), metrics)
         refunds = RefundRecords(
             sessions, timedelta(days=settings.buyer_refund_window_days), start_delivery, metrics
@@ -203,6 +205,8 @@ async def built_worker(
             records.settle_order,
             records.notify_parties,
             records.release_funds,
+            pairs.record_and_settle,
+            pairs.notify_and_release,
             records.reverse_settlement,
             records.set_order_status,
             records.flag_for_review,

@@ -21,6 +21,12 @@ class _Message(BaseModel):
     model_config = ConfigDict(frozen=True)
 
 
+# The saga behaviour the API starts new orders with (OrderInput.saga_version). Orders of
+# version 2 take, without a marker, every patch that came before it, and record their
+# payment and settlement in one step (workflows/order/versions.py).
+SAGA_VERSION = 2
+
+
 class OrderInput(_Message):
     """Everything the saga needs, priced and validated by the API before the start."""
 
@@ -52,6 +58,9 @@ class OrderInput(_Message):
     # before it was carried, whose later attempts used the "-" form (domain.keys).
     payment_reference: str | None = None
     polling: PollTimings = PollTimings()
+    # 1 in inputs made before it was carried: such an order's history says which patches
+    # it took. The API starts new orders with SAGA_VERSION.
+    saga_version: int = 1
     # The buyer pays in another currency than the price: the locked quote (domain.fx);
     # None for an order paid in its price currency (and in inputs made before it existed).
     quote: QuoteTerms | None = None

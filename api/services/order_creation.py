@@ -50,7 +50,7 @@ from domain.errors import CouponRejected
 from domain.keys import order_workflow_id
 from domain.order_status import OrderStatus
 from domain.pricing import Coupon, OrderLine, price_order
-from domain.saga import CheckoutRequest, OrderInput, OrderView
+from domain.saga import SAGA_VERSION, CheckoutRequest, OrderInput, OrderView
 from settings import Settings
 from workflows.order import OrderWorkflow
 from workflows.search_attributes import MERCHANT_ID, ORDER_STATUS, PAYMENT_CHANNEL
@@ -208,6 +208,7 @@ def _validated_in(
         auto_complete_seconds=hold,
         notify_url=notify_url(settings, channel) if channel else "",
         quote=quote,
+        saga_version=SAGA_VERSION,
     )
 
 

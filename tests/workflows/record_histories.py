@@ -13,7 +13,9 @@ written run by run (<name>_run1.json, ...): a replay takes one run.
 when a path is added, or when a change to a saga is meant to leave old orders behind
 (then keep the old file too, renamed: it is the old branch of the `workflow.patched`
 the change adds). `order_completed.json` and `order_closed.json` were recorded before
-any patch and are never recorded again.
+any patch and are never recorded again; nor are the `_saga_v1` files: orders started
+before the API carried the saga version, whose markers choose their branches
+(workflows/order/versions.py). Every order recorded here now is of today's version.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from tests.conftest import System
 from tests.pages.support import Browser
 from tests.support import create_merchant, create_order, pay, post_refund, wait_for, wait_status
 from tests.workflows.run_histories import run_histories
+from tests.workflows.test_late_payment_repeats import repeat_late_notice
 from tests.workflows.test_saga_refund_child import pending_compensation
 from worker import WORKFLOWS
 from workflows.order import OrderWorkflow
@@ -252,6 +255,15 @@ async def test_replaced_attempt_paid_during_the_receipt_hold(
     confirmed = await api.post(f"/v1/orders/{order['id']}/confirm-receipt")
     assert confirmed.status_code == 200, confirmed.text
     await record(temporal, order_workflow_id(order["id"]), "order_hold_late_payment_refunded")
+
+
+async def test_late_payment_notice_repeated_in_one_batch(
+    api: httpx.AsyncClient, sandbox: httpx.AsyncClient, temporal: Client
+) -> None:
+    order_id, handle = await repeat_late_notice(api, sandbox, temporal)
+    confirmed = await api.post(f"/v1/orders/{order_id}/confirm-receipt")
+    assert confirmed.status_code == 200, confirmed.text
+    await record(temporal, handle.id, "order_late_payment_repeat_given_back_once")
 
 
 async def test_refund_pending_then_done(

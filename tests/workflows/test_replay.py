@@ -13,7 +13,10 @@ Record them again (a real stack, SQLite, about a minute):
 
 A new path gets a test there; a change meant to leave old sagas on their old branch keeps
 the old files (renamed) beside the new ones. order_completed.json and order_closed.json
-were recorded before any patch: they are old branches and are never recorded again.
+were recorded before any patch: they are old branches and are never recorded again. Nor
+are the `_saga_v1` files (and the rest recorded before saga version 2): orders whose
+markers choose their branches, where an order of version 2 takes them without markers
+(workflows/order/versions.py).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 import stack
 from domain.keys import merchant_settlement_workflow_id, order_workflow_id, refund_workflow_id
+from domain.saga import SAGA_VERSION
 from tests.support import create_merchant, create_order, pay, post_refund, wait_status
 from worker import WORKFLOWS
 
@@ -76,8 +80,20 @@ async def test_recorded_history_replays(path: Path, replayer: Replayer) -> None:
     await replayer.replay_workflow(_history(path))
 
 
+# workflow.patched, and the order saga's way to it for patches before version 2
+# (workflows/order/versions.py: its own call passes a variable, not an id).
+_PATCH_CALLS = {"patched", "patched_or_v2"}
+
+
+def _called(node: ast.Call) -> str | None:
+    if isinstance(node.func, ast.Attribute):
+        return node.func.attr
+    return node.func.id if isinstance(node.func, ast.Name) else None
+
+
 def _patch_ids_in_code() -> set[str]:
-    """Every id the workflows pass to `workflow.patched`, literally or by a module constant."""
+    """Every id the workflows pass to `workflow.patched` (or `patched_or_v2`), literally or
+    by a module constant."""
     ids: set[str] = set()
     for source in (stack.ROOT / "workflows").rglob("*.py"):  # a package too
         tree = ast.parse(source.read_text())
@@ -89,13 +105,9 @@ def _patch_ids_in_code() -> set[str]:
             if isinstance(target, ast.Name)
         }
         for node in ast.walk(tree):
-            if (
-                isinstance(node, ast.Call)
-                and isinstance(node.func, ast.Attribute)
-                and node.func.attr == "patched"
-            ):
+            if isinstance(node, ast.Call) and _called(node) in _PATCH_CALLS:
                 argument = node.args[0]
-                if isinstance(argument, ast.Name):
+                if isinstance(argument, ast.Name) and argument.id in constants:
                     ids.add(str(constants[argument.id]))
                 elif isinstance(argument, ast.Constant):
                     ids.add(str(argument.value))
@@ -123,6 +135,24 @@ def test_every_patch_has_its_new_branch_recorded_and_its_old_branch_kept() -> No
         assert patch_id in patch_ids, f"{patch_id} is no longer in the code: drop it here"
         for stem in old_histories:
             assert patch_id not in markers[stem], f"{stem} takes the new branch of {patch_id}"
+
+
+def _saga_version(path: Path) -> int | None:
+    """The saga version an order history was started with (None: not an order's)."""
+    attributes = json.loads(path.read_text())["events"][0][
+        "workflowExecutionStartedEventAttributes"
+    ]
+    if attributes["workflowType"]["name"] != "OrderWorkflow":
+        return None
+    [payload] = attributes["input"]["payloads"]
+    return int(json.loads(base64.b64decode(payload["data"])).get("saga_version", 1))
+
+
+def test_orders_of_each_saga_version_are_recorded() -> None:
+    """Orders started before the saga version was carried (1: their markers choose their
+    branches) and at today's version (no markers) both keep replaying."""
+    versions = {_saga_version(path) for path in HISTORIES} - {None}
+    assert versions == set(range(1, SAGA_VERSION + 1))
 
 
 async def test_fresh_histories_replay(

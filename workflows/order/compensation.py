@@ -21,6 +21,7 @@ class Compensation(Refunds):
     async def _compensate(self, reason: str) -> None:
         """Unwind in reverse; a refusal parks the order as compensation_failed for ops."""
         self._close_reason = reason
+        self._drop_poll_timer()
         await self._set_status(OrderStatus.REFUNDING)
         while self._compensations:
             try:

@@ -7,15 +7,18 @@ reaches the order during the hold is given back at once (refunds.py).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from datetime import datetime, timedelta
 
 from temporalio import workflow
 
 from workflows.order.payment_wait import PaymentWait
+from workflows.order.versions import patched_or_v2, since_v2
 
 with workflow.unsafe.imports_passed_through():
     from activities.order_records import OrderRecords
+    from activities.payment_settlement import PaymentSettlement
     from domain.order_status import OrderStatus
     from domain.saga import PaymentRecord
     from workflows import options
@@ -34,34 +37,71 @@ class Fulfilment(PaymentWait):
         )
         # Orders from before: the reversal was registered after record_payment, any failure
         # (a bug too) compensated, and a failed notification compensated the paid order.
-        ordered = workflow.patched("compensate-business-refusals-only")
+        ordered = patched_or_v2("compensate-business-refusals-only", self._order)
         try:
             if paid.amount > 0:
                 self._compensations.append(self._refund_buyer)
             if ordered:  # record_payment posts the settlement entry: reversed even if the
                 self._compensations.append(self._reverse_settlement)  # step fails after it
-            await self._db(OrderRecords.record_payment, record)
-            self._steps.append("record_payment")
-            self._status = OrderStatus.PAID
-            if not ordered:
-                self._compensations.append(self._reverse_settlement)
-            self._split = await self._db(OrderRecords.settle_order, self._ref)
-            self._steps.append("settle")
-            self._status = OrderStatus.SETTLED
-            if not ordered:
-                await self._db(OrderRecords.notify_parties, self._ref)
-                self._steps.append("notify")
+            if since_v2(self._order):
+                await self._record_and_settle(record)
+            else:
+                await self._record_then_settle(record, ordered)
         except options.StepFailed as error:
             if ordered and options.business_failure(error) is None:
                 raise options.UnclassifiedFailure(f"{error.cause or error}") from error
             await self._compensate(str(error.cause or error))
             return
-        if ordered:
-            await self._notify_parties()
-        if workflow.patched("hold-funds-until-receipt"):
-            await self._hold_until_receipt()
+        if since_v2(self._order) and not self._order.auto_complete_seconds:
+            await self._notify_and_release()
+        else:
+            if ordered:
+                await self._notify_parties()
+            if patched_or_v2("hold-funds-until-receipt", self._order):
+                await self._hold_until_receipt()
         self._status = OrderStatus.COMPLETED  # release_funds wrote the projection
         self._publish(self._status)
+
+    async def _record_then_settle(self, record: PaymentRecord, ordered: bool) -> None:
+        """Orders of version 1: the payment, then its settlement, each a step (and, for
+        those from before business refusals, the notification compensated too)."""
+        await self._db(OrderRecords.record_payment, record)
+        self._steps.append("record_payment")
+        self._status = OrderStatus.PAID
+        if not ordered:
+            self._compensations.append(self._reverse_settlement)
+        self._split = await self._db(OrderRecords.settle_order, self._ref)
+        self._steps.append("settle")
+        self._status = OrderStatus.SETTLED
+        if not ordered:
+            await self._db(OrderRecords.notify_parties, self._ref)
+            self._steps.append("notify")
+
+    async def _record_and_settle(self, record: PaymentRecord) -> None:
+        """Orders of version 2: the payment and its settlement in one step (one history
+        event); the only refusal (merchant_suspended) comes once the payment is recorded."""
+        try:
+            self._split = await self._db(PaymentSettlement.record_and_settle, record)
+        except options.StepFailed as error:
+            if options.business_failure(error) is not None:
+                self._steps.append("record_payment")
+            raise
+        self._steps.extend(("record_payment", "settle"))
+        self._status = OrderStatus.SETTLED
+
+    async def _notify_and_release(self) -> None:
+        """Orders of version 2 completed at payment (no receipt hold): notify the parties
+        and release the merchant's share in one step. A refused notification is never a
+        reason to give the money back: it is flagged for ops, and the release done alone."""
+        try:
+            self._released_amount = await workflow.execute_local_activity_method(
+                PaymentSettlement.notify_and_release, self._ref, **options.DB_MUST_FINISH
+            )
+        except options.StepFailed as error:
+            await self._flag_for_review(f"notifying the parties failed: {error.cause or error}")
+            await self._release_funds()
+            return
+        self._steps.extend(("notify", "release_funds"))
 
     async def _notify_parties(self) -> None:
         """Tell the buyer and the merchant: retried until written, and never a reason to
@@ -84,14 +124,18 @@ class Fulfilment(PaymentWait):
         self._status = OrderStatus.AWAITING_RECEIPT  # notify_parties wrote the projection
         delay = self._order.auto_complete_seconds or 0
         if delay > 0:
+            self._drop_poll_timer()
             self._publish(self._status)
-            if workflow.patched("refund-late-payments-during-hold"):
+            if patched_or_v2("refund-late-payments-during-hold", self._order):
                 await self._await_receipt(workflow.now() + timedelta(seconds=delay))
             else:  # orders from before gave late payments back only once completed
                 with contextlib.suppress(TimeoutError):  # the delay passed: auto-completion
                     await workflow.wait_condition(
                         lambda: self._receipt_confirmed, timeout=timedelta(seconds=delay)
                     )
+        await self._release_funds()
+
+    async def _release_funds(self) -> None:
         self._released_amount = await workflow.execute_local_activity_method(
             OrderRecords.release_funds, self._ref, **options.DB_MUST_FINISH
         )
@@ -100,6 +144,9 @@ class Fulfilment(PaymentWait):
     async def _await_receipt(self, deadline: datetime) -> None:
         """Until the buyer confirms or the hold ends; a payment that reaches the order
         meanwhile (a second one, or one of a replaced attempt) is given back at once."""
+        if since_v2(self._order):
+            await self._await_receipt_or_hold_end(deadline - workflow.now())
+            return
         while not self._receipt_confirmed:
             remaining = deadline - workflow.now()
             if remaining <= timedelta(0):
@@ -110,4 +157,14 @@ class Fulfilment(PaymentWait):
                 )
             except TimeoutError:
                 return
+            await self._refund_inbox()
+
+    async def _await_receipt_or_hold_end(self, hold: timedelta) -> None:
+        """Orders of version 2: the hold's timer is left running when the buyer confirms,
+        and the order completes in that same task: no TIMER_CANCELED event."""
+        ended = asyncio.create_task(workflow.sleep(hold))
+        while not self._receipt_confirmed and not ended.done():
+            await workflow.wait_condition(
+                lambda: self._receipt_confirmed or bool(self._inbox) or ended.done()
+            )
             await self._refund_inbox()

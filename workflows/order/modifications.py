@@ -23,6 +23,7 @@ from workflows.order.failures import (
     repricing_refusal,
 )
 from workflows.order.state import signal_from_state
+from workflows.order.versions import patched_or_v2
 
 with workflow.unsafe.imports_passed_through():
     from activities.channel_calls import ChannelCalls
@@ -129,7 +130,7 @@ class Modifications(Compensation):
         self._replaced_attempts[self._order.payment_attempt] = self._order
         # Orders that issued an attempt before the "__" form keep the "-" one: the
         # channel knows their attempts by it (the answer is the same for the whole order).
-        legacy = not workflow.patched(UNDERSCORE_REFERENCES)
+        legacy = not patched_or_v2(UNDERSCORE_REFERENCES, self._order)
         reference = payment_reference(self._order.order_id, attempt, legacy=legacy)
         self._order = self._order.model_copy(
             update={"priced": priced, "payment_attempt": attempt, "payment_reference": reference}

@@ -10,6 +10,7 @@ each query's finding means is decided in domain.inbox and domain.payment_outcome
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 
 from temporalio import workflow
@@ -17,6 +18,7 @@ from temporalio import workflow
 from workflows.order.failures import failure_type
 from workflows.order.modifications import Modifications
 from workflows.order.state import signal_from_state
+from workflows.order.versions import patched_or_v2, since_v2
 
 with workflow.unsafe.imports_passed_through():
     from activities.channel_calls import ChannelCalls
@@ -49,7 +51,8 @@ class PaymentWait(Modifications):
         else:
             ended = await self._create_and_await_payment()
         if ended is WaitEnd.PAID:
-            return True
+            return True  # the poll's timer runs on: cancelled only if the saga waits again
+        self._drop_poll_timer()
         if self._order.channel and await self._close_at_channel():
             return True  # the buyer paid before the close reached the channel
         if ended is WaitEnd.CANCELLED:
@@ -99,6 +102,7 @@ class PaymentWait(Modifications):
                 ended = await self._apply_change()
                 if ended is not None:
                     return ended
+                self._drop_poll_timer()  # the first poll comes anew for the new attempt
                 poll_delay = self._order.polling.first_payment_poll(
                     timedelta(seconds=self._order.payment_timeout_seconds)
                 )
@@ -111,21 +115,40 @@ class PaymentWait(Modifications):
                 await self._poll_channel()
                 poll_delay = self._order.polling.next_poll(poll_delay)
 
+    def _has_news(self) -> bool:
+        """A notice, a cancel or a change arrived."""
+        return (
+            bool(self._inbox)
+            or self._cancel is not None
+            or self._modification is not None
+            or self._choice is not None
+        )
+
     async def _news_within(self, timeout: timedelta) -> bool:
         """Wait until a notice, a cancel or a change arrives: False if none did in time."""
-        try:
-            await workflow.wait_condition(
-                lambda: (
-                    bool(self._inbox)
-                    or self._cancel is not None
-                    or self._modification is not None
-                    or self._choice is not None
-                ),
-                timeout=timeout,
-            )
+        if since_v2(self._order):
+            return await self._news_before_poll(timeout)
+        try:  # orders of version 1: a timer per wait, cancelled when news comes first
+            await workflow.wait_condition(self._has_news, timeout=timeout)
         except TimeoutError:
             return False
         return True
+
+    async def _news_before_poll(self, delay: timedelta) -> bool:
+        """Wait until news arrives or the poll's timer fires: False when the timer fired.
+
+        News leaves the timer running, and the next wait takes the same one: a payment
+        that comes before the first poll cancels no timer (a TIMER_CANCELED event), and
+        an order completed in that same task drops it unfired.
+        """
+        if self._poll_timer is None or self._poll_timer.done():
+            self._poll_timer = asyncio.create_task(workflow.sleep(delay))
+        timer = self._poll_timer
+        await workflow.wait_condition(lambda: self._has_news() or timer.done())
+        if self._has_news():
+            return True
+        self._poll_timer = None
+        return False
 
     async def _take_inbox(self) -> WaitEnd | None:
         """Judge queued signals: PAID, DECLINED, or None to keep waiting."""
@@ -153,7 +176,8 @@ class PaymentWait(Modifications):
             # Closed at the channel while we wait (Alipay's TRADE_CLOSED after a decline,
             # WeChat Pay's CLOSED or REVOKED, a canceled card intent): the buyer can no
             # longer pay it, and its lost notification would have said "declined".
-            outcome is PaymentOutcome.CLOSED_AT_CHANNEL and workflow.patched(POLL_SEES_CLOSED)
+            outcome is PaymentOutcome.CLOSED_AT_CHANNEL
+            and patched_or_v2(POLL_SEES_CLOSED, self._order)
         ):
             self._inbox.append(signal_from_state(state, "query", self._order.payment_attempt))
 

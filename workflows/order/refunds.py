@@ -14,6 +14,7 @@ from temporalio.exceptions import ApplicationError
 
 from workflows.late_payment import give_back_late_payment
 from workflows.order.state import OrderState
+from workflows.order.versions import patched_or_v2
 from workflows.saga_refund import refund_in_child
 
 with workflow.unsafe.imports_passed_through():
@@ -22,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.failures import REFUND_REFUSED
     from domain.inbox import (
         NoticeRole,
+        already_judged,
         attempt_of,
         triage_late,
         triage_replaced,
@@ -34,16 +36,19 @@ with workflow.unsafe.imports_passed_through():
 # A saga's own refund is asked and awaited in a child (workflows.saga_refund), whose
 # history takes the polls and continues as new; before, the order's history polled.
 REFUND_CHILD = "refund-waits-in-child"
+# Two notices of one late payment in the same batch are given back once; before, both
+# were (one refund at the channel, counted twice, its child started again).
+ONE_GIVE_BACK_PER_PAYMENT = "one-give-back-per-payment"
 
 
 class Refunds(OrderState):
     async def _refund(self, refund: RefundOrder) -> RefundState:
         """Ask the channel for one of the saga's own refunds and wait until it is final;
         a refusal raises (the step's failure)."""
-        if workflow.patched(REFUND_CHILD):
+        if patched_or_v2(REFUND_CHILD, self._order):
             polling = self._order.polling
             state = await refund_in_child(SagaRefundInput(refund=refund, polling=polling))
-        elif workflow.patched("refund-waits-with-timers"):
+        elif patched_or_v2("refund-waits-with-timers", self._order):
             state = await self._refund_and_wait(refund)
         else:  # orders started before: the activity's own retries waited for the channel
             state = await workflow.execute_local_activity_method(
@@ -86,8 +91,15 @@ class Refunds(OrderState):
         there were none."""
         late = unjudged_payments(self._inbox, self._seen_txn_ids)
         self._inbox.clear()
+        if late:
+            self._drop_poll_timer()
         for signal in late:
             assert signal.channel_txn_id is not None
+            # Marked only on an order that meets a repeat: no event on any other.
+            if already_judged(signal, self._seen_txn_ids) and workflow.patched(
+                ONE_GIVE_BACK_PER_PAYMENT
+            ):
+                continue  # a repeat of a notice given back a moment ago
             if triage_late(signal, self._order.payment_attempt) is NoticeRole.FOR_REPLACED_ATTEMPT:
                 await self._give_back_replaced(signal)
                 continue

@@ -8,6 +8,7 @@ OrderWorkflow (workflow.py) is the last of them and holds the handlers.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -94,6 +95,16 @@ class OrderState:
         self._choices_asked = 0
         self._choice: tuple[int, MethodChoice] | None = None
         self._choice_answers: dict[int, ApplicationError | None] = {}
+        # The payment wait's next poll (orders of version 2): left running when the payment
+        # comes first, cancelled only if the saga goes on to wait for something else.
+        self._poll_timer: asyncio.Task[None] | None = None
+
+    def _drop_poll_timer(self) -> None:
+        """The saga waits for something else now: the payment's poll timer would only wake
+        it for nothing (a TIMER_FIRED and a workflow task)."""
+        if self._poll_timer is not None and not self._poll_timer.done():
+            self._poll_timer.cancel()
+        self._poll_timer = None
 
     def _standing(self) -> PaymentStanding:
         """Where the order stands towards its payment (domain.modifiability decides)."""

@@ -1,0 +1,40 @@
+"""Which branch of a change an order takes, without a marker on every new order.
+
+A change that alters commands for orders already running goes behind
+`workflow.patched(id)`: the first order to take the new branch records a marker, and
+the SDK upserts the TemporalChangeVersion search attribute, two history events on every
+order started since, for as long as the patch stays in the code. Deprecating the patch
+(`workflow.deprecate_patch`) still records the marker, flagged deprecated; only removing
+the call saves the events, and that breaks the replay of an order (or a recorded
+history) that took the old branch.
+
+So an order carries the saga version it was started with (`OrderInput.saga_version`,
+set by the API; 1 in inputs made before it was carried):
+
+- an order of version 2 takes every patch that came before version 2 without a marker
+  (`patched_or_v2`), and the version 2 changes (`since_v2`); no order of version 2 ever
+  ran the code before them, so neither needs a marker to replay;
+- an order of version 1 takes what its history says, as before.
+
+A patch added later for orders already running (a fix, say) still uses workflow.patched.
+"""
+
+from __future__ import annotations
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from domain.saga import OrderInput
+
+MARKERLESS = 2  # the first version that takes the patches before it without markers
+
+
+def since_v2(order: OrderInput) -> bool:
+    """Whether the order was started at version 2 or later."""
+    return order.saga_version >= MARKERLESS
+
+
+def patched_or_v2(patch_id: str, order: OrderInput) -> bool:
+    """`workflow.patched(patch_id)` for an order of version 1; True, with no marker, for
+    later ones. Only for patches that came before version 2."""
+    return since_v2(order) or workflow.patched(patch_id)
