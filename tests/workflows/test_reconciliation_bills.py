@@ -12,6 +12,7 @@ bill they are on, and skips. Runs take ids of their own: the Temporal server is 
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
@@ -24,6 +25,11 @@ from sqlmodel import Session, col, select
 from temporalio.client import Client
 from temporalio.common import WorkflowIDReusePolicy
 
+from api.manage_reconcile import print_exceptions, reconcile
+from channels.alipay.bills import AlipayBillClient
+from channels.bills import bill_day_window
+from channels.card.bills import CardBillClient
+from channels.wechatpay.bills import WeChatPayBillClient
 from db.reconcile import ledger_problems, trial_balance
 from db.tables import Order, ReconciliationException, Refund
 from domain.keys import late_payment_refund_id, order_workflow_id
@@ -32,6 +38,7 @@ from domain.reconciliation import (
     BillWait,
     ReconciliationInput,
     RunResult,
+    day_window,
 )
 from tests.conftest import System
 from tests.support import (
@@ -79,9 +86,7 @@ class Plants:
 
 
 @pytest_asyncio.fixture
-async def plants(
-    request: pytest.FixtureRequest, sandbox: httpx.AsyncClient
-) -> AsyncIterator[dict[str, Plants]]:
+async def plants(sandbox: httpx.AsyncClient) -> AsyncIterator[dict[str, Plants]]:
     made: dict[str, Plants] = {}
     yield made
     for desk in made.values():
@@ -198,6 +203,7 @@ async def test_a_late_payment_whose_notification_was_lost_is_found_and_refunded(
     sandbox: httpx.AsyncClient,
     system: System,
     temporal: Client,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     channel = "wechatpay"
     day = bill_day(channel)
@@ -210,7 +216,12 @@ async def test_a_late_payment_whose_notification_was_lost_is_found_and_refunded(
     response = await sandbox.post(f"/control/bills/{channel}/{day.isoformat()}/publish")
     assert response.status_code in (200, 204), response.text
 
-    await _reconcile(temporal, system, channel, day)
+    # As `make reconcile` runs it (api.manage_reconcile), under an id of the test's own.
+    run_id = f"reconciliation-{channel}-{day}-{secrets.token_hex(4)}"
+    await reconcile(system.temporal_address, "default", system.task_queue, channel, day, run_id)
+    print_exceptions(system.env["PAYSAGA_DATABASE_URL"], channel, day)
+    shown = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert any(e["reference"] == late and e["theirs_amount"] == paid["amount"] for e in shown)
 
     found = _exceptions_of(system, channel, day, {late})
     assert [(e.type, e.status, e.theirs_amount) for e in found] == [
@@ -231,3 +242,13 @@ async def test_a_late_payment_whose_notification_was_lost_is_found_and_refunded(
         order = session.get(Order, late)
         assert order is not None and order.status == "closed"
     _assert_books_hold(system)
+
+
+@pytest.mark.parametrize(
+    "client", [AlipayBillClient, WeChatPayBillClient, CardBillClient], ids=lambda c: c.channel
+)
+def test_the_matchers_day_is_the_bill_clients_day(client: Any) -> None:
+    """What the matcher takes as the day's (ours missing there) is what the bill covers."""
+    for day in (date(2026, 1, 1), date(2026, 6, 30), date(2026, 11, 29)):
+        start, end = bill_day_window(client.zone, day)
+        assert day_window(client.channel.value, day) == (start.astimezone(UTC), end)
