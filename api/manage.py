@@ -12,6 +12,7 @@ in the database's outbox, and in development they are read here:
 A channel's day is reconciled from a shell, waiting for the run (`api.manage_reconcile`):
 
     make reconcile CHANNEL=alipay DAY=2026-11-29   (DAY: the channel's yesterday if empty)
+    make books                                     (trial balance and ledger problems)
 
 It uses the database `PAYSAGA_DATABASE_URL` names (var/paysaga.db by default).
 """
@@ -30,7 +31,7 @@ from sqlmodel import col, select
 from api.auth.passwords import MAX_LENGTH, MIN_LENGTH
 from api.auth.tokens import utc_now
 from api.auth.users import EmailTaken, create_user
-from api.manage_reconcile import print_exceptions, reconcile, yesterday
+from api.manage_reconcile import print_books, print_exceptions, reconcile, yesterday
 from db.engine import make_engine, session_factory
 from db.identity import OutboundMessage
 from db.migrate import upgrade_to_head
@@ -109,6 +110,7 @@ def main(argv: list[str] | None = None) -> None:
     run = commands.add_parser("reconcile", help="reconcile a channel's day and show what differs")
     run.add_argument("--channel", required=True, choices=("alipay", "wechatpay", "card"))
     run.add_argument("--day", type=date.fromisoformat, help="yyyy-mm-dd (default: yesterday)")
+    commands.add_parser("books", help="the trial balance and every ledger problem")
     args = parser.parse_args(argv)
     # Only the database is needed: not the keys the API and the worker need.
     default = Settings.model_fields["database_url"].default
@@ -116,6 +118,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "outbox":
         print_outbox(database_url, args.email)
         return
+    if args.command == "books":
+        raise SystemExit(0 if print_books(database_url) else 1)
     if args.command == "reconcile":
         _reconcile(database_url, args.channel, args.day or yesterday(args.channel))
         return

@@ -7,7 +7,8 @@ twice). Unlike the API it also runs a day that has not ended yet, for a demonstr
 on `make run` once the sandbox has published that day early
 (`POST /control/bills/{channel}/{day}/publish`); the bill is waited for a minute at
 most (then the run records bill_not_ready). DAY defaults to the channel's yesterday.
-Resolve what it found through the API (`POST /v1/reconciliation/exceptions/{id}/resolve`).
+Resolve what it found through the API (`POST /v1/reconciliation/exceptions/{id}/resolve`);
+`make books` then shows the trial balance and every ledger problem (none, when they hold).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from db.engine import make_engine, session_factory
+from db.reconcile import ledger_problems, trial_balance
 from db.tables import ReconciliationException
 from domain.reconciliation import (
     BILL_ZONES,
@@ -82,3 +84,19 @@ def print_exceptions(database_url: str, channel: str, day: date) -> None:
                 print(json.dumps({name: getattr(row, name) for name in _SHOWN}, default=str))
     finally:
         engine.dispose()
+
+
+def print_books(database_url: str) -> bool:
+    """The trial balance per currency and every problem `db.reconcile.ledger_problems`
+    finds (each order's identities, each account's drift, every invariant), as one JSON
+    line; whether the books hold (every currency at zero, no problem)."""
+    engine = make_engine(database_url)
+    try:
+        with session_factory(engine)() as session:
+            totals = trial_balance(session)
+            problems = ledger_problems(session)
+    finally:
+        engine.dispose()
+    holds = not problems and all(total == 0 for total in totals.values())
+    print(json.dumps({"trial_balance": totals, "ledger_problems": problems, "holds": holds}))
+    return holds
