@@ -129,6 +129,21 @@ async def _paid(
     return str(order["id"])
 
 
+async def _paid_after_a_change(
+    api: httpx.AsyncClient, sandbox: httpx.AsyncClient, merchant_id: str, channel: str
+) -> str:
+    """An order modified once: its bill line is its second attempt's, `{order}__2`."""
+    order = await create_order(api, merchant_id, channel=channel)
+    lines = [{"sku": "pot-003", "name": "Tea pot", "quantity": 1, "unit_amount": 4200}]
+    modified = await api.post(f"/v1/orders/{order['id']}/modify", json={"lines": lines})
+    assert modified.status_code == 200, modified.text
+    reference = modified.json()["payment"]["reference"]
+    assert reference == f"{order['id']}__2"
+    await pay(sandbox, reference, channel=channel)
+    await wait_status(api, order["id"], "completed")
+    return str(order["id"])
+
+
 def _assert_books_hold(system: System) -> None:
     with Session(system.engine) as session:
         assert ledger_problems(session) == []
@@ -147,6 +162,7 @@ async def test_two_planted_differences_on_the_real_bill_are_found_and_one_resolv
     day = bill_day(channel)
     merchant_id = await create_merchant(api)
     fine, changed, left_out = [await _paid(api, sandbox, merchant_id, channel) for _ in range(3)]
+    again = await _paid_after_a_change(api, sandbox, merchant_id, channel)
     refund = await post_refund(api, fine, amount=100)
     assert refund.status_code == 201, refund.text
     refund_id = refund.json()["id"]
@@ -163,7 +179,7 @@ async def test_two_planted_differences_on_the_real_bill_are_found_and_one_resolv
 
     result = await _reconcile(temporal, system, channel, day)
 
-    found = _exceptions_of(system, channel, day, {fine, changed, left_out})
+    found = _exceptions_of(system, channel, day, {fine, changed, left_out, again})
     assert {(e.reference, e.type) for e in found} == {
         (changed, "amount_mismatch"),
         (left_out, "missing_there"),
