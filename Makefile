@@ -15,7 +15,7 @@ export PYTHONDONTWRITEBYTECODE :=
 # about 15 s of CPU, taken from the tests it runs beside).
 export MYPY_CACHE_DIR ?= $(HOME)/.cache/paysaga/mypy
 
-.PHONY: run test test-long lint typecheck compose-check secrets prometheus chromium clean operator outbox chaos bench
+.PHONY: run test test-long lint typecheck compose-check secrets prometheus chromium clean operator outbox reconcile books chaos bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,15 @@ operator: $(STAMP)
 # Messages waiting for an address (no mailer yet): make outbox EMAIL=buyer@example.com
 outbox: $(STAMP)
 	$(BIN)/python -m api.manage outbox --email "$(EMAIL)"
+
+# Reconcile a channel's day and print what differs: make reconcile CHANNEL=alipay DAY=2026-11-29
+# (DAY empty: the channel's yesterday; see README "Reconciliation").
+reconcile: $(STAMP)
+	$(BIN)/python -m api.manage reconcile --channel "$(CHANNEL)" $(if $(DAY),--day "$(DAY)")
+
+# The trial balance and every ledger problem (db.reconcile); fails when the books do not hold.
+books: $(STAMP)
+	$(BIN)/python -m api.manage books
 
 # Keys for every channel and the platform, into var/secrets.env (once; `make run` does the
 # same): what docker-compose.yml gives its services.

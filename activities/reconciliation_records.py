@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -186,12 +188,19 @@ class ReconciliationRecords:
         return directory
 
     async def _fetch(self, channel: str, day: date, name: str) -> tuple[Path, int]:
-        """Download the bill, check it against its summary, write the matcher's CSV."""
+        """Download the bill, check it against its summary, write the matcher's CSV.
+
+        Each download has a directory of its own and the CSV takes its name only when
+        whole (os.replace): two runs of one channel-day on this host (an operator's and
+        the schedule's, or workers sharing the directory) never read each other's half."""
         source = self._parts.bill_sources(channel)
         directory = self._directory(channel, day)
-        downloaded = await source.download(day, directory)
         target = directory / f"{name}.csv"
-        lines = await asyncio.to_thread(_normalise, source, downloaded, target)
+        with tempfile.TemporaryDirectory(dir=directory) as own:
+            downloaded = await source.download(day, Path(own))
+            written = Path(own) / target.name
+            lines = await asyncio.to_thread(_normalise, source, downloaded, written)
+            os.replace(written, target)
         return target, lines
 
     def _match(self, match: MatchInput) -> MatchOutcome:

@@ -9,21 +9,29 @@ in the database's outbox, and in development they are read here:
 
     make outbox EMAIL=buyer@example.com        (the messages to that address, oldest first)
 
+A channel's day is reconciled from a shell, waiting for the run (`api.manage_reconcile`):
+
+    make reconcile CHANNEL=alipay DAY=2026-11-29   (DAY: the channel's yesterday if empty)
+    make books                                     (trial balance and ledger problems)
+
 It uses the database `PAYSAGA_DATABASE_URL` names (var/paysaga.db by default).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import getpass
 import os
 import sys
+from datetime import date
 
 from sqlmodel import col, select
 
 from api.auth.passwords import MAX_LENGTH, MIN_LENGTH
 from api.auth.tokens import utc_now
 from api.auth.users import EmailTaken, create_user
+from api.manage_reconcile import print_books, print_exceptions, reconcile, yesterday
 from db.engine import make_engine, session_factory
 from db.identity import OutboundMessage
 from db.migrate import upgrade_to_head
@@ -75,6 +83,21 @@ def print_outbox(database_url: str, email: str) -> None:
         engine.dispose()
 
 
+def _reconcile(database_url: str, channel: str, day: date) -> None:
+    fields = Settings.model_fields
+    result = asyncio.run(
+        reconcile(
+            os.environ.get("PAYSAGA_TEMPORAL_ADDRESS", fields["temporal_address"].default),
+            os.environ.get("PAYSAGA_TEMPORAL_NAMESPACE", fields["temporal_namespace"].default),
+            os.environ.get("PAYSAGA_TASK_QUEUE", fields["task_queue"].default),
+            channel,
+            day,
+        )
+    )
+    print(result.model_dump_json())
+    print_exceptions(database_url, channel, day)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m api.manage", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -84,12 +107,21 @@ def main(argv: list[str] | None = None) -> None:
     create.add_argument("--password-stdin", action="store_true", help="read it from stdin")
     outbox = commands.add_parser("outbox", help="show the messages waiting for an address")
     outbox.add_argument("--email", required=True)
+    run = commands.add_parser("reconcile", help="reconcile a channel's day and show what differs")
+    run.add_argument("--channel", required=True, choices=("alipay", "wechatpay", "card"))
+    run.add_argument("--day", type=date.fromisoformat, help="yyyy-mm-dd (default: yesterday)")
+    commands.add_parser("books", help="the trial balance and every ledger problem")
     args = parser.parse_args(argv)
     # Only the database is needed: not the keys the API and the worker need.
     default = Settings.model_fields["database_url"].default
     database_url = os.environ.get("PAYSAGA_DATABASE_URL") or os.environ.get("DATABASE_URL", default)
     if args.command == "outbox":
         print_outbox(database_url, args.email)
+        return
+    if args.command == "books":
+        raise SystemExit(0 if print_books(database_url) else 1)
+    if args.command == "reconcile":
+        _reconcile(database_url, args.channel, args.day or yesterday(args.channel))
         return
     user_id = create_operator(database_url, args.email, _password(args.password_stdin), args.name)
     print(f"operator {user_id} created for {args.email}")

@@ -162,6 +162,9 @@ def _running_system(
         # Channels retry notifications on their own schedules (Alipay 4m, 10m, ...): 1000x faster.
         "PAYSAGA_SANDBOX_TIME_SCALE": "0.001",
         "PAYSAGA_SANDBOX_STORE_PATH": str(tmp / "sandbox.json"),
+        # Each system's downloaded bills its own: runs of one channel-day in two systems
+        # (each with its own sandbox) must not read each other's.
+        "PAYSAGA_RECONCILIATION_WORK_DIR": str(tmp / "bills"),
         "PAYSAGA_LOG_DIR": str(tmp),
         # Passwords hashed at 1 MiB and 1 pass, not OWASP's 19 MiB and 2: every buyer the
         # tests make is hashed and signed in (tests/api/test_passwords.py: the real cost).
