@@ -15,10 +15,10 @@ from temporalio import activity
 
 from db.engine import SessionFactory
 from db.settlement import (
-    accounts_to_settle,
     day_cutoff,
     mark_payout_paid,
     mark_payout_returned,
+    merchant_currencies,
     merchants_with_something_to_settle,
     prepare_statement,
     statement_payout,
@@ -43,34 +43,34 @@ class SettlementRecords:
     @activity.defn
     def merchants_to_settle(self, scope: SettlementRunInput) -> list[str]:
         """The merchants the day's statements have something for (of those asked, if any)."""
-        assert scope.day is not None
-        with self._sessions() as session:
-            found = merchants_with_something_to_settle(
-                session, day_cutoff(scope.day, datetime.now(UTC))
-            )
-        return [m for m in found if m in scope.merchant_ids] if scope.merchant_ids else found
+        return self._remaining(scope, after="")
 
     @activity.defn
     def merchants_page(self, scope: SettlementRunInput) -> MerchantsPage:
         """The next `merchants_per_run` merchants after `scope.after`, in id order.
 
         Settled merchants drop out of the list, so the cursor is an id, not an offset; the
-        count of those remaining lets the run show the day's whole progress.
+        count of those remaining lets the run show the day's whole progress. Only merchants
+        after the cursor are looked at, so a day's pages cost about one look at each.
         """
-        remaining = [m for m in self.merchants_to_settle(scope) if m > (scope.after or "")]
+        remaining = self._remaining(scope, after=scope.after or "")
         return MerchantsPage(
             merchant_ids=tuple(remaining[: scope.merchants_per_run]), remaining=len(remaining)
         )
+
+    def _remaining(self, scope: SettlementRunInput, after: str) -> list[str]:
+        assert scope.day is not None
+        with self._sessions() as session:
+            found = merchants_with_something_to_settle(
+                session, day_cutoff(scope.day, datetime.now(UTC)), after
+            )
+        return [m for m in found if m in scope.merchant_ids] if scope.merchant_ids else found
 
     @activity.defn
     def prepare_statements(self, merchant_day: MerchantDay) -> list[PayoutOrder]:
         """The merchant's statements for the day (one per currency), made once each."""
         with self._sessions() as session:
-            currencies = sorted(
-                currency
-                for merchant, currency in accounts_to_settle(session)
-                if merchant == merchant_day.merchant_id
-            )
+            currencies = merchant_currencies(session, merchant_day.merchant_id)
             merchant = session.get(Merchant, merchant_day.merchant_id)
         beneficiary = merchant.name if merchant is not None else merchant_day.merchant_id
         payouts: list[PayoutOrder] = []

@@ -55,6 +55,7 @@ def seed(engine: Engine, orders: int, merchants: int, day: date) -> None:
             _orders_sql(numbers).bindparams(_AT, _RELEASED_AT),
             {"n": orders, "m": merchants, "at": paid_at(day), "released_at": released_at(day)},
         )
+        db.execute(text(_PAYMENTS).bindparams(_AT), {"at": paid_at(day)})
         for kind, suffix, at in (
             ("settlement", "settlement", paid_at(day)),
             ("funds_released", "release", released_at(day)),
@@ -108,6 +109,13 @@ def _numbers(postgres: bool) -> tuple[str, str]:
         return "", "generate_series(1, :n) AS g(i)"
     return "WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM g WHERE i < :n) ", "g"
 
+
+# Each order's paid payment: the ledger's clearing is what the payment rows say was taken.
+_PAYMENTS = (
+    "INSERT INTO payments (order_id, channel, attempt, status, channel_txn_id, amount, currency,"
+    " paid_at, updated_at) SELECT id, channel, 1, 'paid', 'txn_' || id, payable_amount,"
+    " currency, :at, :at FROM orders"
+)
 
 MERCHANT = "'mch_bench' || i"  # the i-th merchant's id, in SQL
 

@@ -19,13 +19,17 @@ after the order completed.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
 
+from sqlalchemy import CursorResult, func, insert, literal
+from sqlalchemy import select as core_select
+from sqlalchemy.orm import Mapped
+from sqlalchemy.sql import Select
 from sqlmodel import Session, col, select
 
 from db.ledger import lock_accounts, post_entry
-from db.order_money import order_split
 from db.tables import Account, JournalEntry, Order, Payout, Posting, Statement, StatementEntry
 from domain.keys import payout_entry_id, payout_id, statement_id
 from domain.ledger import (
@@ -38,7 +42,7 @@ from domain.ledger import (
     payout_start_postings,
 )
 from domain.settlement import PayoutStatus, StatementTotals, statement_totals
-from domain.split import Split
+from domain.split import Split, split_payment
 
 
 def day_cutoff(day: date, now: datetime) -> datetime:
@@ -47,34 +51,43 @@ def day_cutoff(day: date, now: datetime) -> datetime:
     return min(end, now)
 
 
-def accounts_to_settle(session: Session) -> list[tuple[str, str]]:
-    """(merchant, currency) of every merchant available balance the ledger has."""
+def merchant_currencies(session: Session, merchant_id: str) -> list[str]:
+    """The currencies the merchant has an available balance in, in order."""
     rows = session.exec(
-        select(Account.owner, Account.currency)
-        .where(Account.kind == AccountKind.MERCHANT_AVAILABLE.value)
-        .order_by(col(Account.owner), col(Account.currency))
-    ).all()
-    return [(owner, currency) for owner, currency in rows]
-
-
-def merchants_with_something_to_settle(session: Session, cutoff: datetime) -> list[str]:
-    """Merchants with entries on available before `cutoff` that no statement covers yet, or
-    a statement that closed with money it could not pay out then; in id order."""
-    uncovered = session.exec(
-        select(Account.owner)
-        .join(Posting, col(Posting.account) == Account.id)
-        .join(JournalEntry, col(JournalEntry.id) == Posting.entry_id)
+        select(Account.currency)
         .where(
             Account.kind == AccountKind.MERCHANT_AVAILABLE.value,
-            col(JournalEntry.created_at) < cutoff,
-            ~col(JournalEntry.id).in_(select(StatementEntry.entry_id)),
+            Account.owner == merchant_id,
+        )
+        .order_by(col(Account.currency))
+    ).all()
+    return list(rows)
+
+
+def merchants_with_something_to_settle(
+    session: Session, cutoff: datetime, after: str = ""
+) -> list[str]:
+    """Merchants (after `after`, in id order) with entries on available before `cutoff` that
+    no statement covers yet, or a statement that closed with money it could not pay out then.
+
+    One probe per remaining merchant's account (the first uncovered posting ends it), not
+    a scan of the day: a run asks again for every page, after the page before it.
+    """
+    uncovered = (
+        select(Account.owner)
+        .where(
+            Account.kind == AccountKind.MERCHANT_AVAILABLE.value,
+            col(Account.owner) > after,
+            _uncovered_postings(col(Account.id), cutoff).exists(),
         )
         .distinct()
-    ).all()
-    carried = session.exec(
-        select(Statement.merchant_id).where(Statement.closing_balance > 0).distinct()
-    ).all()
-    return sorted(set(uncovered) | set(carried))
+    )
+    carried = (
+        select(Statement.merchant_id)
+        .where(Statement.closing_balance > 0, col(Statement.merchant_id) > after)
+        .distinct()
+    )
+    return sorted({*session.exec(uncovered).all(), *session.exec(carried).all()})
 
 
 def prepare_statement(
@@ -91,20 +104,20 @@ def prepare_statement(
     opening = previous.closing_balance if previous is not None else 0
     current = normal_balance(AccountKind.MERCHANT_AVAILABLE, locked.balance)
     cutoff = day_cutoff(day, now)
-    entries = _uncovered_entries(session, available, cutoff)
-    if not entries and (opening <= 0 or current <= 0):
+    by_kind, count = _uncovered_by_kind(session, available, cutoff)
+    if not count and (opening <= 0 or current <= 0):
         return None  # nothing new to state and nothing to pay
     totals = statement_totals(
         opening_balance=opening,
         current_balance=current,
-        entries=[(entry.kind, amount) for entry, amount in entries],
-        released_orders=_released_orders(session, [entry for entry, _ in entries]),
+        entries=by_kind,
+        released_orders=_released_orders(session, available, cutoff),
     )
     sequence = previous.sequence + 1 if previous is not None else 1
     statement = _statement_row(merchant_id, currency, day, cutoff, sequence, totals)
     session.add(statement)
     session.flush()
-    session.add_all(StatementEntry(entry_id=e.id, statement_id=statement.id) for e, _ in entries)
+    _cover_uncovered(session, statement.id, available, cutoff, count)
     if totals.payout_amount > 0:
         _start_payout(session, statement)
     return statement
@@ -180,21 +193,72 @@ def _start_payout(session: Session, statement: Statement) -> None:
     )
 
 
-def _uncovered_entries(
-    session: Session, account: str, cutoff: datetime
-) -> list[tuple[JournalEntry, int]]:
-    """Entries on `account` before `cutoff` that no statement covers, with their amounts."""
-    rows = session.exec(
-        select(JournalEntry, Posting.amount)
+def _uncovered_postings(account: Mapped[str] | str, cutoff: datetime) -> Select[Any]:
+    """The ids of entries on `account` before `cutoff` that no statement covers."""
+    covered = core_select(col(StatementEntry.entry_id)).where(
+        col(StatementEntry.entry_id) == col(JournalEntry.id)
+    )
+    return (
+        core_select(col(JournalEntry.id))
         .join(Posting, col(Posting.entry_id) == JournalEntry.id)
         .where(
-            Posting.account == account,
+            col(Posting.account) == account,
             col(JournalEntry.created_at) < cutoff,
-            ~col(JournalEntry.id).in_(select(StatementEntry.entry_id)),
+            ~covered.exists(),
         )
-        .order_by(col(JournalEntry.created_at), col(JournalEntry.id))
+    )
+
+
+def _uncovered_by_kind(
+    session: Session, account: str, cutoff: datetime
+) -> tuple[list[tuple[str, int]], int]:
+    """What the uncovered entries on `account` add to it, per entry kind (credit-normal:
+    credits add), and how many entries there are."""
+    uncovered = _uncovered_postings(account, cutoff)
+    rows = session.execute(
+        uncovered.with_only_columns(
+            col(JournalEntry.kind), func.sum(Posting.amount), func.count()
+        ).group_by(col(JournalEntry.kind))
     ).all()
-    return [(entry, -amount) for entry, amount in rows]  # credit-normal: credits add
+    return [(kind, -int(amount)) for kind, amount, _ in rows], sum(n for _, _, n in rows)
+
+
+def _released_orders(session: Session, account: str, cutoff: datetime) -> list[Split]:
+    """The splits of the orders whose uncovered release is on `account`: each distinct
+    (amount, rates) split once by domain.split, as many times as orders have it."""
+    released = (
+        _uncovered_postings(account, cutoff)
+        .with_only_columns(col(JournalEntry.order_id))
+        .where(col(JournalEntry.kind) == EntryKind.FUNDS_RELEASED.value)
+    )
+    split_of = (col(Order.payable_amount), col(Order.channel_fee_rate), col(Order.commission_rate))
+    rows = session.execute(
+        core_select(*split_of, func.count()).where(col(Order.id).in_(released)).group_by(*split_of)
+    ).all()
+    return [
+        split
+        for payable, fee_rate, commission_rate, orders in rows
+        for split in [split_payment(payable, Decimal(fee_rate), Decimal(commission_rate))] * orders
+    ]
+
+
+def _cover_uncovered(
+    session: Session, statement: str, account: str, cutoff: datetime, expected: int
+) -> None:
+    """The statement covers every uncovered entry on `account` before `cutoff`, in one
+    INSERT ... SELECT. The account is locked, so they are the entries just summed; a count
+    that differs would be a statement that does not state what it covers: refused."""
+    entries = _uncovered_postings(account, cutoff).with_only_columns(
+        col(JournalEntry.id), literal(statement)
+    )
+    result = session.execute(
+        insert(StatementEntry).from_select(["entry_id", "statement_id"], entries),
+        execution_options={"preserve_rowcount": True},
+    )
+    assert isinstance(result, CursorResult)
+    covered = result.rowcount
+    if covered != expected:
+        raise RuntimeError(f"statement {statement} covers {covered} entries, not {expected}")
 
 
 def _latest_statement(session: Session, merchant_id: str, currency: str) -> Statement | None:
@@ -204,13 +268,6 @@ def _latest_statement(session: Session, merchant_id: str, currency: str) -> Stat
         .order_by(col(Statement.sequence).desc())
         .limit(1)
     ).first()
-
-
-def _released_orders(session: Session, entries: Sequence[JournalEntry]) -> list[Split]:
-    ids = [e.order_id for e in entries if e.kind == EntryKind.FUNDS_RELEASED and e.order_id]
-    if not ids:
-        return []
-    return [order_split(o) for o in session.exec(select(Order).where(col(Order.id).in_(ids)))]
 
 
 def _statement_row(
