@@ -7,7 +7,7 @@ from temporalio import activity
 
 from channels.bank import ChannelTransfer
 from db.engine import SessionFactory
-from db.sweeps import booked_day, post_channel_sweep
+from db.sweeps import booked_day, post_channel_sweep, realise_converted
 from domain.sweeps import BookedDay, ChannelDay, SweepOutcome
 
 
@@ -24,6 +24,11 @@ class SweepRecords:
     def post_sweep(self, transfer: ChannelTransfer) -> SweepOutcome:
         """Post the transfer (once) and set the channel's fee beside ours for its day."""
         with self._sessions() as session, session.begin():
+            unrealised: list[str] = []
+            if transfer.conversion is not None:
+                unrealised = realise_converted(
+                    session, transfer.transfer_id, transfer.conversion.orders
+                )
             posted = post_channel_sweep(
                 session,
                 transfer.transfer_id,
@@ -43,4 +48,5 @@ class SweepRecords:
             net=transfer.net,
             booked_fees=booked.fees.get(transfer.currency, 0),
             newly_posted=posted,
+            unrealised_orders=unrealised,
         )

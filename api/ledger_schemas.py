@@ -84,6 +84,18 @@ class PayoutOut(BaseModel):
     updated_at: UtcDatetime
 
 
+class StatementFx(BaseModel):
+    """A quoted order's FX line: what its buyer paid in their currency at the quoted rate.
+
+    The merchant's figures stay in the statement's currency (its price): the conversion,
+    its markup and any rate move are the platform's, never the merchant's."""
+
+    presentment_amount: int
+    presentment_currency: str
+    customer_rate: str  # presentment units per price unit, as quoted
+    markup_bps: int
+
+
 class StatementOrder(BaseModel):
     """An order whose release the statement covers.
 
@@ -96,6 +108,7 @@ class StatementOrder(BaseModel):
     commission: int
     refunded_before_release: int  # the merchant's part of refunds taken from pending
     released: int
+    fx: StatementFx | None = None  # a quoted order: what the buyer paid
 
 
 class StatementEntryOut(BaseModel):

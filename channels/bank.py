@@ -21,6 +21,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Mapping
 from datetime import date
+from decimal import Decimal
 from urllib.parse import urlencode
 
 import httpx
@@ -67,6 +68,15 @@ class PayoutState(_Model):
     bank_reference: str | None = None  # set once paid
 
 
+class SettledConversion(_Model):
+    """The channel paid `source_currency` takings in the transfer's currency at `rate`;
+    `orders`: each order's converted day (minor units of the transfer's currency)."""
+
+    source_currency: str
+    rate: Decimal
+    orders: dict[str, int]
+
+
 class ChannelTransfer(_Model):
     """A channel's settlement of one day's takings in one currency, credited to our
     account: `gross` taken, `fees` kept (net of fees returned on refunds), `refunds` paid
@@ -81,6 +91,12 @@ class ChannelTransfer(_Model):
     refunds: int
     net: int
     bank_reference: str
+    conversion: SettledConversion | None = None  # None: paid in the currency it took
+
+    @property
+    def taken_currency(self) -> str:
+        """The currency the channel took the money in (what our books booked it in)."""
+        return self.currency if self.conversion is None else self.conversion.source_currency
 
 
 class ChannelTransfers(_Model):
@@ -197,6 +213,15 @@ def _transfer(transfer: wire.IncomingTransfer) -> ChannelTransfer:
         refunds=transfer.refunds,
         net=transfer.net,
         bank_reference=transfer.bank_reference,
+        conversion=None if transfer.conversion is None else _conversion(transfer.conversion),
+    )
+
+
+def _conversion(conversion: wire.TransferConversion) -> SettledConversion:
+    return SettledConversion(
+        source_currency=conversion.source_currency,
+        rate=Decimal(conversion.rate),
+        orders=conversion.orders,
     )
 
 

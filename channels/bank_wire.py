@@ -64,6 +64,16 @@ class PayoutEvent(_Wire):
     data: Payout
 
 
+class TransferConversion(_Wire):
+    """A transfer the channel converted: what it took in `source_currency`, paid in the
+    transfer's currency at `rate` (transfer units per source unit, a decimal string);
+    `orders` is each order's day (payment less refunds) as converted, by our order id."""
+
+    source_currency: Currency
+    rate: str
+    orders: dict[str, int]
+
+
 class IncomingTransfer(_Wire):
     """A transfer a payment channel made into the platform's own account: a day's takings
     in one currency, less the refunds it paid back and its fees (`net` may be negative:
@@ -79,6 +89,7 @@ class IncomingTransfer(_Wire):
     net: int
     status: Literal["credited"]
     bank_reference: str
+    conversion: TransferConversion | None = None
 
 
 class IncomingTransfers(_Wire):

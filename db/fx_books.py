@@ -49,6 +49,7 @@ from domain.fx.books import (
 from domain.fx.conversion import convert
 from domain.fx.quotes import Quote, QuotedRefund, refund_quoted
 from domain.fx.terms import QuoteTerms
+from domain.keys import compensation_entry_id
 from domain.ledger import AccountKind as K
 from domain.ledger import EntryKind, PostingLine, account_parts, refund_complete_postings
 from domain.refunds import RefundRejected, RefundStatus
@@ -183,6 +184,20 @@ def reserve_quoted_refund(
         markup_returned=returned.markup_returned,
         residual=str(returned.residual),
     )
+
+
+def reserve_quoted_compensation(
+    session: Session, order: Order, quote: Quote, left: Split, entry_id: str
+) -> None:
+    """A saga's compensation of a quoted order: what is left of the split leaves its
+    holders in P, and the buyer's share of the payment waits in refunds in flight in B,
+    the currency the channel gives it back in (the saga's refund is the payment's)."""
+    returned = refund_quoted(quote, order.refunded_amount, left.payable_amount)
+    postings = refund_postings(
+        order.channel, order.merchant_id, quote, left, returned, released=False
+    )
+    kinds = (EntryKind.REFUND_RESERVED, EntryKind.FX_CONVERSION)
+    _post(session, order, entry_id, kinds, postings, quote)
 
 
 def return_quoted_refund(
@@ -383,6 +398,10 @@ def fx_order_problems(session: Session, order: Order, paid_amount: int) -> list[
             refunded_b += b
         elif refund.status == RefundStatus.PENDING and refund.requested_by != "system":
             pending_b += b
+    comp_p, comp_b = _compensated(session, order.id, price, presentment)
+    refunded_p += comp_p  # the saga gave the merchant's split back (in flight or gone)
+    if not any(r.reason == "compensation" and r.status == RefundStatus.SUCCEEDED for r in refunds):
+        pending_b += comp_b  # until the channel confirms it, in flight
     realisations = session.exec(
         select(FxRealisation).where(FxRealisation.order_id == order.id)
     ).all()
@@ -421,3 +440,22 @@ def fx_order_problems(session: Session, order: Order, paid_amount: int) -> list[
     if open_b == 0 and position_p != 0:
         problems.append(f"{name}: {presentment} closed but FX position {price} is {position_p}")
     return problems
+
+
+def _compensated(session: Session, order_id: str, price: str, presentment: str) -> tuple[int, int]:
+    """What the saga's compensation moved (`reserve_quoted_compensation`): the price it took
+    from the split (P) and what it holds for the buyer in refunds in flight (B)."""
+    entry_id = compensation_entry_id(order_id)
+    rows = session.exec(
+        select(Posting.account, Posting.amount).where(
+            col(Posting.entry_id).in_([entry_id, f"{entry_id}:fx"])
+        )
+    ).all()
+    taken_p = held_b = 0
+    for account, amount in rows:
+        kind, _, currency = account_parts(account)
+        if kind == K.FX_POSITION and currency == price:
+            taken_p -= amount
+        elif kind == K.REFUNDS_IN_FLIGHT and currency == presentment:
+            held_b -= amount
+    return taken_p, held_b

@@ -8,7 +8,9 @@ rows and the books never disagree, and a retried call posts nothing twice:
     late payment   asked:     clearing +amount, late_payments -amount   (we owe it back)
                    confirmed: late_payments +amount, clearing -amount   (it left)
     compensation   asked:     the order's split parts -> refunds in flight, once per order
-                              (or clearing -> refunds in flight when no split holds the money)
+                              (or clearing -> refunds in flight when no split holds the money;
+                              a quoted order's parts through the FX positions, into refunds
+                              in flight in the buyer's currency: `db.fx_books`)
                    confirmed: refunds in flight -> out of clearing       (REFUND_COMPLETED)
 
 A refused late payment refund leaves its liability (the order is flagged for review); a
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 from sqlmodel import Session
 
+from db.fx_books import order_quote, reserve_quoted_compensation
 from db.ledger import post_entry
 from db.order_money import locked_order, order_split, refunded_parts
 from db.tables import JournalEntry, Order, Refund
@@ -88,14 +91,18 @@ def _reserve_compensation(session: Session, refund: Refund) -> None:
     order = locked_order(session, refund.order_id)
     if session.get(JournalEntry, compensation_entry_id(order.id)) is not None:
         return
+    entry_id = compensation_entry_id(order.id)
     if _settlement_stands(session, order.id):
         left = subtract(order_split(order), refunded_parts(order))
+        quote = order_quote(session, order)
+        if quote is not None:  # the split is in P, the buyer is given back B
+            reserve_quoted_compensation(session, order, quote, left, entry_id)
+            return
         postings = refund_reserve_postings(
             order.channel, order.merchant_id, order.currency, left, released=False
         )
     else:
         postings = unsettled_refund_postings(refund.channel, refund.currency, refund.amount)
-    entry_id = compensation_entry_id(order.id)
     _post(session, order, entry_id, EntryKind.REFUND_RESERVED, postings)
 
 

@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from sqlmodel import Session, col, select
 
+from db.fx_books import order_quote, realise_order_fx
 from db.ledger import post_entry
 from db.tables import Order, Payment, Refund
 from domain.keys import channel_sweep_entry_id
@@ -96,3 +97,19 @@ def post_channel_sweep(
         currency=currency,
         postings=postings,
     )
+
+
+def realise_converted(session: Session, transfer_id: str, orders: dict[str, int]) -> list[str]:
+    """The channel converted each order's day at its rate: realise each quoted order's FX
+    (positions flat, the difference from our quote to FX gain/loss), keyed by transfer and
+    order so a repeated sweep realises once. Returns the orders it could not realise (not
+    quoted, or nothing open): their converted money stays for review."""
+    unrealised = []
+    for order_id, settled in sorted(orders.items()):
+        order = session.get(Order, order_id)
+        if order is None or order_quote(session, order) is None:
+            unrealised.append(order_id)
+            continue
+        if realise_order_fx(session, order_id, f"{transfer_id}:{order_id}", settled) is None:
+            unrealised.append(order_id)
+    return unrealised

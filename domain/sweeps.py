@@ -69,6 +69,7 @@ class SweepOutcome(_Message):
     net: int
     booked_fees: int
     newly_posted: bool
+    unrealised_orders: list[str] = Field(default_factory=list)  # converted, not realised
 
     @property
     def fee_difference(self) -> int:
@@ -88,4 +89,5 @@ class ChannelSweepResult(_Message):
 
     @property
     def needs_review(self) -> bool:
-        return bool(self.fee_differences or self.missing_currencies)
+        unrealised = any(t.unrealised_orders for t in self.transfers)
+        return bool(self.fee_differences or self.missing_currencies or unrealised)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from datetime import date
 from decimal import Decimal
@@ -417,19 +418,22 @@ class Store:
     # -- sweeps -----------------------------------------------------------
 
     async def sweep_day(
-        self, channel: ChannelName, day: date, fee_rate: Decimal
+        self,
+        channel: ChannelName,
+        day: date,
+        fee_rate: Decimal,
+        conversions: Mapping[str, tuple[str, Decimal]] | None = None,
     ) -> list[SweepRecord]:
-        """Pay the channel's takings of `day` into the platform's bank account, once: a
-        transfer per currency (`sandbox.sweeps`); a day swept before returns its transfers."""
+        """Pay the channel's takings of `day` into the platform's bank account: a transfer
+        per currency (`sandbox.sweeps`, `conversions` says which it pays in another), each
+        once: a transfer made before stands, only a currency not yet paid over is added."""
         async with self._lock:
-            done = self._day_sweeps(channel, day)
-            if done:
-                return done
             payments = [p for p in self._payments.values() if p.channel == channel]
             refunds = [r for r in self._refunds.values() if r.channel == channel]
-            for sweep in day_sweeps(channel, day, fee_rate, payments, refunds):
-                self._sweeps[sweep.transfer_id] = sweep
-                self._persist("sweeps", sweep)
+            for sweep in day_sweeps(channel, day, fee_rate, payments, refunds, conversions):
+                if sweep.transfer_id not in self._sweeps:
+                    self._sweeps[sweep.transfer_id] = sweep
+                    self._persist("sweeps", sweep)
             return self._day_sweeps(channel, day)
 
     async def sweeps(self, channel: ChannelName, day: date) -> list[SweepRecord]:

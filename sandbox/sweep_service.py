@@ -2,7 +2,10 @@
 ended (T+1, T+2), checked every `sandbox_sweep_check_seconds`; the control API settles a
 day at once, whatever its cycle, for tests and demonstrations.
 
-A day is settled once (`Store.sweep_day`): what moves at the channel on that day after
+The card gateway pays a presentment currency in another when `settlement_fx` says so
+(`sandbox.settlement_fx`), at the rate of the moment it settles.
+
+A day's currency is settled once (`Store.sweep_day`): what moves at the channel on that day after
 its settlement (only possible when the control API settled it before it ended) is never
 paid over, as a real channel's settled day is closed.
 """
@@ -17,6 +20,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from channels.base import ChannelName
+from sandbox.settlement_fx import SettlementFx
 from sandbox.store import Store
 from sandbox.sweeps import SweepRecord
 
@@ -36,9 +40,14 @@ class SweepService:
         self._lag_days = lag_days
         self._check_seconds = check_seconds
         self._task: asyncio.Task[None] | None = None
+        self.settlement_fx = SettlementFx()
 
     async def settle(self, channel: ChannelName, day: date) -> list[SweepRecord]:
-        return await self.store.sweep_day(channel, day, self._fee_rates[channel.value])
+        conversions = None
+        if channel is ChannelName.CARD:
+            conversions = self.settlement_fx.rates_at(datetime.now(UTC))
+        fee_rate = self._fee_rates[channel.value]
+        return await self.store.sweep_day(channel, day, fee_rate, conversions)
 
     async def settle_due(self, today: date) -> list[SweepRecord]:
         """Settle every day whose cycle has come and that is not settled yet."""

@@ -4,6 +4,10 @@
     intervals, until every currency we booked has one) -> post each (bank +net,
     channel_fee +fees, clearing -(gross - refunds)) -> the channel's fees beside ours
 
+A transfer the channel converted (the card's USD paid to us in CNY) covers the currency
+it took; posting it first realises each quoted order's FX at the channel's rate
+(`db.sweeps.realise_converted`).
+
 Its id, channel-sweep-{channel}-{day} (`domain.keys.channel_sweep_workflow_id`), makes a
 channel's day swept once however often it is started (by the daily Schedule, or by an
 operator: `python -m api.manage sweep-channel`); each posting is keyed by the bank's
@@ -55,7 +59,7 @@ class ChannelSweepWorkflow:
             )
             for transfer in transfers
         ]
-        swept = {t.currency for t in transfers}
+        swept = {t.taken_currency for t in transfers}
         result = ChannelSweepResult(
             channel=sweep.channel,
             day=sweep.day,
@@ -87,7 +91,7 @@ class ChannelSweepWorkflow:
             answer: ChannelTransfers = await workflow.execute_activity_method(
                 SweepCalls.incoming_transfers, day, **options.CHANNEL_MUST_FINISH
             )
-            swept = {t.currency for t in answer.transfers}
+            swept = {t.taken_currency for t in answer.transfers}
             if all(c in swept for c in booked.currencies) or left == 0:
                 return answer.transfers
             if polls >= sweep.polling.polls_per_run:

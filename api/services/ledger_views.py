@@ -39,6 +39,7 @@ from api.ledger_schemas import (
     PayoutOut,
     StatementDetail,
     StatementEntryOut,
+    StatementFx,
     StatementOrder,
     StatementOut,
     StatementPage,
@@ -47,6 +48,7 @@ from api.ledger_schemas import (
 )
 from api.pagination import Keyset, bad_cursor, fetch_page
 from db.engine import read_one_snapshot
+from db.fx_books import order_quote
 from db.order_money import order_split
 from db.reconcile import account_drift, trial_balance
 from db.settlement import statement_payout
@@ -181,6 +183,7 @@ def statement_detail(session: Session, statement_id: str) -> StatementDetail:
                     commission=split.commission_amount,
                     refunded_before_release=split.merchant_net_amount - amount,
                     released=amount,
+                    fx=_fx_line(session, order),
                 )
             )
         else:
@@ -351,6 +354,18 @@ def _covered_entries(session: Session, statement: Statement) -> list[tuple[Journ
         (entry, normal_balance(AccountKind.MERCHANT_AVAILABLE, amount or 0))
         for entry, amount in rows
     ]
+
+
+def _fx_line(session: Session, order: Order) -> StatementFx | None:
+    quote = order_quote(session, order)
+    if quote is None:
+        return None
+    return StatementFx(
+        presentment_amount=quote.presentment_amount,
+        presentment_currency=quote.presentment_currency,
+        customer_rate=str(quote.customer_rate),
+        markup_bps=quote.markup_bps,
+    )
 
 
 def _is_release(entry: JournalEntry) -> bool:
