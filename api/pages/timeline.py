@@ -33,6 +33,8 @@ _STEP_NAMES = {
     "query_payment": "Asked the channel about the payment",
     "close_payment": "Payment closed at the channel",
     "record_payment": "Payment recorded",
+    "record_and_settle": "Payment recorded · Split posted to the ledger",
+    "notify_and_release": "Buyer and merchant notified · Merchant's share released",
     "settle_order": "Split posted to the ledger",
     "notify_parties": "Buyer and merchant notified",
     "release_funds": "Merchant's share released",

@@ -28,6 +28,7 @@ from typing import Any
 
 import httpx
 from fastapi.routing import APIRoute, iter_route_contexts
+from sqlalchemy import text
 from sqlmodel import Session, select
 
 from api.app import create_app
@@ -271,6 +272,33 @@ async def _refund_done(api: httpx.AsyncClient, refund_id: str) -> None:
     await wait_for(probe, lambda status: status == "succeeded", "the refund")
 
 
+_RECONCILED = f"alipay:{PAST_DAY}"
+_OPEN_EXCEPTION = "rex_matrix"
+
+
+def _reconciliation_with_an_open_exception(system: System) -> None:
+    """A finished run of a past day and an open exception of it, for the routes that read
+    a run and resolve an exception (written as the run's activities write them)."""
+    now = datetime.now(UTC)
+    with system.engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO reconciliation_runs (id, channel, day, status, bill_lines,"
+                " exception_count, auto_resolved_count, started_at) VALUES"
+                " (:run, 'alipay', :day, 'running', 0, 1, 0, :now)"
+            ),
+            {"run": _RECONCILED, "day": PAST_DAY, "now": now},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO reconciliation_exceptions (id, run_id, channel, day, type,"
+                " reference, detail, status, created_at) VALUES (:id, :run, 'alipay', :day,"
+                " 'missing_there', 'ord_matrix', '', 'open', :now)"
+            ),
+            {"id": _OPEN_EXCEPTION, "run": _RECONCILED, "day": PAST_DAY, "now": now},
+        )
+
+
 async def build_world(
     system: System,
     api: httpx.AsyncClient,
@@ -284,6 +312,7 @@ async def build_world(
         await _merchant(api, "merchant B"),
     )
     operator = Party("operator", Role.OPERATOR, dict(api.headers))
+    _reconciliation_with_an_open_exception(system)
     parties = {
         p.name: p
         for p in (Party("anonymous", None, {}), buyer_b, merchant_b, buyer_a, merchant_a, operator)
@@ -326,7 +355,7 @@ async def build_world(
         "day": PAST_DAY,
         "account_id": accounts[0]["id"],
         "channel": "alipay",
-        "exception_id": "rex_none",  # no exception: the operator is answered 404
+        "exception_id": _OPEN_EXCEPTION,
     }
     return World(parties, params)
 

@@ -240,6 +240,7 @@ async def test_a_statement_reconciles_to_the_orders_it_covers(
         "commission": COMMISSION,
         "refunded_before_release": 0,
         "released": NET,
+        "fx": None,  # paid in its price currency: no quote
     }
     lines = statement["orders"]
     refunded_before = sum(line["refunded_before_release"] for line in lines)
