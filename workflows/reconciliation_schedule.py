@@ -8,24 +8,12 @@ in the Temporal UI, or start any past channel-day through the API.
 
 from __future__ import annotations
 
-import contextlib
-from datetime import timedelta
-
-from temporalio.client import (
-    Client,
-    Schedule,
-    ScheduleActionStartWorkflow,
-    ScheduleAlreadyRunningError,
-    ScheduleCalendarSpec,
-    ScheduleOverlapPolicy,
-    SchedulePolicy,
-    ScheduleRange,
-    ScheduleSpec,
-)
+from temporalio.client import Client, Schedule, ScheduleActionStartWorkflow
 
 from domain.reconciliation import ReconciliationDay
 from settings import Settings
 from workflows.reconciliation import ReconciliationDayWorkflow
+from workflows.schedule import daily_schedule, ensure_schedule
 
 
 def reconciliation_schedule_id(task_queue: str) -> str:
@@ -36,30 +24,17 @@ def reconciliation_schedule(settings: Settings) -> Schedule:
     day = ReconciliationDay(
         channels=settings.reconciliation_channels, wait=settings.reconciliation_bill_wait
     )
-    return Schedule(
-        action=ScheduleActionStartWorkflow(
-            ReconciliationDayWorkflow.run,
-            day,  # no day: the run takes the one before its scheduled time
-            id=f"reconciliation-day-scheduled-{settings.task_queue}",
-            task_queue=settings.task_queue,
-            task_timeout=settings.workflow_task_timeout,
-        ),
-        spec=ScheduleSpec(
-            calendars=[
-                ScheduleCalendarSpec(
-                    hour=[ScheduleRange(settings.reconciliation_hour_utc)],
-                    minute=[ScheduleRange(0)],
-                    second=[ScheduleRange(0)],
-                )
-            ]
-        ),
-        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP, catchup_window=timedelta(days=1)),
+    action = ScheduleActionStartWorkflow(
+        ReconciliationDayWorkflow.run,
+        day,  # no day: the run takes the one before its scheduled time
+        id=f"reconciliation-day-scheduled-{settings.task_queue}",
+        task_queue=settings.task_queue,
+        task_timeout=settings.workflow_task_timeout,
     )
+    return daily_schedule(action, settings.reconciliation_hour_utc)
 
 
 async def ensure_reconciliation_schedule(client: Client, settings: Settings) -> None:
-    # Already there from an earlier start: keep it, with any change operators made.
-    with contextlib.suppress(ScheduleAlreadyRunningError):
-        await client.create_schedule(
-            reconciliation_schedule_id(settings.task_queue), reconciliation_schedule(settings)
-        )
+    await ensure_schedule(
+        client, reconciliation_schedule_id(settings.task_queue), reconciliation_schedule(settings)
+    )

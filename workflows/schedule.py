@@ -32,20 +32,15 @@ def settlement_schedule_id(task_queue: str) -> str:
     return f"daily-settlement-{task_queue}"
 
 
-def settlement_schedule(settings: Settings) -> Schedule:
+def daily_schedule(action: ScheduleActionStartWorkflow, hour_utc: int) -> Schedule:
+    """`action` every day at `hour_utc`:00 UTC; an overlapping run is skipped, and a run
+    missed while the server was down is caught up once."""
     return Schedule(
-        action=ScheduleActionStartWorkflow(
-            SettlementRunWorkflow.run,
-            # No day: the run settles the day before its scheduled time.
-            SettlementRunInput(polling=settings.poll),
-            id=f"settlement-run-scheduled-{settings.task_queue}",
-            task_queue=settings.task_queue,
-            task_timeout=settings.workflow_task_timeout,
-        ),
+        action=action,
         spec=ScheduleSpec(
             calendars=[
                 ScheduleCalendarSpec(
-                    hour=[ScheduleRange(settings.settlement_hour_utc)],
+                    hour=[ScheduleRange(hour_utc)],
                     minute=[ScheduleRange(0)],
                     second=[ScheduleRange(0)],
                 )
@@ -55,9 +50,25 @@ def settlement_schedule(settings: Settings) -> Schedule:
     )
 
 
-async def ensure_settlement_schedule(client: Client, settings: Settings) -> None:
+async def ensure_schedule(client: Client, schedule_id: str, schedule: Schedule) -> None:
     # Already there from an earlier start: keep it, with any change operators made.
     with contextlib.suppress(ScheduleAlreadyRunningError):
-        await client.create_schedule(
-            settlement_schedule_id(settings.task_queue), settlement_schedule(settings)
-        )
+        await client.create_schedule(schedule_id, schedule)
+
+
+def settlement_schedule(settings: Settings) -> Schedule:
+    action = ScheduleActionStartWorkflow(
+        SettlementRunWorkflow.run,
+        # No day: the run settles the day before its scheduled time.
+        SettlementRunInput(polling=settings.poll),
+        id=f"settlement-run-scheduled-{settings.task_queue}",
+        task_queue=settings.task_queue,
+        task_timeout=settings.workflow_task_timeout,
+    )
+    return daily_schedule(action, settings.settlement_hour_utc)
+
+
+async def ensure_settlement_schedule(client: Client, settings: Settings) -> None:
+    await ensure_schedule(
+        client, settlement_schedule_id(settings.task_queue), settlement_schedule(settings)
+    )

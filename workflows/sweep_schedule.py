@@ -7,27 +7,16 @@ Created by the worker at start if it does not exist, like the settlement Schedul
 
 from __future__ import annotations
 
-import contextlib
-from datetime import date, timedelta
+from datetime import date
 
-from temporalio.client import (
-    Client,
-    Schedule,
-    ScheduleActionStartWorkflow,
-    ScheduleAlreadyRunningError,
-    ScheduleCalendarSpec,
-    ScheduleOverlapPolicy,
-    SchedulePolicy,
-    ScheduleRange,
-    ScheduleSpec,
-    WorkflowHandle,
-)
+from temporalio.client import Client, Schedule, ScheduleActionStartWorkflow, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy
 
 from domain.keys import channel_sweep_workflow_id
 from domain.sweeps import ChannelSweepInput, ChannelSweepResult, ChannelSweepsDue
 from settings import Settings
 from workflows.channel_sweep import ChannelSweepsDueWorkflow, ChannelSweepWorkflow
+from workflows.schedule import daily_schedule, ensure_schedule
 
 
 def channel_sweep_schedule_id(task_queue: str) -> str:
@@ -35,32 +24,20 @@ def channel_sweep_schedule_id(task_queue: str) -> str:
 
 
 def channel_sweep_schedule(settings: Settings) -> Schedule:
-    return Schedule(
-        action=ScheduleActionStartWorkflow(
-            ChannelSweepsDueWorkflow.run,
-            ChannelSweepsDue(lag_days=settings.channel_sweep_lag_days, polling=settings.poll),
-            id=f"channel-sweeps-scheduled-{settings.task_queue}",
-            task_queue=settings.task_queue,
-            task_timeout=settings.workflow_task_timeout,
-        ),
-        spec=ScheduleSpec(
-            calendars=[
-                ScheduleCalendarSpec(
-                    hour=[ScheduleRange(settings.channel_sweep_hour_utc)],
-                    minute=[ScheduleRange(0)],
-                    second=[ScheduleRange(0)],
-                )
-            ]
-        ),
-        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP, catchup_window=timedelta(days=1)),
+    action = ScheduleActionStartWorkflow(
+        ChannelSweepsDueWorkflow.run,
+        ChannelSweepsDue(lag_days=settings.channel_sweep_lag_days, polling=settings.poll),
+        id=f"channel-sweeps-scheduled-{settings.task_queue}",
+        task_queue=settings.task_queue,
+        task_timeout=settings.workflow_task_timeout,
     )
+    return daily_schedule(action, settings.channel_sweep_hour_utc)
 
 
 async def ensure_channel_sweep_schedule(client: Client, settings: Settings) -> None:
-    with contextlib.suppress(ScheduleAlreadyRunningError):
-        await client.create_schedule(
-            channel_sweep_schedule_id(settings.task_queue), channel_sweep_schedule(settings)
-        )
+    await ensure_schedule(
+        client, channel_sweep_schedule_id(settings.task_queue), channel_sweep_schedule(settings)
+    )
 
 
 async def start_channel_sweep(
