@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sqlite3
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,8 @@ SessionFactory = Callable[[], Session]
 
 # An execution option on the engine of read sessions: their transactions begin deferred.
 _READ_ONLY = "paysaga_read_only"
+# How long a SQLite connection waits for another's write lock before `database is locked`.
+_BUSY_SECONDS = 30
 
 
 def normalise_url(url: str) -> str:
@@ -50,16 +54,18 @@ def _sqlite_engine(url: str) -> Engine:
     if path and path != ":memory:" and not path.startswith("file:"):
         keep_private(Path(path))
     engine = create_engine(
-        url, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True
+        url,
+        connect_args={"check_same_thread": False, "timeout": _BUSY_SECONDS},
+        hide_parameters=True,
     )
 
     @event.listens_for(engine, "connect")
     def _configure(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # we issue BEGIN ourselves, below
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
+        _enter_wal(cursor)
         cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={_BUSY_SECONDS * 1000}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
@@ -69,6 +75,21 @@ def _sqlite_engine(url: str) -> Engine:
         connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
+
+
+def _enter_wal(cursor: Any) -> None:
+    """Switch the database to WAL. On a new file opened by several connections at once
+    SQLite can answer this switch `database is locked` at once, without waiting out the
+    busy timeout (seen 2 in 300 with three threads): retry it for as long as that timeout."""
+    deadline = time.monotonic() + _BUSY_SECONDS
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def keep_private(database: Path) -> None:

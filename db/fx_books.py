@@ -42,12 +42,13 @@ from domain.fx.books import (
     OpenPosition,
     Realisation,
     capture_postings,
+    close_postings,
     realise_postings,
     refund_postings,
     residual_in_price_units,
 )
 from domain.fx.conversion import convert
-from domain.fx.quotes import Quote, QuotedRefund, refund_quoted
+from domain.fx.quotes import Quote, QuotedRefund, ReturnedSoFar, refund_quoted
 from domain.fx.terms import QuoteTerms
 from domain.keys import compensation_entry_id
 from domain.ledger import AccountKind as K
@@ -162,7 +163,9 @@ def reserve_quoted_refund(
 
     Called with the order locked and before `order.refunded_amount` counts this refund.
     """
-    returned = refund_quoted(quote, order.refunded_amount, parts.payable_amount)
+    returned = refund_quoted(
+        quote, order.refunded_amount, parts.payable_amount, _returned_so_far(session, order.id)
+    )
     if returned.presentment_amount == 0:  # the merchant would pay, the buyer get nothing
         raise RefundRejected(
             "amount_too_small",
@@ -176,6 +179,7 @@ def reserve_quoted_refund(
     )
     kinds = (EntryKind.REFUND_RESERVED, EntryKind.FX_CONVERSION)
     _post(session, order, entry_id, kinds, postings, quote)
+    _close_if_given_back(session, order, quote, entry_id)
     return PresentmentRefund(
         refund_id=refund_id,
         quote_id=quote.quote_id,
@@ -192,12 +196,15 @@ def reserve_quoted_compensation(
     """A saga's compensation of a quoted order: what is left of the split leaves its
     holders in P, and the buyer's share of the payment waits in refunds in flight in B,
     the currency the channel gives it back in (the saga's refund is the payment's)."""
-    returned = refund_quoted(quote, order.refunded_amount, left.payable_amount)
+    returned = refund_quoted(
+        quote, order.refunded_amount, left.payable_amount, _returned_so_far(session, order.id)
+    )
     postings = refund_postings(
         order.channel, order.merchant_id, quote, left, returned, released=False
     )
     kinds = (EntryKind.REFUND_RESERVED, EntryKind.FX_CONVERSION)
     _post(session, order, entry_id, kinds, postings, quote)
+    _close_if_given_back(session, order, quote, entry_id)
 
 
 def return_quoted_refund(
@@ -212,6 +219,32 @@ def return_quoted_refund(
     )
     kinds = (EntryKind.REFUND_FAILED, EntryKind.FX_CONVERSION)
     _post(session, order, entry_id, kinds, _mirror(postings), quote)
+    _close_if_given_back(session, order, quote, entry_id)
+
+
+def _close_if_given_back(session: Session, order: Order, quote: Quote, entry_id: str) -> None:
+    """After a movement in the buyer's currency: when none of it is left open, the P
+    position left over is rounding (`domain.fx.books.close_postings`), under
+    `{entry_id}:fx:close`."""
+    session.flush()
+    lines = close_postings(open_position(session, order, quote))
+    if lines:
+        post_entry(
+            session,
+            entry_id=f"{entry_id}:fx:close",
+            kind=EntryKind.FX_REALISED,
+            currency=quote.price_currency,
+            postings=lines,
+            order_id=order.id,
+            merchant_id=order.merchant_id,
+        )
+
+
+def _returned_so_far(session: Session, order_id: str) -> ReturnedSoFar:
+    rows = [row for _, row in _live_refunds(session, order_id)]
+    return ReturnedSoFar(
+        sum(row.presentment_amount for row in rows), sum(row.markup_returned for row in rows)
+    )
 
 
 def _returned(row: PresentmentRefund) -> QuotedRefund:

@@ -16,6 +16,10 @@ balances by itself; the FX position accounts (one per currency) are the bridge:
                    promised to fx_rounding (the conversions' residuals, rounded) and
                    fx_gain_loss (what the rate moved)
 
+    close       the buyer's side closed with no conversion (everything given back, or
+                the rest worth under one unit of B): P: fx_position back to zero,
+                the difference to fx_rounding (what the refunds' rounding cost)
+
 So after a realisation both positions of the order are flat, no unit was made or lost
 in either currency, the merchant got exactly the quoted price's split, and the buyer
 got back exactly what they paid (or its share). The same `realise_postings` closes what
@@ -208,3 +212,17 @@ def realise_postings(channel: str, open_: OpenPosition, settled_amount: int) -> 
         gain_loss_amount=gain_loss_amount,
         postings=CurrencyPostings(price, presentment_lines),
     )
+
+
+def close_postings(open_: OpenPosition) -> list[PostingLine]:
+    """The P position left when the buyer's money is all given back or in flight, and
+    none of it converted since: the price units the buyer's currency could not express
+    (refunding all but two fen gives back every cent). Nothing else will ever move it, so
+    it is FX rounding now; empty when the buyer's side is open or the P side is flat."""
+    if open_.presentment_open != 0 or open_.position_price == 0:
+        return []
+    price_currency = open_.price_currency
+    return [
+        PostingLine(_platform(AccountKind.FX_POSITION, price_currency), -open_.position_price),
+        PostingLine(_platform(AccountKind.FX_ROUNDING, price_currency), open_.position_price),
+    ]

@@ -156,13 +156,30 @@ def require_valid_quote(quote: Quote, at: datetime) -> Quote:
     return quote
 
 
-def refund_quoted(quote: Quote, already_refunded: int, refund_amount: int) -> QuotedRefund:
-    """The presentment money returned by refunding `refund_amount` price minor units after
-    `already_refunded` price minor units were refunded before.
+@dataclass(frozen=True)
+class ReturnedSoFar:
+    """What the order's live refunds (asked or done, not failed) already give back."""
 
-    Computed on running totals, so the result depends only on those two numbers:
-    refunds that together cover the whole price return exactly `presentment_amount`
-    and `markup_revenue`, whatever the steps.
+    presentment_amount: int
+    markup_returned: int
+
+
+def refund_quoted(
+    quote: Quote,
+    already_refunded: int,
+    refund_amount: int,
+    returned: ReturnedSoFar | None = None,
+) -> QuotedRefund:
+    """The presentment money returned by refunding `refund_amount` price minor units after
+    `already_refunded` price minor units were refunded before, which gave back `returned`
+    (by default exactly their share).
+
+    Each refund returns the share of the price refunded after it less what the live
+    refunds already give back, so refunds that together cover the whole price return
+    exactly `presentment_amount` and `markup_revenue`, whatever the steps, even when one
+    of them failed while a later one was already asked (their shares then no longer add
+    up). Never less than nothing: a refund whose share is already given back returns 0,
+    which the caller refuses as too small.
     """
     require_minor_units(already_refunded, "already_refunded")
     require_minor_units(refund_amount, "refund_amount")
@@ -175,10 +192,13 @@ def refund_quoted(quote: Quote, already_refunded: int, refund_amount: int) -> Qu
             f"{refund_amount} more would refund {refunded_after} of {quote.price_amount}",
             "amount",
         )
-    paid_before = _presentment_share(quote, already_refunded)
-    paid_after = _presentment_share(quote, refunded_after)
-    presentment_amount = paid_after - paid_before
-    markup_returned = _markup_share(quote, paid_after) - _markup_share(quote, paid_before)
+    if returned is None:
+        before = _presentment_share(quote, already_refunded)
+        returned = ReturnedSoFar(before, _markup_share(quote, before))
+    presentment_after = _presentment_share(quote, refunded_after)
+    presentment_amount = max(0, presentment_after - returned.presentment_amount)
+    markup_after = _markup_share(quote, returned.presentment_amount + presentment_amount)
+    markup_returned = min(max(0, markup_after - returned.markup_returned), presentment_amount)
     exact_at_mid = exact_converted(
         refund_amount, quote.price_currency, quote.presentment_currency, quote.mid_rate.value
     )

@@ -25,7 +25,7 @@ from db.settlement import prepare_statement
 from db.tables import Account, FxRealisation, JournalEntry, Order, Payment, Posting, Refund
 from domain.fx.quotes import Quote
 from domain.ledger import AccountKind, normal_balance
-from domain.refunds import RefundAsk, Requester
+from domain.refunds import RefundAsk, RefundRejected, Requester
 from tests.db.conftest import Shop, new_id
 from tests.db.fx_orders import quoted_paid_order
 
@@ -200,3 +200,47 @@ def test_a_released_quoted_order_states_and_pays_out_in_the_merchants_currency(
             select(Account).where(Account.owner == shop.merchant_id, Account.currency == "JPY")
         ).all()
     assert in_jpy == []  # the merchant never holds the buyer's currency
+
+
+def fail(shop: Shop, refund_id: str) -> None:
+    with Session(shop.engine) as session, session.begin():
+        fail_refund(session, refund_id, "declined")
+
+
+@pytest.mark.parametrize("presentment", ["USD", "JPY"])
+def test_refunding_all_but_what_the_buyers_currency_cannot_express_closes_the_order(
+    shop: Shop, presentment: str
+) -> None:
+    """A CNY fen is worth under half a cent or yen: refunding all but the last two gives
+    the buyer everything back. Those two fen stay the merchant's, and the platform's CNY
+    position that paid for them is a rounding loss, booked when the buyer's side closes."""
+    order_id, quote = quoted_paid_order(shop, presentment)
+    most = refund(shop, order_id, quote.price_amount - 2)
+    with Session(shop.engine) as session:
+        assert refund_charge(session, most)[0] == quote.presentment_amount
+    complete(shop, most.id)
+    assert positions(shop, order_id, quote) == (0, 0)
+    assert order_sums(shop, order_id)["fx_rounding:platform:CNY"] == -2  # a loss of 2 fen
+    assert problems(shop, order_id) == []
+    with pytest.raises(RefundRejected) as rejected:
+        refund(shop, order_id, 2)
+    assert rejected.value.code == "amount_too_small"
+
+
+def test_a_refund_that_fails_between_two_others_still_returns_exactly_what_was_paid(
+    shop: Shop,
+) -> None:
+    """Refunds are shared out on running totals; one failing out of order must not give
+    the buyer a unit more or less than they paid once the whole price is refunded."""
+    order_id, quote = quoted_paid_order(shop, "USD", price=10_001)
+    first = refund(shop, order_id, 3_337)
+    second = refund(shop, order_id, 3_337)
+    fail(shop, first.id)
+    third = refund(shop, order_id, 10_001 - 3_337)
+    for done in (second, third):
+        complete(shop, done.id)
+    with Session(shop.engine) as session:
+        given_back = sum(refund_charge(session, r)[0] for r in (second, third))
+    assert given_back == quote.presentment_amount
+    assert positions(shop, order_id, quote) == (0, 0)
+    assert problems(shop, order_id) == []

@@ -17,6 +17,7 @@ from domain.fx.errors import QuotedRefundRefused, QuoteExpired
 from domain.fx.quotes import (
     MAX_MARKUP_BPS,
     Quote,
+    ReturnedSoFar,
     is_quote_valid,
     make_quote,
     refund_quoted,
@@ -103,6 +104,34 @@ def test_successive_partial_refunds_return_exactly_what_was_paid(price, mid, mar
     assert markup_back == quote.markup_revenue
     # What the payment's rounding cost the platform, the refunds' rounding gave back.
     assert residuals == quote.mid_residual
+
+
+@given(price_amounts, mid_rates, markups, st.data())
+def test_refunds_that_fail_out_of_order_still_return_exactly_what_was_paid(
+    price, mid, markup, data
+):
+    """Refunds asked one after another, some failing after later ones were asked: those
+    that stand and the last, which takes what remains, return the payment exactly."""
+    quote = quote_or_skip(price, mid, markup)
+    live: list[tuple[int, int, int]] = []  # (price units, presentment, markup) per refund
+    for step in data.draw(st.lists(st.integers(1, price), max_size=6)):
+        if live and data.draw(st.booleans()):
+            live.pop(data.draw(st.integers(0, len(live) - 1)))  # it failed at the channel
+        refunded = sum(units for units, _, _ in live)
+        step = min(step, price - refunded)
+        if step == 0:
+            continue
+        so_far = ReturnedSoFar(sum(b for _, b, _ in live), sum(r for _, _, r in live))
+        refund = refund_quoted(quote, refunded, step, so_far)
+        assert 0 <= refund.markup_returned <= refund.presentment_amount
+        assert so_far.presentment_amount + refund.presentment_amount <= quote.presentment_amount
+        live.append((step, refund.presentment_amount, refund.markup_returned))
+    refunded = sum(units for units, _, _ in live)
+    if refunded < price:
+        so_far = ReturnedSoFar(sum(b for _, b, _ in live), sum(r for _, _, r in live))
+        last = refund_quoted(quote, refunded, price - refunded, so_far)
+        live.append((price - refunded, last.presentment_amount, last.markup_returned))
+    assert sum(b for _, b, _ in live) == quote.presentment_amount
 
 
 def test_a_refund_beyond_the_price_is_refused() -> None:
