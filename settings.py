@@ -243,6 +243,11 @@ class Settings(BaseSettings):
     # Each channel pays a day's takings (less refunds and fees) into our bank this many
     # days later (T+1, T+2); the sweep Schedule asks the bank for them a day after that.
     channel_sweep_lag_days: dict[str, int] = {"alipay": 1, "wechatpay": 1, "card": 2}
+    # How often a sweep asks the bank for a day's transfers (at the payout polling's growing
+    # intervals) before a booked currency that never arrived is left to an operator
+    # (NeedsReview) and what did arrive is posted: a payment the channel never had (one we
+    # recorded wrongly) must not hold the day's sweep open for ever.
+    channel_sweep_checks: int = Field(default=60, ge=1)
     # The daily channel sweeps run at this hour (UTC), on a Schedule the worker creates.
     channel_sweep_hour_utc: int = Field(default=6, ge=0, le=23)
     # Channel fee rate per channel (a Decimal fraction of the payable amount).

@@ -44,6 +44,7 @@ class ChannelSweepsDue(_Message):
 
     lag_days: dict[str, int]
     polling: PollTimings = PollTimings()
+    checks: int | None = None  # each sweep's `polls_left` (None in Schedules made before it)
 
 
 class BookedDay(_Message):

@@ -191,6 +191,9 @@ def _running_system(
         "PAYSAGA_POLL__PAYMENT_FIRST_MAX_MS": "1000",
         "PAYSAGA_POLL__REFUND_FIRST_MS": "1000",
         "PAYSAGA_POLL__PAYOUT_FIRST_MS": "1000",
+        # Other tests share a channel's day; one whose payment the sandbox never saw
+        # (a notification sent by the test) must not keep the day's sweep waiting.
+        "PAYSAGA_CHANNEL_SWEEP_CHECKS": "3",
         # The worker serves its metrics (and the Temporal SDK's) for tests/test_metrics.py.
         "PAYSAGA_WORKER_METRICS_PORT": str(stack.free_port()),
         # Merchants' webhooks go to the receiver on 127.0.0.1 over http; the refusal of

@@ -117,7 +117,9 @@ class ChannelSweepsDueWorkflow:
         started: list[str] = []
         for channel, lag in sorted(due.lag_days.items()):
             day = today - timedelta(days=lag)
-            sweep = ChannelSweepInput(channel=channel, day=day, polling=due.polling)
+            sweep = ChannelSweepInput(
+                channel=channel, day=day, polling=due.polling, polls_left=due.checks
+            )
             try:
                 await workflow.start_child_workflow(
                     ChannelSweepWorkflow.run,

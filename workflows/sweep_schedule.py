@@ -26,7 +26,11 @@ def channel_sweep_schedule_id(task_queue: str) -> str:
 def channel_sweep_schedule(settings: Settings) -> Schedule:
     action = ScheduleActionStartWorkflow(
         ChannelSweepsDueWorkflow.run,
-        ChannelSweepsDue(lag_days=settings.channel_sweep_lag_days, polling=settings.poll),
+        ChannelSweepsDue(
+            lag_days=settings.channel_sweep_lag_days,
+            polling=settings.poll,
+            checks=settings.channel_sweep_checks,
+        ),
         id=f"channel-sweeps-scheduled-{settings.task_queue}",
         task_queue=settings.task_queue,
         task_timeout=settings.workflow_task_timeout,
@@ -46,7 +50,12 @@ async def start_channel_sweep(
     """Sweep one channel's day: the running or finished sweep of that day if there is one."""
     return await client.start_workflow(
         ChannelSweepWorkflow.run,
-        ChannelSweepInput(channel=channel, day=day, polling=settings.poll),
+        ChannelSweepInput(
+            channel=channel,
+            day=day,
+            polling=settings.poll,
+            polls_left=settings.channel_sweep_checks,
+        ),
         id=channel_sweep_workflow_id(channel, day),
         task_queue=settings.task_queue,
         task_timeout=settings.workflow_task_timeout,
