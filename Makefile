@@ -81,7 +81,7 @@ test: $(STAMP) lint compose-check prometheus chromium
 # API's contract test (tests/api/test_contract.py) then sends 100 generated requests per
 # operation and role, not 3, and adds schemathesis's coverage phase.
 test-long: $(STAMP) lint typecheck prometheus chromium
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal --hypothesis-profile=long
+	PAYSAGA_TEST_EVERY_BACKEND=1 $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal --hypothesis-profile=long
 
 # Prometheus and promtool, from Debian's package, for the tests of deploy/prometheus and of
 # our /metrics endpoints against a real server; installed only when either is missing.

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import zlib
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -42,6 +43,49 @@ hypothesis.settings.register_profile("long", max_examples=1000, stateful_step_co
 hypothesis.settings.load_profile("ci")
 
 BACKENDS = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_DATABASE_URL") else [])
+# Set (as `make test-long` does) to run every test on a running system on every backend.
+EVERY_BACKEND = bool(os.environ.get("PAYSAGA_TEST_EVERY_BACKEND"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "every_backend: run this end-to-end test on each database backend"
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """An end-to-end test (one on a running system) runs on one backend, not each: the
+    database code under it is tested on both at the db level, and a running system's test
+    costs seconds. The backend is chosen by a stable hash of the test's name and other
+    parameters, so the end-to-end suite is shared out between SQLite and PostgreSQL (and
+    a test's channels or cases between both). Tests where the backend's locking matters
+    (racing requests, processes killed mid-transaction) are marked `every_backend`."""
+    if EVERY_BACKEND or len(BACKENDS) < 2:
+        return
+    kept: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    for item in items:
+        backend = _system_backend(item)
+        chosen = backend is None or item.get_closest_marker("every_backend") is not None
+        (kept if chosen or backend == _backend_for(item) else dropped).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
+def _system_backend(item: pytest.Item) -> str | None:
+    callspec = getattr(item, "callspec", None)
+    backend = None if callspec is None else callspec.params.get("system")
+    return backend if isinstance(backend, str) else None
+
+
+def _backend_for(item: pytest.Item) -> str:
+    callspec = item.callspec  # type: ignore[attr-defined]
+    others = sorted(
+        f"{name}={value}" for name, value in callspec.params.items() if name != "system"
+    )
+    name = f"{item.path.name}::{item.originalname}[{','.join(others)}]"  # type: ignore[attr-defined]
+    return BACKENDS[zlib.crc32(name.encode()) % len(BACKENDS)]
 
 
 @pytest.hookimpl(optionalhook=True)

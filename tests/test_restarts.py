@@ -6,6 +6,7 @@ import asyncio
 from datetime import UTC, datetime
 
 import httpx
+import pytest
 from sqlmodel import Session, func, select
 from temporalio.client import Client
 
@@ -13,6 +14,8 @@ from db.tables import JournalEntry, PartyNotification, Payout
 from domain.keys import order_workflow_id, refund_workflow_id
 from tests.conftest import System
 from tests.support import create_merchant, create_order, pay, post_refund, wait_for, wait_status
+
+pytestmark = pytest.mark.every_backend  # a process killed mid-transaction, on each database
 
 
 def _count(system: System, model: type, order_id: str) -> int:

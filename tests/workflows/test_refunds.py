@@ -130,6 +130,7 @@ async def test_same_idempotency_key_is_one_refund_and_another_body_conflicts(
     assert [r["id"] for r in listed] == [first.json()["id"]]
 
 
+@pytest.mark.every_backend  # the row lock (PostgreSQL) and the write lock (SQLite) both hold
 async def test_racing_refunds_never_exceed_the_payment(
     api: httpx.AsyncClient, sandbox: httpx.AsyncClient, system: System
 ) -> None:
