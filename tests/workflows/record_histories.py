@@ -21,6 +21,7 @@ before the API carried the saga version, whose markers choose their branches
 from __future__ import annotations
 
 import os
+import secrets
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,17 +43,32 @@ from domain.keys import (
     refund_workflow_id,
     saga_refund_workflow_id,
     settlement_run_workflow_id,
+    webhook_event_id,
+    webhook_workflow_id,
 )
 from domain.polling import PollTimings
 from domain.refunds import RefundAsk, Requester
+from domain.sweeps import ChannelSweepsDue
 from tests.conftest import System
 from tests.pages.support import Browser
-from tests.support import create_merchant, create_order, pay, post_refund, wait_for, wait_status
+from tests.receiver import Receiver
+from tests.support import (
+    create_merchant,
+    create_order,
+    merchant_body,
+    pay,
+    post_refund,
+    settings_from_env,
+    wait_for,
+    wait_status,
+)
 from tests.workflows.run_histories import run_histories
 from tests.workflows.test_late_payment_repeats import repeat_late_notice
 from tests.workflows.test_saga_refund_child import pending_compensation
 from worker import WORKFLOWS
+from workflows.channel_sweep import ChannelSweepsDueWorkflow
 from workflows.order import OrderWorkflow
+from workflows.sweep_schedule import start_channel_sweep
 
 HISTORIES = Path(__file__).parent / "histories"
 NEW_LINES = [{"sku": "tea-001", "name": "Oolong tea", "quantity": 3, "unit_amount": 1999}]
@@ -362,6 +378,61 @@ async def test_settlement_run(
     started = await api.post("/v1/settlements/runs", json=body)
     assert started.status_code == 202, started.text
     await record(temporal, settlement_run_workflow_id(today, (merchant_id,)), "settlement_run")
+
+
+async def test_quoted_order_paid_and_refunded(
+    api: httpx.AsyncClient, sandbox: httpx.AsyncClient, system: System, temporal: Client
+) -> None:
+    """A CNY shop's order paid by card in USD at a quote, then half refunded."""
+    order = await create_order(
+        api, await create_merchant(api), channel="card", presentment_currency="USD"
+    )
+    assert order["quote"]["presentment_currency"] == "USD"
+    await pay(sandbox, order["id"])
+    await wait_status(api, order["id"], "completed")
+    await record(temporal, order_workflow_id(order["id"]), "order_card_quoted_completed")
+    response = await post_refund(api, order["id"], amount=order["amounts"]["payable"] // 2)
+    assert response.status_code == 201, response.text
+    await _refunds_done(system, order["id"])
+    await record(temporal, refund_workflow_id(response.json()["id"]), "refund_quoted_done")
+
+
+async def test_merchant_webhook_delivered(
+    api: httpx.AsyncClient, sandbox: httpx.AsyncClient, temporal: Client, receiver: Receiver
+) -> None:
+    inbox = receiver.inbox()
+    body = merchant_body(name="Tea shop") | {"webhook_url": inbox.url}
+    created = await api.post("/v1/merchants", json=body)
+    assert created.status_code == 201, created.text
+    order = await create_order(api, created.json()["id"])
+    await pay(sandbox, order["id"])
+    await wait_status(api, order["id"], "completed")
+    event_id = webhook_event_id(order["id"], "order.paid")
+    await record(temporal, webhook_workflow_id(event_id), "merchant_webhook_delivered")
+
+
+async def test_channel_day_swept(
+    api: httpx.AsyncClient, sandbox: httpx.AsyncClient, system: System, temporal: Client
+) -> None:
+    """The card's day at the bank, posted; then a daily run that finds the card's day
+    swept already and starts Alipay's."""
+    order = await create_order(api, await create_merchant(api), channel="card")
+    await pay(sandbox, order["id"])
+    await wait_status(api, order["id"], "completed")
+    today = datetime.now(UTC).date()
+    settled = await sandbox.post(f"/control/sweeps/card/{today.isoformat()}")
+    assert settled.status_code == 200, settled.text
+    settings = settings_from_env(system.env)
+    handle = await start_channel_sweep(temporal, settings, "card", today)
+    await record(temporal, handle.id, "channel_sweep_posted")
+    due = ChannelSweepsDue(lag_days={"alipay": 0, "card": 0}, polling=settings.poll, checks=1)
+    started = await temporal.start_workflow(
+        ChannelSweepsDueWorkflow.run,
+        due,
+        id=f"channel-sweeps-due-{today}-{secrets.token_hex(4)}",
+        task_queue=settings.task_queue,
+    )
+    await record(temporal, started.id, "channel_sweeps_due")
 
 
 if __name__ == "__main__":
