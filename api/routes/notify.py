@@ -271,6 +271,9 @@ async def _deliver(context: AppContext, channel: str, notification: Notification
         merchant_id=notification.merchant_id,
         refund_id=notification.refund_id,
         attempt=attempt,
+        payer_amount=notification.payer_amount,
+        payer_currency=notification.payer_currency,
+        channel_rate=notification.channel_rate,
     )
     handle = context.temporal.get_workflow_handle(order_workflow_id(order_id))
     try:
