@@ -5,14 +5,20 @@ gateway and database. After each, the books reconcile in every currency."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 from sqlmodel import Session, col, func, select
+from temporalio.client import Client, WorkflowUpdateFailedError
 
 from db.tables import JournalEntry, Posting
+from domain.keys import order_workflow_id
+from domain.saga import MethodChoice
 from tests.conftest import System
+from tests.pages.support import Browser
 from tests.support import (
     assert_ledger_sound,
     create_merchant,
@@ -24,6 +30,7 @@ from tests.support import (
     wait_for,
     wait_status,
 )
+from workflows.order.workflow import OrderWorkflow
 
 
 async def _refunded(api: httpx.AsyncClient, order_id: str, amount: int) -> dict[str, Any]:
@@ -91,6 +98,11 @@ async def test_cross_border_rules_are_clear_400s(api: httpx.AsyncClient) -> None
             {"channel": "alipay", "presentment_currency": "KWD"},
             "presentment_currency_not_supported",
         ),
+        # Alipay takes a USD *price*, but its buyer pays CNY: it cannot collect a USD quote.
+        (
+            {"channel": "alipay", "presentment_currency": "USD"},
+            "presentment_currency_not_supported",
+        ),
         ({"channel": None, "presentment_currency": "USD"}, "channel_required"),
         (
             {"channel": "card", "presentment_currency": "USD", "buyer_country": "FR"},
@@ -118,3 +130,47 @@ async def test_cross_border_rules_are_clear_400s(api: httpx.AsyncClient) -> None
         )
         assert answer.status_code == 400, (code, answer.text)
         assert answer.json()["error"]["code"] == code
+
+
+async def test_a_quoted_buyer_is_offered_only_the_methods_that_collect_their_currency(
+    api: httpx.AsyncClient, system: System, temporal: Client
+) -> None:
+    """A USD buyer of a CNY shop: the card charges USD; the wallets take CNY from their
+    buyers only (a USD price they take, a USD payer they do not), so the hosted checkout
+    offers the card alone and the saga refuses a switch to a wallet."""
+    merchant_id = await create_merchant(api)
+    buyer = Browser(system.api_url)
+    # The page offers a card payer of the shop's own CNY a switch to the wallets...
+    plain = urlsplit((await create_order(api, merchant_id, channel="card"))["checkout_url"])
+    page = await buyer.get(f"{plain.path}?{plain.query}")
+    assert 'value="alipay"' in page.text and 'value="wechatpay"' in page.text
+    # ... and a USD payer none: the card it pays with is the only method that takes USD.
+    order = await create_order(api, merchant_id, channel="card", presentment_currency="USD")
+    link = urlsplit(order["checkout_url"])
+    page = await buyer.get(f"{link.path}?{link.query}")
+    assert page.status_code == 200 and "USD" in page.text
+    assert 'value="alipay"' not in page.text and 'value="wechatpay"' not in page.text
+    token = link.query.removeprefix("t=")
+    refused = await buyer.post(f"{link.path}/method", {"t": token, "channel": "alipay"})
+    assert "Choose one of the methods shown." in refused.text
+
+    handle = temporal.get_workflow_handle(order_workflow_id(order["id"]))
+    choice = MethodChoice(
+        channel="alipay",
+        channel_fee_rate=Decimal("0.006"),
+        notify_url=f"{system.api_url}/v1/notify/alipay",
+    )
+    with pytest.raises(WorkflowUpdateFailedError) as failed:
+        await handle.execute_update(OrderWorkflow.choose_method, choice)
+    assert "alipay does not take USD" in str(failed.value.cause)
+    current = await get_order(api, order["id"])
+    assert current["channel"] == "card" and current["payment"]["currency"] == "USD"
+    payments = (await api.get(f"/v1/orders/{order['id']}/payments")).json()["data"]
+    assert [p["channel"] for p in payments] == ["card"]
+    # The card stays the buyer's to use: choosing it again is no refusal.
+    same = MethodChoice(
+        channel="card",
+        channel_fee_rate=Decimal("0.029"),
+        notify_url=f"{system.api_url}/v1/notify/card",
+    )
+    await handle.execute_update(OrderWorkflow.choose_method, same)
