@@ -4,7 +4,7 @@ gateway and database. After each, the books reconcile in every currency."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
@@ -14,7 +14,7 @@ import pytest
 from sqlmodel import Session, col, func, select
 from temporalio.client import Client, WorkflowUpdateFailedError
 
-from db.tables import JournalEntry, Posting
+from db.tables import JournalEntry, OrderQuote, Posting, PresentmentRefund, Refund
 from domain.keys import order_workflow_id
 from domain.saga import MethodChoice
 from tests.conftest import System
@@ -174,3 +174,50 @@ async def test_a_quoted_buyer_is_offered_only_the_methods_that_collect_their_cur
         notify_url=f"{system.api_url}/v1/notify/card",
     )
     await handle.execute_update(OrderWorkflow.choose_method, same)
+
+
+async def test_a_payment_after_the_quote_expired_is_given_back_in_full_as_it_came(
+    api: httpx.AsyncClient, sandbox: httpx.AsyncClient, system: System
+) -> None:
+    """A quoted order closes unpaid at its window; the buyer's USD arrives after the quote
+    has run out as well. It is a late payment: given back whole, in USD, at no rate of
+    ours (no FX position, no quote applied), and the order stays closed."""
+    merchant_id = await create_merchant(api)
+    order = await create_order(
+        api, merchant_id, channel="card", presentment_currency="USD", payment_timeout_seconds=1
+    )
+    quote = order["quote"]
+    await wait_status(api, order["id"], "closed")
+    # The quote is on offer for the window plus a margin; rather than wait the margin out,
+    # its stored offer is moved into the past: the payment below comes after its expiry.
+    with Session(system.engine) as session, session.begin():
+        row = session.exec(select(OrderQuote).where(OrderQuote.order_id == order["id"])).one()
+        now = datetime.now(UTC)
+        row.created_at, row.expires_at = now - timedelta(minutes=20), now - timedelta(seconds=1)
+    # The gateway takes the buyer's money anyway (a page left open, say).
+    await pay(sandbox, order["id"], force=True)
+
+    def refunds() -> list[Refund]:
+        with Session(system.engine) as session:
+            return list(session.exec(select(Refund).where(Refund.order_id == order["id"])))
+
+    async def settled() -> list[Refund]:
+        return refunds()
+
+    [refund] = await wait_for(
+        settled, lambda r: len(r) == 1 and r[0].status == "succeeded", "the late payment back"
+    )
+    assert (refund.reason, refund.amount, refund.currency) == (
+        "late_payment",
+        quote["presentment_amount"],
+        "USD",
+    )
+    with Session(system.engine) as session:
+        assert session.get(PresentmentRefund, refund.id) is None  # not converted: as it came
+    sums = _order_sums(system, order["id"])
+    assert not [account for account in sums if account.startswith("fx_")]
+    assert not [account for account in sums if account.endswith(":CNY")]
+    assert sums.get("channel_clearing:card:USD", 0) == 0
+    closed = await get_order(api, order["id"])
+    assert (closed["status"], closed["close_reason"]) == ("closed", "payment_timeout")
+    assert closed["split"] is None and closed["quote"]["id"] == quote["id"]
