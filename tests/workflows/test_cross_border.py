@@ -25,6 +25,7 @@ from tests.support import (
     create_order,
     get_order,
     ledger_mark,
+    merchant_body,
     pay,
     post_refund,
     wait_for,
@@ -221,3 +222,55 @@ async def test_a_payment_after_the_quote_expired_is_given_back_in_full_as_it_cam
     closed = await get_order(api, order["id"])
     assert (closed["status"], closed["close_reason"]) == ("closed", "payment_timeout")
     assert closed["split"] is None and closed["quote"]["id"] == quote["id"]
+
+
+async def test_a_wechat_eur_order_keeps_the_cny_of_its_payment_and_of_a_late_confirmed_refund(
+    api: httpx.AsyncClient, sandbox: httpx.AsyncClient
+) -> None:
+    """WeChat Pay converts a EUR price for its buyer: the CNY charged (`payer_amount`) and
+    its `exchange_rate` stay with the order, and so does the CNY of a refund WeChat Pay
+    confirms only later (pending first, then its notification or our query)."""
+    made = await api.post("/v1/merchants", json=merchant_body(settlement_currency="EUR"))
+    assert made.status_code == 201, made.text
+    order = await create_order(
+        api, made.json()["id"], channel="wechatpay", currency="EUR", auto_complete_seconds=3600
+    )
+    paid = await pay(sandbox, order["id"])
+    await wait_status(api, order["id"], "awaiting_receipt")
+    [payment] = (await get_order(api, order["id"]))["channel_conversions"]
+    assert (payment["kind"], payment["price_amount"], payment["price_currency"]) == (
+        "payment",
+        7498,
+        "EUR",
+    )
+    assert (payment["payer_amount"], payment["payer_currency"]) == (paid["payer_amount"], "CNY")
+    assert Decimal(payment["channel_rate"]) == Decimal(paid["channel_rate"])
+
+    behaviour = {"mode": "pending"}
+    assert (
+        await sandbox.post(f"/control/refund-behaviour/{order['id']}", json=behaviour)
+    ).status_code == 200
+    asked = await post_refund(api, order["id"], amount=2000)
+    assert asked.status_code == 201, asked.text
+    refund_id = asked.json()["id"]
+    completed = await wait_for(
+        lambda: sandbox.post(f"/control/refunds/{refund_id}/complete"),
+        lambda response: response.status_code == 200,
+        "the pending refund at WeChat Pay",
+    )
+    done = await _refunded_already(api, refund_id)
+    assert done["status"] == "succeeded"
+    [_, given_back] = (await get_order(api, order["id"]))["channel_conversions"]
+    assert (given_back["kind"], given_back["refund_id"], given_back["price_amount"]) == (
+        "refund",
+        refund_id,
+        2000,
+    )
+    assert given_back["payer_amount"] == completed.json()["payer_amount"]
+
+
+async def _refunded_already(api: httpx.AsyncClient, refund_id: str) -> dict[str, Any]:
+    async def read() -> dict[str, Any]:
+        return dict((await api.get(f"/v1/refunds/{refund_id}")).json())
+
+    return await wait_for(read, lambda r: r["status"] == "succeeded", "the refund to succeed")
