@@ -20,6 +20,7 @@ import pytest
 
 from domain.fx.conversion import convert
 from tests.conftest import BACKENDS, System
+from tests.pages.support import signed_in_staff
 from tests.support import (
     create_order,
     get_order,
@@ -111,6 +112,13 @@ async def test_an_hkd_order_paid_in_cny_at_alipay_refunded_half_settles_and_adds
     assert (conversion["payer_amount"], conversion["payer_currency"]) == (charged, "CNY")
     assert Decimal(conversion["channel_rate"]) == shown_rate
     split = paid["split"]
+    # The merchant's staff see the same on the order's page.
+    staff = await signed_in_staff(api, system.api_url, merchant_id)
+    view = await staff.get(f"/dashboard/orders/{order['id']}")
+    assert view.status_code == 200, view.text
+    shown = f"{charged // 100}.{charged % 100:02d}"
+    assert re.search(rf'class="conversion">[^<]*{re.escape(shown)}', view.text), view.text
+    assert f"1 HKD = {conversion['channel_rate']} CNY" in view.text
 
     half = PRICE // 2
     refund = await _refunded(api, order["id"], half)
