@@ -42,6 +42,7 @@ from channels.base import (
     RefundStatus,
 )
 from channels.errors import ChannelRejected, ChannelUnavailable, PaymentNotFound
+from db.channel_conversions import record_conversion, refund_conversion_id
 from db.engine import SessionFactory
 from db.party_notifications import notify_party
 from db.saga_money import book_refund_asked, book_refund_confirmed
@@ -167,6 +168,7 @@ class ChannelCalls:
         with _translated_channel_errors():
             state = await self._channels[refund.channel].refund(_refund_request(refund))
         await asyncio.to_thread(self._store_refund, refund, state)
+        await asyncio.to_thread(self._keep_refund_conversion, refund, state)
         return state
 
     @activity.defn
@@ -177,6 +179,7 @@ class ChannelCalls:
                 refund.refund_id, _trade_no(refund)
             )
         await asyncio.to_thread(self._store_refund, refund, state)
+        await asyncio.to_thread(self._keep_refund_conversion, refund, state)
         return state
 
     @activity.defn
@@ -187,6 +190,11 @@ class ChannelCalls:
         outcome (a timeout, a 5xx) asks the channel what became of the refund first,
         and only asks for it again if the channel has never heard of it.
         """
+        state = await self._ask_refund(ticket)
+        await asyncio.to_thread(self._keep_refund_conversion, ticket, state)
+        return state
+
+    async def _ask_refund(self, ticket: RefundTicket) -> RefundState:
         channel = self._channels[ticket.channel]
         if activity.info().attempt > 1:
             try:
@@ -206,8 +214,33 @@ class ChannelCalls:
     @activity.defn
     async def query_refund(self, ticket: RefundTicket) -> RefundState:
         with _translated_channel_errors():
-            return await self._channels[ticket.channel].query_refund(
+            state = await self._channels[ticket.channel].query_refund(
                 ticket.refund_id, _trade_no(ticket)
+            )
+        await asyncio.to_thread(self._keep_refund_conversion, ticket, state)
+        return state
+
+    def _keep_refund_conversion(
+        self, ticket: RefundTicket | RefundOrder, state: RefundState
+    ) -> None:
+        """A wallet gave a foreign-priced refund back in CNY: keep what it reported."""
+        if (
+            state.status != RefundStatus.SUCCEEDED
+            or state.payer_amount is None
+            or state.payer_currency is None
+            or not state.channel_rate
+        ):
+            return
+        with self._sessions() as session, session.begin():
+            record_conversion(
+                session,
+                key=refund_conversion_id(ticket.refund_id),
+                order_id=ticket.order_id,
+                channel=ticket.channel,
+                price=(ticket.amount, ticket.currency),
+                payer=(state.payer_amount, state.payer_currency),
+                channel_rate=state.channel_rate,
+                refund_id=ticket.refund_id,
             )
 
     def _store_checkout(self, order: OrderInput, checkout: Checkout) -> None:

@@ -18,6 +18,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.errors import COUPON_REJECTED, MERCHANT_SUSPENDED, ORDER_INVALID, business_error
 from activities.webhook_starts import StartDelivery
+from db.channel_conversions import payment_conversion_id, record_conversion
 from db.coupons import check_hold_allowed, locked_coupon, reprice
 from db.engine import SessionFactory
 from db.fx_books import store_quote
@@ -178,6 +179,7 @@ class OrderRecords:
                 payment.status = "paid"
                 payment.channel_txn_id = record.channel_txn_id
                 payment.paid_at = payment.updated_at = _now()
+            _keep_conversion(session, order, payment, record)
             _set_redemption(session, order.id, "consumed")
             if order.status in (OrderStatus.CREATED, OrderStatus.AWAITING_PAYMENT):
                 _set_status(order, OrderStatus.PAID)
@@ -296,6 +298,23 @@ class OrderRecords:
         with self._sessions() as session:
             payment = current_payment(session, ref.order_id)  # only the current can be paid
             return payment.channel_txn_id if payment is not None else None
+
+
+def _keep_conversion(
+    session: Session, order: Order, payment: Payment, record: PaymentRecord
+) -> None:
+    """What a wallet reported converting for a foreign price: the buyer's CNY and its rate."""
+    if record.payer_amount is None or record.payer_currency is None or not record.channel_rate:
+        return
+    record_conversion(
+        session,
+        key=payment_conversion_id(order.id, payment.attempt),
+        order_id=order.id,
+        channel=payment.channel,
+        price=(record.amount, record.currency),
+        payer=(record.payer_amount, record.payer_currency),
+        channel_rate=record.channel_rate,
+    )
 
 
 def _record_ending(session: Session, order: Order, status: OrderStatus) -> str | None:

@@ -7,7 +7,7 @@ from temporalio import activity
 
 from channels.bank import ChannelTransfer
 from db.engine import SessionFactory
-from db.sweeps import booked_day, post_channel_sweep, realise_converted
+from db.sweeps import booked_day, converted_fees, post_channel_sweep, realise_converted
 from domain.sweeps import BookedDay, ChannelDay, SweepOutcome
 
 
@@ -39,14 +39,23 @@ class SweepRecords:
                 refunds=transfer.refunds,
             )
             booked = booked_day(session, transfer.channel, transfer.day)
+        # Like for like: a converted transfer states the channel's fees in its currency,
+        # converted from the currency it took at its rate; ours are converted the same way.
+        conversion = transfer.conversion
+        booked_fees = booked.fees.get(transfer.taken_currency, 0)
+        if conversion is not None:
+            booked_fees = converted_fees(
+                booked_fees, conversion.source_currency, transfer.currency, conversion.rate
+            )
         return SweepOutcome(
             transfer_id=transfer.transfer_id,
             currency=transfer.currency,
+            taken_currency=transfer.taken_currency,
             gross=transfer.gross,
             fees=transfer.gross - transfer.refunds - transfer.net,  # what it kept
             refunds=transfer.refunds,
             net=transfer.net,
-            booked_fees=booked.fees.get(transfer.currency, 0),
+            booked_fees=booked_fees,
             newly_posted=posted,
             unrealised_orders=unrealised,
         )

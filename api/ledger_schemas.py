@@ -94,6 +94,9 @@ class StatementFx(BaseModel):
     presentment_currency: str
     customer_rate: str  # presentment units per price unit, as quoted
     markup_bps: int
+    # "paysaga": our quote (the figures above); "channel": a wallet converted the price at
+    # its own rate (`customer_rate` is the channel's, no markup of ours, no FX of ours).
+    converted_by: str = "paysaga"
 
 
 class StatementOrder(BaseModel):

@@ -173,6 +173,24 @@ class QuoteOut(BaseModel):
     expires_at: datetime
 
 
+class ChannelConversionOut(BaseModel):
+    """What the wallet converted for an order priced in a foreign currency: the Chinese
+    buyer paid (`payment`) or was given back (`refund`) `payer_amount` of `payer_currency`
+    for `price_amount` of the order's currency, at the channel's `channel_rate` (payer
+    units per one price unit, exact decimal text). The channel converted and settles to us
+    in the price currency: informational, no FX position of ours."""
+
+    kind: str  # payment | refund
+    refund_id: str | None
+    channel: str
+    price_amount: int
+    price_currency: str
+    payer_amount: int
+    payer_currency: str
+    channel_rate: str
+    created_at: datetime
+
+
 class OrderOut(BaseModel):
     id: str
     merchant_id: str
@@ -198,6 +216,8 @@ class OrderOut(BaseModel):
     # capability to open it: give it to the buyer only).
     checkout_url: str | None = None
     quote: QuoteOut | None = None  # set when the buyer pays in another currency
+    # Set when a wallet converted a foreign price: what the buyer paid and got back in CNY.
+    channel_conversions: list[ChannelConversionOut] = []
 
 
 class OrderPage(BaseModel):

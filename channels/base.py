@@ -77,6 +77,25 @@ def supports_currency(channel: ChannelName, currency: str) -> bool:
     return currency in _ACCEPTED[channel]
 
 
+def takes_buyer_currency(channel: ChannelName, currency: str) -> bool:
+    """Whether a buyer can pay in `currency` on `channel` (a quoted order's presentment
+    currency): the card charges any currency we hold; a wallet's buyer holds CNY only (a
+    wallet takes foreign *prices*, but its buyer still pays CNY at the wallet's rate)."""
+    if channel is ChannelName.CARD:
+        return currency in _ACCEPTED[channel]
+    return currency == PAYER_CURRENCY
+
+
+def takes_order(
+    channel: ChannelName, price_currency: str, presentment_currency: str | None
+) -> bool:
+    """Whether `channel` can collect an order: its buyer's currency when the order is quoted
+    in one (`presentment_currency`), else its price currency."""
+    if presentment_currency is None or presentment_currency == price_currency:
+        return supports_currency(channel, price_currency)
+    return takes_buyer_currency(channel, presentment_currency)
+
+
 def is_cross_border(channel: ChannelName, currency: str) -> bool:
     """Whether the buyer of a price in `currency` pays in another currency on `channel`."""
     return channel is not ChannelName.CARD and currency != PAYER_CURRENCY

@@ -9,15 +9,19 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
 
 from sqlmodel import Session, col, select
 
-from db.fx_books import order_quote, realise_order_fx
+from db.fx_books import order_quote, realise_order_fx, refund_charge
 from db.ledger import post_entry
 from db.tables import Order, Payment, Refund
+from domain.fx.conversion import convert
 from domain.keys import channel_sweep_entry_id
 from domain.ledger import EntryKind, channel_sweep_postings
+from domain.money import apply_rate
 from domain.refunds import RefundStatus
+from domain.split import Split, split_refund, subtract
 from domain.sweeps import BookedDay
 
 LATE_PAYMENT = "late_payment"
@@ -44,7 +48,7 @@ def booked_day(session: Session, channel: str, day: date) -> BookedDay:
     ).all()
     for payment, order in paid:
         gross[payment.currency] += payment.amount
-        fees[payment.currency] += order.channel_fee_amount or 0
+        fees[payment.currency] += _payment_fee(payment, order)
     late = session.exec(
         select(Refund)
         .where(Refund.channel == channel, Refund.reason == LATE_PAYMENT)
@@ -59,18 +63,75 @@ def booked_day(session: Session, channel: str, day: date) -> BookedDay:
         .where(col(Refund.updated_at) >= start, col(Refund.updated_at) < end)
     ).all()
     for refund, order in confirmed:
-        refunds[refund.currency] += refund.amount
-        fees[refund.currency] -= _returned_fee(refund, order)
+        amount, currency = refund_charge(session, refund)  # what the channel gave back
+        refunds[currency] += amount
+        fees[currency] -= _returned_fee(session, refund, order, currency)
     return BookedDay(gross=dict(gross), refunds=dict(refunds), fees=dict(fees))
 
 
-def _returned_fee(refund: Refund, order: Order) -> int:
-    """The fee a confirmed refund gave back, as we booked it."""
-    if refund.reason == COMPENSATION:
-        return order.channel_fee_amount or 0  # the whole payment, and its whole fee
+def _payment_fee(payment: Payment, order: Order) -> int:
+    """Our channel fee on a payment, in the currency the channel took it in.
+
+    A quoted order's fee is booked in the price's currency on the price; the channel
+    charges its fee on the buyer's money, in the buyer's currency. Like for like, ours is
+    then our fee rate on what the channel took (the same rule, `apply_rate`, on the
+    buyer's amount), which a converted transfer's check converts at the transfer's own
+    rate (`converted_fees`), as the channel converts its fees."""
+    if payment.currency == order.currency:
+        return order.channel_fee_amount or 0
+    return apply_rate(payment.amount, Decimal(order.channel_fee_rate))
+
+
+def _returned_fee(session: Session, refund: Refund, order: Order, currency: str) -> int:
+    """The fee a confirmed refund gave back, as we booked it (in `currency`, what the
+    channel gave back in)."""
     if refund.reason == LATE_PAYMENT:
         return 0  # we booked no fee on a late payment
+    if currency != order.currency:  # a quoted order's: its share of the buyer-side fee
+        return _quoted_returned_fees(session, order).get(refund.id, 0)
+    if refund.reason == COMPENSATION:
+        return order.channel_fee_amount or 0  # the whole payment, and its whole fee
     return refund.channel_fee_amount
+
+
+def _quoted_returned_fees(session: Session, order: Order) -> dict[str, int]:
+    """The buyer-side fee each confirmed refund of a quoted order returned, by refund id:
+    the fee on the payment, taken back in proportion to what is left of it, refund after
+    refund in the order they were confirmed (`domain.split.split_refund`, as a channel
+    returns its fee)."""
+    payment = session.exec(
+        select(Payment).where(Payment.order_id == order.id, Payment.status == "paid")
+    ).first()
+    if payment is None:
+        return {}
+    fee = _payment_fee(payment, order)
+    left = Split(
+        payable_amount=payment.amount,
+        channel_fee_amount=fee,
+        commission_amount=0,
+        merchant_net_amount=payment.amount - fee,
+    )
+    confirmed = session.exec(
+        select(Refund)
+        .where(Refund.order_id == order.id, Refund.status == RefundStatus.SUCCEEDED)
+        .where(Refund.reason != LATE_PAYMENT)
+        .order_by(col(Refund.updated_at), col(Refund.id))
+    ).all()
+    returned: dict[str, int] = {}
+    for refund in confirmed:
+        amount, _ = refund_charge(session, refund)
+        parts = split_refund(left, min(amount, left.payable_amount))
+        returned[refund.id] = parts.channel_fee_amount
+        left = subtract(left, parts)
+    return returned
+
+
+def converted_fees(fees: int, source: str, target: str, rate: Decimal) -> int:
+    """Fees of `source` as a converted transfer states them in `target`: one sum converted
+    at the transfer's rate by the one rounding rule (`domain.fx.conversion.convert`,
+    symmetric about zero: fees returned can outweigh fees kept)."""
+    converted = convert(abs(fees), source, target, rate).target_amount
+    return converted if fees >= 0 else -converted
 
 
 def post_channel_sweep(

@@ -799,3 +799,39 @@ class FxRealisation(SQLModel, table=True):
     rounding_amount: int = Field(sa_column=_money())
     gain_loss_amount: int = Field(sa_column=_money())  # credit-positive: a gain
     created_at: datetime
+
+
+# -- the wallets' own conversions (revision 0010_channel_conversions) ---------------------
+
+
+class ChannelConversion(SQLModel, table=True):
+    """What a wallet reported converting for an order priced in a foreign currency: the
+    Chinese buyer paid (or was given back) `payer_amount` of `payer_currency` for
+    `price_amount` of the order's currency, at the channel's `channel_rate`. The channel
+    converts and settles to us in the price currency, so this is a record, not a position
+    of ours: nothing is booked from it. One row per payment attempt paid, one per refund."""
+
+    __tablename__ = "channel_conversions"
+    __table_args__ = (
+        _references("fk_channel_conversions_order", "order_id", "orders.id"),
+        _one_of("ck_channel_conversions_kind", "kind", ("payment", "refund")),
+        CheckConstraint(
+            "price_amount > 0 AND payer_amount > 0", name="ck_channel_conversions_amounts"
+        ),
+        CheckConstraint(
+            "price_currency <> payer_currency", name="ck_channel_conversions_currencies"
+        ),
+        Index("ix_channel_conversions_time_channel", "created_at", "channel"),
+    )
+
+    id: str = Field(primary_key=True)  # "payment:{order}:{attempt}" or "refund:{refund}"
+    order_id: str = Field(index=True)
+    kind: str  # payment | refund
+    refund_id: str | None = None
+    channel: str
+    price_currency: str
+    price_amount: int = Field(sa_column=_money())
+    payer_currency: str
+    payer_amount: int = Field(sa_column=_money())
+    channel_rate: str  # Decimal as text: payer units per one price unit, as reported
+    created_at: datetime

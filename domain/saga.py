@@ -93,6 +93,11 @@ class PaymentSignal(_Message):
     refund_id: str | None = None
     # The payment attempt it is about; None: the first (signals from before modifications).
     attempt: int | None = None
+    # A wallet that converted a foreign price (channels.base.CrossBorderFacts): the CNY
+    # the buyer paid and the channel's rate; None otherwise and in signals from before.
+    payer_amount: int | None = None
+    payer_currency: str | None = None
+    channel_rate: Decimal | None = None
 
 
 class CancelRequest(_Message):
@@ -164,6 +169,10 @@ class PaymentRecord(_Message):
     channel_txn_id: str | None
     amount: int
     currency: str
+    # What a converting wallet reported (PaymentSignal's facts), kept with the payment.
+    payer_amount: int | None = None
+    payer_currency: str | None = None
+    channel_rate: Decimal | None = None
 
 
 class ReviewFlag(_Message):

@@ -68,9 +68,12 @@ class SweepOutcome(_Message):
     fees: int
     refunds: int
     net: int
-    booked_fees: int
+    booked_fees: int  # ours, like for like: converted as the transfer's fees when it is
     newly_posted: bool
     unrealised_orders: list[str] = Field(default_factory=list)  # converted, not realised
+    # The currency the channel took the money in (the booked one): `currency` unless the
+    # transfer converted it (None in results from before).
+    taken_currency: str | None = None
 
     @property
     def fee_difference(self) -> int:
@@ -86,7 +89,13 @@ class ChannelSweepResult(_Message):
 
     @property
     def fee_differences(self) -> dict[str, int]:
-        return {t.currency: t.fee_difference for t in self.transfers if t.fee_difference}
+        """Per booked currency (a converted transfer's by the currency it took, so a plain
+        and a converted transfer of one currency stay apart), in the transfer's currency."""
+        return {
+            t.taken_currency or t.currency: t.fee_difference
+            for t in self.transfers
+            if t.fee_difference
+        }
 
     @property
     def needs_review(self) -> bool:

@@ -71,7 +71,7 @@ def _render(request: Request, facts: CheckoutFacts, token: str, error: str = "")
         "facts": facts,
         "order": facts.order,
         "token": token,
-        "channels": offered_channels(facts.order.currency),
+        "channels": offered_channels(facts.order.currency, facts.presentment_currency),
         "qr": qr_svg(payment.qr_payload) if payment and payment.qr_payload else None,
         "final": facts.state in FINAL_STATES,
         "error": error,
@@ -102,7 +102,7 @@ async def choose_method(
     facts = await _facts(context, order_id, t)
     if facts is None:
         return _not_found(request)
-    if channel not in offered_channels(facts.order.currency):
+    if channel not in offered_channels(facts.order.currency, facts.presentment_currency):
         return _render(request, facts, t, "Choose one of the methods shown.")
     choice = MethodChoice(
         channel=channel,

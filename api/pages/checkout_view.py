@@ -12,9 +12,9 @@ import segno
 from markupsafe import Markup
 from sqlmodel import Session, col, select
 
-from channels.base import ChannelName, supports_currency
+from channels.base import ChannelName, takes_order
 from db.payments import current_payment
-from db.tables import Merchant, Order, OrderLine, OrderReturnUrl, Payment
+from db.tables import Merchant, Order, OrderLine, OrderQuote, OrderReturnUrl, Payment
 from domain.order_status import OrderStatus
 
 _PAID = {
@@ -44,9 +44,10 @@ def checkout_state(status: str, close_reason: str | None, channel: str) -> str:
     return "wait"  # created: the saga has not opened the order yet
 
 
-def offered_channels(currency: str) -> list[str]:
-    """The methods the buyer may choose: every channel that takes the order's currency."""
-    return [name.value for name in ChannelName if supports_currency(name, currency)]
+def offered_channels(currency: str, presentment_currency: str | None = None) -> list[str]:
+    """The methods the buyer may choose: every channel that collects what the buyer pays,
+    the quoted `presentment_currency` if there is one, else the order's `currency`."""
+    return [name.value for name in ChannelName if takes_order(name, currency, presentment_currency)]
 
 
 def qr_svg(payload: str) -> Markup:
@@ -64,6 +65,7 @@ class CheckoutFacts:
     payment: Payment | None
     state: str
     return_url: str | None
+    presentment_currency: str | None = None  # a quoted order: what the buyer pays in
 
 
 def read_checkout(session: Session, order_id: str) -> CheckoutFacts | None:
@@ -81,4 +83,9 @@ def read_checkout(session: Session, order_id: str) -> CheckoutFacts | None:
         payment=current_payment(session, order_id),
         state=checkout_state(order.status, order.close_reason, order.channel),
         return_url=back.return_url if (back := session.get(OrderReturnUrl, order_id)) else None,
+        presentment_currency=quote.presentment_currency
+        if (
+            quote := session.exec(select(OrderQuote).where(OrderQuote.order_id == order_id)).first()
+        )
+        else None,
     )

@@ -20,7 +20,8 @@ from api.errors import NotFound
 from api.pages.render import render
 from api.pages.timeline import in_order, recorded_moments, saga_steps, workflow_history
 from api.schemas import RefundCreate, RefundLineIn
-from db.tables import OrderLine
+from db.channel_conversions import order_conversions
+from db.tables import OrderLine, OrderQuote
 from domain.keys import order_workflow_id
 
 
@@ -35,7 +36,9 @@ async def order_page(
     status_code: int = 200,
 ) -> HTMLResponse:
     try:
-        order, lines, moments = await asyncio.to_thread(_read, context, caller, order_id)
+        order, lines, moments, quote, conversions = await asyncio.to_thread(
+            _read, context, caller, order_id
+        )
     except NotFound:
         return not_found(request, holder)
     history = await workflow_history(context.temporal, order_id)
@@ -43,6 +46,8 @@ async def order_page(
     values: dict[str, Any] = {
         "order": order,
         "lines": lines,
+        "quote": quote,
+        "conversions": conversions,
         "timeline": in_order(moments + steps),
         "history_missing": history is None,
         "idempotency_key": f"page-{secrets.token_urlsafe(16)}",
@@ -60,7 +65,14 @@ def _read(context: AppContext, caller: Caller, order_id: str):  # type: ignore[n
         lines = session.exec(
             select(OrderLine).where(OrderLine.order_id == order_id).order_by(col(OrderLine.line_no))
         ).all()
-        return order, list(lines), recorded_moments(session, order_id)
+        quote = session.exec(select(OrderQuote).where(OrderQuote.order_id == order_id)).first()
+        return (
+            order,
+            list(lines),
+            recorded_moments(session, order_id),
+            quote,
+            order_conversions(session, order_id),
+        )
 
 
 def _temporal_link(context: AppContext, order_id: str) -> str:

@@ -36,8 +36,11 @@ async def get_fx_report(
     context: ContextDep,
     day: Annotated[StrictStr, Query(pattern=r"^\d{4}-\d{2}-\d{2}$")],
     channel: Annotated[str | None, Query(max_length=64)] = None,
+    merchant_id: Annotated[str | None, Query(max_length=64)] = None,
 ) -> FxReport:
-    """Realised FX gain or loss of a day (UTC), per channel and currency pair."""
+    """Realised FX gain or loss of a day (UTC), per channel and currency pair, and the
+    wallets' own conversions of foreign prices (informational: the channel converts);
+    `merchant_id` narrows both to one merchant's orders, to read beside its statement."""
     try:
         asked = date.fromisoformat(day)
     except ValueError:
@@ -45,7 +48,7 @@ async def get_fx_report(
 
     def run() -> FxReport:
         with context.reads() as session:
-            return fx_report(session, asked, channel)
+            return fx_report(session, asked, channel, merchant_id)
 
     return await asyncio.to_thread(run)
 

@@ -37,6 +37,7 @@ import logging
 from collections.abc import Mapping
 
 from fastapi import APIRouter, Depends, Request, Response
+from sqlmodel import Session
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -53,6 +54,7 @@ from channels.errors import (
     NotificationSignatureError,
 )
 from channels.wechatpay.adapter import WeChatPayAdapter
+from db.channel_conversions import record_conversion, refund_conversion_id
 from db.payments import current_payment
 from db.tables import ChannelNotification, Order, Payment, Refund
 from db.writes import insert_ignore
@@ -209,6 +211,33 @@ def _remember(context: AppContext, channel: str, notification: Notification, bod
                 "received_at": now(),
             },
         )
+        _keep_refund_conversion(session, channel, order_id, notification)
+
+
+def _keep_refund_conversion(
+    session: Session, channel: str, order_id: str, notification: Notification
+) -> None:
+    """A wallet that gave a foreign-priced refund back in CNY says how much and at what
+    rate; a refund it confirmed only by notification is recorded here (one asked and
+    answered at once is recorded by the refund's own activity, under the same key)."""
+    if (
+        notification.kind != NotificationKind.REFUND_SUCCEEDED
+        or notification.refund_id is None
+        or notification.payer_amount is None
+        or notification.payer_currency is None
+        or not notification.channel_rate
+    ):
+        return
+    record_conversion(
+        session,
+        key=refund_conversion_id(notification.refund_id),
+        order_id=order_id,
+        channel=channel,
+        price=(notification.amount, notification.currency),
+        payer=(notification.payer_amount, notification.payer_currency),
+        channel_rate=notification.channel_rate,
+        refund_id=notification.refund_id,
+    )
 
 
 def _mismatch(
@@ -271,6 +300,9 @@ async def _deliver(context: AppContext, channel: str, notification: Notification
         merchant_id=notification.merchant_id,
         refund_id=notification.refund_id,
         attempt=attempt,
+        payer_amount=notification.payer_amount,
+        payer_currency=notification.payer_currency,
+        channel_rate=notification.channel_rate,
     )
     handle = context.temporal.get_workflow_handle(order_workflow_id(order_id))
     try:

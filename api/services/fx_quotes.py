@@ -25,7 +25,7 @@ from typing import Final
 
 from api.errors import InvalidRequest, ServiceUnavailable
 from api.services.records import new_id, now
-from channels.base import ChannelName, supports_currency
+from channels.base import ChannelName, takes_buyer_currency
 from channels.rates.ecb import EcbRates, load_sample_reference, parse_ecb_daily
 from db.tables import MerchantFxTerms
 from domain.fx.errors import RateMissing, RateStale
@@ -75,7 +75,7 @@ def quote_order(
     if channel is None:
         message = "an order paid in another currency names its channel"
         raise InvalidRequest("channel_required", message, "channel")
-    if not supports_currency(channel, presentment_currency):
+    if not takes_buyer_currency(channel, presentment_currency):
         message = f"{channel.value} does not take {presentment_currency}"
         raise InvalidRequest("presentment_currency_not_supported", message, "presentment_currency")
     source = rate_source(settings.fx_rate_source, settings.fx_sandbox_seed, settings.fx_ecb_file)

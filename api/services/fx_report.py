@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from pydantic import BaseModel
 from sqlmodel import Session, col, select
 
-from db.tables import FxRealisation, MerchantFxTerms
+from db.tables import ChannelConversion, FxRealisation, MerchantFxTerms, Order
 
 
 class FxReportLine(BaseModel):
@@ -27,10 +27,31 @@ class FxReportLine(BaseModel):
     gain_loss_amount: int
 
 
+class ChannelConversionLine(BaseModel):
+    """The wallets' own conversions on the day for one channel and currency pair: orders
+    priced in `price_currency` that Chinese buyers paid in `payer_currency`, converted by
+    the channel at its rate and settled to us in the price currency. Informational: the
+    channel held the currency, so there is no FX position, gain or loss of ours; the price
+    figures are the ones the merchant's statement shows (paid less refunded)."""
+
+    channel: str
+    price_currency: str
+    payer_currency: str
+    payments: int
+    refunds: int
+    price_paid: int  # minor units of price_currency
+    price_refunded: int
+    payer_paid: int  # minor units of payer_currency, what the buyers were charged
+    payer_refunded: int  # what the buyers were given back
+    fx_exposure: int = 0  # always 0: the channel converts, not we
+
+
 class FxReport(BaseModel):
     day: date
     channel: str | None
+    merchant_id: str | None = None
     lines: list[FxReportLine]
+    channel_conversions: list[ChannelConversionLine] = []
 
 
 class FxTermsIn(BaseModel):
@@ -44,7 +65,9 @@ class FxTermsOut(BaseModel):
     buyer_countries: list[str] | None
 
 
-def fx_report(session: Session, day: date, channel: str | None) -> FxReport:
+def fx_report(
+    session: Session, day: date, channel: str | None, merchant_id: str | None = None
+) -> FxReport:
     start = datetime.combine(day, time(0), tzinfo=UTC)
     query = select(FxRealisation).where(
         col(FxRealisation.created_at) >= start,
@@ -52,6 +75,10 @@ def fx_report(session: Session, day: date, channel: str | None) -> FxReport:
     )
     if channel is not None:
         query = query.where(FxRealisation.channel == channel)
+    if merchant_id is not None:
+        query = query.join(Order, col(Order.id) == FxRealisation.order_id).where(
+            Order.merchant_id == merchant_id
+        )
     totals: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0] * 6)
     for row in session.exec(query):
         sums = totals[(row.channel, row.presentment_currency, row.settlement_currency)]
@@ -80,7 +107,49 @@ def fx_report(session: Session, day: date, channel: str | None) -> FxReport:
         )
         for key, sums in sorted(totals.items())
     ]
-    return FxReport(day=day, channel=channel, lines=lines)
+    return FxReport(
+        day=day,
+        channel=channel,
+        merchant_id=merchant_id,
+        lines=lines,
+        channel_conversions=_channel_conversions(session, start, channel, merchant_id),
+    )
+
+
+def _channel_conversions(
+    session: Session, start: datetime, channel: str | None, merchant_id: str | None
+) -> list[ChannelConversionLine]:
+    query = select(ChannelConversion).where(
+        col(ChannelConversion.created_at) >= start,
+        col(ChannelConversion.created_at) < start + timedelta(days=1),
+    )
+    if channel is not None:
+        query = query.where(ChannelConversion.channel == channel)
+    if merchant_id is not None:
+        query = query.join(Order, col(Order.id) == ChannelConversion.order_id).where(
+            Order.merchant_id == merchant_id
+        )
+    totals: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0] * 6)
+    for row in session.exec(query):
+        sums = totals[(row.channel, row.price_currency, row.payer_currency)]
+        base = 0 if row.kind == "payment" else 1
+        sums[base] += 1
+        sums[2 + base] += row.price_amount
+        sums[4 + base] += row.payer_amount
+    return [
+        ChannelConversionLine(
+            channel=key[0],
+            price_currency=key[1],
+            payer_currency=key[2],
+            payments=sums[0],
+            refunds=sums[1],
+            price_paid=sums[2],
+            price_refunded=sums[3],
+            payer_paid=sums[4],
+            payer_refunded=sums[5],
+        )
+        for key, sums in sorted(totals.items())
+    ]
 
 
 def terms_out(merchant_id: str, row: MerchantFxTerms | None) -> FxTermsOut:

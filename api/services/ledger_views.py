@@ -47,6 +47,7 @@ from api.ledger_schemas import (
     TrialBalanceAccount,
 )
 from api.pagination import Keyset, bad_cursor, fetch_page
+from db.channel_conversions import order_conversions
 from db.engine import read_one_snapshot
 from db.fx_books import order_quote
 from db.order_money import order_split
@@ -359,12 +360,26 @@ def _covered_entries(session: Session, statement: Statement) -> list[tuple[Journ
 def _fx_line(session: Session, order: Order) -> StatementFx | None:
     quote = order_quote(session, order)
     if quote is None:
-        return None
+        return _channel_fx_line(session, order)
     return StatementFx(
         presentment_amount=quote.presentment_amount,
         presentment_currency=quote.presentment_currency,
         customer_rate=str(quote.customer_rate),
         markup_bps=quote.markup_bps,
+    )
+
+
+def _channel_fx_line(session: Session, order: Order) -> StatementFx | None:
+    """A wallet converted the order's price for its buyer: what the buyer paid, at its rate."""
+    paid = [c for c in order_conversions(session, order.id) if c.kind == "payment"]
+    if not paid:
+        return None
+    return StatementFx(
+        presentment_amount=paid[-1].payer_amount,
+        presentment_currency=paid[-1].payer_currency,
+        customer_rate=paid[-1].channel_rate,
+        markup_bps=0,
+        converted_by="channel",
     )
 
 

@@ -12,6 +12,7 @@ from api.errors import NotFound
 from api.pages.checkout_links import checkout_url
 from api.schemas import (
     AmountsOut,
+    ChannelConversionOut,
     LineOut,
     OrderOut,
     PaymentAttempts,
@@ -19,6 +20,7 @@ from api.schemas import (
     QuoteOut,
     SplitOut,
 )
+from db.channel_conversions import order_conversions
 from db.fx_books import quote_terms
 from db.payments import current_payment, payment_attempts
 from db.tables import Order, OrderLine, OrderQuote, OrderReturnUrl, Payment, Refund
@@ -88,6 +90,10 @@ def order_out(session: Session, order: Order, settings: Settings) -> OrderOut:
         return_url=_return_url(session, order.id),
         checkout_url=checkout_url(settings, order.id),
         quote=_quote_out(session, order.id),
+        channel_conversions=[
+            ChannelConversionOut.model_validate(row, from_attributes=True)
+            for row in order_conversions(session, order.id)
+        ],
     )
 
 

@@ -20,6 +20,7 @@ from temporalio.client import Client
 
 from db.reconcile import Scope, ledger_problems, trial_balance
 from db.tables import FxRealisation, JournalEntry, Posting
+from domain.sweeps import ChannelSweepResult
 from tests.conftest import System
 from tests.support import (
     create_merchant,
@@ -84,14 +85,24 @@ async def test_the_card_settling_a_quoted_order_realises_its_fx(
     assert transfer["currency"] == "CNY" and Decimal(transfer["conversion"]["rate"]) == rate
     converted = transfer["conversion"]["orders"][order["id"]]
 
+    results: list[ChannelSweepResult] = []
+
     async def swept() -> list[FxRealisation]:
         # The card's day may be swept by another test's run already: a finished run is
         # started again, and it posts what the bank shows now (each posting keyed).
         handle = await start_channel_sweep(temporal, settings_from_env(system.env), "card", today)
-        await handle.result()
+        results.append(await handle.result())
         return _realisations(system, order["id"])
 
     [realised] = await wait_for(swept, lambda r: len(r) == 1, "the order's FX realised")
+    # The fee check is like for like: the gateway's fee on the buyer's money, converted at
+    # the transfer's rate, against ours on the same money converted the same way (not our
+    # fee booked in CNY on the price at the quote's rate).
+    [outcome] = [t for t in results[-1].transfers if t.transfer_id == transfer["transfer_id"]]
+    assert outcome.taken_currency == presentment and outcome.currency == "CNY"
+    assert outcome.fees == transfer["fees"] > 0
+    assert outcome.booked_fees == outcome.fees
+    assert presentment not in results[-1].fee_differences
     assert realised.settled_amount == converted
     assert realised.presentment_amount == quote["presentment_amount"]
     if Decimal(move) > 1:

@@ -34,6 +34,9 @@ class Fulfilment(PaymentWait):
             channel_txn_id=paid.channel_txn_id,
             amount=paid.amount,
             currency=paid.currency,
+            payer_amount=paid.payer_amount,
+            payer_currency=paid.payer_currency,
+            channel_rate=paid.channel_rate,
         )
         # Orders from before: the reversal was registered after record_payment, any failure
         # (a bug too) compensated, and a failed notification compensated the paid order.

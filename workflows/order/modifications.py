@@ -28,7 +28,7 @@ from workflows.order.versions import patched_or_v2
 with workflow.unsafe.imports_passed_through():
     from activities.channel_calls import ChannelCalls
     from activities.order_records import OrderRecords
-    from channels.base import ChannelName, CloseResult, PaymentStatus, supports_currency
+    from channels.base import ChannelName, CloseResult, PaymentStatus, takes_order
     from domain.failures import (
         CHANNEL_REJECTED,
         MODIFICATION_FAILED,
@@ -62,8 +62,12 @@ class Modifications(Compensation):
 
     def _check_choosable(self, request: MethodChoice) -> None:
         known = request.channel in {name.value for name in ChannelName}
-        currency = self._order.priced.currency
-        takes = known and supports_currency(ChannelName(request.channel), currency)
+        # A quoted order's buyer pays the quote's currency: the channel must collect that.
+        price_currency = self._order.priced.currency
+        quote = self._order.quote
+        presentment = quote.presentment_currency if quote is not None else None
+        currency = presentment or price_currency
+        takes = known and takes_order(ChannelName(request.channel), price_currency, presentment)
         refusal = choice_refusal(
             self._standing(), request.channel, currency, known=known, takes_currency=takes
         )

@@ -60,6 +60,9 @@ def signal_from_state(
         currency=state.currency,
         merchant_id=state.merchant_id,
         attempt=attempt,
+        payer_amount=state.payer_amount,
+        payer_currency=state.payer_currency,
+        channel_rate=state.channel_rate,
     )
 
 

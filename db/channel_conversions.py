@@ -1,0 +1,72 @@
+"""The wallets' own conversions of foreign-priced orders (`ChannelConversion`).
+
+An overseas shop prices in HKD, say; its Chinese buyer pays CNY through Alipay or WeChat
+Pay, which converts at its own rate and settles to us in HKD. What the channel reports
+(the CNY charged or given back, its rate) is kept here beside the payment and each
+refund, keyed, so a repeated report records once. Nothing is booked from it: the
+channel, not we, held the currency, so it is no FX position of ours.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from sqlmodel import Session, col, select
+
+from db.tables import ChannelConversion
+
+
+def payment_conversion_id(order_id: str, attempt: int) -> str:
+    return f"payment:{order_id}:{attempt}"
+
+
+def refund_conversion_id(refund_id: str) -> str:
+    return f"refund:{refund_id}"
+
+
+def record_conversion(
+    session: Session,
+    *,
+    key: str,
+    order_id: str,
+    channel: str,
+    price: tuple[int, str],
+    payer: tuple[int, str],
+    channel_rate: Decimal,
+    refund_id: str | None = None,
+) -> ChannelConversion | None:
+    """Keep what the channel reported under `key` (once); None when there is nothing to
+    keep (a price in the payer's own currency, or nothing converted)."""
+    (price_amount, price_currency), (payer_amount, payer_currency) = price, payer
+    if price_currency == payer_currency or price_amount <= 0 or payer_amount <= 0:
+        return None
+    existing = session.get(ChannelConversion, key)
+    if existing is not None:
+        return existing
+    row = ChannelConversion(
+        id=key,
+        order_id=order_id,
+        kind="refund" if refund_id is not None else "payment",
+        refund_id=refund_id,
+        channel=channel,
+        price_currency=price_currency,
+        price_amount=price_amount,
+        payer_currency=payer_currency,
+        payer_amount=payer_amount,
+        channel_rate=str(channel_rate),
+        created_at=datetime.now(UTC),
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def order_conversions(session: Session, order_id: str) -> list[ChannelConversion]:
+    """The order's conversions by the channel: its payment first, then its refunds."""
+    rows = session.exec(
+        select(ChannelConversion)
+        .where(ChannelConversion.order_id == order_id)
+        .order_by(col(ChannelConversion.kind), col(ChannelConversion.created_at))
+    )
+    return list(rows.all())
