@@ -59,15 +59,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     costs seconds. The backend is chosen by a stable hash of the test's name and other
     parameters, so the end-to-end suite is shared out between SQLite and PostgreSQL (and
     a test's channels or cases between both). Tests where the backend's locking matters
-    (racing requests, processes killed mid-transaction) are marked `every_backend`."""
+    (racing requests, processes killed mid-transaction) are marked `every_backend`; a test
+    that names its one backend keeps it."""
     if EVERY_BACKEND or len(BACKENDS) < 2:
         return
+    on_backends: dict[str, set[str]] = {}
+    for item in items:
+        backend = _system_backend(item)
+        if backend is not None and item.get_closest_marker("every_backend") is None:
+            on_backends.setdefault(_case(item), set()).add(backend)
     kept: list[pytest.Item] = []
     dropped: list[pytest.Item] = []
     for item in items:
         backend = _system_backend(item)
-        chosen = backend is None or item.get_closest_marker("every_backend") is not None
-        (kept if chosen or backend == _backend_for(item) else dropped).append(item)
+        case = _case(item) if backend is not None else ""
+        shared = len(on_backends.get(case, ())) > 1
+        (dropped if shared and backend != _chosen_backend(case) else kept).append(item)
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept
@@ -79,13 +86,15 @@ def _system_backend(item: pytest.Item) -> str | None:
     return backend if isinstance(backend, str) else None
 
 
-def _backend_for(item: pytest.Item) -> str:
+def _case(item: pytest.Item) -> str:
+    """The test and its parameters but the backend."""
     callspec = item.callspec  # type: ignore[attr-defined]
-    others = sorted(
-        f"{name}={value}" for name, value in callspec.params.items() if name != "system"
-    )
-    name = f"{item.path.name}::{item.originalname}[{','.join(others)}]"  # type: ignore[attr-defined]
-    return BACKENDS[zlib.crc32(name.encode()) % len(BACKENDS)]
+    others = ",".join(sorted(f"{k}={v}" for k, v in callspec.params.items() if k != "system"))
+    return f"{item.path.name}::{item.originalname}[{others}]"  # type: ignore[attr-defined]
+
+
+def _chosen_backend(case: str) -> str:
+    return BACKENDS[zlib.crc32(case.encode()) % len(BACKENDS)]
 
 
 @pytest.hookimpl(optionalhook=True)
