@@ -1,14 +1,16 @@
 """A channel's sweep in the books: what we booked for its day, and the transfer posted.
 
 `booked_day` reads the payment and refund rows (not the ledger), so the fee check
-compares the channel's report with our own records of what happened that day; the
+compares the channel's report with our own records of what happened that day (the
+channel's business day, `domain.reconciliation.day_window`: Beijing's for Alipay and
+WeChat Pay, UTC's for the card gateway, the day its bill covers); the
 posting is keyed by the bank's transfer id, so a retried or repeated sweep posts once.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date
 
 from sqlmodel import Session, col, select
 
@@ -17,6 +19,7 @@ from db.ledger import post_entry
 from db.tables import Order, Payment, Refund
 from domain.keys import channel_sweep_entry_id
 from domain.ledger import EntryKind, channel_sweep_postings
+from domain.reconciliation import day_window
 from domain.refunds import RefundStatus
 from domain.sweeps import BookedDay
 
@@ -24,15 +27,10 @@ LATE_PAYMENT = "late_payment"
 COMPENSATION = "compensation"
 
 
-def _day_bounds(day: date) -> tuple[datetime, datetime]:
-    start = datetime.combine(day, time(0), tzinfo=UTC)
-    return start, start + timedelta(days=1)
-
-
 def booked_day(session: Session, channel: str, day: date) -> BookedDay:
     """Per currency: payments taken that day at `channel`, refunds it confirmed that day,
     and the channel fee we booked on them (the fees refunds gave back deducted)."""
-    start, end = _day_bounds(day)
+    start, end = day_window(channel, day)
     gross: dict[str, int] = defaultdict(int)
     refunds: dict[str, int] = defaultdict(int)
     fees: dict[str, int] = defaultdict(int)

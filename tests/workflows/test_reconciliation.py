@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import pytest_asyncio
 from sqlmodel import Session, col, select
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 
@@ -475,12 +476,15 @@ async def test_a_refund_we_think_pending_that_the_channel_paid_is_refreshed(
         amount=100,
         polling=PollTimings(refund_first_ms=600_000),
     )
-    await temporal.start_workflow(
+    handle = await temporal.start_workflow(
         RefundWorkflow.run, ask, id=refund_workflow_id(refund_id), task_queue=system.task_queue
     )
-    await wait_for(
-        lambda: _refund_status(system, refund_id), lambda s: s == "pending", "the refund asked"
-    )
+
+    async def waiting() -> bool:  # the channel said pending: it waits for its next check
+        history = await handle.fetch_history()
+        return any(e.event_type == EventType.EVENT_TYPE_TIMER_STARTED for e in history.events)
+
+    await wait_for(waiting, bool, "the channel to answer the refund pending")
     completed = await sandbox.post(f"/control/refunds/{refund_id}/complete")
     assert completed.status_code == 200, completed.text
     assert await _refund_status(system, refund_id) == "pending"  # we have not heard
@@ -499,6 +503,7 @@ async def test_a_refund_we_think_pending_that_the_channel_paid_is_refreshed(
     publish_bill(reconciler.published, "alipay", day, [line])
     result = await reconciler.run("alipay", day)
 
+    assert result.bill_lines == 1, result
     [found] = _exceptions(system, "alipay", day)
     assert (found.type, found.reference, found.ours_status) == (
         DiscrepancyType.STATUS_MISMATCH,
