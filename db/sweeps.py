@@ -10,13 +10,14 @@ posting is keyed by the bank's transfer id, so a retried or repeated sweep posts
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import date
+from datetime import UTC, date, datetime
 
 from sqlmodel import Session, col, select
 
 from db.fx_books import order_quote, realise_order_fx
 from db.ledger import post_entry
-from db.tables import Order, Payment, Refund
+from db.tables import ChannelSweep, Order, Payment, Refund
+from db.writes import insert_ignore
 from domain.keys import channel_sweep_entry_id
 from domain.ledger import EntryKind, channel_sweep_postings
 from domain.reconciliation import day_window
@@ -77,24 +78,42 @@ def post_channel_sweep(
     channel: str,
     currency: str,
     *,
+    day: date,
     gross: int,
     net: int,
     refunds: int,
 ) -> bool:
     """Post a transfer once: bank +net, channel fee +(what the channel kept), clearing
     -(gross - refunds). What it kept is read from the money, gross - refunds - net, not
-    from the fee it states. True when this call posted it."""
+    from the fee it states. The transfer is listed (`channel_sweeps`) under the channel's
+    `day` it settles, for reconciliation. True when this call posted it."""
     kept = gross - refunds - net
     postings = channel_sweep_postings(channel, currency, gross=gross, fees=kept, refunds=refunds)
-    if not postings:
-        return False  # nothing moved that day (a transfer of nothing)
-    return post_entry(
+    entry = channel_sweep_entry_id(transfer_id)
+    posted = bool(postings) and post_entry(
         session,
-        entry_id=channel_sweep_entry_id(transfer_id),
+        entry_id=entry,
         kind=EntryKind.CHANNEL_SWEEP,
         currency=currency,
         postings=postings,
     )
+    insert_ignore(
+        session,
+        ChannelSweep,
+        {
+            "transfer_id": transfer_id,
+            "channel": channel,
+            "day": day.isoformat(),
+            "currency": currency,
+            "gross": gross,
+            "fees": kept,
+            "refunds": refunds,
+            "net": net,
+            "entry_id": entry if postings else None,  # nothing moved: nothing posted
+            "recorded_at": datetime.now(UTC),
+        },
+    )
+    return posted
 
 
 def realise_converted(session: Session, transfer_id: str, orders: dict[str, int]) -> list[str]:
