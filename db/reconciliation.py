@@ -2,11 +2,13 @@
 
 Every write is idempotent: a run's row is keyed by its channel-day, an exception by
 what it is about (`domain.reconciliation.exception_id`), an adjusting entry by its
-exception. An exception is closed once, by the worker or by an operator, never reopened.
+exception. An exception is closed once, by the worker's action or by an operator, never
+reopened.
 
 A channel-day matched again (a lost payment delivered since, a refund's status
 refreshed, a corrected bill) closes each open exception the new match no longer finds:
-auto_resolved, its note saying so. What an operator resolved stays as they left it.
+auto_resolved, its note saying so; one of those a later match finds again is open
+again. What an operator resolved, or the worker's action settled, stays as it was left.
 """
 
 from __future__ import annotations
@@ -73,6 +75,7 @@ def record_exceptions(
     act on. `complete`: `found` is everything a whole match of the day's bill found, so
     an open exception of the channel-day not among it no longer differs and is closed."""
     automatic, new, keys = [], [], set()
+    again: dict[str, Discrepancy] = {}
     for discrepancy in found:
         action = auto_action(discrepancy, discrepancy.order_id in known_orders)
         key = exception_id(
@@ -95,8 +98,11 @@ def record_exceptions(
         keys.add(key)
         if created:
             new.append(discrepancy.type)
+        else:
+            again[key] = discrepancy
         if action is not None:
             automatic.append(key)
+    new += _reopen_found_again(session, again)
     still_open: list[str] = []
     if automatic:
         still_open = list(
@@ -112,6 +118,33 @@ def record_exceptions(
 
 
 NO_LONGER_DIFFERS = "no longer differs: the run of {now} matched the bill again without it"
+_GONE_PREFIX = NO_LONGER_DIFFERS.split(":", 1)[0] + ":"
+
+
+def _reopen_found_again(session: Session, found: dict[str, Discrepancy]) -> list[DiscrepancyType]:
+    """An exception a run closed as no longer differing that a later match finds again
+    (a bill corrected back, a status that changed back) is open again, with the figures
+    found now: a difference is never left closed while it is there. Closed by an
+    operator or by the worker's action, it stays closed."""
+    if not found:
+        return []
+    rows = session.exec(
+        select(ReconciliationException)
+        .where(
+            col(ReconciliationException.id).in_(sorted(found)),
+            ReconciliationException.status == ExceptionStatus.AUTO_RESOLVED,
+            col(ReconciliationException.resolution_reason).startswith(_GONE_PREFIX),
+        )
+        .order_by(col(ReconciliationException.id))
+        .with_for_update()
+    ).all()
+    for row in rows:
+        for field, value in found[row.id].model_dump(mode="json").items():
+            setattr(row, field, value)
+        row.status = ExceptionStatus.OPEN
+        row.resolution_reason, row.resolved_at = None, None
+    session.flush()
+    return [DiscrepancyType(row.type) for row in rows]
 
 
 def _close_gone(

@@ -148,3 +148,26 @@ def test_a_difference_found_again_stays_open_and_a_day_without_a_bill_closes_not
     _run(shop, tmp_path / "3", bill)
     statuses = {e.type: e.status for e in _exceptions(shop.engine, shop.channel).values()}
     assert statuses == {"amount_mismatch": "open", "bill_not_ready": "auto_resolved"}
+
+
+def test_a_difference_closed_as_gone_that_comes_back_is_open_again(
+    shop: Shop, tmp_path: Path
+) -> None:
+    short, settled = shop.paid_order(paid_at=NOON), shop.paid_order(paid_at=NOON)
+    _run(shop, tmp_path / "1", [_line(shop, short, amount=1), _line(shop, settled, amount=1)])
+    operator = new_buyer(shop.engine)
+    with Session(shop.engine) as session, session.begin():
+        exception = _exceptions(shop.engine, shop.channel)[settled].id
+        resolve_exception(session, exception, operator, "claimed", None, datetime.now(UTC))
+    _run(shop, tmp_path / "2", [_line(shop, short), _line(shop, settled)])
+    gone = _exceptions(shop.engine, shop.channel)
+    assert (gone[short].status, gone[settled].status) == ("auto_resolved", "resolved")
+
+    # The channel's bill differs again, by another amount: the difference is there.
+    _run(shop, tmp_path / "3", [_line(shop, short, amount=2), _line(shop, settled, amount=2)])
+
+    back = _exceptions(shop.engine, shop.channel)
+    assert back[short].id == gone[short].id
+    assert (back[short].status, back[short].theirs_amount) == ("open", 2)
+    assert (back[short].resolution_reason, back[short].resolved_at) == (None, None)
+    assert (back[settled].status, back[settled].theirs_amount) == ("resolved", 1)  # theirs
