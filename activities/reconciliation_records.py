@@ -217,8 +217,11 @@ class ReconciliationRecords:
                 matched.discrepancies,
                 matched.known_orders,
                 _now(),
+                complete=True,
             )
         self._metrics.exceptions_found(match.channel, recorded.new_types)
+        for closed in recorded.closed_types:
+            self._metrics.exception_auto_resolved(match.channel, closed)
         return MatchOutcome(counts=counts, auto=recorded.automatic, bill_lines=matched.bill_lines)
 
     def _record(self, channel: str, day: date, found: list[Discrepancy]) -> Recorded:

@@ -34,6 +34,7 @@ class SweepRecords:
                 transfer.transfer_id,
                 transfer.channel,
                 transfer.currency,
+                day=transfer.day,
                 gross=transfer.gross,
                 net=transfer.net,
                 refunds=transfer.refunds,

@@ -2,7 +2,13 @@
 
 Every write is idempotent: a run's row is keyed by its channel-day, an exception by
 what it is about (`domain.reconciliation.exception_id`), an adjusting entry by its
-exception. An exception is closed once, by the worker or by an operator, never reopened.
+exception. An exception is closed once, by the worker's action or by an operator, never
+reopened.
+
+A channel-day matched again (a lost payment delivered since, a refund's status
+refreshed, a corrected bill) closes each open exception the new match no longer finds:
+auto_resolved, its note saying so; one of those a later match finds again is open
+again. What an operator resolved, or the worker's action settled, stays as it was left.
 """
 
 from __future__ import annotations
@@ -62,10 +68,14 @@ def record_exceptions(
     found: Sequence[Discrepancy],
     known_orders: frozenset[str],
     now: datetime,
+    *,
+    complete: bool = False,
 ) -> Recorded:
     """Store each difference once; which were new, and those still open the worker may
-    act on."""
-    automatic, new = [], []
+    act on. `complete`: `found` is everything a whole match of the day's bill found, so
+    an open exception of the channel-day not among it no longer differs and is closed."""
+    automatic, new, keys = [], [], set()
+    again: dict[str, Discrepancy] = {}
     for discrepancy in found:
         action = auto_action(discrepancy, discrepancy.order_id in known_orders)
         key = exception_id(
@@ -85,10 +95,14 @@ def record_exceptions(
                 "created_at": now,
             },
         )
+        keys.add(key)
         if created:
             new.append(discrepancy.type)
+        else:
+            again[key] = discrepancy
         if action is not None:
             automatic.append(key)
+    new += _reopen_found_again(session, again)
     still_open: list[str] = []
     if automatic:
         still_open = list(
@@ -99,13 +113,70 @@ def record_exceptions(
                 )
             ).all()
         )
-    return Recorded(new_types=tuple(new), automatic=tuple(sorted(still_open)))
+    gone = _close_gone(session, run_id(channel, day), keys, now) if complete else ()
+    return Recorded(new_types=tuple(new), automatic=tuple(sorted(still_open)), closed_types=gone)
+
+
+NO_LONGER_DIFFERS = "no longer differs: the run of {now} matched the bill again without it"
+_GONE_PREFIX = NO_LONGER_DIFFERS.split(":", 1)[0] + ":"
+
+
+def _reopen_found_again(session: Session, found: dict[str, Discrepancy]) -> list[DiscrepancyType]:
+    """An exception a run closed as no longer differing that a later match finds again
+    (a bill corrected back, a status that changed back) is open again, with the figures
+    found now: a difference is never left closed while it is there. Closed by an
+    operator or by the worker's action, it stays closed."""
+    if not found:
+        return []
+    rows = session.exec(
+        select(ReconciliationException)
+        .where(
+            col(ReconciliationException.id).in_(sorted(found)),
+            ReconciliationException.status == ExceptionStatus.AUTO_RESOLVED,
+            col(ReconciliationException.resolution_reason).startswith(_GONE_PREFIX),
+        )
+        .order_by(col(ReconciliationException.id))
+        .with_for_update()
+    ).all()
+    for row in rows:
+        for field, value in found[row.id].model_dump(mode="json").items():
+            setattr(row, field, value)
+        row.status = ExceptionStatus.OPEN
+        row.resolution_reason, row.resolved_at = None, None
+    session.flush()
+    return [DiscrepancyType(row.type) for row in rows]
+
+
+def _close_gone(
+    session: Session, run: str, found: set[str], now: datetime
+) -> tuple[DiscrepancyType, ...]:
+    """Close the run's open exceptions that are not in `found`; their types."""
+    stale = session.exec(
+        select(ReconciliationException)
+        .where(
+            ReconciliationException.run_id == run,
+            ReconciliationException.status == ExceptionStatus.OPEN,
+        )
+        .order_by(col(ReconciliationException.id))
+        .with_for_update()
+    ).all()
+    closed = []
+    note = NO_LONGER_DIFFERS.format(now=now.isoformat(timespec="seconds"))
+    for row in stale:
+        if row.id in found:
+            continue
+        row.status = ExceptionStatus.AUTO_RESOLVED
+        row.resolution_reason, row.resolved_at = note, now
+        closed.append(DiscrepancyType(row.type))
+    session.flush()
+    return tuple(closed)
 
 
 @dataclass(frozen=True)
 class Recorded:
     new_types: tuple[DiscrepancyType, ...]  # of the exceptions this call stored first
     automatic: tuple[str, ...]  # open exceptions the worker may act on
+    closed_types: tuple[DiscrepancyType, ...] = ()  # of those closed as no longer differing
 
 
 def finish_run(

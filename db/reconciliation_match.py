@@ -13,8 +13,15 @@ ours unmatched there is looked for in that bill before it counts as missing ther
 
 Fees are compared on payments, against the channel fee we booked at capture (the
 order's split); a refund's returned fee is shown on its exception but not compared, as
-channels differ in whether they return it. Sweep lines are counted but not matched
-here: the channel's transfers into our bank are the ledger's (EntryKind.CHANNEL_SWEEP).
+channels differ in whether they return it.
+
+Sweep lines (the channel's transfers into our bank, where its bill lists them) are
+matched per currency against the sweeps we posted for the same channel-day
+(`channel_sweeps`, written with each CHANNEL_SWEEP entry): the sum the bill says was
+paid over against the sum our bank received. A currency only the bill has is
+missing_here (a transfer we have not posted), one only we have is missing_there, and
+different sums an amount_mismatch; the exception's reference is `sweep:{currency}` and
+its detail names the transfers on each side.
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ import duckdb
 from sqlmodel import Session, col, select
 
 from db.reconcile import LATE_PAYMENT_REASON
-from db.tables import Order, Payment, Refund
+from db.tables import ChannelSweep, Order, Payment, Refund
 from db.times import as_utc
 from domain.bills import BillLine, BillLineKind
 from domain.keys import order_id_of, stored_payment_reference
@@ -68,6 +75,7 @@ _REFUNDS = {
     "channel": "VARCHAR",
 }
 _ORDERS = {"order_id": "VARCHAR"}
+_SWEEPS = {"transfer_id": "VARCHAR", "currency": "VARCHAR", "net": "BIGINT"}
 _CHUNK = 500  # ids per IN (...) when reading our records of the bill's references
 
 
@@ -161,7 +169,7 @@ def match_bill(session: Session, match: MatchInput) -> Matched:
             "end": _naive(end),
             "edge": _naive(start + match.grace),
         }
-        found = _duplicates(con) + _payments(con) + _refunds(con)
+        found = _duplicates(con) + _payments(con) + _refunds(con) + _sweeps(con)
         found += _missing_there(con, window) + _refunds_missing(con, window)
         lines = con.execute("SELECT count(*) FROM bill").fetchone()
         return Matched(found, known, int(lines[0]) if lines else 0)
@@ -224,6 +232,14 @@ def _load_ours(
         for order in session.exec(select(Order).where(col(Order.id).in_(chunk))):
             orders[order.id] = order
     _write_ours(con, match.work, payments, refunds, orders)
+    sweeps = session.exec(
+        select(ChannelSweep).where(
+            ChannelSweep.channel == match.channel, ChannelSweep.day == match.day.isoformat()
+        )
+    )
+    path = match.work / "ours_sweeps.csv"
+    _write_rows(path, _SWEEPS, ([s.transfer_id, s.currency, s.net] for s in sweeps))
+    _load(con, "ours_sweeps", path, _SWEEPS)
 
 
 def _write_ours(
@@ -383,4 +399,38 @@ def _refunds_missing(con: duckdb.DuckDBPyConnection, window: dict[str, Any]) -> 
                    WHERE p.kind = 'refund' AND p.reference = r.id))
         """,
         **window,
+    )
+
+
+def _sweeps(con: duckdb.DuckDBPyConnection) -> list[Discrepancy]:
+    """The bill's sweeps against ours of the channel-day, summed per currency."""
+    return _discrepancies(
+        con,
+        """
+        WITH theirs AS (
+          SELECT currency, sum(amount) AS amount,
+            string_agg(reference, ' ' ORDER BY reference) AS transfers
+          FROM b WHERE kind = 'sweep' GROUP BY currency
+        ), ours AS (
+          SELECT currency, sum(net) AS amount,
+            string_agg(transfer_id, ' ' ORDER BY transfer_id) AS transfers
+          FROM ours_sweeps GROUP BY currency HAVING sum(net) <> 0
+        )
+        SELECT * FROM (
+          SELECT CASE
+              WHEN o.currency IS NULL THEN 'missing_here'
+              WHEN t.currency IS NULL THEN 'missing_there'
+              WHEN o.amount <> t.amount THEN 'amount_mismatch'
+            END AS type,
+            'sweep' AS line_kind, 'sweep:' || coalesce(t.currency, o.currency) AS reference,
+            coalesce(t.currency, o.currency) AS currency,
+            CASE WHEN o.amount >= 0 THEN o.amount END AS ours_amount,
+            t.amount AS theirs_amount,
+            'the channel says it paid ' || coalesce(t.amount::VARCHAR, 'nothing')
+            || coalesce(' (' || t.transfers || ')', '') || ', our bank received '
+            || coalesce(o.amount::VARCHAR, 'nothing') || coalesce(' (' || o.transfers || ')', '')
+            AS detail
+          FROM theirs t FULL OUTER JOIN ours o ON o.currency = t.currency
+        ) WHERE type IS NOT NULL
+        """,
     )

@@ -1,25 +1,29 @@
 """A channel's sweep in the books: what we booked for its day, and the transfer posted.
 
 `booked_day` reads the payment and refund rows (not the ledger), so the fee check
-compares the channel's report with our own records of what happened that day; the
+compares the channel's report with our own records of what happened that day (the
+channel's business day, `domain.reconciliation.day_window`: Beijing's for Alipay and
+WeChat Pay, UTC's for the card gateway, the day its bill covers); the
 posting is keyed by the bank's transfer id, so a retried or repeated sweep posts once.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from sqlmodel import Session, col, select
 
 from db.fx_books import order_quote, realise_order_fx, refund_charge
 from db.ledger import post_entry
-from db.tables import Order, Payment, Refund
+from db.tables import ChannelSweep, Order, Payment, Refund
+from db.writes import insert_ignore
 from domain.fx.conversion import convert
 from domain.keys import channel_sweep_entry_id
 from domain.ledger import EntryKind, channel_sweep_postings
 from domain.money import apply_rate
+from domain.reconciliation import day_window
 from domain.refunds import RefundStatus
 from domain.split import Split, split_refund, subtract
 from domain.sweeps import BookedDay
@@ -28,15 +32,10 @@ LATE_PAYMENT = "late_payment"
 COMPENSATION = "compensation"
 
 
-def _day_bounds(day: date) -> tuple[datetime, datetime]:
-    start = datetime.combine(day, time(0), tzinfo=UTC)
-    return start, start + timedelta(days=1)
-
-
 def booked_day(session: Session, channel: str, day: date) -> BookedDay:
     """Per currency: payments taken that day at `channel`, refunds it confirmed that day,
     and the channel fee we booked on them (the fees refunds gave back deducted)."""
-    start, end = _day_bounds(day)
+    start, end = day_window(channel, day)
     gross: dict[str, int] = defaultdict(int)
     refunds: dict[str, int] = defaultdict(int)
     fees: dict[str, int] = defaultdict(int)
@@ -140,24 +139,42 @@ def post_channel_sweep(
     channel: str,
     currency: str,
     *,
+    day: date,
     gross: int,
     net: int,
     refunds: int,
 ) -> bool:
     """Post a transfer once: bank +net, channel fee +(what the channel kept), clearing
     -(gross - refunds). What it kept is read from the money, gross - refunds - net, not
-    from the fee it states. True when this call posted it."""
+    from the fee it states. The transfer is listed (`channel_sweeps`) under the channel's
+    `day` it settles, for reconciliation. True when this call posted it."""
     kept = gross - refunds - net
     postings = channel_sweep_postings(channel, currency, gross=gross, fees=kept, refunds=refunds)
-    if not postings:
-        return False  # nothing moved that day (a transfer of nothing)
-    return post_entry(
+    entry = channel_sweep_entry_id(transfer_id)
+    posted = bool(postings) and post_entry(
         session,
-        entry_id=channel_sweep_entry_id(transfer_id),
+        entry_id=entry,
         kind=EntryKind.CHANNEL_SWEEP,
         currency=currency,
         postings=postings,
     )
+    insert_ignore(
+        session,
+        ChannelSweep,
+        {
+            "transfer_id": transfer_id,
+            "channel": channel,
+            "day": day.isoformat(),
+            "currency": currency,
+            "gross": gross,
+            "fees": kept,
+            "refunds": refunds,
+            "net": net,
+            "entry_id": entry if postings else None,  # nothing moved: nothing posted
+            "recorded_at": datetime.now(UTC),
+        },
+    )
+    return posted
 
 
 def realise_converted(session: Session, transfer_id: str, orders: dict[str, int]) -> list[str]:

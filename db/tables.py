@@ -835,3 +835,29 @@ class ChannelConversion(SQLModel, table=True):
     payer_amount: int = Field(sa_column=_money())
     channel_rate: str  # Decimal as text: payer units per one price unit, as reported
     created_at: datetime
+
+
+# -- channel transfers as posted (revision 0011_channel_sweeps) ---------------------------
+
+
+class ChannelSweep(SQLModel, table=True):
+    """A channel's transfer into our bank of one business day's takings in one currency,
+    as posted (the CHANNEL_SWEEP entry `entry_id`): what reconciliation matches the bill's
+    sweep lines of that channel-day against."""
+
+    __tablename__ = "channel_sweeps"
+    __table_args__ = (
+        Index("ix_channel_sweeps_channel_day", "channel", "day"),
+        _references("fk_channel_sweeps_entry", "entry_id", "journal_entries.id"),
+    )
+
+    transfer_id: str = Field(primary_key=True)  # the bank's id of the transfer
+    channel: str
+    day: str  # ISO date, the channel's business day it settles (its bill's)
+    currency: str  # what the bank received
+    gross: int = Field(sa_column=_money())
+    fees: int = Field(sa_column=_money())  # what the channel kept
+    refunds: int = Field(sa_column=_money())
+    net: int = Field(sa_column=_money())  # received; negative: the channel took it
+    entry_id: str | None = None  # None: nothing moved, nothing posted
+    recorded_at: datetime

@@ -18,7 +18,10 @@ from datetime import date, datetime
 class BillLineKind(enum.StrEnum):
     PAYMENT = "payment"  # the buyer paid (gross); `reference` is our payment reference
     REFUND = "refund"  # the channel paid a buyer back; `reference` is our refund id
-    SWEEP = "sweep"  # the channel paid our bank what it held; `reference` is its transfer id
+    # The channel paid our bank what it held for the bill's day (its settlement of that
+    # business day); `reference` is its transfer id. Matched per currency against the
+    # sweeps we posted for the channel-day (db.reconciliation_match).
+    SWEEP = "sweep"
 
 
 @dataclass(frozen=True, slots=True)

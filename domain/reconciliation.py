@@ -8,7 +8,9 @@
 The day is the channel's business day in the channel's own time zone: Alipay and
 WeChat Pay cut their bills at midnight China Standard Time (UTC+8, no daylight saving),
 the card gateway at midnight UTC. Every instant here is UTC; `day_window` turns a
-channel's day into the UTC interval its bill covers.
+channel's day into the UTC interval its bill covers, `channel_day` an instant into the
+channel's day. A channel settles (sweeps) the same business day its bill covers, so the
+sweeps (db.sweeps, sandbox.sweeps) cut their days here too: this is the one definition.
 """
 
 from __future__ import annotations
@@ -66,6 +68,12 @@ def day_window(channel: str, day: date) -> tuple[datetime, datetime]:
     zone = BILL_ZONES.get(channel, UTC)
     start = datetime.combine(day, time(0), zone)
     return start.astimezone(UTC), (start + timedelta(days=1)).astimezone(UTC)
+
+
+def channel_day(channel: str, at: datetime) -> date:
+    """The channel's business day that the instant `at` falls in (the day of its bill and
+    of its settlement)."""
+    return at.astimezone(BILL_ZONES.get(channel, UTC)).date()
 
 
 def reconciliation_workflow_id(channel: str, day: date) -> str:

@@ -1,25 +1,24 @@
 """A bill's lines before any channel's format, and the days channels cut their bills by.
 
 Alipay and WeChat Pay cut their bills at Beijing midnight (a bill day is a Beijing
-calendar day); the card gateway at UTC midnight.
+calendar day); the card gateway at UTC midnight. The zones are
+`domain.reconciliation.BILL_ZONES`, the one definition our reconciliation and sweeps use
+too; a channel settles the same day its bill covers (`sandbox.sweeps`).
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
+from datetime import UTC, date, datetime
 from typing import Literal
 
 from channels.base import ChannelName
+from domain.reconciliation import CHINA_STANDARD_TIME, channel_day
+from domain.reconciliation import day_window as utc_window
 
 EntryKind = Literal["payment", "refund"]
-BEIJING = timezone(timedelta(hours=8))
-BILL_ZONES: dict[ChannelName, tzinfo] = {
-    ChannelName.ALIPAY: BEIJING,
-    ChannelName.WECHATPAY: BEIJING,
-    ChannelName.CARD: UTC,
-}
+BEIJING = CHINA_STANDARD_TIME
 
 
 @dataclass(frozen=True)
@@ -39,9 +38,14 @@ class BillEntry:
 
 
 def day_window(channel: ChannelName, day: date) -> tuple[float, float]:
-    zone = BILL_ZONES[channel]
-    start = datetime.combine(day, time(), zone)
-    return start.timestamp(), (start + timedelta(days=1)).timestamp()
+    """The channel's day in unix seconds, [start, end)."""
+    start, end = utc_window(channel.value, day)
+    return start.timestamp(), end.timestamp()
+
+
+def day_of(channel: str, at: float) -> date:
+    """The channel's business day that the unix time `at` falls in."""
+    return channel_day(channel, datetime.fromtimestamp(at, UTC))
 
 
 def derived_trade_no(out_trade_no: str) -> str:

@@ -4,7 +4,8 @@
     GET  /card/v1/files/{file}/contents    its CSV (`sandbox.bill_formats.card`)
 
 Bearer auth and error shape as the rest of the card API. A file id names its day
-(`file_card_yyyymmdd`); its contents are built when downloaded. A `corrupt_file`
+(`file_card_yyyymmdd`); its contents are built when downloaded, with the gateway's
+payouts of that day once it has settled it (`sandbox.sweeps`). A `corrupt_file`
 plant serves the file cut short, so it no longer has the size the run stated.
 """
 
@@ -63,7 +64,7 @@ async def create_report_run(request: Request) -> ReportRun:
             param="parameters[interval_end]",
         )
     file_id = f"{_FILE_PREFIX}{day:%Y%m%d}"
-    body = card_format.render(await desk.entries(CARD, day))
+    body = await _report(desk, day)
     base = request.app.state.settings.sandbox_base_url.rstrip("/")
     run_id = "frr_" + hashlib.sha256(f"{file_id}:{time.time()}".encode()).hexdigest()[:24]
     return ReportRun(
@@ -83,7 +84,7 @@ async def file_contents(file_id: str, request: Request) -> Response:
     desk: BillDesk = request.app.state.bills
     if day is None or not desk.ready(CARD, day, time.time()):
         raise CardError(404, "resource_missing", "No such file.")
-    body = card_format.render(await desk.entries(CARD, day))
+    body = await _report(desk, day)
     if desk.plants.corrupts(CARD, day):
         body = body[: len(body) - 7]
     return Response(body, media_type="text/csv")
@@ -94,3 +95,8 @@ def _day_of(file_id: str) -> date | None:
         return datetime.strptime(file_id.removeprefix(_FILE_PREFIX), "%Y%m%d").date()
     except ValueError:
         return None
+
+
+async def _report(desk: BillDesk, day: date) -> bytes:
+    """The day's report as it stands: its lines (with any plants), then its payouts."""
+    return card_format.render(await desk.entries(CARD, day), await desk.store.sweeps(CARD, day))

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from channels.base import ChannelName
+from sandbox.bill_entries import day_of
 from sandbox.channel_fx import Charge
 from sandbox.errors import SandboxError
 from sandbox.journal import Journal
@@ -43,7 +44,7 @@ from sandbox.protocol import (
     RefundCreate,
     RefundStatus,
 )
-from sandbox.sweeps import SweepRecord, day_sweeps, utc_day
+from sandbox.sweeps import SweepRecord, day_sweeps
 
 PaymentKey = tuple[ChannelName, str]
 RefundKey = tuple[ChannelName, str]
@@ -441,12 +442,14 @@ class Store:
             return self._day_sweeps(channel, day)
 
     async def days_with_takings(self, channel: ChannelName) -> set[date]:
-        """The days on which money moved at the channel (paid or paid back)."""
+        """The channel's business days on which money moved there (paid or paid back)."""
         async with self._lock:
             payments = self._payments.values()
-            days = {utc_day(p.paid_at) for p in payments if p.channel == channel and p.paid_at}
+            days = {
+                day_of(channel, p.paid_at) for p in payments if p.channel == channel and p.paid_at
+            }
             days |= {
-                utc_day(r.succeeded_at)
+                day_of(channel, r.succeeded_at)
                 for r in self._refunds.values()
                 if r.channel == channel and r.succeeded_at
             }

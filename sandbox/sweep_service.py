@@ -20,6 +20,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from channels.base import ChannelName
+from domain.reconciliation import channel_day
 from sandbox.settlement_fx import SettlementFx
 from sandbox.store import Store
 from sandbox.sweeps import SweepRecord
@@ -49,10 +50,12 @@ class SweepService:
         fee_rate = self._fee_rates[channel.value]
         return await self.store.sweep_day(channel, day, fee_rate, conversions)
 
-    async def settle_due(self, today: date) -> list[SweepRecord]:
-        """Settle every day whose cycle has come and that is not settled yet."""
+    async def settle_due(self, now: datetime) -> list[SweepRecord]:
+        """Settle every day whose cycle has come by `now` and that is not settled yet: a
+        channel's day T is due on its day T+lag (its business days, as its bills')."""
         settled: list[SweepRecord] = []
         for channel in ChannelName:
+            today = channel_day(channel.value, now)
             last_due = today - timedelta(days=self._lag_days.get(channel.value, 1))
             for day in sorted(await self.store.days_with_takings(channel)):
                 if day <= last_due and not await self.store.sweeps(channel, day):
@@ -73,7 +76,7 @@ class SweepService:
         while True:
             await asyncio.sleep(self._check_seconds)
             try:
-                for sweep in await self.settle_due(datetime.now(UTC).date()):
+                for sweep in await self.settle_due(datetime.now(UTC)):
                     log.info("channel %s swept %s %s", sweep.channel, sweep.day, sweep.currency)
             except Exception:  # a bug here must not stop the channels' other work
                 log.exception("channel sweep check failed")

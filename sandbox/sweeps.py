@@ -2,7 +2,9 @@
 paid into the platform's bank account at the sandbox bank.
 
 Each channel settles a day on its own cycle (Alipay and WeChat Pay T+1, the card gateway
-T+2; `channel_sweep_lag_days`) with one transfer per currency:
+T+2; `channel_sweep_lag_days`) with one transfer per currency. The day is the channel's
+business day, the one its bill covers (`sandbox.bill_entries.day_window`: Beijing's for
+Alipay and WeChat Pay, UTC's for the card gateway):
 
     gross    payments taken that day (late ones too: the channel took them)
     fees     its fee on each (round half up), less the fee it returns on refunds
@@ -30,13 +32,14 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime
+from datetime import date
 from decimal import Decimal
 from typing import TYPE_CHECKING, Literal
 
 from domain.fx.conversion import convert
 from domain.money import apply_rate
 from domain.split import Split, split_refund, subtract
+from sandbox.bill_entries import day_of
 
 if TYPE_CHECKING:
     from sandbox.store import PaymentRecord, RefundRecord
@@ -48,7 +51,7 @@ SweepStatus = Literal["credited"]
 class SweepRecord:
     transfer_id: str
     channel: str
-    day: str  # ISO date of the takings, by the channel's clock (UTC)
+    day: str  # ISO date of the takings: the channel's business day, as its bill's
     currency: str
     gross: int
     fees: int
@@ -62,10 +65,6 @@ class SweepRecord:
     source_currency: str | None = None
     rate: str | None = None
     orders: dict[str, int] | None = None
-
-
-def utc_day(at: float) -> date:
-    return datetime.fromtimestamp(at, UTC).date()
 
 
 def payment_fee(amount: int, fee_rate: Decimal) -> int:
@@ -112,7 +111,7 @@ def day_sweeps(
     paid_back: dict[str, int] = defaultdict(int)
     per_order: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for payment in payments:
-        if payment.paid_at is not None and utc_day(payment.paid_at) == day:
+        if payment.paid_at is not None and day_of(channel, payment.paid_at) == day:
             gross[payment.currency] += payment.amount
             fees[payment.currency] += payment_fee(payment.amount, fee_rate)
             per_order[payment.currency][payment.out_trade_no] += payment.amount
@@ -124,7 +123,7 @@ def day_sweeps(
         returned = returned_fees(payment, theirs, fee_rate)
         for refund in theirs:
             assert refund.succeeded_at is not None
-            if utc_day(refund.succeeded_at) == day:
+            if day_of(channel, refund.succeeded_at) == day:
                 paid_back[refund.currency] += refund.amount
                 fees[refund.currency] -= returned[refund.refund_id]
                 per_order[refund.currency][out_trade_no] -= refund.amount

@@ -31,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.sweep_records import SweepRecords
     from channels.bank import ChannelTransfer, ChannelTransfers
     from domain.keys import channel_sweep_workflow_id
+    from domain.reconciliation import channel_day
     from domain.sweeps import (
         BookedDay,
         ChannelDay,
@@ -108,15 +109,18 @@ class ChannelSweepWorkflow:
 @workflow.defn
 class ChannelSweepsDueWorkflow:
     """Started daily by the sweep Schedule: each channel's day that is due (T+lag before
-    the scheduled time) gets its ChannelSweepWorkflow, which outlives this one."""
+    the scheduled time, in the channel's business days) gets its ChannelSweepWorkflow,
+    which outlives this one."""
 
     @workflow.run
     async def run(self, due: ChannelSweepsDue) -> list[str]:
         scheduled = workflow.info().typed_search_attributes.get(SCHEDULED_START)
-        today = (scheduled or workflow.now()).date()
+        now = scheduled or workflow.now()
         started: list[str] = []
         for channel, lag in sorted(due.lag_days.items()):
-            day = today - timedelta(days=lag)
+            # T+lag in the channel's own days: the day its bill covers (Beijing's for
+            # the wallets), ended by now whatever the hour.
+            day = channel_day(channel, now) - timedelta(days=lag)
             sweep = ChannelSweepInput(
                 channel=channel, day=day, polling=due.polling, polls_left=due.checks
             )

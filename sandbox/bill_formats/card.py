@@ -9,8 +9,10 @@ amount negative, the fee given back negative); `net` is amount - fee. Amounts ar
 the currency's minor unit, `currency` lower-case, `created` unix seconds. Our
 metadata comes back in the `payment_metadata[...]` / `refund_metadata[...]` columns,
 as Stripe's itemized reports offer them. The report states no totals of its own.
-A `payout` row (source: the payout) would be the gateway paying our bank; the
-sandbox makes none.
+A `payout` row (source: the transfer, amount and net negative: money leaving the
+balance for our bank) is the gateway's settlement of the report's day
+(`sandbox.sweeps`): listed once the day is settled (T+2), so a report downloaded
+before that has none.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from collections.abc import Sequence
 from sandbox.bill_entries import BillEntry
 from sandbox.bill_formats._text import csv_text
 from sandbox.card_views import refund_object_id
+from sandbox.sweeps import SweepRecord
 
 COLUMNS = (
     "id", "type", "reporting_category", "source", "amount", "fee", "net", "currency",
@@ -30,8 +33,19 @@ COLUMNS = (
 _AVAILABLE_AFTER_S = 2 * 24 * 3600  # funds become available two days later
 
 
-def render(entries: Sequence[BillEntry]) -> bytes:
-    return csv_text([COLUMNS, *(_row(e) for e in entries)]).encode("utf-8")
+def render(entries: Sequence[BillEntry], payouts: Sequence[SweepRecord] = ()) -> bytes:
+    """The report: its charges and refunds, then the day's payouts (none of nothing)."""
+    rows = [_row(e) for e in entries] + [_payout(p) for p in payouts if p.net > 0]
+    return csv_text([COLUMNS, *rows]).encode("utf-8")
+
+
+def _payout(sweep: SweepRecord) -> list[str]:
+    return [
+        "txn_" + hashlib.sha256(f"payout:{sweep.transfer_id}".encode()).hexdigest()[:24],
+        "payout", "payout", sweep.transfer_id, str(-sweep.net), "0", str(-sweep.net),
+        sweep.currency.lower(), str(int(sweep.credited_at)), str(int(sweep.credited_at)),
+        "PAYOUT", "", "",
+    ]  # fmt: skip
 
 
 def _row(entry: BillEntry) -> list[str]:

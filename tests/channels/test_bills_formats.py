@@ -8,6 +8,7 @@ import csv
 import io
 import zipfile
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -26,6 +27,7 @@ from sandbox.bill_formats import alipay as alipay_format
 from sandbox.bill_formats import card as card_format
 from sandbox.bill_formats import wechatpay as wechatpay_format
 from sandbox.card_views import refund_object_id
+from sandbox.sweeps import SweepRecord
 from sandbox.wechatpay_views import refund_id as wechat_refund_id
 from settings import Settings
 from tests.channels.conftest import _new_sandbox
@@ -169,5 +171,26 @@ def test_the_card_report_reads_charges_refunds_and_payouts_in_minor_units(
         _line("card", PAYMENT, "ord_tea", "txn_1", 3998, 24, PAID_AT),
         _line("card", REFUND, "rf_1", refund_object_id("rf_1"), 1000, 6, REFUNDED_AT),
         _line("card", SWEEP, "po_1", "po_1", 4000, 0, REFUNDED_AT, order=""),
+    ]  # fmt: skip
+    assert bills.summary(path) == BillSummary(DAY, lines=3, payments=3998, refunds=1000, fees=18)
+
+
+def test_the_sandboxs_card_report_lists_the_days_payouts_as_sweeps(
+    settings: Settings, http: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    path = tmp_path / bill_file_name("card", "balance", DAY, ".csv")
+    payout = SweepRecord(
+        transfer_id="sweep_card_20261130_CNY", channel="card", day=DAY.isoformat(),
+        currency="CNY", gross=3998, fees=24, refunds=1000, net=2974, bank_reference="bank_1",
+        credited_at=REFUNDED_AT.timestamp(),
+    )  # fmt: skip
+    nothing = replace(payout, transfer_id="sweep_card_20261130_USD", currency="USD", net=0)
+    path.write_bytes(card_format.render([TEA, TEA_REFUND], [payout, nothing]))
+
+    bills = CardBillClient(settings.card, "http://unused", http)
+    lines = list(bills.lines(path))
+    assert lines[2:] == [
+        _line("card", SWEEP, payout.transfer_id, payout.transfer_id, 2974, 0, REFUNDED_AT,
+              order=""),
     ]  # fmt: skip
     assert bills.summary(path) == BillSummary(DAY, lines=3, payments=3998, refunds=1000, fees=18)

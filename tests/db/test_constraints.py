@@ -333,6 +333,12 @@ CASES: dict[str, tuple[str, ...]] = {
     "ck_quoted_refunds_amounts": (_QUOTE, _SHOWN.replace("10, 0,", "10, 11,")),
     "fk_fx_realisations_order": (_REALISED.replace(":order", "'ord_nowhere'"),),
     "ck_fx_realisations_direction": (_REALISED.replace("'CNY', 70", "'CNY', -70"),),
+    # Channel sweeps (revision 0010): a listed transfer names its posted entry.
+    "fk_channel_sweeps_entry": (
+        "INSERT INTO channel_sweeps (transfer_id, channel, day, currency, gross, fees,"
+        " refunds, net, entry_id, recorded_at)"
+        " VALUES ('tr_t', 'card', '2026-11-29', 'CNY', 10, 0, 0, 10, 'nowhere', :now)",
+    ),
 }
 # Every reconciliation case plays on a run and an open exception of it.
 for _name, _statements in list(CASES.items()):

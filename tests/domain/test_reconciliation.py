@@ -3,7 +3,7 @@ and the adjusting entry an operator's resolution posts."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -16,6 +16,7 @@ from domain.reconciliation import (
     ResolutionRefused,
     adjustment_postings,
     auto_action,
+    channel_day,
     day_window,
     exception_id,
 )
@@ -32,6 +33,18 @@ def test_the_wallets_bills_cover_a_day_of_china_time_and_the_cards_a_day_of_utc(
         datetime(2026, 11, 29, tzinfo=UTC),
         datetime(2026, 11, 30, tzinfo=UTC),
     )
+
+
+@pytest.mark.parametrize("channel", ["alipay", "wechatpay", "card"])
+def test_an_instants_channel_day_is_the_day_whose_window_holds_it(channel: str) -> None:
+    """The one definition both ways: what a sweep or a bill takes as an instant's day."""
+    for hour in range(0, 48, 5):
+        instant = datetime(2026, 11, 28, tzinfo=UTC) + timedelta(hours=hour, minutes=59)
+        start, end = day_window(channel, channel_day(channel, instant))
+        assert start <= instant < end
+    evening = datetime(2026, 11, 29, 16, tzinfo=UTC)  # midnight in Beijing
+    expected = date(2026, 11, 29) if channel == "card" else date(2026, 11, 30)
+    assert channel_day(channel, evening) == expected
 
 
 def _found(

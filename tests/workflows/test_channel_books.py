@@ -9,7 +9,8 @@ booked them, and the bank able to pay the merchants out. The order identity
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import secrets
+from datetime import UTC, date, datetime, timedelta
 
 import httpx
 from sqlmodel import Session, select
@@ -17,8 +18,9 @@ from temporalio.client import Client
 
 from db.ledger import account_balance
 from db.reconcile import Scope, ledger_problems, negative_balances, order_breakdown
-from db.tables import Order, Payout, Refund
+from db.tables import Order, Payout, ReconciliationException, Refund
 from domain.ledger import AccountKind, account_id
+from domain.reconciliation import BillWait, DiscrepancyType, ReconciliationInput, exception_id
 from tests.conftest import System
 from tests.support import (
     create_merchant,
@@ -30,6 +32,7 @@ from tests.support import (
     wait_for,
     wait_status,
 )
+from workflows.reconciliation import ReconciliationWorkflow
 from workflows.sweep_schedule import start_channel_sweep
 
 PAYABLE = 7498  # the default order body: 2 x 1999 + 3500
@@ -128,6 +131,15 @@ async def test_a_swept_day_lands_in_the_bank_and_pays_the_merchant_out(
     settled = await sandbox.post(f"/control/sweeps/card/{today.isoformat()}")
     assert settled.status_code == 200, settled.text
     [transfer] = [t for t in settled.json() if t["currency"] == SWEPT_CURRENCY]
+    # The day's card report lists the payout; we have not posted it yet.
+    unposted = await _sweep_exception(temporal, system, sandbox, today)
+    assert (unposted.type, unposted.status, unposted.ours_amount, unposted.theirs_amount) == (
+        "missing_here",
+        "open",
+        None,
+        transfer["net"],
+    )
+    assert transfer["transfer_id"] in unposted.detail
     handle = await start_channel_sweep(temporal, settings_from_env(system.env), "card", today)
     result = await handle.result()
 
@@ -144,6 +156,11 @@ async def test_a_swept_day_lands_in_the_bank_and_pays_the_merchant_out(
     assert _platform(system, AccountKind.BANK) - bank_before == swept.net
     assert _platform(system, AccountKind.CHANNEL_CLEARING, "card") == 0  # the day is flat
     assert _platform(system, AccountKind.CHANNEL_FEE, "card") == 0
+
+    # Posted now: the day reconciled again no longer differs in francs.
+    matched = await _sweep_exception(temporal, system, sandbox, today)
+    assert (matched.id, matched.status) == (unposted.id, "auto_resolved")
+    assert matched.resolution_reason and "no longer differs" in matched.resolution_reason
 
     again = await start_channel_sweep(temporal, settings_from_env(system.env), "card", today)
     repeated = [t for t in (await again.result()).transfers if t.currency == SWEPT_CURRENCY]
@@ -178,3 +195,29 @@ async def _payout_paid(system: System, merchant_id: str) -> Payout:
     payout = await wait_for(probe, lambda p: p is not None and p.status == "paid", "the payout")
     assert payout is not None
     return payout
+
+
+async def _sweep_exception(
+    temporal: Client, system: System, sandbox: httpx.AsyncClient, day: date
+) -> ReconciliationException:
+    """Reconcile the card's day on its real report (published early) and return the
+    exception about its sweeps in this test's currency."""
+    published = await sandbox.post(f"/control/bills/card/{day.isoformat()}/publish")
+    assert published.status_code in (200, 204), published.text
+    await temporal.execute_workflow(
+        ReconciliationWorkflow.run,
+        ReconciliationInput(channel="card", day=day, wait=BillWait(first_retry_seconds=1)),
+        id=f"reconciliation-card-{day}-{secrets.token_hex(4)}",
+        task_queue=system.task_queue,
+        execution_timeout=timedelta(minutes=2),
+    )
+    with Session(system.engine) as session:
+        row = session.get(
+            ReconciliationException,
+            exception_id(
+                "card", day, DiscrepancyType.MISSING_HERE, "sweep", f"sweep:{SWEPT_CURRENCY}"
+            ),
+        )
+        assert row is not None, "the day's report lists the payout"
+        session.expunge(row)
+        return row

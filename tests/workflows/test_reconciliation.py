@@ -21,26 +21,36 @@ from typing import Any
 import httpx
 import pytest_asyncio
 from sqlmodel import Session, col, select
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 
 from api.services.order_creation import notify_url
 from api.services.records import new_id
-from db.tables import JournalEntry, Posting, ReconciliationException, ReconciliationRun, Refund
+from db.tables import (
+    JournalEntry,
+    Order,
+    Posting,
+    ReconciliationException,
+    ReconciliationRun,
+    Refund,
+)
 from db.times import as_utc
 from domain.bills import BillLine, BillLineKind
-from domain.keys import late_payment_refund_id, order_workflow_id
+from domain.keys import late_payment_refund_id, order_workflow_id, refund_workflow_id
 from domain.order_status import OrderStatus
 from domain.polling import PollTimings
 from domain.pricing import OrderLine, price_order
 from domain.reconciliation import (
     CHINA_STANDARD_TIME,
     BillWait,
+    DiscrepancyType,
     ReconciliationDay,
     ReconciliationInput,
     RunResult,
     reconciliation_workflow_id,
 )
+from domain.refunds import RefundAsk, Requester
 from domain.saga import CheckoutRequest, OrderInput
 from tests.conftest import System
 from tests.reconciliation_bills import JsonLinesBills, lines_from_records, publish_bill
@@ -58,6 +68,7 @@ from tests.support import (
 from worker import built_worker
 from workflows.order import OrderWorkflow
 from workflows.reconciliation import ReconciliationDayWorkflow, ReconciliationWorkflow
+from workflows.refund import RefundWorkflow
 from workflows.search_attributes import (
     MERCHANT_ID,
     ORDER_STATUS,
@@ -66,6 +77,7 @@ from workflows.search_attributes import (
     RECON_EXCEPTIONS,
 )
 
+UNPOLLED = PollTimings(payment_first_min_ms=600_000, payment_first_max_ms=600_000)
 FAST = BillWait(first_retry_seconds=1, max_retry_seconds=1, deadline_seconds=4, corrupt_attempts=2)
 
 
@@ -128,9 +140,16 @@ async def _paid(api: httpx.AsyncClient, sandbox: httpx.AsyncClient, merchant_id:
     return str(order["id"])
 
 
-async def _unpolled_order(system: System, temporal: Client, merchant_id: str) -> str:
+async def _unpolled_order(
+    system: System,
+    temporal: Client,
+    merchant_id: str,
+    polling: PollTimings = UNPOLLED,
+    notify: str | None = None,
+) -> str:
     """An order whose saga asks the channel only after ten minutes: a lost notification
-    stays lost for the length of the test unless reconciliation finds it."""
+    stays lost for the length of the test unless reconciliation finds it. `notify`: the
+    address the channel notifies of its payment and refunds (ours unless given)."""
     settings = settings_from_env(system.env)
     lines = [OrderLine(sku="tea-001", name="Oolong tea", quantity=2, unit_amount=1999)]
     order = OrderInput(
@@ -141,9 +160,9 @@ async def _unpolled_order(system: System, temporal: Client, merchant_id: str) ->
         channel_fee_rate=settings.channel_fee_rates["alipay"],
         commission_rate=Decimal("0.05"),
         payment_timeout_seconds=3600,
-        notify_url=notify_url(settings, "alipay"),
+        notify_url=notify or notify_url(settings, "alipay"),
         auto_complete_seconds=0,
-        polling=PollTimings(payment_first_min_ms=600_000, payment_first_max_ms=600_000),
+        polling=polling,
     )
     handle = await temporal.start_workflow(
         OrderWorkflow.run,
@@ -420,3 +439,93 @@ async def test_the_daily_schedule_starts_a_run_per_channel(
         ReconciliationWorkflow.run, reconciliation_workflow_id("card", day)
     )
     assert (await run.result()).counts == {"bill_not_ready": 1}
+
+
+POLLED_AT_ONCE = PollTimings(payment_first_min_ms=500, payment_first_max_ms=500)
+# Nothing listens here: the channel's notifications to it are lost.
+NOWHERE = "http://127.0.0.1:9/nobody-listens"
+
+
+async def test_a_refund_we_think_pending_that_the_channel_paid_is_refreshed(
+    api: httpx.AsyncClient,
+    sandbox: httpx.AsyncClient,
+    system: System,
+    temporal: Client,
+    reconciler: Reconciler,
+) -> None:
+    """The channel paid a refund back; its notification was lost and the refund's own
+    next check is ten minutes off. The bill shows it paid: the run asks the channel,
+    hands the answer to the refund's workflow, which books it, and closes the exception."""
+    day = date(1990, 1, 1) + timedelta(days=secrets.randbelow(3000))  # a day of its own
+    mark = ledger_mark(system.engine)
+    merchant_id = await create_merchant(api)
+    order_id = await _unpolled_order(system, temporal, merchant_id, POLLED_AT_ONCE, NOWHERE)
+    paid = await pay(sandbox, order_id)  # its saga finds it paid by asking the channel
+    behaviour = await sandbox.post(
+        f"/control/refund-behaviour/{order_id}", json={"mode": "pending"}
+    )
+    assert behaviour.status_code == 200, behaviour.text
+    await wait_for(
+        lambda: _order_status(system, order_id), lambda s: s == "completed", "the order paid"
+    )
+    refund_id = f"rf_{secrets.token_hex(12)}"
+    ask = RefundAsk(
+        refund_id=refund_id,
+        order_id=order_id,
+        requested_by=Requester.MERCHANT,
+        amount=100,
+        polling=PollTimings(refund_first_ms=600_000),
+    )
+    handle = await temporal.start_workflow(
+        RefundWorkflow.run, ask, id=refund_workflow_id(refund_id), task_queue=system.task_queue
+    )
+
+    async def waiting() -> bool:  # the channel said pending: it waits for its next check
+        history = await handle.fetch_history()
+        return any(e.event_type == EventType.EVENT_TYPE_TIMER_STARTED for e in history.events)
+
+    await wait_for(waiting, bool, "the channel to answer the refund pending")
+    completed = await sandbox.post(f"/control/refunds/{refund_id}/complete")
+    assert completed.status_code == 200, completed.text
+    assert await _refund_status(system, refund_id) == "pending"  # we have not heard
+
+    line = BillLine(
+        channel="alipay",
+        kind=BillLineKind.REFUND,
+        reference=refund_id,
+        channel_id=paid["txn_id"],
+        order_reference=order_id,
+        currency="CNY",
+        amount=100,
+        fee=0,
+        at=datetime.combine(day, datetime.min.time(), CHINA_STANDARD_TIME) + timedelta(hours=12),
+    )
+    publish_bill(reconciler.published, "alipay", day, [line])
+    result = await reconciler.run("alipay", day)
+
+    assert result.bill_lines == 1, result
+    [found] = _exceptions(system, "alipay", day)
+    assert (found.type, found.reference, found.ours_status) == (
+        DiscrepancyType.STATUS_MISMATCH,
+        refund_id,
+        "pending",
+    )
+    assert (found.auto_action, found.status) == ("refresh_refund", "auto_resolved")
+    assert found.resolution_reason and "succeeded" in found.resolution_reason
+    assert (result.exceptions, result.auto_resolved) == (1, 1)
+    await wait_for(
+        lambda: _refund_status(system, refund_id),
+        lambda status: status == "succeeded",
+        "the refund booked as the channel says",
+    )
+    assert_ledger_sound(system.engine, since=mark)
+
+    # Run again: the bill and our records agree now; nothing new, the day one run.
+    again = await reconciler.run("alipay", day)
+    assert (again.exceptions, again.auto_resolved, again.counts) == (1, 1, result.counts)
+
+
+async def _order_status(system: System, order_id: str) -> str | None:
+    with Session(system.engine) as session:
+        row = session.get(Order, order_id)
+        return None if row is None else row.status

@@ -137,6 +137,17 @@ def test_every_patch_has_its_new_branch_recorded_and_its_old_branch_kept() -> No
             assert patch_id not in markers[stem], f"{stem} takes the new branch of {patch_id}"
 
 
+def _workflow_type(path: Path) -> str:
+    first = json.loads(path.read_text())["events"][0]
+    return str(first["workflowExecutionStartedEventAttributes"]["workflowType"]["name"])
+
+
+def test_every_workflow_the_worker_runs_has_a_recorded_history() -> None:
+    recorded = {_workflow_type(path) for path in HISTORIES}
+    registered = {workflow.__temporal_workflow_definition.name for workflow in WORKFLOWS}  # type: ignore[attr-defined]
+    assert registered - recorded == set(), "record their paths: tests/workflows/record_histories"
+
+
 def _saga_version(path: Path) -> int | None:
     """The saga version an order history was started with (None: not an order's)."""
     attributes = json.loads(path.read_text())["events"][0][
