@@ -58,6 +58,12 @@ _REALISED = (
 
 # Each constraint: the statements that set the scene (none, mostly), then the one that
 # breaks it. `:name` parameters are the books' ids (`_params`).
+_CONVERTED = (
+    "INSERT INTO channel_conversions (id, order_id, kind, refund_id, channel, price_currency,"
+    " price_amount, payer_currency, payer_amount, channel_rate, created_at)"
+    " VALUES ('payment:t', :order, 'payment', NULL, 'alipay', 'HKD', 1000, 'CNY', 7000,"
+    " '0.92', :now)"
+)
 CASES: dict[str, tuple[str, ...]] = {
     "ck_merchants_status": ("UPDATE merchants SET status = 'closed' WHERE id = :merchant",),
     "ck_users_role": ("UPDATE users SET role = 'admin' WHERE id = :buyer",),
@@ -333,7 +339,13 @@ CASES: dict[str, tuple[str, ...]] = {
     "ck_quoted_refunds_amounts": (_QUOTE, _SHOWN.replace("10, 0,", "10, 11,")),
     "fk_fx_realisations_order": (_REALISED.replace(":order", "'ord_nowhere'"),),
     "ck_fx_realisations_direction": (_REALISED.replace("'CNY', 70", "'CNY', -70"),),
-    # Channel sweeps (revision 0010): a listed transfer names its posted entry.
+    # A wallet's own conversion (revision 0010): of a known order, a payment or a
+    # refund, of positive amounts, between two currencies.
+    "fk_channel_conversions_order": (_CONVERTED.replace(":order", "'ord_nowhere'"),),
+    "ck_channel_conversions_kind": (_CONVERTED.replace("'payment'", "'bonus'"),),
+    "ck_channel_conversions_amounts": (_CONVERTED.replace("1000, 'CNY', 7000", "1000, 'CNY', 0"),),
+    "ck_channel_conversions_currencies": (_CONVERTED.replace("'CNY', 7000", "'HKD', 7000"),),
+    # Channel sweeps (revision 0011): a listed transfer names its posted entry.
     "fk_channel_sweeps_entry": (
         "INSERT INTO channel_sweeps (transfer_id, channel, day, currency, gross, fees,"
         " refunds, net, entry_id, recorded_at)"
