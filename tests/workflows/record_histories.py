@@ -47,6 +47,12 @@ from domain.keys import (
     webhook_workflow_id,
 )
 from domain.polling import PollTimings
+from domain.reconciliation import (
+    BillWait,
+    ReconciliationDay,
+    ReconciliationInput,
+    reconciliation_workflow_id,
+)
 from domain.refunds import RefundAsk, Requester
 from domain.sweeps import ChannelSweepsDue
 from tests.conftest import System
@@ -68,6 +74,7 @@ from tests.workflows.test_saga_refund_child import pending_compensation
 from worker import WORKFLOWS
 from workflows.channel_sweep import ChannelSweepsDueWorkflow
 from workflows.order import OrderWorkflow
+from workflows.reconciliation import ReconciliationDayWorkflow, ReconciliationWorkflow
 from workflows.sweep_schedule import start_channel_sweep
 
 HISTORIES = Path(__file__).parent / "histories"
@@ -433,6 +440,40 @@ async def test_channel_day_swept(
         task_queue=settings.task_queue,
     )
     await record(temporal, started.id, "channel_sweeps_due")
+
+
+async def test_card_day_reconciled(
+    api: httpx.AsyncClient, sandbox: httpx.AsyncClient, system: System, temporal: Client
+) -> None:
+    """The card's bill of today with one amount changed: a run finds it; then the daily
+    run starts the card's run of the day again."""
+    order = await create_order(api, await create_merchant(api), channel="card")
+    await pay(sandbox, order["id"])
+    await wait_status(api, order["id"], "completed")
+    day = datetime.now(UTC).date()
+    bill = f"/control/bills/card/{day.isoformat()}"
+    plant = {"kind": "amount_changed", "reference": order["id"], "amount": 5000}
+    assert (await sandbox.post(f"{bill}/discrepancies", json=plant)).status_code == 200
+    assert (await sandbox.post(f"{bill}/publish")).status_code in (200, 204)
+    try:
+        wait = BillWait(first_retry_seconds=1, max_retry_seconds=1, deadline_seconds=10)
+        run = await temporal.start_workflow(
+            ReconciliationWorkflow.run,
+            ReconciliationInput(channel="card", day=day, wait=wait),
+            id=f"reconciliation-card-{day}-{secrets.token_hex(4)}",
+            task_queue=system.task_queue,
+        )
+        await record(temporal, run.id, "reconciliation_run")
+        daily = await temporal.start_workflow(
+            ReconciliationDayWorkflow.run,
+            ReconciliationDay(day=day, channels=("card",), wait=wait),
+            id=f"reconciliation-day-{day}-{secrets.token_hex(4)}",
+            task_queue=system.task_queue,
+        )
+        await record(temporal, daily.id, "reconciliation_day")
+        await temporal.get_workflow_handle(reconciliation_workflow_id("card", day)).result()
+    finally:
+        assert (await sandbox.delete(f"{bill}/discrepancies")).status_code == 204
 
 
 if __name__ == "__main__":

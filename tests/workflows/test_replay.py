@@ -3,7 +3,9 @@
 tests/workflows/histories/ holds a recorded history for every path the sagas can take
 (each channel's payment, the receipt hold, timeout, decline, cancel, modification, choice
 of method, compensation and its retry, late payments, refunds pending and continued as
-new, a merchant's settlement); a change that would break sagas in flight (without
+new, a merchant's settlement, a quoted order, a merchant webhook's delivery, a channel's
+swept day and the daily sweeps, a reconciliation run and the daily one: every workflow the
+worker runs has one); a change that would break sagas in flight (without
 `workflow.patched`) fails here. Histories of this session's own sagas are replayed too.
 
 Record them again (a real stack, SQLite, about a minute):
