@@ -87,9 +87,11 @@ def _system_backend(item: pytest.Item) -> str | None:
 
 
 def _case(item: pytest.Item) -> str:
-    """The test and its parameters but the backend."""
-    callspec = item.callspec  # type: ignore[attr-defined]
-    others = ",".join(sorted(f"{k}={v}" for k, v in callspec.params.items() if k != "system"))
+    """The test and its parameters' ids but the backend's. (Ids, not values: a value's
+    repr may hold an address, and every xdist worker must choose alike.)"""
+    backend = _system_backend(item)
+    ids = item.callspec.id.split("-")  # type: ignore[attr-defined]
+    others = "-".join(part for part in ids if part != backend)
     return f"{item.path.name}::{item.originalname}[{others}]"  # type: ignore[attr-defined]
 
 
