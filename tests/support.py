@@ -190,6 +190,17 @@ async def post_refund(
     return await client.post(f"/v1/orders/{order_id}/refunds", json=body, headers=headers)
 
 
+async def refund_done(api: httpx.AsyncClient, order_id: str, amount: int) -> dict[str, Any]:
+    """Refund `amount` of the order and wait until the channel has paid it back."""
+    asked = await post_refund(api, order_id, amount=amount)
+    assert asked.status_code == 201, asked.text
+
+    async def read() -> dict[str, Any]:
+        return dict((await api.get(f"/v1/refunds/{asked.json()['id']}")).json())
+
+    return await wait_for(read, lambda r: r["status"] == "succeeded", "the refund to succeed")
+
+
 async def get_order(api: httpx.AsyncClient, order_id: str) -> dict[str, Any]:
     response = await api.get(f"/v1/orders/{order_id}")
     assert response.status_code == 200, response.text

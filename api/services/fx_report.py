@@ -5,11 +5,16 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import UTC, date, datetime, time, timedelta
+from typing import TypeVar
 
 from pydantic import BaseModel
 from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from db.tables import ChannelConversion, FxRealisation, MerchantFxTerms, Order
+
+# Rows made at a time, of a channel and an order: the report's two tables.
+_Dated = TypeVar("_Dated", FxRealisation, ChannelConversion)
 
 
 class FxReportLine(BaseModel):
@@ -68,17 +73,7 @@ class FxTermsOut(BaseModel):
 def fx_report(
     session: Session, day: date, channel: str | None, merchant_id: str | None = None
 ) -> FxReport:
-    start = datetime.combine(day, time(0), tzinfo=UTC)
-    query = select(FxRealisation).where(
-        col(FxRealisation.created_at) >= start,
-        col(FxRealisation.created_at) < start + timedelta(days=1),
-    )
-    if channel is not None:
-        query = query.where(FxRealisation.channel == channel)
-    if merchant_id is not None:
-        query = query.join(Order, col(Order.id) == FxRealisation.order_id).where(
-            Order.merchant_id == merchant_id
-        )
+    query = _of_the_day(FxRealisation, day, channel, merchant_id)
     totals: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0] * 6)
     for row in session.exec(query):
         sums = totals[(row.channel, row.presentment_currency, row.settlement_currency)]
@@ -112,23 +107,32 @@ def fx_report(
         channel=channel,
         merchant_id=merchant_id,
         lines=lines,
-        channel_conversions=_channel_conversions(session, start, channel, merchant_id),
+        channel_conversions=_channel_conversions(session, day, channel, merchant_id),
     )
+
+
+def _of_the_day(
+    table: type[_Dated], day: date, channel: str | None, merchant_id: str | None
+) -> SelectOfScalar[_Dated]:
+    """The rows of `table` made on `day` (UTC), of `channel` and of `merchant_id`'s orders
+    when given."""
+    start = datetime.combine(day, time(0), tzinfo=UTC)
+    query = select(table).where(
+        col(table.created_at) >= start, col(table.created_at) < start + timedelta(days=1)
+    )
+    if channel is not None:
+        query = query.where(col(table.channel) == channel)
+    if merchant_id is not None:
+        query = query.join(Order, col(Order.id) == col(table.order_id)).where(
+            Order.merchant_id == merchant_id
+        )
+    return query
 
 
 def _channel_conversions(
-    session: Session, start: datetime, channel: str | None, merchant_id: str | None
+    session: Session, day: date, channel: str | None, merchant_id: str | None
 ) -> list[ChannelConversionLine]:
-    query = select(ChannelConversion).where(
-        col(ChannelConversion.created_at) >= start,
-        col(ChannelConversion.created_at) < start + timedelta(days=1),
-    )
-    if channel is not None:
-        query = query.where(ChannelConversion.channel == channel)
-    if merchant_id is not None:
-        query = query.join(Order, col(Order.id) == ChannelConversion.order_id).where(
-            Order.merchant_id == merchant_id
-        )
+    query = _of_the_day(ChannelConversion, day, channel, merchant_id)
     totals: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0] * 6)
     for row in session.exec(query):
         sums = totals[(row.channel, row.price_currency, row.payer_currency)]

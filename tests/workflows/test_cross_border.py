@@ -28,20 +28,11 @@ from tests.support import (
     merchant_body,
     pay,
     post_refund,
+    refund_done,
     wait_for,
     wait_status,
 )
 from workflows.order.workflow import OrderWorkflow
-
-
-async def _refunded(api: httpx.AsyncClient, order_id: str, amount: int) -> dict[str, Any]:
-    asked = await post_refund(api, order_id, amount=amount)
-    assert asked.status_code == 201, asked.text
-
-    async def read() -> dict[str, Any]:
-        return dict((await api.get(f"/v1/refunds/{asked.json()['id']}")).json())
-
-    return await wait_for(read, lambda r: r["status"] == "succeeded", "the refund to succeed")
 
 
 def _order_sums(system: System, order_id: str) -> dict[str, int]:
@@ -78,9 +69,9 @@ async def test_a_cny_order_paid_by_card_abroad_is_refunded_in_the_buyers_currenc
     paid = await wait_status(api, order["id"], "completed")
     assert paid["split"]["merchant_net"] > 0  # in CNY: the merchant's price, split
 
-    await _refunded(api, order["id"], 2000)
+    await refund_done(api, order["id"], 2000)
     assert_ledger_sound(system.engine, mark)
-    await _refunded(api, order["id"], 7498 - 2000)
+    await refund_done(api, order["id"], 7498 - 2000)
     assert_ledger_sound(system.engine, mark)
     sums = _order_sums(system, order["id"])
     assert sums.get(f"fx_position:platform:{presentment}", 0) == 0

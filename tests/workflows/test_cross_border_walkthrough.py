@@ -26,7 +26,7 @@ from tests.support import (
     get_order,
     http_client,
     merchant_body,
-    post_refund,
+    refund_done,
     wait_for,
     wait_status,
 )
@@ -51,16 +51,6 @@ async def _pay_at_the_cashier(system: System, checkout_url: str) -> tuple[int, D
         assert paid.status_code == 200, paid.text
         assert "Payment received" in paid.text
     return int(charged[1]) * 100 + int(charged[2]), Decimal(rate[1])
-
-
-async def _refunded(api: httpx.AsyncClient, order_id: str, amount: int) -> dict[str, Any]:
-    asked = await post_refund(api, order_id, amount=amount)
-    assert asked.status_code == 201, asked.text
-
-    async def read() -> dict[str, Any]:
-        return dict((await api.get(f"/v1/refunds/{asked.json()['id']}")).json())
-
-    return await wait_for(read, lambda r: r["status"] == "succeeded", "the refund to succeed")
 
 
 async def _statement(api: httpx.AsyncClient, merchant_id: str) -> dict[str, Any]:
@@ -121,7 +111,7 @@ async def test_an_hkd_order_paid_in_cny_at_alipay_refunded_half_settles_and_adds
     assert f"1 HKD = {conversion['channel_rate']} CNY" in view.text
 
     half = PRICE // 2
-    refund = await _refunded(api, order["id"], half)
+    refund = await refund_done(api, order["id"], half)
     assert (refund["amount"], refund["currency"]) == (half, "HKD")
     after = await get_order(api, order["id"])
     assert after["refunded_amount"] == half
