@@ -197,6 +197,7 @@ def _read(path: Path, columns: dict[str, str]) -> str:
 def _floor(bill: Path, ours: Path) -> int:
     """The bare join: the rows of either file that the other lacks or differs on."""
     con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
     try:
         row = con.execute(
             f"SELECT count(*) FROM {_read(bill, BILL_COLUMNS)} AS b"

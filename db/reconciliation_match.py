@@ -151,7 +151,8 @@ class Matched:
 def match_bill(session: Session, match: MatchInput) -> Matched:
     """Every difference between the bill and our records, each once."""
     start, end = day_window(match.channel, match.day)
-    con = duckdb.connect(config={"enable_progress_bar": False})  # a worker has no terminal
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")  # a worker has no terminal
     try:
         _load(con, "bill", match.bill_csv, BILL_COLUMNS)
         if match.previous_csv is not None:
@@ -242,27 +243,25 @@ def _column(con: duckdb.DuckDBPyConnection, query: str) -> list[str]:
     return [r[0] for r in con.execute(query).fetchall()]
 
 
+# The day's window, each row as DuckDB reads it (a first attempt's reference is its
+# order id, whatever the channel's payment id: domain.keys.stored_payment_reference).
 _DAY_PAYMENTS = (
-    "SELECT p.order_id, p.attempt, p.channel_payment_id, p.status, p.amount, p.currency,"
-    " p.channel_txn_id, o.channel_fee_amount, o.id, p.paid_at, p.channel"
+    "SELECT {reference}, p.order_id, p.status, p.amount, p.currency,"
+    " coalesce(p.channel_txn_id, ''), CASE WHEN o.id IS NOT NULL THEN o.channel_fee_amount END,"
+    " {paid_at}, p.channel, CASE WHEN o.id IS NULL THEN 0 ELSE 1 END{more}"
     " FROM payments AS p LEFT JOIN orders AS o ON o.id = p.order_id"
     " WHERE p.channel = :channel AND p.status = 'paid'"
     " AND p.amount > 0"  # a zero-payable order never reached the channel
-    " AND p.paid_at >= :start AND p.paid_at < :until"
+    " AND p.paid_at >= :start AND p.paid_at < :until AND p.attempt {attempts}"
 )
+_DAY_PAYMENT_COLUMNS = {**_PAYMENTS, "known": "INTEGER"}  # known: we have its order
 _DAY_REFUNDS = (
-    "SELECT id, order_id, status, amount, currency, updated_at, channel, reason, channel_txn_id"
-    " FROM refunds WHERE channel = :channel AND status = 'succeeded'"
-    " AND updated_at >= :start AND updated_at < :until"
+    "SELECT id, order_id, status, amount, currency, {updated_at}, channel, reason,"
+    " coalesce(channel_txn_id, '') FROM refunds WHERE channel = :channel"
+    " AND status = 'succeeded' AND updated_at >= :start AND updated_at < :until"
 )
 _DAY_REFUND_COLUMNS = {**_REFUNDS, "reason": "VARCHAR", "channel_txn_id": "VARCHAR"}
 _BATCH = 10_000
-
-
-def _timestamp(value: datetime | str) -> str:
-    """A stored instant as DuckDB reads it: SQLite hands back its naive UTC text as it is;
-    PostgreSQL a datetime in the session's zone, which DuckDB would read ignoring the zone."""
-    return value if isinstance(value, str) else _naive_utc(value)
 
 
 def _load_window(
@@ -273,61 +272,46 @@ def _load_window(
     end: datetime,
 ) -> None:
     """The day's paid payments and succeeded refunds (and the payments' orders), streamed
-    into DuckDB's tables day_payments, day_refunds and day_orders."""
+    from the database cursor into DuckDB's tables day_payments, day_refunds and day_orders:
+    Python only passes the rows on (and names a later attempt's reference)."""
+    db = session.connection().execution_options(stream_results=True)
     instant = Payment.__table__.c.paid_at.type  # type: ignore[attr-defined]
     binds = (bindparam("start", type_=instant), bindparam("until", type_=instant))
     params = {"channel": match.channel, "start": start, "until": end + match.grace}
-    db = session.connection().execution_options(stream_results=True)
-    payments_path, orders_path = match.work / "day_payments.csv", match.work / "day_orders.csv"
-    with (
-        payments_path.open("w", newline="", encoding="utf-8") as payments_out,
-        orders_path.open("w", newline="", encoding="utf-8") as orders_out,
-    ):
-        payments, orders = csv.writer(payments_out), csv.writer(orders_out)
-        payments.writerow(_PAYMENTS)
-        orders.writerow(_ORDERS)
-        result = db.execute(text(_DAY_PAYMENTS).bindparams(*binds), params)
-        for batch in result.partitions(_BATCH):
-            payments.writerows(
-                [
-                    order_id
-                    if attempt == 1  # the bare order id, whatever the channel's payment id
-                    else stored_payment_reference(order_id, attempt, channel_payment_id),
-                    order_id,
-                    status,
-                    amount,
-                    currency,
-                    channel_txn_id or "",
-                    fee if known is not None else None,
-                    _timestamp(paid_at),
-                    channel,
-                ]
-                for (
-                    order_id,
-                    attempt,
-                    channel_payment_id,
-                    status,
-                    amount,
-                    currency,
-                    channel_txn_id,
-                    fee,
-                    known,
-                    paid_at,
-                    channel,
-                ) in batch
-            )
-            orders.writerows((known,) for *_, known, _, _ in batch if known is not None)
+
+    def utc(column: str) -> str:  # SQLite holds naive UTC text, which DuckDB reads as it is
+        postgres = db.dialect.name == "postgresql"  # (and would read a zone's offset wrong)
+        return f"{column} AT TIME ZONE 'UTC'" if postgres else column
+
+    def rows(query: str) -> Iterator[Sequence[Any]]:
+        cursor = db.execute(text(query).bindparams(*binds), params).cursor
+        while batch := cursor.fetchmany(_BATCH):
+            yield from batch
+
+    payments_path = match.work / "day_payments.csv"
+    with payments_path.open("w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow(_DAY_PAYMENT_COLUMNS)
+        first = _DAY_PAYMENTS.format(
+            reference="p.order_id", paid_at=utc("p.paid_at"), more="", attempts="= 1"
+        )
+        writer.writerows(rows(first))
+        later = _DAY_PAYMENTS.format(
+            reference="''",
+            paid_at=utc("p.paid_at"),
+            more=", p.attempt, p.channel_payment_id",
+            attempts="> 1",
+        )
+        writer.writerows(
+            [stored_payment_reference(row[1], row[10], row[11]), *row[1:10]] for row in rows(later)
+        )
     refunds_path = match.work / "day_refunds.csv"
-    with refunds_path.open("w", newline="", encoding="utf-8") as refunds_out:
-        refunds = csv.writer(refunds_out)
-        refunds.writerow(_DAY_REFUND_COLUMNS)
-        result = db.execute(text(_DAY_REFUNDS).bindparams(*binds), params)
-        for batch in result.partitions(_BATCH):
-            refunds.writerows(
-                [*row[:5], _timestamp(row[5]), row[6], row[7], row[8] or ""] for row in batch
-            )
-    _load(con, "day_payments", payments_path, _PAYMENTS)
-    _load(con, "day_orders", orders_path, _ORDERS)
+    with refunds_path.open("w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow(_DAY_REFUND_COLUMNS)
+        writer.writerows(rows(_DAY_REFUNDS.format(updated_at=utc("updated_at"))))
+    _load(con, "day_payments", payments_path, _DAY_PAYMENT_COLUMNS)
+    con.execute("CREATE TABLE day_orders AS SELECT DISTINCT order_id FROM day_payments WHERE known")
     _load(con, "day_refunds", refunds_path, _DAY_REFUND_COLUMNS)
 
 
@@ -376,7 +360,7 @@ def _write_ours(
         _load(con, table, path, columns)
     # The day's rows and those looked up beyond it, each once.
     con.execute(
-        "CREATE TABLE ours_payments AS SELECT * FROM day_payments UNION ALL"
+        f"CREATE TABLE ours_payments AS SELECT {', '.join(_PAYMENTS)} FROM day_payments UNION ALL"
         " SELECT * FROM more_payments m WHERE NOT EXISTS"
         " (SELECT 1 FROM day_payments d WHERE d.reference = m.reference)"
     )
