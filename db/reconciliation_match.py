@@ -118,12 +118,16 @@ def _write_rows(path: Path, columns: dict[str, str], rows: Iterable[Sequence[Any
         writer.writerows(rows)
 
 
-def _load(con: duckdb.DuckDBPyConnection, table: str, path: Path, columns: dict[str, str]) -> None:
+def _read(path: Path, columns: dict[str, str]) -> str:
     types = ", ".join(f"'{name}': '{kind}'" for name, kind in columns.items())
-    con.execute(
-        f"CREATE TABLE {table} AS SELECT * FROM read_csv('{path}', header = true,"
-        f" columns = {{{types}}}, quote = '\"', escape = '\"', nullstr = '')"
+    return (
+        f"read_csv('{path}', header = true, columns = {{{types}}}, quote = '\"', escape = '\"',"
+        " nullstr = '')"
     )
+
+
+def _load(con: duckdb.DuckDBPyConnection, table: str, path: Path, columns: dict[str, str]) -> None:
+    con.execute(f"CREATE TABLE {table} AS SELECT * FROM {_read(path, columns)}")
 
 
 def _chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
@@ -288,31 +292,48 @@ def _load_window(
         while batch := cursor.fetchmany(_BATCH):
             yield from batch
 
-    payments_path = match.work / "day_payments.csv"
-    with payments_path.open("w", newline="", encoding="utf-8") as out:
+    def write(path: Path, columns: dict[str, str], query: str) -> None:
+        """The query's rows as CSV: PostgreSQL writes them itself (COPY), else Python."""
+        if db.dialect.name == "postgresql":
+            raw = db.connection.driver_connection  # the session's own, in its transaction
+            sql = str(text(query).compile(dialect=db.dialect))
+            with path.open("wb") as out, raw.cursor() as cursor:  # type: ignore[union-attr]
+                out.write((",".join(columns) + "\n").encode())
+                with cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT csv)", params) as copy:
+                    for block in copy:
+                        out.write(block)
+            return
+        with path.open("w", newline="", encoding="utf-8") as out:
+            writer = csv.writer(out)
+            writer.writerow(columns)
+            writer.writerows(rows(query))
+
+    paid_at = utc("p.paid_at")
+    first = match.work / "day_payments.csv"
+    write(
+        first,
+        _DAY_PAYMENT_COLUMNS,
+        _DAY_PAYMENTS.format(reference="p.order_id", paid_at=paid_at, more="", attempts="= 1"),
+    )
+    later = match.work / "day_payments_later.csv"
+    with later.open("w", newline="", encoding="utf-8") as out:
         writer = csv.writer(out)
         writer.writerow(_DAY_PAYMENT_COLUMNS)
-        first = _DAY_PAYMENTS.format(
-            reference="p.order_id", paid_at=utc("p.paid_at"), more="", attempts="= 1"
-        )
-        writer.writerows(rows(first))
-        later = _DAY_PAYMENTS.format(
+        query = _DAY_PAYMENTS.format(
             reference="''",
-            paid_at=utc("p.paid_at"),
+            paid_at=paid_at,
             more=", p.attempt, p.channel_payment_id",
             attempts="> 1",
         )
         writer.writerows(
-            [stored_payment_reference(row[1], row[10], row[11]), *row[1:10]] for row in rows(later)
+            [stored_payment_reference(row[1], row[10], row[11]), *row[1:10]] for row in rows(query)
         )
-    refunds_path = match.work / "day_refunds.csv"
-    with refunds_path.open("w", newline="", encoding="utf-8") as out:
-        writer = csv.writer(out)
-        writer.writerow(_DAY_REFUND_COLUMNS)
-        writer.writerows(rows(_DAY_REFUNDS.format(updated_at=utc("updated_at"))))
-    _load(con, "day_payments", payments_path, _DAY_PAYMENT_COLUMNS)
+    refunds = match.work / "day_refunds.csv"
+    write(refunds, _DAY_REFUND_COLUMNS, _DAY_REFUNDS.format(updated_at=utc("updated_at")))
+    _load(con, "day_payments", first, _DAY_PAYMENT_COLUMNS)
+    con.execute(f"INSERT INTO day_payments SELECT * FROM {_read(later, _DAY_PAYMENT_COLUMNS)}")
     con.execute("CREATE TABLE day_orders AS SELECT DISTINCT order_id FROM day_payments WHERE known")
-    _load(con, "day_refunds", refunds_path, _DAY_REFUND_COLUMNS)
+    _load(con, "day_refunds", refunds, _DAY_REFUND_COLUMNS)
 
 
 def _write_ours(
