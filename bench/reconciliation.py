@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 from sqlmodel import Session
 
 from bench.config import BenchConfig
@@ -174,7 +174,7 @@ def _match(url: str, day: Day, bill: Path, work: Path) -> list[tuple[str, str]]:
     return [(found.type.value, found.reference or "") for found in matched.discrepancies]
 
 
-def _export_ours(engine: Any, path: Path) -> None:
+def _export_ours(engine: Engine, path: Path) -> None:
     """Our payments and refunds as the floor reads them (not timed)."""
     query = (
         "SELECT 'payment', p.order_id, p.status, p.currency, p.amount, o.channel_fee_amount"
