@@ -1,6 +1,7 @@
 """`python -m bench` (`make bench`): knobs BENCH_ORDERS, BENCH_ROUNDS, BENCH_DATABASES,
 BENCH_SETTLEMENT_SCALE ("full": 1,000,000 orders of 10,000 merchants, the default; "100000/1000";
-or "0" to skip settlement)."""
+or "0" to skip settlement), BENCH_RECONCILIATION_SCALE ("full": a bill of 1,000,000 lines against
+1,000,000 of our rows, the default; "small": 20,000; a number; or "0" to skip reconciliation)."""
 
 from __future__ import annotations
 

@@ -15,6 +15,7 @@ class BenchConfig:
     databases: tuple[str, ...] = DATABASES
     settlement_orders: int = 1_000_000
     settlement_merchants: int = 10_000
+    reconciliation_rows: int = 1_000_000  # our rows (and about as many bill lines)
     in_flight: int = 50
     serial_orders: int = 20  # orders one at a time, for latency at 1 in flight
     duplicates: int = 20  # resends of one notification
@@ -32,6 +33,16 @@ def parse_scale(text: str) -> tuple[int, int]:
     return int(orders), int(merchants)
 
 
+RECONCILIATION_SIZES = {"full": 1_000_000, "small": 20_000}
+
+
+def parse_rows(text: str) -> int:
+    """Our rows of the reconciliation case: "full" is 1,000,000, "small" 20,000, "0" skips
+    it, a number is that many."""
+    text = text.strip()
+    return RECONCILIATION_SIZES[text] if text in RECONCILIATION_SIZES else int(text)
+
+
 def from_env(env: dict[str, str] | None = None) -> BenchConfig:
     env = dict(os.environ) if env is None else env
     databases = tuple(d.strip() for d in env.get("BENCH_DATABASES", ",".join(DATABASES)).split(","))
@@ -45,5 +56,6 @@ def from_env(env: dict[str, str] | None = None) -> BenchConfig:
         databases=databases,
         settlement_orders=orders,
         settlement_merchants=merchants,
+        reconciliation_rows=parse_rows(env.get("BENCH_RECONCILIATION_SCALE", "full")),
         postgres_url=env.get("BENCH_POSTGRES_URL", BenchConfig.postgres_url),
     )

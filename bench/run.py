@@ -1,4 +1,5 @@
-"""The whole bench: each database in turn (its own stack), then settlement at scale on each."""
+"""The whole bench: each database in turn (its own stack), then settlement and reconciliation
+at scale on each."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 from bench.config import BenchConfig
 from bench.figures import Row
 from bench.load import Load
+from bench.reconciliation import reconciliation_case
 from bench.report import database_rows, render, write_json
 from bench.settlement import settlement_case
 from bench.stand import Stand, bench_database
@@ -47,6 +49,16 @@ def run(config: BenchConfig) -> Path:
             figures, settlement_rows = settlement_case(database, work, config, say)
             data["settlement"][database] = figures
             rows += settlement_rows
+            write_json(out, data)
+    if config.reconciliation_rows:
+        data["reconciliation"] = {}
+        for database in config.databases:
+            say(f"{database}: reconciliation at scale")
+            work = Path("var/bench") / f"run-{stamp}" / f"{database}-reconciliation"
+            work.mkdir(parents=True, exist_ok=True)
+            figures, reconciliation_rows = reconciliation_case(database, work, config, say)
+            data["reconciliation"][database] = figures
+            rows += reconciliation_rows
             write_json(out, data)
     data["table"] = render(rows)
     write_json(out, data)

@@ -1,7 +1,8 @@
 """The matcher: a day's bill lines against our payments and refunds, joined in DuckDB.
 
-Both sides are written to CSV files (the bill streamed line by line, ours read from the
-database in chunks) and DuckDB joins and anti-joins them column by column; Python never
+Both sides are written to CSV files (the bill streamed line by line; ours, the day's
+window streamed from a plain SQL cursor, and what the bill names beyond it looked up in
+chunks) and DuckDB joins and anti-joins them column by column; Python never
 loops over pairs of rows. What the bill names is looked up among all our records by its
 reference, whatever day we recorded it; what we have that the bill should show is taken
 from the day's window (`domain.reconciliation.day_window`) by our own clock.
@@ -34,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+from sqlalchemy import bindparam, text
 from sqlmodel import Session, col, select
 
 from db.reconcile import LATE_PAYMENT_REASON
@@ -116,12 +118,16 @@ def _write_rows(path: Path, columns: dict[str, str], rows: Iterable[Sequence[Any
         writer.writerows(rows)
 
 
-def _load(con: duckdb.DuckDBPyConnection, table: str, path: Path, columns: dict[str, str]) -> None:
+def _read(path: Path, columns: dict[str, str]) -> str:
     types = ", ".join(f"'{name}': '{kind}'" for name, kind in columns.items())
-    con.execute(
-        f"CREATE TABLE {table} AS SELECT * FROM read_csv('{path}', header = true,"
-        f" columns = {{{types}}}, quote = '\"', escape = '\"', nullstr = '')"
+    return (
+        f"read_csv('{path}', header = true, columns = {{{types}}}, quote = '\"', escape = '\"',"
+        " nullstr = '')"
     )
+
+
+def _load(con: duckdb.DuckDBPyConnection, table: str, path: Path, columns: dict[str, str]) -> None:
+    con.execute(f"CREATE TABLE {table} AS SELECT * FROM {_read(path, columns)}")
 
 
 def _chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
@@ -150,6 +156,7 @@ def match_bill(session: Session, match: MatchInput) -> Matched:
     """Every difference between the bill and our records, each once."""
     start, end = day_window(match.channel, match.day)
     con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")  # a worker has no terminal
     try:
         _load(con, "bill", match.bill_csv, BILL_COLUMNS)
         if match.previous_csv is not None:
@@ -188,47 +195,41 @@ def _load_ours(
     start: datetime,
     end: datetime,
 ) -> None:
-    """Our payments, late payments, refunds and orders that the bill names or the day holds."""
-    bill_orders = [
-        r[0] for r in con.execute("SELECT DISTINCT order_id FROM b WHERE order_id <> ''").fetchall()
-    ]
-    bill_refunds = [
-        r[0] for r in con.execute("SELECT reference FROM b WHERE kind = 'refund'").fetchall()
-    ]
+    """Our payments, late payments, refunds and orders that the bill names or the day holds.
+
+    The day's window (our paid payments and succeeded refunds, nearly all the bill names) is
+    streamed from a plain SQL cursor into the files DuckDB reads; only what the bill names
+    beyond it (an unpaid attempt, a refund of another day, an order we never had) is looked
+    up, by the bill's orders and references."""
+    _load_window(con, session, match, start, end)
+    outside_orders = _column(
+        con,
+        "SELECT DISTINCT b.order_id FROM b WHERE b.kind = 'payment' AND b.order_id <> ''"
+        " AND NOT EXISTS (SELECT 1 FROM day_payments d WHERE d.reference = b.reference)",
+    )
+    outside_refunds = _column(
+        con,
+        "SELECT b.reference FROM b WHERE b.kind = 'refund'"
+        " AND NOT EXISTS (SELECT 1 FROM day_refunds d WHERE d.id = b.reference)",
+    )
+    unknown_orders = _column(
+        con,
+        "SELECT DISTINCT b.order_id FROM b WHERE b.order_id <> ''"
+        " AND NOT EXISTS (SELECT 1 FROM day_orders d WHERE d.order_id = b.order_id)",
+    )
     payments: dict[tuple[str, int], Payment] = {}
     refunds: dict[str, Refund] = {}
     orders: dict[str, Order] = {}
-    for chunk in _chunks(bill_orders):
-        for order in session.exec(select(Order).where(col(Order.id).in_(chunk))):
-            orders[order.id] = order
+    for chunk in _chunks(outside_orders):
         for row in session.exec(select(Payment).where(col(Payment.order_id).in_(chunk))):
             payments[(row.order_id, row.attempt)] = row
         for refund in session.exec(select(Refund).where(col(Refund.order_id).in_(chunk))):
             refunds[refund.id] = refund
-    for chunk in _chunks(bill_refunds):
+    for chunk in _chunks(outside_refunds):
         for refund in session.exec(select(Refund).where(col(Refund.id).in_(chunk))):
             refunds[refund.id] = refund
-    for row in session.exec(
-        select(Payment).where(
-            Payment.channel == match.channel,
-            Payment.status == "paid",
-            Payment.amount > 0,  # a zero-payable order never reached the channel
-            col(Payment.paid_at) >= start,
-            col(Payment.paid_at) < end + match.grace,
-        )
-    ):
-        payments[(row.order_id, row.attempt)] = row
-    for refund in session.exec(
-        select(Refund).where(
-            Refund.channel == match.channel,
-            Refund.status == "succeeded",
-            col(Refund.updated_at) >= start,
-            col(Refund.updated_at) < end + match.grace,
-        )
-    ):
-        refunds[refund.id] = refund
-    missing_orders = sorted({p.order_id for p in payments.values()} - set(orders))
-    for chunk in _chunks(missing_orders):
+    wanted = sorted(set(unknown_orders) | {p.order_id for p in payments.values()})
+    for chunk in _chunks(wanted):
         for order in session.exec(select(Order).where(col(Order.id).in_(chunk))):
             orders[order.id] = order
     _write_ours(con, match.work, payments, refunds, orders)
@@ -240,6 +241,99 @@ def _load_ours(
     path = match.work / "ours_sweeps.csv"
     _write_rows(path, _SWEEPS, ([s.transfer_id, s.currency, s.net] for s in sweeps))
     _load(con, "ours_sweeps", path, _SWEEPS)
+
+
+def _column(con: duckdb.DuckDBPyConnection, query: str) -> list[str]:
+    return [r[0] for r in con.execute(query).fetchall()]
+
+
+# The day's window, each row as DuckDB reads it (a first attempt's reference is its
+# order id, whatever the channel's payment id: domain.keys.stored_payment_reference).
+_DAY_PAYMENTS = (
+    "SELECT {reference}, p.order_id, p.status, p.amount, p.currency,"
+    " coalesce(p.channel_txn_id, ''), CASE WHEN o.id IS NOT NULL THEN o.channel_fee_amount END,"
+    " {paid_at}, p.channel, CASE WHEN o.id IS NULL THEN 0 ELSE 1 END{more}"
+    " FROM payments AS p LEFT JOIN orders AS o ON o.id = p.order_id"
+    " WHERE p.channel = :channel AND p.status = 'paid'"
+    " AND p.amount > 0"  # a zero-payable order never reached the channel
+    " AND p.paid_at >= :start AND p.paid_at < :until AND p.attempt {attempts}"
+)
+_DAY_PAYMENT_COLUMNS = {**_PAYMENTS, "known": "INTEGER"}  # known: we have its order
+_DAY_REFUNDS = (
+    "SELECT id, order_id, status, amount, currency, {updated_at}, channel, reason,"
+    " coalesce(channel_txn_id, '') FROM refunds WHERE channel = :channel"
+    " AND status = 'succeeded' AND updated_at >= :start AND updated_at < :until"
+)
+_DAY_REFUND_COLUMNS = {**_REFUNDS, "reason": "VARCHAR", "channel_txn_id": "VARCHAR"}
+_BATCH = 10_000
+
+
+def _load_window(
+    con: duckdb.DuckDBPyConnection,
+    session: Session,
+    match: MatchInput,
+    start: datetime,
+    end: datetime,
+) -> None:
+    """The day's paid payments and succeeded refunds (and the payments' orders), streamed
+    from the database cursor into DuckDB's tables day_payments, day_refunds and day_orders:
+    Python only passes the rows on (and names a later attempt's reference)."""
+    db = session.connection().execution_options(stream_results=True)
+    instant = Payment.__table__.c.paid_at.type  # type: ignore[attr-defined]
+    binds = (bindparam("start", type_=instant), bindparam("until", type_=instant))
+    params = {"channel": match.channel, "start": start, "until": end + match.grace}
+
+    def utc(column: str) -> str:  # SQLite holds naive UTC text, which DuckDB reads as it is
+        postgres = db.dialect.name == "postgresql"  # (and would read a zone's offset wrong)
+        return f"{column} AT TIME ZONE 'UTC'" if postgres else column
+
+    def rows(query: str) -> Iterator[Sequence[Any]]:
+        cursor = db.execute(text(query).bindparams(*binds), params).cursor
+        while batch := cursor.fetchmany(_BATCH):
+            yield from batch
+
+    def write(path: Path, columns: dict[str, str], query: str) -> None:
+        """The query's rows as CSV: PostgreSQL writes them itself (COPY), else Python."""
+        if db.dialect.name == "postgresql":
+            raw = db.connection.driver_connection  # the session's own, in its transaction
+            sql = str(text(query).compile(dialect=db.dialect))
+            with path.open("wb") as out, raw.cursor() as cursor:  # type: ignore[union-attr]
+                out.write((",".join(columns) + "\n").encode())
+                with cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT csv)", params) as copy:
+                    for block in copy:
+                        out.write(block)
+            return
+        with path.open("w", newline="", encoding="utf-8") as out:
+            writer = csv.writer(out)
+            writer.writerow(columns)
+            writer.writerows(rows(query))
+
+    paid_at = utc("p.paid_at")
+    first = match.work / "day_payments.csv"
+    write(
+        first,
+        _DAY_PAYMENT_COLUMNS,
+        _DAY_PAYMENTS.format(reference="p.order_id", paid_at=paid_at, more="", attempts="= 1"),
+    )
+    later = match.work / "day_payments_later.csv"
+    with later.open("w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow(_DAY_PAYMENT_COLUMNS)
+        query = _DAY_PAYMENTS.format(
+            reference="''",
+            paid_at=paid_at,
+            more=", p.attempt, p.channel_payment_id",
+            attempts="> 1",
+        )
+        writer.writerows(
+            [stored_payment_reference(row[1], row[10], row[11]), *row[1:10]] for row in rows(query)
+        )
+    refunds = match.work / "day_refunds.csv"
+    write(refunds, _DAY_REFUND_COLUMNS, _DAY_REFUNDS.format(updated_at=utc("updated_at")))
+    _load(con, "day_payments", first, _DAY_PAYMENT_COLUMNS)
+    con.execute(f"INSERT INTO day_payments SELECT * FROM {_read(later, _DAY_PAYMENT_COLUMNS)}")
+    con.execute("CREATE TABLE day_orders AS SELECT DISTINCT order_id FROM day_payments WHERE known")
+    _load(con, "day_refunds", refunds, _DAY_REFUND_COLUMNS)
 
 
 def _write_ours(
@@ -277,14 +371,36 @@ def _write_ours(
         for r in refunds.values()
     )
     for table, columns, rows in (
-        ("ours_payments", _PAYMENTS, payment_rows),
-        ("ours_late", _LATE, late_rows),
-        ("ours_refunds", _REFUNDS, refund_rows),
-        ("orders", _ORDERS, ([order_id] for order_id in orders)),
+        ("more_payments", _PAYMENTS, payment_rows),
+        ("more_late", _LATE, late_rows),
+        ("more_refunds", _REFUNDS, refund_rows),
+        ("more_orders", _ORDERS, ([order_id] for order_id in orders)),
     ):
         path = work / f"{table}.csv"
         _write_rows(path, columns, rows)
         _load(con, table, path, columns)
+    # The day's rows and those looked up beyond it, each once.
+    con.execute(
+        f"CREATE TABLE ours_payments AS SELECT {', '.join(_PAYMENTS)} FROM day_payments UNION ALL"
+        " SELECT * FROM more_payments m WHERE NOT EXISTS"
+        " (SELECT 1 FROM day_payments d WHERE d.reference = m.reference)"
+    )
+    con.execute(
+        f"CREATE TABLE ours_refunds AS SELECT {', '.join(_REFUNDS)} FROM day_refunds UNION ALL"
+        " SELECT * FROM more_refunds m WHERE NOT EXISTS"
+        " (SELECT 1 FROM day_refunds d WHERE d.id = m.id)"
+    )
+    con.execute(
+        "CREATE TABLE ours_late AS SELECT * FROM more_late UNION ALL"
+        " SELECT d.channel_txn_id, d.amount, d.currency FROM day_refunds d"
+        " WHERE d.reason = $late AND d.channel_txn_id <> '' AND NOT EXISTS"
+        " (SELECT 1 FROM more_refunds m WHERE m.id = d.id)",
+        {"late": LATE_PAYMENT_REASON},
+    )
+    con.execute(
+        "CREATE TABLE orders AS SELECT order_id FROM day_orders UNION"
+        " SELECT order_id FROM more_orders"
+    )
 
 
 def _discrepancies(con: duckdb.DuckDBPyConnection, query: str, **params: Any) -> list[Discrepancy]:

@@ -1,5 +1,5 @@
 """The bench's pure parts (percentiles, CPU from /proc lines, goals, the table, the knobs),
-and its settlement case at a tiny scale on real databases."""
+and its settlement and reconciliation cases at a tiny scale on real databases."""
 
 from __future__ import annotations
 
@@ -12,8 +12,11 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from bench.config import from_env, parse_scale
+from bench.config import from_env, parse_rows, parse_scale
 from bench.figures import Goal, Row, cpu_ticks, ms_per_item, percentile, render_table
+from bench.reconciliation import measure as measure_reconciliation
+from bench.reconciliation import reported as reconciliation_reported
+from bench.reconciliation_seed import KINDS
 from bench.settlement import measure, reported
 from db.reconcile import ledger_problems
 from db.tables import Account, Statement
@@ -58,6 +61,10 @@ def test_knobs() -> None:
     assert (config.orders, config.databases) == (10, ("sqlite",))
     with pytest.raises(ValueError, match="BENCH_DATABASES"):
         from_env({"BENCH_DATABASES": "mysql"})
+    assert (parse_rows("full"), parse_rows("small"), parse_rows("0")) == (1_000_000, 20_000, 0)
+    assert parse_rows("5000") == 5000
+    assert from_env({}).reconciliation_rows == 1_000_000
+    assert from_env({"BENCH_RECONCILIATION_SCALE": "0"}).reconciliation_rows == 0
 
 
 # -- the settlement case, at a tiny scale: it runs, and reports both figures ----------------
@@ -101,3 +108,29 @@ def test_the_settlement_case_settles_a_valid_seeded_day_and_reports_both_figures
             select(Account).where(Account.kind == AccountKind.MERCHANT_AVAILABLE.value)
         ).all()
         assert [a.balance for a in available] == [0, 0, 0]  # all of it paid out
+
+
+# -- the reconciliation case, at a tiny scale: every planted difference, nothing else --------
+
+
+def test_the_reconciliation_case_finds_exactly_what_was_planted_and_reports_both_figures(
+    empty_engine: Engine, tmp_path: Path
+) -> None:
+    url = empty_engine.url.render_as_string(hide_password=False)
+    figures = measure_reconciliation(url, 400, tmp_path, lambda _line: None)
+    assert figures.planted == 2 * len(KINDS)
+    assert figures.found == {kind.value: 2 for kind in KINDS}
+    assert (figures.missed, figures.extra) == (0, 0)
+    assert figures.bill_lines == 400 - 2 - 2 + 2 + 2  # less missing there and refunds missing
+    assert figures.floor_s > 0 and figures.run_s > 0
+    assert figures.floor_peak_mb > 10 and figures.run_peak_mb > 10  # whole processes, in MB
+    data, rows = reconciliation_reported(empty_engine.dialect.name, figures)
+    assert data["ratio"] == figures.run_s / figures.floor_s and data["exact"] is True
+    table = render_table(rows)
+    assert "a bare DuckDB join of the two files" in table
+    assert "the product's match_bill" in table
+    assert "| planted and not found | 0 | == 0 | ok |" in table.replace(
+        f"[{empty_engine.dialect.name}] reconciliation, a bill of 400 lines against 400 of our"
+        " rows:   ",
+        "",
+    )

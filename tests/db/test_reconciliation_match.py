@@ -1,0 +1,124 @@
+"""The matcher reads the day's window of our rows in one stream and looks up only what the
+bill names beyond it: on a real database (both backends), what lies beyond the window is
+matched as surely as what lies in it."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+
+from sqlmodel import Session, select
+
+from db.reconciliation_match import MatchInput, match_bill, write_bill_csv
+from db.tables import Order, Payment, Refund
+from domain.bills import BillLine, BillLineKind
+from tests.db.conftest import Shop
+
+DAY = date(2025, 3, 5)
+NOON = datetime.combine(DAY, time(12), UTC)
+YESTERDAY = NOON - timedelta(days=1)
+
+
+def _payment_line(shop: Shop, order_id: str, reference: str, attempt: int = 1) -> BillLine:
+    with Session(shop.engine) as session:
+        payment = session.get(Payment, (order_id, attempt))
+        order = session.get(Order, order_id)
+        assert payment is not None and order is not None
+        return BillLine(
+            shop.channel,
+            BillLineKind.PAYMENT,
+            reference,
+            payment.channel_txn_id or "",
+            reference,
+            payment.currency,
+            payment.amount,
+            order.channel_fee_amount or 0,
+            NOON,
+        )
+
+
+def _refund(shop: Shop, order_id: str, refund_id: str, at: datetime) -> BillLine:
+    """A succeeded refund of 100 recorded at `at`, and the bill's line of it."""
+    with Session(shop.engine) as session, session.begin():
+        session.add(
+            Refund(
+                id=refund_id,
+                order_id=order_id,
+                channel=shop.channel,
+                amount=100,
+                currency=shop.currency,
+                reason="requested",
+                status="succeeded",
+                requested_by="merchant",
+                merchant_net_amount=100,
+                created_at=at,
+                updated_at=at,
+            )
+        )
+    return BillLine(
+        shop.channel,
+        BillLineKind.REFUND,
+        refund_id,
+        f"r_{refund_id}",
+        order_id,
+        shop.currency,
+        100,
+        0,
+        NOON,
+    )
+
+
+def test_what_the_bill_names_beyond_the_day_is_matched_as_what_lies_in_it(
+    shop: Shop, tmp_path: Path
+) -> None:
+    today, earlier, modified = (shop.paid_order(paid_at=NOON) for _ in range(3))
+    yesterdays = shop.paid_order(paid_at=YESTERDAY)  # paid the day before, billed today
+    # Modified once: the first attempt closed unpaid, the second (a legacy "-2" reference,
+    # as the channel's payment id) paid today.
+    with Session(shop.engine) as session, session.begin():
+        first = session.exec(select(Payment).where(Payment.order_id == modified)).one()
+        session.add(
+            Payment(
+                order_id=modified,
+                channel=shop.channel,
+                attempt=2,
+                channel_payment_id=f"{modified}-2",
+                status="paid",
+                channel_txn_id=f"{first.channel_txn_id}_2",
+                amount=first.amount,
+                currency=first.currency,
+                paid_at=NOON,
+                updated_at=NOON,
+            )
+        )
+        first.status, first.paid_at, first.channel_txn_id = "closed", None, None
+        session.add(first)
+    old_refund = _refund(shop, earlier, f"{earlier}-r1", YESTERDAY)  # another day's, billed
+    todays_refund = _refund(shop, today, f"{today}-r1", NOON)
+    lines = [
+        _payment_line(shop, today, today),
+        _payment_line(shop, earlier, earlier),
+        _payment_line(shop, yesterdays, yesterdays),
+        _payment_line(shop, modified, f"{modified}-2", attempt=2),
+        todays_refund,
+        replace(old_refund, amount=90),  # differs: 90 vs 100
+    ]
+    try:
+        bill = tmp_path / "bill.csv"
+        write_bill_csv(lines, bill)
+        match = MatchInput(shop.channel, DAY, bill, None, timedelta(seconds=30), tmp_path)
+        with Session(shop.engine) as session:
+            matched = match_bill(session, match)
+
+        found = {
+            (d.type.value, d.reference, d.ours_amount, d.theirs_amount)
+            for d in matched.discrepancies
+        }
+        assert found == {("amount_mismatch", f"{earlier}-r1", 100, 90)}
+        assert matched.known_orders == {today, earlier, yesterdays, modified}
+        assert matched.bill_lines == 6
+    finally:  # the refunds have no ledger entries: the shop's books must stay whole
+        with Session(shop.engine) as session, session.begin():
+            for refund_id in (f"{earlier}-r1", f"{today}-r1"):
+                session.delete(session.get(Refund, refund_id))
