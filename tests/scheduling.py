@@ -44,6 +44,9 @@ SLOW_MODULES = (
     "tests/db/test_account_security_migration.py",
     "tests/api/test_buyer_journey.py",
     "tests/channels/test_bank.py",
+    "tests/test_restarts.py",
+    "tests/test_bench.py",
+    "tests/workflows/test_bug_waits_for_fix.py",
 )
 
 # Send more when a worker has fewer than this many queued: it runs one test only once it
