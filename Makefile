@@ -115,6 +115,7 @@ clean:
 # Throughput, latency and CPU per order beside a bare Temporal saga of the same shape, on
 # SQLite and PostgreSQL (the local server), in one run; prints a table, writes var/bench/*.json.
 # Knobs: BENCH_ORDERS, BENCH_ROUNDS, BENCH_DATABASES, BENCH_SETTLEMENT_SCALE (e.g. full),
-# BENCH_RECONCILIATION_SCALE (full = 1,000,000 rows, small = 20,000, 0 skips).
+# BENCH_RECONCILIATION_SCALE (full = 1,000,000 rows, small = 20,000, 0 skips), BENCH_CALLBACK_RATE
+# (200 requests/s) and BENCH_CALLBACK_SECONDS (10; 0 skips the callback storm).
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -19,6 +19,8 @@ class BenchConfig:
     in_flight: int = 50
     serial_orders: int = 20  # orders one at a time, for latency at 1 in flight
     duplicates: int = 20  # resends of one notification
+    callback_rate: float = 200  # requests/s of the callback storm (duplicates + forgeries)
+    callback_seconds: float = 10  # how long it lasts; 0 skips it
     postgres_url: str = "postgresql://postgres@127.0.0.1:5432"
 
 
@@ -57,5 +59,7 @@ def from_env(env: dict[str, str] | None = None) -> BenchConfig:
         settlement_orders=orders,
         settlement_merchants=merchants,
         reconciliation_rows=parse_rows(env.get("BENCH_RECONCILIATION_SCALE", "full")),
+        callback_rate=float(env.get("BENCH_CALLBACK_RATE", BenchConfig.callback_rate)),
+        callback_seconds=float(env.get("BENCH_CALLBACK_SECONDS", BenchConfig.callback_seconds)),
         postgres_url=env.get("BENCH_POSTGRES_URL", BenchConfig.postgres_url),
     )

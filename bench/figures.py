@@ -33,10 +33,12 @@ def ms_per_item(ticks: int, items: int) -> float:
 class Goal:
     """A figure's goal: `value <op> target`."""
 
-    op: str  # "<=", ">=", "=="
+    op: str  # "<", "<=", ">=", "=="
     target: float
 
     def met(self, value: float) -> bool:
+        if self.op == "<":
+            return value < self.target
         if self.op == "<=":
             return value <= self.target
         if self.op == ">=":

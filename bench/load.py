@@ -14,7 +14,7 @@ from typing import Any
 
 from temporalio.client import Client
 
-from bench import cpu, probes
+from bench import callbacks, cpu, probes
 from bench.config import BenchConfig
 from bench.figures import CLOCK_TICKS, percentile
 from bench.floor import one_saga
@@ -75,6 +75,7 @@ class Load:
             await self._rounds()
             await self._serial()
             await self._events_and_duplicates()
+            await self._callbacks()
             await self._webhooks()
             await self._scale_out(headers)
         finally:
@@ -164,6 +165,32 @@ class Load:
             f"  history: {self.results['history_events_per_order']:.1f} events/order; "
             f"{cost.sent} duplicates added {cost.events_added} events, "
             f"{cost.workflows_started} workflows"
+        )
+
+    async def _callbacks(self) -> None:
+        """Genuine duplicates of the sample orders' payment notifications, each beside a
+        forgery of it, at `callback_rate` a second for `callback_seconds`."""
+        config = self.config
+        if not config.callback_seconds:
+            return
+        messages: list[callbacks.Message] = []
+        for order_id in self.last_timings.order_ids[:5]:
+            payment = self.last_timings.payments[order_id]
+            deliveries = (await self.sandbox.get(f"/control/payments/{order_id}/deliveries")).json()
+            body, headers = probes.notification(self.stand.env, deliveries[0]["event_id"], payment)
+            genuine: callbacks.Message = (body, headers, True)
+            messages += [genuine, callbacks.forged(genuine)]
+        figures = await callbacks.storm(
+            self.apis[0],
+            "/v1/channels/alipay/notify",
+            messages,
+            config.callback_rate,
+            config.callback_seconds,
+        )
+        self.results["callbacks"] = figures.summary()
+        self.say(
+            f"  callbacks: {figures.sent} at {config.callback_rate:g}/s, p99 "
+            f"{self.results['callbacks']['p99_ms']:.1f} ms, {figures.errors} errors"
         )
 
     async def _webhooks(self) -> None:

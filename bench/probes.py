@@ -52,7 +52,7 @@ async def resend_payment_notification(
     `times` more times; count what changed."""
     order_id = str(payment["out_trade_no"])
     deliveries = (await sandbox.get(f"/control/payments/{order_id}/deliveries")).json()
-    message = _notification(env, deliveries[0]["event_id"], payment)
+    message = notification(env, deliveries[0]["event_id"], payment)
     events_before = await history_events(client, f"order-{order_id}")
     workflows_before = await workflow_count(client)
     answers: dict[int, int] = {}
@@ -70,7 +70,7 @@ async def resend_payment_notification(
     )
 
 
-def _notification(
+def notification(
     env: dict[str, str], event_id: str, payment: dict[str, object]
 ) -> tuple[bytes, dict[str, str]]:
     os.environ.update(env)
