@@ -33,6 +33,7 @@ from sqlalchemy import (
     bindparam,
     func,
     insert,
+    text,
     update,
 )
 from sqlalchemy import select as core_select
@@ -367,6 +368,12 @@ def _cover_uncovered(
         )
         .subquery()
     )
+    if session.get_bind().dialect.name == "postgresql":
+        # Each row's foreign-key check of its statement runs a plan PostgreSQL cached in this
+        # connection, made when `statements` was small: a scan of the table, not of its key
+        # (measured: a scan per row, growing with every page, where autovacuum does not
+        # analyze the table). Forgetting the connection's plans has them made again now.
+        session.execute(text("DISCARD PLANS"))
     result = session.execute(
         insert(_COVERED).from_select(
             ["entry_id", "statement_id"],
