@@ -1,15 +1,22 @@
 """Daily settlement (T+1): a run per day, a child workflow per merchant.
 
     SettlementRunWorkflow(day)            started by the daily Schedule, or by ops to backfill
+      -> prepare the page's statements    a page of merchants at once, set-wise, in one
+                                          transaction (one per merchant and currency, each
+                                          with its payout entry)
       -> MerchantSettlementWorkflow       id settlement-{day}-{merchant}: one per (merchant, day)
-           prepare statements (one per currency; each with its payout entry, in one transaction)
+           its statements and payouts (handed by the run; prepared by itself, the same
+           way, when started alone or by a run from before PREPARED_PAGES)
            -> ask the bank for each payout -> await its notification or query it
            -> paid: money leaves in transit | refused: it returns to available, with the reason
 
 The child's id makes a (merchant, day) settle once however often the day is run:
 a second run finds the child already started (or done) and counts the merchant as
 settled. Statements and payouts are keyed by (merchant, day, currency) in the
-database too, so a crash half-way resumes where it stopped and never pays twice.
+database too, so a crash half-way resumes where it stopped and never pays twice: a
+page's preparation is recorded with its merchants (which `merchants_page` chose before
+it), so a retry after its commit prepares the same merchants again and finds them made,
+and every one of them gets its child.
 Progress is on the run's query and its current details in the Temporal UI.
 
 No history grows with the day's size or the bank's delay: a run starts the children of
