@@ -30,8 +30,8 @@ from sqlalchemy.exc import OperationalError
 
 from activities.settlement_records import SettlementRecords
 from bench import settlement_seed
-from bench.config import BenchConfig
-from bench.figures import Goal, Row
+from bench.config import BenchConfig, from_env
+from bench.figures import Goal, Row, render_table
 from bench.stand import bench_database
 from db.engine import make_engine, session_factory
 from db.migrate import upgrade_to_head
@@ -258,3 +258,24 @@ _POSTING = (
 _AVAILABLE = (
     "UPDATE accounts SET balance = balance + :amount, updated_at = :at WHERE id = :available"
 )
+
+
+def main() -> None:
+    """`python -m bench.settlement`: the settlement case alone, on each of BENCH_DATABASES at
+    BENCH_SETTLEMENT_SCALE (as `make bench` runs it after its rounds), and its table."""
+    config = from_env()
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    rows: list[Row] = []
+    for database in config.databases:
+        work = Path("var/bench") / f"settlement-{stamp}" / database
+        work.mkdir(parents=True, exist_ok=True)
+        rows += settlement_case(database, work, config, _say)[1]
+    print(render_table(rows), flush=True)
+
+
+def _say(line: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {line}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
