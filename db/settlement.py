@@ -73,19 +73,6 @@ def day_cutoff(day: date, now: datetime) -> datetime:
     return min(end, now)
 
 
-def merchant_currencies(session: Session, merchant_id: str) -> list[str]:
-    """The currencies the merchant has an available balance in, in order."""
-    rows = session.exec(
-        select(Account.currency)
-        .where(
-            Account.kind == AccountKind.MERCHANT_AVAILABLE.value,
-            Account.owner == merchant_id,
-        )
-        .order_by(col(Account.currency))
-    ).all()
-    return list(rows)
-
-
 def merchants_with_something_to_settle(
     session: Session, cutoff: datetime, after: str = ""
 ) -> list[str]:
