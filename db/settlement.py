@@ -19,18 +19,30 @@ after the order completed.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import CursorResult, func, insert, literal
+from sqlalchemy import (
+    ColumnElement,
+    CursorResult,
+    Insert,
+    Row,
+    Table,
+    bindparam,
+    func,
+    insert,
+    text,
+    update,
+)
 from sqlalchemy import select as core_select
-from sqlalchemy.orm import Mapped
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql import Select
-from sqlmodel import Session, col, select
+from sqlmodel import Session, SQLModel, col, select
 
-from db.ledger import lock_accounts, post_entry
-from db.tables import Account, JournalEntry, Order, Payout, Posting, Statement, StatementEntry
+from db.ledger import InsufficientFunds, post_entry
+from db.tables import Account, Payout, Statement
 from domain.keys import payout_entry_id, payout_id, statement_id
 from domain.ledger import (
     AccountKind,
@@ -41,27 +53,24 @@ from domain.ledger import (
     payout_return_postings,
     payout_start_postings,
 )
-from domain.settlement import PayoutStatus, StatementTotals, statement_totals
+from domain.settlement import PayoutStatus, statement_totals
 from domain.split import Split, split_payment
+
+# The tables, for the set-wise statements below (Core: no ORM objects per row).
+_ACCOUNTS: Table = SQLModel.metadata.tables["accounts"]
+_ENTRIES: Table = SQLModel.metadata.tables["journal_entries"]
+_POSTINGS: Table = SQLModel.metadata.tables["postings"]
+_ORDERS: Table = SQLModel.metadata.tables["orders"]
+_STATEMENTS: Table = SQLModel.metadata.tables["statements"]
+_COVERED: Table = SQLModel.metadata.tables["statement_entries"]
+_PAYOUTS: Table = SQLModel.metadata.tables["payouts"]
+_MERCHANTS: Table = SQLModel.metadata.tables["merchants"]
 
 
 def day_cutoff(day: date, now: datetime) -> datetime:
     """The end of `day` (UTC), or now if the day is not over yet."""
     end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=UTC)
     return min(end, now)
-
-
-def merchant_currencies(session: Session, merchant_id: str) -> list[str]:
-    """The currencies the merchant has an available balance in, in order."""
-    rows = session.exec(
-        select(Account.currency)
-        .where(
-            Account.kind == AccountKind.MERCHANT_AVAILABLE.value,
-            Account.owner == merchant_id,
-        )
-        .order_by(col(Account.currency))
-    ).all()
-    return list(rows)
 
 
 def merchants_with_something_to_settle(
@@ -78,7 +87,7 @@ def merchants_with_something_to_settle(
         .where(
             Account.kind == AccountKind.MERCHANT_AVAILABLE.value,
             col(Account.owner) > after,
-            _uncovered_postings(col(Account.id), cutoff).exists(),
+            _first_uncovered(col(Account.id), cutoff).is_not(None),
         )
         .distinct()
     )
@@ -94,33 +103,94 @@ def prepare_statement(
     session: Session, merchant_id: str, currency: str, day: date, now: datetime
 ) -> Statement | None:
     """The statement for the day, made once; None when there is nothing to settle."""
-    available = account_id(AccountKind.MERCHANT_AVAILABLE, merchant_id, currency)
-    locked = lock_accounts(session, [available])[available]
-    # Looked up under the account's lock: a run that waited on another finds its statement.
-    existing = session.get(Statement, statement_id(merchant_id, day, currency))
-    if existing is not None:
-        return existing
-    previous = _latest_statement(session, merchant_id, currency)
-    opening = previous.closing_balance if previous is not None else 0
-    current = normal_balance(AccountKind.MERCHANT_AVAILABLE, locked.balance)
+    prepare_statements(session, [merchant_id], day, now, currency=currency)
+    return session.get(Statement, statement_id(merchant_id, day, currency))
+
+
+def prepare_statements(
+    session: Session,
+    merchant_ids: Sequence[str],
+    day: date,
+    now: datetime,
+    currency: str | None = None,
+) -> list[str]:
+    """Each merchant's statements for the day (one per currency it has an available balance
+    in, or `currency` only), made once, set-wise: a page of merchants costs a few statements
+    whatever its size, not a few per merchant.
+
+    The available accounts are locked first (in id order: their payouts' in-transit
+    accounts, which sort after them, are updated after them); a statement already made
+    for the day is left as it is. The rest are read in two queries (the previous
+    statements; one GROUP BY over the uncovered entries: their sums per kind and the
+    released orders' splits per distinct amount and rates), stated by `statement_totals`
+    as one statement is, and written with their coverage and payouts in a few set-wise
+    statements, in the caller's transaction. Returns the ids of the merchants' statements
+    for the day (made now or before), in id order.
+    """
+    session.flush()  # what the caller changed through the ORM, before the SQL below
+    accounts = _locked_available(session, merchant_ids, currency)
+    made = _existing(session, [statement_id(a.owner, day, a.currency) for a in accounts])
+    accounts = [a for a in accounts if statement_id(a.owner, day, a.currency) not in made]
+    if not accounts:
+        return sorted(made)
     cutoff = day_cutoff(day, now)
-    by_kind, count = _uncovered_by_kind(session, available, cutoff)
-    if not count and (opening <= 0 or current <= 0):
-        return None  # nothing new to state and nothing to pay
-    totals = statement_totals(
-        opening_balance=opening,
-        current_balance=current,
-        entries=by_kind,
-        released_orders=_released_orders(session, available, cutoff),
+    ids = [a.id for a in accounts]
+    previous = _previous_statements(session, ids)
+    entries, counts, released = _uncovered_sums(session, ids, cutoff)
+    written = datetime.now(UTC)
+    statements: list[dict[str, Any]] = []
+    for account in accounts:
+        sequence, opening = previous.get(account.id, (0, 0))
+        current = normal_balance(AccountKind.MERCHANT_AVAILABLE, account.balance)
+        count = counts.get(account.id, 0)
+        if not count and (opening <= 0 or current <= 0):
+            continue  # nothing new to state and nothing to pay
+        totals = statement_totals(
+            opening_balance=opening,
+            current_balance=current,
+            entries=entries.get(account.id, []),
+            released_orders=released.get(account.id, []),
+        )
+        if totals.payout_amount > max(current, 0):  # never: a payout is at most the balance
+            raise InsufficientFunds(account.id, current - totals.payout_amount)
+        statements.append(
+            {
+                "id": statement_id(account.owner, day, account.currency),
+                "merchant_id": account.owner,
+                "day": day.isoformat(),
+                "currency": account.currency,
+                "sequence": sequence + 1,
+                "cutoff": cutoff,
+                "created_at": written,
+                **totals.model_dump(),
+            }
+        )
+    if statements:
+        session.execute(insert(_STATEMENTS), statements)
+        expected = sum(counts.get(_available(s), 0) for s in statements)
+        _cover_uncovered(session, statements, cutoff, expected)
+        _start_payouts(session, [s for s in statements if s["payout_amount"] > 0], written)
+    return sorted(made | {s["id"] for s in statements})
+
+
+def statements_payouts(session: Session, statements: Sequence[str]) -> list[Row[Any]]:
+    """The payouts of these statements (id, statement, merchant, amount, currency, and the
+    merchant's name), in statement id order."""
+    payouts, merchants = _PAYOUTS.c, _MERCHANTS.c
+    query = (
+        core_select(
+            payouts.id,
+            payouts.statement_id,
+            payouts.merchant_id,
+            payouts.amount,
+            payouts.currency,
+            merchants.name,
+        )
+        .join_from(_PAYOUTS, _MERCHANTS, merchants.id == payouts.merchant_id, isouter=True)
+        .where(payouts.statement_id.in_(statements))
+        .order_by(payouts.statement_id)
     )
-    sequence = previous.sequence + 1 if previous is not None else 1
-    statement = _statement_row(merchant_id, currency, day, cutoff, sequence, totals)
-    session.add(statement)
-    session.flush()
-    _cover_uncovered(session, statement.id, available, cutoff, count)
-    if totals.payout_amount > 0:
-        _start_payout(session, statement)
-    return statement
+    return list(session.execute(query).all())
 
 
 def statement_payout(session: Session, statement: Statement) -> Payout | None:
@@ -163,131 +233,239 @@ def _finish_payout(session: Session, payout_key: str, *, paid: bool, detail: str
     return payout
 
 
-def _start_payout(session: Session, statement: Statement) -> None:
-    key = payout_id(statement.id)
-    entry = payout_entry_id(key, "started")
-    post_entry(
-        session,
-        entry_id=entry,
-        kind=EntryKind.PAYOUT_STARTED,
-        currency=statement.currency,
-        postings=payout_start_postings(
-            statement.merchant_id, statement.currency, statement.payout_amount
-        ),
-        merchant_id=statement.merchant_id,
-    )
-    # The payout is this statement's own movement: covered here, never by the next one.
-    session.add(StatementEntry(entry_id=entry, statement_id=statement.id))
-    now = datetime.now(UTC)
-    session.add(
-        Payout(
-            id=key,
-            statement_id=statement.id,
-            merchant_id=statement.merchant_id,
-            amount=statement.payout_amount,
-            currency=statement.currency,
-            status=PayoutStatus.PENDING,
-            created_at=now,
-            updated_at=now,
-        )
+def _available(statement: dict[str, Any]) -> str:
+    return account_id(
+        AccountKind.MERCHANT_AVAILABLE, statement["merchant_id"], statement["currency"]
     )
 
 
-def _uncovered_postings(account: Mapped[str] | str, cutoff: datetime) -> Select[Any]:
-    """The ids of entries on `account` before `cutoff` that no statement covers."""
-    covered = core_select(col(StatementEntry.entry_id)).where(
-        col(StatementEntry.entry_id) == col(JournalEntry.id)
-    )
-    return (
-        core_select(col(JournalEntry.id))
-        .join(Posting, col(Posting.entry_id) == JournalEntry.id)
+def _locked_available(
+    session: Session, merchant_ids: Sequence[str], currency: str | None
+) -> list[Row[Any]]:
+    """The merchants' available accounts (id, owner, currency, balance), locked in id order."""
+    accounts = _ACCOUNTS.c
+    query = (
+        core_select(accounts.id, accounts.owner, accounts.currency, accounts.balance)
         .where(
-            col(Posting.account) == account,
-            col(JournalEntry.created_at) < cutoff,
-            ~covered.exists(),
+            accounts.kind == AccountKind.MERCHANT_AVAILABLE.value,
+            accounts.owner.in_(merchant_ids),
         )
+        .order_by(accounts.id)
+        .with_for_update()
+    )
+    if currency is not None:
+        query = query.where(accounts.currency == currency)
+    return list(session.execute(query).all())
+
+
+def _existing(session: Session, statement_ids: Sequence[str]) -> set[str]:
+    query = core_select(_STATEMENTS.c.id).where(_STATEMENTS.c.id.in_(statement_ids))
+    return set(session.execute(query).scalars())
+
+
+def _previous_statements(session: Session, accounts: Sequence[str]) -> dict[str, tuple[int, int]]:
+    """Per available account, its latest statement's (sequence, closing balance)."""
+    a, s, each = _ACCOUNTS.c, _STATEMENTS.c, _STATEMENTS.alias("each_statement").c
+    latest = (
+        core_select(func.max(each.sequence))
+        .where(each.merchant_id == a.owner, each.currency == a.currency)
+        .scalar_subquery()
+    )
+    query = (
+        core_select(a.id, s.sequence, s.closing_balance)
+        .join(_STATEMENTS, (s.merchant_id == a.owner) & (s.currency == a.currency))
+        .where(a.id.in_(accounts), s.sequence == latest)
+    )
+    return {account: (sequence, closing) for account, sequence, closing in session.execute(query)}
+
+
+def _uncovered(on: ColumnElement[bool], cutoff: datetime) -> Select[Any]:
+    """The accounts of postings (`on` which accounts) of entries before `cutoff` that no
+    statement covers."""
+    p, e, c = _POSTINGS.c, _ENTRIES.c, _COVERED.c
+    covered = core_select(c.entry_id).where(c.entry_id == e.id)
+    return (
+        core_select(p.account)
+        .select_from(_POSTINGS)
+        .join(_ENTRIES, e.id == p.entry_id)
+        .where(on, e.created_at < cutoff, ~covered.exists())
     )
 
 
-def _uncovered_by_kind(
-    session: Session, account: str, cutoff: datetime
-) -> tuple[list[tuple[str, int]], int]:
-    """What the uncovered entries on `account` add to it, per entry kind (credit-normal:
-    credits add), and how many entries there are."""
-    uncovered = _uncovered_postings(account, cutoff)
-    rows = session.execute(
-        uncovered.with_only_columns(
-            col(JournalEntry.kind), func.sum(Posting.amount), func.count()
-        ).group_by(col(JournalEntry.kind))
-    ).all()
-    return [(kind, -int(amount)) for kind, amount, _ in rows], sum(n for _, _, n in rows)
+def _first_uncovered(account: Any, cutoff: datetime) -> Any:
+    """The account if it has an uncovered posting before `cutoff`, else NULL: a probe of
+    its postings that stops at the first. (As a LIMIT 1 subquery, not EXISTS: PostgreSQL
+    turns an EXISTS into a join it may plan as a scan of every posting, for every page.)"""
+    return _uncovered(_POSTINGS.c.account == account, cutoff).limit(1).scalar_subquery()
 
 
-def _released_orders(session: Session, account: str, cutoff: datetime) -> list[Split]:
-    """The splits of the orders whose uncovered release is on `account`: each distinct
-    (amount, rates) split once by domain.split, as many times as orders have it."""
-    released = (
-        _uncovered_postings(account, cutoff)
-        .with_only_columns(col(JournalEntry.order_id))
-        .where(col(JournalEntry.kind) == EntryKind.FUNDS_RELEASED.value)
+def _uncovered_sums(
+    session: Session, accounts: Sequence[str], cutoff: datetime
+) -> tuple[dict[str, list[tuple[str, int]]], dict[str, int], dict[str, list[Split]]]:
+    """Per account, in one GROUP BY over its uncovered postings: what they add to it per
+    entry kind (credit-normal: credits add), how many there are, and the splits of the
+    orders whose release is among them (each distinct amount and rates split once by
+    domain.split, as many times as orders have it; an order is released once, by an
+    entry named after it, with one posting on available)."""
+    p, e, o = _POSTINGS.c, _ENTRIES.c, _ORDERS.c
+    release = e.kind == EntryKind.FUNDS_RELEASED.value
+    split_of = (o.payable_amount, o.channel_fee_rate, o.commission_rate)
+    query = (
+        _uncovered(p.account.in_(accounts), cutoff)
+        .outerjoin(_ORDERS, (o.id == e.order_id) & release)
+        .add_columns(e.kind, *split_of, func.sum(p.amount), func.count())
+        .group_by(p.account, e.kind, *split_of)
     )
-    split_of = (col(Order.payable_amount), col(Order.channel_fee_rate), col(Order.commission_rate))
-    rows = session.execute(
-        core_select(*split_of, func.count()).where(col(Order.id).in_(released)).group_by(*split_of)
-    ).all()
-    return [
-        split
-        for payable, fee_rate, commission_rate, orders in rows
-        for split in [split_payment(payable, Decimal(fee_rate), Decimal(commission_rate))] * orders
-    ]
+    by_kind: dict[tuple[str, str], int] = {}
+    counts: dict[str, int] = {}
+    released: dict[str, list[Split]] = {}
+    for account, kind, payable, fee_rate, commission_rate, amount, count in session.execute(query):
+        by_kind[account, kind] = by_kind.get((account, kind), 0) - int(amount)
+        counts[account] = counts.get(account, 0) + int(count)
+        if kind == EntryKind.FUNDS_RELEASED.value:
+            split = split_payment(payable, Decimal(fee_rate), Decimal(commission_rate))
+            released.setdefault(account, []).extend([split] * int(count))
+    entries: dict[str, list[tuple[str, int]]] = {}
+    for (account, kind), amount in by_kind.items():
+        entries.setdefault(account, []).append((kind, amount))
+    return entries, counts, released
 
 
 def _cover_uncovered(
-    session: Session, statement: str, account: str, cutoff: datetime, expected: int
+    session: Session, statements: Sequence[dict[str, Any]], cutoff: datetime, expected: int
 ) -> None:
-    """The statement covers every uncovered entry on `account` before `cutoff`, in one
-    INSERT ... SELECT. The account is locked, so they are the entries just summed; a count
-    that differs would be a statement that does not state what it covers: refused."""
-    entries = _uncovered_postings(account, cutoff).with_only_columns(
-        col(JournalEntry.id), literal(statement)
+    """Each statement covers every uncovered entry on its merchant's available account
+    before `cutoff`, in one INSERT ... SELECT for them all. The accounts are locked, so
+    they are the entries just summed; a count that differs would be statements that do not
+    state what they cover: refused.
+
+    The SELECT reads the table it inserts into (whether an entry is covered). Where
+    PostgreSQL's statistics call that table empty (a new database) it plans a scan of the
+    table per row, and the table grows as the INSERT goes: quadratic in a page. Counting
+    the rows over the whole SELECT (`count(*) OVER ()`, compared with the count stated)
+    makes it read them all before the first is inserted."""
+    p, e, a, s = _POSTINGS.c, _ENTRIES.c, _ACCOUNTS.c, _STATEMENTS.c
+    entries = (
+        _uncovered(p.account.in_([_available(s) for s in statements]), cutoff)
+        .join(_ACCOUNTS, a.id == p.account)
+        .join(_STATEMENTS, (s.merchant_id == a.owner) & (s.currency == a.currency))
+        .where(s.id.in_([statement["id"] for statement in statements]))
+        .with_only_columns(
+            e.id.label("entry_id"), s.id.label("statement_id"), func.count().over().label("n")
+        )
+        .subquery()
     )
+    if session.get_bind().dialect.name == "postgresql":
+        # Each row's foreign-key check of its statement runs a plan PostgreSQL cached in this
+        # connection, made when `statements` was small: a scan of the table, not of its key
+        # (measured: a scan per row, growing with every page, where autovacuum does not
+        # analyze the table). Forgetting the connection's plans has them made again now.
+        session.execute(text("DISCARD PLANS"))
     result = session.execute(
-        insert(StatementEntry).from_select(["entry_id", "statement_id"], entries),
+        insert(_COVERED).from_select(
+            ["entry_id", "statement_id"],
+            core_select(entries.c.entry_id, entries.c.statement_id).where(entries.c.n == expected),
+        ),
         execution_options={"preserve_rowcount": True},
     )
     assert isinstance(result, CursorResult)
-    covered = result.rowcount
-    if covered != expected:
-        raise RuntimeError(f"statement {statement} covers {covered} entries, not {expected}")
+    if result.rowcount != expected:
+        first = statements[0]["id"]
+        raise RuntimeError(f"statements {first}.. cover {result.rowcount} entries, not {expected}")
 
 
-def _latest_statement(session: Session, merchant_id: str, currency: str) -> Statement | None:
-    return session.exec(
-        select(Statement)
-        .where(Statement.merchant_id == merchant_id, Statement.currency == currency)
-        .order_by(col(Statement.sequence).desc())
-        .limit(1)
-    ).first()
-
-
-def _statement_row(
-    merchant_id: str,
-    currency: str,
-    day: date,
-    cutoff: datetime,
-    sequence: int,
-    totals: StatementTotals,
-) -> Statement:
-    return Statement(
-        id=statement_id(merchant_id, day, currency),
-        merchant_id=merchant_id,
-        day=day.isoformat(),
-        currency=currency,
-        sequence=sequence,
-        cutoff=cutoff,
-        created_at=datetime.now(UTC),
-        **totals.model_dump(),
+def _start_payouts(session: Session, statements: Sequence[dict[str, Any]], now: datetime) -> None:
+    """Each statement's payout: its row and its available -> in transit entry (covered by
+    the statement itself: the payout is its own movement, never the next one's), the
+    in-transit accounts made where missing, and both balances moved, accounts in id order."""
+    if not statements:
+        return
+    entries: list[dict[str, Any]] = []
+    postings: list[dict[str, Any]] = []
+    covered: list[dict[str, Any]] = []
+    payouts: list[dict[str, Any]] = []
+    in_transit: list[dict[str, Any]] = []
+    moves: dict[str, int] = {}  # account -> debit-positive change
+    for statement in statements:
+        merchant, currency, amount = (
+            statement["merchant_id"],
+            statement["currency"],
+            statement["payout_amount"],
+        )
+        key = payout_id(statement["id"])
+        entry = payout_entry_id(key, "started")
+        entries.append(
+            {
+                "id": entry,
+                "order_id": None,
+                "merchant_id": merchant,
+                "kind": EntryKind.PAYOUT_STARTED.value,
+                "currency": currency,
+                "reverses_entry_id": None,
+                "created_at": now,
+            }
+        )
+        for line in payout_start_postings(merchant, currency, amount):
+            postings.append(
+                {
+                    "entry_id": entry,
+                    "account": line.account,
+                    "currency": currency,
+                    "amount": line.amount,
+                }
+            )
+            moves[line.account] = moves.get(line.account, 0) + line.amount
+        in_transit.append(
+            {
+                "id": account_id(AccountKind.MERCHANT_IN_TRANSIT, merchant, currency),
+                "kind": AccountKind.MERCHANT_IN_TRANSIT.value,
+                "owner": merchant,
+                "currency": currency,
+                "balance": 0,
+                "updated_at": now,
+            }
+        )
+        covered.append({"entry_id": entry, "statement_id": statement["id"]})
+        payouts.append(
+            {
+                "id": key,
+                "statement_id": statement["id"],
+                "merchant_id": merchant,
+                "amount": amount,
+                "currency": currency,
+                "status": PayoutStatus.PENDING.value,
+                "failure_reason": None,
+                "bank_reference": None,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+    session.execute(_insert_ignore(session, _ACCOUNTS), in_transit)
+    session.execute(insert(_ENTRIES), entries)
+    session.execute(insert(_POSTINGS), postings)
+    accounts = _ACCOUNTS.c
+    session.execute(
+        update(_ACCOUNTS)
+        .where(accounts.id == bindparam("b_id"))
+        .values(balance=accounts.balance + bindparam("b_delta"), updated_at=bindparam("b_at")),
+        [{"b_id": a, "b_delta": delta, "b_at": now} for a, delta in sorted(moves.items())],
     )
+    session.execute(insert(_COVERED), covered)
+    session.execute(insert(_PAYOUTS), payouts)
+    _expire_accounts(session, set(moves))
+
+
+def _insert_ignore(session: Session, table: Table) -> Insert:
+    dialect = session.get_bind().dialect.name
+    insert_of = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert_of(table).on_conflict_do_nothing()
+
+
+def _expire_accounts(session: Session, moved: set[str]) -> None:
+    """The caller's ORM objects of the accounts moved here read their balances anew."""
+    for instance in list(session.identity_map.values()):
+        if isinstance(instance, Account) and instance.id in moved:
+            session.expire(instance)
 
 
 def _locked_payout(session: Session, payout_key: str) -> Payout:

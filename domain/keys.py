@@ -144,6 +144,11 @@ def statement_id(merchant_id: str, day: date, currency: str) -> str:
     return f"{merchant_id}:{day.isoformat()}:{currency}"
 
 
+def statement_merchant(statement: str) -> str:
+    """The merchant of a statement id (a merchant id has no ':', as an account's owner)."""
+    return statement.rsplit(":", 2)[0]
+
+
 def payout_id(statement: str) -> str:
     """The bank's idempotency key for a statement's payout: one payout per statement."""
     return f"po-{statement.replace(':', '-')}"
