@@ -80,6 +80,9 @@ class SettlementRunWorkflow:
         scope = request.model_copy(update={"day": day})
         if not workflow.patched(PAGED_RUNS):
             return await self._settle_all(scope, day)
+        # Asked here, before the first local activity, as PAGED_RUNS is: its marker then
+        # always lands in the run's first workflow task, however long the page takes.
+        prepares_pages = workflow.patched(PREPARED_PAGES)
         page: MerchantsPage = await workflow.execute_local_activity_method(
             SettlementRecords.merchants_page, scope, **options.DB_MUST_FINISH
         )
@@ -89,7 +92,7 @@ class SettlementRunWorkflow:
         )
         self._show()
         prepared: dict[str, PreparedStatements] = {}
-        if workflow.patched(PREPARED_PAGES) and page.merchant_ids:
+        if prepares_pages and page.merchant_ids:
             made: PreparedPage = await workflow.execute_local_activity_method(
                 SettlementRecords.prepare_page,
                 MerchantsOfDay(day=day, merchant_ids=page.merchant_ids),
