@@ -31,6 +31,7 @@ from pydantic import BaseModel
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
+from temporalio.client import WorkflowQueryFailedError
 from temporalio.service import RPCError
 
 from domain.errors import DomainError
@@ -179,4 +180,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RPCError)
     async def _temporal_error(_request: Request, error: RPCError) -> JSONResponse:
         logger.warning("temporal call failed: %s", error.status)
+        return _response(ServiceUnavailable("temporal_unavailable", "try again shortly"))
+
+    @app.exception_handler(WorkflowQueryFailedError)
+    async def _query_failed(_request: Request, error: WorkflowQueryFailedError) -> JSONResponse:
+        # No worker could answer from the workflow's history (all busy, or one that cannot
+        # replay it: a bug, which its workers log too). Nothing was changed: a retry may do.
+        logger.error("workflow query failed: %s", error.message)
         return _response(ServiceUnavailable("temporal_unavailable", "try again shortly"))
