@@ -15,6 +15,7 @@ from decimal import Decimal
 from sqlmodel import Session, col, select
 
 from db.tables import ChannelConversion
+from db.writes import insert_ignore
 
 
 def payment_conversion_id(order_id: str, attempt: int) -> str:
@@ -41,25 +42,25 @@ def record_conversion(
     (price_amount, price_currency), (payer_amount, payer_currency) = price, payer
     if price_currency == payer_currency or price_amount <= 0 or payer_amount <= 0:
         return None
-    existing = session.get(ChannelConversion, key)
-    if existing is not None:
-        return existing
-    row = ChannelConversion(
-        id=key,
-        order_id=order_id,
-        kind="refund" if refund_id is not None else "payment",
-        refund_id=refund_id,
-        channel=channel,
-        price_currency=price_currency,
-        price_amount=price_amount,
-        payer_currency=payer_currency,
-        payer_amount=payer_amount,
-        channel_rate=str(channel_rate),
-        created_at=datetime.now(UTC),
+    # The notify route and the worker may report the same refund at once: the first wins.
+    insert_ignore(
+        session,
+        ChannelConversion,
+        {
+            "id": key,
+            "order_id": order_id,
+            "kind": "refund" if refund_id is not None else "payment",
+            "refund_id": refund_id,
+            "channel": channel,
+            "price_currency": price_currency,
+            "price_amount": price_amount,
+            "payer_currency": payer_currency,
+            "payer_amount": payer_amount,
+            "channel_rate": str(channel_rate),
+            "created_at": datetime.now(UTC),
+        },
     )
-    session.add(row)
-    session.flush()
-    return row
+    return session.get(ChannelConversion, key)
 
 
 def order_conversions(session: Session, order_id: str) -> list[ChannelConversion]:

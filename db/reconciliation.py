@@ -2,8 +2,7 @@
 
 Every write is idempotent: a run's row is keyed by its channel-day, an exception by
 what it is about (`domain.reconciliation.exception_id`), an adjusting entry by its
-exception. An exception is closed once, by the worker's action or by an operator, never
-reopened.
+exception. An exception closed by the worker's action or by an operator is never reopened.
 
 A channel-day matched again (a lost payment delivered since, a refund's status
 refreshed, a corrected bill) closes each open exception the new match no longer finds:
