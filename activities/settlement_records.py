@@ -8,7 +8,7 @@ still pending: the first outcome stands, and so does its count.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 
 from sqlmodel import col, select
 from temporalio import activity
@@ -23,16 +23,12 @@ from db.settlement import (
     statements_payouts,
 )
 from db.tables import Payout, Statement
-from domain.keys import statement_merchant
 from domain.settlement import (
     MerchantDay,
-    MerchantsOfDay,
     MerchantsPage,
     PayoutOrder,
     PayoutOutcome,
     PayoutStatus,
-    PreparedPage,
-    PreparedStatements,
     SettlementRunInput,
 )
 from metrics.business import BusinessMetrics
@@ -70,51 +66,24 @@ class SettlementRecords:
         return [m for m in found if m in scope.merchant_ids] if scope.merchant_ids else found
 
     @activity.defn
-    def prepare_page(self, page: MerchantsOfDay) -> PreparedPage:
-        """A page of merchants' statements for the day (one per merchant and currency), made
-        once each, set-wise in one transaction, and each merchant's statements and payouts.
-
-        The day's run asks it for the page `merchants_page` gave, before it starts the
-        page's merchant settlements; a retry (or a second run of the day) finds the
-        statements made and gives the same answer.
-        """
-        return self._prepare(page.merchant_ids, page.day)
-
-    @activity.defn
     def prepare_statements(self, merchant_day: MerchantDay) -> list[PayoutOrder]:
         """The merchant's statements for the day (one per currency), made once each."""
-        [prepared] = self._prepare((merchant_day.merchant_id,), merchant_day.day).merchants
-        return list(prepared.payouts)
-
-    def _prepare(self, merchant_ids: tuple[str, ...], day: date) -> PreparedPage:
         with self._sessions() as session, session.begin():
-            statements = prepare_statements(session, merchant_ids, day, datetime.now(UTC))
+            statements = prepare_statements(
+                session, (merchant_day.merchant_id,), merchant_day.day, datetime.now(UTC)
+            )
             payouts = statements_payouts(session, statements)
-        statements_of: dict[str, list[str]] = {}
-        for statement in statements:
-            statements_of.setdefault(statement_merchant(statement), []).append(statement)
-        payouts_of: dict[str, list[PayoutOrder]] = {}
-        for row in payouts:
-            payouts_of.setdefault(row.merchant_id, []).append(
-                PayoutOrder(
-                    payout_id=row.id,
-                    statement_id=row.statement_id,
-                    merchant_id=row.merchant_id,
-                    amount=row.amount,
-                    currency=row.currency,
-                    beneficiary=row.name if row.name is not None else row.merchant_id,
-                )
+        return [
+            PayoutOrder(
+                payout_id=row.id,
+                statement_id=row.statement_id,
+                merchant_id=row.merchant_id,
+                amount=row.amount,
+                currency=row.currency,
+                beneficiary=row.name if row.name is not None else row.merchant_id,
             )
-        return PreparedPage(
-            merchants=tuple(
-                PreparedStatements(
-                    merchant_id=merchant,
-                    statement_ids=tuple(statements_of.get(merchant, ())),
-                    payouts=tuple(payouts_of.get(merchant, ())),
-                )
-                for merchant in merchant_ids
-            )
-        )
+            for row in payouts
+        ]
 
     @activity.defn
     def record_payout(self, outcome: PayoutOutcome) -> None:

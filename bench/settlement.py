@@ -1,12 +1,11 @@
 """Settlement at scale: a seeded day settled by the product's own code, beside its floor.
 
 The product's path is the settlement run's, without Temporal around it: the activities
-SettlementRunWorkflow calls (`merchants_page`, then `prepare_page` for the page: the
-MerchantSettlementWorkflow children it then starts are handed their statements and
-payouts, and ask the database nothing before the bank), called directly. It writes each
-merchant's statement, its coverage and its payout (the payout row and its available -> in
-transit entry: the payout request the bank is then asked for; the bank call itself is not
-timed).
+SettlementRunWorkflow and MerchantSettlementWorkflow call (`merchants_page`, then per
+merchant `prepare_statements` and `day_statements`, `CONCURRENT_MERCHANTS` at a time),
+called directly on a thread pool. It writes each merchant's statement, its coverage and
+its payout (the payout row and its available -> in transit entry: the payout request the
+bank is then asked for; the bank call itself is not timed).
 
 The floor is what settling cannot do without: one `GROUP BY` over the same postings
 (every merchant's sums per account, which give gross, fees, commission and net), then
@@ -19,9 +18,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -30,14 +29,15 @@ from sqlalchemy.exc import OperationalError
 
 from activities.settlement_records import SettlementRecords
 from bench import settlement_seed
-from bench.config import BenchConfig, from_env
-from bench.figures import Goal, Row, render_table
+from bench.config import BenchConfig
+from bench.figures import Goal, Row
 from bench.stand import bench_database
 from db.engine import make_engine, session_factory
 from db.migrate import upgrade_to_head
 from db.settlement import day_cutoff
 from domain.keys import payout_entry_id, payout_id, statement_id
-from domain.settlement import MerchantsOfDay, SettlementRunInput
+from domain.settlement import MerchantDay, SettlementRunInput
+from workflows.settlement import CONCURRENT_MERCHANTS
 
 GOAL_RATIO = 2.0
 
@@ -110,19 +110,22 @@ def _timed(work: Callable[[], object]) -> float:
 
 
 def settle_day(engine: Engine, day: date) -> None:
-    """What the day's settlement runs do, page by page, without Temporal: each run asks
-    `merchants_page`, then `prepare_page` for the page (its children start with their
-    statements and payouts made, and ask the database nothing more before the bank)."""
+    """What the day's settlement runs do, page by page, without Temporal."""
     records = SettlementRecords(session_factory(engine))
     scope = SettlementRunInput(day=day)
-    while True:
-        page = records.merchants_page(scope)
-        if page.merchant_ids:
-            merchants = MerchantsOfDay(day=day, merchant_ids=page.merchant_ids)
-            _retried(partial(records.prepare_page, merchants))
-        if page.remaining <= len(page.merchant_ids):
-            return
-        scope = scope.model_copy(update={"after": page.merchant_ids[-1]})
+    with ThreadPoolExecutor(max_workers=CONCURRENT_MERCHANTS) as pool:
+        while True:
+            page = records.merchants_page(scope)
+
+            def settle(merchant: str) -> None:
+                merchant_day = MerchantDay(merchant_id=merchant, day=day)
+                _retried(lambda: records.prepare_statements(merchant_day))
+                _retried(lambda: records.day_statements(merchant_day))
+
+            list(pool.map(settle, page.merchant_ids))
+            if page.remaining <= len(page.merchant_ids):
+                return
+            scope = scope.model_copy(update={"after": page.merchant_ids[-1]})
 
 
 def _retried(step: Callable[[], object], attempts: int = 5) -> None:
@@ -258,24 +261,3 @@ _POSTING = (
 _AVAILABLE = (
     "UPDATE accounts SET balance = balance + :amount, updated_at = :at WHERE id = :available"
 )
-
-
-def main() -> None:
-    """`python -m bench.settlement`: the settlement case alone, on each of BENCH_DATABASES at
-    BENCH_SETTLEMENT_SCALE (as `make bench` runs it after its rounds), and its table."""
-    config = from_env()
-    stamp = time.strftime("%Y%m%dT%H%M%S")
-    rows: list[Row] = []
-    for database in config.databases:
-        work = Path("var/bench") / f"settlement-{stamp}" / database
-        work.mkdir(parents=True, exist_ok=True)
-        rows += settlement_case(database, work, config, _say)[1]
-    print(render_table(rows), flush=True)
-
-
-def _say(line: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {line}", flush=True)
-
-
-if __name__ == "__main__":
-    main()

@@ -156,27 +156,6 @@ class PayoutOutcome(_Message):
     failure_reason: str | None = None
 
 
-class MerchantsOfDay(_Message):
-    """A page of merchants whose statements for `day` are to be prepared together."""
-
-    day: date
-    merchant_ids: tuple[str, ...]
-
-
-class PreparedStatements(_Message):
-    """A merchant's statements for the day and the payouts they ask the bank for."""
-
-    merchant_id: str
-    statement_ids: tuple[str, ...] = ()
-    payouts: tuple[PayoutOrder, ...] = ()
-
-
-class PreparedPage(_Message):
-    """What a page's statements came to, merchant by merchant (in the page's order)."""
-
-    merchants: tuple[PreparedStatements, ...]
-
-
 class MerchantSettlementView(_Message):
     merchant_id: str
     day: date
@@ -207,5 +186,3 @@ class MerchantDay(_Message):
     day: date
     polling: PollTimings = PollTimings()
     waiting: PayoutsWait | None = None  # a run continued from an earlier one
-    # Its statements as the day's run prepared them with its page (None: it prepares them).
-    prepared: PreparedStatements | None = None

@@ -1,22 +1,15 @@
 """Daily settlement (T+1): a run per day, a child workflow per merchant.
 
     SettlementRunWorkflow(day)            started by the daily Schedule, or by ops to backfill
-      -> prepare the page's statements    a page of merchants at once, set-wise, in one
-                                          transaction (one per merchant and currency, each
-                                          with its payout entry)
       -> MerchantSettlementWorkflow       id settlement-{day}-{merchant}: one per (merchant, day)
-           its statements and payouts (handed by the run; prepared by itself, the same
-           way, when started alone or by a run from before PREPARED_PAGES)
+           prepare statements (one per currency; each with its payout entry, in one transaction)
            -> ask the bank for each payout -> await its notification or query it
            -> paid: money leaves in transit | refused: it returns to available, with the reason
 
 The child's id makes a (merchant, day) settle once however often the day is run:
 a second run finds the child already started (or done) and counts the merchant as
 settled. Statements and payouts are keyed by (merchant, day, currency) in the
-database too, so a crash half-way resumes where it stopped and never pays twice: a
-page's preparation is recorded with its merchants (which `merchants_page` chose before
-it), so a retry after its commit prepares the same merchants again and finds them made,
-and every one of them gets its child.
+database too, so a crash half-way resumes where it stopped and never pays twice.
 Progress is on the run's query and its current details in the Temporal UI.
 
 No history grows with the day's size or the bank's delay: a run starts the children of
@@ -30,7 +23,7 @@ still waits for.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import date, timedelta
 
 from temporalio import workflow
@@ -46,14 +39,11 @@ with workflow.unsafe.imports_passed_through():
     from domain.settlement import (
         MerchantDay,
         MerchantSettlementView,
-        MerchantsOfDay,
         MerchantsPage,
         PayoutOrder,
         PayoutOutcome,
         PayoutsWait,
         PendingPayout,
-        PreparedPage,
-        PreparedStatements,
         SettlementProgress,
         SettlementRunInput,
     )
@@ -64,8 +54,6 @@ CONCURRENT_MERCHANTS = 10
 # Patches: a run started before them replays and ends on the code it started with.
 PAGED_RUNS = "settlement-run-pages"  # a page of merchants a run, then continue as new
 BOUNDED_PAYOUT_POLLS = "payout-polls-per-run"  # continue as new after polls_per_run polls
-# A run prepares its page's statements in one step; its children start with them made.
-PREPARED_PAGES = "settlement-prepared-pages"
 
 
 @workflow.defn
@@ -80,9 +68,6 @@ class SettlementRunWorkflow:
         scope = request.model_copy(update={"day": day})
         if not workflow.patched(PAGED_RUNS):
             return await self._settle_all(scope, day)
-        # Asked here, before the first local activity, as PAGED_RUNS is: its marker then
-        # always lands in the run's first workflow task, however long the page takes.
-        prepares_pages = workflow.patched(PREPARED_PAGES)
         page: MerchantsPage = await workflow.execute_local_activity_method(
             SettlementRecords.merchants_page, scope, **options.DB_MUST_FINISH
         )
@@ -91,15 +76,7 @@ class SettlementRunWorkflow:
             update={"day": day, "merchants": done + page.remaining}
         )
         self._show()
-        prepared: dict[str, PreparedStatements] = {}
-        if prepares_pages and page.merchant_ids:
-            made: PreparedPage = await workflow.execute_local_activity_method(
-                SettlementRecords.prepare_page,
-                MerchantsOfDay(day=day, merchant_ids=page.merchant_ids),
-                **options.DB_MUST_FINISH,
-            )
-            prepared = {p.merchant_id: p for p in made.merchants}
-        await self._settle_batches(page.merchant_ids, day, request.polling, prepared)
+        await self._settle_batches(page.merchant_ids, day, request.polling)
         if page.remaining > len(page.merchant_ids):
             await workflow.wait_condition(workflow.all_handlers_finished)
             after = page.merchant_ids[-1]
@@ -119,32 +96,21 @@ class SettlementRunWorkflow:
         return self._progress
 
     async def _settle_batches(
-        self,
-        merchants: Sequence[str],
-        day: date,
-        polling: PollTimings,
-        prepared: Mapping[str, PreparedStatements] | None = None,
+        self, merchants: Sequence[str], day: date, polling: PollTimings
     ) -> None:
-        prepared = prepared or {}
         for start in range(0, len(merchants), CONCURRENT_MERCHANTS):
             batch = merchants[start : start + CONCURRENT_MERCHANTS]
-            await asyncio.gather(*(self._settle(m, day, polling, prepared.get(m)) for m in batch))
+            await asyncio.gather(*(self._settle(merchant, day, polling) for merchant in batch))
 
     @workflow.query
     def progress(self) -> SettlementProgress:
         return self._progress
 
-    async def _settle(
-        self,
-        merchant_id: str,
-        day: date,
-        polling: PollTimings,
-        prepared: PreparedStatements | None = None,
-    ) -> None:
+    async def _settle(self, merchant_id: str, day: date, polling: PollTimings) -> None:
         try:
             await workflow.execute_child_workflow(
                 MerchantSettlementWorkflow.run,
-                MerchantDay(merchant_id=merchant_id, day=day, polling=polling, prepared=prepared),
+                MerchantDay(merchant_id=merchant_id, day=day, polling=polling),
                 id=merchant_settlement_workflow_id(merchant_id, day),
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 task_timeout=workflow.info().task_timeout,  # the run's own, as configured
@@ -220,16 +186,12 @@ class MerchantSettlementWorkflow:
         self._view = self._view.model_copy(update=changes)
 
     async def _prepare(self, merchant_day: MerchantDay) -> list[PayoutOrder]:
-        if merchant_day.prepared is not None:  # by the day's run, with its page
-            payouts = list(merchant_day.prepared.payouts)
-            statements = list(merchant_day.prepared.statement_ids)
-        else:
-            payouts = await workflow.execute_local_activity_method(
-                SettlementRecords.prepare_statements, merchant_day, **options.DB_MUST_FINISH
-            )
-            statements = await workflow.execute_local_activity_method(
-                SettlementRecords.day_statements, merchant_day, **options.DB_MUST_FINISH
-            )
+        payouts: list[PayoutOrder] = await workflow.execute_local_activity_method(
+            SettlementRecords.prepare_statements, merchant_day, **options.DB_MUST_FINISH
+        )
+        statements: list[str] = await workflow.execute_local_activity_method(
+            SettlementRecords.day_statements, merchant_day, **options.DB_MUST_FINISH
+        )
         self._update(
             statement_ids=tuple(statements), pending_payouts=tuple(p.payout_id for p in payouts)
         )

@@ -18,7 +18,7 @@ from bench import settlement_seed
 from db.engine import session_factory
 from db.reconcile import ledger_problems
 from db.tables import Payout, Statement, StatementEntry
-from domain.settlement import MerchantDay, MerchantsOfDay, SettlementRunInput
+from domain.settlement import MerchantDay, SettlementRunInput
 from tests.databases import create_database, drop_database, migrated_engine
 
 BACKENDS = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_DATABASE_URL") else [])
@@ -75,33 +75,4 @@ def test_pages_follow_their_cursor_and_settled_merchants_drop_out(seeded: Engine
             select(func.count()).where(col(StatementEntry.statement_id) == statement.id)
         ).one()
         assert covered == 11
-        assert ledger_problems(session) == []
-
-
-def test_a_page_is_prepared_at_once_and_again_gives_the_same_answer(seeded: Engine) -> None:
-    records = SettlementRecords(session_factory(seeded))
-    # mch_bench2 was settled on its own first: the page finds its statement, pays nothing more
-    [alone] = records.prepare_statements(MerchantDay(merchant_id="mch_bench2", day=DAY))
-    merchants = ("mch_bench1", "mch_bench2", "mch_bench3")
-    page = records.prepare_page(MerchantsOfDay(day=DAY, merchant_ids=merchants))
-    assert [p.merchant_id for p in page.merchants] == list(merchants)
-    assert _counts(seeded) == (3, 33, 3)
-    for prepared in page.merchants:
-        [statement] = prepared.statement_ids
-        [payout] = prepared.payouts
-        assert statement == f"{prepared.merchant_id}:{DAY.isoformat()}:CNY"
-        assert (payout.statement_id, payout.merchant_id) == (statement, prepared.merchant_id)
-        assert payout.beneficiary != "" and payout.amount > 0
-    assert page.merchants[1].payouts == (alone,)
-    # what the children of a run get is what they would have found themselves
-    for prepared in page.merchants:
-        merchant_day = MerchantDay(merchant_id=prepared.merchant_id, day=DAY)
-        assert records.day_statements(merchant_day) == list(prepared.statement_ids)
-        assert records.prepare_statements(merchant_day) == list(prepared.payouts)
-    assert records.prepare_page(MerchantsOfDay(day=DAY, merchant_ids=merchants)) == page
-    assert _counts(seeded) == (3, 33, 3)  # nothing stated, covered or paid twice
-    assert records.merchants_page(SettlementRunInput(day=DAY)).merchant_ids == ()
-    with Session(seeded) as session:
-        for made in session.exec(select(Statement)).all():
-            assert (made.order_count, made.closing_balance) == (10, 0)
         assert ledger_problems(session) == []

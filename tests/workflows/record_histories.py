@@ -385,9 +385,6 @@ async def test_settlement_run(
     started = await api.post("/v1/settlements/runs", json=body)
     assert started.status_code == 202, started.text
     await record(temporal, settlement_run_workflow_id(today, (merchant_id,)), "settlement_run")
-    # Its child, started with its statements and payouts prepared by the run's page.
-    child = merchant_settlement_workflow_id(merchant_id, today)
-    await record(temporal, child, "merchant_settlement_of_a_run")
 
 
 async def test_quoted_order_paid_and_refunded(

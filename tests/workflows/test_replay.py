@@ -58,7 +58,6 @@ OLD_BRANCHES = {
     "refund-waits-with-timers": ["order_compensated_before_refund_timers"],
     "payment-reference-underscore": ["order_modified_paid_before_underscore_references"],
     "poll-sees-channel-close": ["order_decline_lost_before_poll_sees_close"],
-    "settlement-prepared-pages": ["settlement_run_before_prepared_pages"],
 }
 
 

@@ -28,7 +28,13 @@ from workflows.order.versions import patched_or_v2
 with workflow.unsafe.imports_passed_through():
     from activities.channel_calls import ChannelCalls
     from activities.order_records import OrderRecords
-    from channels.base import ChannelName, CloseResult, PaymentStatus, takes_order
+    from channels.base import (
+        ChannelName,
+        CloseResult,
+        PaymentStatus,
+        supports_currency,
+        takes_order,
+    )
     from domain.failures import (
         CHANNEL_REJECTED,
         MODIFICATION_FAILED,
@@ -60,14 +66,21 @@ class Modifications(Compensation):
         if refusal is not None:
             raise refusal_error(refusal)
 
-    def _check_choosable(self, request: MethodChoice) -> None:
+    def _check_choosable(self, request: MethodChoice, *, validating: bool) -> None:
         known = request.channel in {name.value for name in ChannelName}
-        # A quoted order's buyer pays the quote's currency: the channel must collect that.
         price_currency = self._order.priced.currency
         quote = self._order.quote
         presentment = quote.presentment_currency if quote is not None else None
-        currency = presentment or price_currency
-        takes = known and takes_order(ChannelName(request.channel), price_currency, presentment)
+        if validating:
+            # A quoted order's buyer pays the quote's currency: the channel must collect
+            # that. Checked when a choice is asked (a refused one never enters the history)...
+            currency = presentment or price_currency
+            takes = known and takes_order(ChannelName(request.channel), price_currency, presentment)
+        else:
+            # ...and, when it is applied, by the rule choices already in histories were
+            # accepted by (the price's currency), so they replay as they ran.
+            currency = price_currency
+            takes = known and supports_currency(ChannelName(request.channel), currency)
         refusal = choice_refusal(
             self._standing(), request.channel, currency, known=known, takes_currency=takes
         )

@@ -173,7 +173,7 @@ class OrderWorkflow(Fulfilment):
         self._choices_asked += 1
         ticket = self._choices_asked
         await workflow.wait_condition(lambda: self._choice is None and self._modification is None)
-        self._check_choosable(request)
+        self._check_choosable(request, validating=False)
         self._choice = (ticket, request)
         await workflow.wait_condition(lambda: ticket in self._choice_answers)
         refusal = self._choice_answers.pop(ticket)
@@ -183,4 +183,4 @@ class OrderWorkflow(Fulfilment):
 
     @choose_method.validator
     def _validate_choice(self, request: MethodChoice) -> None:
-        self._check_choosable(request)
+        self._check_choosable(request, validating=True)
