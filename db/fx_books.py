@@ -273,7 +273,7 @@ def complete_postings(session: Session, refund: Refund) -> tuple[str, list[Posti
     return currency, refund_complete_postings(refund.channel, currency, amount)
 
 
-def _order_sums(session: Session, order_id: str) -> dict[str, int]:
+def order_sums(session: Session, order_id: str) -> dict[str, int]:
     """The order's own postings summed by account (debit-positive)."""
     rows = session.exec(
         select(Posting.account, func.sum(Posting.amount))
@@ -299,7 +299,7 @@ def _live_refunds(session: Session, order_id: str) -> list[tuple[Refund, Present
 
 def open_position(session: Session, order: Order, quote: Quote) -> OpenPosition:
     """What the order holds in the FX accounts now, and the rounding it owes in P."""
-    sums = _order_sums(session, order.id)
+    sums = order_sums(session, order.id)
     price, presentment = quote.price_currency, quote.presentment_currency
     residual = -Fraction(quote.mid_residual) if order.merchant_net_amount is not None else 0
     for _, row in _live_refunds(session, order.id):
@@ -412,7 +412,7 @@ def fx_order_problems(session: Session, order: Order, paid_amount: int) -> list[
     """
     quote = order_quote(session, order)
     assert quote is not None
-    sums = _order_sums(session, order.id)
+    sums = order_sums(session, order.id)
     price, presentment = quote.price_currency, quote.presentment_currency
     by_kind: dict[tuple[K, str], int] = defaultdict(int)
     for account, total in sums.items():

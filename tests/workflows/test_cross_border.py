@@ -11,10 +11,11 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from sqlmodel import Session, col, func, select
+from sqlmodel import Session, select
 from temporalio.client import Client, WorkflowUpdateFailedError
 
-from db.tables import JournalEntry, OrderQuote, Posting, PresentmentRefund, Refund
+from db.fx_books import order_sums
+from db.tables import OrderQuote, PresentmentRefund, Refund
 from domain.keys import order_workflow_id
 from domain.saga import MethodChoice
 from tests.conftest import System
@@ -37,13 +38,7 @@ from workflows.order.workflow import OrderWorkflow
 
 def _order_sums(system: System, order_id: str) -> dict[str, int]:
     with Session(system.engine) as session:
-        rows = session.exec(
-            select(Posting.account, func.sum(Posting.amount))
-            .join(JournalEntry, col(JournalEntry.id) == Posting.entry_id)
-            .where(JournalEntry.order_id == order_id)
-            .group_by(col(Posting.account))
-        ).all()
-    return {account: int(total) for account, total in rows if total}
+        return {account: total for account, total in order_sums(session, order_id).items() if total}
 
 
 @pytest.mark.parametrize("presentment", ["USD", "JPY"])

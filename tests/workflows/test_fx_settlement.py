@@ -15,11 +15,12 @@ from decimal import Decimal
 
 import httpx
 import pytest
-from sqlmodel import Session, col, func, select
+from sqlmodel import Session, select
 from temporalio.client import Client
 
+from db.fx_books import order_sums
 from db.reconcile import Scope, ledger_problems, trial_balance
-from db.tables import FxRealisation, JournalEntry, Posting
+from db.tables import FxRealisation
 from domain.sweeps import ChannelSweepResult
 from tests.conftest import System
 from tests.support import (
@@ -35,13 +36,7 @@ from workflows.sweep_schedule import start_channel_sweep
 
 def _order_sums(system: System, order_id: str) -> dict[str, int]:
     with Session(system.engine) as session:
-        rows = session.exec(
-            select(Posting.account, func.sum(Posting.amount))
-            .join(JournalEntry, col(JournalEntry.id) == Posting.entry_id)
-            .where(JournalEntry.order_id == order_id)
-            .group_by(col(Posting.account))
-        ).all()
-    return {account: int(total) for account, total in rows if total}
+        return {account: total for account, total in order_sums(session, order_id).items() if total}
 
 
 def _realisations(system: System, order_id: str) -> list[FxRealisation]:
