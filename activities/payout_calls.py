@@ -37,6 +37,7 @@ class PayoutCalls:
                     currency=order.currency,
                     beneficiary=order.beneficiary,
                     notify_url=self._notify_url,
+                    credit_currency=order.credit_currency,
                 )
             )
         except ChannelUnavailable as error:

@@ -81,6 +81,7 @@ class SettlementRecords:
                 amount=row.amount,
                 currency=row.currency,
                 beneficiary=row.name if row.name is not None else row.merchant_id,
+                credit_currency=row.credit_currency,
             )
             for row in payouts
         ]
@@ -93,7 +94,9 @@ class SettlementRecords:
             pending = payout.status == PayoutStatus.PENDING
             currency, amount = payout.currency, payout.amount
             if outcome.paid:
-                mark_payout_paid(session, outcome.payout_id, outcome.bank_reference)
+                mark_payout_paid(
+                    session, outcome.payout_id, outcome.bank_reference, outcome.credited
+                )
             else:
                 reason = outcome.failure_reason or "refused by the bank"
                 mark_payout_returned(session, outcome.payout_id, reason)

@@ -80,6 +80,12 @@ class PayoutOut(BaseModel):
     status: str
     failure_reason: str | None
     bank_reference: str | None
+    # A merchant settled in another currency: the bank converts the payout into
+    # `credit_currency` and says what it credited, at what rate (credit units per unit
+    # of `currency`), once it has accepted the payout and reported back.
+    credit_currency: str | None = None
+    credited_amount: int | None = None
+    credit_rate: str | None = None
     created_at: UtcDatetime
     updated_at: UtcDatetime
 

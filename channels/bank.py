@@ -37,6 +37,7 @@ from channels._sandbox_http import (
 )
 from channels.base import Acknowledgement
 from channels.errors import NotificationFormatError, PayoutNotFound
+from domain.settlement import PayoutCredit, PayoutOutcome
 
 
 class PayoutStatus(enum.StrEnum):
@@ -56,6 +57,7 @@ class PayoutRequest(_Model):
     currency: str
     beneficiary: str  # e.g. a masked account name
     notify_url: str
+    credit_currency: str | None = None  # the bank converts into it; None: paid as it is
 
 
 class PayoutState(_Model):
@@ -66,6 +68,17 @@ class PayoutState(_Model):
     status: PayoutStatus
     failure_reason: str | None = None  # set once failed
     bank_reference: str | None = None  # set once paid
+    credited: PayoutCredit | None = None  # a converted payout: what the merchant gets
+
+    def outcome(self) -> PayoutOutcome:
+        """A finished payout as settlement records it (paid or not, and the bank's word)."""
+        return PayoutOutcome(
+            payout_id=self.payout_id,
+            paid=self.status == PayoutStatus.PAID,
+            bank_reference=self.bank_reference,
+            failure_reason=self.failure_reason,
+            credited=self.credited,
+        )
 
 
 class SettledConversion(_Model):
@@ -158,6 +171,7 @@ class BankTransferAdapter:
             currency=request.currency,
             beneficiary=request.beneficiary,
             notify_url=request.notify_url,
+            credit_currency=request.credit_currency,
         )
         return _payout_state(await self._http.call("POST", "/api/payouts", wire.Payout, body))
 
@@ -234,4 +248,17 @@ def _payout_state(payout: wire.Payout) -> PayoutState:
         status=_PAYOUT_STATUS[payout.status],
         failure_reason=payout.failure_reason,
         bank_reference=payout.bank_reference,
+        credited=_credited(payout),
+    )
+
+
+def _credited(payout: wire.Payout) -> PayoutCredit | None:
+    if payout.credit_currency is None or payout.credited_amount is None:
+        return None
+    if payout.credit_rate is None:
+        raise NotificationFormatError(
+            "the bank credited a converted payout without its rate", code="payout_malformed"
+        )
+    return PayoutCredit(
+        currency=payout.credit_currency, amount=payout.credited_amount, rate=payout.credit_rate
     )

@@ -32,6 +32,9 @@ class PayoutCreate(_Wire):
     currency: Currency
     beneficiary: str = Field(min_length=1, max_length=128)  # e.g. a masked account name
     notify_url: str = Field(pattern=r"^https?://", max_length=2048)
+    # Credit the beneficiary in this currency, converted by the bank at its rate; absent:
+    # in `currency`, as it is.
+    credit_currency: Currency | None = None
 
 
 class Payout(_Wire):
@@ -42,6 +45,11 @@ class Payout(_Wire):
     status: PayoutStatus
     failure_reason: str | None  # set once failed
     bank_reference: str | None  # set once paid
+    # A converted payout: the currency credited, and (fixed when the bank accepts it) the
+    # amount credited and its rate (credit units per payout unit, a decimal string).
+    credit_currency: str | None = None
+    credited_amount: int | None = None
+    credit_rate: str | None = None
 
 
 class ErrorDetail(_Wire):

@@ -42,7 +42,7 @@ from sqlalchemy.sql import Select
 from sqlmodel import Session, SQLModel, col, select
 
 from db.ledger import InsufficientFunds, post_entry
-from db.tables import Account, Payout, Statement
+from db.tables import Account, Payout, PayoutConversion, Statement
 from domain.keys import payout_entry_id, payout_id, statement_id
 from domain.ledger import (
     AccountKind,
@@ -53,7 +53,7 @@ from domain.ledger import (
     payout_return_postings,
     payout_start_postings,
 )
-from domain.settlement import PayoutStatus, statement_totals
+from domain.settlement import PayoutCredit, PayoutStatus, statement_totals
 from domain.split import Split, split_payment
 
 # The tables, for the set-wise statements below (Core: no ORM objects per row).
@@ -64,6 +64,7 @@ _ORDERS: Table = SQLModel.metadata.tables["orders"]
 _STATEMENTS: Table = SQLModel.metadata.tables["statements"]
 _COVERED: Table = SQLModel.metadata.tables["statement_entries"]
 _PAYOUTS: Table = SQLModel.metadata.tables["payouts"]
+_PAYOUT_CONVERSIONS: Table = SQLModel.metadata.tables["payout_conversions"]
 _MERCHANTS: Table = SQLModel.metadata.tables["merchants"]
 
 
@@ -174,9 +175,9 @@ def prepare_statements(
 
 
 def statements_payouts(session: Session, statements: Sequence[str]) -> list[Row[Any]]:
-    """The payouts of these statements (id, statement, merchant, amount, currency, and the
-    merchant's name), in statement id order."""
-    payouts, merchants = _PAYOUTS.c, _MERCHANTS.c
+    """The payouts of these statements (id, statement, merchant, amount, currency, credit
+    currency, and the merchant's name), in statement id order."""
+    payouts, merchants, conversions = _PAYOUTS.c, _MERCHANTS.c, _PAYOUT_CONVERSIONS.c
     query = (
         core_select(
             payouts.id,
@@ -184,9 +185,11 @@ def statements_payouts(session: Session, statements: Sequence[str]) -> list[Row[
             payouts.merchant_id,
             payouts.amount,
             payouts.currency,
+            conversions.credit_currency,
             merchants.name,
         )
         .join_from(_PAYOUTS, _MERCHANTS, merchants.id == payouts.merchant_id, isouter=True)
+        .join_from(_PAYOUTS, _PAYOUT_CONVERSIONS, conversions.payout_id == payouts.id, isouter=True)
         .where(payouts.statement_id.in_(statements))
         .order_by(payouts.statement_id)
     )
@@ -197,9 +200,33 @@ def statement_payout(session: Session, statement: Statement) -> Payout | None:
     return session.exec(select(Payout).where(Payout.statement_id == statement.id)).first()
 
 
-def mark_payout_paid(session: Session, payout_key: str, bank_reference: str | None) -> Payout:
-    """The bank confirmed: the money leaves in transit (once)."""
-    return _finish_payout(session, payout_key, paid=True, detail=bank_reference)
+def mark_payout_paid(
+    session: Session,
+    payout_key: str,
+    bank_reference: str | None,
+    credited: PayoutCredit | None = None,
+) -> Payout:
+    """The bank confirmed: the money leaves in transit (once), and what it credited the
+    merchant in its settlement currency, if it converted, is kept with the payout."""
+    payout = _finish_payout(session, payout_key, paid=True, detail=bank_reference)
+    if credited is not None:
+        _record_credit(session, payout, credited)
+    return payout
+
+
+def _record_credit(session: Session, payout: Payout, credited: PayoutCredit) -> None:
+    conversion = session.get(PayoutConversion, payout.id, with_for_update=True)
+    if conversion is None or conversion.credit_currency != credited.currency:
+        asked = None if conversion is None else conversion.credit_currency
+        raise ValueError(f"payout {payout.id}: asked to credit {asked}, credited {credited}")
+    if conversion.credited_amount is None:  # the first report stands
+        conversion.credited_amount = credited.amount
+        conversion.credit_rate = credited.rate
+        conversion.updated_at = datetime.now(UTC)
+
+
+def payout_conversion(session: Session, payout_key: str) -> PayoutConversion | None:
+    return session.get(PayoutConversion, payout_key)
 
 
 def mark_payout_returned(session: Session, payout_key: str, reason: str) -> Payout:
@@ -386,6 +413,8 @@ def _start_payouts(session: Session, statements: Sequence[dict[str, Any]], now: 
     payouts: list[dict[str, Any]] = []
     in_transit: list[dict[str, Any]] = []
     moves: dict[str, int] = {}  # account -> debit-positive change
+    settled_in = _settlement_currencies(session, {s["merchant_id"] for s in statements})
+    credits: list[dict[str, Any]] = []  # payouts the bank is to convert, and into what
     for statement in statements:
         merchant, currency, amount = (
             statement["merchant_id"],
@@ -425,6 +454,18 @@ def _start_payouts(session: Session, statements: Sequence[dict[str, Any]], now: 
                 "updated_at": now,
             }
         )
+        credit = _credit_currency(settled_in.get(merchant), currency)
+        if credit is not None:
+            credits.append(
+                {
+                    "payout_id": key,
+                    "currency": currency,
+                    "credit_currency": credit,
+                    "credited_amount": None,
+                    "credit_rate": None,
+                    "updated_at": now,
+                }
+            )
         covered.append({"entry_id": entry, "statement_id": statement["id"]})
         payouts.append(
             {
@@ -452,7 +493,24 @@ def _start_payouts(session: Session, statements: Sequence[dict[str, Any]], now: 
     )
     session.execute(insert(_COVERED), covered)
     session.execute(insert(_PAYOUTS), payouts)
+    if credits:
+        session.execute(insert(_PAYOUT_CONVERSIONS), credits)
     _expire_accounts(session, set(moves))
+
+
+def _settlement_currencies(session: Session, merchants: set[str]) -> dict[str, str | None]:
+    columns = _MERCHANTS.c
+    query = core_select(columns.id, columns.settlement_currency).where(
+        columns.id.in_(sorted(merchants))
+    )
+    return {row.id: row.settlement_currency for row in session.execute(query)}
+
+
+def _credit_currency(settlement_currency: str | None, payout_currency: str) -> str | None:
+    """What the bank is to credit the merchant in, when not the payout's own currency."""
+    if settlement_currency is None or settlement_currency == payout_currency:
+        return None
+    return settlement_currency
 
 
 def _insert_ignore(session: Session, table: Table) -> Insert:

@@ -593,6 +593,30 @@ class Payout(SQLModel, table=True):
     updated_at: datetime
 
 
+class PayoutConversion(SQLModel, table=True):
+    """A payout the bank converts for a merchant settled in another currency: the payout's
+    `currency` leaves our account, the merchant is credited in `credit_currency`. The row
+    is made with the payout; the credited amount and the bank's rate once the bank says."""
+
+    __tablename__ = "payout_conversions"
+    __table_args__ = (
+        CheckConstraint("credit_currency <> currency", name="ck_payout_conversions_currencies"),
+        CheckConstraint(
+            "(credited_amount IS NULL AND credit_rate IS NULL)"
+            " OR (credited_amount > 0 AND credit_rate IS NOT NULL)",
+            name="ck_payout_conversions_credited",
+        ),
+        _references("fk_payout_conversions_payout", "payout_id", "payouts.id"),
+    )
+
+    payout_id: str = Field(primary_key=True)
+    currency: str  # the payout's
+    credit_currency: str
+    credited_amount: int | None = Field(default=None, sa_column=_money(nullable=True))
+    credit_rate: str | None = None  # credit_currency units per payout unit, a decimal string
+    updated_at: datetime
+
+
 # -- Reconciliation (domain.reconciliation): a run per channel and day, its exceptions --
 
 

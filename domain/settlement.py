@@ -139,7 +139,9 @@ class MerchantsPage(_Message):
 
 
 class PayoutOrder(_Message):
-    """A statement's payout, as the bank is to be asked for it."""
+    """A statement's payout, as the bank is to be asked for it: `amount` of `currency`
+    leaves our account; `credit_currency`, when set, is what the bank converts it into for
+    the merchant (its settlement currency)."""
 
     payout_id: str
     statement_id: str
@@ -147,6 +149,16 @@ class PayoutOrder(_Message):
     amount: int
     currency: str
     beneficiary: str
+    credit_currency: str | None = None
+
+
+class PayoutCredit(_Message):
+    """What the bank credited the merchant for a payout it converted: `amount` minor units
+    of `currency`, at `rate` (credit units per payout unit, a decimal string)."""
+
+    currency: str
+    amount: int = Field(gt=0)
+    rate: str
 
 
 class PayoutOutcome(_Message):
@@ -154,6 +166,7 @@ class PayoutOutcome(_Message):
     paid: bool
     bank_reference: str | None = None
     failure_reason: str | None = None
+    credited: PayoutCredit | None = None
 
 
 class MerchantSettlementView(_Message):

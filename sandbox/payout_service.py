@@ -7,21 +7,35 @@ failed with `account_frozen` for `fail`. The timers live in memory and are
 cancelled on shutdown, so a payout pending at a restart stays pending until
 the control API completes or fails it; the stored record never claims an
 outcome the bank did not reach.
+
+A payout may ask to credit the beneficiary in another currency (`credit_currency`: the
+merchant's settlement currency). The bank converts it when it accepts it, at its own
+market's rate of that moment (`PAYOUT_FX_SEED`, which moves), by the one rounding rule
+(`domain.fx.conversion.convert`), and the payout carries what it credited and the rate
+from then on; a currency it has no market for is refused (`currency_not_supported`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import UTC, datetime
+from typing import Final
 
+from domain.fx.conversion import Conversion, convert
+from domain.fx.errors import RateMissing
 from sandbox.errors import SandboxError
 from sandbox.events import payout_event
 from sandbox.notifier import Notifier, NotifyProtocol
 from sandbox.protocol import Payout, PayoutCreate, PayoutEventType
 from sandbox.service import fail_if_faulted
+from sandbox.settlement_fx import SettlementFx
 from sandbox.store import PayoutOutcome, PayoutRecord, Store
 
 log = logging.getLogger(__name__)
+
+PAYOUT_FX_SEED: Final = "sandbox-bank-payouts"
+"""The bank's own market for converting payouts: neither our quotes' nor the channels'."""
 
 _EVENT_TYPE: dict[PayoutOutcome, PayoutEventType] = {
     "paid": "payout.paid",
@@ -37,15 +51,32 @@ class PayoutService:
         self._notifier = notifier
         self._protocol = protocol
         self._delay_s = delay_ms / 1000
+        self._fx = SettlementFx(PAYOUT_FX_SEED)
         self._timers: set[asyncio.Task[None]] = set()
 
     async def create_payout(self, request: PayoutCreate) -> Payout:
         """Create (or repeat) a payout; only a new one starts its settlement timer."""
         await fail_if_faulted(self.store, request.merchant_id)
-        payout, created = await self.store.create_payout(request)
+        payout, created = await self.store.create_payout(request, self._credit(request))
         if created:
             await self._schedule(payout)
         return payout_view(payout)
+
+    def _credit(self, request: PayoutCreate) -> Conversion | None:
+        """A payout credited in another currency: converted at the bank's market rate of
+        now by the one rounding rule; a currency the bank does not trade, or an amount
+        worth nothing once converted, is refused."""
+        target = request.credit_currency
+        if target is None or target == request.currency:
+            return None
+        try:
+            rate = self._fx.market_rate(request.currency, target, datetime.now(UTC))
+        except RateMissing:
+            raise SandboxError(400, "currency_not_supported", f"no {target} payouts") from None
+        credit = convert(request.amount, request.currency, target, rate)
+        if credit.target_amount <= 0:
+            raise SandboxError(400, "amount_too_small", f"worth nothing in {target}")
+        return credit
 
     async def get_payout(self, payout_id: str) -> Payout:
         payout = await self.store.payout(payout_id)
@@ -97,4 +128,7 @@ def payout_view(payout: PayoutRecord) -> Payout:
         status=payout.status,
         failure_reason=payout.failure_reason,
         bank_reference=payout.bank_reference,
+        credit_currency=payout.credit_currency,
+        credited_amount=payout.credited_amount,
+        credit_rate=payout.credit_rate,
     )

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from channels.base import ChannelName
+from domain.fx.conversion import Conversion
 from sandbox.bill_entries import day_of
 from sandbox.channel_fx import Charge
 from sandbox.errors import SandboxError
@@ -127,6 +128,9 @@ class PayoutRecord:
     status: PayoutStatus = "pending"
     failure_reason: str | None = None
     bank_reference: str | None = None
+    credit_currency: str | None = None  # converted for the beneficiary into this
+    credited_amount: int | None = None  # fixed when the payout is accepted
+    credit_rate: str | None = None
 
 
 @dataclass(frozen=True)
@@ -359,9 +363,12 @@ class Store:
 
     # -- payouts ----------------------------------------------------------
 
-    async def create_payout(self, request: PayoutCreate) -> tuple[PayoutRecord, bool]:
-        """Create a pending payout, or return the one with this payout_id if it moves
-        the same money to the same beneficiary. Returns the payout and whether it is new."""
+    async def create_payout(
+        self, request: PayoutCreate, credit: Conversion | None = None
+    ) -> tuple[PayoutRecord, bool]:
+        """Create a pending payout (converted by `credit` for the beneficiary, if given),
+        or return the one with this payout_id if it moves the same money to the same
+        beneficiary. Returns the payout and whether it is new."""
         async with self._lock:
             existing = self._payouts.get(request.payout_id)
             if existing is None:
@@ -373,13 +380,23 @@ class Store:
                     beneficiary=request.beneficiary,
                     notify_url=request.notify_url,
                 )
+                if credit is not None:
+                    payout = replace(
+                        payout,
+                        credit_currency=credit.target_currency,
+                        credited_amount=credit.target_amount,
+                        credit_rate=str(credit.rate),
+                    )
                 return self._save_payout(payout), True
+            asked = (request.merchant_id, request.amount, request.currency, request.beneficiary)
             same = (
                 existing.merchant_id,
                 existing.amount,
                 existing.currency,
                 existing.beneficiary,
-            ) == (request.merchant_id, request.amount, request.currency, request.beneficiary)
+            ) == asked and existing.credit_currency == (
+                credit.target_currency if credit is not None else None
+            )
             if not same:
                 raise SandboxError(409, "payout_id_conflict")
             return existing, False

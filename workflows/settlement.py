@@ -202,7 +202,7 @@ class MerchantSettlementWorkflow:
             PayoutCalls.send_payout, payout, **options.CHANNEL_MUST_FINISH
         )
         if state.status != PayoutStatus.PENDING:
-            return await self._record(_outcome(state))
+            return await self._record(state.outcome())
         return await self._await_final(payout, self._polling.first_payout_poll)
 
     async def _await_final(
@@ -228,7 +228,7 @@ class MerchantSettlementWorkflow:
                 except options.StepFailed:
                     continue  # the next query or the notification will tell
                 if state.status != PayoutStatus.PENDING:
-                    return await self._record(_outcome(state))
+                    return await self._record(state.outcome())
 
     def _run_is_long(self) -> bool:
         if not self._bounded:
@@ -260,12 +260,3 @@ class MerchantSettlementWorkflow:
             notices=tuple(n for n in self._notices.values() if n.payout_id in waiting_for),
         )
         workflow.continue_as_new(merchant_day.model_copy(update={"waiting": waiting}))
-
-
-def _outcome(state: PayoutState) -> PayoutOutcome:
-    return PayoutOutcome(
-        payout_id=state.payout_id,
-        paid=state.status == PayoutStatus.PAID,
-        bank_reference=state.bank_reference,
-        failure_reason=state.failure_reason,
-    )

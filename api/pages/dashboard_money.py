@@ -89,6 +89,10 @@ def statement_as_csv(detail: StatementDetail) -> str:
         "order_count",
     ):
         writer.writerow([field, getattr(detail, field)])
+    payout = detail.payout
+    if payout is not None and payout.credited_amount is not None:
+        credited = [payout.credited_amount, payout.credit_currency, payout.credit_rate]
+        writer.writerow(["payout_credited", *credited])
     writer.writerow([])
     writer.writerow(
         ["order_id", "gross", "channel_fee", "commission", "refunded_before_release", "released"]

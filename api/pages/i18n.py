@@ -53,6 +53,8 @@ ZH: dict[str, str] = {
     "Buyer refunded": "买家退回",
     "Quote": "报价",
     "channel rate": "渠道汇率",
+    "Credited in": "入账币种",
+    "bank rate": "银行汇率",
     "Next page": "下一页",
     "No orders match.": "没有符合条件的订单。",
     "Timeline": "时间线",

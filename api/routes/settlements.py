@@ -25,7 +25,6 @@ from domain.keys import merchant_settlement_workflow_id, settlement_run_workflow
 from domain.settlement import (
     MerchantDay,
     MerchantSettlementView,
-    PayoutOutcome,
     SettlementProgress,
     SettlementRunInput,
 )
@@ -139,12 +138,7 @@ async def payout_notification(request: Request, context: ContextDep) -> Response
         raise NotFound("payout_not_found", "the notification names no payout of ours", "payout_id")
     state = notification.payout
     if state.status != PayoutStatus.PENDING:
-        outcome = PayoutOutcome(
-            payout_id=state.payout_id,
-            paid=state.status == PayoutStatus.PAID,
-            bank_reference=state.bank_reference,
-            failure_reason=state.failure_reason,
-        )
+        outcome = state.outcome()
         handle = context.temporal.get_workflow_handle(payout)
         try:
             await handle.signal(MerchantSettlementWorkflow.payout_notification, outcome)

@@ -52,7 +52,7 @@ from db.engine import read_one_snapshot
 from db.fx_books import order_quote
 from db.order_money import order_split
 from db.reconcile import account_drift, trial_balance
-from db.settlement import statement_payout
+from db.settlement import payout_conversion, statement_payout
 from db.tables import (
     Account,
     JournalEntry,
@@ -196,7 +196,7 @@ def statement_detail(session: Session, statement_id: str) -> StatementDetail:
     payout = statement_payout(session, statement)
     return StatementDetail(
         **_statement_out(statement).model_dump(),
-        payout=None if payout is None else _payout_out(payout),
+        payout=None if payout is None else _payout_out(session, payout),
         orders=lines,
         entries=others,
     )
@@ -206,7 +206,7 @@ def payout_detail(session: Session, payout_id: str) -> PayoutOut:
     payout = session.get(Payout, payout_id)
     if payout is None:
         raise payout_not_found(payout_id)
-    return _payout_out(payout)
+    return _payout_out(session, payout)
 
 
 # -- operators -------------------------------------------------------------------
@@ -391,8 +391,18 @@ def _statement_out(statement: Statement) -> StatementOut:
     return StatementOut.model_validate(statement, from_attributes=True)
 
 
-def _payout_out(payout: Payout) -> PayoutOut:
-    return PayoutOut.model_validate(payout, from_attributes=True)
+def _payout_out(session: Session, payout: Payout) -> PayoutOut:
+    shown = PayoutOut.model_validate(payout, from_attributes=True)
+    conversion = payout_conversion(session, payout.id)
+    if conversion is None:
+        return shown
+    return shown.model_copy(
+        update={
+            "credit_currency": conversion.credit_currency,
+            "credited_amount": conversion.credited_amount,
+            "credit_rate": conversion.credit_rate,
+        }
+    )
 
 
 def _account_out(account: Account) -> AccountOut:

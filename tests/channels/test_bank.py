@@ -12,6 +12,7 @@ import asyncio
 import json
 import secrets
 import time
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +35,7 @@ from channels.errors import (
 )
 from channels.registry import build_bank
 from channels.signature import SIGNATURE_HEADER, sign
+from domain.fx.conversion import convert
 from sandbox.protocol import PayoutCreate
 from sandbox.store import Store
 from tests.channels.conftest import CONTROL_HEADERS
@@ -187,6 +189,70 @@ async def test_injected_api_failures_are_unavailable_then_the_call_succeeds(
     with pytest.raises(ChannelUnavailable):
         await bank.query_payout(payout_id)
     assert (await bank.query_payout(payout_id)).payout_id == created.payout_id
+
+
+# -- a payout the bank converts for a merchant settled in another currency ---------
+
+
+async def test_a_converted_payout_credits_the_bank_rate_and_says_so_when_paid(
+    bank: BankTransferAdapter, merchant_id: str, payout_id: str, inbox: Inbox
+) -> None:
+    request = payout_request(payout_id, merchant_id, inbox).model_copy(
+        update={"credit_currency": "USD"}
+    )
+    created = await bank.create_payout(request)
+
+    credited = created.credited
+    assert credited is not None and credited.currency == "USD"
+    rate = Decimal(credited.rate)
+    assert Decimal("0.12") < rate < Decimal("0.15")  # USD per CNY, the bank's own market
+    assert credited.amount == convert(150_000, "CNY", "USD", rate).target_amount
+    assert await bank.create_payout(request) == created  # the rate is fixed when accepted
+    notification = await only_notification(bank, inbox)
+    assert notification.payout.status is PayoutStatus.PAID
+    assert notification.payout.credited == credited
+    assert notification.payout.outcome().credited == credited
+    assert (notification.payout.amount, notification.payout.currency) == (150_000, "CNY")
+
+
+async def test_a_payout_is_not_converted_into_its_own_currency(
+    bank: BankTransferAdapter, control: Control, merchant_id: str, payout_id: str, inbox: Inbox
+) -> None:
+    await behave(control, merchant_id, "hold")
+    request = payout_request(payout_id, merchant_id, inbox)
+    same = await bank.create_payout(request.model_copy(update={"credit_currency": "CNY"}))
+    assert same.credited is None
+
+
+async def test_a_credit_currency_the_bank_does_not_trade_or_a_changed_one_is_refused(
+    bank: BankTransferAdapter, control: Control, merchant_id: str, payout_id: str, inbox: Inbox
+) -> None:
+    await behave(control, merchant_id, "hold")
+    request = payout_request(payout_id, merchant_id, inbox)
+    with pytest.raises(ChannelRejected) as error:
+        await bank.create_payout(request.model_copy(update={"credit_currency": "BRL"}))
+    assert error.value.code == "currency_not_supported" and not error.value.retryable
+    with pytest.raises(ChannelRejected) as error:
+        await bank.create_payout(request.model_copy(update={"credit_currency": "usd"}))
+    assert error.value.code == "invalid_request"
+    with pytest.raises(PayoutNotFound):
+        await bank.query_payout(payout_id)  # nothing was created
+
+    await bank.create_payout(request.model_copy(update={"credit_currency": "EUR"}))
+    with pytest.raises(ChannelRejected) as error:
+        await bank.create_payout(request.model_copy(update={"credit_currency": "USD"}))
+    assert error.value.code == "payout_id_conflict"
+
+
+async def test_a_payout_worth_nothing_once_converted_is_refused(
+    bank: BankTransferAdapter, merchant_id: str, payout_id: str, inbox: Inbox
+) -> None:
+    one_won = payout_request(payout_id, merchant_id, inbox, amount=1).model_copy(
+        update={"currency": "KRW", "credit_currency": "USD"}
+    )  # about 0.07 US cents: rounds to nothing
+    with pytest.raises(ChannelRejected) as error:
+        await bank.create_payout(one_won)
+    assert error.value.code == "amount_too_small"
 
 
 # -- settling: paid, failed, held -----------------------------------------------

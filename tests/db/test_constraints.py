@@ -64,6 +64,10 @@ _CONVERTED = (
     " VALUES ('payment:t', :order, 'payment', NULL, 'alipay', 'HKD', 1000, 'CNY', 7000,"
     " '0.92', :now)"
 )
+_CONVERTING = (
+    "INSERT INTO payout_conversions (payout_id, currency, credit_currency, credited_amount,"
+    " credit_rate, updated_at) VALUES (:payout, :currency, 'USD', NULL, NULL, :now)"
+)
 CASES: dict[str, tuple[str, ...]] = {
     "ck_merchants_status": ("UPDATE merchants SET status = 'closed' WHERE id = :merchant",),
     "ck_users_role": ("UPDATE users SET role = 'admin' WHERE id = :buyer",),
@@ -269,6 +273,11 @@ CASES: dict[str, tuple[str, ...]] = {
         " 'pending', :now, :now)",
     ),
     "fk_payouts_merchant": ("UPDATE payouts SET merchant_id = 'mer_nowhere' WHERE id = :payout",),
+    # A payout the bank converts (revision 0012): of a known payout, into another
+    # currency, the credited amount with its rate.
+    "fk_payout_conversions_payout": (_CONVERTING.replace(":payout", "'po_nowhere'"),),
+    "ck_payout_conversions_currencies": (_CONVERTING.replace("'USD'", ":currency"),),
+    "ck_payout_conversions_credited": (_CONVERTING.replace("NULL, NULL", "10, NULL"),),
     "uq_reconciliation_runs_channel_day": (
         _RUN.replace("VALUES ('alipay:2026-01-01'", "VALUES ('again'"),
     ),

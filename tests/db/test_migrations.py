@@ -203,6 +203,7 @@ def test_a_schema_no_revision_made_is_refused_and_left_alone(fresh_url: str) -> 
     engine = make_engine(fresh_url)
     SQLModel.metadata.create_all(engine)
     with engine.begin() as connection:
+        connection.execute(text("DROP TABLE payout_conversions"))  # it references payouts
         connection.execute(text("DROP TABLE payouts"))
         connection.execute(text("CREATE TABLE payouts (id VARCHAR PRIMARY KEY)"))
     engine.dispose()

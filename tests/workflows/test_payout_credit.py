@@ -1,0 +1,103 @@
+"""A merchant settled in another currency than its orders' (issue 17): its statement stays
+in the orders' currency and so do our books; the bank converts the payout at its own rate,
+and what it credited is kept with the payout and shown with the statement."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import httpx
+from sqlmodel import Session, select
+
+from db.ledger import account_balance
+from db.reconcile import Scope, ledger_problems
+from db.settlement import payout_conversion
+from db.tables import Payout
+from domain.fx.conversion import convert
+from domain.ledger import PLATFORM, AccountKind, account_id
+from tests.conftest import System
+from tests.support import create_order, merchant_body, pay, wait_for, wait_status
+
+
+async def _merchant_settled_in(api: httpx.AsyncClient, currency: str) -> str:
+    response = await api.post("/v1/merchants", json=merchant_body(settlement_currency=currency))
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+async def _paid_payout(system: System, merchant_id: str) -> Payout:
+    async def probe() -> Payout | None:
+        with Session(system.engine) as session:
+            return session.exec(select(Payout).where(Payout.merchant_id == merchant_id)).first()
+
+    payout = await wait_for(probe, lambda p: p is not None and p.status == "paid", "payout")
+    assert payout is not None
+    return payout
+
+
+async def test_a_cny_shop_settled_in_usd_is_paid_out_converted_by_the_bank(
+    api: httpx.AsyncClient, sandbox: httpx.AsyncClient, system: System
+) -> None:
+    merchant_id = await _merchant_settled_in(api, "USD")
+    orders = [await create_order(api, merchant_id) for _ in range(2)]
+    for order in orders:
+        await pay(sandbox, order["id"])
+    for order in orders:
+        await wait_status(api, order["id"], "completed")
+    with Session(system.engine) as session:
+        bank_before = account_balance(session, account_id(AccountKind.BANK, PLATFORM, "CNY"))
+
+    settled = await api.post(
+        f"/v1/merchants/{merchant_id}/settlements",
+        json={"day": datetime.now(UTC).date().isoformat()},
+    )
+    assert settled.status_code == 202, settled.text
+    payout = await _paid_payout(system, merchant_id)
+
+    # Our side moved CNY, as for any payout; the bank turned it into USD at its rate.
+    with Session(system.engine) as session:
+        credit = payout_conversion(session, payout.id)
+    assert credit is not None and payout.currency == "CNY"
+    assert (credit.currency, credit.credit_currency) == ("CNY", "USD")
+    assert credit.credit_rate is not None and credit.credited_amount is not None
+    rate = Decimal(credit.credit_rate)
+    assert Decimal("0.12") < rate < Decimal("0.15")
+    assert credit.credited_amount == convert(payout.amount, "CNY", "USD", rate).target_amount
+    with Session(system.engine) as session:
+        bank_after = account_balance(session, account_id(AccountKind.BANK, PLATFORM, "CNY"))
+        scope = Scope(order_ids=[o["id"] for o in orders], accounts=[], merchant_ids=[merchant_id])
+        assert ledger_problems(session, scope) == []
+    assert bank_after == bank_before - payout.amount
+
+    statement = (await api.get(f"/v1/statements/{payout.statement_id}")).json()
+    assert statement["currency"] == "CNY" and statement["payout_amount"] == payout.amount
+    shown = statement["payout"]
+    assert (shown["credit_currency"], shown["credited_amount"], shown["credit_rate"]) == (
+        "USD",
+        credit.credited_amount,
+        credit.credit_rate,
+    )
+    assert (await api.get(f"/v1/payouts/{payout.id}")).json()["credited_amount"] == (
+        credit.credited_amount
+    )
+
+
+async def test_a_shop_settled_in_its_orders_currency_is_paid_as_before(
+    api: httpx.AsyncClient, sandbox: httpx.AsyncClient, system: System
+) -> None:
+    merchant_id = await _merchant_settled_in(api, "CNY")
+    order = await create_order(api, merchant_id)
+    await pay(sandbox, order["id"])
+    await wait_status(api, order["id"], "completed")
+
+    settled = await api.post(
+        f"/v1/merchants/{merchant_id}/settlements",
+        json={"day": datetime.now(UTC).date().isoformat()},
+    )
+    assert settled.status_code == 202, settled.text
+    payout = await _paid_payout(system, merchant_id)
+    with Session(system.engine) as session:
+        assert payout_conversion(session, payout.id) is None
+    shown = (await api.get(f"/v1/payouts/{payout.id}")).json()
+    assert (shown["credit_currency"], shown["credited_amount"]) == (None, None)
