@@ -733,6 +733,7 @@ class MerchantFxTerms(SQLModel, table=True):
     merchant_id: str = Field(primary_key=True)
     fx_markup_bps: int = 0  # on quoted rates, platform revenue
     buyer_countries: str | None = None  # comma-separated ISO 3166 alpha-2; None: any
+    price_currencies: str | None = None  # comma-separated ISO 4217 it prices in; None: any
 
 
 class OrderQuote(SQLModel, table=True):

@@ -18,6 +18,7 @@ from api.routes.merchants import load_merchant
 from api.services.fx_report import FxReport, FxTermsIn, FxTermsOut, fx_report, set_terms, terms_out
 from db.tables import MerchantFxTerms
 from domain.fx.quotes import MAX_MARKUP_BPS
+from domain.money import currency_exponent
 
 router = APIRouter(tags=["fx"])
 
@@ -27,6 +28,10 @@ class FxTermsBody(BaseModel):
     fx_markup_bps: Annotated[StrictInt, Field(ge=0, le=MAX_MARKUP_BPS)]
     buyer_countries: list[Annotated[StrictStr, Field(pattern=r"^[A-Z]{2}$")]] | None = Field(
         default=None, max_length=250
+    )
+    # The currencies the merchant may price its orders in; None: any.
+    price_currencies: list[Annotated[StrictStr, Field(pattern=r"^[A-Z]{3}$")]] | None = Field(
+        default=None, max_length=50
     )
 
 
@@ -67,7 +72,10 @@ def get_fx_terms(merchant_id: str, caller: MerchantOrOperator, context: ContextD
 def put_fx_terms(
     merchant_id: str, body: FxTermsBody, caller: OperatorCaller, context: ContextDep
 ) -> FxTermsOut:
-    """An operator sets the merchant's markup on quoted rates and its buyer countries."""
+    """An operator sets the merchant's markup on quoted rates, its buyer countries and the
+    currencies it prices in (each a currency we know, or 400 `unknown_currency`)."""
+    for currency in body.price_currencies or ():
+        currency_exponent(currency)
     with context.sessions() as session, session.begin():
         load_merchant(session, merchant_id)
         return set_terms(session, merchant_id, FxTermsIn(**body.model_dump()))

@@ -9,6 +9,7 @@ saga accepts pays a valid quote; one that arrives after the window is a late pay
 given back in full in the currency it came in, as for any order.
 
     400 buyer_country_not_allowed            the merchant does not sell there
+    400 currency_not_allowed                 the merchant does not price in it
     400 channel_required                     a cross-border order names its channel
     400 presentment_currency_not_supported   the channel or our rates do not take it
     400 amount_over_limit                    over the per-order limit of a currency
@@ -58,6 +59,13 @@ def check_buyer_country(terms: MerchantFxTerms | None, country: str | None) -> N
     if country not in allowed.split(","):
         message = f"the merchant does not sell to buyers in {country}"
         raise InvalidRequest("buyer_country_not_allowed", message, "buyer_country")
+
+
+def check_price_currency(terms: MerchantFxTerms | None, currency: str) -> None:
+    allowed = terms.price_currencies if terms is not None else None
+    if allowed and currency not in allowed.split(","):
+        message = f"the merchant does not price in {currency} (it prices in {allowed})"
+        raise InvalidRequest("currency_not_allowed", message, "currency")
 
 
 def quote_order(

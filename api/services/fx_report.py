@@ -62,12 +62,14 @@ class FxReport(BaseModel):
 class FxTermsIn(BaseModel):
     fx_markup_bps: int
     buyer_countries: list[str] | None = None  # ISO 3166 alpha-2; None: any country
+    price_currencies: list[str] | None = None  # ISO 4217; None: any currency
 
 
 class FxTermsOut(BaseModel):
     merchant_id: str
     fx_markup_bps: int
     buyer_countries: list[str] | None
+    price_currencies: list[str] | None = None
 
 
 def fx_report(
@@ -159,15 +161,22 @@ def _channel_conversions(
 def terms_out(merchant_id: str, row: MerchantFxTerms | None) -> FxTermsOut:
     if row is None:
         return FxTermsOut(merchant_id=merchant_id, fx_markup_bps=0, buyer_countries=None)
-    countries = row.buyer_countries.split(",") if row.buyer_countries else None
     return FxTermsOut(
-        merchant_id=merchant_id, fx_markup_bps=row.fx_markup_bps, buyer_countries=countries
+        merchant_id=merchant_id,
+        fx_markup_bps=row.fx_markup_bps,
+        buyer_countries=_listed(row.buyer_countries),
+        price_currencies=_listed(row.price_currencies),
     )
+
+
+def _listed(joined: str | None) -> list[str] | None:
+    return joined.split(",") if joined else None
 
 
 def set_terms(session: Session, merchant_id: str, terms: FxTermsIn) -> FxTermsOut:
     row = session.get(MerchantFxTerms, merchant_id) or MerchantFxTerms(merchant_id=merchant_id)
     row.fx_markup_bps = terms.fx_markup_bps
     row.buyer_countries = ",".join(terms.buyer_countries) if terms.buyer_countries else None
+    row.price_currencies = ",".join(terms.price_currencies) if terms.price_currencies else None
     session.add(row)
     return terms_out(merchant_id, row)

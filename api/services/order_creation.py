@@ -36,7 +36,7 @@ from api.deps import AppContext
 from api.errors import Conflict, InvalidRequest, ServiceUnavailable
 from api.pages.checkout_links import checkout_url
 from api.schemas import OrderCreate
-from api.services.fx_quotes import check_buyer_country, quote_order
+from api.services.fx_quotes import check_buyer_country, check_price_currency, quote_order
 from api.services.records import new_id, now, order_out
 from api.services.updates import resending_lost, update_with_start
 from channels.base import supports_currency
@@ -177,6 +177,7 @@ def _validated_in(
     priced = price_order(lines, body.currency, coupon, now())
     fx_terms = session.get(MerchantFxTerms, merchant.id)
     check_buyer_country(fx_terms, body.buyer_country)
+    check_price_currency(fx_terms, body.currency)
     timeout, hold = _order_timings(settings, body)
     # A quoted order's channel collects the buyer's currency (checked by quote_order).
     quote = quote_order(

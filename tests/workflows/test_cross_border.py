@@ -78,9 +78,15 @@ async def test_a_cny_order_paid_by_card_abroad_is_refunded_in_the_buyers_currenc
 
 async def test_cross_border_rules_are_clear_400s(api: httpx.AsyncClient) -> None:
     merchant_id = await create_merchant(api)
-    terms = {"fx_markup_bps": 100, "buyer_countries": ["US", "JP"]}
+    unknown = {"fx_markup_bps": 100, "price_currencies": ["CNY", "XYZ"]}
+    refused = await api.put(f"/v1/merchants/{merchant_id}/fx-terms", json=unknown)
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == "unknown_currency"
+    terms = {"fx_markup_bps": 100, "buyer_countries": ["US", "JP"], "price_currencies": ["CNY"]}
     assert (await api.put(f"/v1/merchants/{merchant_id}/fx-terms", json=terms)).status_code == 200
+    shown = (await api.get(f"/v1/merchants/{merchant_id}/fx-terms")).json()
+    assert shown["price_currencies"] == ["CNY"]
     cases: list[tuple[dict[str, Any], str]] = [
+        ({"channel": "alipay", "currency": "HKD"}, "currency_not_allowed"),
         (
             {"channel": "alipay", "presentment_currency": "KWD"},
             "presentment_currency_not_supported",

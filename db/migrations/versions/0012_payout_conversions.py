@@ -1,10 +1,15 @@
-"""A merchant settled in another currency than its orders': the bank converts the payout.
+"""A merchant settled in another currency than its orders': the bank converts the payout;
+and the currencies a merchant may price its orders in.
 
 A new, empty table `payout_conversions`: one row per payout the bank is asked to convert
 (made with the payout, when the merchant's settlement currency is not the payout's), and
 what the bank credited and at what rate once it says. No existing row changes: payouts
 made before were paid in their own currency. Downgrade drops the table (the bank's
 reports of conversions with it).
+
+`merchant_fx_terms.price_currencies` (nullable, comma-separated ISO 4217 codes): NULL, as
+every existing row gets, lets the merchant price in any currency, as before. Downgrade
+drops the column.
 
 Revision ID: 0012_payout_conversions
 Revises: 0011_channel_sweeps
@@ -24,6 +29,8 @@ depends_on: str | None = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("merchant_fx_terms") as batch_op:
+        batch_op.add_column(sa.Column("price_currencies", AutoString(), nullable=True))
     op.create_table(
         "payout_conversions",
         sa.Column("payout_id", AutoString(), nullable=False),
@@ -45,3 +52,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("payout_conversions")
+    with op.batch_alter_table("merchant_fx_terms") as batch_op:
+        batch_op.drop_column("price_currencies")
