@@ -20,6 +20,7 @@ from db.settlement import (
     mark_payout_returned,
     merchants_with_something_to_settle,
     prepare_statements,
+    record_credit,
     statements_payouts,
 )
 from db.tables import Payout, Statement
@@ -94,9 +95,8 @@ class SettlementRecords:
             pending = payout.status == PayoutStatus.PENDING
             currency, amount = payout.currency, payout.amount
             if outcome.paid:
-                mark_payout_paid(
-                    session, outcome.payout_id, outcome.bank_reference, outcome.credited
-                )
+                mark_payout_paid(session, outcome.payout_id, outcome.bank_reference)
+                record_credit(session, outcome.payout_id, outcome.credited)
             else:
                 reason = outcome.failure_reason or "refused by the bank"
                 mark_payout_returned(session, outcome.payout_id, reason)

@@ -37,6 +37,8 @@ from channels._sandbox_http import (
 )
 from channels.base import Acknowledgement
 from channels.errors import NotificationFormatError, PayoutNotFound
+from domain.errors import DomainError
+from domain.fx.conversion import convert
 from domain.settlement import PayoutCredit, PayoutOutcome
 
 
@@ -253,12 +255,22 @@ def _payout_state(payout: wire.Payout) -> PayoutState:
 
 
 def _credited(payout: wire.Payout) -> PayoutCredit | None:
-    if payout.credit_currency is None or payout.credited_amount is None:
+    """What the bank says it credited, checked: its amount is the payout's at its rate by
+    the one rounding rule (`domain.fx.conversion.convert`), or the answer is unreadable."""
+    figures = (payout.credit_currency, payout.credited_amount, payout.credit_rate)
+    if figures == (None, None, None):
         return None
-    if payout.credit_rate is None:
-        raise NotificationFormatError(
-            "the bank credited a converted payout without its rate", code="payout_malformed"
-        )
-    return PayoutCredit(
-        currency=payout.credit_currency, amount=payout.credited_amount, rate=payout.credit_rate
-    )
+    currency, amount, rate = figures
+    if currency is None or amount is None or rate is None:
+        raise _malformed("a converted payout without all of its currency, amount and rate")
+    try:
+        expected = convert(payout.amount, payout.currency, currency, Decimal(rate))
+    except DomainError:
+        raise _malformed(f"a payout credited in an unknown currency {currency}") from None
+    if expected.target_amount != amount:
+        raise _malformed(f"credited {amount} {currency}, not the payout at rate {rate}")
+    return PayoutCredit(currency=currency, amount=amount, rate=rate)
+
+
+def _malformed(message: str) -> NotificationFormatError:
+    return NotificationFormatError(f"bank: {message}", code="payout_malformed")

@@ -17,6 +17,9 @@ PayoutEventType = Literal["payout.paid", "payout.failed"]
 Amount = Annotated[int, Field(gt=0, strict=True)]
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
 Key = Annotated[str, Field(min_length=1, max_length=64)]
+# A decimal string, as a bank states a rate: digits, at most one point (a zero rate
+# credits nothing, which the credited amount, positive, then contradicts).
+Rate = Annotated[str, Field(pattern=r"^\d{1,12}(\.\d{1,18})?$")]
 
 
 class _Wire(BaseModel):
@@ -47,9 +50,9 @@ class Payout(_Wire):
     bank_reference: str | None  # set once paid
     # A converted payout: the currency credited, and (fixed when the bank accepts it) the
     # amount credited and its rate (credit units per payout unit, a decimal string).
-    credit_currency: str | None = None
-    credited_amount: int | None = None
-    credit_rate: str | None = None
+    credit_currency: Currency | None = None
+    credited_amount: Amount | None = None
+    credit_rate: Rate | None = None
 
 
 class ErrorDetail(_Wire):

@@ -19,6 +19,7 @@ after the order completed.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -56,6 +57,8 @@ from domain.ledger import (
 from domain.settlement import PayoutCredit, PayoutStatus, statement_totals
 from domain.split import Split, split_payment
 
+log = logging.getLogger(__name__)
+
 # The tables, for the set-wise statements below (Core: no ORM objects per row).
 _ACCOUNTS: Table = SQLModel.metadata.tables["accounts"]
 _ENTRIES: Table = SQLModel.metadata.tables["journal_entries"]
@@ -65,6 +68,7 @@ _STATEMENTS: Table = SQLModel.metadata.tables["statements"]
 _COVERED: Table = SQLModel.metadata.tables["statement_entries"]
 _PAYOUTS: Table = SQLModel.metadata.tables["payouts"]
 _PAYOUT_CONVERSIONS: Table = SQLModel.metadata.tables["payout_conversions"]
+_FX_TERMS: Table = SQLModel.metadata.tables["merchant_fx_terms"]
 _MERCHANTS: Table = SQLModel.metadata.tables["merchants"]
 
 
@@ -200,32 +204,51 @@ def statement_payout(session: Session, statement: Statement) -> Payout | None:
     return session.exec(select(Payout).where(Payout.statement_id == statement.id)).first()
 
 
-def mark_payout_paid(
-    session: Session,
-    payout_key: str,
-    bank_reference: str | None,
-    credited: PayoutCredit | None = None,
-) -> Payout:
-    """The bank confirmed: the money leaves in transit (once), and what it credited the
-    merchant in its settlement currency, if it converted, is kept with the payout."""
-    payout = _finish_payout(session, payout_key, paid=True, detail=bank_reference)
-    if credited is not None:
+def mark_payout_paid(session: Session, payout_key: str, bank_reference: str | None) -> Payout:
+    """The bank confirmed: the money leaves in transit (once)."""
+    return _finish_payout(session, payout_key, paid=True, detail=bank_reference)
+
+
+def record_credit(session: Session, payout_key: str, credited: PayoutCredit | None) -> None:
+    """What the bank credited for a paid payout, on its conversion row; the first report
+    stands. A payout refused first, then reported paid, keeps no credit. A report that
+    does not answer what was asked (a conversion nobody asked for, none for one that was,
+    another currency) is logged as an error and records no credit."""
+    payout = _locked_payout(session, payout_key)
+    if payout.status == PayoutStatus.PAID:
         _record_credit(session, payout, credited)
-    return payout
 
 
-def _record_credit(session: Session, payout: Payout, credited: PayoutCredit) -> None:
+def _record_credit(session: Session, payout: Payout, credited: PayoutCredit | None) -> None:
     conversion = session.get(PayoutConversion, payout.id, with_for_update=True)
-    if conversion is None or conversion.credit_currency != credited.currency:
-        asked = None if conversion is None else conversion.credit_currency
-        raise ValueError(f"payout {payout.id}: asked to credit {asked}, credited {credited}")
-    if conversion.credited_amount is None:  # the first report stands
+    asked = None if conversion is None else conversion.credit_currency
+    if asked != (None if credited is None else credited.currency):
+        # The payout itself is recorded (our books are right whatever the bank credited);
+        # the difference is for someone to look at, not a reason to stop the settlement.
+        log.error(
+            "payout %s: asked to credit %s, the bank reports %s",
+            payout.id,
+            asked,
+            credited,
+            extra={"payout_id": payout.id, "event": "payout_credit_mismatch"},
+        )
+        return
+    if conversion is None or credited is None:
+        return
+    if conversion.credited_amount is None:
         conversion.credited_amount = credited.amount
         conversion.credit_rate = credited.rate
         conversion.updated_at = datetime.now(UTC)
+    elif (conversion.credited_amount, conversion.credit_rate) != (credited.amount, credited.rate):
+        log.warning(
+            "payout %s: the bank reported another credit; the first stands",
+            payout.id,
+            extra={"payout_id": payout.id, "event": "payout_credit_mismatch"},
+        )
 
 
 def payout_conversion(session: Session, payout_key: str) -> PayoutConversion | None:
+    """The payout's conversion by the bank, if it was asked for one."""
     return session.get(PayoutConversion, payout_key)
 
 
@@ -413,8 +436,6 @@ def _start_payouts(session: Session, statements: Sequence[dict[str, Any]], now: 
     payouts: list[dict[str, Any]] = []
     in_transit: list[dict[str, Any]] = []
     moves: dict[str, int] = {}  # account -> debit-positive change
-    settled_in = _settlement_currencies(session, {s["merchant_id"] for s in statements})
-    credits: list[dict[str, Any]] = []  # payouts the bank is to convert, and into what
     for statement in statements:
         merchant, currency, amount = (
             statement["merchant_id"],
@@ -454,18 +475,6 @@ def _start_payouts(session: Session, statements: Sequence[dict[str, Any]], now: 
                 "updated_at": now,
             }
         )
-        credit = _credit_currency(settled_in.get(merchant), currency)
-        if credit is not None:
-            credits.append(
-                {
-                    "payout_id": key,
-                    "currency": currency,
-                    "credit_currency": credit,
-                    "credited_amount": None,
-                    "credit_rate": None,
-                    "updated_at": now,
-                }
-            )
         covered.append({"entry_id": entry, "statement_id": statement["id"]})
         payouts.append(
             {
@@ -493,24 +502,48 @@ def _start_payouts(session: Session, statements: Sequence[dict[str, Any]], now: 
     )
     session.execute(insert(_COVERED), covered)
     session.execute(insert(_PAYOUTS), payouts)
-    if credits:
-        session.execute(insert(_PAYOUT_CONVERSIONS), credits)
+    _ask_conversions(session, payouts, now)
     _expire_accounts(session, set(moves))
 
 
-def _settlement_currencies(session: Session, merchants: set[str]) -> dict[str, str | None]:
+def _ask_conversions(session: Session, payouts: Sequence[dict[str, Any]], now: datetime) -> None:
+    """A conversion row for each new payout of a merchant that is credited in its
+    settlement currency (`merchant_fx_terms.convert_payouts`) when that is not the
+    payout's. The opt-in is read only for payouts whose currency differs from their
+    merchant's settlement currency: a database whose merchants have none (books written
+    before revision 0013, in tests) is never asked for it."""
     columns = _MERCHANTS.c
-    query = core_select(columns.id, columns.settlement_currency).where(
-        columns.id.in_(sorted(merchants))
+    merchants = sorted({p["merchant_id"] for p in payouts})
+    query = core_select(columns.id, columns.settlement_currency).where(columns.id.in_(merchants))
+    settled_in = {row.id: row.settlement_currency for row in session.execute(query)}
+    differing = [
+        p for p in payouts if settled_in.get(p["merchant_id"]) not in (None, p["currency"])
+    ]
+    if not differing:
+        return
+    terms = _FX_TERMS.c
+    opted_in = set(
+        session.scalars(
+            core_select(terms.merchant_id).where(
+                terms.merchant_id.in_(sorted({p["merchant_id"] for p in differing})),
+                terms.convert_payouts.is_(True),
+            )
+        )
     )
-    return {row.id: row.settlement_currency for row in session.execute(query)}
-
-
-def _credit_currency(settlement_currency: str | None, payout_currency: str) -> str | None:
-    """What the bank is to credit the merchant in, when not the payout's own currency."""
-    if settlement_currency is None or settlement_currency == payout_currency:
-        return None
-    return settlement_currency
+    rows = [
+        {
+            "payout_id": p["id"],
+            "currency": p["currency"],
+            "credit_currency": settled_in[p["merchant_id"]],
+            "credited_amount": None,
+            "credit_rate": None,
+            "updated_at": now,
+        }
+        for p in differing
+        if p["merchant_id"] in opted_in
+    ]
+    if rows:
+        session.execute(insert(_PAYOUT_CONVERSIONS), rows)
 
 
 def _insert_ignore(session: Session, table: Table) -> Insert:

@@ -25,6 +25,7 @@ from sqlalchemy import (
     Index,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlmodel import Field, SQLModel
@@ -578,6 +579,8 @@ class Payout(SQLModel, table=True):
         _one_of("ck_payouts_status", "status", PayoutStatus),
         CheckConstraint("amount > 0", name="ck_payouts_amount_positive"),
         UniqueConstraint("statement_id", name="uq_payouts_statement"),
+        # Implied by the key; there for payout_conversions' foreign key (id, currency).
+        UniqueConstraint("id", "currency", name="uq_payouts_id_currency"),
         _references("fk_payouts_merchant", "merchant_id", "merchants.id"),
     )
 
@@ -606,7 +609,11 @@ class PayoutConversion(SQLModel, table=True):
             " OR (credited_amount > 0 AND credit_rate IS NOT NULL)",
             name="ck_payout_conversions_credited",
         ),
-        _references("fk_payout_conversions_payout", "payout_id", "payouts.id"),
+        ForeignKeyConstraint(
+            ["payout_id", "currency"],
+            ["payouts.id", "payouts.currency"],
+            name="fk_payout_conversions_payout",
+        ),
     )
 
     payout_id: str = Field(primary_key=True)
@@ -734,6 +741,9 @@ class MerchantFxTerms(SQLModel, table=True):
     fx_markup_bps: int = 0  # on quoted rates, platform revenue
     buyer_countries: str | None = None  # comma-separated ISO 3166 alpha-2; None: any
     price_currencies: str | None = None  # comma-separated ISO 4217 it prices in; None: any
+    # Payouts credited in the merchant's settlement currency, converted by the bank;
+    # False: each in its own currency (as every merchant before revision 0013).
+    convert_payouts: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
 
 
 class OrderQuote(SQLModel, table=True):

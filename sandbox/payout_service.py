@@ -30,7 +30,7 @@ from sandbox.notifier import Notifier, NotifyProtocol
 from sandbox.protocol import Payout, PayoutCreate, PayoutEventType
 from sandbox.service import fail_if_faulted
 from sandbox.settlement_fx import SettlementFx
-from sandbox.store import PayoutOutcome, PayoutRecord, Store
+from sandbox.store import PayoutOutcome, PayoutRecord, Store, credit_currency
 
 log = logging.getLogger(__name__)
 
@@ -51,13 +51,13 @@ class PayoutService:
         self._notifier = notifier
         self._protocol = protocol
         self._delay_s = delay_ms / 1000
-        self._fx = SettlementFx(PAYOUT_FX_SEED)
+        self._fx = SettlementFx(PAYOUT_FX_SEED, source="sandbox-bank-payouts")
         self._timers: set[asyncio.Task[None]] = set()
 
     async def create_payout(self, request: PayoutCreate) -> Payout:
         """Create (or repeat) a payout; only a new one starts its settlement timer."""
         await fail_if_faulted(self.store, request.merchant_id)
-        payout, created = await self.store.create_payout(request, self._credit(request))
+        payout, created = await self.store.create_payout(request, lambda: self._credit(request))
         if created:
             await self._schedule(payout)
         return payout_view(payout)
@@ -66,8 +66,8 @@ class PayoutService:
         """A payout credited in another currency: converted at the bank's market rate of
         now by the one rounding rule; a currency the bank does not trade, or an amount
         worth nothing once converted, is refused."""
-        target = request.credit_currency
-        if target is None or target == request.currency:
+        target = credit_currency(request)
+        if target is None:
             return None
         try:
             rate = self._fx.market_rate(request.currency, target, datetime.now(UTC))

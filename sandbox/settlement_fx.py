@@ -39,8 +39,8 @@ class SettlementConversion:
 class SettlementFx:
     """The card gateway's settlement currencies, set by the control API."""
 
-    def __init__(self, seed: str = SETTLEMENT_SEED) -> None:
-        self._rates = SandboxRates(seed, source="sandbox-card-settlement")
+    def __init__(self, seed: str = SETTLEMENT_SEED, source: str = SETTLEMENT_SEED) -> None:
+        self._rates = SandboxRates(seed, source=source)
         self._conversions: dict[str, SettlementConversion] = {}
 
     def set(self, conversion: SettlementConversion) -> None:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, replace
 from datetime import date
 from decimal import Decimal
@@ -131,6 +131,12 @@ class PayoutRecord:
     credit_currency: str | None = None  # converted for the beneficiary into this
     credited_amount: int | None = None  # fixed when the payout is accepted
     credit_rate: str | None = None
+
+
+def credit_currency(request: PayoutCreate) -> str | None:
+    """The currency the payout converts into, if any (its own currency: none)."""
+    asked = request.credit_currency
+    return None if asked == request.currency else asked
 
 
 @dataclass(frozen=True)
@@ -364,14 +370,15 @@ class Store:
     # -- payouts ----------------------------------------------------------
 
     async def create_payout(
-        self, request: PayoutCreate, credit: Conversion | None = None
+        self, request: PayoutCreate, conversion: Callable[[], Conversion | None] = lambda: None
     ) -> tuple[PayoutRecord, bool]:
-        """Create a pending payout (converted by `credit` for the beneficiary, if given),
-        or return the one with this payout_id if it moves the same money to the same
-        beneficiary. Returns the payout and whether it is new."""
+        """Create a pending payout (converted for the beneficiary if `conversion()`, asked
+        only for a new payout, says so), or return the one with this payout_id if it moves
+        the same money to the same beneficiary. Returns the payout and whether it is new."""
         async with self._lock:
             existing = self._payouts.get(request.payout_id)
             if existing is None:
+                credit = conversion()
                 payout = PayoutRecord(
                     payout_id=request.payout_id,
                     merchant_id=request.merchant_id,
@@ -394,9 +401,7 @@ class Store:
                 existing.amount,
                 existing.currency,
                 existing.beneficiary,
-            ) == asked and existing.credit_currency == (
-                credit.target_currency if credit is not None else None
-            )
+            ) == asked and existing.credit_currency == credit_currency(request)
             if not same:
                 raise SandboxError(409, "payout_id_conflict")
             return existing, False

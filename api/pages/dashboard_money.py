@@ -91,8 +91,9 @@ def statement_as_csv(detail: StatementDetail) -> str:
         writer.writerow([field, getattr(detail, field)])
     payout = detail.payout
     if payout is not None and payout.credited_amount is not None:
-        credited = [payout.credited_amount, payout.credit_currency, payout.credit_rate]
-        writer.writerow(["payout_credited", *credited])
+        writer.writerow(["payout_credit_currency", payout.credit_currency])
+        writer.writerow(["payout_credited_amount", payout.credited_amount])
+        writer.writerow(["payout_credit_rate", payout.credit_rate])
     writer.writerow([])
     writer.writerow(
         ["order_id", "gross", "channel_fee", "commission", "refunded_before_release", "released"]

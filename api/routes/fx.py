@@ -7,7 +7,7 @@ from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
 from api.auth.caller import MerchantOrOperator, OperatorCaller
 from api.auth.scope import check_merchant
@@ -17,6 +17,7 @@ from api.openapi_errors import error_responses
 from api.routes.merchants import load_merchant
 from api.services.fx_report import FxReport, FxTermsIn, FxTermsOut, fx_report, set_terms, terms_out
 from db.tables import MerchantFxTerms
+from domain.errors import DomainError
 from domain.fx.quotes import MAX_MARKUP_BPS
 from domain.money import currency_exponent
 
@@ -29,10 +30,13 @@ class FxTermsBody(BaseModel):
     buyer_countries: list[Annotated[StrictStr, Field(pattern=r"^[A-Z]{2}$")]] | None = Field(
         default=None, max_length=250
     )
-    # The currencies the merchant may price its orders in; None: any.
+    # The currencies the merchant may price its orders in, each once; None: any.
     price_currencies: list[Annotated[StrictStr, Field(pattern=r"^[A-Z]{3}$")]] | None = Field(
-        default=None, max_length=50
+        default=None, min_length=1, max_length=50
     )
+    # Payouts credited in the merchant's settlement currency, converted by the bank at its
+    # rate; false: each payout in its own currency.
+    convert_payouts: StrictBool = False
 
 
 @router.get("/v1/fx/report", responses=error_responses(400, 401, 403))
@@ -74,8 +78,18 @@ def put_fx_terms(
 ) -> FxTermsOut:
     """An operator sets the merchant's markup on quoted rates, its buyer countries and the
     currencies it prices in (each a currency we know, or 400 `unknown_currency`)."""
-    for currency in body.price_currencies or ():
-        currency_exponent(currency)
+    _check_price_currencies(body.price_currencies or [])
     with context.sessions() as session, session.begin():
         load_merchant(session, merchant_id)
         return set_terms(session, merchant_id, FxTermsIn(**body.model_dump()))
+
+
+def _check_price_currencies(currencies: list[str]) -> None:
+    if len(set(currencies)) != len(currencies):
+        message = "each price currency is named once"
+        raise InvalidRequest("duplicate_currency", message, "price_currencies")
+    for currency in currencies:
+        try:
+            currency_exponent(currency)
+        except DomainError as error:
+            raise InvalidRequest(error.code, error.message, "price_currencies") from None

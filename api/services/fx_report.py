@@ -63,13 +63,15 @@ class FxTermsIn(BaseModel):
     fx_markup_bps: int
     buyer_countries: list[str] | None = None  # ISO 3166 alpha-2; None: any country
     price_currencies: list[str] | None = None  # ISO 4217; None: any currency
+    convert_payouts: bool = False  # credited in the settlement currency, by the bank
 
 
 class FxTermsOut(BaseModel):
     merchant_id: str
     fx_markup_bps: int
     buyer_countries: list[str] | None
-    price_currencies: list[str] | None = None
+    price_currencies: list[str] | None
+    convert_payouts: bool
 
 
 def fx_report(
@@ -160,12 +162,19 @@ def _channel_conversions(
 
 def terms_out(merchant_id: str, row: MerchantFxTerms | None) -> FxTermsOut:
     if row is None:
-        return FxTermsOut(merchant_id=merchant_id, fx_markup_bps=0, buyer_countries=None)
+        return FxTermsOut(
+            merchant_id=merchant_id,
+            fx_markup_bps=0,
+            buyer_countries=None,
+            price_currencies=None,
+            convert_payouts=False,
+        )
     return FxTermsOut(
         merchant_id=merchant_id,
         fx_markup_bps=row.fx_markup_bps,
         buyer_countries=_listed(row.buyer_countries),
         price_currencies=_listed(row.price_currencies),
+        convert_payouts=row.convert_payouts,
     )
 
 
@@ -178,5 +187,6 @@ def set_terms(session: Session, merchant_id: str, terms: FxTermsIn) -> FxTermsOu
     row.fx_markup_bps = terms.fx_markup_bps
     row.buyer_countries = ",".join(terms.buyer_countries) if terms.buyer_countries else None
     row.price_currencies = ",".join(terms.price_currencies) if terms.price_currencies else None
+    row.convert_payouts = terms.convert_payouts
     session.add(row)
     return terms_out(merchant_id, row)

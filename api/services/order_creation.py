@@ -173,11 +173,11 @@ def _validated_in(
         raise InvalidRequest("merchant_not_found", "no such merchant", "merchant_id")
     if merchant.status != "active":
         raise InvalidRequest("merchant_suspended", "the merchant is suspended", "merchant_id")
+    fx_terms = session.get(MerchantFxTerms, merchant.id)
+    check_price_currency(fx_terms, body.currency)
     coupon = _usable_coupon(session, body.coupon_code, buyer_id)
     priced = price_order(lines, body.currency, coupon, now())
-    fx_terms = session.get(MerchantFxTerms, merchant.id)
     check_buyer_country(fx_terms, body.buyer_country)
-    check_price_currency(fx_terms, body.currency)
     timeout, hold = _order_timings(settings, body)
     # A quoted order's channel collects the buyer's currency (checked by quote_order).
     quote = quote_order(

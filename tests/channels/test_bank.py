@@ -195,8 +195,9 @@ async def test_injected_api_failures_are_unavailable_then_the_call_succeeds(
 
 
 async def test_a_converted_payout_credits_the_bank_rate_and_says_so_when_paid(
-    bank: BankTransferAdapter, merchant_id: str, payout_id: str, inbox: Inbox
+    bank: BankTransferAdapter, control: Control, merchant_id: str, payout_id: str, inbox: Inbox
 ) -> None:
+    await behave(control, merchant_id, "hold")  # pending until told: compared whole below
     request = payout_request(payout_id, merchant_id, inbox).model_copy(
         update={"credit_currency": "USD"}
     )
@@ -208,6 +209,8 @@ async def test_a_converted_payout_credits_the_bank_rate_and_says_so_when_paid(
     assert Decimal("0.12") < rate < Decimal("0.15")  # USD per CNY, the bank's own market
     assert credited.amount == convert(150_000, "CNY", "USD", rate).target_amount
     assert await bank.create_payout(request) == created  # the rate is fixed when accepted
+    complete = await control.post(f"/payouts/{payout_id}/complete", {})
+    assert complete.status_code == 200, complete.text
     notification = await only_notification(bank, inbox)
     assert notification.payout.status is PayoutStatus.PAID
     assert notification.payout.credited == credited
@@ -407,6 +410,28 @@ async def test_a_notification_signed_with_another_secret_is_refused(
         mistrusting.parse_notification(notice.headers, notice.body)
 
 
+def _paid_and_credited(**credit: object) -> bytes:
+    payout = {
+        "payout_id": "po_1",
+        "merchant_id": "m_1",
+        "amount": 100,
+        "currency": "CNY",
+        "status": "paid",
+        "failure_reason": None,
+        "bank_reference": "bank_1",
+        "credit_currency": "USD",
+    }
+    event = {"id": "evt_1", "type": "payout.paid", "created": 1, "data": payout | credit}
+    return json.dumps(event).encode()
+
+
+def test_a_credit_that_holds_is_read(bank: BankTransferAdapter, sandbox: RunningSandbox) -> None:
+    body = _paid_and_credited(credited_amount=14, credit_rate="0.14")
+    headers = {SIGNATURE_HEADER: sign(sandbox.webhook_secret, body, int(time.time()))}
+    credited = bank.parse_notification(headers, body).payout.credited
+    assert credited is not None and (credited.amount, credited.rate) == (14, "0.14")
+
+
 @pytest.mark.parametrize(
     "body",
     [
@@ -429,6 +454,17 @@ async def test_a_notification_signed_with_another_secret_is_refused(
                 },
             }
         ).encode(),
+        # A converted payout whose figures do not hold: 100 fen at 0.14 is 14 cents, not
+        # 15; a credit of nothing; a rate that is no number; a credit without its rate.
+        *(
+            _paid_and_credited(**credit)
+            for credit in (
+                {"credited_amount": 15, "credit_rate": "0.14"},
+                {"credited_amount": 0, "credit_rate": "0.14"},
+                {"credited_amount": 14, "credit_rate": "=1+1"},
+                {"credited_amount": 14, "credit_rate": None},
+            )
+        ),
     ],
 )
 def test_a_correctly_signed_but_unreadable_body_is_a_format_error(

@@ -275,9 +275,10 @@ CASES: dict[str, tuple[str, ...]] = {
     "fk_payouts_merchant": ("UPDATE payouts SET merchant_id = 'mer_nowhere' WHERE id = :payout",),
     # A payout the bank converts (revision 0012): of a known payout, into another
     # currency, the credited amount with its rate.
-    "fk_payout_conversions_payout": (_CONVERTING.replace(":payout", "'po_nowhere'"),),
+    # The payout's own id but another currency than the payout's: no such (id, currency).
+    "fk_payout_conversions_payout": (_CONVERTING.replace(":currency, 'USD'", "'EUR', 'USD'"),),
     "ck_payout_conversions_currencies": (_CONVERTING.replace("'USD'", ":currency"),),
-    "ck_payout_conversions_credited": (_CONVERTING.replace("NULL, NULL", "10, NULL"),),
+    "ck_payout_conversions_credited": (_CONVERTING.replace("NULL, NULL", "0, '0.14'"),),
     "uq_reconciliation_runs_channel_day": (
         _RUN.replace("VALUES ('alipay:2026-01-01'", "VALUES ('again'"),
     ),
@@ -371,6 +372,8 @@ IMPLIED = {
     # The primary key already makes (id, currency) unique; it is there for postings'
     # foreign key (account, currency).
     "uq_accounts_id_currency",
+    # Likewise for payouts (revision 0012), for payout_conversions' foreign key.
+    "uq_payouts_id_currency",
 }
 
 

@@ -81,6 +81,11 @@ async def test_cross_border_rules_are_clear_400s(api: httpx.AsyncClient) -> None
     unknown = {"fx_markup_bps": 100, "price_currencies": ["CNY", "XYZ"]}
     refused = await api.put(f"/v1/merchants/{merchant_id}/fx-terms", json=unknown)
     assert refused.status_code == 400 and refused.json()["error"]["code"] == "unknown_currency"
+    assert refused.json()["error"]["param"] == "price_currencies"
+    for listed_wrong in ([], ["CNY", "CNY"]):
+        wrong = {"fx_markup_bps": 0, "price_currencies": listed_wrong}
+        again = await api.put(f"/v1/merchants/{merchant_id}/fx-terms", json=wrong)
+        assert again.status_code == 400, again.text
     terms = {"fx_markup_bps": 100, "buyer_countries": ["US", "JP"], "price_currencies": ["CNY"]}
     assert (await api.put(f"/v1/merchants/{merchant_id}/fx-terms", json=terms)).status_code == 200
     shown = (await api.get(f"/v1/merchants/{merchant_id}/fx-terms")).json()
@@ -123,6 +128,8 @@ async def test_cross_border_rules_are_clear_400s(api: httpx.AsyncClient) -> None
         )
         assert answer.status_code == 400, (code, answer.text)
         assert answer.json()["error"]["code"] == code
+    listed = await api.get("/v1/orders", params={"merchant_id": merchant_id})
+    assert listed.status_code == 200 and listed.json()["data"] == []  # nothing was stored
 
 
 async def test_a_quoted_buyer_is_offered_only_the_methods_that_collect_their_currency(

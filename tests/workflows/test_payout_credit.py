@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import httpx
+import pytest
 from sqlmodel import Session, select
 
 from db.ledger import account_balance
@@ -20,10 +21,14 @@ from tests.conftest import System
 from tests.support import create_order, merchant_body, pay, wait_for, wait_status
 
 
-async def _merchant_settled_in(api: httpx.AsyncClient, currency: str) -> str:
+async def _merchant_settled_in(api: httpx.AsyncClient, currency: str, convert: bool) -> str:
     response = await api.post("/v1/merchants", json=merchant_body(settlement_currency=currency))
     assert response.status_code == 201, response.text
-    return str(response.json()["id"])
+    merchant_id = str(response.json()["id"])
+    terms = {"fx_markup_bps": 0, "convert_payouts": convert}
+    answer = await api.put(f"/v1/merchants/{merchant_id}/fx-terms", json=terms)
+    assert answer.status_code == 200 and answer.json()["convert_payouts"] is convert
+    return merchant_id
 
 
 async def _paid_payout(system: System, merchant_id: str) -> Payout:
@@ -39,7 +44,7 @@ async def _paid_payout(system: System, merchant_id: str) -> Payout:
 async def test_a_cny_shop_settled_in_usd_is_paid_out_converted_by_the_bank(
     api: httpx.AsyncClient, sandbox: httpx.AsyncClient, system: System
 ) -> None:
-    merchant_id = await _merchant_settled_in(api, "USD")
+    merchant_id = await _merchant_settled_in(api, "USD", convert=True)
     orders = [await create_order(api, merchant_id) for _ in range(2)]
     for order in orders:
         await pay(sandbox, order["id"])
@@ -83,10 +88,19 @@ async def test_a_cny_shop_settled_in_usd_is_paid_out_converted_by_the_bank(
     )
 
 
-async def test_a_shop_settled_in_its_orders_currency_is_paid_as_before(
-    api: httpx.AsyncClient, sandbox: httpx.AsyncClient, system: System
+@pytest.mark.parametrize(
+    ("settled_in", "convert"), [("CNY", True), ("USD", False)], ids=["same", "not_asked"]
+)
+async def test_a_payout_is_paid_as_it_is_unless_asked_and_needed(
+    api: httpx.AsyncClient,
+    sandbox: httpx.AsyncClient,
+    system: System,
+    settled_in: str,
+    convert: bool,
 ) -> None:
-    merchant_id = await _merchant_settled_in(api, "CNY")
+    """Settled in its orders' currency, or in another but not asked to convert (every
+    merchant before this, whose recorded settlement currency was never acted on)."""
+    merchant_id = await _merchant_settled_in(api, settled_in, convert)
     order = await create_order(api, merchant_id)
     await pay(sandbox, order["id"])
     await wait_status(api, order["id"], "completed")

@@ -1,15 +1,12 @@
-"""A merchant settled in another currency than its orders': the bank converts the payout;
-and the currencies a merchant may price its orders in.
+"""A merchant settled in another currency than its orders': the bank converts the payout.
 
 A new, empty table `payout_conversions`: one row per payout the bank is asked to convert
-(made with the payout, when the merchant's settlement currency is not the payout's), and
-what the bank credited and at what rate once it says. No existing row changes: payouts
-made before were paid in their own currency. Downgrade drops the table (the bank's
-reports of conversions with it).
-
-`merchant_fx_terms.price_currencies` (nullable, comma-separated ISO 4217 codes): NULL, as
-every existing row gets, lets the merchant price in any currency, as before. Downgrade
-drops the column.
+(made with the payout, for a merchant that opted in, when its settlement currency is not
+the payout's), and what the bank credited and at what rate once it says. Its foreign key
+names the payout and its currency, so `payouts` gains a unique (id, currency), which its
+primary key already implies. No existing row changes: payouts made before were paid in
+their own currency. Downgrade drops the table (the bank's reports of conversions with it)
+and the unique constraint.
 
 Revision ID: 0012_payout_conversions
 Revises: 0011_channel_sweeps
@@ -29,8 +26,8 @@ depends_on: str | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("merchant_fx_terms") as batch_op:
-        batch_op.add_column(sa.Column("price_currencies", AutoString(), nullable=True))
+    with op.batch_alter_table("payouts") as batch_op:
+        batch_op.create_unique_constraint("uq_payouts_id_currency", ["id", "currency"])
     op.create_table(
         "payout_conversions",
         sa.Column("payout_id", AutoString(), nullable=False),
@@ -40,7 +37,11 @@ def upgrade() -> None:
         sa.Column("credit_rate", AutoString(), nullable=True),
         sa.Column("updated_at", UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("payout_id"),
-        sa.ForeignKeyConstraint(["payout_id"], ["payouts.id"], name="fk_payout_conversions_payout"),
+        sa.ForeignKeyConstraint(
+            ["payout_id", "currency"],
+            ["payouts.id", "payouts.currency"],
+            name="fk_payout_conversions_payout",
+        ),
         sa.CheckConstraint("credit_currency <> currency", name="ck_payout_conversions_currencies"),
         sa.CheckConstraint(
             "(credited_amount IS NULL AND credit_rate IS NULL)"
@@ -52,5 +53,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("payout_conversions")
-    with op.batch_alter_table("merchant_fx_terms") as batch_op:
-        batch_op.drop_column("price_currencies")
+    with op.batch_alter_table("payouts") as batch_op:
+        batch_op.drop_constraint("uq_payouts_id_currency", type_="unique")
