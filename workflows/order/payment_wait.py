@@ -103,7 +103,8 @@ class PaymentWait(Modifications):
         does. Any other failure (the channel refused the payment, or it stayed down for
         the payment window) leaves no checkout: the order is recorded on its own (a
         no-op once the step did it; retried until the database takes it, as before) and
-        ends as the channel's failure, as when creating the payment failed."""
+        ends as the channel's failure, as when creating the payment failed. (A database
+        down for the whole window ends so too; version 2 opened a window after it.)"""
         timeout = timedelta(seconds=self._order.payment_timeout_seconds)
         try:
             self._checkout = await workflow.execute_local_activity_method(
