@@ -22,6 +22,7 @@ from temporalio.runtime import Runtime
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from activities.channel_calls import ChannelCalls
+from activities.order_opening import OrderOpening
 from activities.order_records import OrderRecords
 from activities.payment_settlement import PaymentSettlement
 from activities.payout_calls import PayoutCalls
@@ -176,6 +177,7 @@ async def built_worker(
         records = OrderRecords(sessions, start_delivery, metrics)
         pairs = PaymentSettlement(records)
         calls = ChannelCalls(sessions, build_channels(settings, http), metrics)
+        opening = OrderOpening(records, calls)
         refunds = RefundRecords(
             sessions, timedelta(days=settings.buyer_refund_window_days), start_delivery, metrics
         )
@@ -207,6 +209,8 @@ async def built_worker(
             records.release_funds,
             pairs.record_and_settle,
             pairs.notify_and_release,
+            pairs.fulfil_payment,
+            opening.record_and_create_payment,
             records.reverse_settlement,
             records.set_order_status,
             records.flag_for_review,

@@ -1,19 +1,24 @@
-"""The order saga's steps after payment, two at a time: one local activity (one history
-event, `MARKER_RECORDED`) where the saga ran two.
+"""The order saga's steps after payment, several at a time: one local activity (one history
+event, `MARKER_RECORDED`) where the saga ran two or four.
 
 Each runs OrderRecords' own steps one after the other, in their own transactions, as the
-saga ran them: each is idempotent by order id, so a retry of the pair redoes nothing the
-first attempt committed. One transaction for both would mean opening OrderRecords'
-sessions from here; the pair gives the history its saving without that.
+saga ran them: each is idempotent by order id, so a retry of the whole redoes nothing an
+earlier attempt committed. One transaction for all would mean opening OrderRecords'
+sessions from here; running them together gives the history its saving without that.
 """
 
 from __future__ import annotations
 
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
+from activities.errors import INSUFFICIENT_FUNDS, retryable_error
 from activities.order_records import OrderRecords
-from domain.saga import OrderRef, PaymentRecord
+from domain.saga import Fulfilled, OrderRef, PaymentFulfilment, PaymentRecord
 from domain.split import Split
+
+# Past the payment's settlement nothing is compensated: what fails there is retried.
+_PAST_SETTLEMENT = "FulfilmentRetried"
 
 
 class PaymentSettlement:
@@ -36,3 +41,43 @@ class PaymentSettlement:
         merchant, then make the merchant's share available; returns the amount."""
         self._records.notify_parties(ref)
         return self._records.release_funds(ref)
+
+    @activity.defn
+    def fulfil_payment(self, fulfilment: PaymentFulfilment) -> Fulfilled:
+        """Orders of version 3: record and settle the payment, tell the parties, and
+        release the merchant's share unless the receipt hold keeps it.
+
+        Only the settlement's refusal (merchant_suspended) fails the step, and the saga
+        compensates, as for `record_and_settle`. Past it nothing is given back: a refused
+        notification is returned (the saga flags it for ops) and the release done alone;
+        any other failure is retried, as the saga retries its separate steps there.
+        """
+        split = self.record_and_settle(fulfilment.record)
+        ref = OrderRef(order_id=fulfilment.record.order_id, channel="")
+        try:
+            refusal = self._notify(ref)
+            released = self._records.release_funds(ref) if fulfilment.release else None
+        except Exception as error:
+            if _retried_anyway(error):
+                raise
+            raise retryable_error(_PAST_SETTLEMENT, f"{type(error).__name__}: {error}") from error
+        return Fulfilled(split=split, released_amount=released, notify_refusal=refusal)
+
+    def _notify(self, ref: OrderRef) -> str | None:
+        """Tell the parties; their refusal for good, if any (never a reason to give the
+        money back)."""
+        try:
+            self._records.notify_parties(ref)
+        except ApplicationError as error:
+            if not error.non_retryable:
+                raise
+            return error.message
+        return None
+
+
+def _retried_anyway(error: Exception) -> bool:
+    """Whether the step's retry policy retries this failure as it is: everything but a
+    non-retryable ApplicationError and the ledger's InsufficientFunds (DB_WRITE's)."""
+    if isinstance(error, ApplicationError):
+        return not error.non_retryable
+    return type(error).__name__ != INSUFFICIENT_FUNDS

@@ -23,8 +23,10 @@ class _Message(BaseModel):
 
 # The saga behaviour the API starts new orders with (OrderInput.saga_version). Orders of
 # version 2 take, without a marker, every patch that came before it, and record their
-# payment and settlement in one step (workflows/order/versions.py).
-SAGA_VERSION = 2
+# payment and settlement in one step; orders of version 3 also record the order and create
+# its payment in one step, and record, settle, notify (and release) in one
+# (workflows/order/versions.py).
+SAGA_VERSION = 3
 
 
 class OrderInput(_Message):
@@ -173,6 +175,23 @@ class PaymentRecord(_Message):
     payer_amount: int | None = None
     payer_currency: str | None = None
     channel_rate: Decimal | None = None
+
+
+class PaymentFulfilment(_Message):
+    """The paid order's steps in one (orders of version 3): record the payment, settle it,
+    notify the parties, and release the merchant's share unless a receipt hold keeps it."""
+
+    record: PaymentRecord
+    release: bool
+
+
+class Fulfilled(_Message):
+    """What the fulfilment step did: the split, the share released (None: held), and the
+    notification's refusal if the parties could not be told (flagged for ops)."""
+
+    split: Split
+    released_amount: int | None = None
+    notify_refusal: str | None = None
 
 
 class ReviewFlag(_Message):

@@ -98,7 +98,7 @@ async def test_an_order_request_is_one_trace_from_the_route_to_the_channel(
     names = [span.name for span in spans]
     [request] = [s for s in spans if s.name == "POST /v1/orders" and s.kind == SpanKind.SERVER]
     [start] = [s for s in spans if s.name == "StartUpdateWithStartWorkflow:OrderWorkflow"]
-    [activity] = [s for s in spans if s.name == "RunActivity:create_payment"]
+    [activity] = [s for s in spans if s.name == "RunActivity:record_and_create_payment"]
     channel_calls = [
         s
         for s in spans
@@ -110,7 +110,9 @@ async def test_an_order_request_is_one_trace_from_the_route_to_the_channel(
     assert "POST /v1/orders" in _ancestors(start, spans)
     assert "POST /v1/orders" in _ancestors(activity, spans), names
     assert channel_calls, names
-    assert all("RunActivity:create_payment" in _ancestors(s, spans) for s in channel_calls)
+    assert all(
+        "RunActivity:record_and_create_payment" in _ancestors(s, spans) for s in channel_calls
+    )
     assert sql, names
     assert any(request.name in _ancestors(s, spans) for s in sql)  # the API's own queries
     assert any(activity.name in _ancestors(s, spans) for s in sql)  # the activity's

@@ -93,6 +93,13 @@ def channel_create(payment_timeout: timedelta) -> dict[str, Any]:
     }
 
 
+def record_and_create(payment_timeout: timedelta) -> dict[str, Any]:
+    """The order recorded and its payment created in one step (orders of version 3):
+    retried as creating the payment is, for as long as the buyer could still pay; the
+    database write and the channel's call together within the start-to-close."""
+    return channel_create(payment_timeout) | {"start_to_close_timeout": timedelta(seconds=30)}
+
+
 def webhook_delivery(retry: WebhookRetry) -> dict[str, Any]:
     """A merchant webhook: a regular activity (its retries cost no history), doubling the
     wait between attempts up to the maximum, with no attempt limit, within the window."""

@@ -30,11 +30,14 @@ logger = logging.getLogger(__name__)
 _STEP_NAMES = {
     "record_order": "Order recorded",
     "create_payment": "Payment created at the channel",
+    "record_and_create_payment": "Order recorded · Payment created at the channel",
     "query_payment": "Asked the channel about the payment",
     "close_payment": "Payment closed at the channel",
     "record_payment": "Payment recorded",
     "record_and_settle": "Payment recorded · Split posted to the ledger",
     "notify_and_release": "Buyer and merchant notified · Merchant's share released",
+    # Without the receipt hold it releases the share too (_fulfilled_title says so).
+    "fulfil_payment": "Payment recorded · Split posted to the ledger · Buyer and merchant notified",
     "settle_order": "Split posted to the ledger",
     "notify_parties": "Buyer and merchant notified",
     "release_funds": "Merchant's share released",
@@ -88,7 +91,10 @@ def _step_title(event: HistoryEvent) -> str | None:
     if kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
         return "Saga started"
     if kind == EventType.EVENT_TYPE_MARKER_RECORDED:
-        activity = _marker_activity(event.marker_recorded_event_attributes)
+        attributes = event.marker_recorded_event_attributes
+        activity = _marker_activity(attributes)
+        if activity == "fulfil_payment":
+            return _fulfilled_title(attributes)
         return (
             _STEP_NAMES.get(activity, activity.replace("_", " ").capitalize()) if activity else None
         )
@@ -104,6 +110,18 @@ def _step_title(event: HistoryEvent) -> str | None:
     if kind == EventType.EVENT_TYPE_TIMER_FIRED:
         return "Timer fired"
     return _ENDINGS.get(kind)
+
+
+def _fulfilled_title(attributes: MarkerRecordedEventAttributes) -> str:
+    """fulfil_payment's step, with the release when its result says it released the share."""
+    title = _STEP_NAMES["fulfil_payment"]
+    payloads = attributes.details.get("result")
+    try:
+        result = json.loads(payloads.payloads[0].data) if payloads and payloads.payloads else {}
+    except ValueError:
+        result = {}
+    released = isinstance(result, dict) and result.get("released_amount") is not None
+    return f"{title} · Merchant's share released" if released else title
 
 
 def _marker_activity(attributes: MarkerRecordedEventAttributes) -> str | None:

@@ -37,3 +37,18 @@ def test_a_completed_orders_history_has_its_money_steps() -> None:
     for step in ("Payment recorded", "Split posted to the ledger", "Buyer and merchant notified"):
         assert step in titles
     assert titles[-1] == "Saga finished"
+
+
+def test_an_order_of_saga_version_3_reads_as_the_steps_it_merged() -> None:
+    assert _titles("order_alipay_completed.json") == [
+        "Saga started",
+        "Request: await checkout",
+        "Order recorded · Payment created at the channel",
+        "Channel notification received",
+        "Payment recorded · Split posted to the ledger · Buyer and merchant notified"
+        " · Merchant's share released",
+        "Saga finished",
+    ]
+    held = _titles("order_receipt_confirmed.json")
+    fulfilled = "Payment recorded · Split posted to the ledger · Buyer and merchant notified"
+    assert fulfilled in held and "Merchant's share released" in held  # its own step, later

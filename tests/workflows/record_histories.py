@@ -13,9 +13,11 @@ written run by run (<name>_run1.json, ...): a replay takes one run.
 when a path is added, or when a change to a saga is meant to leave old orders behind
 (then keep the old file too, renamed: it is the old branch of the `workflow.patched`
 the change adds). `order_completed.json` and `order_closed.json` were recorded before
-any patch and are never recorded again; nor are the `_saga_v1` files: orders started
-before the API carried the saga version, whose markers choose their branches
-(workflows/order/versions.py). Every order recorded here now is of today's version.
+any patch and are never recorded again; nor are the `_saga_v1` files (orders started
+before the API carried the saga version, whose markers choose their branches) or the
+`_saga_v2` files (orders of version 2, before the steps were merged): see
+workflows/order/versions.py. Every order recorded here now is of today's version; a new
+version keeps the histories it changes, renamed `_saga_v{N}`, and records them anew.
 """
 
 from __future__ import annotations

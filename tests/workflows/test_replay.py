@@ -17,7 +17,8 @@ A new path gets a test there; a change meant to leave old sagas on their old bra
 the old files (renamed) beside the new ones. order_completed.json and order_closed.json
 were recorded before any patch: they are old branches and are never recorded again. Nor
 are the `_saga_v1` files (and the rest recorded before saga version 2): orders whose
-markers choose their branches, where an order of version 2 takes them without markers
+markers choose their branches, where an order of version 2 takes them without markers; nor
+the `_saga_v2` files, orders of version 2 that take the steps version 3 merged
 (workflows/order/versions.py).
 """
 
@@ -162,8 +163,9 @@ def _saga_version(path: Path) -> int | None:
 
 
 def test_orders_of_each_saga_version_are_recorded() -> None:
-    """Orders started before the saga version was carried (1: their markers choose their
-    branches) and at today's version (no markers) both keep replaying."""
+    """Orders of every saga version keep replaying: those started before the version was
+    carried (1: their markers choose their branches), version 2's (no markers) and today's
+    (merged steps)."""
     versions = {_saga_version(path) for path in HISTORIES} - {None}
     assert versions == set(range(1, SAGA_VERSION + 1))
 

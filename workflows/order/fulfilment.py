@@ -14,13 +14,13 @@ from datetime import datetime, timedelta
 from temporalio import workflow
 
 from workflows.order.payment_wait import PaymentWait
-from workflows.order.versions import patched_or_v2, since_v2
+from workflows.order.versions import patched_or_v2, since_v2, since_v3
 
 with workflow.unsafe.imports_passed_through():
     from activities.order_records import OrderRecords
     from activities.payment_settlement import PaymentSettlement
     from domain.order_status import OrderStatus
-    from domain.saga import PaymentRecord
+    from domain.saga import Fulfilled, PaymentFulfilment, PaymentRecord
     from workflows import options
 
 
@@ -46,7 +46,10 @@ class Fulfilment(PaymentWait):
                 self._compensations.append(self._refund_buyer)
             if ordered:  # record_payment posts the settlement entry: reversed even if the
                 self._compensations.append(self._reverse_settlement)  # step fails after it
-            if since_v2(self._order):
+            fulfilled: Fulfilled | None = None
+            if since_v3(self._order):
+                fulfilled = await self._fulfil_in_one_step(record)
+            elif since_v2(self._order):
                 await self._record_and_settle(record)
             else:
                 await self._record_then_settle(record, ordered)
@@ -55,7 +58,9 @@ class Fulfilment(PaymentWait):
                 raise options.UnclassifiedFailure(f"{error.cause or error}") from error
             await self._compensate(str(error.cause or error))
             return
-        if since_v2(self._order) and not self._order.auto_complete_seconds:
+        if fulfilled is not None:
+            await self._after_fulfilled(fulfilled)
+        elif since_v2(self._order) and not self._order.auto_complete_seconds:
             await self._notify_and_release()
         else:
             if ordered:
@@ -91,6 +96,38 @@ class Fulfilment(PaymentWait):
             raise
         self._steps.extend(("record_payment", "settle"))
         self._status = OrderStatus.SETTLED
+
+    async def _fulfil_in_one_step(self, record: PaymentRecord) -> Fulfilled:
+        """Orders of version 3: the payment recorded and settled, the parties told, and
+        (without a receipt hold) the merchant's share released, in one step (one history
+        event). Only the settlement's refusal (merchant_suspended) fails it, once the
+        payment is recorded; past it the step retries whatever fails."""
+        release = not self._order.auto_complete_seconds
+        fulfilment = PaymentFulfilment(record=record, release=release)
+        try:
+            fulfilled = await self._db(PaymentSettlement.fulfil_payment, fulfilment)
+        except options.StepFailed as error:
+            if options.business_failure(error) is not None:
+                self._steps.append("record_payment")
+            raise
+        self._split = fulfilled.split
+        self._steps.extend(("record_payment", "settle"))
+        self._status = OrderStatus.SETTLED
+        return fulfilled
+
+    async def _after_fulfilled(self, fulfilled: Fulfilled) -> None:
+        """Orders of version 3: a refused notification flagged for ops (never a reason to
+        give the money back), then the share's release, done or held until receipt."""
+        if fulfilled.notify_refusal is not None:
+            reason = f"notifying the parties failed: {fulfilled.notify_refusal}"
+            await self._flag_for_review(reason)
+        else:
+            self._steps.append("notify")
+        if fulfilled.released_amount is None:  # the receipt hold keeps the share
+            await self._hold_until_receipt()
+            return
+        self._released_amount = fulfilled.released_amount
+        self._steps.append("release_funds")
 
     async def _notify_and_release(self) -> None:
         """Orders of version 2 completed at payment (no receipt hold): notify the parties

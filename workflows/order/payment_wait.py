@@ -18,12 +18,14 @@ from temporalio import workflow
 from workflows.order.failures import failure_type
 from workflows.order.modifications import Modifications
 from workflows.order.state import signal_from_state
-from workflows.order.versions import patched_or_v2, since_v2
+from workflows.order.versions import patched_or_v2, since_v2, since_v3
 
 with workflow.unsafe.imports_passed_through():
     from activities.channel_calls import ChannelCalls
+    from activities.order_opening import OrderOpening
+    from activities.order_records import OrderRecords
     from channels.base import CloseResult, NotificationKind, PaymentState, PaymentStatus
-    from domain.failures import PAYMENT_NOT_FOUND
+    from domain.failures import COUPON_REJECTED, PAYMENT_NOT_FOUND
     from domain.inbox import NoticeRole, triage_while_waiting
     from domain.order_status import OrderStatus
     from domain.payment_outcome import PaymentOutcome, WaitEnd, outcome_of_poll
@@ -67,12 +69,16 @@ class PaymentWait(Modifications):
         timeout = timedelta(seconds=self._order.payment_timeout_seconds)
         if not self._order.channel:  # the buyer chooses on the hosted checkout
             return await self._await_choice_and_payment(timeout)
-        try:
-            self._checkout = await workflow.execute_local_activity_method(
-                ChannelCalls.create_payment, self._order, **options.channel_create(timeout)
-            )
-        except options.StepFailed:
-            return WaitEnd.CHANNEL_FAILED
+        if self._opens_at_once():  # the order's first step created it, or could not
+            if self._checkout is None:
+                return WaitEnd.CHANNEL_FAILED
+        else:
+            try:
+                self._checkout = await workflow.execute_local_activity_method(
+                    ChannelCalls.create_payment, self._order, **options.channel_create(timeout)
+                )
+            except options.StepFailed:
+                return WaitEnd.CHANNEL_FAILED
         self._steps.append("create_payment")
         self._status = OrderStatus.AWAITING_PAYMENT  # create_payment wrote the projection
         self._publish(self._status)
@@ -81,6 +87,35 @@ class PaymentWait(Modifications):
         ended = await self._await_payment(workflow.now() + timeout, first_poll)
         self._stop_modifications()
         return ended
+
+    def _opens_at_once(self) -> bool:
+        """Orders of version 3 with a channel and something to pay: the order is recorded
+        and its payment created in one step (`_record_and_create_payment`)."""
+        return (
+            since_v3(self._order)
+            and bool(self._order.channel)
+            and self._order.priced.payable_amount > 0
+        )
+
+    async def _record_and_create_payment(self) -> None:
+        """The order's first step for orders of version 3 (one history event where two
+        were). The coupon's refusal fails it with nothing stored, as recording alone
+        does. Any other failure (the channel refused the payment, or it stayed down for
+        the payment window) leaves no checkout: the order is recorded on its own (a
+        no-op once the step did it; retried until the database takes it, as before) and
+        ends as the channel's failure, as when creating the payment failed. (A database
+        down for the whole window ends so too; version 2 opened a window after it.)"""
+        timeout = timedelta(seconds=self._order.payment_timeout_seconds)
+        try:
+            self._checkout = await workflow.execute_local_activity_method(
+                OrderOpening.record_and_create_payment,
+                self._order,
+                **options.record_and_create(timeout),
+            )
+        except options.StepFailed as error:
+            if failure_type(error) == COUPON_REJECTED:
+                raise
+            await self._db(OrderRecords.record_order, self._order)
 
     async def _await_choice_and_payment(self, timeout: timedelta) -> WaitEnd:
         """No channel yet: the order awaits payment, and the buyer's choice opens it."""

@@ -51,11 +51,15 @@ class OrderWorkflow(Fulfilment):
         return self.view()
 
     async def _record_order(self) -> bool:
-        """Record the order and reserve its coupon; False when the coupon was taken."""
+        """Record the order and reserve its coupon; False when the coupon was taken. An
+        order of version 3 whose channel is known creates its payment in the same step."""
         try:
-            await workflow.execute_local_activity_method(
-                OrderRecords.record_order, self._order, **options.DB_WRITE
-            )
+            if self._opens_at_once():
+                await self._record_and_create_payment()
+            else:
+                await workflow.execute_local_activity_method(
+                    OrderRecords.record_order, self._order, **options.DB_WRITE
+                )
         except options.StepFailed as error:
             if failure_type(error) != COUPON_REJECTED:
                 raise
