@@ -1,23 +1,32 @@
 """Daily settlement (T+1): a run per day, a child workflow per merchant.
 
     SettlementRunWorkflow(day)            started by the daily Schedule, or by ops to backfill
+      -> prepare the page                 a page of merchants at once, set-wise, in one
+                                          transaction (a statement per merchant and currency,
+                                          each with its payout entry): a regular activity
       -> MerchantSettlementWorkflow       id settlement-{day}-{merchant}: one per (merchant, day)
-           prepare statements (one per currency; each with its payout entry, in one transaction)
+           its statements and payouts (handed by the run; prepared by itself, the same
+           way, when started alone or by a run from before PREPARED_PAGES)
            -> ask the bank for each payout -> await its notification or query it
            -> paid: money leaves in transit | refused: it returns to available, with the reason
 
-The child's id makes a (merchant, day) settle once however often the day is run:
-a second run finds the child already started (or done) and counts the merchant as
-settled. Statements and payouts are keyed by (merchant, day, currency) in the
-database too, so a crash half-way resumes where it stopped and never pays twice.
-Progress is on the run's query and its current details in the Temporal UI.
+Statements and payouts are keyed by (merchant, day, currency) in the database, so a
+crash half-way resumes where it stopped and never pays twice. Every payout a run
+prepares is asked for: the page's result is in the run's history before any child
+starts (a retried workflow task replays it), and the page is every merchant after the
+cursor with a statement to make or a payout of the day the bank has not answered, so a
+retried page step (or a later run of the day) hands over the same payouts. A merchant
+whose settlement of the day already exists is signalled them (`hand_over`: it asks the
+bank only for those it does not drive already) or, when that settlement has ended, gets
+a new run of it. Progress is on the run's query and its current details in the Temporal
+UI.
 
 No history grows with the day's size or the bank's delay: a run starts the children of
 one page of merchants (`merchants_per_run`, in id order) and continues as new after the
 last of them, carrying the day's counts, so its query answers for the whole day; a
 merchant's settlement that keeps polling a pending payout continues as new after
 `polls_per_run` polls, carrying its statements, its outcomes so far and the payouts it
-still waits for.
+still waits for (or was handed and has not asked for yet).
 """
 
 from __future__ import annotations
@@ -230,6 +239,8 @@ class MerchantSettlementWorkflow:
         self._handed: list[PayoutOrder] = list(waiting.handed) if waiting else []
         self._known = {*self._view.pending_payouts, *(p.payout_id for p in self._view.payouts)}
         self._known.update(p.payout_id for p in self._handed)
+        handed_ids = tuple(p.payout_id for p in self._handed)
+        self._update(pending_payouts=self._view.pending_payouts + handed_ids)
         self._driving: list[asyncio.Future[PayoutOutcome | PendingPayout]] = []
         self._polls = 0  # bank queries in this run
         self._bounded = False  # whether this run continues as new after polls_per_run
