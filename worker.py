@@ -231,6 +231,7 @@ async def built_worker(
             refunds.fail_refund,
             settlement.merchants_to_settle,
             settlement.merchants_page,
+            settlement.prepare_page,
             settlement.prepare_statements,
             settlement.record_payout,
             settlement.day_statements,

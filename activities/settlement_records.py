@@ -8,9 +8,12 @@ still pending: the first outcome stands, and so does its count.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from collections.abc import Sequence
+from datetime import UTC, date, datetime
+from typing import Any
 
-from sqlmodel import col, select
+from sqlalchemy import Row
+from sqlmodel import Session, col, select
 from temporalio import activity
 
 from db.engine import SessionFactory
@@ -18,18 +21,22 @@ from db.settlement import (
     day_cutoff,
     mark_payout_paid,
     mark_payout_returned,
+    merchants_with_payouts_pending,
     merchants_with_something_to_settle,
     prepare_statements,
     record_credit,
     statements_payouts,
 )
 from db.tables import Payout, Statement
+from domain.keys import statement_merchant
 from domain.settlement import (
     MerchantDay,
     MerchantsPage,
     PayoutOrder,
     PayoutOutcome,
     PayoutStatus,
+    PreparedPage,
+    PreparedStatements,
     SettlementRunInput,
 )
 from metrics.business import BusinessMetrics
@@ -67,6 +74,40 @@ class SettlementRecords:
         return [m for m in found if m in scope.merchant_ids] if scope.merchant_ids else found
 
     @activity.defn
+    def prepare_page(self, scope: SettlementRunInput) -> PreparedPage:
+        """The next page of the day's merchants after `scope.after`, prepared in one
+        transaction: their statements made (once each), and each merchant's statements and
+        payouts the bank has not answered yet.
+
+        The page is every merchant with a statement to make or a payout of the day not
+        finished, so a merchant prepared here stays on it until its payouts are answered:
+        a retry after the commit (or a later run of the day) gets them again, whoever
+        asked the bank for them before. A regular activity: the run's retried workflow task
+        replays its result rather than asking again.
+        """
+        assert scope.day is not None
+        with self._sessions() as session, session.begin():
+            found = self._to_prepare(session, scope, scope.day)
+            page = found[: scope.merchants_per_run]
+            statements = prepare_statements(session, page, scope.day, datetime.now(UTC))
+            payouts = statements_payouts(session, statements, pending_only=True)
+        return PreparedPage(
+            merchants=_prepared(page, statements, payouts),
+            remaining=len(found),
+            through=page[-1] if page else None,
+        )
+
+    def _to_prepare(self, session: Session, scope: SettlementRunInput, day: date) -> list[str]:
+        after = scope.after or ""
+        cutoff = day_cutoff(day, datetime.now(UTC))
+        found = {
+            *merchants_with_something_to_settle(session, cutoff, after),
+            *merchants_with_payouts_pending(session, day, after),
+        }
+        wanted = set(scope.merchant_ids)
+        return sorted(m for m in found if not wanted or m in wanted)
+
+    @activity.defn
     def prepare_statements(self, merchant_day: MerchantDay) -> list[PayoutOrder]:
         """The merchant's statements for the day (one per currency), made once each."""
         with self._sessions() as session, session.begin():
@@ -74,18 +115,7 @@ class SettlementRecords:
                 session, (merchant_day.merchant_id,), merchant_day.day, datetime.now(UTC)
             )
             payouts = statements_payouts(session, statements)
-        return [
-            PayoutOrder(
-                payout_id=row.id,
-                statement_id=row.statement_id,
-                merchant_id=row.merchant_id,
-                amount=row.amount,
-                currency=row.currency,
-                beneficiary=row.name if row.name is not None else row.merchant_id,
-                credit_currency=row.credit_currency,
-            )
-            for row in payouts
-        ]
+        return [_payout_order(row) for row in payouts]
 
     @activity.defn
     def record_payout(self, outcome: PayoutOutcome) -> None:
@@ -116,3 +146,34 @@ class SettlementRecords:
                     .order_by(col(Statement.id))
                 ).all()
             )
+
+
+def _payout_order(row: Row[Any]) -> PayoutOrder:
+    return PayoutOrder(
+        payout_id=row.id,
+        statement_id=row.statement_id,
+        merchant_id=row.merchant_id,
+        amount=row.amount,
+        currency=row.currency,
+        beneficiary=row.name if row.name is not None else row.merchant_id,
+        credit_currency=row.credit_currency,
+    )
+
+
+def _prepared(
+    merchants: Sequence[str], statements: Sequence[str], payouts: Sequence[Row[Any]]
+) -> tuple[PreparedStatements, ...]:
+    statements_of: dict[str, list[str]] = {}
+    for statement in statements:
+        statements_of.setdefault(statement_merchant(statement), []).append(statement)
+    payouts_of: dict[str, list[PayoutOrder]] = {}
+    for row in payouts:
+        payouts_of.setdefault(row.merchant_id, []).append(_payout_order(row))
+    return tuple(
+        PreparedStatements(
+            merchant_id=merchant,
+            statement_ids=tuple(statements_of.get(merchant, ())),
+            payouts=tuple(payouts_of.get(merchant, ())),
+        )
+        for merchant in merchants
+    )

@@ -1,11 +1,12 @@
 """Settlement at scale: a seeded day settled by the product's own code, beside its floor.
 
 The product's path is the settlement run's, without Temporal around it: the activities
-SettlementRunWorkflow and MerchantSettlementWorkflow call (`merchants_page`, then per
-merchant `prepare_statements` and `day_statements`, `CONCURRENT_MERCHANTS` at a time),
-called directly on a thread pool. It writes each merchant's statement, its coverage and
-its payout (the payout row and its available -> in transit entry: the payout request the
-bank is then asked for; the bank call itself is not timed).
+SettlementRunWorkflow calls (`prepare_page`, page after page: the
+MerchantSettlementWorkflow children it then starts are handed their statements and
+payouts, and ask the database nothing before the bank), called directly. It writes each
+merchant's statement, its coverage and its payout (the payout row and its available -> in
+transit entry: the payout request the bank is then asked for; the bank call itself is not
+timed).
 
 The floor is what settling cannot do without: one `GROUP BY` over the same postings
 (every merchant's sums per account, which give gross, fees, commission and net), then
@@ -18,28 +19,28 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, DateTime, Engine, bindparam, text
 from sqlalchemy.exc import OperationalError
 
 from activities.settlement_records import SettlementRecords
 from bench import settlement_seed
-from bench.config import BenchConfig
-from bench.figures import Goal, Row
+from bench.config import BenchConfig, from_env
+from bench.figures import Goal, Row, render_table
 from bench.stand import bench_database
 from db.engine import make_engine, session_factory
 from db.migrate import upgrade_to_head
 from db.settlement import day_cutoff
 from domain.keys import payout_entry_id, payout_id, statement_id
-from domain.settlement import MerchantDay, SettlementRunInput
-from workflows.settlement import CONCURRENT_MERCHANTS
+from domain.settlement import SettlementRunInput
 
 GOAL_RATIO = 2.0
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -110,34 +111,28 @@ def _timed(work: Callable[[], object]) -> float:
 
 
 def settle_day(engine: Engine, day: date) -> None:
-    """What the day's settlement runs do, page by page, without Temporal."""
+    """What the day's settlement runs do, page by page, without Temporal: each run asks
+    `prepare_page` for its page (its children start with their statements and payouts
+    made, and ask the database nothing more before the bank)."""
     records = SettlementRecords(session_factory(engine))
     scope = SettlementRunInput(day=day)
-    with ThreadPoolExecutor(max_workers=CONCURRENT_MERCHANTS) as pool:
-        while True:
-            page = records.merchants_page(scope)
-
-            def settle(merchant: str) -> None:
-                merchant_day = MerchantDay(merchant_id=merchant, day=day)
-                _retried(lambda: records.prepare_statements(merchant_day))
-                _retried(lambda: records.day_statements(merchant_day))
-
-            list(pool.map(settle, page.merchant_ids))
-            if page.remaining <= len(page.merchant_ids):
-                return
-            scope = scope.model_copy(update={"after": page.merchant_ids[-1]})
+    while True:
+        page = _retried(partial(records.prepare_page, scope))
+        if page.through is None or page.remaining <= len(page.merchants):
+            return
+        scope = scope.model_copy(update={"after": page.through})
 
 
-def _retried(step: Callable[[], object], attempts: int = 5) -> None:
+def _retried(step: Callable[[], _T], attempts: int = 5) -> _T:
     """As Temporal retries a local activity that failed: a step is idempotent, and on a busy
     SQLite a writer may wait past its busy timeout ("database is locked")."""
     for attempt in range(1, attempts + 1):
         try:
-            step()
-            return
+            return step()
         except OperationalError:
             if attempt == attempts:
                 raise
+    raise AssertionError("unreachable")
 
 
 _GROUP_BY = (
@@ -261,3 +256,24 @@ _POSTING = (
 _AVAILABLE = (
     "UPDATE accounts SET balance = balance + :amount, updated_at = :at WHERE id = :available"
 )
+
+
+def main() -> None:
+    """`python -m bench.settlement`: the settlement case alone, on each of BENCH_DATABASES at
+    BENCH_SETTLEMENT_SCALE (as `make bench` runs it after its rounds), and its table."""
+    config = from_env()
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    rows: list[Row] = []
+    for database in config.databases:
+        work = Path("var/bench") / f"settlement-{stamp}" / database
+        work.mkdir(parents=True, exist_ok=True)
+        rows += settlement_case(database, work, config, _say)[1]
+    print(render_table(rows), flush=True)
+
+
+def _say(line: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {line}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

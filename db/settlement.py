@@ -104,6 +104,23 @@ def merchants_with_something_to_settle(
     return sorted({*session.exec(uncovered).all(), *session.exec(carried).all()})
 
 
+def merchants_with_payouts_pending(session: Session, day: date, after: str = "") -> list[str]:
+    """Merchants (after `after`, in id order) with a payout of the day's statements that the
+    bank has not answered yet: prepared, but perhaps never asked for."""
+    p, s = _PAYOUTS.c, _STATEMENTS.c
+    query = (
+        core_select(p.merchant_id)
+        .join_from(_PAYOUTS, _STATEMENTS, s.id == p.statement_id)
+        .where(
+            s.day == day.isoformat(),
+            p.status == PayoutStatus.PENDING.value,
+            p.merchant_id > after,
+        )
+        .distinct()
+    )
+    return sorted(session.execute(query).scalars())
+
+
 def prepare_statement(
     session: Session, merchant_id: str, currency: str, day: date, now: datetime
 ) -> Statement | None:
@@ -178,9 +195,12 @@ def prepare_statements(
     return sorted(made | {s["id"] for s in statements})
 
 
-def statements_payouts(session: Session, statements: Sequence[str]) -> list[Row[Any]]:
+def statements_payouts(
+    session: Session, statements: Sequence[str], *, pending_only: bool = False
+) -> list[Row[Any]]:
     """The payouts of these statements (id, statement, merchant, amount, currency, credit
-    currency, and the merchant's name), in statement id order."""
+    currency, and the merchant's name), in statement id order; those the bank has not
+    answered, if asked."""
     payouts, merchants, conversions = _PAYOUTS.c, _MERCHANTS.c, _PAYOUT_CONVERSIONS.c
     query = (
         core_select(
@@ -197,6 +217,8 @@ def statements_payouts(session: Session, statements: Sequence[str]) -> list[Row[
         .where(payouts.statement_id.in_(statements))
         .order_by(payouts.statement_id)
     )
+    if pending_only:
+        query = query.where(payouts.status == PayoutStatus.PENDING.value)
     return list(session.execute(query).all())
 
 

@@ -161,6 +161,25 @@ class PayoutCredit(_Message):
     rate: str
 
 
+class PreparedStatements(_Message):
+    """A merchant's statements for the day and its payouts still to be driven to the bank,
+    as the day's run prepared them with its page (or found them prepared)."""
+
+    merchant_id: str
+    statement_ids: tuple[str, ...] = ()
+    payouts: tuple[PayoutOrder, ...] = ()
+
+
+class PreparedPage(_Message):
+    """A page of merchants prepared in one transaction, in id order: every merchant after
+    the run's cursor up to `through` with a statement to make or a payout of the day not
+    finished, and how many such merchants remained from the cursor on."""
+
+    merchants: tuple[PreparedStatements, ...]
+    remaining: int
+    through: str | None = None
+
+
 class PayoutOutcome(_Message):
     payout_id: str
     paid: bool
@@ -192,6 +211,7 @@ class PayoutsWait(_Message):
     finished: tuple[PayoutOutcome, ...] = ()
     pending: tuple[PendingPayout, ...]
     notices: tuple[PayoutOutcome, ...] = ()
+    handed: tuple[PayoutOrder, ...] = ()  # handed over by a later run, not yet asked for
 
 
 class MerchantDay(_Message):
@@ -199,3 +219,5 @@ class MerchantDay(_Message):
     day: date
     polling: PollTimings = PollTimings()
     waiting: PayoutsWait | None = None  # a run continued from an earlier one
+    # Its statements and payouts as the day's run prepared them (None: it prepares them).
+    prepared: PreparedStatements | None = None

@@ -60,6 +60,15 @@ DB_MUST_FINISH: dict[str, Any] = {
     ),
 }
 
+# A page of a day's settlement prepared at once (a regular activity: its result is in the
+# run's history before the run acts on it): longer than a row's write, retried until done.
+DB_PAGE_MUST_FINISH: dict[str, Any] = {
+    "start_to_close_timeout": timedelta(minutes=5),
+    "retry_policy": RetryPolicy(
+        initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)
+    ),
+}
+
 # A channel call that must eventually happen (close, refund): retried without limit.
 CHANNEL_MUST_FINISH: dict[str, Any] = {
     "start_to_close_timeout": timedelta(seconds=20),

@@ -1,34 +1,43 @@
 """Daily settlement (T+1): a run per day, a child workflow per merchant.
 
     SettlementRunWorkflow(day)            started by the daily Schedule, or by ops to backfill
+      -> prepare the page                 a page of merchants at once, set-wise, in one
+                                          transaction (a statement per merchant and currency,
+                                          each with its payout entry): a regular activity
       -> MerchantSettlementWorkflow       id settlement-{day}-{merchant}: one per (merchant, day)
-           prepare statements (one per currency; each with its payout entry, in one transaction)
+           its statements and payouts (handed by the run; prepared by itself, the same
+           way, when started alone or by a run from before PREPARED_PAGES)
            -> ask the bank for each payout -> await its notification or query it
            -> paid: money leaves in transit | refused: it returns to available, with the reason
 
-The child's id makes a (merchant, day) settle once however often the day is run:
-a second run finds the child already started (or done) and counts the merchant as
-settled. Statements and payouts are keyed by (merchant, day, currency) in the
-database too, so a crash half-way resumes where it stopped and never pays twice.
-Progress is on the run's query and its current details in the Temporal UI.
+Statements and payouts are keyed by (merchant, day, currency) in the database, so a
+crash half-way resumes where it stopped and never pays twice. Every payout a run
+prepares is asked for: the page's result is in the run's history before any child
+starts (a retried workflow task replays it), and the page is every merchant after the
+cursor with a statement to make or a payout of the day the bank has not answered, so a
+retried page step (or a later run of the day) hands over the same payouts. A merchant
+whose settlement of the day already exists is signalled them (`hand_over`: it asks the
+bank only for those it does not drive already) or, when that settlement has ended, gets
+a new run of it. Progress is on the run's query and its current details in the Temporal
+UI.
 
 No history grows with the day's size or the bank's delay: a run starts the children of
 one page of merchants (`merchants_per_run`, in id order) and continues as new after the
 last of them, carrying the day's counts, so its query answers for the whole day; a
 merchant's settlement that keeps polling a pending payout continues as new after
 `polls_per_run` polls, carrying its statements, its outcomes so far and the payouts it
-still waits for.
+still waits for (or was handed and has not asked for yet).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from datetime import date, timedelta
 
 from temporalio import workflow
 from temporalio.common import SearchAttributeKey, WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.exceptions import FailureError, WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
     from activities.payout_calls import PayoutCalls
@@ -44,6 +53,8 @@ with workflow.unsafe.imports_passed_through():
         PayoutOutcome,
         PayoutsWait,
         PendingPayout,
+        PreparedPage,
+        PreparedStatements,
         SettlementProgress,
         SettlementRunInput,
     )
@@ -54,6 +65,9 @@ CONCURRENT_MERCHANTS = 10
 # Patches: a run started before them replays and ends on the code it started with.
 PAGED_RUNS = "settlement-run-pages"  # a page of merchants a run, then continue as new
 BOUNDED_PAYOUT_POLLS = "payout-polls-per-run"  # continue as new after polls_per_run polls
+# The run prepares its page in one transaction and hands each child its payouts.
+PREPARED_PAGES = "settlement-run-prepares-pages"  # not "settlement-prepared-pages": that
+# id was a removed version's, whose runs prepared their page in a local activity
 
 
 @workflow.defn
@@ -68,22 +82,46 @@ class SettlementRunWorkflow:
         scope = request.model_copy(update={"day": day})
         if not workflow.patched(PAGED_RUNS):
             return await self._settle_all(scope, day)
+        # Asked before the first command, as PAGED_RUNS is: both markers land in the run's
+        # first workflow task, so only runs started on this code take the prepared path.
+        if workflow.patched(PREPARED_PAGES):
+            return await self._settle_prepared_page(scope, day)
         page: MerchantsPage = await workflow.execute_local_activity_method(
             SettlementRecords.merchants_page, scope, **options.DB_MUST_FINISH
         )
-        done = self._progress.settled + self._progress.already_settled
-        self._progress = self._progress.model_copy(
-            update={"day": day, "merchants": done + page.remaining}
-        )
-        self._show()
+        self._begin_page(day, page.remaining)
         await self._settle_batches(page.merchant_ids, day, request.polling)
         if page.remaining > len(page.merchant_ids):
-            await workflow.wait_condition(workflow.all_handlers_finished)
-            after = page.merchant_ids[-1]
-            workflow.continue_as_new(
-                scope.model_copy(update={"after": after, "progress": self._progress})
-            )
+            await self._continue_after(scope, page.merchant_ids[-1])
         return self._progress
+
+    async def _settle_prepared_page(
+        self, scope: SettlementRunInput, day: date
+    ) -> SettlementProgress:
+        """The page prepared in one step (its result is in this history before any child
+        starts), then every merchant of it handed its statements and unanswered payouts."""
+        page: PreparedPage = await workflow.execute_activity_method(
+            SettlementRecords.prepare_page, scope, **options.DB_PAGE_MUST_FINISH
+        )
+        self._begin_page(day, page.remaining)
+        prepared = {p.merchant_id: p for p in page.merchants}
+        await self._settle_batches(list(prepared), day, scope.polling, prepared)
+        if page.through is not None and page.remaining > len(page.merchants):
+            await self._continue_after(scope, page.through)
+        return self._progress
+
+    def _begin_page(self, day: date, remaining: int) -> None:
+        done = self._progress.settled + self._progress.already_settled
+        self._progress = self._progress.model_copy(
+            update={"day": day, "merchants": done + remaining}
+        )
+        self._show()
+
+    async def _continue_after(self, scope: SettlementRunInput, after: str) -> None:
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        workflow.continue_as_new(
+            scope.model_copy(update={"after": after, "progress": self._progress})
+        )
 
     async def _settle_all(self, scope: SettlementRunInput, day: date) -> SettlementProgress:
         """Runs started before PAGED_RUNS: every merchant in this one history."""
@@ -96,28 +134,71 @@ class SettlementRunWorkflow:
         return self._progress
 
     async def _settle_batches(
-        self, merchants: Sequence[str], day: date, polling: PollTimings
+        self,
+        merchants: Sequence[str],
+        day: date,
+        polling: PollTimings,
+        prepared: Mapping[str, PreparedStatements] | None = None,
     ) -> None:
+        prepared = prepared or {}
         for start in range(0, len(merchants), CONCURRENT_MERCHANTS):
             batch = merchants[start : start + CONCURRENT_MERCHANTS]
-            await asyncio.gather(*(self._settle(merchant, day, polling) for merchant in batch))
+            await asyncio.gather(*(self._settle(m, day, polling, prepared.get(m)) for m in batch))
 
     @workflow.query
     def progress(self) -> SettlementProgress:
         return self._progress
 
-    async def _settle(self, merchant_id: str, day: date, polling: PollTimings) -> None:
+    async def _settle(
+        self,
+        merchant_id: str,
+        day: date,
+        polling: PollTimings,
+        prepared: PreparedStatements | None = None,
+    ) -> None:
+        merchant_day = MerchantDay(
+            merchant_id=merchant_id, day=day, polling=polling, prepared=prepared
+        )
         try:
-            await workflow.execute_child_workflow(
-                MerchantSettlementWorkflow.run,
-                MerchantDay(merchant_id=merchant_id, day=day, polling=polling),
-                id=merchant_settlement_workflow_id(merchant_id, day),
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                task_timeout=workflow.info().task_timeout,  # the run's own, as configured
-            )
+            await self._settle_merchant(merchant_day, WorkflowIDReusePolicy.REJECT_DUPLICATE)
             self._count(settled=1)
         except WorkflowAlreadyStartedError:
-            self._count(already=1)  # an earlier run settles (or settled) this merchant-day
+            # An earlier run settles (or settled) this merchant-day; payouts prepared since
+            # are handed over to it, or to a new run of it.
+            started = bool(prepared and prepared.payouts) and await self._hand_over(merchant_day)
+            self._count(settled=int(started), already=int(not started))
+
+    async def _settle_merchant(
+        self, merchant_day: MerchantDay, reuse: WorkflowIDReusePolicy
+    ) -> None:
+        await workflow.execute_child_workflow(
+            MerchantSettlementWorkflow.run,
+            merchant_day,
+            id=merchant_settlement_workflow_id(merchant_day.merchant_id, merchant_day.day),
+            id_reuse_policy=reuse,
+            task_timeout=workflow.info().task_timeout,  # the run's own, as configured
+        )
+
+    async def _hand_over(self, merchant_day: MerchantDay) -> bool:
+        """Payouts this run prepared (or found unanswered) for a merchant whose settlement
+        of the day already exists: signalled to it while it runs (it drives those it does
+        not drive already), else driven by a new run of it. Whether this run started one."""
+        assert merchant_day.prepared is not None
+        settlement = workflow.get_external_workflow_handle_for(
+            MerchantSettlementWorkflow.run,
+            merchant_settlement_workflow_id(merchant_day.merchant_id, merchant_day.day),
+        )
+        while True:
+            try:
+                await settlement.signal(MerchantSettlementWorkflow.hand_over, merchant_day.prepared)
+                return False
+            except FailureError:
+                pass  # it has ended: no one asks the bank for these now
+            try:
+                await self._settle_merchant(merchant_day, WorkflowIDReusePolicy.ALLOW_DUPLICATE)
+                return True
+            except WorkflowAlreadyStartedError:
+                continue  # another run of the day started it meanwhile: tell that one
 
     def _count(self, settled: int = 0, already: int = 0) -> None:
         p = self._progress
@@ -153,6 +234,14 @@ class MerchantSettlementWorkflow:
         )
         notices = waiting.notices if waiting else ()
         self._notices: dict[str, PayoutOutcome] = {n.payout_id: n for n in notices}
+        # Payouts a later run of the day handed over, not yet asked for; and every payout
+        # this settlement drives or drove, so one handed over twice is driven once.
+        self._handed: list[PayoutOrder] = list(waiting.handed) if waiting else []
+        self._known = {*self._view.pending_payouts, *(p.payout_id for p in self._view.payouts)}
+        self._known.update(p.payout_id for p in self._handed)
+        handed_ids = tuple(p.payout_id for p in self._handed)
+        self._update(pending_payouts=self._view.pending_payouts + handed_ids)
+        self._driving: list[asyncio.Future[PayoutOutcome | PendingPayout]] = []
         self._polls = 0  # bank queries in this run
         self._bounded = False  # whether this run continues as new after polls_per_run
 
@@ -166,7 +255,8 @@ class MerchantSettlementWorkflow:
                 self._await_final(p.order, timedelta(milliseconds=p.next_poll_ms))
                 for p in merchant_day.waiting.pending
             ]
-        ends = await asyncio.gather(*waits)
+        self._drive(waits)
+        ends = await self._all_driven()
         finished = self._view.payouts + tuple(e for e in ends if isinstance(e, PayoutOutcome))
         pending = tuple(e for e in ends if isinstance(e, PendingPayout))
         if pending:
@@ -182,18 +272,53 @@ class MerchantSettlementWorkflow:
     def payout_notification(self, outcome: PayoutOutcome) -> None:
         self._notices[outcome.payout_id] = outcome
 
+    @workflow.signal
+    def hand_over(self, prepared: PreparedStatements) -> None:
+        """A later run of the day prepared these (or found them unanswered): this settlement
+        asks the bank for those it does not drive already."""
+        new = [p for p in prepared.payouts if p.payout_id not in self._known]
+        self._known.update(p.payout_id for p in new)
+        self._handed.extend(new)
+        self._update(
+            statement_ids=tuple(sorted({*self._view.statement_ids, *prepared.statement_ids})),
+            pending_payouts=self._view.pending_payouts + tuple(p.payout_id for p in new),
+        )
+
+    def _drive(self, waits: Sequence[Awaitable[PayoutOutcome | PendingPayout]]) -> None:
+        self._driving.extend(asyncio.ensure_future(wait) for wait in waits)
+
+    async def _all_driven(self) -> list[PayoutOutcome | PendingPayout]:
+        """Every payout's end in this run, those handed over meanwhile included."""
+        while True:
+            await workflow.wait_condition(
+                lambda: bool(self._handed) or all(d.done() for d in self._driving)
+            )
+            if not self._handed:
+                return [d.result() for d in self._driving]
+            handed, self._handed = self._handed, []
+            self._drive([self._pay(payout) for payout in handed])
+
     def _update(self, **changes: object) -> None:
         self._view = self._view.model_copy(update=changes)
 
     async def _prepare(self, merchant_day: MerchantDay) -> list[PayoutOrder]:
-        payouts: list[PayoutOrder] = await workflow.execute_local_activity_method(
-            SettlementRecords.prepare_statements, merchant_day, **options.DB_MUST_FINISH
-        )
-        statements: list[str] = await workflow.execute_local_activity_method(
-            SettlementRecords.day_statements, merchant_day, **options.DB_MUST_FINISH
-        )
+        """Its statements and payouts: as the day's run handed them (prepared with its page,
+        the bank not asked yet for those), else prepared here."""
+        if merchant_day.prepared is not None:
+            payouts = list(merchant_day.prepared.payouts)
+            statements = list(merchant_day.prepared.statement_ids)
+        else:
+            payouts = await workflow.execute_local_activity_method(
+                SettlementRecords.prepare_statements, merchant_day, **options.DB_MUST_FINISH
+            )
+            statements = await workflow.execute_local_activity_method(
+                SettlementRecords.day_statements, merchant_day, **options.DB_MUST_FINISH
+            )
+        payouts = [p for p in payouts if p.payout_id not in self._known]  # handed over first
+        self._known.update(p.payout_id for p in payouts)
         self._update(
-            statement_ids=tuple(statements), pending_payouts=tuple(p.payout_id for p in payouts)
+            statement_ids=tuple(sorted({*self._view.statement_ids, *statements})),
+            pending_payouts=self._view.pending_payouts + tuple(p.payout_id for p in payouts),
         )
         return payouts
 
@@ -258,5 +383,6 @@ class MerchantSettlementWorkflow:
             finished=finished,
             pending=pending,
             notices=tuple(n for n in self._notices.values() if n.payout_id in waiting_for),
+            handed=tuple(self._handed),
         )
         workflow.continue_as_new(merchant_day.model_copy(update={"waiting": waiting}))

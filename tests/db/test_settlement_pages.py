@@ -18,7 +18,7 @@ from bench import settlement_seed
 from db.engine import session_factory
 from db.reconcile import ledger_problems
 from db.tables import Payout, Statement, StatementEntry
-from domain.settlement import MerchantDay, SettlementRunInput
+from domain.settlement import MerchantDay, PayoutOutcome, SettlementRunInput
 from tests.databases import create_database, drop_database, migrated_engine
 
 BACKENDS = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_DATABASE_URL") else [])
@@ -75,4 +75,32 @@ def test_pages_follow_their_cursor_and_settled_merchants_drop_out(seeded: Engine
             select(func.count()).where(col(StatementEntry.statement_id) == statement.id)
         ).one()
         assert covered == 11
+        assert ledger_problems(session) == []
+
+
+def test_a_prepared_page_is_the_same_when_asked_again_until_its_payouts_are_answered(
+    seeded: Engine,
+) -> None:
+    """The run's page step, retried after its commit (or asked by a later run of the day),
+    hands over the same payouts: a page is every merchant after the cursor with a
+    statement to make or a payout of the day the bank has not answered."""
+    records = SettlementRecords(session_factory(seeded))
+    scope = SettlementRunInput(day=DAY, merchants_per_run=2)
+    first = records.prepare_page(scope)
+    assert [m.merchant_id for m in first.merchants] == ["mch_bench1", "mch_bench2"]
+    assert (first.remaining, first.through) == (3, "mch_bench2")
+    assert all(len(m.payouts) == len(m.statement_ids) == 1 for m in first.merchants)
+    assert _counts(seeded)[::2] == (2, 2)
+
+    again = records.prepare_page(scope)  # a retry: nothing prepared, the same payouts
+    assert again == first and _counts(seeded)[::2] == (2, 2)
+    rest = records.prepare_page(scope.model_copy(update={"after": first.through}))
+    assert [m.merchant_id for m in rest.merchants] == ["mch_bench3"] and rest.remaining == 1
+
+    paid = first.merchants[0].payouts[0]
+    records.record_payout(PayoutOutcome(payout_id=paid.payout_id, paid=True, bank_reference="b"))
+    answered = records.prepare_page(scope)
+    assert [m.merchant_id for m in answered.merchants] == ["mch_bench2", "mch_bench3"]
+    assert answered.merchants[0] == first.merchants[1] and answered.remaining == 2
+    with Session(seeded) as session:
         assert ledger_problems(session) == []

@@ -73,6 +73,10 @@ from tests.support import (
 from tests.workflows.run_histories import run_histories
 from tests.workflows.test_late_payment_repeats import repeat_late_notice
 from tests.workflows.test_saga_refund_child import pending_compensation
+from tests.workflows.test_settlement_handover import (
+    ended_settlement_then_paid_order,
+    pending_payout_then_later_run,
+)
 from worker import WORKFLOWS
 from workflows.channel_sweep import ChannelSweepsDueWorkflow
 from workflows.order import OrderWorkflow
@@ -386,7 +390,31 @@ async def test_settlement_run(
     body = {"day": str(today), "merchant_ids": [merchant_id]}
     started = await api.post("/v1/settlements/runs", json=body)
     assert started.status_code == 202, started.text
-    await record(temporal, settlement_run_workflow_id(today, (merchant_id,)), "settlement_run")
+    run_id = settlement_run_workflow_id(today, (merchant_id,))
+    await record(temporal, run_id, "settlement_run")
+    workflow_id = merchant_settlement_workflow_id(merchant_id, today)
+    await record(temporal, workflow_id, "merchant_settlement_of_a_run")
+
+
+async def test_settlement_run_restarts_an_ended_settlement(
+    api: httpx.AsyncClient, sandbox: httpx.AsyncClient, temporal: Client
+) -> None:
+    """The run finds the merchant's settlement of the day ended (before the merchant sold
+    anything): its signal fails, and it starts a new run of that settlement."""
+    _, run_id = await ended_settlement_then_paid_order(api, sandbox, temporal)
+    await record(temporal, run_id, "settlement_run_restarts_ended_settlement")
+
+
+async def test_settlement_run_hands_over_a_pending_payout(
+    api: httpx.AsyncClient, sandbox: httpx.AsyncClient, temporal: Client
+) -> None:
+    """A later run of the day signals the unanswered payout to the settlement that waits
+    for the bank, which asks the bank for it no second time."""
+    merchant, _, later = await pending_payout_then_later_run(api, sandbox, temporal)
+    await record(temporal, later, "settlement_run_hands_over")
+    today = datetime.now(UTC).date()
+    settled = merchant_settlement_workflow_id(merchant, today)
+    await record(temporal, settled, "merchant_settlement_handed_over")
 
 
 async def test_quoted_order_paid_and_refunded(

@@ -55,6 +55,7 @@ OLD_BRANCHES = {
     "hold-funds-until-receipt": ["order_completed"],
     "refund-late-payments-during-hold": ["order_receipt_confirmed_before_hold_refunds"],
     "payout-polls-per-run": ["merchant_settlement_before_payout_polls"],
+    "settlement-run-prepares-pages": ["settlement_run_before_prepared_pages"],
     "refund-waits-in-child": ["order_compensation_refund_pending_before_refund_child"],
     "refund-waits-with-timers": ["order_compensated_before_refund_timers"],
     "payment-reference-underscore": ["order_modified_paid_before_underscore_references"],
