@@ -41,9 +41,12 @@ async def _paid_payout(system: System, merchant_id: str) -> Payout:
     return payout
 
 
+@pytest.mark.parametrize("settled_by", ["merchant_route", "daily_run"])
 async def test_a_cny_shop_settled_in_usd_is_paid_out_converted_by_the_bank(
-    api: httpx.AsyncClient, sandbox: httpx.AsyncClient, system: System
+    api: httpx.AsyncClient, sandbox: httpx.AsyncClient, system: System, settled_by: str
 ) -> None:
+    """Settled alone (its own route) or by the day's run (which prepares a page of
+    merchants at once): either way the payout asks the bank to convert."""
     merchant_id = await _merchant_settled_in(api, "USD", convert=True)
     orders = [await create_order(api, merchant_id) for _ in range(2)]
     for order in orders:
@@ -53,10 +56,12 @@ async def test_a_cny_shop_settled_in_usd_is_paid_out_converted_by_the_bank(
     with Session(system.engine) as session:
         bank_before = account_balance(session, account_id(AccountKind.BANK, PLATFORM, "CNY"))
 
-    settled = await api.post(
-        f"/v1/merchants/{merchant_id}/settlements",
-        json={"day": datetime.now(UTC).date().isoformat()},
-    )
+    today = datetime.now(UTC).date().isoformat()
+    if settled_by == "daily_run":
+        body = {"day": today, "merchant_ids": [merchant_id]}
+        settled = await api.post("/v1/settlements/runs", json=body)
+    else:
+        settled = await api.post(f"/v1/merchants/{merchant_id}/settlements", json={"day": today})
     assert settled.status_code == 202, settled.text
     payout = await _paid_payout(system, merchant_id)
 
