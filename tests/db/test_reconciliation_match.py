@@ -103,6 +103,7 @@ def test_what_the_bill_names_beyond_the_day_is_matched_as_what_lies_in_it(
         _payment_line(shop, modified, f"{modified}-2", attempt=2),
         todays_refund,
         replace(old_refund, amount=90),  # differs: 90 vs 100
+        replace(_payment_line(shop, today, "ord_never_had"), channel_id="t_never_had"),
     ]
     try:
         bill = tmp_path / "bill.csv"
@@ -115,9 +116,13 @@ def test_what_the_bill_names_beyond_the_day_is_matched_as_what_lies_in_it(
             (d.type.value, d.reference, d.ours_amount, d.theirs_amount)
             for d in matched.discrepancies
         }
-        assert found == {("amount_mismatch", f"{earlier}-r1", 100, 90)}
-        assert matched.known_orders == {today, earlier, yesterdays, modified}
-        assert matched.bill_lines == 6
+        assert found == {
+            ("amount_mismatch", f"{earlier}-r1", 100, 90),
+            ("missing_here", "ord_never_had", None, lines[-1].amount),
+        }
+        # Of the orders the differences name, those we have: the worker acts on no other.
+        assert matched.known_orders == {earlier}
+        assert matched.bill_lines == 7
     finally:  # the refunds have no ledger entries: the shop's books must stay whole
         with Session(shop.engine) as session, session.begin():
             for refund_id in (f"{earlier}-r1", f"{today}-r1"):
