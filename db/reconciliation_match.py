@@ -205,10 +205,17 @@ _WINDOW = (
 # What the one pass compares, of each first attempt: nearly all of the day's rows.
 _DAY_COMPARED = "SELECT p.order_id, p.amount, p.currency, o.channel_fee_amount" + _WINDOW
 _COMPARED = {"reference": "VARCHAR", "amount": "BIGINT", "currency": "VARCHAR", "fee": "BIGINT"}
-# Each row in full, as the matching queries read it.
-_DAY_PAYMENTS = (
+# Each row in full, as the matching queries read it: of the window's later attempts, and
+# of first attempts the one pass kept, read again by their key (the window's filter would
+# have SQLite scan the channel's payments for each chunk of them).
+_PAYMENT_ROWS = (
     "SELECT {reference}, p.order_id, p.status, p.amount, p.currency,"
-    " coalesce(p.channel_txn_id, ''), o.channel_fee_amount, {paid_at}, p.channel{more}" + _WINDOW
+    " coalesce(p.channel_txn_id, ''), o.channel_fee_amount, {paid_at}, p.channel{more}"
+)
+_DAY_PAYMENTS = _PAYMENT_ROWS + _WINDOW
+_FIRST_PAYMENTS = (
+    _PAYMENT_ROWS + " FROM payments AS p LEFT JOIN orders AS o ON o.id = p.order_id"
+    " WHERE p.order_id IN :ids AND p.attempt = 1"
 )
 _DAY_REFUNDS = (
     "SELECT id, order_id, status, amount, currency, {updated_at}, channel, reason,"
@@ -246,17 +253,15 @@ class _Window:
         PostgreSQL zone's offset wrong)."""
         return f"{column} AT TIME ZONE 'UTC'" if self.postgres else column
 
-    def payments(self, attempts: str, reference: str, more: str = "") -> str:
-        """The window's payments in full, as the matching queries read them."""
-        paid_at = self.utc("p.paid_at")
-        return _DAY_PAYMENTS.format(
-            reference=reference, paid_at=paid_at, more=more, attempts=attempts
-        )
-
     def load(self, con: duckdb.DuckDBPyConnection) -> None:
         compared = self.work / "day_compared.csv"
         self._write(compared, _COMPARED, _DAY_COMPARED.format(attempts="= 1"))
-        later = self.payments("> 1", "''", ", p.attempt, p.channel_payment_id")
+        later = _DAY_PAYMENTS.format(
+            reference="''",
+            paid_at=self.utc("p.paid_at"),
+            more=", p.attempt, p.channel_payment_id",
+            attempts="> 1",
+        )
         rows = ([stored_payment_reference(r[1], r[9], r[10]), *r[1:9]] for r in self._rows(later))
         _write_rows(self.work / "day_later.csv", _PAYMENTS, rows)
         refunds = self.work / "day_refunds.csv"
@@ -273,7 +278,9 @@ class _Window:
             "SELECT d.reference FROM odd AS o JOIN day_compared AS d"
             " ON o.kind = 'payment' AND d.reference = o.reference ORDER BY d.reference",
         )
-        query = self.payments("= 1 AND p.order_id IN :ids", "p.order_id")
+        query = _FIRST_PAYMENTS.format(
+            reference="p.order_id", paid_at=self.utc("p.paid_at"), more=""
+        )
         rows = (row for chunk in _chunks(wanted) for row in self._rows(query, chunk))
         path = self.work / "day_payments.csv"
         _write_rows(path, _PAYMENTS, rows)
@@ -284,22 +291,31 @@ class _Window:
         )
 
     def _rows(self, query: str, ids: Sequence[str] = ()) -> Iterator[Sequence[Any]]:
-        instant = Payment.__table__.c.paid_at.type  # type: ignore[attr-defined]
-        statement = text(query).bindparams(
-            bindparam("start", type_=instant), bindparam("until", type_=instant)
-        )
-        params = dict(self.params)
-        if ids:
-            statement = statement.bindparams(bindparam("ids", expanding=True))
-            params["ids"] = list(ids)
-        cursor = self.db.execute(statement, params).cursor
-        while batch := cursor.fetchmany(_BATCH):
+        for batch in self._batches(query, ids):
             yield from batch
+
+    def _batches(self, query: str, ids: Sequence[str] = ()) -> Iterator[list[Any]]:
+        """The rows of the window's `query`, or of one keyed by `ids`, a batch at a time."""
+        if ids:
+            keyed = text(query).bindparams(bindparam("ids", expanding=True))
+            cursor = self.db.execute(keyed, {"ids": list(ids)}).cursor
+        else:
+            instant = Payment.__table__.c.paid_at.type  # type: ignore[attr-defined]
+            window = text(query).bindparams(
+                bindparam("start", type_=instant), bindparam("until", type_=instant)
+            )
+            cursor = self.db.execute(window, self.params).cursor
+        while batch := cursor.fetchmany(_BATCH):
+            yield batch
 
     def _write(self, path: Path, columns: dict[str, str], query: str) -> None:
         """The query's rows as CSV: PostgreSQL writes them itself (COPY), else Python."""
-        if not self.postgres:
-            _write_rows(path, columns, self._rows(query))
+        if not self.postgres:  # written a batch at a time: no Python call per row
+            with path.open("w", newline="", encoding="utf-8") as out:
+                writer = csv.writer(out)
+                writer.writerow(columns)
+                for batch in self._batches(query):
+                    writer.writerows(batch)
             return
         raw = self.db.connection.driver_connection  # the session's own, in its transaction
         sql = str(text(query).compile(dialect=self.db.dialect))
