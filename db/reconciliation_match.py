@@ -167,7 +167,7 @@ def match_bill(session: Session, match: MatchInput) -> Matched:
     try:
         parser = con.cursor()  # DuckDB's own connection for the other thread
         with parser, ThreadPoolExecutor(max_workers=1) as pool:
-            parsed = pool.submit(_load, parser, "bill_all", match.bill_csv, BILL_COLUMNS)
+            parsed = pool.submit(_load_bill, parser, match.bill_csv)
             window = _Window(session, match, start, end)
             window.load(con)
             parsed.result()
@@ -294,7 +294,7 @@ class _Window:
         for batch in self._batches(query, ids):
             yield from batch
 
-    def _batches(self, query: str, ids: Sequence[str] = ()) -> Iterator[list[Any]]:
+    def _batches(self, query: str, ids: Sequence[str] = ()) -> Iterator[Sequence[Any]]:
         """The rows of the window's `query`, or of one keyed by `ids`, a batch at a time."""
         if ids:
             keyed = text(query).bindparams(bindparam("ids", expanding=True))
@@ -326,6 +326,15 @@ class _Window:
                     out.write(block)
 
 
+def _load_bill(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """The bill (bill_all), and its lines counted per kind and reference (bill_keys)."""
+    _load(con, "bill_all", path, BILL_COLUMNS)
+    con.execute(
+        "CREATE TABLE bill_keys AS SELECT kind, reference, count(*) AS n, min(amount) AS amount,"
+        " min(currency) AS currency, min(fee) AS fee FROM bill_all GROUP BY kind, reference"
+    )
+
+
 def _keep_odd(con: duckdb.DuckDBPyConnection) -> None:
     """The one pass over the whole day: the bill's lines (counted per kind and reference)
     full-outer-joined with the window, keeping in `odd` each reference where the two may
@@ -335,18 +344,14 @@ def _keep_odd(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(
         """
         CREATE TABLE odd AS
-        WITH lines AS (
-          SELECT kind, reference, count(*) AS n, min(amount) AS amount,
-            min(currency) AS currency, min(fee) AS fee
-          FROM bill_all GROUP BY kind, reference
-        ), window_rows AS (
+        WITH window_rows AS (
           SELECT 'payment' AS kind, reference, amount, currency, fee FROM day_compared
           UNION ALL SELECT 'payment', reference, amount, currency, fee FROM day_later
           UNION ALL SELECT 'refund', id, amount, currency, NULL FROM day_refunds
         )
         SELECT coalesce(l.kind, w.kind) AS kind, coalesce(l.reference, w.reference) AS reference,
           w.reference IS NOT NULL AS ours
-        FROM lines AS l FULL OUTER JOIN window_rows AS w
+        FROM bill_keys AS l FULL OUTER JOIN window_rows AS w
           ON w.kind = l.kind AND w.reference = l.reference
         WHERE l.reference IS NULL OR w.reference IS NULL OR l.n > 1
           OR l.amount <> w.amount OR l.currency <> w.currency
