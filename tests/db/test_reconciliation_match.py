@@ -127,3 +127,43 @@ def test_what_the_bill_names_beyond_the_day_is_matched_as_what_lies_in_it(
         with Session(shop.engine) as session, session.begin():
             for refund_id in (f"{earlier}-r1", f"{today}-r1"):
                 session.delete(session.get(Refund, refund_id))
+
+
+def _paid_again(shop: Shop, order_id: str) -> str:
+    """The order's first attempt closed unpaid and a second paid today: its reference."""
+    with Session(shop.engine) as session, session.begin():
+        first = session.exec(select(Payment).where(Payment.order_id == order_id)).one()
+        session.add(
+            Payment(
+                order_id=order_id,
+                channel=shop.channel,
+                attempt=2,
+                channel_payment_id=f"{order_id}-2",
+                status="paid",
+                channel_txn_id=f"{first.channel_txn_id}_2",
+                amount=first.amount,
+                currency=first.currency,
+                paid_at=NOON,
+                updated_at=NOON,
+            )
+        )
+        first.status, first.paid_at, first.channel_txn_id = "closed", None, None
+        session.add(first)
+    return f"{order_id}-2"
+
+
+def test_each_later_attempt_of_the_day_that_the_bill_lacks_is_missing_there(
+    shop: Shop, tmp_path: Path
+) -> None:
+    """The day's later attempts are read apart from first ones (they need their reference
+    named): the first of them read is matched as surely as the last."""
+    billed = shop.paid_order(paid_at=NOON)
+    lacking = [_paid_again(shop, shop.paid_order(paid_at=NOON)) for _ in range(2)]
+    bill = tmp_path / "bill.csv"
+    write_bill_csv([_payment_line(shop, billed, billed)], bill)
+    match = MatchInput(shop.channel, DAY, bill, None, timedelta(seconds=30), tmp_path)
+    with Session(shop.engine) as session:
+        matched = match_bill(session, match)
+
+    found = {(d.type.value, d.reference) for d in matched.discrepancies}
+    assert found == {("missing_there", reference) for reference in lacking}
