@@ -166,11 +166,16 @@ def match_bill(session: Session, match: MatchInput) -> Matched:
     con.execute("SET enable_progress_bar = false")  # a worker has no terminal
     try:
         parser = con.cursor()  # DuckDB's own connection for the other thread
+        # The database's read is the longer: DuckDB's parse of the bill takes one core
+        # beside it, not both, and leaves the other to the read.
+        con.execute("SET threads = 1")
         with parser, ThreadPoolExecutor(max_workers=1) as pool:
             parsed = pool.submit(_load_bill, parser, match.bill_csv)
             window = _Window(session, match, start, end)
-            window.load(con)
+            window.export()
             parsed.result()
+        con.execute("RESET threads")
+        window.load(con)
         _keep_odd(con)
         window.load_odd(con)
         _load_beyond(con, session, match)
@@ -253,7 +258,8 @@ class _Window:
         PostgreSQL zone's offset wrong)."""
         return f"{column} AT TIME ZONE 'UTC'" if self.postgres else column
 
-    def load(self, con: duckdb.DuckDBPyConnection) -> None:
+    def export(self) -> None:
+        """The window's rows into the files `load` reads."""
         compared = self.work / "day_compared.csv"
         self._write(compared, _COMPARED, _DAY_COMPARED.format(attempts="= 1"))
         later = _DAY_PAYMENTS.format(
@@ -267,9 +273,11 @@ class _Window:
         refunds = self.work / "day_refunds.csv"
         updated_at = self.utc("updated_at")
         self._write(refunds, _DAY_REFUND_COLUMNS, _DAY_REFUNDS.format(updated_at=updated_at))
-        _load(con, "day_compared", compared, _COMPARED)
+
+    def load(self, con: duckdb.DuckDBPyConnection) -> None:
+        _load(con, "day_compared", self.work / "day_compared.csv", _COMPARED)
         _load(con, "day_later", self.work / "day_later.csv", _PAYMENTS)
-        _load(con, "day_refunds", refunds, _DAY_REFUND_COLUMNS)
+        _load(con, "day_refunds", self.work / "day_refunds.csv", _DAY_REFUND_COLUMNS)
 
     def load_odd(self, con: duckdb.DuckDBPyConnection) -> None:
         """The window's payments the one pass kept (odd), every column: day_payments."""
