@@ -347,8 +347,15 @@ def _keep_odd(con: duckdb.DuckDBPyConnection) -> None:
     """The one pass over the whole day: the bill's lines (counted per kind and reference)
     full-outer-joined with the window, keeping in `odd` each reference where the two may
     differ (a line we lack, a row the bill lacks, a repeated line, a different amount,
-    currency or fee), whether we have it in the window (ours). What the matching queries
-    find is among these; `bill` is every line of them, `b` one line of each."""
+    currency or fee), whether we have it in the window (ours). `bill` is every line of
+    them, `b` one line of each.
+
+    What the matching queries find is among these. A reference left out has one line and a
+    row in the window, a paid payment or succeeded refund, of the same amount, currency and
+    fee: no case of _payments or _refunds types it, it is no duplicate, and it is billed,
+    so neither missing_there nor refund_missing. Those two look up in `bill` our rows
+    the bill lacks, which are kept, and rows looked up beyond the window, whose lines (the
+    window lacks them) are kept too."""
     con.execute(
         """
         CREATE TABLE odd AS
