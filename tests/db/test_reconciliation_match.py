@@ -167,3 +167,24 @@ def test_each_later_attempt_of_the_day_that_the_bill_lacks_is_missing_there(
 
     found = {(d.type.value, d.reference) for d in matched.discrepancies}
     assert found == {("missing_there", reference) for reference in lacking}
+
+
+def test_a_payment_recorded_just_after_midnight_may_be_on_the_previous_days_bill(
+    shop: Shop, tmp_path: Path
+) -> None:
+    """Within the grace after midnight, a payment the day's bill lacks is looked for in the
+    previous day's bill; past the grace, or on neither bill, it is missing there."""
+    midnight = datetime.combine(DAY, time(0), UTC)
+    today = shop.paid_order(paid_at=NOON)
+    billed_before = shop.paid_order(paid_at=midnight + timedelta(seconds=10))
+    on_neither = shop.paid_order(paid_at=midnight + timedelta(seconds=20))
+    past_grace = shop.paid_order(paid_at=midnight + timedelta(minutes=1))
+    bill, previous = tmp_path / "bill.csv", tmp_path / "previous.csv"
+    write_bill_csv([_payment_line(shop, today, today)], bill)
+    write_bill_csv([_payment_line(shop, o, o) for o in (billed_before, past_grace)], previous)
+    match = MatchInput(shop.channel, DAY, bill, previous, timedelta(seconds=30), tmp_path)
+    with Session(shop.engine) as session:
+        matched = match_bill(session, match)
+
+    found = {(d.type.value, d.reference) for d in matched.discrepancies}
+    assert found == {("missing_there", on_neither), ("missing_there", past_grace)}
