@@ -83,7 +83,6 @@ _REFUNDS = {
     "updated_at": "TIMESTAMP",
     "channel": "VARCHAR",
 }
-_ORDERS = {"order_id": "VARCHAR"}
 _SWEEPS = {"transfer_id": "VARCHAR", "currency": "VARCHAR", "net": "BIGINT"}
 _CHUNK = 500  # ids per IN (...) when reading our records of the bill's references
 
