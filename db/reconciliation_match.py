@@ -1,11 +1,17 @@
 """The matcher: a day's bill lines against our payments and refunds, joined in DuckDB.
 
-Both sides are written to CSV files (the bill streamed line by line; ours, the day's
-window streamed from a plain SQL cursor, and what the bill names beyond it looked up in
-chunks) and DuckDB joins and anti-joins them column by column; Python never
-loops over pairs of rows. What the bill names is looked up among all our records by its
-reference, whatever day we recorded it; what we have that the bill should show is taken
-from the day's window (`domain.reconciliation.day_window`) by our own clock.
+Both sides reach DuckDB as CSV files: the bill streamed line by line, and ours, the day's
+window (`domain.reconciliation.day_window`, by our own clock) streamed from one SQL
+query each, written by PostgreSQL itself (COPY) or by the CSV writer from SQLite's
+cursor. DuckDB parses the bill while the database streams (a thread of its own), then
+one full outer join of the bill and the window keeps the few references where the two
+may differ: a line we lack, a row the bill lacks, a repeated line, a different amount,
+currency or fee. Everything after works on those: what the bill names beyond the window
+(an unpaid attempt, another day's refund or payment, an order we never had) is looked up
+among all our records by its reference, whatever day we recorded it; the window's own
+rows among them are read again in full; and the six matching queries type each
+difference. Python never loops over pairs of rows, nor over the rows that agree: of
+those, only the compared columns (reference, amount, currency, fee) leave the database.
 
 Our clock is behind the channel's: we record a payment when its notification or our
 query reaches us, seconds (rarely minutes) after the channel stamped it. So a payment
@@ -29,6 +35,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -76,7 +83,6 @@ _REFUNDS = {
     "updated_at": "TIMESTAMP",
     "channel": "VARCHAR",
 }
-_ORDERS = {"order_id": "VARCHAR"}
 _SWEEPS = {"transfer_id": "VARCHAR", "currency": "VARCHAR", "net": "BIGINT"}
 _CHUNK = 500  # ids per IN (...) when reading our records of the bill's references
 
@@ -148,7 +154,7 @@ class MatchInput:
 @dataclass(frozen=True)
 class Matched:
     discrepancies: list[Discrepancy]
-    known_orders: frozenset[str]  # the orders named by the bill that we have
+    known_orders: frozenset[str]  # the orders the differences name that we have
     bill_lines: int
 
 
@@ -158,27 +164,31 @@ def match_bill(session: Session, match: MatchInput) -> Matched:
     con = duckdb.connect()
     con.execute("SET enable_progress_bar = false")  # a worker has no terminal
     try:
-        _load(con, "bill", match.bill_csv, BILL_COLUMNS)
-        if match.previous_csv is not None:
-            _load(con, "previous", match.previous_csv, BILL_COLUMNS)
-        else:
-            con.execute("CREATE TABLE previous AS SELECT * FROM bill WHERE false")
-        # One line per (kind, reference): a repeat is a duplicate_line of its own.
-        con.execute(
-            "CREATE TABLE b AS SELECT * FROM bill QUALIFY row_number()"
-            " OVER (PARTITION BY kind, reference ORDER BY at_utc, channel_id) = 1"
-        )
-        _load_ours(con, session, match, start, end)
-        known = frozenset(r[0] for r in con.execute("SELECT order_id FROM orders").fetchall())
-        window = {
+        parser = con.cursor()  # DuckDB's own connection for the other thread
+        # The database's read is the longer: DuckDB's parse of the bill takes one core
+        # beside it, not both, and leaves the other to the read.
+        con.execute("SET threads = 1")
+        with parser, ThreadPoolExecutor(max_workers=1) as pool:
+            parsed = pool.submit(_load_bill, parser, match.bill_csv)
+            window = _Window(session, match, start, end)
+            window.export()
+            parsed.result()
+        con.execute("RESET threads")
+        window.load(con)
+        _keep_odd(con)
+        window.load_odd(con)
+        _load_beyond(con, session, match)
+        _load_previous(con, match.previous_csv)
+        bounds = {
             "channel": match.channel,
             "start": _naive(start),
             "end": _naive(end),
             "edge": _naive(start + match.grace),
         }
         found = _duplicates(con) + _payments(con) + _refunds(con) + _sweeps(con)
-        found += _missing_there(con, window) + _refunds_missing(con, window)
-        lines = con.execute("SELECT count(*) FROM bill").fetchone()
+        found += _missing_there(con, bounds) + _refunds_missing(con, bounds)
+        lines = con.execute("SELECT count(*) FROM bill_all").fetchone()
+        known = _known_orders(session, found)
         return Matched(found, known, int(lines[0]) if lines else 0)
     finally:
         con.close()
@@ -188,34 +198,201 @@ def _naive(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(tzinfo=None)
 
 
-def _load_ours(
-    con: duckdb.DuckDBPyConnection,
-    session: Session,
-    match: MatchInput,
-    start: datetime,
-    end: datetime,
-) -> None:
-    """Our payments, late payments, refunds and orders that the bill names or the day holds.
+# The day's window. A first attempt's reference is its order id whatever the channel's
+# payment id (domain.keys.stored_payment_reference); a later one's is named in Python.
+_WINDOW = (
+    " FROM payments AS p LEFT JOIN orders AS o ON o.id = p.order_id"
+    " WHERE p.channel = :channel AND p.status = 'paid'"
+    " AND p.amount > 0"  # a zero-payable order never reached the channel
+    " AND p.paid_at >= :start AND p.paid_at < :until AND p.attempt {attempts}"
+)
+# What the one pass compares, of each first attempt: nearly all of the day's rows.
+_DAY_COMPARED = "SELECT p.order_id, p.amount, p.currency, o.channel_fee_amount" + _WINDOW
+_COMPARED = {"reference": "VARCHAR", "amount": "BIGINT", "currency": "VARCHAR", "fee": "BIGINT"}
+# Each row in full, as the matching queries read it: of the window's later attempts, and
+# of first attempts the one pass kept, read again by their key (the window's filter would
+# have SQLite scan the channel's payments for each chunk of them).
+_PAYMENT_ROWS = (
+    "SELECT {reference}, p.order_id, p.status, p.amount, p.currency,"
+    " coalesce(p.channel_txn_id, ''), o.channel_fee_amount, {paid_at}, p.channel{more}"
+)
+_DAY_PAYMENTS = _PAYMENT_ROWS + _WINDOW
+_FIRST_PAYMENTS = (
+    _PAYMENT_ROWS + " FROM payments AS p LEFT JOIN orders AS o ON o.id = p.order_id"
+    " WHERE p.order_id IN :ids AND p.attempt = 1"
+)
+_DAY_REFUNDS = (
+    "SELECT id, order_id, status, amount, currency, {updated_at}, channel, reason,"
+    " coalesce(channel_txn_id, '') FROM refunds WHERE channel = :channel"
+    " AND status = 'succeeded' AND updated_at >= :start AND updated_at < :until"
+)
+_DAY_REFUND_COLUMNS = {**_REFUNDS, "reason": "VARCHAR", "channel_txn_id": "VARCHAR"}
+_BATCH = 10_000
 
-    The day's window (our paid payments and succeeded refunds, nearly all the bill names) is
-    streamed from a plain SQL cursor into the files DuckDB reads; only what the bill names
-    beyond it (an unpaid attempt, a refund of another day, an order we never had) is looked
-    up, by the bill's orders and references."""
-    _load_window(con, session, match, start, end)
+
+class _Window:
+    """The day's paid payments and succeeded refunds, from the database into DuckDB.
+
+    Of first attempts (nearly all the day) only the compared columns (day_compared); of
+    later attempts and of refunds, which are few, every column (day_later, day_refunds).
+    The window's payments that the one pass keeps are read again in full afterwards
+    (day_payments): the rows that agree with the bill never leave the database whole.
+    Python only passes the rows on, and names a later attempt's reference."""
+
+    def __init__(self, session: Session, match: MatchInput, start: datetime, end: datetime):
+        # Not streamed: a PostgreSQL server-side cursor would have one row fetched
+        # before we read its DBAPI cursor. PostgreSQL's big reads are COPY's; SQLite's
+        # cursor steps as it is read.
+        self.db = session.connection()
+        self.postgres = self.db.dialect.name == "postgresql"
+        self.work = match.work
+        self.params: dict[str, Any] = {
+            "channel": match.channel,
+            "start": start,
+            "until": end + match.grace,
+        }
+
+    def utc(self, column: str) -> str:
+        """SQLite holds naive UTC text, which DuckDB reads as it is (and would read a
+        PostgreSQL zone's offset wrong)."""
+        return f"{column} AT TIME ZONE 'UTC'" if self.postgres else column
+
+    def export(self) -> None:
+        """The window's rows into the files `load` reads."""
+        compared = self.work / "day_compared.csv"
+        self._write(compared, _COMPARED, _DAY_COMPARED.format(attempts="= 1"))
+        later = _DAY_PAYMENTS.format(
+            reference="''",
+            paid_at=self.utc("p.paid_at"),
+            more=", p.attempt, p.channel_payment_id",
+            attempts="> 1",
+        )
+        rows = ([stored_payment_reference(r[1], r[9], r[10]), *r[1:9]] for r in self._rows(later))
+        _write_rows(self.work / "day_later.csv", _PAYMENTS, rows)
+        refunds = self.work / "day_refunds.csv"
+        updated_at = self.utc("updated_at")
+        self._write(refunds, _DAY_REFUND_COLUMNS, _DAY_REFUNDS.format(updated_at=updated_at))
+
+    def load(self, con: duckdb.DuckDBPyConnection) -> None:
+        _load(con, "day_compared", self.work / "day_compared.csv", _COMPARED)
+        _load(con, "day_later", self.work / "day_later.csv", _PAYMENTS)
+        _load(con, "day_refunds", self.work / "day_refunds.csv", _DAY_REFUND_COLUMNS)
+
+    def load_odd(self, con: duckdb.DuckDBPyConnection) -> None:
+        """The window's payments the one pass kept (odd), every column: day_payments."""
+        wanted = _column(
+            con,
+            "SELECT d.reference FROM odd AS o JOIN day_compared AS d"
+            " ON o.kind = 'payment' AND d.reference = o.reference ORDER BY d.reference",
+        )
+        query = _FIRST_PAYMENTS.format(
+            reference="p.order_id", paid_at=self.utc("p.paid_at"), more=""
+        )
+        rows = (row for chunk in _chunks(wanted) for row in self._rows(query, chunk))
+        path = self.work / "day_payments.csv"
+        _write_rows(path, _PAYMENTS, rows)
+        _load(con, "day_payments", path, _PAYMENTS)
+        con.execute(
+            "INSERT INTO day_payments SELECT d.* FROM day_later AS d"
+            " SEMI JOIN odd AS o ON o.kind = 'payment' AND o.reference = d.reference"
+        )
+
+    def _rows(self, query: str, ids: Sequence[str] = ()) -> Iterator[Sequence[Any]]:
+        for batch in self._batches(query, ids):
+            yield from batch
+
+    def _batches(self, query: str, ids: Sequence[str] = ()) -> Iterator[Sequence[Any]]:
+        """The rows of the window's `query`, or of one keyed by `ids`, a batch at a time."""
+        if ids:
+            keyed = text(query).bindparams(bindparam("ids", expanding=True))
+            cursor = self.db.execute(keyed, {"ids": list(ids)}).cursor
+        else:
+            instant = Payment.__table__.c.paid_at.type  # type: ignore[attr-defined]
+            window = text(query).bindparams(
+                bindparam("start", type_=instant), bindparam("until", type_=instant)
+            )
+            cursor = self.db.execute(window, self.params).cursor
+        while batch := cursor.fetchmany(_BATCH):
+            yield batch
+
+    def _write(self, path: Path, columns: dict[str, str], query: str) -> None:
+        """The query's rows as CSV: PostgreSQL writes them itself (COPY), else Python."""
+        if not self.postgres:  # written a batch at a time: no Python call per row
+            with path.open("w", newline="", encoding="utf-8") as out:
+                writer = csv.writer(out)
+                writer.writerow(columns)
+                for batch in self._batches(query):
+                    writer.writerows(batch)
+            return
+        raw = self.db.connection.driver_connection  # the session's own, in its transaction
+        sql = str(text(query).compile(dialect=self.db.dialect))
+        with path.open("wb") as out, raw.cursor() as cursor:  # type: ignore[union-attr]
+            out.write((",".join(columns) + "\n").encode())
+            with cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT csv)", self.params) as copy:
+                for block in copy:
+                    out.write(block)
+
+
+def _load_bill(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """The bill (bill_all), and its lines counted per kind and reference (bill_keys)."""
+    _load(con, "bill_all", path, BILL_COLUMNS)
+    con.execute(
+        "CREATE TABLE bill_keys AS SELECT kind, reference, count(*) AS n, min(amount) AS amount,"
+        " min(currency) AS currency, min(fee) AS fee FROM bill_all GROUP BY kind, reference"
+    )
+
+
+def _keep_odd(con: duckdb.DuckDBPyConnection) -> None:
+    """The one pass over the whole day: the bill's lines (counted per kind and reference)
+    full-outer-joined with the window, keeping in `odd` each reference where the two may
+    differ (a line we lack, a row the bill lacks, a repeated line, a different amount,
+    currency or fee), whether we have it in the window (ours). `bill` is every line of
+    them, `b` one line of each.
+
+    What the matching queries find is among these. A reference left out has one line and a
+    row in the window, a paid payment or succeeded refund, of the same amount, currency and
+    fee: no case of _payments or _refunds types it, it is no duplicate, and it is billed,
+    so neither missing_there nor refund_missing. Those two look up in `bill` our rows
+    the bill lacks, which are kept, and rows looked up beyond the window, whose lines (the
+    window lacks them) are kept too."""
+    con.execute(
+        """
+        CREATE TABLE odd AS
+        WITH window_rows AS (
+          SELECT 'payment' AS kind, reference, amount, currency, fee FROM day_compared
+          UNION ALL SELECT 'payment', reference, amount, currency, fee FROM day_later
+          UNION ALL SELECT 'refund', id, amount, currency, NULL FROM day_refunds
+        )
+        SELECT coalesce(l.kind, w.kind) AS kind, coalesce(l.reference, w.reference) AS reference,
+          w.reference IS NOT NULL AS ours
+        FROM bill_keys AS l FULL OUTER JOIN window_rows AS w
+          ON w.kind = l.kind AND w.reference = l.reference
+        WHERE l.reference IS NULL OR w.reference IS NULL OR l.n > 1
+          OR l.amount <> w.amount OR l.currency <> w.currency
+          OR (w.kind = 'payment' AND w.fee <> l.fee)
+        """
+    )
+    con.execute("CREATE TABLE bill AS SELECT * FROM bill_all SEMI JOIN odd USING (kind, reference)")
+    # One line per (kind, reference): a repeat is a duplicate_line of its own.
+    con.execute(
+        "CREATE TABLE b AS SELECT * FROM bill QUALIFY row_number()"
+        " OVER (PARTITION BY kind, reference ORDER BY at_utc, channel_id) = 1"
+    )
+
+
+def _load_beyond(con: duckdb.DuckDBPyConnection, session: Session, match: MatchInput) -> None:
+    """What the bill names beyond the window (an unpaid attempt, a refund or payment of
+    another day, an order we never had), looked up by its orders and references, and
+    our side of the odd references: ours_payments, ours_refunds, ours_late, ours_sweeps."""
     outside_orders = _column(
         con,
-        "SELECT DISTINCT b.order_id FROM b WHERE b.kind = 'payment' AND b.order_id <> ''"
-        " AND NOT EXISTS (SELECT 1 FROM day_payments d WHERE d.reference = b.reference)",
+        "SELECT DISTINCT b.order_id FROM b JOIN odd AS o USING (kind, reference)"
+        " WHERE b.kind = 'payment' AND b.order_id <> '' AND NOT o.ours ORDER BY 1",
     )
     outside_refunds = _column(
         con,
-        "SELECT b.reference FROM b WHERE b.kind = 'refund'"
-        " AND NOT EXISTS (SELECT 1 FROM day_refunds d WHERE d.id = b.reference)",
-    )
-    unknown_orders = _column(
-        con,
-        "SELECT DISTINCT b.order_id FROM b WHERE b.order_id <> ''"
-        " AND NOT EXISTS (SELECT 1 FROM day_orders d WHERE d.order_id = b.order_id)",
+        "SELECT b.reference FROM b JOIN odd AS o USING (kind, reference)"
+        " WHERE b.kind = 'refund' AND NOT o.ours ORDER BY 1",
     )
     payments: dict[tuple[str, int], Payment] = {}
     refunds: dict[str, Refund] = {}
@@ -228,8 +405,7 @@ def _load_ours(
     for chunk in _chunks(outside_refunds):
         for refund in session.exec(select(Refund).where(col(Refund.id).in_(chunk))):
             refunds[refund.id] = refund
-    wanted = sorted(set(unknown_orders) | {p.order_id for p in payments.values()})
-    for chunk in _chunks(wanted):
+    for chunk in _chunks(sorted({p.order_id for p in payments.values()})):
         for order in session.exec(select(Order).where(col(Order.id).in_(chunk))):
             orders[order.id] = order
     _write_ours(con, match.work, payments, refunds, orders)
@@ -245,95 +421,6 @@ def _load_ours(
 
 def _column(con: duckdb.DuckDBPyConnection, query: str) -> list[str]:
     return [r[0] for r in con.execute(query).fetchall()]
-
-
-# The day's window, each row as DuckDB reads it (a first attempt's reference is its
-# order id, whatever the channel's payment id: domain.keys.stored_payment_reference).
-_DAY_PAYMENTS = (
-    "SELECT {reference}, p.order_id, p.status, p.amount, p.currency,"
-    " coalesce(p.channel_txn_id, ''), CASE WHEN o.id IS NOT NULL THEN o.channel_fee_amount END,"
-    " {paid_at}, p.channel, CASE WHEN o.id IS NULL THEN 0 ELSE 1 END{more}"
-    " FROM payments AS p LEFT JOIN orders AS o ON o.id = p.order_id"
-    " WHERE p.channel = :channel AND p.status = 'paid'"
-    " AND p.amount > 0"  # a zero-payable order never reached the channel
-    " AND p.paid_at >= :start AND p.paid_at < :until AND p.attempt {attempts}"
-)
-_DAY_PAYMENT_COLUMNS = {**_PAYMENTS, "known": "INTEGER"}  # known: we have its order
-_DAY_REFUNDS = (
-    "SELECT id, order_id, status, amount, currency, {updated_at}, channel, reason,"
-    " coalesce(channel_txn_id, '') FROM refunds WHERE channel = :channel"
-    " AND status = 'succeeded' AND updated_at >= :start AND updated_at < :until"
-)
-_DAY_REFUND_COLUMNS = {**_REFUNDS, "reason": "VARCHAR", "channel_txn_id": "VARCHAR"}
-_BATCH = 10_000
-
-
-def _load_window(
-    con: duckdb.DuckDBPyConnection,
-    session: Session,
-    match: MatchInput,
-    start: datetime,
-    end: datetime,
-) -> None:
-    """The day's paid payments and succeeded refunds (and the payments' orders), streamed
-    from the database cursor into DuckDB's tables day_payments, day_refunds and day_orders:
-    Python only passes the rows on (and names a later attempt's reference)."""
-    db = session.connection().execution_options(stream_results=True)
-    instant = Payment.__table__.c.paid_at.type  # type: ignore[attr-defined]
-    binds = (bindparam("start", type_=instant), bindparam("until", type_=instant))
-    params = {"channel": match.channel, "start": start, "until": end + match.grace}
-
-    def utc(column: str) -> str:  # SQLite holds naive UTC text, which DuckDB reads as it is
-        postgres = db.dialect.name == "postgresql"  # (and would read a zone's offset wrong)
-        return f"{column} AT TIME ZONE 'UTC'" if postgres else column
-
-    def rows(query: str) -> Iterator[Sequence[Any]]:
-        cursor = db.execute(text(query).bindparams(*binds), params).cursor
-        while batch := cursor.fetchmany(_BATCH):
-            yield from batch
-
-    def write(path: Path, columns: dict[str, str], query: str) -> None:
-        """The query's rows as CSV: PostgreSQL writes them itself (COPY), else Python."""
-        if db.dialect.name == "postgresql":
-            raw = db.connection.driver_connection  # the session's own, in its transaction
-            sql = str(text(query).compile(dialect=db.dialect))
-            with path.open("wb") as out, raw.cursor() as cursor:  # type: ignore[union-attr]
-                out.write((",".join(columns) + "\n").encode())
-                with cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT csv)", params) as copy:
-                    for block in copy:
-                        out.write(block)
-            return
-        with path.open("w", newline="", encoding="utf-8") as out:
-            writer = csv.writer(out)
-            writer.writerow(columns)
-            writer.writerows(rows(query))
-
-    paid_at = utc("p.paid_at")
-    first = match.work / "day_payments.csv"
-    write(
-        first,
-        _DAY_PAYMENT_COLUMNS,
-        _DAY_PAYMENTS.format(reference="p.order_id", paid_at=paid_at, more="", attempts="= 1"),
-    )
-    later = match.work / "day_payments_later.csv"
-    with later.open("w", newline="", encoding="utf-8") as out:
-        writer = csv.writer(out)
-        writer.writerow(_DAY_PAYMENT_COLUMNS)
-        query = _DAY_PAYMENTS.format(
-            reference="''",
-            paid_at=paid_at,
-            more=", p.attempt, p.channel_payment_id",
-            attempts="> 1",
-        )
-        writer.writerows(
-            [stored_payment_reference(row[1], row[10], row[11]), *row[1:10]] for row in rows(query)
-        )
-    refunds = match.work / "day_refunds.csv"
-    write(refunds, _DAY_REFUND_COLUMNS, _DAY_REFUNDS.format(updated_at=utc("updated_at")))
-    _load(con, "day_payments", first, _DAY_PAYMENT_COLUMNS)
-    con.execute(f"INSERT INTO day_payments SELECT * FROM {_read(later, _DAY_PAYMENT_COLUMNS)}")
-    con.execute("CREATE TABLE day_orders AS SELECT DISTINCT order_id FROM day_payments WHERE known")
-    _load(con, "day_refunds", refunds, _DAY_REFUND_COLUMNS)
 
 
 def _write_ours(
@@ -374,19 +461,20 @@ def _write_ours(
         ("more_payments", _PAYMENTS, payment_rows),
         ("more_late", _LATE, late_rows),
         ("more_refunds", _REFUNDS, refund_rows),
-        ("more_orders", _ORDERS, ([order_id] for order_id in orders)),
     ):
         path = work / f"{table}.csv"
         _write_rows(path, columns, rows)
         _load(con, table, path, columns)
-    # The day's rows and those looked up beyond it, each once.
+    # The window's odd rows and those looked up beyond it, each once.
     con.execute(
-        f"CREATE TABLE ours_payments AS SELECT {', '.join(_PAYMENTS)} FROM day_payments UNION ALL"
-        " SELECT * FROM more_payments m WHERE NOT EXISTS"
-        " (SELECT 1 FROM day_payments d WHERE d.reference = m.reference)"
+        "CREATE TABLE ours_payments AS SELECT * FROM day_payments UNION ALL"
+        " SELECT m.* FROM more_payments AS m WHERE m.reference NOT IN ("
+        " SELECT d.reference FROM day_compared AS d SEMI JOIN more_payments AS x USING (reference)"
+        " UNION ALL SELECT reference FROM day_later)"
     )
     con.execute(
-        f"CREATE TABLE ours_refunds AS SELECT {', '.join(_REFUNDS)} FROM day_refunds UNION ALL"
+        f"CREATE TABLE ours_refunds AS SELECT {', '.join(_REFUNDS)} FROM day_refunds AS d"
+        " SEMI JOIN odd AS o ON o.kind = 'refund' AND o.reference = d.id UNION ALL"
         " SELECT * FROM more_refunds m WHERE NOT EXISTS"
         " (SELECT 1 FROM day_refunds d WHERE d.id = m.id)"
     )
@@ -397,10 +485,29 @@ def _write_ours(
         " (SELECT 1 FROM more_refunds m WHERE m.id = d.id)",
         {"late": LATE_PAYMENT_REASON},
     )
+
+
+def _load_previous(con: duckdb.DuckDBPyConnection, previous_csv: Path | None) -> None:
+    """The previous day's lines of our odd rows, where a row recorded just after midnight
+    may have been billed (previous): only those are kept of that bill."""
+    if previous_csv is None:
+        con.execute("CREATE TABLE previous (kind VARCHAR, reference VARCHAR)")
+        return
     con.execute(
-        "CREATE TABLE orders AS SELECT order_id FROM day_orders UNION"
-        " SELECT order_id FROM more_orders"
+        "CREATE TABLE previous AS SELECT p.kind, p.reference"
+        f" FROM {_read(previous_csv, BILL_COLUMNS)} AS p SEMI JOIN ("
+        " SELECT 'payment' AS kind, reference FROM ours_payments"
+        " UNION ALL SELECT 'refund', id FROM ours_refunds) AS o USING (kind, reference)"
     )
+
+
+def _known_orders(session: Session, found: list[Discrepancy]) -> frozenset[str]:
+    """The orders the differences name that we have (the worker acts only on those)."""
+    named = sorted({d.order_id for d in found if d.order_id})
+    known: set[str] = set()
+    for chunk in _chunks(named):
+        known.update(session.exec(select(Order.id).where(col(Order.id).in_(chunk))))
+    return frozenset(known)
 
 
 def _discrepancies(con: duckdb.DuckDBPyConnection, query: str, **params: Any) -> list[Discrepancy]:
