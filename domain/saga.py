@@ -27,6 +27,7 @@ class _Message(BaseModel):
 # its payment in one step, and record, settle, notify (and release) in one
 # (workflows/order/versions.py).
 SAGA_VERSION = 3
+MERGED_STEPS = 3  # the first version whose steps are merged (one marker where two were)
 
 
 class OrderInput(_Message):
@@ -66,6 +67,18 @@ class OrderInput(_Message):
     # The buyer pays in another currency than the price: the locked quote (domain.fx);
     # None for an order paid in its price currency (and in inputs made before it existed).
     quote: QuoteTerms | None = None
+
+    @property
+    def opens_at_once(self) -> bool:
+        """An order of version 3 or later with its channel and something to pay: recorded
+        and its payment created in one step. The API starts it with the status that step
+        makes true (awaiting payment), so the saga publishes no status before a change;
+        any other order is started as created."""
+        return (
+            self.saga_version >= MERGED_STEPS
+            and bool(self.channel)
+            and self.priced.payable_amount > 0
+        )
 
     @property
     def charge_amount(self) -> int:

@@ -283,6 +283,12 @@ def _claim_key(session: Session, key: str, digest: str, order_id: str) -> str:
     return row.order_id
 
 
+def _started_as(order: OrderInput) -> OrderStatus:
+    """The order's first status in Temporal: awaiting payment when its first step creates
+    the payment (the saga publishes only a change from it: one history event less)."""
+    return OrderStatus.AWAITING_PAYMENT if order.opens_at_once else OrderStatus.CREATED
+
+
 async def _start_saga(context: AppContext, order: OrderInput) -> None:
     """Start the workflow (or join the one already started) and wait for its checkout."""
 
@@ -296,7 +302,7 @@ async def _start_saga(context: AppContext, order: OrderInput) -> None:
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             search_attributes=TypedSearchAttributes(
                 [
-                    SearchAttributePair(ORDER_STATUS, OrderStatus.CREATED.value),
+                    SearchAttributePair(ORDER_STATUS, _started_as(order).value),
                     SearchAttributePair(MERCHANT_ID, order.merchant_id),
                     # Without a channel yet, the saga sets it at the buyer's choice.
                     *(

@@ -18,7 +18,7 @@ from temporalio import workflow
 from workflows.order.failures import failure_type
 from workflows.order.modifications import Modifications
 from workflows.order.state import signal_from_state
-from workflows.order.versions import patched_or_v2, since_v2, since_v3
+from workflows.order.versions import patched_or_v2, since_v2
 
 with workflow.unsafe.imports_passed_through():
     from activities.channel_calls import ChannelCalls
@@ -91,11 +91,7 @@ class PaymentWait(Modifications):
     def _opens_at_once(self) -> bool:
         """Orders of version 3 with a channel and something to pay: the order is recorded
         and its payment created in one step (`_record_and_create_payment`)."""
-        return (
-            since_v3(self._order)
-            and bool(self._order.channel)
-            and self._order.priced.payable_amount > 0
-        )
+        return self._order.opens_at_once
 
     async def _record_and_create_payment(self) -> None:
         """The order's first step for orders of version 3 (one history event where two

@@ -71,7 +71,10 @@ class OrderState:
         self._order = order
         self._ref = OrderRef(order_id=order.order_id, channel=order.channel)
         self._status = OrderStatus.CREATED
-        self._published_status = OrderStatus.CREATED  # the API starts us with this attribute
+        # The status the API started us with (its search attribute): see opens_at_once.
+        self._published_status = (
+            OrderStatus.AWAITING_PAYMENT if order.opens_at_once else OrderStatus.CREATED
+        )
         self._steps: list[str] = []
         self._inbox: list[PaymentSignal] = []
         self._seen_txn_ids: set[str] = set()

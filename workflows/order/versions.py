@@ -28,10 +28,9 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from domain.saga import OrderInput
+    from domain.saga import MERGED_STEPS, OrderInput
 
 MARKERLESS = 2  # the first version that takes the patches before it without markers
-MERGED_STEPS = 3  # the first version whose steps are merged (one marker where two were)
 
 
 def since_v2(order: OrderInput) -> bool:
