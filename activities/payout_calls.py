@@ -43,14 +43,27 @@ class PayoutCalls:
         except ChannelUnavailable as error:
             raise retryable_error(CHANNEL_UNAVAILABLE, error.message) from None
         except ChannelRejected as error:
-            return PayoutState(
-                payout_id=order.payout_id,
-                merchant_id=order.merchant_id,
-                amount=order.amount,
-                currency=order.currency,
-                status=PayoutStatus.FAILED,
-                failure_reason=f"{error.code}: {error.message}",
-            )
+            return await self._refused(order, error)
+
+    async def _refused(self, order: PayoutOrder, error: ChannelRejected) -> PayoutState:
+        """A refusal is final only if the bank has no such payout: a payout it has (a
+        settlement started again asks with what it knows now, say, the merchant's new
+        name: `payout_id_conflict`) is what it is, never returned to the merchant while
+        the bank pays it."""
+        try:
+            return await self._bank.query_payout(order.payout_id)
+        except PayoutNotFound:
+            pass
+        except ChannelUnavailable as unavailable:
+            raise retryable_error(CHANNEL_UNAVAILABLE, unavailable.message) from None
+        return PayoutState(
+            payout_id=order.payout_id,
+            merchant_id=order.merchant_id,
+            amount=order.amount,
+            currency=order.currency,
+            status=PayoutStatus.FAILED,
+            failure_reason=f"{error.code}: {error.message}",
+        )
 
     @activity.defn
     async def query_payout(self, order: PayoutOrder) -> PayoutState:

@@ -8,6 +8,7 @@ still pending: the first outcome stands, and so does its count.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Any
@@ -40,6 +41,13 @@ from domain.settlement import (
     SettlementRunInput,
 )
 from metrics.business import BusinessMetrics
+
+log = logging.getLogger(__name__)
+
+WHOLE_PAGE_ATTEMPTS = 5
+"""Attempts at a page in one transaction before each merchant is tried on its own (the
+retries are a second apart at first, up to 30 s: a database back within a minute or so
+still gets the page in one)."""
 
 
 class SettlementRecords:
@@ -86,6 +94,9 @@ class SettlementRecords:
         replays its result rather than asking again.
         """
         assert scope.day is not None
+        attempt = activity.info().attempt if activity.in_activity() else 1  # the bench's
+        if attempt > WHOLE_PAGE_ATTEMPTS:
+            return self._prepare_one_by_one(scope, scope.day)
         with self._sessions() as session, session.begin():
             found = self._to_prepare(session, scope, scope.day)
             page = found[: scope.merchants_per_run]
@@ -93,6 +104,41 @@ class SettlementRecords:
             payouts = statements_payouts(session, statements, pending_only=True)
         return PreparedPage(
             merchants=_prepared(page, statements, payouts),
+            remaining=len(found),
+            through=page[-1] if page else None,
+        )
+
+    def _prepare_one_by_one(self, scope: SettlementRunInput, day: date) -> PreparedPage:
+        """The page again, after the whole of it failed time and again: each merchant in a
+        transaction of its own, so one that keeps failing (a bug, a broken row) holds up
+        neither the page nor the day. One left out is logged; its money stays in its
+        available balance, with the entries a later statement covers (a run of the day
+        again, or the next day's). A page none of which goes through is not one bad
+        merchant: it fails, and is retried."""
+        with self._sessions() as session:
+            found = self._to_prepare(session, scope, day)
+        page = found[: scope.merchants_per_run]
+        kept: list[str] = []
+        statements: list[str] = []
+        for merchant in page:
+            try:
+                with self._sessions() as session, session.begin():
+                    statements += prepare_statements(session, [merchant], day, datetime.now(UTC))
+            except Exception:
+                log.exception(
+                    "settlement of merchant %s for %s failed; left for a later run",
+                    merchant,
+                    day,
+                    extra={"merchant_id": merchant, "event": "settlement_merchant_left_out"},
+                )
+                continue
+            kept.append(merchant)
+        if page and not kept:
+            raise RuntimeError(f"no merchant of the page after {scope.after!r} could be prepared")
+        with self._sessions() as session:
+            payouts = statements_payouts(session, statements, pending_only=True)
+        return PreparedPage(
+            merchants=_prepared(kept, statements, payouts),
             remaining=len(found),
             through=page[-1] if page else None,
         )

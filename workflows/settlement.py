@@ -38,6 +38,7 @@ from datetime import date, timedelta
 from temporalio import workflow
 from temporalio.common import SearchAttributeKey, WorkflowIDReusePolicy
 from temporalio.exceptions import FailureError, WorkflowAlreadyStartedError
+from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.payout_calls import PayoutCalls
@@ -62,6 +63,7 @@ with workflow.unsafe.imports_passed_through():
 
 SCHEDULED_START = SearchAttributeKey.for_datetime("TemporalScheduledStartTime")
 CONCURRENT_MERCHANTS = 10
+HAND_OVER_TRIES = 3  # signal, else start: a race with its end may need another turn
 # Patches: a run started before them replays and ends on the code it started with.
 PAGED_RUNS = "settlement-run-pages"  # a page of merchants a run, then continue as new
 BOUNDED_PAYOUT_POLLS = "payout-polls-per-run"  # continue as new after polls_per_run polls
@@ -171,12 +173,28 @@ class SettlementRunWorkflow:
     async def _settle_merchant(
         self, merchant_day: MerchantDay, reuse: WorkflowIDReusePolicy
     ) -> None:
-        await workflow.execute_child_workflow(
+        """A merchant handed its prepared statements is only started: its payouts are
+        already in transit, so it asks the bank for them at once, whatever the rest of the
+        page waits for, and lives on if this run ends (ABANDON). One that prepares its own
+        (runs started before the pages) is awaited, as it was."""
+        child_id = merchant_settlement_workflow_id(merchant_day.merchant_id, merchant_day.day)
+        task_timeout = workflow.info().task_timeout  # the run's own, as configured
+        if merchant_day.prepared is None:
+            await workflow.execute_child_workflow(
+                MerchantSettlementWorkflow.run,
+                merchant_day,
+                id=child_id,
+                id_reuse_policy=reuse,
+                task_timeout=task_timeout,
+            )
+            return
+        await workflow.start_child_workflow(
             MerchantSettlementWorkflow.run,
             merchant_day,
-            id=merchant_settlement_workflow_id(merchant_day.merchant_id, merchant_day.day),
+            id=child_id,
             id_reuse_policy=reuse,
-            task_timeout=workflow.info().task_timeout,  # the run's own, as configured
+            task_timeout=task_timeout,
+            parent_close_policy=ParentClosePolicy.ABANDON,
         )
 
     async def _hand_over(self, merchant_day: MerchantDay) -> bool:
@@ -188,7 +206,7 @@ class SettlementRunWorkflow:
             MerchantSettlementWorkflow.run,
             merchant_settlement_workflow_id(merchant_day.merchant_id, merchant_day.day),
         )
-        while True:
+        for _ in range(HAND_OVER_TRIES):
             try:
                 await settlement.signal(MerchantSettlementWorkflow.hand_over, merchant_day.prepared)
                 return False
@@ -199,6 +217,9 @@ class SettlementRunWorkflow:
                 return True
             except WorkflowAlreadyStartedError:
                 continue  # another run of the day started it meanwhile: tell that one
+        # Neither signalled nor started, again and again: not a race. The task fails and
+        # is retried (visible in the worker's logs) rather than looping in this history.
+        raise RuntimeError(f"cannot hand over to {merchant_day.merchant_id}'s settlement")
 
     def _count(self, settled: int = 0, already: int = 0) -> None:
         p = self._progress

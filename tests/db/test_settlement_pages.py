@@ -3,6 +3,7 @@ merchants dropping out, and a repeated step that states and pays nothing twice."
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import secrets
 from collections.abc import Iterator
@@ -10,14 +11,18 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, func
+from sqlalchemy import Engine, func, text
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
+from temporalio.testing import ActivityEnvironment
 
-from activities.settlement_records import SettlementRecords
+from activities.settlement_records import WHOLE_PAGE_ATTEMPTS, SettlementRecords
 from bench import settlement_seed
 from db.engine import session_factory
 from db.reconcile import ledger_problems
 from db.tables import Payout, Statement, StatementEntry
+from domain.keys import payout_entry_id, payout_id, statement_id
+from domain.ledger import AccountKind, account_id
 from domain.settlement import MerchantDay, PayoutOutcome, SettlementRunInput
 from tests.databases import create_database, drop_database, migrated_engine
 
@@ -104,3 +109,52 @@ def test_a_prepared_page_is_the_same_when_asked_again_until_its_payouts_are_answ
     assert answered.merchants[0] == first.merchants[1] and answered.remaining == 2
     with Session(seeded) as session:
         assert ledger_problems(session) == []
+
+
+def test_a_merchant_that_keeps_failing_is_left_out_of_its_page_not_the_page(
+    seeded: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """After the whole page failed WHOLE_PAGE_ATTEMPTS times, each merchant is prepared on
+    its own: the broken one (a row in the way of its payout's entry, as a bug could leave)
+    is logged and left with its money; the others go on."""
+    records = SettlementRecords(session_factory(seeded))
+    scope = SettlementRunInput(day=DAY, merchants_per_run=3)
+    in_the_way = payout_entry_id(payout_id(statement_id("mch_bench2", DAY, "CNY")), "started")
+    with seeded.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO journal_entries (id, merchant_id, kind, currency, created_at)"
+                " VALUES (:id, 'mch_bench2', 'payout_started', 'CNY', :at)"
+            ),
+            {"id": in_the_way, "at": datetime.now(UTC)},
+        )
+        for kind, amount in (
+            (AccountKind.MERCHANT_PENDING, 1),
+            (AccountKind.MERCHANT_AVAILABLE, -1),
+        ):
+            connection.execute(
+                text(
+                    "INSERT INTO postings (entry_id, account, currency, amount)"
+                    " VALUES (:id, :account, 'CNY', :amount)"
+                ),
+                {
+                    "id": in_the_way,
+                    "account": account_id(kind, "mch_bench2", "CNY"),
+                    "amount": amount,
+                },
+            )
+    with pytest.raises(IntegrityError):
+        ActivityEnvironment().run(records.prepare_page, scope)  # the page as one
+    assert _counts(seeded)[0] == 0  # nothing of it was kept
+
+    late = ActivityEnvironment()
+    late.info = dataclasses.replace(late.info, attempt=WHOLE_PAGE_ATTEMPTS + 1)
+    page = late.run(records.prepare_page, scope)
+
+    assert [m.merchant_id for m in page.merchants] == ["mch_bench1", "mch_bench3"]
+    assert (page.through, page.remaining) == ("mch_bench3", 3)
+    assert all(len(m.payouts) == 1 for m in page.merchants)
+    assert [r.merchant_id for r in caplog.records] == ["mch_bench2"]  # type: ignore[attr-defined]
+    with Session(seeded) as session:
+        statements = session.exec(select(Statement.merchant_id)).all()
+    assert sorted(statements) == ["mch_bench1", "mch_bench3"]
