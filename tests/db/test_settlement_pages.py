@@ -154,7 +154,8 @@ def test_a_merchant_that_keeps_failing_is_left_out_of_its_page_not_the_page(
     assert [m.merchant_id for m in page.merchants] == ["mch_bench1", "mch_bench3"]
     assert (page.through, page.remaining) == ("mch_bench3", 3)
     assert all(len(m.payouts) == 1 for m in page.merchants)
-    assert [r.merchant_id for r in caplog.records] == ["mch_bench2"]  # type: ignore[attr-defined]
+    left_out = [r for r in caplog.records if r.name == "activities.settlement_records"]
+    assert [r.merchant_id for r in left_out] == ["mch_bench2"]  # type: ignore[attr-defined]
     with Session(seeded) as session:
         statements = session.exec(select(Statement.merchant_id)).all()
     assert sorted(statements) == ["mch_bench1", "mch_bench3"]
