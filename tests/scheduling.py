@@ -47,6 +47,7 @@ SLOW_MODULES = (
     "tests/test_restarts.py",
     "tests/test_bench.py",
     "tests/workflows/test_bug_waits_for_fix.py",
+    "tests/workflows/test_settlement_retried_task.py",
 )
 
 # Send more when a worker has fewer than this many queued: it runs one test only once it
