@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import Row
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlmodel import Session, col, select
 from temporalio import activity
 
@@ -111,10 +112,11 @@ class SettlementRecords:
     def _prepare_one_by_one(self, scope: SettlementRunInput, day: date) -> PreparedPage:
         """The page again, after the whole of it failed time and again: each merchant in a
         transaction of its own, so one that keeps failing (a bug, a broken row) holds up
-        neither the page nor the day. One left out is logged; its money stays in its
-        available balance, with the entries a later statement covers (a run of the day
-        again, or the next day's). A page none of which goes through is not one bad
-        merchant: it fails, and is retried."""
+        neither the page nor the day. One left out is logged; nothing of it changed: its
+        balance waits for a later statement, and a payout of it still unanswered for a
+        later run of the day (which lists it again). The database failing (connection,
+        lock, serialisation) is not a merchant's fault: it fails the page, retried, as
+        does a page none of which goes through."""
         with self._sessions() as session:
             found = self._to_prepare(session, scope, day)
         page = found[: scope.merchants_per_run]
@@ -124,6 +126,8 @@ class SettlementRecords:
             try:
                 with self._sessions() as session, session.begin():
                     statements += prepare_statements(session, [merchant], day, datetime.now(UTC))
+            except (OperationalError, InterfaceError):
+                raise  # the database, not the merchant: the page is retried
             except Exception:
                 log.exception(
                     "settlement of merchant %s for %s failed; left for a later run",

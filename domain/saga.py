@@ -67,13 +67,17 @@ class OrderInput(_Message):
     # The buyer pays in another currency than the price: the locked quote (domain.fx);
     # None for an order paid in its price currency (and in inputs made before it existed).
     quote: QuoteTerms | None = None
+    # The OrderStatus search attribute the starter set (the saga publishes only a change
+    # from it); None, in inputs made before it was carried and by any other starter:
+    # created.
+    started_status: OrderStatus | None = None
 
     @property
     def opens_at_once(self) -> bool:
         """An order of version 3 or later with its channel and something to pay: recorded
         and its payment created in one step. The API starts it with the status that step
-        makes true (awaiting payment), so the saga publishes no status before a change;
-        any other order is started as created."""
+        makes true (awaiting payment, `started_status`), so the saga publishes no status
+        before a change; any other order is started as created."""
         return (
             self.saga_version >= MERGED_STEPS
             and bool(self.channel)

@@ -189,7 +189,7 @@ def _validated_in(
         raise InvalidRequest("currency_not_supported", message, "currency")
     channel = body.channel.value if body.channel is not None else ""
     order_id = new_id("ord")
-    return OrderInput(
+    order = OrderInput(
         order_id=order_id,
         checkout_url=checkout_url(settings, order_id),
         merchant_id=merchant.id,
@@ -211,6 +211,7 @@ def _validated_in(
         quote=quote,
         saga_version=SAGA_VERSION,
     )
+    return order.model_copy(update={"started_status": _started_as(order)})
 
 
 def notify_url(settings: Settings, channel: str) -> str:
@@ -302,7 +303,9 @@ async def _start_saga(context: AppContext, order: OrderInput) -> None:
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             search_attributes=TypedSearchAttributes(
                 [
-                    SearchAttributePair(ORDER_STATUS, _started_as(order).value),
+                    SearchAttributePair(
+                        ORDER_STATUS, (order.started_status or OrderStatus.CREATED).value
+                    ),
                     SearchAttributePair(MERCHANT_ID, order.merchant_id),
                     # Without a channel yet, the saga sets it at the buyer's choice.
                     *(

@@ -71,10 +71,8 @@ class OrderState:
         self._order = order
         self._ref = OrderRef(order_id=order.order_id, channel=order.channel)
         self._status = OrderStatus.CREATED
-        # The status the API started us with (its search attribute): see opens_at_once.
-        self._published_status = (
-            OrderStatus.AWAITING_PAYMENT if order.opens_at_once else OrderStatus.CREATED
-        )
+        # The status our starter set as our search attribute, as it says.
+        self._published_status = order.started_status or OrderStatus.CREATED
         self._steps: list[str] = []
         self._inbox: list[PaymentSignal] = []
         self._seen_txn_ids: set[str] = set()
