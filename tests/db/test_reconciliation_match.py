@@ -76,24 +76,7 @@ def test_what_the_bill_names_beyond_the_day_is_matched_as_what_lies_in_it(
     yesterdays = shop.paid_order(paid_at=YESTERDAY)  # paid the day before, billed today
     # Modified once: the first attempt closed unpaid, the second (a legacy "-2" reference,
     # as the channel's payment id) paid today.
-    with Session(shop.engine) as session, session.begin():
-        first = session.exec(select(Payment).where(Payment.order_id == modified)).one()
-        session.add(
-            Payment(
-                order_id=modified,
-                channel=shop.channel,
-                attempt=2,
-                channel_payment_id=f"{modified}-2",
-                status="paid",
-                channel_txn_id=f"{first.channel_txn_id}_2",
-                amount=first.amount,
-                currency=first.currency,
-                paid_at=NOON,
-                updated_at=NOON,
-            )
-        )
-        first.status, first.paid_at, first.channel_txn_id = "closed", None, None
-        session.add(first)
+    _paid_again(shop, modified)
     old_refund = _refund(shop, earlier, f"{earlier}-r1", YESTERDAY)  # another day's, billed
     todays_refund = _refund(shop, today, f"{today}-r1", NOON)
     lines = [

@@ -30,6 +30,7 @@ from tests.support import (
     wait_for,
     wait_status,
 )
+from tests.workflows.worker_with import start_worker_with
 
 BUGGY_WORKER = Path(__file__).parent / "buggy_worker"
 RETRIES_SEEN = 3  # calls of the buggy step before the fix is deployed
@@ -42,11 +43,8 @@ def _refunds(system: System, order_id: str) -> list[Refund]:
 
 def _start_buggy_worker(system: System, calls: Path) -> stack.Stack:
     """The system's worker process, started with the bug (instead of the system's own)."""
-    system.processes.stop("worker")
-    env = {**system.env, "PYTHONPATH": str(BUGGY_WORKER), "BUGGY_WORKER_CALLS": str(calls)}
-    buggy = stack.Stack(env=env)
-    buggy.start("worker", stack.worker_command(), system.log_dir / "buggy-worker.log")
-    return buggy
+    env = {"BUGGY_WORKER_CALLS": str(calls)}
+    return start_worker_with(system, BUGGY_WORKER, env, "buggy-worker.log")
 
 
 # Restarting the worker is the test; the step's database is not: one backend, named, so the

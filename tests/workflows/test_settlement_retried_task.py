@@ -24,6 +24,7 @@ from db.tables import Payout
 from tests.conftest import System
 from tests.support import create_merchant, wait_for
 from tests.workflows.test_settlement_handover import completed_order, run_day
+from tests.workflows.worker_with import start_worker_with
 from workflows.settlement import SettlementRunWorkflow
 
 FAILING_RUN_WORKER = Path(__file__).parent / "failing_run_worker"
@@ -37,11 +38,8 @@ def _payouts(system: System, merchants: list[str]) -> list[Payout]:
 
 
 def _start_failing_worker(system: System, calls: Path) -> stack.Stack:
-    system.processes.stop("worker")
-    env = {**system.env, "PYTHONPATH": str(FAILING_RUN_WORKER), "FAILING_RUN_CALLS": str(calls)}
-    failing = stack.Stack(env=env)
-    failing.start("worker", stack.worker_command(), system.log_dir / "failing-run-worker.log")
-    return failing
+    env = {"FAILING_RUN_CALLS": str(calls)}
+    return start_worker_with(system, FAILING_RUN_WORKER, env, "failing-run-worker.log")
 
 
 # Restarting the worker is the test: one backend, named, so the suite's sharing-out of
