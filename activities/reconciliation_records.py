@@ -33,7 +33,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from activities.errors import CHANNEL_UNAVAILABLE, retryable_error
 from channels.base import ChannelAdapter, NotificationKind, PaymentStatus, RefundStatus
 from channels.errors import ChannelRejected, ChannelUnavailable, PaymentNotFound
-from db.engine import SessionFactory
+from db.engine import SessionFactory, read_one_snapshot
 from db.reconciliation import (
     Recorded,
     close_automatically,
@@ -146,8 +146,11 @@ class ReconciliationRecords:
             previous, _ = await self._fetch(run.channel, run.day - timedelta(days=1), "previous")
         except (BillNotReady, BillCorrupt):
             previous = None  # its boundary payments then count as missing here
-        match = MatchInput(run.channel, run.day, bill, previous, self._parts.grace, directory)
-        return await asyncio.to_thread(self._match, match)
+        # The matcher's own files (a million rows of ours) in a directory of this call's,
+        # gone after it: a retry overlapping an attempt never truncates what it reads.
+        with tempfile.TemporaryDirectory(dir=directory) as own:
+            match = MatchInput(run.channel, run.day, bill, previous, self._parts.grace, Path(own))
+            return await asyncio.to_thread(self._match, match)
 
     @activity.defn
     async def record_bill_problem(self, problem: BillProblem) -> None:
@@ -205,6 +208,7 @@ class ReconciliationRecords:
 
     def _match(self, match: MatchInput) -> MatchOutcome:
         with self._sessions() as session:
+            read_one_snapshot(session)  # the bulk read and the re-reads by key agree
             matched = match_bill(session, match)
         counts: dict[str, int] = {}
         for found in matched.discrepancies:
