@@ -148,7 +148,7 @@ class ReconciliationRecords:
             previous = None  # its boundary payments then count as missing here
         # The matcher's own files (a million rows of ours) in a directory of this call's,
         # gone after it: a retry overlapping an attempt never truncates what it reads.
-        with tempfile.TemporaryDirectory(dir=directory) as own:
+        with tempfile.TemporaryDirectory(dir=directory, ignore_cleanup_errors=True) as own:
             match = MatchInput(run.channel, run.day, bill, previous, self._parts.grace, Path(own))
             return await asyncio.to_thread(self._match, match)
 

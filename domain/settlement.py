@@ -113,6 +113,9 @@ class SettlementProgress(_Message):
     merchants: int = 0
     settled: int = 0
     already_settled: int = 0
+    # Merchants whose payouts this run prepared but could hand to no settlement of theirs
+    # (workflows.settlement: logged); their payouts wait for a run of the day again.
+    not_handed_over: int = 0
 
 
 class SettlementRunInput(_Message):

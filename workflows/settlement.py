@@ -167,8 +167,12 @@ class SettlementRunWorkflow:
         except WorkflowAlreadyStartedError:
             # An earlier run settles (or settled) this merchant-day; payouts prepared since
             # are handed over to it, or to a new run of it.
-            started = bool(prepared and prepared.payouts) and await self._hand_over(merchant_day)
-            self._count(settled=int(started), already=int(not started))
+            handed = await self._hand_over(merchant_day) if prepared and prepared.payouts else ""
+            self._count(
+                settled=int(handed == "started"),
+                already=int(handed in ("", "signalled")),
+                not_handed=int(handed == "not_handed_over"),
+            )
 
     async def _settle_merchant(
         self, merchant_day: MerchantDay, reuse: WorkflowIDReusePolicy
@@ -197,10 +201,11 @@ class SettlementRunWorkflow:
             parent_close_policy=ParentClosePolicy.ABANDON,
         )
 
-    async def _hand_over(self, merchant_day: MerchantDay) -> bool:
+    async def _hand_over(self, merchant_day: MerchantDay) -> str:
         """Payouts this run prepared (or found unanswered) for a merchant whose settlement
         of the day already exists: signalled to it while it runs (it drives those it does
-        not drive already), else driven by a new run of it. Whether this run started one."""
+        not drive already), else driven by a new run of it. "signalled", "started", or
+        "not_handed_over"."""
         assert merchant_day.prepared is not None
         settlement = workflow.get_external_workflow_handle_for(
             MerchantSettlementWorkflow.run,
@@ -209,33 +214,40 @@ class SettlementRunWorkflow:
         for _ in range(HAND_OVER_TRIES):
             try:
                 await settlement.signal(MerchantSettlementWorkflow.hand_over, merchant_day.prepared)
-                return False
+                return "signalled"
             except FailureError:
                 pass  # it has ended: no one asks the bank for these now
             try:
                 await self._settle_merchant(merchant_day, WorkflowIDReusePolicy.ALLOW_DUPLICATE)
-                return True
+                return "started"
             except WorkflowAlreadyStartedError:
                 continue  # another run of the day started it meanwhile: tell that one
         # Neither signalled nor started, again and again: not a race. Failing the task would
         # fail it again on every replay (the same answers are in the history); the payouts
-        # stay unanswered, so a later run of the day lists the merchant again.
+        # stay unanswered, so a later run of the day lists the merchant again; the run's
+        # progress counts it apart, for someone to start one.
         workflow.logger.error(
             "could not hand over payouts to %s's settlement", merchant_day.merchant_id
         )
-        return False
+        return "not_handed_over"
 
-    def _count(self, settled: int = 0, already: int = 0) -> None:
+    def _count(self, settled: int = 0, already: int = 0, not_handed: int = 0) -> None:
         p = self._progress
         self._progress = p.model_copy(
-            update={"settled": p.settled + settled, "already_settled": p.already_settled + already}
+            update={
+                "settled": p.settled + settled,
+                "already_settled": p.already_settled + already,
+                "not_handed_over": p.not_handed_over + not_handed,
+            }
         )
         self._show()
 
     def _show(self) -> None:
         p = self._progress
+        stuck = f"; {p.not_handed_over} not handed over" if p.not_handed_over else ""
         workflow.set_current_details(
             f"day {p.day}: {p.settled + p.already_settled} of {p.merchants} merchants settled"
+            + stuck
         )
 
     def _yesterday(self) -> date:

@@ -1,6 +1,6 @@
-"""The system's worker process started again with a module of a test's in front of the
-project's (a `sitecustomize` that breaks one step, say): the test is what that worker
-does, and what the worker started afterwards without it does next."""
+"""The system's worker process started again with a test's folder as its PYTHONPATH (a
+`sitecustomize` there that breaks one step, say): the test is what that worker does,
+and what the worker started afterwards without it does next."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from tests.conftest import System
 def start_worker_with(
     system: System, site: Path, env: Mapping[str, str], log_name: str
 ) -> stack.Stack:
-    """Stop the system's worker and start one with `site` on its PYTHONPATH and `env` in
+    """Stop the system's worker and start one with `site` as its PYTHONPATH and `env` in
     its environment; the caller stops it and starts the system's own again."""
     system.processes.stop("worker")
     changed = stack.Stack(env={**system.env, "PYTHONPATH": str(site), **env})
