@@ -40,25 +40,21 @@ def run(config: BenchConfig) -> Path:
         data["databases"][database] = results
         rows += database_rows(database, results)
         write_json(out, data)
-    if config.settlement_orders:
-        data["settlement"] = {}
+    at_scale = (
+        ("settlement", config.settlement_orders, settlement_case),
+        ("reconciliation", config.reconciliation_rows, reconciliation_case),
+    )
+    for name, wanted, case in at_scale:
+        if not wanted:
+            continue
+        data[name] = {}
         for database in config.databases:
-            say(f"{database}: settlement at scale")
-            work = Path("var/bench") / f"run-{stamp}" / f"{database}-settlement"
+            say(f"{database}: {name} at scale")
+            work = Path("var/bench") / f"run-{stamp}" / f"{database}-{name}"
             work.mkdir(parents=True, exist_ok=True)
-            figures, settlement_rows = settlement_case(database, work, config, say)
-            data["settlement"][database] = figures
-            rows += settlement_rows
-            write_json(out, data)
-    if config.reconciliation_rows:
-        data["reconciliation"] = {}
-        for database in config.databases:
-            say(f"{database}: reconciliation at scale")
-            work = Path("var/bench") / f"run-{stamp}" / f"{database}-reconciliation"
-            work.mkdir(parents=True, exist_ok=True)
-            figures, reconciliation_rows = reconciliation_case(database, work, config, say)
-            data["reconciliation"][database] = figures
-            rows += reconciliation_rows
+            figures, case_rows = case(database, work, config, say)
+            data[name][database] = figures
+            rows += case_rows
             write_json(out, data)
     data["table"] = render(rows)
     write_json(out, data)

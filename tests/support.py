@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 
 from db.engine import read_one_snapshot
 from db.reconcile import EVERYTHING, Scope, ledger_problems
-from db.tables import JournalEntry, Order, Posting
+from db.tables import JournalEntry, Order, Payout, Posting
 from settings import Settings
 
 T = TypeVar("T")
@@ -66,6 +66,21 @@ async def wait_for(
         interval = min(interval * 1.5, 0.1)
         value = await probe()
     return value
+
+
+async def merchant_payout(engine: Engine, merchant_id: str, status: str | None = "paid") -> Payout:
+    """The merchant's payout once it is recorded with `status` (None: any status)."""
+
+    async def probe() -> Payout | None:
+        with Session(engine) as session:
+            return session.exec(select(Payout).where(Payout.merchant_id == merchant_id)).first()
+
+    def done(payout: Payout | None) -> bool:
+        return payout is not None and status in (None, payout.status)
+
+    payout = await wait_for(probe, done, f"the payout of {merchant_id} ({status or 'any'})")
+    assert payout is not None
+    return payout
 
 
 @dataclass(frozen=True)

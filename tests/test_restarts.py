@@ -10,10 +10,18 @@ import pytest
 from sqlmodel import Session, func, select
 from temporalio.client import Client
 
-from db.tables import JournalEntry, PartyNotification, Payout
+from db.tables import JournalEntry, PartyNotification
 from domain.keys import order_workflow_id, refund_workflow_id
 from tests.conftest import System
-from tests.support import create_merchant, create_order, pay, post_refund, wait_for, wait_status
+from tests.support import (
+    create_merchant,
+    create_order,
+    merchant_payout,
+    pay,
+    post_refund,
+    wait_for,
+    wait_status,
+)
 
 pytestmark = pytest.mark.every_backend  # a process killed mid-transaction, on each database
 
@@ -94,12 +102,7 @@ async def test_worker_killed_mid_settlement_pays_the_merchant_once(
     started = await api.post(f"/v1/merchants/{merchant_id}/settlements", json={"day": day})
     assert started.status_code == 202, started.text
 
-    async def payout() -> Payout | None:
-        with Session(system.engine) as session:
-            return session.exec(select(Payout).where(Payout.merchant_id == merchant_id)).first()
-
-    held = await wait_for(payout, lambda p: p is not None, "the payout to be recorded")
-    assert held is not None
+    held = await merchant_payout(system.engine, merchant_id, status=None)
     bank_auth = {"Authorization": f"Bearer {system.env['PAYSAGA_SANDBOX_API_KEY']}"}
 
     async def at_the_bank() -> int:
@@ -112,8 +115,8 @@ async def test_worker_killed_mid_settlement_pays_the_merchant_once(
     assert again.status_code == 202
     completed = await sandbox.post(f"/control/payouts/{held.id}/complete")
     assert completed.status_code == 200, completed.text
-    paid = await wait_for(payout, lambda p: p is not None and p.status == "paid", "paid")
-    assert paid is not None and paid.amount == held.amount
+    paid = await merchant_payout(system.engine, merchant_id)
+    assert paid.amount == held.amount
     with Session(system.engine) as session:
         kinds = session.exec(
             select(JournalEntry.kind).where(JournalEntry.merchant_id == merchant_id)

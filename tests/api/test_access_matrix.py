@@ -29,16 +29,15 @@ from typing import Any
 import httpx
 from fastapi.routing import APIRoute, iter_route_contexts
 from sqlalchemy import text
-from sqlmodel import Session, select
 
 from api.app import create_app
 from api.auth.caller import Access, Public, Role
-from db.tables import Payout
 from tests.conftest import System
 from tests.identities import client_as, merchant_with_key, register_buyer
 from tests.support import (
     http_client,
     merchant_body,
+    merchant_payout,
     order_body,
     pay,
     post_refund,
@@ -255,13 +254,7 @@ async def _merchant(api: httpx.AsyncClient, name: str) -> tuple[Party, str]:
 
 async def _paid_payout(system: System, merchant_id: str) -> tuple[str, str]:
     """Merchant A's statement and payout, once the bank has paid it (nothing moves after)."""
-
-    async def probe() -> Payout | None:
-        with Session(system.engine) as session:
-            return session.exec(select(Payout).where(Payout.merchant_id == merchant_id)).first()
-
-    payout = await wait_for(probe, lambda p: p is not None and p.status == "paid", "a payout")
-    assert payout is not None
+    payout = await merchant_payout(system.engine, merchant_id)
     return payout.statement_id, payout.id
 
 

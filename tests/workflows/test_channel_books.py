@@ -18,7 +18,7 @@ from temporalio.client import Client
 
 from db.ledger import account_balance
 from db.reconcile import Scope, ledger_problems, negative_balances, order_breakdown
-from db.tables import Order, Payout, ReconciliationException, Refund
+from db.tables import Order, ReconciliationException, Refund
 from domain.ledger import AccountKind, account_id
 from domain.reconciliation import BillWait, DiscrepancyType, ReconciliationInput, exception_id
 from tests.conftest import System
@@ -26,6 +26,7 @@ from tests.support import (
     create_merchant,
     create_order,
     get_order,
+    merchant_payout,
     pay,
     post_refund,
     settings_from_env,
@@ -170,7 +171,7 @@ async def test_a_swept_day_lands_in_the_bank_and_pays_the_merchant_out(
         f"/v1/merchants/{merchant_id}/settlements", json={"day": today.isoformat()}
     )
     assert settlement.status_code == 202, settlement.text
-    await _payout_paid(system, merchant_id)
+    await merchant_payout(system.engine, merchant_id)
     assert _platform(system, AccountKind.BANK) - bank_before == commission  # ours, after all
     with Session(system.engine) as session:
         accounts = [
@@ -185,16 +186,6 @@ async def test_a_swept_day_lands_in_the_bank_and_pays_the_merchant_out(
             )
         ]
         assert negative_balances(session, accounts) == []
-
-
-async def _payout_paid(system: System, merchant_id: str) -> Payout:
-    async def probe() -> Payout | None:
-        with Session(system.engine) as session:
-            return session.exec(select(Payout).where(Payout.merchant_id == merchant_id)).first()
-
-    payout = await wait_for(probe, lambda p: p is not None and p.status == "paid", "the payout")
-    assert payout is not None
-    return payout
 
 
 async def _sweep_exception(

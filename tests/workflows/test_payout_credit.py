@@ -9,16 +9,15 @@ from decimal import Decimal
 
 import httpx
 import pytest
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from db.ledger import account_balance
 from db.reconcile import Scope, ledger_problems
 from db.settlement import payout_conversion
-from db.tables import Payout
 from domain.fx.conversion import convert
 from domain.ledger import PLATFORM, AccountKind, account_id
 from tests.conftest import System
-from tests.support import create_order, merchant_body, pay, wait_for, wait_status
+from tests.support import create_order, merchant_body, merchant_payout, pay, wait_status
 
 
 async def _merchant_settled_in(api: httpx.AsyncClient, currency: str, convert: bool) -> str:
@@ -29,16 +28,6 @@ async def _merchant_settled_in(api: httpx.AsyncClient, currency: str, convert: b
     answer = await api.put(f"/v1/merchants/{merchant_id}/fx-terms", json=terms)
     assert answer.status_code == 200 and answer.json()["convert_payouts"] is convert
     return merchant_id
-
-
-async def _paid_payout(system: System, merchant_id: str) -> Payout:
-    async def probe() -> Payout | None:
-        with Session(system.engine) as session:
-            return session.exec(select(Payout).where(Payout.merchant_id == merchant_id)).first()
-
-    payout = await wait_for(probe, lambda p: p is not None and p.status == "paid", "payout")
-    assert payout is not None
-    return payout
 
 
 @pytest.mark.parametrize("settled_by", ["merchant_route", "daily_run"])
@@ -63,7 +52,7 @@ async def test_a_cny_shop_settled_in_usd_is_paid_out_converted_by_the_bank(
     else:
         settled = await api.post(f"/v1/merchants/{merchant_id}/settlements", json={"day": today})
     assert settled.status_code == 202, settled.text
-    payout = await _paid_payout(system, merchant_id)
+    payout = await merchant_payout(system.engine, merchant_id)
 
     # Our side moved CNY, as for any payout; the bank turned it into USD at its rate.
     with Session(system.engine) as session:
@@ -115,7 +104,7 @@ async def test_a_payout_is_paid_as_it_is_unless_asked_and_needed(
         json={"day": datetime.now(UTC).date().isoformat()},
     )
     assert settled.status_code == 202, settled.text
-    payout = await _paid_payout(system, merchant_id)
+    payout = await merchant_payout(system.engine, merchant_id)
     with Session(system.engine) as session:
         assert payout_conversion(session, payout.id) is None
     shown = (await api.get(f"/v1/payouts/{payout.id}")).json()

@@ -11,11 +11,18 @@ from temporalio.client import Client
 
 from db.ledger import account_balance
 from db.reconcile import statement_problems
-from db.tables import JournalEntry, Payout, Statement
+from db.tables import JournalEntry, Statement
 from domain.keys import settlement_run_workflow_id
 from domain.ledger import PLATFORM, AccountKind, account_id
 from tests.conftest import System
-from tests.support import create_merchant, create_order, pay, post_refund, wait_for, wait_status
+from tests.support import (
+    create_merchant,
+    create_order,
+    merchant_payout,
+    pay,
+    post_refund,
+    wait_status,
+)
 from workflows.schedule import settlement_schedule_id
 from workflows.settlement import SettlementRunWorkflow
 
@@ -42,20 +49,6 @@ def _statements(system: System, merchant_id: str) -> list[Statement]:
         return list(session.exec(select(Statement).where(Statement.merchant_id == merchant_id)))
 
 
-def _payout(system: System, merchant_id: str) -> Payout | None:
-    with Session(system.engine) as session:
-        return session.exec(select(Payout).where(Payout.merchant_id == merchant_id)).first()
-
-
-async def _final_payout(system: System, merchant_id: str, status: str) -> Payout:
-    async def probe() -> Payout | None:
-        return _payout(system, merchant_id)
-
-    payout = await wait_for(probe, lambda p: p is not None and p.status == status, "payout")
-    assert payout is not None
-    return payout
-
-
 def _balance(system: System, kind: AccountKind, owner: str) -> int:
     with Session(system.engine) as session:
         return account_balance(session, account_id(kind, owner, "CNY"))
@@ -77,7 +70,7 @@ async def test_statement_reconciles_and_payout_is_paid_once(
     bank_before = _balance(system, AccountKind.BANK, PLATFORM)
 
     await _settle(api, merchant_id)
-    payout = await _final_payout(system, merchant_id, "paid")
+    payout = await merchant_payout(system.engine, merchant_id, "paid")
     [statement] = _statements(system, merchant_id)
     refunded_net = 1000 - 6 - 50  # the refund's merchant part (fee 6, commission 50)
     assert (statement.gross_amount, statement.channel_fee_amount) == (2 * 7498, 2 * 45)
@@ -112,7 +105,7 @@ async def test_refused_payout_returns_the_money_with_the_reason(
     )
     assert behaviour.status_code == 200, behaviour.text
     await _settle(api, merchant_id)
-    payout = await _final_payout(system, merchant_id, "failed")
+    payout = await merchant_payout(system.engine, merchant_id, "failed")
     assert payout.failure_reason == "account_frozen"
     assert _balance(system, AccountKind.MERCHANT_AVAILABLE, merchant_id) == NET
     assert _balance(system, AccountKind.MERCHANT_IN_TRANSIT, merchant_id) == 0
@@ -125,7 +118,7 @@ async def test_unreachable_bank_is_retried_until_the_payout_is_made(
     await _completed_orders(api, sandbox, merchant_id, 1)
     await sandbox.post(f"/control/faults/{merchant_id}", json={"api_failures": 2})
     await _settle(api, merchant_id)
-    payout = await _final_payout(system, merchant_id, "paid")
+    payout = await merchant_payout(system.engine, merchant_id, "paid")
     assert payout.amount == NET
 
 
@@ -135,7 +128,7 @@ async def test_refund_after_payout_is_clawed_back_from_available(
     merchant_id = await create_merchant(api)
     [order_id] = await _completed_orders(api, sandbox, merchant_id, 1)
     await _settle(api, merchant_id)
-    await _final_payout(system, merchant_id, "paid")
+    await merchant_payout(system.engine, merchant_id, "paid")
     refund = await post_refund(api, order_id, amount=7498)
     assert refund.status_code == 201, refund.text
     assert _balance(system, AccountKind.MERCHANT_AVAILABLE, merchant_id) == -NET
@@ -185,7 +178,7 @@ async def test_a_run_for_some_merchants_settles_them_and_a_rerun_pays_nothing_mo
     first = await temporal.get_workflow_handle_for(SettlementRunWorkflow.run, run_id).result()
     assert (first.merchants, first.settled) == (2, 2)
     for merchant_id in merchants:
-        payout = await _final_payout(system, merchant_id, "paid")
+        payout = await merchant_payout(system.engine, merchant_id, "paid")
         assert payout.amount == NET
     # A later order of the first merchant: the day's settlement is done, so it waits for
     # the next day's statement, and running the day again settles no one twice.
