@@ -232,6 +232,7 @@ async def built_worker(
             settlement.merchants_to_settle,
             settlement.merchants_page,
             settlement.prepare_page,
+            settlement.days_to_run_again,
             settlement.prepare_statements,
             settlement.record_payout,
             settlement.day_statements,

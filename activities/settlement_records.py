@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Row
@@ -21,6 +21,7 @@ from temporalio import activity
 from db.engine import SessionFactory
 from db.settlement import (
     day_cutoff,
+    days_with_payouts_pending,
     mark_payout_paid,
     mark_payout_returned,
     merchants_with_payouts_pending,
@@ -81,6 +82,15 @@ class SettlementRecords:
                 session, day_cutoff(scope.day, datetime.now(UTC)), after
             )
         return [m for m in found if m in scope.merchant_ids] if scope.merchant_ids else found
+
+    @activity.defn
+    def days_to_run_again(self, scope: SettlementRunInput) -> list[date]:
+        """The `look_back_days` days before the run's with a payout the bank has not
+        answered (of the run's merchants, if it names them), oldest first."""
+        assert scope.day is not None
+        since = scope.day - timedelta(days=scope.look_back_days)
+        with self._sessions() as session:
+            return days_with_payouts_pending(session, since, scope.day, scope.merchant_ids)
 
     @activity.defn
     def prepare_page(self, scope: SettlementRunInput) -> PreparedPage:

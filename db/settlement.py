@@ -121,6 +121,27 @@ def merchants_with_payouts_pending(session: Session, day: date, after: str = "")
     return sorted(session.execute(query).scalars())
 
 
+def days_with_payouts_pending(
+    session: Session, since: date, before: date, merchant_ids: Sequence[str] = ()
+) -> list[date]:
+    """The days from `since` up to `before` (excluded) with a payout of their statements
+    that the bank has not answered yet (of these merchants, if any), oldest first."""
+    p, s = _PAYOUTS.c, _STATEMENTS.c
+    query = (
+        core_select(s.day)
+        .join_from(_PAYOUTS, _STATEMENTS, s.id == p.statement_id)
+        .where(
+            p.status == PayoutStatus.PENDING.value,
+            s.day >= since.isoformat(),
+            s.day < before.isoformat(),
+        )
+        .distinct()
+    )
+    if merchant_ids:
+        query = query.where(p.merchant_id.in_(merchant_ids))
+    return sorted(date.fromisoformat(day) for day in session.execute(query).scalars())
+
+
 def prepare_statement(
     session: Session, merchant_id: str, currency: str, day: date, now: datetime
 ) -> Statement | None:

@@ -582,6 +582,14 @@ class Payout(SQLModel, table=True):
         # Implied by the key; there for payout_conversions' foreign key (id, currency).
         UniqueConstraint("id", "currency", name="uq_payouts_id_currency"),
         _references("fk_payouts_merchant", "merchant_id", "merchants.id"),
+        # The few the bank has not answered, for the state gauges read on every scrape.
+        Index(
+            "ix_payouts_pending",
+            "currency",
+            "created_at",
+            sqlite_where=text("status = 'pending'"),
+            postgresql_where=text("status = 'pending'"),
+        ),
     )
 
     id: str = Field(primary_key=True)

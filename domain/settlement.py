@@ -116,6 +116,9 @@ class SettlementProgress(_Message):
     # Merchants whose payouts this run prepared but could hand to no settlement of theirs
     # (workflows.settlement: logged); their payouts wait for a run of the day again.
     not_handed_over: int = 0
+    # Earlier days with payouts no answer has come for, run again by this run (a run that
+    # looks back: the daily Schedule's), so that a payout no settlement drives is asked for.
+    days_run_again: tuple[date, ...] = ()
 
 
 class SettlementRunInput(_Message):
@@ -124,6 +127,10 @@ class SettlementRunInput(_Message):
 
     A run settles a page of `merchants_per_run` merchants, then continues as new after
     the last one it started (`after`), carrying what the day's earlier runs counted.
+    After its last page, a run that looks back (`look_back_days`: the Schedule's runs)
+    runs again each of the days before `day` within them that has a payout the bank has
+    not answered (workflows.settlement: a run of a day hands such payouts to their
+    merchant's settlement, which asks for those it does not drive already).
     """
 
     day: date | None = None
@@ -132,6 +139,7 @@ class SettlementRunInput(_Message):
     merchants_per_run: int = Field(default=MERCHANTS_PER_RUN, ge=1)
     after: str | None = None
     progress: SettlementProgress | None = None
+    look_back_days: int = Field(default=0, ge=0)
 
 
 class MerchantsPage(_Message):

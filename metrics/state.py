@@ -1,7 +1,8 @@
 """Gauges read from the database when Prometheus scrapes the API: the state of things.
 
 A handful of grouped counts (the open orders through the status index, the review
-flags, undelivered webhook events) and the ledger's trial balance, read in one session
+flags, undelivered webhook events, payouts the bank has not answered through their
+partial index) and the ledger's trial balance, read in one session
 and kept for `refresh_seconds`, so that any number of scrapers costs one read per
 interval. With several API replicas each reports the same values: rules take `max`.
 """
@@ -22,9 +23,10 @@ from sqlmodel import Session, col, select
 from channels.base import ChannelName
 from db.engine import SessionFactory
 from db.reconcile import trial_balance
-from db.tables import Merchant, Order, WebhookEvent
+from db.tables import Merchant, Order, Payout, WebhookEvent
 from db.times import as_utc
 from domain.order_status import FINAL_STATUSES, OrderStatus
+from domain.settlement import PayoutStatus
 
 OPEN_STATUSES = tuple(s.value for s in OrderStatus if s not in FINAL_STATUSES)
 UNPAID_STATUSES = (OrderStatus.CREATED.value, OrderStatus.AWAITING_PAYMENT.value)
@@ -81,6 +83,8 @@ class _Reading:
         self.overdue_seconds: dict[str, float] = {}
         self.review: dict[str, float] = {}
         self.webhooks: dict[str, float] = {}
+        self.payouts_pending: dict[str, float] = {}  # by currency
+        self.payout_waiting_seconds: dict[str, float] = {}  # the oldest's, by currency
         self.trial_balance: Mapping[str, float] = {}
 
 
@@ -99,6 +103,7 @@ def _read(session: Session, now: datetime, webhook_window: timedelta) -> _Readin
     ):
         reading.review[row_channel] = count
     _read_webhooks(session, now - webhook_window, reading)
+    _read_payouts(session, now, reading)
     reading.trial_balance = dict(trial_balance(session))
     return reading
 
@@ -144,6 +149,21 @@ def _read_webhooks(session: Session, expired_before: datetime, reading: _Reading
         .group_by(state)
     ):
         reading.webhooks[row_state] = count
+
+
+def _read_payouts(session: Session, now: datetime, reading: _Reading) -> None:
+    """Payouts the bank has not answered (pending), and how long the oldest has waited: a
+    settlement polls each until the bank says, so one waiting for days is a slow bank or
+    a payout no settlement drives (a run ended before handing it over)."""
+    status, currency = col(Payout.status), col(Payout.currency)
+    for row_currency, count, oldest in session.exec(
+        select(currency, func.count(), func.min(col(Payout.created_at)))
+        .where(status == PayoutStatus.PENDING.value)
+        .group_by(currency)
+    ):
+        reading.payouts_pending[row_currency] = count
+        waited = (now - as_utc(oldest)).total_seconds()
+        reading.payout_waiting_seconds[row_currency] = max(waited, 0.0)
 
 
 def _gauge(
@@ -195,6 +215,18 @@ def _families(reading: _Reading, *, up: bool) -> list[Metric]:
             "Merchant webhook events not delivered yet, of merchants with an endpoint.",
             ["state"],
             _zero_filled([(s,) for s in WEBHOOK_STATES], _by_one(reading.webhooks)),
+        ),
+        _gauge(
+            "paysaga_payouts_pending",
+            "Merchant payouts the bank has not answered yet, by currency.",
+            ["currency"],
+            _by_one(reading.payouts_pending).items(),
+        ),
+        _gauge(
+            "paysaga_payouts_pending_oldest_seconds",
+            "How long the oldest payout the bank has not answered has waited, by currency.",
+            ["currency"],
+            _by_one(reading.payout_waiting_seconds).items(),
         ),
         _gauge(
             "paysaga_ledger_trial_balance_minor",

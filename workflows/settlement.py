@@ -21,6 +21,13 @@ bank only for those it does not drive already) or, when that settlement has ende
 a new run of it. Progress is on the run's query and its current details in the Temporal
 UI.
 
+A day's run started by the Schedule looks back, after its last page: each of the
+`LOOK_BACK_DAYS` days before with a payout the bank has not answered is run again (a run
+of its own, which hands the payout over as above). A payout whose run ended between its
+page's commit and its merchant's start (terminated, timed out) is asked for by the next
+day's run at the latest; one the bank is slow to answer is driven already, and the run
+of its day changes nothing.
+
 No history grows with the day's size or the bank's delay: a run starts the children of
 one page of merchants (`merchants_per_run`, in id order) and continues as new after the
 last of them, carrying the day's counts, so its query answers for the whole day; a
@@ -44,7 +51,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.payout_calls import PayoutCalls
     from activities.settlement_records import SettlementRecords
     from channels.bank import PayoutState, PayoutStatus
-    from domain.keys import merchant_settlement_workflow_id
+    from domain.keys import merchant_settlement_workflow_id, settlement_run_workflow_id
     from domain.polling import PollTimings
     from domain.settlement import (
         MerchantDay,
@@ -70,6 +77,8 @@ BOUNDED_PAYOUT_POLLS = "payout-polls-per-run"  # continue as new after polls_per
 # The run prepares its page in one transaction and hands each child its payouts.
 PREPARED_PAGES = "settlement-run-prepares-pages"  # not "settlement-prepared-pages": that
 # id was a removed version's, whose runs prepared their page in a local activity
+LOOKS_BACK = "settlement-run-looks-back"  # a scheduled run runs earlier days again
+LOOK_BACK_DAYS = 7  # how far: older unanswered payouts are the PayoutsUnansweredTooLong alert's
 
 
 @workflow.defn
@@ -87,6 +96,9 @@ class SettlementRunWorkflow:
         # Asked before the first command, as PAGED_RUNS is: both markers land in the run's
         # first workflow task, so only runs started on this code take the prepared path.
         if workflow.patched(PREPARED_PAGES):
+            if request.day is None and workflow.patched(LOOKS_BACK):
+                looks_back = request.look_back_days or LOOK_BACK_DAYS
+                scope = scope.model_copy(update={"look_back_days": looks_back})
             return await self._settle_prepared_page(scope, day)
         page: MerchantsPage = await workflow.execute_local_activity_method(
             SettlementRecords.merchants_page, scope, **options.DB_MUST_FINISH
@@ -110,7 +122,41 @@ class SettlementRunWorkflow:
         await self._settle_batches(list(prepared), day, scope.polling, prepared)
         if page.through is not None and page.remaining > len(page.merchants):
             await self._continue_after(scope, page.through)
+        if scope.look_back_days:
+            await self._run_earlier_days_again(scope, day)
         return self._progress
+
+    async def _run_earlier_days_again(self, scope: SettlementRunInput, day: date) -> None:
+        """Each day of the last `look_back_days` with a payout the bank has not answered,
+        run again (of this run's merchants, if it names them): started and left to run on
+        (ABANDON). A run of that day already running does it: left alone."""
+        days: list[date] = await workflow.execute_local_activity_method(
+            SettlementRecords.days_to_run_again, scope, **options.DB_MUST_FINISH
+        )
+        started: list[date] = []
+        for earlier in days:
+            again = SettlementRunInput(
+                day=earlier,
+                merchant_ids=scope.merchant_ids,
+                polling=scope.polling,
+                merchants_per_run=scope.merchants_per_run,
+            )
+            try:
+                await workflow.start_child_workflow(
+                    SettlementRunWorkflow.run,
+                    again,
+                    id=settlement_run_workflow_id(earlier, scope.merchant_ids),
+                    id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+                    task_timeout=workflow.info().task_timeout,
+                    parent_close_policy=ParentClosePolicy.ABANDON,
+                )
+                started.append(earlier)
+            except WorkflowAlreadyStartedError:
+                continue
+        if started:
+            workflow.logger.info("ran again the days with payouts unanswered: %s", started)
+        self._progress = self._progress.model_copy(update={"days_run_again": tuple(started)})
+        self._show()
 
     def _begin_page(self, day: date, remaining: int) -> None:
         done = self._progress.settled + self._progress.already_settled
@@ -245,9 +291,11 @@ class SettlementRunWorkflow:
     def _show(self) -> None:
         p = self._progress
         stuck = f"; {p.not_handed_over} not handed over" if p.not_handed_over else ""
+        again = ", ".join(str(d) for d in p.days_run_again)
         workflow.set_current_details(
             f"day {p.day}: {p.settled + p.already_settled} of {p.merchants} merchants settled"
             + stuck
+            + (f"; ran again: {again}" if again else "")
         )
 
     def _yesterday(self) -> date:

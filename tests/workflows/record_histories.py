@@ -56,6 +56,7 @@ from domain.reconciliation import (
     reconciliation_workflow_id,
 )
 from domain.refunds import RefundAsk, Requester
+from domain.settlement import SettlementRunInput
 from domain.sweeps import ChannelSweepsDue
 from tests.conftest import System
 from tests.pages.support import Browser
@@ -77,10 +78,12 @@ from tests.workflows.test_settlement_handover import (
     ended_settlement_then_paid_order,
     pending_payout_then_later_run,
 )
+from tests.workflows.test_settlement_look_back import stranded_payout_then_next_days_run
 from worker import WORKFLOWS
 from workflows.channel_sweep import ChannelSweepsDueWorkflow
 from workflows.order import OrderWorkflow
 from workflows.reconciliation import ReconciliationDayWorkflow, ReconciliationWorkflow
+from workflows.settlement import SettlementRunWorkflow
 from workflows.sweep_schedule import start_channel_sweep
 
 HISTORIES = Path(__file__).parent / "histories"
@@ -415,6 +418,26 @@ async def test_settlement_run_hands_over_a_pending_payout(
     today = datetime.now(UTC).date()
     settled = merchant_settlement_workflow_id(merchant, today)
     await record(temporal, settled, "merchant_settlement_handed_over")
+
+
+async def test_settlement_run_looks_back(
+    api: httpx.AsyncClient, sandbox: httpx.AsyncClient, system: System, temporal: Client
+) -> None:
+    """The next day's run finds a payout no settlement drove and runs its day again; a run
+    as the Schedule starts it (no day: yesterday's) looks back, finding nothing here."""
+    merchant, run_id, progress = await stranded_payout_then_next_days_run(
+        api, sandbox, system, temporal
+    )
+    assert len(progress.days_run_again) == 1
+    await record(temporal, run_id, "settlement_run_looks_back")
+    scheduled_id = f"settlement-run-as-scheduled-{merchant}"
+    await temporal.execute_workflow(
+        SettlementRunWorkflow.run,
+        SettlementRunInput(merchant_ids=(merchant,)),
+        id=scheduled_id,
+        task_queue=system.task_queue,
+    )
+    await record(temporal, scheduled_id, "settlement_run_scheduled")
 
 
 async def test_quoted_order_paid_and_refunded(
