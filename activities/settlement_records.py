@@ -15,12 +15,13 @@ from typing import Any
 
 from sqlalchemy import Row
 from sqlalchemy.exc import InterfaceError, OperationalError
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 from temporalio import activity
 
 from db.engine import SessionFactory
 from db.settlement import (
     day_cutoff,
+    day_statements,
     days_with_payouts_pending,
     mark_payout_paid,
     mark_payout_returned,
@@ -30,7 +31,7 @@ from db.settlement import (
     record_credit,
     statements_payouts,
 )
-from db.tables import Payout, Statement
+from db.tables import Payout
 from domain.keys import statement_merchant
 from domain.settlement import (
     MerchantDay,
@@ -111,7 +112,7 @@ class SettlementRecords:
         with self._sessions() as session, session.begin():
             found = self._to_prepare(session, scope, scope.day)
             page = found[: scope.merchants_per_run]
-            statements = prepare_statements(session, page, scope.day, datetime.now(UTC))
+            statements = _statements(session, scope, page, scope.day)
             payouts = statements_payouts(session, statements, pending_only=True)
         return PreparedPage(
             merchants=_prepared(page, statements, payouts),
@@ -135,7 +136,7 @@ class SettlementRecords:
         for merchant in page:
             try:
                 with self._sessions() as session, session.begin():
-                    statements += prepare_statements(session, [merchant], day, datetime.now(UTC))
+                    statements += _statements(session, scope, [merchant], day)
             except (OperationalError, InterfaceError):
                 raise  # the database, not the merchant: the page is retried
             except Exception:
@@ -159,11 +160,10 @@ class SettlementRecords:
 
     def _to_prepare(self, session: Session, scope: SettlementRunInput, day: date) -> list[str]:
         after = scope.after or ""
-        cutoff = day_cutoff(day, datetime.now(UTC))
-        found = {
-            *merchants_with_something_to_settle(session, cutoff, after),
-            *merchants_with_payouts_pending(session, day, after),
-        }
+        found = set(merchants_with_payouts_pending(session, day, after))
+        if not scope.unanswered_only:
+            cutoff = day_cutoff(day, datetime.now(UTC))
+            found.update(merchants_with_something_to_settle(session, cutoff, after))
         wanted = set(scope.merchant_ids)
         return sorted(m for m in found if not wanted or m in wanted)
 
@@ -196,16 +196,17 @@ class SettlementRecords:
     @activity.defn
     def day_statements(self, merchant_day: MerchantDay) -> list[str]:
         with self._sessions() as session:
-            return list(
-                session.exec(
-                    select(Statement.id)
-                    .where(
-                        Statement.merchant_id == merchant_day.merchant_id,
-                        Statement.day == merchant_day.day.isoformat(),
-                    )
-                    .order_by(col(Statement.id))
-                ).all()
-            )
+            return day_statements(session, [merchant_day.merchant_id], merchant_day.day)
+
+
+def _statements(
+    session: Session, scope: SettlementRunInput, merchants: Sequence[str], day: date
+) -> list[str]:
+    """The merchants' statements for the day: made where missing (`prepare_statements`),
+    or, for a day run again for its unanswered payouts, those there are."""
+    if scope.unanswered_only:
+        return day_statements(session, merchants, day)
+    return prepare_statements(session, merchants, day, datetime.now(UTC))
 
 
 def _payout_order(row: Row[Any]) -> PayoutOrder:

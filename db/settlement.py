@@ -142,6 +142,13 @@ def days_with_payouts_pending(
     return sorted(date.fromisoformat(day) for day in session.execute(query).scalars())
 
 
+def day_statements(session: Session, merchant_ids: Sequence[str], day: date) -> list[str]:
+    """The ids of these merchants' statements for the day, in id order."""
+    s = _STATEMENTS.c
+    query = core_select(s.id).where(s.merchant_id.in_(merchant_ids), s.day == day.isoformat())
+    return list(session.execute(query.order_by(s.id)).scalars())
+
+
 def prepare_statement(
     session: Session, merchant_id: str, currency: str, day: date, now: datetime
 ) -> Statement | None:

@@ -166,6 +166,14 @@ def settlement_run_workflow_id(day: date, merchant_ids: tuple[str, ...] = ()) ->
     return f"settlement-run-{day.isoformat()}-{digest}"
 
 
+def unanswered_payouts_run_id(looking_back: str, day: date) -> str:
+    """A day run again for its unanswered payouts by the run `looking_back` (its workflow
+    id): named after that run, which the Schedule names after its stack and time, so that
+    no other stack's run on the same Temporal server, nor an operator's run of the day
+    (which makes statements), holds its id. (Not the task queue: a replay has its own.)"""
+    return f"{looking_back}-unanswered-{day.isoformat()}"
+
+
 def merchant_settlement_workflow_id(merchant_id: str, day: date) -> str:
     return f"settlement-{day.isoformat()}-{merchant_id}"
 

@@ -129,8 +129,9 @@ class SettlementRunInput(_Message):
     the last one it started (`after`), carrying what the day's earlier runs counted.
     After its last page, a run that looks back (`look_back_days`: the Schedule's runs)
     runs again each of the days before `day` within them that has a payout the bank has
-    not answered (workflows.settlement: a run of a day hands such payouts to their
-    merchant's settlement, which asks for those it does not drive already).
+    not answered, `unanswered_only` (workflows.settlement: a run of a day hands such
+    payouts to their merchant's settlement, which asks for those it does not drive
+    already).
     """
 
     day: date | None = None
@@ -140,6 +141,9 @@ class SettlementRunInput(_Message):
     after: str | None = None
     progress: SettlementProgress | None = None
     look_back_days: int = Field(default=0, ge=0)
+    # Only hand over the day's payouts the bank has not answered, making no statement (a
+    # day run again by a look back: a statement made now would be dated that past day).
+    unanswered_only: bool = False
 
 
 class MerchantsPage(_Message):

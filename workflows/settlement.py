@@ -23,10 +23,10 @@ UI.
 
 A day's run started by the Schedule looks back, after its last page: each of the
 `LOOK_BACK_DAYS` days before with a payout the bank has not answered is run again (a run
-of its own, which hands the payout over as above). A payout whose run ended between its
-page's commit and its merchant's start (terminated, timed out) is asked for by the next
-day's run at the latest; one the bank is slow to answer is driven already, and the run
-of its day changes nothing.
+of its own, for those payouts only, which hands them over as above). A payout whose run
+ended between its page's commit and its merchant's start (terminated, timed out) is asked
+for by the next day's run at the latest; one the bank is slow to answer is driven already,
+and the run of its day changes nothing.
 
 No history grows with the day's size or the bank's delay: a run starts the children of
 one page of merchants (`merchants_per_run`, in id order) and continues as new after the
@@ -44,14 +44,14 @@ from datetime import date, timedelta
 
 from temporalio import workflow
 from temporalio.common import SearchAttributeKey, WorkflowIDReusePolicy
-from temporalio.exceptions import FailureError, WorkflowAlreadyStartedError
+from temporalio.exceptions import ActivityError, FailureError, WorkflowAlreadyStartedError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.payout_calls import PayoutCalls
     from activities.settlement_records import SettlementRecords
     from channels.bank import PayoutState, PayoutStatus
-    from domain.keys import merchant_settlement_workflow_id, settlement_run_workflow_id
+    from domain.keys import merchant_settlement_workflow_id, unanswered_payouts_run_id
     from domain.polling import PollTimings
     from domain.settlement import (
         MerchantDay,
@@ -128,31 +128,38 @@ class SettlementRunWorkflow:
 
     async def _run_earlier_days_again(self, scope: SettlementRunInput, day: date) -> None:
         """Each day of the last `look_back_days` with a payout the bank has not answered,
-        run again (of this run's merchants, if it names them): started and left to run on
-        (ABANDON). A run of that day already running does it: left alone."""
-        days: list[date] = await workflow.execute_local_activity_method(
-            SettlementRecords.days_to_run_again, scope, **options.DB_MUST_FINISH
-        )
+        run again for those payouts only (of this run's merchants, if it names them):
+        started and left to run on (ABANDON). The days unread after a few tries are left to
+        the next day's run."""
+        try:
+            days: list[date] = await workflow.execute_local_activity_method(
+                SettlementRecords.days_to_run_again, scope, **options.DB_TRY_TODAY
+            )
+        except ActivityError:
+            workflow.logger.warning("could not read the days with payouts unanswered")
+            return
         started: list[date] = []
+        looking_back = workflow.info().workflow_id
         for earlier in days:
             again = SettlementRunInput(
                 day=earlier,
                 merchant_ids=scope.merchant_ids,
                 polling=scope.polling,
                 merchants_per_run=scope.merchants_per_run,
+                unanswered_only=True,
             )
             try:
                 await workflow.start_child_workflow(
                     SettlementRunWorkflow.run,
                     again,
-                    id=settlement_run_workflow_id(earlier, scope.merchant_ids),
+                    id=unanswered_payouts_run_id(looking_back, earlier),
                     id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
                     task_timeout=workflow.info().task_timeout,
                     parent_close_policy=ParentClosePolicy.ABANDON,
                 )
                 started.append(earlier)
             except WorkflowAlreadyStartedError:
-                continue
+                continue  # a run of this id, still running (a rerun of ours): it does it
         if started:
             workflow.logger.info("ran again the days with payouts unanswered: %s", started)
         self._progress = self._progress.model_copy(update={"days_run_again": tuple(started)})

@@ -159,3 +159,27 @@ def test_a_merchant_that_keeps_failing_is_left_out_of_its_page_not_the_page(
     with Session(seeded) as session:
         statements = session.exec(select(Statement.merchant_id)).all()
     assert sorted(statements) == ["mch_bench1", "mch_bench3"]
+
+
+def test_a_day_run_again_for_its_unanswered_payouts_makes_no_statement(seeded: Engine) -> None:
+    """The look back's run of a past day (unanswered_only) hands over the payouts of the day
+    the bank has not answered, and nothing else: a merchant with entries to settle gets no
+    statement dated that past day, and one whose payout was answered is not on the page."""
+    records = SettlementRecords(session_factory(seeded))
+    [pending] = records.prepare_statements(MerchantDay(merchant_id="mch_bench1", day=DAY))
+    [answered] = records.prepare_statements(MerchantDay(merchant_id="mch_bench2", day=DAY))
+    records.record_payout(PayoutOutcome(payout_id=answered.payout_id, paid=True))
+    before = _counts(seeded)
+
+    scope = SettlementRunInput(day=DAY, unanswered_only=True)
+    page = records.prepare_page(scope)
+
+    assert [(m.merchant_id, [p.payout_id for p in m.payouts]) for m in page.merchants] == [
+        ("mch_bench1", [pending.payout_id])
+    ]
+    assert page.merchants[0].statement_ids == (pending.statement_id,)
+    assert _counts(seeded) == before  # mch_bench3, with a day to settle, got no statement
+    assert [m.merchant_id for m in records.prepare_page(SettlementRunInput(day=DAY)).merchants] == [
+        "mch_bench1",
+        "mch_bench3",
+    ]

@@ -45,6 +45,7 @@ from domain.keys import (
     refund_workflow_id,
     saga_refund_workflow_id,
     settlement_run_workflow_id,
+    unanswered_payouts_run_id,
     webhook_event_id,
     webhook_workflow_id,
 )
@@ -78,12 +79,11 @@ from tests.workflows.test_settlement_handover import (
     ended_settlement_then_paid_order,
     pending_payout_then_later_run,
 )
-from tests.workflows.test_settlement_look_back import stranded_payout_then_next_days_run
+from tests.workflows.test_settlement_look_back import looking_back, next_day, stranded_payout
 from worker import WORKFLOWS
 from workflows.channel_sweep import ChannelSweepsDueWorkflow
 from workflows.order import OrderWorkflow
 from workflows.reconciliation import ReconciliationDayWorkflow, ReconciliationWorkflow
-from workflows.settlement import SettlementRunWorkflow
 from workflows.sweep_schedule import start_channel_sweep
 
 HISTORIES = Path(__file__).parent / "histories"
@@ -423,20 +423,19 @@ async def test_settlement_run_hands_over_a_pending_payout(
 async def test_settlement_run_looks_back(
     api: httpx.AsyncClient, sandbox: httpx.AsyncClient, system: System, temporal: Client
 ) -> None:
-    """The next day's run finds a payout no settlement drove and runs its day again; a run
-    as the Schedule starts it (no day: yesterday's) looks back, finding nothing here."""
-    merchant, run_id, progress = await stranded_payout_then_next_days_run(
-        api, sandbox, system, temporal
-    )
-    assert len(progress.days_run_again) == 1
+    """The next day's run finds a payout no settlement drove and runs its day again for it
+    (that run recorded too); a run as the Schedule starts it (no day: yesterday's) looks
+    back by itself, finding nothing here."""
+    stranded = await stranded_payout(api, sandbox, system, temporal)
+    run_id = f"settlement-run-looking-back-{stranded.merchant}"
+    progress = await looking_back(system, temporal, run_id, next_day(stranded))
+    assert progress.days_run_again == (stranded.day,)
     await record(temporal, run_id, "settlement_run_looks_back")
-    scheduled_id = f"settlement-run-as-scheduled-{merchant}"
-    await temporal.execute_workflow(
-        SettlementRunWorkflow.run,
-        SettlementRunInput(merchant_ids=(merchant,)),
-        id=scheduled_id,
-        task_queue=system.task_queue,
-    )
+    again = unanswered_payouts_run_id(run_id, stranded.day)
+    await record(temporal, again, "settlement_run_unanswered_only")
+    scheduled_id = f"settlement-run-as-scheduled-{stranded.merchant}"
+    as_scheduled = SettlementRunInput(merchant_ids=(stranded.merchant,))
+    assert (await looking_back(system, temporal, scheduled_id, as_scheduled)).days_run_again == ()
     await record(temporal, scheduled_id, "settlement_run_scheduled")
 
 

@@ -1,22 +1,24 @@
 """A payout prepared by a run that ended before it started the merchant's settlement
 (terminated between its page's commit and the child starts) is in transit with no one
 asking the bank for it. The next day's run (the Schedule's, which looks back) finds its
-day and runs it again: the payout is asked for once and paid, and a day with nothing
-unanswered is not run again.
+day and runs it again for that payout: it is asked for once and paid, no statement is
+made, and a day with nothing unanswered is not run again.
 """
 
 from __future__ import annotations
 
 import secrets
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 
 import httpx
-import pytest
+from sqlmodel import Session, select
 from temporalio.client import Client
 from temporalio.service import RPCError
 
 from activities.settlement_records import SettlementRecords
 from db.engine import session_factory
+from db.tables import Statement
 from domain.keys import merchant_settlement_workflow_id, settlement_run_workflow_id
 from domain.settlement import SettlementProgress, SettlementRunInput
 from tests.conftest import System
@@ -30,12 +32,22 @@ from tests.workflows.test_settlement_handover import (
 from workflows.settlement import SettlementRunWorkflow
 
 
-async def stranded_payout_then_next_days_run(
-    api: httpx.AsyncClient, sandbox: httpx.AsyncClient, system: System, temporal: Client
-) -> tuple[str, str, SettlementProgress]:
-    """Today's page of a merchant prepared (its payout pending) and no settlement started,
-    as a run terminated after its page's commit leaves it; then tomorrow's run, looking
-    back two days: (merchant, that run's id, its progress)."""
+@dataclass(frozen=True)
+class Stranded:
+    merchant: str
+    day: date  # of its statement
+
+
+async def stranded_payout(
+    api: httpx.AsyncClient,
+    sandbox: httpx.AsyncClient,
+    system: System,
+    temporal: Client,
+    days_ago: int = 0,
+) -> Stranded:
+    """A merchant's page prepared (its payout pending) and no settlement started, as a run
+    terminated after its page's commit leaves it: today's, or, its statement moved back
+    `days_ago` days, a run of that day's."""
     merchant = await create_merchant(api)
     await completed_order(api, sandbox, merchant)
     today = datetime.now(UTC).date()
@@ -43,84 +55,93 @@ async def stranded_payout_then_next_days_run(
     page = records.prepare_page(SettlementRunInput(day=today, merchant_ids=(merchant,)))
     [prepared] = page.merchants
     assert len(prepared.payouts) == 1
+    day = today - timedelta(days=days_ago)
+    with Session(system.engine) as session, session.begin():
+        [statement] = session.exec(select(Statement).where(Statement.merchant_id == merchant))
+        statement.day = day.isoformat()
     assert (await merchant_payout(system.engine, merchant, "pending")).status == "pending"
     try:
-        await settlement(temporal, merchant, today).describe()
+        await settlement(temporal, merchant, day).describe()
         raise AssertionError("the stranded payout's settlement must not exist yet")
     except RPCError:
         pass
-    run_id = f"settlement-run-looking-back-{merchant}"
-    tomorrow = SettlementRunInput(
-        day=today + timedelta(days=1), merchant_ids=(merchant,), look_back_days=2
+    return Stranded(merchant, day)
+
+
+async def looking_back(
+    system: System, temporal: Client, run_id: str, scope: SettlementRunInput
+) -> SettlementProgress:
+    return await temporal.execute_workflow(
+        SettlementRunWorkflow.run, scope, id=run_id, task_queue=system.task_queue
     )
-    progress = await temporal.execute_workflow(
-        SettlementRunWorkflow.run, tomorrow, id=run_id, task_queue=system.task_queue
+
+
+def next_day(stranded: Stranded) -> SettlementRunInput:
+    """The day after the stranded payout's, looking back two days, for its merchant."""
+    return SettlementRunInput(
+        day=stranded.day + timedelta(days=1), merchant_ids=(stranded.merchant,), look_back_days=2
     )
-    return merchant, run_id, progress
+
+
+async def paid_once(system: System, temporal: Client, stranded: Stranded) -> None:
+    """The stranded payout paid, asked of the bank once, by its day's settlement."""
+    payout = await merchant_payout(system.engine, stranded.merchant, "paid")
+    handle = settlement(temporal, stranded.merchant, stranded.day)
+    view = await handle.result()
+    assert [(p.payout_id, p.paid) for p in view.payouts] == [(payout.id, True)]
+    assert handle.id == merchant_settlement_workflow_id(stranded.merchant, stranded.day)
+    assert await _asked_the_bank(temporal, handle) == 1
+    assert _payouts_started(system, stranded.merchant) == 1
 
 
 async def test_the_next_days_run_asks_the_bank_for_a_payout_no_settlement_drove(
     api: httpx.AsyncClient, sandbox: httpx.AsyncClient, system: System, temporal: Client
 ) -> None:
-    merchant, _, progress = await stranded_payout_then_next_days_run(api, sandbox, system, temporal)
-    today = datetime.now(UTC).date()
-    assert progress.days_run_again == (today,)
-    assert progress.merchants == 0  # tomorrow has nothing of its own for the merchant
-
-    payout = await merchant_payout(system.engine, merchant, "paid")
-    handle = settlement(temporal, merchant, today)
-    view = await handle.result()
-    assert [(p.payout_id, p.paid) for p in view.payouts] == [(payout.id, True)]
-    assert handle.id == merchant_settlement_workflow_id(merchant, today)
-    assert await _asked_the_bank(temporal, handle) == 1
-    assert _payouts_started(system, merchant) == 1
+    stranded = await stranded_payout(api, sandbox, system, temporal)
+    run_id = f"settlement-run-looking-back-{stranded.merchant}"
+    progress = await looking_back(system, temporal, run_id, next_day(stranded))
+    assert progress.days_run_again == (stranded.day,)
+    assert progress.merchants == 0  # the next day has nothing of its own for the merchant
+    await paid_once(system, temporal, stranded)
 
     # Nothing unanswered now: a later look back runs no day again.
-    again = await temporal.execute_workflow(
-        SettlementRunWorkflow.run,
-        SettlementRunInput(
-            day=today + timedelta(days=1), merchant_ids=(merchant,), look_back_days=2
-        ),
-        id=f"settlement-run-looking-back-again-{merchant}",
-        task_queue=system.task_queue,
-    )
+    again_id = f"settlement-run-looking-back-again-{stranded.merchant}"
+    again = await looking_back(system, temporal, again_id, next_day(stranded))
     assert again.days_run_again == ()
-    assert await _asked_the_bank(temporal, handle) == 1
+    await paid_once(system, temporal, stranded)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review of 37f0a8e: the look-back's child id (domain.keys.settlement_run_workflow_id)"
-    " names no stack, so another stack's run of the day on the same Temporal server makes"
-    " it skip the day as if a run of ours drove it",
-)
+async def test_the_schedules_run_looks_back_a_week_for_unanswered_payouts(
+    api: httpx.AsyncClient, sandbox: httpx.AsyncClient, system: System, temporal: Client
+) -> None:
+    """A run as the Schedule starts it (no day: it settles yesterday) looks back by itself
+    and finds a payout its run left unasked three days ago."""
+    stranded = await stranded_payout(api, sandbox, system, temporal, days_ago=3)
+    as_scheduled = SettlementRunInput(merchant_ids=(stranded.merchant,))
+    run_id = f"settlement-run-as-scheduled-{stranded.merchant}"
+    progress = await looking_back(system, temporal, run_id, as_scheduled)
+    assert progress.day is not None and progress.day < datetime.now(UTC).date()
+    assert progress.days_run_again == (stranded.day,)
+    await paid_once(system, temporal, stranded)
+
+
 async def test_another_stacks_run_of_the_day_does_not_make_the_look_back_skip_it(
     api: httpx.AsyncClient, sandbox: httpx.AsyncClient, system: System, temporal: Client
 ) -> None:
     """Stacks share a Temporal server (workflows/schedule.py: a Schedule per task queue; the
-    tests' two backends do): a run of the same day and merchants on another task queue holds
-    the workflow id the look-back would start, and this stack's payout stays unasked."""
-    merchant = await create_merchant(api)
-    await completed_order(api, sandbox, merchant)
-    today = datetime.now(UTC).date()
-    records = SettlementRecords(session_factory(system.engine))
-    records.prepare_page(SettlementRunInput(day=today, merchant_ids=(merchant,)))
+    tests' two backends do): a run of the same day and merchants on another task queue, or
+    an operator's, holds the id of the day's run; the look back's run is its own."""
+    stranded = await stranded_payout(api, sandbox, system, temporal)
     other_stacks = await temporal.start_workflow(
         SettlementRunWorkflow.run,
-        SettlementRunInput(day=today, merchant_ids=(merchant,)),
-        id=settlement_run_workflow_id(today, (merchant,)),
+        SettlementRunInput(day=stranded.day, merchant_ids=(stranded.merchant,)),
+        id=settlement_run_workflow_id(stranded.day, (stranded.merchant,)),
         task_queue=f"another-stack-{secrets.token_hex(4)}",  # its worker is not ours
     )
     try:
-        progress = await temporal.execute_workflow(
-            SettlementRunWorkflow.run,
-            SettlementRunInput(
-                day=today + timedelta(days=1), merchant_ids=(merchant,), look_back_days=2
-            ),
-            id=f"settlement-run-looking-back-past-another-stack-{merchant}",
-            task_queue=system.task_queue,
-        )
-        assert progress.days_run_again == (today,)
-        assert (await merchant_payout(system.engine, merchant, "paid")).status == "paid"
+        run_id = f"settlement-run-looking-back-past-another-stack-{stranded.merchant}"
+        progress = await looking_back(system, temporal, run_id, next_day(stranded))
+        assert progress.days_run_again == (stranded.day,)
+        await paid_once(system, temporal, stranded)
     finally:
         await other_stacks.terminate("test over")
