@@ -44,7 +44,7 @@ from datetime import date, timedelta
 
 from temporalio import workflow
 from temporalio.common import SearchAttributeKey, WorkflowIDReusePolicy
-from temporalio.exceptions import ActivityError, FailureError, WorkflowAlreadyStartedError
+from temporalio.exceptions import FailureError, WorkflowAlreadyStartedError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
@@ -135,7 +135,9 @@ class SettlementRunWorkflow:
             days: list[date] = await workflow.execute_local_activity_method(
                 SettlementRecords.days_to_run_again, scope, **options.DB_TRY_TODAY
             )
-        except ActivityError:
+        except options.StepFailed:
+            # A local activity that fails for good raises its ApplicationError (or its
+            # timeout) itself, not an ActivityError: caught as options.StepFailed.
             workflow.logger.warning("could not read the days with payouts unanswered")
             return
         started: list[date] = []

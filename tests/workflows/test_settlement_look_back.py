@@ -145,3 +145,22 @@ async def test_another_stacks_run_of_the_day_does_not_make_the_look_back_skip_it
         await paid_once(system, temporal, stranded)
     finally:
         await other_stacks.terminate("test over")
+
+
+async def test_a_look_back_that_cannot_read_its_days_leaves_them_to_the_next_run(
+    system: System, temporal: Client
+) -> None:
+    """The look back's read failing for good (here: a window before the first date, which
+    every try fails to compute; in production, the database down for the minute of its
+    tries) ends the run as settled, its days left to the next day's run, not failed. A
+    local activity that fails raises its failure itself (an ApplicationError, not an
+    ActivityError: workflows/options.StepFailed)."""
+    merchant = f"mch_nothing_{secrets.token_hex(4)}"  # nothing of its own to settle
+    yesterday = datetime.now(UTC).date() - timedelta(days=1)
+    unreadable = SettlementRunInput(
+        day=yesterday, merchant_ids=(merchant,), look_back_days=1_000_000
+    )
+    run_id = f"settlement-run-unreadable-look-back-{merchant}"
+    progress = await looking_back(system, temporal, run_id, unreadable)
+    assert progress.day == yesterday
+    assert progress.days_run_again == ()
