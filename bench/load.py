@@ -41,6 +41,7 @@ class RoundFigures:
     pay_to_visible_s: list[float] = field(default_factory=list)
     reads: int = 0
     retried_503: int = 0
+    closed_at_create: int = 0
 
     @property
     def per_second(self) -> float:
@@ -124,6 +125,7 @@ class Load:
         figures = await self._measured(kind, count, self.stand.pids(processes), one)
         figures.create_s, figures.pay_to_visible_s = timings.create_s, timings.pay_to_visible_s
         figures.reads, figures.retried_503 = timings.reads, timings.retried_503
+        figures.closed_at_create = timings.closed_at_create
         self.last_timings = timings
         if record:
             self.results["rounds"].append(figures.summary())

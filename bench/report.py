@@ -44,6 +44,10 @@ def database_rows(database: str, results: dict[str, Any]) -> list[Row]:
             "ms",
         ),
         Row(d + "  p99", _mean([r["pay_to_visible_s_p99"] for r in ours]) * 1000, "ms"),
+        Row(
+            d + "orders closed at creation, channel unavailable (overload)",
+            sum(r.get("closed_at_create", 0) for r in ours),
+        ),
     ]
     serial = results["serial"]
     rows += [

@@ -70,14 +70,10 @@ DB_PAGE_MUST_FINISH: dict[str, Any] = {
 }
 
 # A read the next day's run makes again (the settlement run's look back): a few tries over
-# about a minute, then left to that run rather than holding this one up.
+# a few seconds, then left to that run rather than holding this one up.
 DB_TRY_TODAY: dict[str, Any] = {
     "start_to_close_timeout": timedelta(seconds=15),
-    "retry_policy": RetryPolicy(
-        initial_interval=timedelta(seconds=1),
-        maximum_interval=timedelta(seconds=30),
-        maximum_attempts=5,
-    ),
+    "retry_policy": RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_attempts=5),
 }
 
 # A channel call that must eventually happen (close, refund): retried without limit.
