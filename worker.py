@@ -36,6 +36,7 @@ from activities.refund_records import RefundRecords
 from activities.settlement_records import SettlementRecords
 from activities.sweep_calls import SweepCalls
 from activities.sweep_records import SweepRecords
+from activities.uninterrupted import UninterruptedSyncActivities
 from activities.webhook_delivery import WebhookCalls
 from activities.webhook_starts import WebhookStarter
 from activities.webhook_targets import WebhookTargets
@@ -263,6 +264,9 @@ async def built_worker(
                 # recorded history replays in make test under the sandbox (test_replay.py),
                 # which refuses a clock, randomness or I/O in workflow code.
                 workflow_runner=UnsandboxedWorkflowRunner(),
+                # Synchronous activities are never interrupted in their thread by a cancel
+                # (one inside SQLAlchemy's pool left its lock taken: activities/uninterrupted.py).
+                interceptors=[UninterruptedSyncActivities()],
                 sticky_queue_schedule_to_start_timeout=settings.sticky_queue_timeout,
                 graceful_shutdown_timeout=settings.worker_shutdown_timeout,
             )
