@@ -14,9 +14,11 @@ activity awaiting it: the SDK's cancel then has no thread to raise into (it rais
 into a thread it ran itself) and no task to cancel (it cancels none of an activity
 declared synchronous), and the step ends as it would have. Our activities are short and
 idempotent: a late result of a timed-out attempt is dropped by the server, and the retry
-finds the work done. They still see `activity.is_cancelled()`; none of them heartbeats
-(a heartbeat from the thread would not be safe here). Asynchronous activities need
-nothing: their blocking work runs in `asyncio.to_thread`, which a cancel leaves to finish.
+finds the work done. One cancelled while it waited for a thread (an overload) does not
+begin. They still see `activity.is_cancelled()`; none of them heartbeats, and none may:
+a heartbeat from the thread raises RuntimeError here (the SDK schedules it on the loop
+of the thread it is called from). Asynchronous activities are cancelled as tasks: their
+blocking work runs in `asyncio.to_thread`, which a cancel leaves to finish, uninterrupted.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ import inspect
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from temporalio import activity
+from temporalio.exceptions import CancelledError
 from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput, Interceptor
 
 
@@ -46,9 +50,14 @@ class _InTheirThread(ActivityInboundInterceptor):
             return await self.next.execute_activity(input)
         step = input.fn
 
+        def unless_cancelled(*args: Any) -> Any:  # in the thread, once it has one
+            if activity.is_cancelled():  # timed out waiting for a thread: nothing begun
+                raise CancelledError("cancelled before it began")
+            return step(*args)
+
         async def awaiting_its_thread(*args: Any) -> Any:
             context = contextvars.copy_context()  # the activity's own: activity.info() and all
-            work = functools.partial(context.run, step, *args)
+            work = functools.partial(context.run, unless_cancelled, *args)
             return await asyncio.get_running_loop().run_in_executor(executor, work)
 
         return await self.next.execute_activity(dataclasses.replace(input, fn=awaiting_its_thread))
