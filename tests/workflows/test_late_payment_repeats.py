@@ -60,7 +60,7 @@ async def repeat_late_notice(
     order_id = str(order["id"])
     await pay(sandbox, order_id)
     await wait_status(api, order_id, "awaiting_receipt")
-    handle = temporal.get_workflow_handle_for(OrderWorkflow.run, order_workflow_id(order_id))
+    handle = temporal.get_workflow_handle(order_workflow_id(order_id), result_type=OrderView)
     behaviour = f"/control/refund-behaviour/{order_id}"
     assert (await sandbox.post(behaviour, json={"mode": "pending"})).status_code == 200
 

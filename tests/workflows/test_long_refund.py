@@ -16,7 +16,7 @@ from temporalio.client import Client
 from api.services.refund_requests import refund_id_for
 from domain.keys import refund_workflow_id
 from domain.polling import PollTimings
-from domain.refunds import RefundAsk, RefundStatus, Requester
+from domain.refunds import RefundAsk, RefundStatus, RefundView, Requester
 from tests.conftest import System
 from tests.support import create_merchant, create_order, pay, wait_for, wait_status
 from tests.workflows.run_histories import run_histories, timers_fired
@@ -53,7 +53,7 @@ async def test_a_refund_pending_for_weeks_continues_as_new_with_bounded_historie
 
     await wait_for(runs, lambda n: n >= RUNS, f"{RUNS} runs of the pending refund")
     # The latest run still answers as the refund, and as the ask the API compares.
-    latest = temporal.get_workflow_handle_for(RefundWorkflow.run, handle.id)
+    latest = temporal.get_workflow_handle(handle.id, result_type=RefundView)
     assert (await latest.query(RefundWorkflow.view)).status == RefundStatus.PENDING
     assert await latest.query(RefundWorkflow.ask) == ask
 

@@ -17,7 +17,7 @@ from temporalio.client import Client
 from db.tables import JournalEntry, Payout
 from domain.keys import merchant_settlement_workflow_id
 from domain.polling import PollTimings
-from domain.settlement import MerchantDay
+from domain.settlement import MerchantDay, MerchantSettlementView
 from tests.conftest import System
 from tests.support import create_merchant, create_order, pay, wait_for, wait_status
 from tests.workflows.run_histories import run_histories, timers_fired
@@ -53,7 +53,7 @@ async def test_a_payout_pending_at_the_bank_continues_as_new_with_bounded_histor
         return len(await run_histories(temporal, handle.id, handle.first_execution_run_id or ""))
 
     await wait_for(runs, lambda n: n >= RUNS, f"{RUNS} runs of the pending payout")
-    latest = temporal.get_workflow_handle_for(MerchantSettlementWorkflow.run, handle.id)
+    latest = temporal.get_workflow_handle(handle.id, result_type=MerchantSettlementView)
     view = await latest.query(MerchantSettlementWorkflow.view)
     [payout_id] = view.pending_payouts
     assert len(view.statement_ids) == 1 and view.payouts == ()

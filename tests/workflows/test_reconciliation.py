@@ -435,8 +435,8 @@ async def test_the_daily_schedule_starts_a_run_per_channel(
         execution_timeout=timedelta(minutes=2),
     )
     assert started == ["card"]
-    run = reconciler.client.get_workflow_handle_for(
-        ReconciliationWorkflow.run, reconciliation_workflow_id("card", day)
+    run = reconciler.client.get_workflow_handle(
+        reconciliation_workflow_id("card", day), result_type=RunResult
     )
     assert (await run.result()).counts == {"bill_not_ready": 1}
 

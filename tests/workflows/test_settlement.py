@@ -14,6 +14,7 @@ from db.reconcile import statement_problems
 from db.tables import JournalEntry, Statement
 from domain.keys import settlement_run_workflow_id
 from domain.ledger import PLATFORM, AccountKind, account_id
+from domain.settlement import SettlementProgress
 from tests.conftest import System
 from tests.support import (
     create_merchant,
@@ -24,7 +25,6 @@ from tests.support import (
     wait_status,
 )
 from workflows.schedule import settlement_schedule_id
-from workflows.settlement import SettlementRunWorkflow
 
 NET = 7498 - 45 - 375  # the standard test order's merchant share
 
@@ -145,15 +145,15 @@ async def test_daily_run_settles_each_merchant_once_and_shows_progress(
     yesterday = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
     started = await api.post("/v1/settlements/runs", json={"day": yesterday})
     assert started.status_code == 202, started.text
-    handle = temporal.get_workflow_handle_for(
-        SettlementRunWorkflow.run, settlement_run_workflow_id(date.fromisoformat(yesterday))
+    handle = temporal.get_workflow_handle(
+        settlement_run_workflow_id(date.fromisoformat(yesterday)), result_type=SettlementProgress
     )
     first = await handle.result()
     assert first.merchants == first.settled + first.already_settled
     again = await api.post("/v1/settlements/runs", json={"day": yesterday})
     assert again.status_code == 202
-    second = await temporal.get_workflow_handle_for(
-        SettlementRunWorkflow.run, settlement_run_workflow_id(date.fromisoformat(yesterday))
+    second = await temporal.get_workflow_handle(
+        settlement_run_workflow_id(date.fromisoformat(yesterday)), result_type=SettlementProgress
     ).result()
     assert second.settled == 0 and second.already_settled == second.merchants
     progress = await api.get(f"/v1/settlements/runs/{yesterday}")
@@ -175,7 +175,7 @@ async def test_a_run_for_some_merchants_settles_them_and_a_rerun_pays_nothing_mo
     body = {"day": _today(), "merchant_ids": merchants}
     run_id = settlement_run_workflow_id(date.fromisoformat(_today()), tuple(sorted(merchants)))
     assert (await api.post("/v1/settlements/runs", json=body)).status_code == 202
-    first = await temporal.get_workflow_handle_for(SettlementRunWorkflow.run, run_id).result()
+    first = await temporal.get_workflow_handle(run_id, result_type=SettlementProgress).result()
     assert (first.merchants, first.settled) == (2, 2)
     for merchant_id in merchants:
         payout = await merchant_payout(system.engine, merchant_id, "paid")
@@ -184,7 +184,7 @@ async def test_a_run_for_some_merchants_settles_them_and_a_rerun_pays_nothing_mo
     # the next day's statement, and running the day again settles no one twice.
     await _completed_orders(api, sandbox, merchants[0], 1)
     assert (await api.post("/v1/settlements/runs", json=body)).status_code == 202
-    second = await temporal.get_workflow_handle_for(SettlementRunWorkflow.run, run_id).result()
+    second = await temporal.get_workflow_handle(run_id, result_type=SettlementProgress).result()
     assert (second.merchants, second.settled, second.already_settled) == (1, 0, 1)
     for merchant_id in merchants:
         assert len(_statements(system, merchant_id)) == 1

@@ -19,7 +19,7 @@ from temporalio.client import Client
 from db.tables import Payout, Statement
 from domain.keys import settlement_run_workflow_id
 from domain.polling import PollTimings
-from domain.settlement import SettlementRunInput
+from domain.settlement import SettlementProgress, SettlementRunInput
 from tests.conftest import System
 from tests.support import create_merchant, create_order, pay, wait_for, wait_status
 from tests.workflows.run_histories import run_histories
@@ -65,7 +65,7 @@ async def test_a_run_over_many_merchants_pages_through_them_with_bounded_histori
         task_queue=system.task_queue,
     )
     assert handle.first_execution_run_id is not None
-    latest = temporal.get_workflow_handle_for(SettlementRunWorkflow.run, handle.id)
+    latest = temporal.get_workflow_handle(handle.id, result_type=SettlementProgress)
 
     async def runs() -> int:
         return len(await run_histories(temporal, handle.id, handle.first_execution_run_id or ""))

@@ -29,7 +29,7 @@ from domain.settlement import MerchantDay, PreparedStatements, SettlementProgres
 from tests.conftest import System
 from tests.support import create_merchant, create_order, pay, wait_for, wait_status
 from tests.workflows.run_histories import run_histories
-from workflows.settlement import MerchantSettlementWorkflow, SettlementRunWorkflow
+from workflows.settlement import MerchantSettlementWorkflow
 
 
 async def completed_order(
@@ -95,7 +95,7 @@ async def pending_payout_then_later_run(
 
     [payout] = await wait_for(pending, lambda p: len(p) == 1, "a pending payout")
     later = await run_day(api, temporal, [merchant, other])
-    progress = await temporal.get_workflow_handle_for(SettlementRunWorkflow.run, later).result()
+    progress = await temporal.get_workflow_handle(later, result_type=SettlementProgress).result()
     assert (progress.merchants, progress.settled, progress.already_settled) == (2, 1, 1)
     completed = await sandbox.post(f"/control/payouts/{payout}/complete")
     assert completed.status_code == 200, completed.text
@@ -133,7 +133,7 @@ async def test_a_later_run_drives_what_it_prepared_for_a_settlement_that_had_end
     api: httpx.AsyncClient, sandbox: httpx.AsyncClient, system: System, temporal: Client
 ) -> None:
     merchant, run_id = await ended_settlement_then_paid_order(api, sandbox, temporal)
-    handle = temporal.get_workflow_handle_for(SettlementRunWorkflow.run, run_id)
+    handle = temporal.get_workflow_handle(run_id, result_type=SettlementProgress)
     progress: SettlementProgress = await handle.result()
     assert (progress.merchants, progress.settled, progress.already_settled) == (1, 1, 0)
 

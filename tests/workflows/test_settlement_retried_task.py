@@ -21,11 +21,11 @@ from temporalio.client import Client
 
 import stack
 from db.tables import Payout
+from domain.settlement import SettlementProgress
 from tests.conftest import System
 from tests.support import create_merchant, wait_for
 from tests.workflows.test_settlement_handover import completed_order, run_day
 from tests.workflows.worker_with import start_worker_with
-from workflows.settlement import SettlementRunWorkflow
 
 FAILING_RUN_WORKER = Path(__file__).parent / "failing_run_worker"
 FAILURES_SEEN = 2  # failed workflow tasks before the fix is deployed
@@ -75,7 +75,7 @@ async def test_a_run_task_retried_after_its_page_commit_starts_the_page_it_prepa
         failing.stop()
         await asyncio.to_thread(system.restart_worker, kill=False)
 
-    handle = temporal.get_workflow_handle_for(SettlementRunWorkflow.run, run_id)
+    handle = temporal.get_workflow_handle(run_id, result_type=SettlementProgress)
     progress = await handle.result()
     assert (progress.merchants, progress.settled, progress.already_settled) == (2, 2, 0)
     payouts = await wait_for(
