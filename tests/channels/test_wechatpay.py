@@ -577,7 +577,12 @@ async def test_a_declined_payment_is_not_notified_and_queries_as_declined(
     await control.pay(order_id, force=True)
     (notice,) = await notices(inbox, 1)
     assert json.loads(notice.body)["event_type"] == "TRANSACTION.SUCCESS"
-    assert [d["type"] for d in await control.deliveries(order_id)] == ["payment.succeeded"]
+
+    async def delivered() -> list[str]:  # the sandbox records a delivery once it is answered
+        return [d["type"] for d in await control.deliveries(order_id)]
+
+    await wait_for(delivered, lambda types: types != [], "the sandbox's record of the delivery")
+    assert await delivered() == ["payment.succeeded"]
 
 
 # -- closing -----------------------------------------------------------------------
