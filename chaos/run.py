@@ -13,7 +13,7 @@ from pathlib import Path
 from api.auth.tokens import issue_access_token, utc_now
 from api.manage import create_operator
 from chaos import facts as read
-from chaos.checker import check, count_statuses
+from chaos.checker import check, count_statuses, still_settling
 from chaos.client import CallStats, RetryingClient
 from chaos.config import ChaosConfig
 from chaos.plan import Kill, OrderPlan, kill_schedule, order_plans
@@ -189,11 +189,13 @@ class ChaosRun:
         self._seen_faults = injected
 
     async def _drain(self) -> None:
-        """Wait (faults off, every process up) until no order is left unfinished."""
+        """Wait (faults off, every process up) until no order is left unfinished and
+        nothing else is still settling (checker.still_settling)."""
         deadline = time.monotonic() + self.config.drain_seconds
         while time.monotonic() < deadline:
             await asyncio.to_thread(self.system.revive)
-            if await asyncio.to_thread(read.unfinished_orders, self.database_url) == 0:
+            unfinished = await asyncio.to_thread(read.unfinished_orders, self.database_url)
+            if unfinished == 0 and not still_settling(await self._facts()):
                 return
             await asyncio.sleep(2)
 

@@ -3,7 +3,7 @@ rate, and the checker's verdicts (the run itself is `make chaos`, not part of th
 
 from __future__ import annotations
 
-from chaos.checker import check, expected_statuses
+from chaos.checker import check, expected_statuses, still_settling
 from chaos.facts import (
     ChannelPayment,
     ChannelRefund,
@@ -68,6 +68,20 @@ def test_a_capture_we_do_not_hold_is_unmatched_unless_given_back() -> None:
     assert found(check([record], facts)) == {"unmatched": 1}  # and not in our refunds
     facts.refunds = {late: OurRefund(late, ORDER, 1000, "succeeded", "late_payment")}
     assert found(check([record], facts)) == {}
+
+
+def test_the_drain_waits_for_a_late_payment_to_be_given_back_and_sagas_to_end() -> None:
+    # Paid at the channel after the order closed, its notification still on its way.
+    facts = facts_of_paid_order("closed")
+    facts.payments = [OurPayment(ORDER, 1, "closed", None, 1000)]
+    assert len(still_settling(facts)) == 1
+    late = late_payment_refund_id(ORDER, "txn_1")
+    facts.channel_refunds = [ChannelRefund("alipay", late, ORDER, 1000, "succeeded")]
+    facts.refunds = {late: OurRefund(late, ORDER, 1000, "succeeded", "late_payment")}
+    facts.workflows.append(WorkflowFact(f"late-{ORDER}", "LatePaymentRefundWorkflow", "RUNNING"))
+    assert len(still_settling(facts)) == 1
+    facts.workflows[-1] = WorkflowFact(f"late-{ORDER}", "LatePaymentRefundWorkflow", "COMPLETED")
+    assert still_settling(facts) == []
 
 
 def test_a_paid_order_closed_is_wrong_and_an_open_saga_is_stuck() -> None:
