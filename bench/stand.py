@@ -1,6 +1,6 @@
 """The system the bench loads: chaos's (chaos/system.py: stack.py's processes on free ports,
-test-speed timers), a database of the bench's own, the floor's worker beside paysaga's, an
-operator's token and a merchant."""
+the sandbox's clock sped up) with the timings `make run` has, a database of the bench's own,
+the floor's worker beside paysaga's, an operator's token and a merchant."""
 
 from __future__ import annotations
 
@@ -22,6 +22,18 @@ from db.migrate import upgrade_to_head
 from settings import Settings
 
 FLOOR_QUEUE = "bench-floor"
+# Chaos's timers that only speed its recovery from the kills and lost messages it makes:
+# the bench runs them as `make run` does. Under load the short ones cost what a deployment
+# never pays: sticky tasks moved to another queue after 1 s (a whole history replayed),
+# workflow tasks timed out after 2 s (three events each, and the task again), and a first
+# payment query after 1 s where a loaded channel notifies later (a timer, a task, a query).
+CHAOS_TIMINGS = (
+    "PAYSAGA_WORKFLOW_TASK_TIMEOUT_SECONDS",
+    "PAYSAGA_STICKY_QUEUE_TIMEOUT_SECONDS",
+    "PAYSAGA_POLL__PAYMENT_FIRST_MAX_MS",
+    "PAYSAGA_POLL__REFUND_FIRST_MS",
+    "PAYSAGA_POLL__PAYOUT_FIRST_MS",
+)
 
 
 @contextmanager
@@ -50,6 +62,8 @@ class Stand:
         self.database_url = database_url
         # Merchants' webhooks go to the bench's own receiver, on this machine.
         env = {**system_env(work, database_url), "PAYSAGA_WEBHOOK_ALLOW_PRIVATE_TARGETS": "true"}
+        for chaos_only in CHAOS_TIMINGS:
+            env.pop(chaos_only)
         self.system = ChaosSystem(work, env)
         self.env = self.system.env
 
