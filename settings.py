@@ -83,6 +83,22 @@ class SandboxKeys(BaseModel):
     wechatpay_public_key_id: str = ""
 
 
+class DatabasePool(BaseModel):
+    """A process keeps as many connections open as it has threads that use the database at
+    once (the API's 40 request threads and its to_thread steps, the worker's 32 activity
+    threads), so none is opened and closed per request under load: on PostgreSQL at 50
+    orders in flight, 110 ms of CPU per order with 10 kept, 93 ms with 40 (make bench).
+    On PostgreSQL, max_connections must hold every process's size and overflow."""
+
+    size: int = Field(default=40, ge=1, le=1000)
+    overflow: int = Field(default=10, ge=0, le=1000)
+
+    @property
+    def sizes(self) -> tuple[int, int]:
+        """(size, overflow), as db.engine.make_engine takes them."""
+        return self.size, self.overflow
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="PAYSAGA_", env_nested_delimiter="__", extra="ignore"
@@ -93,6 +109,10 @@ class Settings(BaseSettings):
         default="sqlite:///var/paysaga.db",
         validation_alias=AliasChoices("PAYSAGA_DATABASE_URL", "DATABASE_URL"),
     )
+
+    # Connections each long-running process (the API, the worker) keeps open, and how many
+    # more it may open and close per use (PAYSAGA_DATABASE_POOL__SIZE, __OVERFLOW).
+    database_pool: DatabasePool = DatabasePool()
 
     # Temporal
     temporal_address: str = "127.0.0.1:7233"

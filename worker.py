@@ -159,7 +159,8 @@ async def built_worker(
     `bill_sources` gives each channel's bills to reconciliation (tests pass their own).
     """
     metrics = metrics or BusinessMetrics()
-    engine = make_engine(settings.database_url)  # at head: db.migrate ran before we started
+    # At head: db.migrate ran before we started.
+    engine = make_engine(settings.database_url, *settings.database_pool.sizes)
     trace_engine(engine, traces)
     sessions = session_factory(engine)
     client = await connect(settings, traces, runtime)

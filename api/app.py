@@ -69,7 +69,8 @@ def create_app(settings: Settings | None = None, traces: TracerProvider | None =
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging("api", settings.log_format)
         use_cost(settings.password_hash_memory_kib, settings.password_hash_time_cost)
-        engine = make_engine(settings.database_url)  # at head: db.migrate ran first
+        # At head: db.migrate ran first.
+        engine = make_engine(settings.database_url, *settings.database_pool.sizes)
         trace_engine(engine, traces)
         sessions, reads = session_factory(engine), read_session_factory(engine)
         temporal = await connect(settings, traces)

@@ -40,23 +40,33 @@ def normalise_url(url: str) -> str:
     return url
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, pool_size: int = 10, pool_overflow: int = 20) -> Engine:
+    """An engine keeping up to `pool_size` connections open, opening up to `pool_overflow`
+    more that are closed after use (settings.DatabasePool: the API's and the worker's)."""
     url = normalise_url(url)
     if url.startswith("sqlite"):
-        return _sqlite_engine(url)
+        return _sqlite_engine(url, pool_size, pool_overflow)
     return create_engine(
-        url, pool_pre_ping=True, pool_size=10, max_overflow=20, hide_parameters=True
+        url,
+        pool_pre_ping=True,
+        pool_size=pool_size,
+        max_overflow=pool_overflow,
+        hide_parameters=True,
     )
 
 
-def _sqlite_engine(url: str) -> Engine:
+def _sqlite_engine(url: str, pool_size: int, pool_overflow: int) -> Engine:
     path = make_url(url).database
     if path and path != ":memory:" and not path.startswith("file:"):
         keep_private(Path(path))
+    in_memory = not path or path == ":memory:" or "mode=memory" in url
+    # A database in memory lives in one connection (SQLAlchemy's SingletonThreadPool).
+    pool = {} if in_memory else {"pool_size": pool_size, "max_overflow": pool_overflow}
     engine = create_engine(
         url,
         connect_args={"check_same_thread": False, "timeout": _BUSY_SECONDS},
         hide_parameters=True,
+        **pool,
     )
 
     @event.listens_for(engine, "connect")
