@@ -32,11 +32,14 @@ def run(config: BenchConfig) -> Path:
         say(f"{database}: starting the stack (logs in {work})")
         with bench_database(database, work, config.postgres_url) as url:
             stand = Stand(work, url)
+            pool = stand.pool
+            say(f"{database}: each process keeps {pool.size} connections, {pool.overflow} more")
             try:
                 stand.start()
                 results = asyncio.run(Load(stand, config, say).run())
             finally:
                 stand.stop()
+            results["database_pool"] = pool.model_dump()
         data["databases"][database] = results
         rows += database_rows(database, results)
         write_json(out, data)

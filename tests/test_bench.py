@@ -8,6 +8,7 @@ import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, select
@@ -18,10 +19,12 @@ from bench.reconciliation import measure as measure_reconciliation
 from bench.reconciliation import reported as reconciliation_reported
 from bench.reconciliation_seed import KINDS
 from bench.settlement import measure, reported
+from bench.stand import Stand
 from db.reconcile import ledger_problems
 from db.tables import Account, Statement
 from domain.ledger import AccountKind
 from tests.databases import create_database, drop_database, migrated_engine
+from tests.support import settings_from_env
 
 
 def test_percentile_is_nearest_rank() -> None:
@@ -134,3 +137,26 @@ def test_the_reconciliation_case_finds_exactly_what_was_planted_and_reports_both
         " rows:   ",
         "",
     )
+
+
+# -- the stand: every process's database pool fits the server at once ------------------------
+
+
+@pytest.mark.skipif(not os.environ.get("TEST_DATABASE_URL"), reason="TEST_DATABASE_URL not set")
+def test_the_stand_fits_its_processes_pools_in_the_servers_connections(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PAYSAGA_DATABASE_POOL__SIZE", raising=False)
+    monkeypatch.delenv("PAYSAGA_DATABASE_POOL__OVERFLOW", raising=False)
+    server, name = os.environ["TEST_DATABASE_URL"], f"bench_{secrets.token_hex(4)}"
+    url = create_database(server, name)
+    try:
+        pool = settings_from_env(Stand(tmp_path, url).env).database_pool
+        with psycopg.connect(server) as connection:
+            row = connection.execute("SHOW max_connections").fetchone()
+        assert row is not None
+        # The scale-out case's two APIs and two workers, each at its most, and room beside.
+        assert 4 * (pool.size + pool.overflow) <= int(row[0]) - 10
+        assert pool.size >= 10  # still a pool: the product's old one kept 10
+    finally:
+        drop_database(server, name)
