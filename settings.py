@@ -84,13 +84,16 @@ class SandboxKeys(BaseModel):
 
 
 class DatabasePool(BaseModel):
-    """A process keeps as many connections open as it has threads that use the database at
-    once (the API's 40 request threads and its to_thread steps, the worker's 32 activity
-    threads), so none is opened and closed per request under load: on PostgreSQL at 50
-    orders in flight, 110 ms of CPU per order with 10 kept, 93 ms with 40 (make bench).
-    On PostgreSQL, max_connections must hold every process's size and overflow."""
+    """The connections a process keeps open (`size`), and how many more it opens under a
+    burst and closes after use (`overflow`). Each connection past the kept ones costs an
+    open and a close per use (on PostgreSQL a server process forked), so a process keeps
+    about as many as its threads use at once under load: the API has 40 request threads
+    and the worker 32 activity threads, but under load each used at most 20-40 (make
+    bench). The ceiling, 30 a process, is what SQLAlchemy's defaults gave before (10 kept,
+    20 more), so a PostgreSQL sized for it still holds every process; its max_connections
+    must hold every process's size and overflow."""
 
-    size: int = Field(default=40, ge=1, le=1000)
+    size: int = Field(default=20, ge=1, le=1000)
     overflow: int = Field(default=10, ge=0, le=1000)
 
     @property

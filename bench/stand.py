@@ -44,8 +44,8 @@ POOL_SIZE, POOL_OVERFLOW = "PAYSAGA_DATABASE_POOL__SIZE", "PAYSAGA_DATABASE_POOL
 
 def pool_share(max_connections: int) -> DatabasePool:
     """Each process's equal share of a server's connections, at most the product's own pool:
-    the bench's four processes at 40 kept and 10 more each would ask a server of PostgreSQL's
-    default 100 for 200 (measured: 98 open in the scale-out case, at 200 orders)."""
+    the bench's four processes at 30 each would ask a server of PostgreSQL's default 100 for
+    120 (measured, with 40 kept and 10 more: 98 open in the scale-out case at 200 orders)."""
     share = max(1, (max_connections - SPARE_CONNECTIONS) // len(DATABASE_PROCESSES))
     default = DatabasePool()
     size = min(default.size, share)
