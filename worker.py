@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -19,7 +19,7 @@ from sqlalchemy import Engine
 from starlette.applications import Starlette
 from temporalio.client import Client
 from temporalio.runtime import Runtime
-from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+from temporalio.worker import Interceptor, UnsandboxedWorkflowRunner, Worker
 
 from activities.channel_calls import ChannelCalls
 from activities.order_opening import OrderOpening
@@ -152,11 +152,13 @@ async def built_worker(
     metrics: BusinessMetrics | None = None,
     runtime: Runtime | None = None,
     bill_sources: BillSources | None = None,
+    interceptors: Sequence[Interceptor] = (),
 ) -> AsyncIterator[WorkerParts]:
     """The worker with every workflow and activity, not yet polling (`async with
     parts.worker` runs it); its HTTP clients, executor and engine close on exit.
 
-    `bill_sources` gives each channel's bills to reconciliation (tests pass their own).
+    `bill_sources` gives each channel's bills to reconciliation (tests pass their own);
+    `interceptors` go inside the worker's own (a test's, to open a window on purpose).
     """
     metrics = metrics or BusinessMetrics()
     # At head: db.migrate ran before we started.
@@ -267,7 +269,7 @@ async def built_worker(
                 workflow_runner=UnsandboxedWorkflowRunner(),
                 # Synchronous activities are never interrupted in their thread by a cancel
                 # (one inside SQLAlchemy's pool left its lock taken: activities/uninterrupted.py).
-                interceptors=[UninterruptedSyncActivities()],
+                interceptors=[UninterruptedSyncActivities(), *interceptors],
                 sticky_queue_schedule_to_start_timeout=settings.sticky_queue_timeout,
                 graceful_shutdown_timeout=settings.worker_shutdown_timeout,
             )

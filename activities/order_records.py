@@ -16,7 +16,13 @@ from sqlmodel import Session, col, delete, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.errors import COUPON_REJECTED, MERCHANT_SUSPENDED, ORDER_INVALID, business_error
+from activities.errors import (
+    COUPON_REJECTED,
+    MERCHANT_SUSPENDED,
+    ORDER_ENDED,
+    ORDER_INVALID,
+    business_error,
+)
 from activities.webhook_starts import StartDelivery
 from db.channel_conversions import payment_conversion_id, record_conversion
 from db.coupons import check_hold_allowed, locked_coupon, reprice
@@ -55,6 +61,8 @@ from metrics.business import BusinessMetrics, payment_outcome
 # Statuses after which an order no longer holds its coupon. (A rejected order never
 # had a row, so it never comes here.)
 _RELEASES_COUPON = {OrderStatus.CLOSED, OrderStatus.CANCELLED, OrderStatus.REFUNDED}
+# Statuses of an order that ended without a payment: it takes none after (record_payment).
+_ENDED_UNPAID = {OrderStatus.CLOSED, OrderStatus.CANCELLED}
 
 
 def _now() -> datetime:
@@ -159,9 +167,19 @@ class OrderRecords:
 
         A suspended merchant's payment is recorded but not captured: `settle_order`
         then refuses it and the saga gives the money back.
+
+        An order whose record already ended unpaid (closed, cancelled) takes no payment:
+        a try of the saga's step that ended it wrote that, and told the buyer and the
+        merchant, and then its workflow task was lost (a worker died, or a payment's
+        notice landed as the saga completed), so the saga, replayed, took a payment the
+        lost try had not seen. What was told stands: refused (OrderEnded, nothing
+        written), and the saga gives the payment back as a late one.
         """
         with self._sessions() as session, session.begin():
             order = locked_order(session, record.order_id)
+            if order.status in _ENDED_UNPAID:
+                message = f"the order is {order.status}: a payment for it is late"
+                raise business_error(ORDER_ENDED, message, order.status, order.close_reason)
             channel, currency = order.channel, order.currency
             payment = current_payment(session, record.order_id)  # the one a buyer can pay
             newly_paid = payment is None or payment.status != "paid"  # under the order's lock

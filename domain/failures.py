@@ -19,6 +19,9 @@ error types; `activities.errors` makes the errors themselves).
     ├── ChannelUnavailable    network, timeout or 5xx at the channel    (retryable)
     ├── WebhookNotAcknowledged  the merchant's endpoint did not answer 2xx (retryable: backoff)
     ├── WebhookUndeliverable  no such event, or the merchant has no signing secret (not retryable)
+    ├── OrderEnded            a payment taken for an order whose record already ended
+    │                         unpaid (closed, cancelled): it is late; details: (status,
+    │                         close_reason)                             (not retryable)
     ├── OrderNotModifiable    the saga refuses a modification: the order is paid, closed,
     │                         cancelled, or its payment could not be closed (an update's
     │                         failure, not an activity's)
@@ -43,12 +46,14 @@ CHANNEL_UNAVAILABLE = "ChannelUnavailable"
 WEBHOOK_NOT_ACKNOWLEDGED = "WebhookNotAcknowledged"
 WEBHOOK_UNDELIVERABLE = "WebhookUndeliverable"
 ORDER_INVALID = "OrderInvalid"
+ORDER_ENDED = "OrderEnded"
 ORDER_NOT_MODIFIABLE = "OrderNotModifiable"
 MODIFICATION_FAILED = "ModificationFailed"
 INSUFFICIENT_FUNDS = "InsufficientFunds"  # db.ledger.InsufficientFunds.__name__
 
 # The refusals an activity reports for good: the only failures a saga acts on (it
-# compensates, rejects or flags); retrying cannot change their answer.
+# compensates, rejects or flags); retrying cannot change their answer. (OrderEnded is
+# not among them: nothing was recorded, and the saga gives the payment back as late.)
 BUSINESS_ERRORS = frozenset(
     {
         COUPON_REJECTED,

@@ -16,7 +16,7 @@ out under `/bank`. Modules, one job each:
     control.py         test controls (bearer auth): pay, decline, faults, refunds, payouts
     service.py         what each action does: store transition, then notification
     payout_service.py  the same for payouts, plus the timers that settle them
-    store.py           payments, refunds, payouts (persisted), faults and delivery log
+    store.py           payments, refunds, payouts, notices owed (persisted); faults, deliveries
     notifier.py        notification delivery on each channel's retry schedule, compressible
     events.py          building notification events
     pages.py           the cashier's HTML

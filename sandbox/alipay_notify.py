@@ -38,6 +38,7 @@ _TRADE_STATUS = {
 
 
 class AlipayNotifications:
+    name = "alipay"
     retry_delays: tuple[float, ...] = (240.0, 600.0, 600.0, 3600.0, 7200.0, 21600.0, 54000.0)
     event_types: frozenset[str] = frozenset(_TRADE_STATUS)
 

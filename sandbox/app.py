@@ -57,6 +57,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ChannelName.CARD: card_front.notifications(settings),
     }
     bank_secret = settings.sandbox_webhook_secret.get_secret_value().encode()
+    bank_notifications = BankNotifications(bank_secret)
+    by_name = {p.name: p for p in (*protocols.values(), bank_notifications)}
     faults = FaultInjector()  # none until a chaos run sets its rates
 
     @asynccontextmanager
@@ -69,7 +71,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 time_scale=settings.sandbox_time_scale,
                 record=store.record_delivery,
                 faults=faults.notification,
+                outbox=store,
             )
+            notifier.resume(store.held_notices(), by_name)  # owed from before a restart
             app.state.service = SandboxService(
                 store, notifier, settings.sandbox_base_url, protocols
             )
@@ -77,7 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             payouts = PayoutService(
                 store,
                 notifier,
-                BankNotifications(bank_secret),
+                bank_notifications,
                 delay_ms=settings.sandbox_payout_delay_ms,
             )
             app.state.payouts = payouts

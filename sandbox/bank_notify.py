@@ -11,6 +11,7 @@ from sandbox.notifier import AnyEvent, WireMessage, doubling_delays
 
 
 class BankNotifications:
+    name = "bank"
     retry_delays = doubling_delays(60, 12)
     event_types = frozenset({"payout.paid", "payout.failed"})
 

@@ -22,6 +22,7 @@ def unix_now() -> int:
 
 
 class CardNotifications:
+    name = "card"
     retry_delays = doubling_delays(60, 12)
     event_types = frozenset(
         {"payment.succeeded", "payment.declined", "refund.succeeded", "refund.failed"}

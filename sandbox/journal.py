@@ -2,7 +2,8 @@
 
 A change appends one line (`{"t": kind, "r": record}`), so a write costs the size of
 the record, not of the whole history (the old snapshot rewrote everything on every
-change). Reading replays the lines: the last line for a key wins. A line cut short by a
+change). Reading replays the lines: the last line for a key wins, and a line marked
+`"gone"` (`Journal.remove`) drops its key. A line cut short by a
 crash mid-write is the last one, and is skipped. On open the journal is compacted (one
 line per live record, written to a temporary file and swapped in atomically), so it does
 not grow without bound across restarts. A snapshot from before the journal (one JSON
@@ -18,7 +19,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-KINDS = ("payments", "refunds", "payouts", "sweeps")
+KINDS = ("payments", "refunds", "payouts", "sweeps", "notices")
 Record = dict[str, Any]
 
 
@@ -30,6 +31,8 @@ def record_key(kind: str, record: Record) -> tuple[str, ...]:
         return (record["channel"], record["refund_id"])
     if kind == "sweeps":
         return (record["transfer_id"],)
+    if kind == "notices":
+        return (record["event_id"],)
     return (record["payout_id"],)
 
 
@@ -49,7 +52,11 @@ def read_state(path: Path) -> dict[str, list[Record]]:
                 break  # a write cut short by a crash: the change never happened
             raise
         if "t" in entry:
-            state[entry["t"]][record_key(entry["t"], entry["r"])] = entry["r"]
+            key = record_key(entry["t"], entry["r"])
+            if entry.get("gone"):
+                state[entry["t"]].pop(key, None)
+            else:
+                state[entry["t"]][key] = entry["r"]
         else:  # a snapshot from before the journal
             for kind in KINDS:
                 for record in entry.get(kind, []):
@@ -72,6 +79,11 @@ class Journal:
         line = _line(kind, record)
         return os.write(self._fd, line)
 
+    def remove(self, kind: str, record: Record) -> int:
+        """Write that the record of `kind` with `record`'s key is gone (reading drops it,
+        and so does the next compaction); the number of bytes written."""
+        return os.write(self._fd, _line(kind, record, gone=True))
+
     def close(self) -> None:
         os.close(self._fd)
 
@@ -88,5 +100,6 @@ class Journal:
         os.replace(temporary, self.path)  # atomic: a crash leaves the old or the new file
 
 
-def _line(kind: str, record: Record) -> bytes:
-    return json.dumps({"t": kind, "r": record}, separators=(",", ":")).encode() + b"\n"
+def _line(kind: str, record: Record, *, gone: bool = False) -> bytes:
+    entry = {"t": kind, "r": record, "gone": True} if gone else {"t": kind, "r": record}
+    return json.dumps(entry, separators=(",", ":")).encode() + b"\n"

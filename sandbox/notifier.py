@@ -10,7 +10,10 @@ delay and the channel-time at which it was made.
 
 Each event gets its own asyncio task, kept so that shutdown can cancel it.
 Attempts are recorded under the key the control API reads them by: a payment
-or refund event's out_trade_no, a payout event's payout_id.
+or refund event's out_trade_no, a payout event's payout_id. With an `Outbox`
+(the store), an event is held until it is taken or given up on, and `resume`
+sends what a restart found still held, as a real channel keeps retrying
+through its own outage.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from typing import Protocol
 import httpx
 
 from sandbox.protocol import Event, PayoutEvent
-from sandbox.store import DeliveryAttempt
+from sandbox.store import DeliveryAttempt, HeldNotice
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +53,8 @@ class WireMessage:
 class NotifyProtocol(Protocol):
     """One channel's notifications: wire format, acknowledgement, retry schedule."""
 
+    name: str  # how a held notice names it across a restart (a channel's, or "bank")
+
     # Seconds (channel time) to wait before the 2nd, 3rd, ... attempt.
     retry_delays: tuple[float, ...]
     # Which of our event types the channel tells about at all (WeChat Pay sends
@@ -59,6 +64,14 @@ class NotifyProtocol(Protocol):
     def render(self, event: AnyEvent) -> WireMessage: ...
 
     def accepted(self, status_code: int, body: bytes) -> bool: ...
+
+
+class Outbox(Protocol):
+    """Where notifications not yet taken are kept across a restart (the store)."""
+
+    def hold_notice(self, notice: HeldNotice) -> None: ...
+
+    def release_notice(self, event_id: str) -> None: ...
 
 
 def doubling_delays(first_s: float, retries: int) -> tuple[float, ...]:
@@ -74,8 +87,10 @@ class Notifier:
         record: RecordAttempt,
         clock: Callable[[], float] = time.monotonic,
         faults: Callable[[DeliveryMode, int], tuple[DeliveryMode, int]] | None = None,
+        outbox: Outbox | None = None,
     ) -> None:
         self._client = client
+        self._outbox = outbox
         self._faults = faults  # a chaos run's: may turn a normal delivery into a fault
         self._time_scale = time_scale
         self._record = record
@@ -95,14 +110,29 @@ class Notifier:
             mode, delay_ms = self._faults(mode, delay_ms)
         if mode is DeliveryMode.DROP or event.type not in protocol.event_types:
             return
+        if self._outbox is not None:
+            raw = event.model_dump(mode="json")
+            self._outbox.hold_notice(HeldNotice(event.id, url, protocol.name, raw))
         delay_s = delay_ms / 1000 if mode is DeliveryMode.DELAY else 0.0
         copies = 2 if mode is DeliveryMode.DUPLICATE else 1
         for _ in range(copies):
-            task = asyncio.create_task(
-                self._deliver(url, event, protocol, delay_s), name=f"notify-{event.id}"
-            )
-            self._tasks.add(task)
-            task.add_done_callback(self._forget)
+            self._start(url, event, protocol, delay_s)
+
+    def resume(self, held: list[HeldNotice], protocols: Mapping[str, NotifyProtocol]) -> None:
+        """Send again, at once, each notification a restart found still owed (no faults:
+        whether it is sent was decided when it was first handed over)."""
+        for notice in held:
+            raw = notice.event
+            payout = raw["type"].startswith("payout.")
+            event = PayoutEvent.model_validate(raw) if payout else Event.model_validate(raw)
+            self._start(notice.url, event, protocols[notice.protocol], 0.0)
+
+    def _start(self, url: str, event: AnyEvent, protocol: NotifyProtocol, delay_s: float) -> None:
+        task = asyncio.create_task(
+            self._deliver(url, event, protocol, delay_s), name=f"notify-{event.id}"
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._forget)
 
     async def aclose(self) -> None:
         """Cancel deliveries still in flight (on shutdown)."""
@@ -122,8 +152,14 @@ class Notifier:
             await asyncio.sleep(wait_s * self._time_scale)
             channel_time_s = (self._clock() - started) / self._time_scale
             if await self._attempt(url, event, protocol, attempt, wait_s, channel_time_s):
+                self._release(event)
                 return
         log.warning("gave up on event %s after %d attempts", event.id, len(waits))
+        self._release(event)
+
+    def _release(self, event: AnyEvent) -> None:
+        if self._outbox is not None:
+            self._outbox.release_notice(event.id)
 
     async def _attempt(
         self,

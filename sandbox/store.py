@@ -12,11 +12,12 @@ deliveries by payout_id, in the same maps.
 With a `path`, payments, refunds and payouts are also appended to a journal
 (`sandbox.journal`: one line per change, so a write costs the same
 however long the history) and read back at start, so the sandbox, like a
-real channel, remembers them across a restart. Faults, refund and payout
-behaviour and deliveries are test scaffolding and stay in memory;
-notifications in flight at a restart are lost, which the saga's own polling
-recovers. A payout pending at a restart stays pending (its settlement timer
-is gone) until the control API completes or fails it.
+real channel, remembers them across a restart. So are the notifications not yet
+taken (`HeldNotice`): a channel's queue outlives its outage, and the notifier sends
+them again after a restart (a late payment is known by its notification alone: its
+saga has ended and polls no more). Faults, refund and payout behaviour and the
+delivery log are test scaffolding and stay in memory. A payout pending at a restart
+stays pending (its settlement timer is gone) until the control API completes or fails it.
 """
 
 from __future__ import annotations
@@ -151,6 +152,16 @@ class DeliveryAttempt:
     at_s: float  # channel seconds since the first attempt, as measured
 
 
+@dataclass(frozen=True)
+class HeldNotice:
+    """A notification the notifier still owes: kept until it is taken (or given up on)."""
+
+    event_id: str
+    url: str
+    protocol: str  # its NotifyProtocol's name: a channel's, or "bank"
+    event: dict[str, Any]  # the event as JSON, sent again unchanged (its id too)
+
+
 def _not_found(what: str) -> SandboxError:
     return SandboxError(404, f"{what}_not_found")
 
@@ -168,6 +179,7 @@ class Store:
         self._payout_modes: dict[str, PayoutMode] = {}
         self._deliveries: dict[str, list[DeliveryAttempt]] = {}
         self._sweeps: dict[str, SweepRecord] = {}
+        self._notices: dict[str, HeldNotice] = {}
         if self._journal is not None:
             self._load(self._journal.state)
 
@@ -511,6 +523,22 @@ class Store:
         async with self._lock:
             return list(self._deliveries.get(out_trade_no, []))
 
+    # -- notifications owed (the notifier's outbox) ----------------------------
+    # Not async: the notifier holds a notice as it is handed the event, before the action
+    # that caused it answers; no await inside, so each runs whole under the event loop.
+
+    def hold_notice(self, notice: HeldNotice) -> None:
+        self._notices[notice.event_id] = notice
+        self._persist("notices", notice)
+
+    def release_notice(self, event_id: str) -> None:
+        """The notification was taken (or given up on): not sent again after a restart."""
+        if self._notices.pop(event_id, None) is not None and self._journal is not None:
+            self._journal.remove("notices", {"event_id": event_id})
+
+    def held_notices(self) -> list[HeldNotice]:
+        return list(self._notices.values())
+
     # -- helpers (call with the lock held) --------------------------------
 
     def _payment(self, key: PaymentKey) -> PaymentRecord:
@@ -547,7 +575,9 @@ class Store:
         return payout
 
     def _persist(
-        self, kind: str, record: PaymentRecord | RefundRecord | PayoutRecord | SweepRecord
+        self,
+        kind: str,
+        record: PaymentRecord | RefundRecord | PayoutRecord | SweepRecord | HeldNotice,
     ) -> None:
         if self._journal is not None:
             self._journal.append(kind, asdict(record))
@@ -566,6 +596,9 @@ class Store:
         for raw in state["sweeps"]:
             sweep = SweepRecord(**{**raw, "channel": ChannelName(raw["channel"])})
             self._sweeps[sweep.transfer_id] = sweep
+        for raw in state["notices"]:
+            notice = HeldNotice(**raw)
+            self._notices[notice.event_id] = notice
 
     def _check_refundable(self, payment: PaymentRecord, request: RefundCreate) -> None:
         if payment.status != "paid":

@@ -41,6 +41,7 @@ _EVENTS: dict[str, tuple[str, str]] = {
 class WeChatPayNotifications:
     """Renders our events as WeChat Pay notifications for the merchant in `settings`."""
 
+    name = "wechatpay"
     retry_delays = RETRY_DELAYS
     event_types = frozenset(_EVENTS)
 

@@ -132,10 +132,10 @@ class System:
             "worker",
         )
 
-    def restart_sandbox(self) -> None:
+    def restart_sandbox(self, *, kill: bool = False) -> None:
         port = int(self.sandbox_url.rsplit(":", 1)[1])
         command = stack.uvicorn_command("sandbox.app:create_app", "127.0.0.1", port)
-        self.processes.stop("sandbox")
+        self.processes.stop("sandbox", kill=kill)
         self.processes.start("sandbox", command, self.log_dir / "sandbox.log")
         stack.wait_until(lambda: stack.http_ok(f"{self.sandbox_url}/healthz"), "sandbox")
 

@@ -10,7 +10,7 @@ import pytest
 from sqlmodel import Session, func, select
 from temporalio.client import Client
 
-from db.tables import JournalEntry, PartyNotification
+from db.tables import JournalEntry, PartyNotification, Refund
 from domain.keys import order_workflow_id, refund_workflow_id
 from tests.conftest import System
 from tests.support import (
@@ -88,6 +88,30 @@ async def test_sandbox_channel_remembers_payments_across_its_restart(
     await pay(sandbox, order["id"])  # the channel still knows the payment we created
     done = await wait_status(api, order["id"], "completed")
     assert done["payment"]["channel_payment_id"] == order["payment"]["channel_payment_id"]
+
+
+async def test_a_late_payment_notified_across_a_channel_crash_is_given_back(
+    api: httpx.AsyncClient, sandbox: httpx.AsyncClient, system: System
+) -> None:
+    merchant_id = await create_merchant(api)
+    order = await create_order(api, merchant_id, payment_timeout_seconds=1)
+    await wait_status(api, order["id"], "closed")
+    # Paid after the close: its saga has ended, and only the notification tells of it. The
+    # channel crashes before sending it, and sends it once it is back, as a channel does.
+    await pay(sandbox, order["id"], force=True, notify="delay", delay_ms=60_000)
+    await asyncio.to_thread(system.restart_sandbox, kill=True)
+
+    def late_refunds() -> list[tuple[str, int, str]]:
+        with Session(system.engine) as session:
+            rows = session.exec(select(Refund).where(Refund.order_id == order["id"])).all()
+            return [(r.reason, r.amount, r.status) for r in rows]
+
+    refunds = await wait_for(
+        lambda: asyncio.to_thread(late_refunds),
+        lambda rows: any(status == "succeeded" for _, _, status in rows),
+        "the late payment to be given back",
+    )
+    assert refunds == [("late_payment", order["amounts"]["payable"], "succeeded")]
 
 
 async def test_worker_killed_mid_settlement_pays_the_merchant_once(

@@ -143,6 +143,13 @@ class RestartableSandbox:
         self.stop()
         self.start()
 
+    def crash(self) -> None:
+        """Kill it (SIGKILL): nothing it held only in memory survives, as at a real crash."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+
 
 @pytest.fixture
 def restartable_sandbox(tmp_path: Path) -> Iterator[RestartableSandbox]:

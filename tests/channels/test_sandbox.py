@@ -32,8 +32,16 @@ from channels.base import (
 )
 from channels.errors import ChannelRejected, ChannelUnavailable, PaymentNotFound
 from channels.registry import build_channels
+from sandbox.journal import read_state
 from sandbox.money import format_amount
-from tests.channels.conftest import Control, Inbox, ReceivedRequest, Receiver, RunningSandbox
+from tests.channels.conftest import (
+    Control,
+    Inbox,
+    ReceivedRequest,
+    Receiver,
+    RestartableSandbox,
+    RunningSandbox,
+)
 
 T = TypeVar("T")
 MERCHANT = "merchant_tea_shop"
@@ -380,6 +388,37 @@ async def test_a_delayed_notification_arrives_after_the_delay(
 
     (notice,) = await received(inbox, 1)
     assert notice.received_at - started >= 0.3
+
+
+@pytest.mark.parametrize("name", list(ChannelName), ids=[c.value for c in ChannelName])
+async def test_a_notification_owed_at_a_crash_is_sent_after_the_restart(
+    name: ChannelName,
+    restartable_sandbox: RestartableSandbox,
+    client: httpx.AsyncClient,
+    order_id: str,
+    inbox: Inbox,
+) -> None:
+    running = restartable_sandbox.running
+    channel = build_channels(running.settings(), client)[name.value]
+    control = Control(client, running.base_url)
+    await channel.create_payment(payment_request(order_id, inbox))
+    # Paid, its notification a minute off (a late payment's is all that tells of it).
+    await control.pay(order_id, notify="delay", delay_ms=60_000)
+
+    await asyncio.to_thread(restartable_sandbox.crash)
+    await asyncio.to_thread(restartable_sandbox.start)
+
+    (notice,) = await received(inbox, 1)  # at once after the restart, as a retry
+    notification = parsed(channel, notice)
+    assert (notification.kind, notification.order_id) == (
+        NotificationKind.PAYMENT_SUCCEEDED,
+        order_id,
+    )
+
+    async def owed() -> list[dict[str, object]]:
+        return read_state(restartable_sandbox.store_path)["notices"]
+
+    await eventually(owed, lambda notices: notices == [])  # taken: not sent at the next start
 
 
 async def test_a_declined_payment_can_no_longer_be_paid(

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from channels.base import ChannelName
 from sandbox.protocol import PaymentCreate, RefundCreate
-from sandbox.store import Store
+from sandbox.store import HeldNotice, Store
 
 
 def _payment(number: int) -> PaymentCreate:
@@ -86,3 +86,18 @@ async def test_a_write_cut_short_by_a_crash_is_skipped(tmp_path: Path) -> None:
     assert (await again.payment((ChannelName.ALIPAY, "order-000001"))).status == "paid"
     await _pay_one(again, 2)  # and it goes on writing whole lines after compaction
     assert (await Store(path).payment((ChannelName.ALIPAY, "order-000002"))).status == "paid"
+
+
+async def test_a_notice_owed_survives_a_restart_until_it_is_released(tmp_path: Path) -> None:
+    path = tmp_path / "sandbox.json"
+    store = Store(path)
+    owed = HeldNotice("evt_1", "http://127.0.0.1/notify", "alipay", {"id": "evt_1"})
+    store.hold_notice(owed)
+    store.hold_notice(HeldNotice("evt_2", "http://127.0.0.1/notify", "card", {"id": "evt_2"}))
+    store.release_notice("evt_2")
+
+    again = Store(path)  # read back, and compacted
+
+    assert again.held_notices() == [owed]
+    again.release_notice("evt_1")
+    assert Store(path).held_notices() == []

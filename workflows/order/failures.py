@@ -10,6 +10,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.failures import (
         COUPON_REJECTED,
         MODIFICATION_FAILED,
+        ORDER_ENDED,
         ORDER_INVALID,
         ORDER_NOT_MODIFIABLE,
     )
@@ -24,6 +25,14 @@ def failure_type(error: ActivityError | ApplicationError | StepTimeout) -> str |
     """The application error type a failed step reported (None: no such type)."""
     failure = error.cause if isinstance(error, ActivityError) else error
     return failure.type if isinstance(failure, ApplicationError) else None
+
+
+def ended_as(error: BaseException) -> tuple[str, str | None]:
+    """The status and close reason an OrderEnded refusal found the order's record in."""
+    failure = error.cause if isinstance(error, ActivityError) else error
+    assert isinstance(failure, ApplicationError) and failure.type == ORDER_ENDED
+    status, reason = failure.details
+    return str(status), None if reason is None else str(reason)
 
 
 def refused(

@@ -13,14 +13,16 @@ from datetime import datetime, timedelta
 
 from temporalio import workflow
 
+from workflows.order.failures import ended_as, failure_type
 from workflows.order.payment_wait import PaymentWait
 from workflows.order.versions import patched_or_v2, since_v2, since_v3
 
 with workflow.unsafe.imports_passed_through():
     from activities.order_records import OrderRecords
     from activities.payment_settlement import PaymentSettlement
+    from domain.failures import ORDER_ENDED
     from domain.order_status import OrderStatus
-    from domain.saga import Fulfilled, PaymentFulfilment, PaymentRecord
+    from domain.saga import Fulfilled, PaymentFulfilment, PaymentRecord, PaymentSignal
     from workflows import options
 
 
@@ -54,6 +56,9 @@ class Fulfilment(PaymentWait):
             else:
                 await self._record_then_settle(record, ordered)
         except options.StepFailed as error:
+            if failure_type(error) == ORDER_ENDED:
+                await self._end_as_recorded(paid, error)
+                return
             if ordered and options.business_failure(error) is None:
                 raise options.UnclassifiedFailure(f"{error.cause or error}") from error
             await self._compensate(str(error.cause or error))
@@ -69,6 +74,20 @@ class Fulfilment(PaymentWait):
                 await self._hold_until_receipt()
         self._status = OrderStatus.COMPLETED  # release_funds wrote the projection
         self._publish(self._status)
+
+    async def _end_as_recorded(self, paid: PaymentSignal, refusal: BaseException) -> None:
+        """The order's record had already ended unpaid when this payment came to be taken
+        (OrderEnded, nothing written): a try of the step that ended it wrote that and told
+        the parties, then its workflow task was lost and this replay, seeing a payment
+        that try had not, took it. What was told stands: the order ends as its record
+        says, and the payment goes back as a late one."""
+        status, reason = ended_as(refusal)
+        self._paid = None
+        self._compensations.clear()  # nothing was recorded
+        self._close_reason = reason
+        self._status = OrderStatus(status)
+        self._publish(self._status)
+        await self._give_back(paid)
 
     async def _record_then_settle(self, record: PaymentRecord, ordered: bool) -> None:
         """Orders of version 1: the payment, then its settlement, each a step (and, for

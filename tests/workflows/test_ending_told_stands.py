@@ -1,0 +1,156 @@
+"""An ending the saga told stands, even when the workflow task that told it is lost.
+
+The step that closes an unpaid order writes `closed` and tells the buyer and the merchant
+(a local activity, run inside the workflow task). If that task is then lost, the saga is
+replayed from before it and may decide anew: a payment's notice that landed meanwhile (a
+buyer paying a stale QR code after the close) is then taken as the order's payment, and
+the order told closed completes. make chaos found it so (a worker too slow for its task
+timeout); here a payment's notice landing as the saga completes loses the task (the
+server refuses the completion: UNHANDLED_COMMAND). A worker of the test's own, on the
+real Temporal server, database and sandbox, holds the closing write once it committed
+until the notice is in the history, which opens that window on purpose.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest_asyncio
+from sqlmodel import Session, select
+from temporalio import activity
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowHandle
+from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput, Interceptor
+
+from api.services.order_creation import notify_url
+from db.tables import Refund, WebhookEvent
+from domain.keys import order_workflow_id
+from domain.pricing import OrderLine, price_order
+from domain.saga import SAGA_VERSION, OrderInput, StatusChange
+from settings import Settings
+from tests.conftest import System
+from tests.support import create_merchant, get_order, pay, settings_from_env, wait_for
+from worker import built_worker
+from workflows.order import OrderWorkflow
+
+PAYABLE = 7498
+
+
+@dataclass
+class HeldClosing(Interceptor):
+    """Holds the first `set_order_status` to closed, once it committed, until released."""
+
+    written: asyncio.Event = field(default_factory=asyncio.Event)
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
+        return _Hold(next, self)
+
+
+class _Hold(ActivityInboundInterceptor):
+    def __init__(self, next: ActivityInboundInterceptor, held: HeldClosing) -> None:
+        super().__init__(next)
+        self._held = held
+
+    async def execute_activity(self, input: ExecuteActivityInput) -> Any:
+        result = await self.next.execute_activity(input)
+        if activity.info().activity_type == "set_order_status" and not self._held.written.is_set():
+            change = input.args[0]
+            assert isinstance(change, StatusChange)
+            if change.status == "closed":
+                self._held.written.set()
+                await self._held.release.wait()
+        return result
+
+
+@dataclass
+class OwnWorker:
+    client: Client
+    settings: Settings
+    held: HeldClosing
+
+
+@pytest_asyncio.fixture
+async def own_worker(system: System) -> AsyncIterator[OwnWorker]:
+    settings = settings_from_env(system.env).model_copy(
+        update={"task_queue": f"ending-{secrets.token_hex(4)}", "worker_metrics_port": 0}
+    )
+    held = HeldClosing()
+    async with built_worker(settings, interceptors=[held]) as parts, parts.worker:
+        try:
+            yield OwnWorker(parts.client, settings, held)
+        finally:
+            held.release.set()  # a test that failed midway leaves nothing held
+
+
+def _order(settings: Settings, merchant_id: str) -> OrderInput:
+    """What the API would start for a 1 s payment window at Alipay."""
+    lines = [OrderLine(sku="tea-001", name="Oolong", quantity=2, unit_amount=3749)]
+    return OrderInput(
+        order_id=f"ord_{secrets.token_hex(12)}",
+        merchant_id=merchant_id,
+        channel="alipay",
+        priced=price_order(lines, "CNY", None, datetime.now(UTC)),
+        channel_fee_rate=settings.channel_fee_rates["alipay"],
+        commission_rate=Decimal("0.05"),
+        payment_timeout_seconds=1,
+        polling=settings.poll,
+        auto_complete_seconds=0,
+        notify_url=notify_url(settings, "alipay"),
+        saga_version=SAGA_VERSION,
+    )
+
+
+async def _history(handle: WorkflowHandle[Any, Any]) -> list[EventType.ValueType]:
+    return [event.event_type async for event in handle.fetch_history_events()]
+
+
+async def _notice_taken(sandbox: httpx.AsyncClient, order_id: str) -> bool:
+    """The API answered the channel's notice, so its signal is at the server (buffered
+    there, out of the history, while a workflow task runs)."""
+    response = await sandbox.get(f"/control/payments/{order_id}/deliveries")
+    response.raise_for_status()
+    return any(delivery["accepted"] for delivery in response.json())
+
+
+async def test_a_payment_noticed_as_the_closing_task_is_lost_goes_back_and_the_order_stays_closed(
+    own_worker: OwnWorker, api: httpx.AsyncClient, sandbox: httpx.AsyncClient, system: System
+) -> None:
+    order = _order(own_worker.settings, await create_merchant(api))
+    handle = await own_worker.client.start_workflow(
+        OrderWorkflow.run,
+        order,
+        id=order_workflow_id(order.order_id),
+        task_queue=own_worker.settings.task_queue,
+        task_timeout=timedelta(seconds=10),  # the hold below never outlasts the task
+    )
+    await asyncio.wait_for(own_worker.held.written.wait(), timeout=20)
+    told = await get_order(api, order.order_id)
+    assert told["status"] == "closed"  # what the buyer and the merchant were told
+
+    # The buyer pays the closed order's stale QR code; its notice reaches the saga while
+    # the task that closed the order is still running, and the task is lost.
+    await pay(sandbox, order.order_id, force=True)
+    await wait_for(lambda: _notice_taken(sandbox, order.order_id), bool, "the notice taken")
+    own_worker.held.release.set()
+
+    view = await asyncio.wait_for(handle.result(), timeout=30)
+    assert EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED in await _history(handle)  # it was lost
+    assert (view.status, view.close_reason) == ("closed", "payment_timeout")
+    assert (await get_order(api, order.order_id))["status"] == "closed"
+    with Session(system.engine) as session:
+        refunds = session.exec(select(Refund).where(Refund.order_id == order.order_id)).all()
+        events = session.exec(
+            select(WebhookEvent.type).where(WebhookEvent.order_id == order.order_id)
+        ).all()
+    assert [(r.reason, r.amount, r.status) for r in refunds] == [
+        ("late_payment", PAYABLE, "succeeded")
+    ]
+    assert list(events) == ["order.closed"]  # never told it was paid
