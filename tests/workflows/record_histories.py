@@ -72,7 +72,9 @@ from tests.support import (
     wait_for,
     wait_status,
 )
+from tests.workflows.conftest import OwnWorker
 from tests.workflows.run_histories import run_histories
+from tests.workflows.test_ending_told_stands import closing_task_lost_to_a_payment
 from tests.workflows.test_late_payment_repeats import repeat_late_notice
 from tests.workflows.test_saga_refund_child import pending_compensation
 from tests.workflows.test_settlement_handover import (
@@ -272,6 +274,14 @@ async def test_late_payment_after_close(
     assert refund.channel_txn_id is not None
     workflow_id = late_payment_workflow_id(refund.channel, refund.channel_txn_id)
     await record(temporal, workflow_id, "late_payment_refund")
+
+
+async def test_closing_task_lost_to_a_payment(
+    own_worker: OwnWorker, api: httpx.AsyncClient, sandbox: httpx.AsyncClient
+) -> None:
+    """The order stays closed as it was told, and the payment goes back as a late one."""
+    _, handle = await closing_task_lost_to_a_payment(own_worker, api, sandbox)
+    await record(own_worker.client, handle.id, "order_closed_task_lost_payment_given_back")
 
 
 async def test_replaced_attempt_paid_during_the_receipt_hold(

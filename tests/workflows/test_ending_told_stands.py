@@ -15,79 +15,27 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import httpx
-import pytest_asyncio
 from sqlmodel import Session, select
-from temporalio import activity
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowHandle
-from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput, Interceptor
+from temporalio.client import WorkflowHandle
 
 from api.services.order_creation import notify_url
 from db.tables import Refund, WebhookEvent
 from domain.keys import order_workflow_id
 from domain.pricing import OrderLine, price_order
-from domain.saga import SAGA_VERSION, OrderInput, StatusChange
+from domain.saga import SAGA_VERSION, OrderInput
 from settings import Settings
 from tests.conftest import System
-from tests.support import create_merchant, get_order, pay, settings_from_env, wait_for
-from worker import built_worker
+from tests.support import create_merchant, get_order, pay, wait_for
+from tests.workflows.conftest import OwnWorker
 from workflows.order import OrderWorkflow
 
 PAYABLE = 7498
-
-
-@dataclass
-class HeldClosing(Interceptor):
-    """Holds the first `set_order_status` to closed, once it committed, until released."""
-
-    written: asyncio.Event = field(default_factory=asyncio.Event)
-    release: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
-        return _Hold(next, self)
-
-
-class _Hold(ActivityInboundInterceptor):
-    def __init__(self, next: ActivityInboundInterceptor, held: HeldClosing) -> None:
-        super().__init__(next)
-        self._held = held
-
-    async def execute_activity(self, input: ExecuteActivityInput) -> Any:
-        result = await self.next.execute_activity(input)
-        if activity.info().activity_type == "set_order_status" and not self._held.written.is_set():
-            change = input.args[0]
-            assert isinstance(change, StatusChange)
-            if change.status == "closed":
-                self._held.written.set()
-                await self._held.release.wait()
-        return result
-
-
-@dataclass
-class OwnWorker:
-    client: Client
-    settings: Settings
-    held: HeldClosing
-
-
-@pytest_asyncio.fixture
-async def own_worker(system: System) -> AsyncIterator[OwnWorker]:
-    settings = settings_from_env(system.env).model_copy(
-        update={"task_queue": f"ending-{secrets.token_hex(4)}", "worker_metrics_port": 0}
-    )
-    held = HeldClosing()
-    async with built_worker(settings, interceptors=[held]) as parts, parts.worker:
-        try:
-            yield OwnWorker(parts.client, settings, held)
-        finally:
-            held.release.set()  # a test that failed midway leaves nothing held
 
 
 def _order(settings: Settings, merchant_id: str) -> OrderInput:
@@ -120,9 +68,11 @@ async def _notice_taken(sandbox: httpx.AsyncClient, order_id: str) -> bool:
     return any(delivery["accepted"] for delivery in response.json())
 
 
-async def test_a_payment_noticed_as_the_closing_task_is_lost_goes_back_and_the_order_stays_closed(
-    own_worker: OwnWorker, api: httpx.AsyncClient, sandbox: httpx.AsyncClient, system: System
-) -> None:
+async def closing_task_lost_to_a_payment(
+    own_worker: OwnWorker, api: httpx.AsyncClient, sandbox: httpx.AsyncClient
+) -> tuple[OrderInput, WorkflowHandle[Any, Any]]:
+    """An order closed on its timeout whose closing task is lost to a payment's notice
+    (also the recorded history of that path: tests/workflows/record_histories)."""
     order = _order(own_worker.settings, await create_merchant(api))
     handle = await own_worker.client.start_workflow(
         OrderWorkflow.run,
@@ -140,7 +90,13 @@ async def test_a_payment_noticed_as_the_closing_task_is_lost_goes_back_and_the_o
     await pay(sandbox, order.order_id, force=True)
     await wait_for(lambda: _notice_taken(sandbox, order.order_id), bool, "the notice taken")
     own_worker.held.release.set()
+    return order, handle
 
+
+async def test_a_payment_noticed_as_the_closing_task_is_lost_goes_back_and_the_order_stays_closed(
+    own_worker: OwnWorker, api: httpx.AsyncClient, sandbox: httpx.AsyncClient, system: System
+) -> None:
+    order, handle = await closing_task_lost_to_a_payment(own_worker, api, sandbox)
     view = await asyncio.wait_for(handle.result(), timeout=30)
     assert EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED in await _history(handle)  # it was lost
     assert (view.status, view.close_reason) == ("closed", "payment_timeout")
