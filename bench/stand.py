@@ -40,6 +40,11 @@ CHAOS_TIMINGS = (
 DATABASE_PROCESSES = ("api", "worker", "api-2", "worker-2")
 SPARE_CONNECTIONS = 20
 POOL_SIZE, POOL_OVERFLOW = "PAYSAGA_DATABASE_POOL__SIZE", "PAYSAGA_DATABASE_POOL__OVERFLOW"
+# Pools set by hand, read before any stand's settings reach this process's environment
+# (`Stand.operator_headers` puts them there: a later stand would read the last one's).
+HAND_SET_POOL = {
+    name: os.environ[name] for name in (POOL_SIZE, POOL_OVERFLOW) if name in os.environ
+}
 
 
 def pool_share(max_connections: int) -> DatabasePool:
@@ -92,9 +97,9 @@ class Stand:
         self.pool = DatabasePool()
         if not database_url.startswith("sqlite"):  # a server every process's pool must fit
             self.pool = pool_share(max_connections(database_url))
-        self.pool = DatabasePool(  # unless the environment names its own (make bench's caller)
-            size=int(os.environ.get(POOL_SIZE, self.pool.size)),
-            overflow=int(os.environ.get(POOL_OVERFLOW, self.pool.overflow)),
+        self.pool = DatabasePool(  # unless make bench's caller named its own
+            size=int(HAND_SET_POOL.get(POOL_SIZE, self.pool.size)),
+            overflow=int(HAND_SET_POOL.get(POOL_OVERFLOW, self.pool.overflow)),
         )
         env[POOL_SIZE], env[POOL_OVERFLOW] = str(self.pool.size), str(self.pool.overflow)
         self.system = ChaosSystem(work, env)

@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
+from bench import stand
 from bench.config import from_env, parse_rows, parse_scale
 from bench.figures import Goal, Row, cpu_ticks, ms_per_item, percentile, render_table
 from bench.reconciliation import measure as measure_reconciliation
@@ -146,8 +147,11 @@ def test_the_reconciliation_case_finds_exactly_what_was_planted_and_reports_both
 def test_the_stand_fits_its_processes_pools_in_the_servers_connections(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delenv("PAYSAGA_DATABASE_POOL__SIZE", raising=False)
-    monkeypatch.delenv("PAYSAGA_DATABASE_POOL__OVERFLOW", raising=False)
+    monkeypatch.setattr(stand, "HAND_SET_POOL", {}, raising=False)
+    # An earlier stand's settings in this process's environment (operator_headers puts them
+    # there: the SQLite stand's, when make bench goes on to PostgreSQL) are not set by hand.
+    monkeypatch.setenv("PAYSAGA_DATABASE_POOL__SIZE", "40")
+    monkeypatch.setenv("PAYSAGA_DATABASE_POOL__OVERFLOW", "10")
     server, name = os.environ["TEST_DATABASE_URL"], f"bench_{secrets.token_hex(4)}"
     url = create_database(server, name)
     try:
