@@ -152,8 +152,7 @@ class Notifier:
             await asyncio.sleep(wait_s * self._time_scale)
             channel_time_s = (self._clock() - started) / self._time_scale
             if await self._attempt(url, event, protocol, attempt, wait_s, channel_time_s):
-                self._release(event)
-                return
+                return  # released by the attempt, as it was taken
         log.warning("gave up on event %s after %d attempts", event.id, len(waits))
         self._release(event)
 
@@ -180,6 +179,8 @@ class Notifier:
             accepted = protocol.accepted(status_code, response.content)
         except httpx.HTTPError as exc:
             error = type(exc).__name__
+        if accepted:  # before anything awaits: a shutdown cancelling it then must not leave
+            self._release(event)  # a notice taken owed, to be sent again after the restart
         await self._record(
             _delivery_key(event),
             DeliveryAttempt(
