@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 
 from db.engine import read_one_snapshot
 from db.reconcile import EVERYTHING, Scope, ledger_problems
-from db.tables import JournalEntry, Order, Payout, Posting
+from db.tables import JournalEntry, Order, Payout, Posting, Refund
 from settings import Settings
 
 T = TypeVar("T")
@@ -250,3 +250,21 @@ async def scraped(url: str, name: str, **labels: str) -> float:
         for sample in family.samples
         if sample.name == name and labels.items() <= sample.labels.items()
     )
+
+
+def order_refunds(engine: Engine, order_id: str) -> list[Refund]:
+    """Every refund of the order, as the database holds it now."""
+    with Session(engine) as session:
+        return list(session.exec(select(Refund).where(Refund.order_id == order_id)).all())
+
+
+async def one_succeeded_refund(engine: Engine, order_id: str) -> Refund:
+    """The order's one refund, once it has succeeded (waited for, with wait_for's deadline)."""
+
+    async def refunds() -> list[Refund]:
+        return order_refunds(engine, order_id)
+
+    [refund] = await wait_for(
+        refunds, lambda r: len(r) == 1 and r[0].status == "succeeded", "one succeeded refund"
+    )
+    return refund

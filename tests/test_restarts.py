@@ -10,13 +10,14 @@ import pytest
 from sqlmodel import Session, func, select
 from temporalio.client import Client
 
-from db.tables import JournalEntry, PartyNotification, Refund
+from db.tables import JournalEntry, PartyNotification
 from domain.keys import order_workflow_id, refund_workflow_id
 from tests.conftest import System
 from tests.support import (
     create_merchant,
     create_order,
     merchant_payout,
+    one_succeeded_refund,
     pay,
     post_refund,
     wait_for,
@@ -101,17 +102,8 @@ async def test_a_late_payment_notified_across_a_channel_crash_is_given_back(
     await pay(sandbox, order["id"], force=True, notify="delay", delay_ms=60_000)
     await asyncio.to_thread(system.restart_sandbox, kill=True)
 
-    def late_refunds() -> list[tuple[str, int, str]]:
-        with Session(system.engine) as session:
-            rows = session.exec(select(Refund).where(Refund.order_id == order["id"])).all()
-            return [(r.reason, r.amount, r.status) for r in rows]
-
-    refunds = await wait_for(
-        lambda: asyncio.to_thread(late_refunds),
-        lambda rows: any(status == "succeeded" for _, _, status in rows),
-        "the late payment to be given back",
-    )
-    assert refunds == [("late_payment", order["amounts"]["payable"], "succeeded")]
+    refund = await one_succeeded_refund(system.engine, order["id"])
+    assert (refund.reason, refund.amount) == ("late_payment", order["amounts"]["payable"])
 
 
 async def test_worker_killed_mid_settlement_pays_the_merchant_once(

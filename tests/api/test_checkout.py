@@ -11,21 +11,23 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from sqlmodel import Session, select
 
 from db.tables import Refund
 from domain.checkout import return_url_refusal
 from tests.api.test_orders import assert_nothing_stored
 from tests.conftest import System
 from tests.pages.support import Browser
-from tests.support import create_merchant, create_order, get_order, order_body, pay, wait_for
+from tests.support import (
+    create_merchant,
+    create_order,
+    get_order,
+    order_body,
+    order_refunds,
+    pay,
+    wait_for,
+)
 
 SHOP = "https://shop.example.com/thanks"
-
-
-def _refunds(system: System, order_id: str) -> list[Refund]:
-    with Session(system.engine) as session:
-        return list(session.exec(select(Refund).where(Refund.order_id == order_id)).all())
 
 
 async def _choose(buyer: Browser, link: str, channel: str) -> httpx.Response:
@@ -93,7 +95,7 @@ async def test_a_buyer_chooses_switches_and_a_payment_to_the_closed_attempt_is_r
 
 
 async def _wait_refunds(system: System, order_id: str) -> list[Refund]:
-    return _refunds(system, order_id)
+    return order_refunds(system.engine, order_id)
 
 
 async def _status(buyer: Browser, path: str) -> dict[str, object]:

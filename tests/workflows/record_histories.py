@@ -31,7 +31,6 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from sqlmodel import Session, select
 from temporalio.client import Client, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
@@ -66,6 +65,7 @@ from tests.support import (
     create_merchant,
     create_order,
     merchant_body,
+    order_refunds,
     pay,
     post_refund,
     settings_from_env,
@@ -115,14 +115,9 @@ async def record(
         (HISTORIES / f"{stem}.json").write_text(history.to_json() + "\n")
 
 
-def _refunds(system: System, order_id: str) -> list[Refund]:
-    with Session(system.engine) as session:
-        return list(session.exec(select(Refund).where(Refund.order_id == order_id)).all())
-
-
 async def _refunds_done(system: System, order_id: str, count: int = 1) -> list[Refund]:
     async def refunds() -> list[Refund]:
-        return _refunds(system, order_id)
+        return order_refunds(system.engine, order_id)
 
     return await wait_for(
         refunds,
@@ -219,7 +214,7 @@ async def test_compensation_refund_pending_then_done(
     await pay(sandbox, order["id"])
 
     async def refunds() -> list[Refund]:
-        return _refunds(system, order["id"])
+        return order_refunds(system.engine, order["id"])
 
     [pending] = await wait_for(refunds, lambda r: len(r) == 1, "the compensation refund")
     completed = await sandbox.post(f"/control/refunds/{pending.id}/complete")

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlmodel import Session, select
 from temporalio.client import Client, WorkflowExecutionStatus
 
 import stack
@@ -26,6 +25,7 @@ from tests.support import (
     create_merchant,
     create_order,
     get_order,
+    order_refunds,
     pay,
     wait_for,
     wait_status,
@@ -34,11 +34,6 @@ from tests.workflows.worker_with import start_worker_with
 
 BUGGY_WORKER = Path(__file__).parent / "buggy_worker"
 RETRIES_SEEN = 3  # calls of the buggy step before the fix is deployed
-
-
-def _refunds(system: System, order_id: str) -> list[Refund]:
-    with Session(system.engine) as session:
-        return list(session.exec(select(Refund).where(Refund.order_id == order_id)).all())
 
 
 def _start_buggy_worker(system: System, calls: Path) -> stack.Stack:
@@ -66,7 +61,9 @@ async def test_a_bug_after_payment_waits_for_the_fix_and_refunds_nothing(
         await pay(sandbox, order["id"])
 
         async def retried_or_refunded() -> tuple[int, list[Refund]]:
-            return calls.read_text().split().count(order["id"]), _refunds(system, order["id"])
+            return calls.read_text().split().count(order["id"]), order_refunds(
+                system.engine, order["id"]
+            )
 
         seen = await wait_for(
             retried_or_refunded,
@@ -85,7 +82,7 @@ async def test_a_bug_after_payment_waits_for_the_fix_and_refunds_nothing(
 
     done = await wait_status(api, order["id"], "completed")
     assert done["refunded_amount"] == 0
-    assert _refunds(system, order["id"]) == []
+    assert order_refunds(system.engine, order["id"]) == []
     # The saga ends just after the step that records the order completed.
     await asyncio.wait_for(handle.result(), timeout=30)
     assert (await handle.describe()).status == WorkflowExecutionStatus.COMPLETED

@@ -13,7 +13,7 @@ import secrets
 from datetime import UTC, date, datetime, timedelta
 
 import httpx
-from sqlmodel import Session, select
+from sqlmodel import Session
 from temporalio.client import Client
 
 from db.ledger import account_balance
@@ -27,6 +27,7 @@ from tests.support import (
     create_order,
     get_order,
     merchant_payout,
+    order_refunds,
     pay,
     post_refund,
     settings_from_env,
@@ -40,11 +41,6 @@ PAYABLE = 7498  # the default order body: 2 x 1999 + 3500
 SWEPT_CURRENCY = "CHF"  # no other test takes francs: the card's CHF day is this test's alone
 
 
-def _refunds(system: System, order_id: str) -> list[Refund]:
-    with Session(system.engine) as session:
-        return list(session.exec(select(Refund).where(Refund.order_id == order_id)).all())
-
-
 def _books(system: System, order_id: str) -> tuple[dict[str, int], list[str]]:
     """The order's money by where it is, and what the reconciliation finds wrong with it."""
     with Session(system.engine) as session:
@@ -54,7 +50,7 @@ def _books(system: System, order_id: str) -> tuple[dict[str, int], list[str]]:
 
 async def _one_refund(system: System, order_id: str, status: str) -> Refund:
     async def probe() -> list[Refund]:
-        return _refunds(system, order_id)
+        return order_refunds(system.engine, order_id)
 
     [refund] = await wait_for(
         probe, lambda r: len(r) == 1 and r[0].status == status, f"one {status} refund"

@@ -9,7 +9,6 @@ import asyncio
 from typing import Any
 
 import httpx
-from sqlmodel import Session, select
 
 from db.tables import Refund
 from domain.keys import deletion_refund_id
@@ -19,25 +18,12 @@ from tests.support import (
     create_merchant,
     create_order,
     get_order,
+    one_succeeded_refund,
+    order_refunds,
     pay,
     wait_for,
     wait_status,
 )
-
-
-def _refunds(system: System, order_id: str) -> list[Refund]:
-    with Session(system.engine) as session:
-        return list(session.exec(select(Refund).where(Refund.order_id == order_id)).all())
-
-
-async def _one_succeeded_refund(system: System, order_id: str) -> Refund:
-    async def refunds() -> list[Refund]:
-        return _refunds(system, order_id)
-
-    [refund] = await wait_for(
-        refunds, lambda r: len(r) == 1 and r[0].status == "succeeded", "one succeeded refund"
-    )
-    return refund
 
 
 async def _paid_order(
@@ -65,7 +51,7 @@ async def test_deleting_an_unpaid_order_cancels_it_and_its_payment(
     assert at_channel.status_code == 409  # the channel no longer takes money for it
     again = await api.delete(f"/v1/orders/{order['id']}")
     assert (again.status_code, again.json()) == (200, deleted)
-    assert _refunds(system, order["id"]) == []
+    assert order_refunds(system.engine, order["id"]) == []
 
 
 async def test_deleting_a_paid_order_refunds_it_in_full_once_however_often_it_is_deleted(
@@ -79,13 +65,13 @@ async def test_deleting_a_paid_order_refunds_it_in_full_once_however_often_it_is
     repeats = await asyncio.gather(*(api.delete(f"/v1/orders/{order['id']}") for _ in range(3)))
     assert [r.status_code for r in repeats] == [202, 202, 202], [r.text for r in repeats]
 
-    refund = await _one_succeeded_refund(system, order["id"])
+    refund = await one_succeeded_refund(system.engine, order["id"])
     assert (refund.id, refund.amount) == (deletion_refund_id(order["id"], "operator"), 7498)
     assert (refund.reason, refund.requested_by) == ("order deleted", "operator")  # the caller
     after = await api.delete(f"/v1/orders/{order['id']}")
     assert after.status_code == 202
     assert after.json()["refunded_amount"] == 7498
-    assert _refunds(system, order["id"]) == [refund]
+    assert order_refunds(system.engine, order["id"]) == [refund]
     assert_ledger_sound(system.engine)
 
 
@@ -104,7 +90,7 @@ async def test_deleting_a_partly_refunded_order_refunds_the_rest(
     assert response.status_code == 202, response.text
 
     async def refunds() -> list[Refund]:
-        return _refunds(system, order["id"])
+        return order_refunds(system.engine, order["id"])
 
     done = await wait_for(
         refunds,
@@ -130,7 +116,7 @@ async def test_deleting_a_modified_paid_order_refunds_its_new_payment(
     response = await api.delete(f"/v1/orders/{order['id']}")
     assert response.status_code == 202, response.text
 
-    refund = await _one_succeeded_refund(system, order["id"])
+    refund = await one_succeeded_refund(system.engine, order["id"])
     assert refund.amount == 1999  # refunded at the channel under the second attempt's reference
     assert_ledger_sound(system.engine)
 

@@ -7,18 +7,20 @@ replaced attempt must not wait for it to end.
 from __future__ import annotations
 
 import httpx
-from sqlmodel import Session, select
 
 from db.tables import Refund
 from tests.conftest import System
-from tests.support import create_merchant, create_order, get_order, pay, wait_for, wait_status
+from tests.support import (
+    create_merchant,
+    create_order,
+    get_order,
+    order_refunds,
+    pay,
+    wait_for,
+    wait_status,
+)
 
 NEW_LINES = [{"sku": "tea-001", "name": "Oolong tea", "quantity": 3, "unit_amount": 1999}]
-
-
-def _refunds(system: System, order_id: str) -> list[Refund]:
-    with Session(system.engine) as session:
-        return list(session.exec(select(Refund).where(Refund.order_id == order_id)).all())
 
 
 async def test_a_late_payment_during_the_receipt_hold_is_refunded_at_once(
@@ -33,7 +35,7 @@ async def test_a_late_payment_during_the_receipt_hold_is_refunded_at_once(
     await pay(sandbox, order["id"], force=True)
 
     async def refunds() -> list[Refund]:
-        return _refunds(system, order["id"])
+        return order_refunds(system.engine, order["id"])
 
     [refund] = await wait_for(
         refunds, lambda r: len(r) == 1 and r[0].status == "succeeded", "the late payment's refund"

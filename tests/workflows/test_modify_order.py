@@ -13,7 +13,6 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlmodel import Session, select
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
@@ -32,6 +31,7 @@ from tests.support import (
     create_merchant,
     create_order,
     get_order,
+    order_refunds,
     pay,
     wait_for,
     wait_status,
@@ -67,11 +67,6 @@ async def _attempts(api: httpx.AsyncClient, order_id: str) -> list[tuple[str, st
     response = await api.get(f"/v1/orders/{order_id}/payments")
     assert response.status_code == 200, response.text
     return [(p["reference"], p["status"], p["amount"]) for p in response.json()["data"]]
-
-
-def _refunds(system: System, order_id: str) -> list[Refund]:
-    with Session(system.engine) as session:
-        return list(session.exec(select(Refund).where(Refund.order_id == order_id)).all())
 
 
 async def _replays(temporal: Client, order_id: str) -> None:
@@ -119,7 +114,7 @@ async def test_a_modified_order_is_repriced_and_paid_at_its_new_amount(
     done = await wait_status(api, order["id"], "completed")
     _paid_as_priced(done)
     assert done["amounts"]["payable"] == NEW_TOTAL
-    assert _refunds(system, order["id"]) == []
+    assert order_refunds(system.engine, order["id"]) == []
     assert_ledger_sound(system.engine)
 
 
@@ -286,7 +281,7 @@ async def test_a_late_payment_of_a_replaced_attempt_is_given_back(
     await pay(sandbox, order["id"], force=True)
 
     async def refunds() -> list[Refund]:
-        return _refunds(system, order["id"])
+        return order_refunds(system.engine, order["id"])
 
     [refund] = await wait_for(
         refunds, lambda r: len(r) == 1 and r[0].status == "succeeded", "the late payment's refund"
@@ -329,7 +324,7 @@ async def test_the_notify_route_judges_a_payment_by_the_attempt_it_names(
     )
     assert "replaced attempt 1: amount mismatch" in flagged["review_reason"]
     assert flagged["status"] == "awaiting_payment"
-    assert _refunds(system, order["id"]) == []
+    assert order_refunds(system.engine, order["id"]) == []
 
     # The current attempt, for the new amount: the order's payment.
     current = payment_event(modified, out_trade_no=reference)
@@ -385,6 +380,6 @@ async def test_a_modification_racing_the_buyers_payment_never_takes_the_wrong_am
         _paid_as_priced(done)
         assert done["amounts"]["payable"] == expected, outcomes
         assert [line["sku"] for line in done["lines"]] == [line["sku"] for line in lines]
-        assert _refunds(system, order["id"]) == [], outcomes
+        assert order_refunds(system.engine, order["id"]) == [], outcomes
         assert_ledger_sound(system.engine)
         await _replays(temporal, order["id"])

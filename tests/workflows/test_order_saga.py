@@ -23,7 +23,9 @@ from tests.support import (
     create_merchant,
     create_order,
     get_order,
+    one_succeeded_refund,
     order_body,
+    order_refunds,
     pay,
     wait_for,
     wait_status,
@@ -43,21 +45,6 @@ def _postings(system: System, order_id: str) -> list[tuple[str, str, int]]:
             )
         ).all()
         return [(entry, account, amount) for entry, account, amount in rows]
-
-
-def _refunds(system: System, order_id: str) -> list[Refund]:
-    with Session(system.engine) as session:
-        return list(session.exec(select(Refund).where(Refund.order_id == order_id)).all())
-
-
-async def _one_succeeded_refund(system: System, order_id: str) -> Refund:
-    async def refunds() -> list[Refund]:
-        return _refunds(system, order_id)
-
-    done = await wait_for(
-        refunds, lambda r: len(r) == 1 and r[0].status == "succeeded", "one succeeded refund"
-    )
-    return done[0]
 
 
 CHANNELS = ["alipay", "wechatpay", "card"]
@@ -305,7 +292,7 @@ async def test_payment_after_close_is_refunded_at_once(
     # The channel takes the buyer's money anyway (a stale QR code, say).
     await pay(sandbox, order["id"], force=True)
 
-    refund = await _one_succeeded_refund(system, order["id"])
+    refund = await one_succeeded_refund(system.engine, order["id"])
     assert refund.amount == 7498 and refund.reason == "late_payment"
     assert (await get_order(api, order["id"]))["status"] == "closed"
     assert _postings(system, order["id"]) == []
@@ -320,7 +307,7 @@ async def test_payment_after_cancel_is_refunded_at_once(
     assert response.status_code == 200
     await pay(sandbox, order["id"], force=True, notify="duplicate")
 
-    refund = await _one_succeeded_refund(system, order["id"])
+    refund = await one_succeeded_refund(system.engine, order["id"])
     assert refund.reason == "late_payment"
 
 
@@ -335,7 +322,7 @@ async def test_settlement_refused_for_suspended_merchant_is_compensated(
     refunded = await wait_status(api, order["id"], "refunded")
     assert refunded["refunded_amount"] == 7498
     assert "suspended" in (refunded["close_reason"] or "")
-    refunds = _refunds(system, order["id"])
+    refunds = order_refunds(system.engine, order["id"])
     assert [(r.reason, r.status, r.amount) for r in refunds] == [
         ("compensation", "succeeded", 7498)
     ]
@@ -438,7 +425,7 @@ async def test_compensation_refund_pending_at_the_channel_is_awaited_with_timers
     await pay(sandbox, order["id"])
 
     async def refunds() -> list[Refund]:
-        return _refunds(system, order["id"])
+        return order_refunds(system.engine, order["id"])
 
     [pending] = await wait_for(refunds, lambda r: len(r) == 1, "the compensation refund")
     assert (await get_order(api, order["id"]))["status"] == "refunding"
