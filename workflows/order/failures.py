@@ -21,16 +21,22 @@ with workflow.unsafe.imports_passed_through():
 StepFailed = options.StepFailed
 
 
+def _reported(error: BaseException) -> ApplicationError | None:
+    """The application error a failed step reported (an activity's is its cause)."""
+    failure = error.cause if isinstance(error, ActivityError) else error
+    return failure if isinstance(failure, ApplicationError) else None
+
+
 def failure_type(error: ActivityError | ApplicationError | StepTimeout) -> str | None:
     """The application error type a failed step reported (None: no such type)."""
-    failure = error.cause if isinstance(error, ActivityError) else error
-    return failure.type if isinstance(failure, ApplicationError) else None
+    failure = _reported(error)
+    return failure.type if failure is not None else None
 
 
 def ended_as(error: BaseException) -> tuple[str, str | None]:
     """The status and close reason an OrderEnded refusal found the order's record in."""
-    failure = error.cause if isinstance(error, ActivityError) else error
-    assert isinstance(failure, ApplicationError) and failure.type == ORDER_ENDED
+    failure = _reported(error)
+    assert failure is not None and failure.type == ORDER_ENDED
     status, reason = failure.details
     return str(status), None if reason is None else str(reason)
 
