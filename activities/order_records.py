@@ -22,6 +22,7 @@ from activities.errors import (
     ORDER_ENDED,
     ORDER_INVALID,
     business_error,
+    retryable_error,
 )
 from activities.webhook_starts import StartDelivery
 from db.channel_conversions import payment_conversion_id, record_conversion
@@ -63,6 +64,11 @@ from metrics.business import BusinessMetrics, payment_outcome
 _RELEASES_COUPON = {OrderStatus.CLOSED, OrderStatus.CANCELLED, OrderStatus.REFUNDED}
 # Statuses of an order that ended without a payment: it takes none after (record_payment).
 _ENDED_UNPAID = {OrderStatus.CLOSED, OrderStatus.CANCELLED}
+# Statuses an unpaid ending (set_order_status to closed or cancelled) may be written over.
+_ENDABLE_UNPAID = {OrderStatus.CREATED, OrderStatus.AWAITING_PAYMENT, *_ENDED_UNPAID}
+# A closing write that found the order paid: a stale try (see set_order_status). Retried,
+# never a business refusal: no saga path of ours asks it, so seen anywhere else it is a bug.
+PAID_BEFORE_ENDING = "PaidBeforeEnding"
 
 
 def _now() -> datetime:
@@ -264,9 +270,21 @@ class OrderRecords:
     @activity.defn
     def set_order_status(self, change: StatusChange) -> None:
         """Move the projection to a new status; final unpaid states release the coupon;
-        an ending (closed, cancelled, refunded) is told to the buyer and the merchant."""
+        an ending (closed, cancelled, refunded) is told to the buyer and the merchant.
+
+        An unpaid ending is never written over a paid record. The saga asks for one only
+        before it took a payment, so a record found paid means this try is stale: its
+        workflow task was lost while it ran (its worker paused or cut off from Temporal),
+        and another worker, replaying, took a payment that landed meanwhile and told the
+        parties. What was told stands: nothing is written, and the try fails (retried:
+        its worker drops the stale task when Temporal refuses it). `record_payment`
+        guards the other order of the same race.
+        """
         with self._sessions() as session, session.begin():
             order = locked_order(session, change.order_id)
+            if change.status in _ENDED_UNPAID and order.status not in _ENDABLE_UNPAID:
+                message = f"the order is {order.status}: it cannot become {change.status}"
+                raise retryable_error(PAID_BEFORE_ENDING, message)
             newly = order.status != change.status  # a retry finds it already set
             _set_status(order, change.status)
             if change.reason is not None:

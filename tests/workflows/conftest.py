@@ -1,4 +1,4 @@
-"""Fixtures of the workflow tests: a worker of a test's own that holds an order's closing write
+"""Fixtures of the workflow tests: workers of a test's own that hold an order's closing write
 (tests/workflows/test_ending_told_stands.py and its recorded history)."""
 
 from __future__ import annotations
@@ -17,19 +17,29 @@ from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput, 
 from domain.saga import StatusChange
 from settings import Settings
 from tests.conftest import System
+from tests.pausable_link import PausableLink
 from tests.support import settings_from_env
 from worker import built_worker
 
 
 @dataclass
 class HeldClosing(Interceptor):
-    """Holds the first `set_order_status` to closed, once it committed, until released."""
+    """Holds the first `set_order_status` to closed until released: once it committed, or
+    (`before`) before it runs. `ran` is that write's outcome (its error, or None)."""
 
-    written: asyncio.Event = field(default_factory=asyncio.Event)
+    before: bool = False
+    holding: asyncio.Event = field(default_factory=asyncio.Event)
     release: asyncio.Event = field(default_factory=asyncio.Event)
+    ran: asyncio.Future[BaseException | None] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
 
     def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
         return _Hold(next, self)
+
+    async def hold(self) -> None:
+        self.holding.set()
+        await self.release.wait()
 
 
 class _Hold(ActivityInboundInterceptor):
@@ -38,14 +48,26 @@ class _Hold(ActivityInboundInterceptor):
         self._held = held
 
     async def execute_activity(self, input: ExecuteActivityInput) -> Any:
-        result = await self.next.execute_activity(input)
-        if activity.info().activity_type == "set_order_status" and not self._held.written.is_set():
-            change = input.args[0]
-            assert isinstance(change, StatusChange)
-            if change.status == "closed":
-                self._held.written.set()
-                await self._held.release.wait()
+        if not self._first_closing(input):
+            return await self.next.execute_activity(input)
+        if self._held.before:
+            await self._held.hold()
+        try:
+            result = await self.next.execute_activity(input)
+        except Exception as error:
+            self._held.ran.set_result(error)
+            raise
+        self._held.ran.set_result(None)
+        if not self._held.before:
+            await self._held.hold()
         return result
+
+    def _first_closing(self, input: ExecuteActivityInput) -> bool:
+        if activity.info().activity_type != "set_order_status" or self._held.holding.is_set():
+            return False
+        change = input.args[0]
+        assert isinstance(change, StatusChange)
+        return change.status == "closed"
 
 
 @dataclass
@@ -66,3 +88,33 @@ async def own_worker(system: System) -> AsyncIterator[OwnWorker]:
             yield OwnWorker(parts.client, settings, held)
         finally:
             held.release.set()  # a test that failed midway leaves nothing held
+
+
+@dataclass
+class CutOffWorker:
+    """A worker of the test's own that reaches Temporal through a link the test can pause;
+    it holds its first closing write before the write runs."""
+
+    settings: Settings
+    held: HeldClosing
+    link: PausableLink
+
+
+@pytest_asyncio.fixture
+async def cut_off_worker(system: System) -> AsyncIterator[CutOffWorker]:
+    settings = settings_from_env(system.env).model_copy(
+        update={
+            "task_queue": f"cut-off-{secrets.token_hex(4)}",
+            "worker_metrics_port": 0,
+            "worker_shutdown_seconds": 0,  # its stale write retries until it is stopped
+        }
+    )
+    held = HeldClosing(before=True)
+    async with PausableLink(settings.temporal_address) as link:
+        linked = settings.model_copy(update={"temporal_address": link.address})
+        async with built_worker(linked, interceptors=[held]) as parts, parts.worker:
+            try:
+                yield CutOffWorker(settings, held, link)
+            finally:
+                held.release.set()
+                link.resume()

@@ -9,6 +9,10 @@ timeout); here a payment's notice landing as the saga completes loses the task (
 server refuses the completion: UNHANDLED_COMMAND). A worker of the test's own, on the
 real Temporal server, database and sandbox, holds the closing write once it committed
 until the notice is in the history, which opens that window on purpose.
+
+With two workers the race has another order: the worker of the closing try goes silent
+before its write, another worker takes the payment, and the stale write lands last. Its
+test pauses the first worker's link to Temporal (tests/pausable_link.py).
 """
 
 from __future__ import annotations
@@ -31,8 +35,9 @@ from domain.pricing import OrderLine, price_order
 from domain.saga import SAGA_VERSION, OrderInput
 from settings import Settings
 from tests.conftest import System
-from tests.support import create_merchant, get_order, pay, wait_for
-from tests.workflows.conftest import OwnWorker
+from tests.support import create_merchant, get_order, order_refunds, pay, wait_for
+from tests.workflows.conftest import CutOffWorker, OwnWorker
+from worker import built_worker
 from workflows.order import OrderWorkflow
 
 PAYABLE = 7498
@@ -81,7 +86,7 @@ async def closing_task_lost_to_a_payment(
         task_queue=own_worker.settings.task_queue,
         task_timeout=timedelta(seconds=10),  # the hold below never outlasts the task
     )
-    await asyncio.wait_for(own_worker.held.written.wait(), timeout=20)
+    await asyncio.wait_for(own_worker.held.holding.wait(), timeout=20)
     told = await get_order(api, order.order_id)
     assert told["status"] == "closed"  # what the buyer and the merchant were told
 
@@ -110,3 +115,42 @@ async def test_a_payment_noticed_as_the_closing_task_is_lost_goes_back_and_the_o
         ("late_payment", PAYABLE, "succeeded")
     ]
     assert list(events) == ["order.closed"]  # never told it was paid
+
+
+async def test_a_stale_closing_write_never_lands_on_an_order_another_worker_paid(
+    cut_off_worker: CutOffWorker, api: httpx.AsyncClient, sandbox: httpx.AsyncClient, system: System
+) -> None:
+    """The other order of the race: the closing task's worker goes silent before its write
+    (a process paused, a network cut), the task times out, and a second worker, replaying,
+    takes a payment that landed meanwhile and completes the order. The first worker then
+    wakes and its stale write runs: it must not close the paid order."""
+    stale = cut_off_worker
+    order = _order(stale.settings, await create_merchant(api))
+    async with built_worker(stale.settings) as second:  # reaches Temporal directly
+        handle = await second.client.start_workflow(
+            OrderWorkflow.run,
+            order,
+            id=order_workflow_id(order.order_id),
+            task_queue=stale.settings.task_queue,
+            task_timeout=timedelta(seconds=2),
+        )
+        await asyncio.wait_for(stale.held.holding.wait(), timeout=20)
+        stale.link.pause()  # closed at the channel, its write not yet run, and silent
+        await pay(sandbox, order.order_id, force=True)
+        await wait_for(lambda: _notice_taken(sandbox, order.order_id), bool, "the notice taken")
+        async with second.worker:
+            view = await asyncio.wait_for(handle.result(), timeout=30)
+        assert EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT in await _history(handle)
+        assert view.status == "completed"
+
+    stale.link.resume()
+    stale.held.release.set()
+    refusal = await asyncio.wait_for(stale.held.ran, timeout=20)  # the stale write ran
+    assert (await get_order(api, order.order_id))["status"] == "completed"
+    assert refusal is not None and "completed" in str(refusal)
+    with Session(system.engine) as session:
+        events = session.exec(
+            select(WebhookEvent.type).where(WebhookEvent.order_id == order.order_id)
+        ).all()
+    assert list(events) == ["order.paid"]  # never told it was closed
+    assert order_refunds(system.engine, order.order_id) == []
