@@ -64,11 +64,14 @@ from metrics.business import BusinessMetrics, payment_outcome
 _RELEASES_COUPON = {OrderStatus.CLOSED, OrderStatus.CANCELLED, OrderStatus.REFUNDED}
 # Statuses of an order that ended without a payment: it takes none after (record_payment).
 _ENDED_UNPAID = {OrderStatus.CLOSED, OrderStatus.CANCELLED}
+# Statuses of an order still waiting for its payment: it may change, or end unpaid.
+_AWAITING_PAYMENT = {OrderStatus.CREATED, OrderStatus.AWAITING_PAYMENT}
 # Statuses an unpaid ending (set_order_status to closed or cancelled) may be written over.
-_ENDABLE_UNPAID = {OrderStatus.CREATED, OrderStatus.AWAITING_PAYMENT, *_ENDED_UNPAID}
-# A closing write that found the order paid: a stale try (see set_order_status). Retried,
-# never a business refusal: no saga path of ours asks it, so seen anywhere else it is a bug.
-PAID_BEFORE_ENDING = "PaidBeforeEnding"
+_ENDABLE_UNPAID = _AWAITING_PAYMENT | _ENDED_UNPAID
+# A write of the payment wait (an unpaid ending, a change of lines or method) that found
+# the order paid: the try of a lost workflow task (see set_order_status). Retried, never a
+# business refusal: no saga path of ours asks it, so met anywhere else it is a bug.
+STALE_TRY = "StaleTry"
 
 
 def _now() -> datetime:
@@ -142,6 +145,7 @@ class OrderRecords:
             payment = current_payment(session, order.id)
             if payment is not None and payment.attempt >= change.payment_attempt:
                 return  # an earlier try committed
+            _refuse_stale_try(order, _AWAITING_PAYMENT, "change its lines")
             priced = change.priced
             order.total_amount = priced.total_amount
             order.discount_amount = priced.discount_amount
@@ -161,6 +165,7 @@ class OrderRecords:
             payment = current_payment(session, order.id)
             if payment is not None and payment.attempt >= chosen.payment_attempt:
                 return  # an earlier try committed
+            _refuse_stale_try(order, _AWAITING_PAYMENT, "change its payment method")
             order.channel = chosen.channel
             order.channel_fee_rate = str(chosen.channel_fee_rate)
             order.updated_at = _now()
@@ -282,9 +287,8 @@ class OrderRecords:
         """
         with self._sessions() as session, session.begin():
             order = locked_order(session, change.order_id)
-            if change.status in _ENDED_UNPAID and order.status not in _ENDABLE_UNPAID:
-                message = f"the order is {order.status}: it cannot become {change.status}"
-                raise retryable_error(PAID_BEFORE_ENDING, message)
+            if change.status in _ENDED_UNPAID:
+                _refuse_stale_try(order, _ENDABLE_UNPAID, f"become {change.status}")
             newly = order.status != change.status  # a retry finds it already set
             _set_status(order, change.status)
             if change.reason is not None:
@@ -372,6 +376,14 @@ def _record_ending(session: Session, order: Order, status: OrderStatus) -> str |
 def _merchant_active(session: Session, merchant_id: str) -> bool:
     merchant = session.get(Merchant, merchant_id)
     return merchant is not None and merchant.status == "active"
+
+
+def _refuse_stale_try(order: Order, allowed: set[OrderStatus], change: str) -> None:
+    """The payment wait's writes are asked only while the order waits for its payment (or,
+    for an unpaid ending, once it ended so): a record past that was paid by a replay of the
+    saga on another worker while this try's workflow task was lost. Nothing is written."""
+    if order.status not in allowed:
+        raise retryable_error(STALE_TRY, f"the order is {order.status}: it cannot {change}")
 
 
 def _set_status(order: Order, status: OrderStatus) -> None:

@@ -7,19 +7,23 @@ checkout and amount; the current one is what the order shows and what was paid.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import pytest
 from pydantic import SecretStr
 from sqlmodel import Session
+from temporalio.exceptions import ApplicationError
 
-from activities.order_records import OrderRecords
+from activities.order_records import STALE_TRY, OrderRecords
 from api.services.records import attempts_out, order_out
 from db.engine import session_factory
 from db.payments import current_payment, payment_attempts
 from db.tables import Order, Payment
+from domain.order_status import OrderStatus
 from domain.pricing import OrderLine, PricedOrder, price_order
-from domain.saga import OrderInput, OrderModification, PaymentRecord
+from domain.saga import MethodChosen, OrderInput, OrderModification, PaymentRecord, StatusChange
 from settings import Settings
 from tests.db.conftest import Shop, new_id
 
@@ -96,3 +100,52 @@ def test_a_modified_order_keeps_both_attempts_and_pays_the_current_one(shop: Sho
     ]
     assert history[0].paid_at is None and history[1].paid_at is not None
     assert shown == history[-1]  # the order shows its current attempt
+
+
+def test_the_payment_waits_writes_from_a_lost_task_change_nothing_once_the_order_is_paid(
+    shop: Shop,
+) -> None:
+    """Another worker's replay of the saga took the payment while a try of the payment
+    wait's task was lost mid-step; that try's write, landing last, is refused (retried until
+    its worker drops the stale task) and leaves the paid order as it was."""
+    records = OrderRecords(session_factory(shop.engine), lambda _event: None)
+    order = _placed(shop, records)
+    paid = PaymentRecord(
+        order_id=order.order_id, channel_txn_id=new_id("txn"), amount=3998, currency=shop.currency
+    )
+    records.record_payment(paid)
+    before = _as_recorded(shop, order.order_id)
+
+    stale_writes: list[Callable[[], None]] = [
+        lambda: records.set_order_status(
+            StatusChange(order_id=order.order_id, status=OrderStatus.CLOSED, reason="timeout")
+        ),
+        lambda: records.set_order_status(
+            StatusChange(order_id=order.order_id, status=OrderStatus.CANCELLED, reason="buyer")
+        ),
+        lambda: records.record_modification(
+            OrderModification(
+                order_id=order.order_id, priced=_priced(shop, CHANGED), payment_attempt=2
+            )
+        ),
+        lambda: records.record_method_choice(
+            MethodChosen(
+                order_id=order.order_id,
+                channel="wechatpay",
+                channel_fee_rate=Decimal("0.006"),
+                payment_attempt=2,
+            )
+        ),
+    ]
+    for write in stale_writes:
+        with pytest.raises(ApplicationError) as refused:
+            write()
+        assert refused.value.type == STALE_TRY and not refused.value.non_retryable
+    assert _as_recorded(shop, order.order_id) == before
+
+
+def _as_recorded(shop: Shop, order_id: str) -> tuple[object, ...]:
+    with Session(shop.engine) as session:
+        row = session.get_one(Order, order_id)
+        attempts = [(p.attempt, p.status, p.amount) for p in payment_attempts(session, order_id)]
+        return (row.status, row.close_reason, row.payable_amount, row.channel, attempts)
