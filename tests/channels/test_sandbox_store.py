@@ -7,8 +7,9 @@ import stat
 from pathlib import Path
 
 from channels.base import ChannelName
+from sandbox.notices import HeldNotice
 from sandbox.protocol import PaymentCreate, RefundCreate
-from sandbox.store import HeldNotice, Store
+from sandbox.store import Store
 
 
 def _payment(number: int) -> PaymentCreate:
