@@ -17,6 +17,7 @@ out under `/bank`. Modules, one job each:
     service.py         what each action does: store transition, then notification
     payout_service.py  the same for payouts, plus the timers that settle them
     store.py           payments, refunds, payouts, notices owed (persisted); faults, deliveries
+    notices.py         a notice owed: written with the change that owes it, held until taken
     notifier.py        notification delivery on each channel's retry schedule, compressible
     events.py          building notification events
     pages.py           the cashier's HTML

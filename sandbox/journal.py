@@ -3,8 +3,10 @@
 A change appends one line (`{"t": kind, "r": record}`), so a write costs the size of
 the record, not of the whole history (the old snapshot rewrote everything on every
 change). Reading replays the lines: the last line for a key wins, and a line marked
-`"gone"` (`Journal.remove`) drops its key. A line cut short by a
-crash mid-write is the last one, and is skipped. On open the journal is compacted (one
+`"gone"` (`Journal.remove`) drops its key. Changes that must not outlive one another (a
+payment paid and the notice it owes) share one line (`{"all": [change, ...]}`,
+`Journal.append_together`). A line cut short by a crash mid-write is the last one, and is
+skipped whole: all of its changes, or none, were made. On open the journal is compacted (one
 line per live record, written to a temporary file and swapped in atomically), so it does
 not grow without bound across restarts. A snapshot from before the journal (one JSON
 object with "payments", "refunds", "payouts") is read as such and compacted into lines.
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -51,17 +54,24 @@ def read_state(path: Path) -> dict[str, list[Record]]:
             if number == len(lines) - 1:
                 break  # a write cut short by a crash: the change never happened
             raise
-        if "t" in entry:
-            key = record_key(entry["t"], entry["r"])
-            if entry.get("gone"):
-                state[entry["t"]].pop(key, None)
-            else:
-                state[entry["t"]][key] = entry["r"]
+        if "all" in entry:
+            for change in entry["all"]:
+                _apply(state, change)
+        elif "t" in entry:
+            _apply(state, entry)
         else:  # a snapshot from before the journal
             for kind in KINDS:
                 for record in entry.get(kind, []):
                     state[kind][record_key(kind, record)] = record
     return {kind: list(records.values()) for kind, records in state.items()}
+
+
+def _apply(state: dict[str, dict[tuple[str, ...], Record]], change: Record) -> None:
+    key = record_key(change["t"], change["r"])
+    if change.get("gone"):
+        state[change["t"]].pop(key, None)
+    else:
+        state[change["t"]][key] = change["r"]
 
 
 class Journal:
@@ -77,6 +87,13 @@ class Journal:
         """Write one record (one `write`, so a concurrent reader never sees half a line
         but at a crash); the number of bytes written."""
         line = _line(kind, record)
+        return os.write(self._fd, line)
+
+    def append_together(self, changes: Sequence[tuple[str, Record]]) -> int:
+        """Write records of several kinds in one line (one `write`): read back, all of them
+        or, cut short by a crash, none; the number of bytes written."""
+        entries = [{"t": kind, "r": record} for kind, record in changes]
+        line = json.dumps({"all": entries}, separators=(",", ":")).encode() + b"\n"
         return os.write(self._fd, line)
 
     def remove(self, kind: str, record: Record) -> int:

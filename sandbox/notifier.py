@@ -10,10 +10,11 @@ delay and the channel-time at which it was made.
 
 Each event gets its own asyncio task, kept so that shutdown can cancel it.
 Attempts are recorded under the key the control API reads them by: a payment
-or refund event's out_trade_no, a payout event's payout_id. With an `Outbox`
-(the store), an event is held until it is taken or given up on, and `resume`
-sends what a restart found still held, as a real channel keeps retrying
-through its own outage.
+or refund event's out_trade_no, a payout event's payout_id. An event is decided
+first (`owe`: its faults drawn), held by the store with the change it tells of, in
+one journal write (a crash keeps both or neither), and only then sent (`start`); the
+`Outbox` (the store) releases it once it is taken or given up on, and `resume` sends
+what a restart found still held, as a real channel keeps retrying through its own outage.
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ from typing import Protocol
 
 import httpx
 
+from sandbox.notices import HeldNotice, Owed
 from sandbox.protocol import Event, PayoutEvent
-from sandbox.store import DeliveryAttempt, HeldNotice
+from sandbox.store import DeliveryAttempt
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +71,6 @@ class NotifyProtocol(Protocol):
 class Outbox(Protocol):
     """Where notifications not yet taken are kept across a restart (the store)."""
 
-    def hold_notice(self, notice: HeldNotice) -> None: ...
-
     def release_notice(self, event_id: str) -> None: ...
 
 
@@ -97,26 +97,31 @@ class Notifier:
         self._clock = clock
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def send(
+    def owe(
         self,
         url: str,
         event: AnyEvent,
         protocol: NotifyProtocol,
         mode: DeliveryMode = DeliveryMode.NORMAL,
         delay_ms: int = 0,
-    ) -> None:
-        """Schedule delivery of `event` to `url` and return at once."""
+    ) -> Owed | None:
+        """What sending `event` to `url` owes, its faults drawn now; None when nothing will
+        be sent (dropped, or a type the channel does not tell of). Nothing is sent yet."""
         if self._faults is not None:
             mode, delay_ms = self._faults(mode, delay_ms)
         if mode is DeliveryMode.DROP or event.type not in protocol.event_types:
-            return
-        if self._outbox is not None:
-            raw = event.model_dump(mode="json")
-            self._outbox.hold_notice(HeldNotice(event.id, url, protocol.name, raw))
+            return None
         delay_s = delay_ms / 1000 if mode is DeliveryMode.DELAY else 0.0
         copies = 2 if mode is DeliveryMode.DUPLICATE else 1
-        for _ in range(copies):
-            self._start(url, event, protocol, delay_s)
+        return Owed(url, event, protocol.name, delay_s, copies)
+
+    def start(self, owed: Owed | None, protocol: NotifyProtocol) -> None:
+        """Send what a change owed, once the store holds it (written with the change),
+        and return at once."""
+        if owed is None:
+            return
+        for _ in range(owed.copies):
+            self._start(owed.url, owed.event, protocol, owed.delay_s)
 
     def resume(self, held: list[HeldNotice], protocols: Mapping[str, NotifyProtocol]) -> None:
         """Send again, at once, each notification a restart found still owed (no faults:

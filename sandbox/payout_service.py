@@ -26,6 +26,7 @@ from domain.fx.conversion import Conversion, convert
 from domain.fx.errors import RateMissing
 from sandbox.errors import SandboxError
 from sandbox.events import payout_event
+from sandbox.notices import Owed
 from sandbox.notifier import Notifier, NotifyProtocol
 from sandbox.protocol import Payout, PayoutCreate, PayoutEventType
 from sandbox.service import fail_if_faulted
@@ -84,13 +85,16 @@ class PayoutService:
         return payout_view(payout)
 
     async def settle(self, payout_id: str, outcome: PayoutOutcome) -> Payout:
-        """Pay or fail a pending payout; only the call that changes it notifies."""
-        payout, changed = await self.store.settle_payout(payout_id, outcome)
-        view = payout_view(payout)
-        if changed:
-            event = payout_event(_EVENT_TYPE[outcome], view)
-            self._notifier.send(payout.notify_url, event, self._protocol)
-        return view
+        """Pay or fail a pending payout; only the call that changes it notifies (the notice
+        written with the payout, in one journal line)."""
+
+        def tell(settled: PayoutRecord) -> Owed | None:
+            event = payout_event(_EVENT_TYPE[outcome], payout_view(settled))
+            return self._notifier.owe(settled.notify_url, event, self._protocol)
+
+        payout, owed = await self.store.settle_payout(payout_id, outcome, tell)
+        self._notifier.start(owed, self._protocol)
+        return payout_view(payout)
 
     async def aclose(self) -> None:
         """Cancel settlement timers still running (on shutdown)."""

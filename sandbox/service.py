@@ -1,5 +1,9 @@
 """What each sandbox action does: a store transition, then the notification it causes.
 
+The notification is decided inside the transition (`tell`) and written with it, in one
+journal line, and sent once the transition has returned: a crash between the two never
+leaves a payment paid with nothing owed to tell of it.
+
 The routers (channel API, cashier, control) only translate HTTP to these calls,
 so a payment made on the cashier page and one made through the control API
 behave identically.
@@ -13,6 +17,7 @@ from channels.base import ChannelName, is_cross_border
 from sandbox.channel_fx import ChannelFx, Charge
 from sandbox.errors import SandboxError
 from sandbox.events import payment_event, refund_event
+from sandbox.notices import Owed
 from sandbox.notifier import DeliveryMode, Notifier, NotifyProtocol
 from sandbox.protocol import (
     CloseResponse,
@@ -65,9 +70,8 @@ class SandboxService:
     async def create_refund(self, channel: ChannelName, request: RefundCreate) -> Refund:
         await fail_if_faulted(self.store, request.out_trade_no)
         charge = self._charge(channel, request.amount, request.currency)
-        refund, created = await self.store.create_refund(channel, request, charge)
-        if created and refund.status != "pending":
-            await self._notify_refund(refund)
+        refund, owed = await self.store.create_refund(channel, request, charge, self._tell_refund)
+        self._notifier.start(owed, self._protocols[channel])
         return refund_view(refund)
 
     async def get_refund(self, channel: ChannelName, refund_id: str) -> Refund:
@@ -86,31 +90,33 @@ class SandboxService:
         delay_ms: int = 0,
     ) -> PaymentRecord:
         """The buyer pays. Paying again changes nothing and sends nothing."""
-        paid, changed = await self.store.mark_paid(payment.key, force=force)
-        if changed:
-            self._notifier.send(
-                paid.notify_url,
-                payment_event("payment.succeeded", paid),
-                self._protocols[paid.channel],
-                mode,
-                delay_ms,
-            )
+        protocol = self._protocols[payment.channel]
+
+        def tell(paid: PaymentRecord) -> Owed | None:
+            event = payment_event("payment.succeeded", paid)
+            return self._notifier.owe(paid.notify_url, event, protocol, mode, delay_ms)
+
+        paid, owed = await self.store.mark_paid(payment.key, force=force, tell=tell)
+        self._notifier.start(owed, protocol)
         return paid
 
     async def decline(
         self, payment: PaymentRecord, mode: DeliveryMode = DeliveryMode.NORMAL
     ) -> PaymentRecord:
-        declined, changed = await self.store.mark_declined(payment.key)
-        if changed:
+        protocol = self._protocols[payment.channel]
+
+        def tell(declined: PaymentRecord) -> Owed | None:
             event = payment_event("payment.declined", declined)
-            protocol = self._protocols[declined.channel]
-            self._notifier.send(declined.notify_url, event, protocol, mode)
+            return self._notifier.owe(declined.notify_url, event, protocol, mode)
+
+        declined, owed = await self.store.mark_declined(payment.key, tell)
+        self._notifier.start(owed, protocol)
         return declined
 
     async def complete_refund(self, refund: RefundRecord) -> RefundRecord:
-        completed, changed = await self.store.complete_refund((refund.channel, refund.refund_id))
-        if changed:
-            await self._notify_refund(completed)
+        key = (refund.channel, refund.refund_id)
+        completed, owed = await self.store.complete_refund(key, self._tell_refund)
+        self._notifier.start(owed, self._protocols[refund.channel])
         return completed
 
     def payment_view(self, payment: PaymentRecord) -> Payment:
@@ -136,11 +142,10 @@ class SandboxService:
             return None
         return self._fx.charge(amount, currency)
 
-    async def _notify_refund(self, refund: RefundRecord) -> None:
-        payment = await self.store.payment((refund.channel, refund.out_trade_no))
+    def _tell_refund(self, payment: PaymentRecord, refund: RefundRecord) -> Owed | None:
         type_: EventType = "refund.succeeded" if refund.status == "succeeded" else "refund.failed"
         event = refund_event(type_, payment, refund)
-        self._notifier.send(payment.notify_url, event, self._protocols[payment.channel])
+        return self._notifier.owe(payment.notify_url, event, self._protocols[payment.channel])
 
 
 async def fail_if_faulted(store: Store, key: str) -> None:

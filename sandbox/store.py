@@ -15,9 +15,12 @@ however long the history) and read back at start, so the sandbox, like a
 real channel, remembers them across a restart. So are the notifications not yet
 taken (`HeldNotice`): a channel's queue outlives its outage, and the notifier sends
 them again after a restart (a late payment is known by its notification alone: its
-saga has ended and polls no more). Faults, refund and payout behaviour and the
-delivery log are test scaffolding and stay in memory. A payout pending at a restart
-stays pending (its settlement timer is gone) until the control API completes or fails it.
+saga has ended and polls no more). A change that owes one is told it (`tell`, the
+service's: `sandbox.notices.Owed`) and writes both in one journal line, so no crash
+leaves a payment paid (a refund made final, a payout settled) with no notice owed.
+Faults, refund and payout behaviour and the delivery log are test scaffolding and stay
+in memory. A payout pending at a restart stays pending (its settlement timer is gone)
+until the control API completes or fails it.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from sandbox.bill_entries import day_of
 from sandbox.channel_fx import Charge
 from sandbox.errors import SandboxError
 from sandbox.journal import Journal
+from sandbox.notices import HeldNotice, Owed
 from sandbox.protocol import (
     PaymentCreate,
     PaymentStatus,
@@ -152,14 +156,15 @@ class DeliveryAttempt:
     at_s: float  # channel seconds since the first attempt, as measured
 
 
-@dataclass(frozen=True)
-class HeldNotice:
-    """A notification the notifier still owes: kept until it is taken (or given up on)."""
+# What a change tells its receiver (`Owed`, or None when nothing is sent), asked once the
+# change is decided, under the lock: it is written with the change, or not at all.
+PaymentTell = Callable[[PaymentRecord], Owed | None]
+RefundTell = Callable[[PaymentRecord, RefundRecord], Owed | None]
+PayoutTell = Callable[[PayoutRecord], Owed | None]
 
-    event_id: str
-    url: str
-    protocol: str  # its NotifyProtocol's name: a channel's, or "bank"
-    event: dict[str, Any]  # the event as JSON, sent again unchanged (its id too)
+
+def tells_nothing(*_: object) -> None:
+    return None
 
 
 def _not_found(what: str) -> SandboxError:
@@ -253,38 +258,50 @@ class Store:
                 payment = self._save(replace(payment, status="closed"))
             return True, payment
 
-    async def mark_paid(self, key: PaymentKey, *, force: bool) -> tuple[PaymentRecord, bool]:
+    async def mark_paid(
+        self, key: PaymentKey, *, force: bool, tell: PaymentTell = tells_nothing
+    ) -> tuple[PaymentRecord, Owed | None]:
         """Pay; `force` also pays a closed or declined payment (a late payment).
 
-        Returns the payment and whether this call changed it.
+        Returns the payment and, if this call paid it, the notification that owes.
         """
         async with self._lock:
             payment = self._payment(key)
             if payment.status == "paid":
-                return payment, False
+                return payment, None
             if payment.status != "pending" and not force:
                 raise SandboxError(409, "payment_closed", f"payment is {payment.status}")
             paid = replace(payment, status="paid", txn_id=new_id("txn"), paid_at=time.time())
-            return self._save(paid), True
+            owed = tell(paid)
+            return self._save(paid, owed), owed
 
-    async def mark_declined(self, key: PaymentKey) -> tuple[PaymentRecord, bool]:
+    async def mark_declined(
+        self, key: PaymentKey, tell: PaymentTell = tells_nothing
+    ) -> tuple[PaymentRecord, Owed | None]:
         async with self._lock:
             payment = self._payment(key)
             if payment.status == "declined":
-                return payment, False
+                return payment, None
             if payment.status == "paid":
                 raise SandboxError(409, "payment_already_paid")
             if payment.status == "closed":
                 raise SandboxError(409, "payment_closed")
-            return self._save(replace(payment, status="declined")), True
+            declined = replace(payment, status="declined")
+            owed = tell(declined)
+            return self._save(declined, owed), owed
 
     # -- refunds ----------------------------------------------------------
 
     async def create_refund(
-        self, channel: ChannelName, request: RefundCreate, charge: Charge | None = None
-    ) -> tuple[RefundRecord, bool]:
+        self,
+        channel: ChannelName,
+        request: RefundCreate,
+        charge: Charge | None = None,
+        tell: RefundTell = tells_nothing,
+    ) -> tuple[RefundRecord, Owed | None]:
         """Create a refund (its status set by the payment's refund mode), or return
-        the one with this refund_id. Returns the refund and whether it is new."""
+        the one with this refund_id. Returns the refund and, if it is new and final
+        (succeeded or failed, not pending), the notification that owes."""
         async with self._lock:
             existing = self._refunds.get((channel, request.refund_id))
             if existing is not None:
@@ -295,7 +312,7 @@ class Store:
                 )
                 if not same:
                     raise SandboxError(409, "refund_id_conflict")
-                return existing, False
+                return existing, None
             payment = self._payment((channel, request.out_trade_no))
             self._check_refundable(payment, request)
             mode = self._refund_modes.get(request.out_trade_no, "succeed")
@@ -312,7 +329,8 @@ class Store:
                 succeeded_at=time.time() if status == "succeeded" else None,
                 **_charged(charge),
             )
-            return self._save_refund(refund), True
+            owed = tell(payment, refund) if status != "pending" else None
+            return self._save_refund(refund, owed), owed
 
     async def refund(self, key: RefundKey) -> RefundRecord:
         async with self._lock:
@@ -330,16 +348,20 @@ class Store:
                 raise SandboxError(409, "ambiguous_refund_id", "pass ?channel= to choose")
             return found[0]
 
-    async def complete_refund(self, key: RefundKey) -> tuple[RefundRecord, bool]:
-        """A pending refund succeeds. Returns the refund and whether it changed."""
+    async def complete_refund(
+        self, key: RefundKey, tell: RefundTell = tells_nothing
+    ) -> tuple[RefundRecord, Owed | None]:
+        """A pending refund succeeds. Returns the refund and, if this call completed it,
+        the notification that owes."""
         async with self._lock:
             refund = self._refund(key)
             if refund.status == "succeeded":
-                return refund, False
+                return refund, None
             if refund.status == "failed":
                 raise SandboxError(409, "refund_failed")
             completed = replace(refund, status="succeeded", succeeded_at=time.time())
-            return self._save_refund(completed), True
+            owed = tell(self._payment((refund.channel, refund.out_trade_no)), completed)
+            return self._save_refund(completed, owed), owed
 
     # -- the day's bill (sandbox.bills) -----------------------------------
 
@@ -423,9 +445,10 @@ class Store:
             return self._payout(payout_id)
 
     async def settle_payout(
-        self, payout_id: str, outcome: PayoutOutcome
-    ) -> tuple[PayoutRecord, bool]:
-        """A pending payout is paid or fails. Returns the payout and whether it changed.
+        self, payout_id: str, outcome: PayoutOutcome, tell: PayoutTell = tells_nothing
+    ) -> tuple[PayoutRecord, Owed | None]:
+        """A pending payout is paid or fails. Returns the payout and, if this call settled
+        it, the notification that owes.
 
         Settling again the same way changes nothing; the other way is a conflict,
         as a bank cannot take back a transfer it made (or make one it refused).
@@ -433,14 +456,15 @@ class Store:
         async with self._lock:
             payout = self._payout(payout_id)
             if payout.status == outcome:
-                return payout, False
+                return payout, None
             if payout.status != "pending":
                 raise SandboxError(409, "payout_settled", f"payout is {payout.status}")
             if outcome == "paid":
                 settled = replace(payout, status="paid", bank_reference=new_id("bank"))
             else:
                 settled = replace(payout, status="failed", failure_reason=PAYOUT_REFUSED)
-            return self._save_payout(settled), True
+            owed = tell(settled)
+            return self._save_payout(settled, owed), owed
 
     async def set_payout_mode(self, merchant_id: str, mode: PayoutMode) -> None:
         async with self._lock:
@@ -524,8 +548,9 @@ class Store:
             return list(self._deliveries.get(out_trade_no, []))
 
     # -- notifications owed (the notifier's outbox) ----------------------------
-    # Not async: the notifier holds a notice as it is handed the event, before the action
-    # that caused it answers; no await inside, so each runs whole under the event loop.
+    # A change holds the notice it owes as it is written (`_persist`); `hold_notice` holds
+    # one no change owes. Not async: the notifier releases a notice as it is taken, before
+    # anything awaits; no await inside, so each runs whole under the event loop.
 
     def hold_notice(self, notice: HeldNotice) -> None:
         self._notices[notice.event_id] = notice
@@ -559,28 +584,38 @@ class Store:
             raise _not_found("payout")
         return payout
 
-    def _save(self, payment: PaymentRecord) -> PaymentRecord:
+    def _save(self, payment: PaymentRecord, owed: Owed | None = None) -> PaymentRecord:
         self._payments[payment.key] = payment
-        self._persist("payments", payment)
+        self._persist("payments", payment, owed)
         return payment
 
-    def _save_refund(self, refund: RefundRecord) -> RefundRecord:
+    def _save_refund(self, refund: RefundRecord, owed: Owed | None = None) -> RefundRecord:
         self._refunds[(refund.channel, refund.refund_id)] = refund
-        self._persist("refunds", refund)
+        self._persist("refunds", refund, owed)
         return refund
 
-    def _save_payout(self, payout: PayoutRecord) -> PayoutRecord:
+    def _save_payout(self, payout: PayoutRecord, owed: Owed | None = None) -> PayoutRecord:
         self._payouts[payout.payout_id] = payout
-        self._persist("payouts", payout)
+        self._persist("payouts", payout, owed)
         return payout
 
     def _persist(
         self,
         kind: str,
         record: PaymentRecord | RefundRecord | PayoutRecord | SweepRecord | HeldNotice,
+        owed: Owed | None = None,
     ) -> None:
-        if self._journal is not None:
+        """Write `record`, and the notice it owes in the same line: a crash keeps both or
+        neither (two lines could leave a payment paid and nothing owed to tell of it)."""
+        notice = owed.notice if owed is not None else None
+        if notice is not None:
+            self._notices[notice.event_id] = notice
+        if self._journal is None:
+            return
+        if notice is None:
             self._journal.append(kind, asdict(record))
+        else:
+            self._journal.append_together([(kind, asdict(record)), ("notices", asdict(notice))])
 
     def _load(self, state: dict[str, list[dict[str, Any]]]) -> None:
         for raw in state["payments"]:

@@ -42,7 +42,11 @@ async def test_a_notice_taken_is_not_owed_though_a_shutdown_cuts_its_logging_sho
     event = PayoutEvent(id="evt_1", type="payout.paid", created=1, data=payout)
     async with httpx.AsyncClient(timeout=5) as client:
         notifier = Notifier(client, time_scale=0.0001, record=record, outbox=store)
-        notifier.send(inbox.url, event, BankNotifications(b"secret"))
+        bank = BankNotifications(b"secret")
+        owed = notifier.owe(inbox.url, event, bank)
+        assert owed is not None
+        store.hold_notice(owed.notice)  # as a change owing it would, in its journal line
+        notifier.start(owed, bank)
         await asyncio.wait_for(logging_it.wait(), timeout=5)
         await notifier.aclose()  # the sandbox shuts down
 

@@ -3,12 +3,16 @@ long history, a crash mid-write loses only that write, and the file is the user'
 
 from __future__ import annotations
 
+import json
 import stat
+from dataclasses import asdict
 from pathlib import Path
 
 from channels.base import ChannelName
-from sandbox.protocol import PaymentCreate, RefundCreate
-from sandbox.store import HeldNotice, Store
+from sandbox.events import payment_event
+from sandbox.notices import HeldNotice, Owed
+from sandbox.protocol import Event, PaymentCreate, RefundCreate
+from sandbox.store import PaymentRecord, Store
 
 
 def _payment(number: int) -> PaymentCreate:
@@ -101,3 +105,56 @@ async def test_a_notice_owed_survives_a_restart_until_it_is_released(tmp_path: P
     assert again.held_notices() == [owed]
     again.release_notice("evt_1")
     assert Store(path).held_notices() == []
+
+
+def _old_line(kind: str, record: dict[str, object], *, gone: bool = False) -> bytes:
+    """A line as the journal wrote it before a change and its notice shared one."""
+    entry = {"t": kind, "r": record, "gone": True} if gone else {"t": kind, "r": record}
+    return json.dumps(entry, separators=(",", ":")).encode() + b"\n"
+
+
+async def test_a_journal_from_before_changes_shared_a_line_still_loads(tmp_path: Path) -> None:
+    path = tmp_path / "sandbox.json"
+    pending = {
+        "channel": "alipay",
+        "payment_id": "pay_1",
+        "out_trade_no": "order-000001",
+        "merchant_id": "m_1",
+        "amount": 1999,
+        "currency": "CNY",
+        "description": "Tea",
+        "notify_url": "http://127.0.0.1/notify",
+        "status": "pending",
+        "txn_id": None,
+        "paid_at": None,
+        "payer_amount": None,
+        "payer_currency": None,
+        "channel_rate": None,
+    }
+    paid = {**pending, "status": "paid", "txn_id": "txn_1", "paid_at": 1_700_000_000.0}
+    owed = HeldNotice("evt_1", "http://127.0.0.1/notify", "alipay", {"id": "evt_1"})
+    taken = {"event_id": "evt_0", "url": "http://127.0.0.1/notify", "protocol": "card"}
+    path.write_bytes(
+        _old_line("payments", pending)
+        + _old_line("notices", {**taken, "event": {"id": "evt_0"}})
+        + _old_line("payments", paid)  # paid, then its notice: two writes
+        + _old_line("notices", asdict(owed))
+        + _old_line("notices", {"event_id": "evt_0"}, gone=True)
+    )
+
+    store = Store(path)  # reads the old lines, and compacts them
+    payment = await store.payment((ChannelName.ALIPAY, "order-000001"))
+    second = await store.create_payment(ChannelName.ALIPAY, _payment(2))
+    _, told = await store.mark_paid(  # a new line beside them: paid, and its notice
+        second.key, force=False, tell=lambda p: Owed(p.notify_url, _succeeded(p), "alipay")
+    )
+
+    again = Store(path)
+    assert await again.payment(payment.key) == payment
+    assert (payment.status, payment.txn_id) == ("paid", "txn_1")
+    assert (await again.payment(second.key)).status == "paid"
+    assert told is not None and again.held_notices() == [owed, told.notice]
+
+
+def _succeeded(payment: PaymentRecord) -> Event:
+    return payment_event("payment.succeeded", payment)
