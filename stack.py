@@ -318,9 +318,10 @@ def start_all(stack: Stack, settings: Settings, log_dir: Path | None = None) -> 
     wait_until(lambda: http_ok(f"{settings.api_public_url}/healthz"), "api", watch=stack)
 
 
-def _stop_on_sigterm() -> None:
+def stop_on_sigterm() -> None:
     """SIGTERM (a service manager, or a shell that started us in the background, where
-    Ctrl-C's SIGINT is ignored) stops the stack as Ctrl-C does: children first."""
+    Ctrl-C's SIGINT is ignored) stops the stack as Ctrl-C does: children first. `make
+    bench` and `make chaos` stop theirs so too (their stacks' processes were left behind)."""
 
     def interrupt(_signum: int, _frame: object) -> None:
         raise KeyboardInterrupt
@@ -329,7 +330,7 @@ def _stop_on_sigterm() -> None:
 
 
 def main() -> None:
-    _stop_on_sigterm()
+    stop_on_sigterm()
     try:
         make_state_dir()  # before anything (the database, Temporal's, the sandbox's) lands in it
         env = load_or_create_secrets()

@@ -5,12 +5,19 @@ or "0" to skip settlement), BENCH_RECONCILIATION_SCALE ("full": a bill of 1,000,
 
 from __future__ import annotations
 
+import sys
+
+import stack
 from bench.config import from_env
 from bench.run import run
 
 
 def main() -> None:
-    run(from_env())
+    stack.stop_on_sigterm()
+    try:
+        run(from_env())
+    except KeyboardInterrupt:  # its stands stopped their stacks on the way out
+        sys.exit("bench: stopped")
 
 
 if __name__ == "__main__":

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import sys
 
+import stack
 from chaos.config import parse_args
 from chaos.run import run
 
 
 def main() -> None:
-    sys.exit(0 if run(parse_args()) else 1)
+    stack.stop_on_sigterm()
+    try:
+        passed = run(parse_args())
+    except KeyboardInterrupt:  # its system stopped on the way out
+        sys.exit("chaos: stopped")
+    sys.exit(0 if passed else 1)
 
 
 if __name__ == "__main__":

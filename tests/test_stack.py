@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import signal
 import socket
 import subprocess
 import sys
@@ -173,3 +174,15 @@ def test_waiting_on_a_service_that_died_fails_at_once_with_its_log_tail(
     assert str(failure.value).startswith(
         f"api exited with code 1. Its last lines of output (all of it in {log}):"
     )
+
+
+def test_sigterm_stops_a_stack_as_ctrl_c_does() -> None:
+    """make run, make bench and make chaos turn SIGTERM into Ctrl-C's KeyboardInterrupt, so
+    their stacks are stopped on the way out (bench and chaos left theirs running)."""
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        stack.stop_on_sigterm()
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGTERM)
+    finally:
+        signal.signal(signal.SIGTERM, before)
