@@ -8,11 +8,12 @@ their own, and production sets them in its environment.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Mapping
 from datetime import timedelta
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -357,3 +358,19 @@ def _check_within(name: str, value: int, bounds: tuple[int, int]) -> None:
 @lru_cache
 def get_settings() -> Settings:
     return Settings()  # secrets come from the environment
+
+
+def settings_from_env(env: Mapping[str, str]) -> Settings:
+    """Settings as a process started with `env` would read them (PAYSAGA_A__B -> a.b), read
+    without putting `env` in this process's own environment (the tests' and the bench's
+    view of the processes they start)."""
+    values: dict[str, Any] = {}
+    for name, value in env.items():
+        if not name.startswith("PAYSAGA_"):
+            continue
+        *parents, leaf = name.removeprefix("PAYSAGA_").lower().split("__")
+        node = values
+        for parent in parents:
+            node = node.setdefault(parent, {})
+        node[leaf] = value
+    return Settings(**values)

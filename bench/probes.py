@@ -8,7 +8,6 @@ rendered by the sandbox's own protocol), posted to our notify route again and ag
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from temporalio.client import Client
 
 from sandbox import alipay_front
 from sandbox.protocol import Event, EventData
-from settings import Settings
+from settings import settings_from_env
 
 SETTLE_S = 2.0  # after the resends, time for anything they set off to show
 
@@ -73,8 +72,7 @@ async def resend_payment_notification(
 def notification(
     env: dict[str, str], event_id: str, payment: dict[str, object]
 ) -> tuple[bytes, dict[str, str]]:
-    os.environ.update(env)
-    protocol = alipay_front.notifications(Settings())
+    protocol = alipay_front.notifications(settings_from_env(env))
     event = Event(
         id=event_id,
         type="payment.succeeded",

@@ -20,7 +20,7 @@ from api.manage import create_operator
 from chaos.system import ChaosSystem, system_env
 from db.engine import normalise_url
 from db.migrate import upgrade_to_head
-from settings import DatabasePool, Settings
+from settings import DatabasePool, settings_from_env
 
 FLOOR_QUEUE = "bench-floor"
 # Chaos's timers that only speed its recovery from the kills and lost messages it makes:
@@ -40,11 +40,6 @@ CHAOS_TIMINGS = (
 DATABASE_PROCESSES = ("api", "worker", "api-2", "worker-2")
 SPARE_CONNECTIONS = 20
 POOL_SIZE, POOL_OVERFLOW = "PAYSAGA_DATABASE_POOL__SIZE", "PAYSAGA_DATABASE_POOL__OVERFLOW"
-# Pools set by hand, read before any stand's settings reach this process's environment
-# (`Stand.operator_headers` puts them there: a later stand would read the last one's).
-HAND_SET_POOL = {
-    name: os.environ[name] for name in (POOL_SIZE, POOL_OVERFLOW) if name in os.environ
-}
 
 
 def pool_share(max_connections: int) -> DatabasePool:
@@ -98,8 +93,8 @@ class Stand:
         if not database_url.startswith("sqlite"):  # a server every process's pool must fit
             self.pool = pool_share(max_connections(database_url))
         self.pool = DatabasePool(  # unless make bench's caller named its own
-            size=int(HAND_SET_POOL.get(POOL_SIZE, self.pool.size)),
-            overflow=int(HAND_SET_POOL.get(POOL_OVERFLOW, self.pool.overflow)),
+            size=int(os.environ.get(POOL_SIZE, self.pool.size)),
+            overflow=int(os.environ.get(POOL_OVERFLOW, self.pool.overflow)),
         )
         env[POOL_SIZE], env[POOL_OVERFLOW] = str(self.pool.size), str(self.pool.overflow)
         self.system = ChaosSystem(work, env)
@@ -128,8 +123,8 @@ class Stand:
             secrets.token_urlsafe(16),
             "Bench",
         )
-        os.environ.update(self.env)  # Settings as the processes read them
-        token = issue_access_token(Settings(), operator_id, "operator", utc_now())
+        settings = settings_from_env(self.env)  # as the processes read them
+        token = issue_access_token(settings, operator_id, "operator", utc_now())
         return {"Authorization": f"Bearer {token}"}
 
     def sandbox_client(self) -> httpx.AsyncClient:

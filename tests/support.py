@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -17,7 +17,7 @@ from sqlmodel import Session, col, select
 from db.engine import read_one_snapshot
 from db.reconcile import EVERYTHING, Scope, ledger_problems
 from db.tables import JournalEntry, Order, Payout, Posting, Refund
-from settings import Settings
+from settings import settings_from_env as settings_from_env  # re-exported: tests import it here
 
 T = TypeVar("T")
 
@@ -29,20 +29,6 @@ TLS = httpx.create_ssl_context()
 def http_client(base_url: str = "", **options: Any) -> httpx.AsyncClient:
     """A client as the tests use them: the shared TLS context, 30 s unless told."""
     return httpx.AsyncClient(base_url=base_url, verify=TLS, **{"timeout": 30, **options})
-
-
-def settings_from_env(env: Mapping[str, str]) -> Settings:
-    """Settings as a process started with `env` would read them (PAYSAGA_A__B -> a.b)."""
-    values: dict[str, Any] = {}
-    for name, value in env.items():
-        if not name.startswith("PAYSAGA_"):
-            continue
-        *parents, leaf = name.removeprefix("PAYSAGA_").lower().split("__")
-        node = values
-        for parent in parents:
-            node = node.setdefault(parent, {})
-        node[leaf] = value
-    return Settings(**values)
 
 
 async def wait_for(

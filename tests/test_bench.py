@@ -13,7 +13,6 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from bench import stand
 from bench.config import from_env, parse_rows, parse_scale
 from bench.figures import Goal, Row, cpu_ticks, ms_per_item, percentile, render_table
 from bench.reconciliation import measure as measure_reconciliation
@@ -143,15 +142,28 @@ def test_the_reconciliation_case_finds_exactly_what_was_planted_and_reports_both
 # -- the stand: every process's database pool fits the server at once ------------------------
 
 
+def test_a_stand_leaves_the_benchs_own_environment_as_it_was(tmp_path: Path) -> None:
+    """A stand's settings are read from its env, never put into the bench's own: the next
+    stand would take the last one's pools for pools set by hand (it did)."""
+    before = dict(os.environ)
+    first = Stand(tmp_path, f"sqlite:///{tmp_path / 'paysaga.db'}")
+    assert first.operator_headers()["Authorization"].startswith("Bearer ")
+    assert dict(os.environ) == before
+
+
+def test_a_pool_set_by_hand_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PAYSAGA_DATABASE_POOL__SIZE", "7")
+    monkeypatch.setenv("PAYSAGA_DATABASE_POOL__OVERFLOW", "3")
+    pool = Stand(tmp_path, f"sqlite:///{tmp_path / 'paysaga.db'}").pool
+    assert (pool.size, pool.overflow) == (7, 3)
+
+
 @pytest.mark.skipif(not os.environ.get("TEST_DATABASE_URL"), reason="TEST_DATABASE_URL not set")
 def test_the_stand_fits_its_processes_pools_in_the_servers_connections(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(stand, "HAND_SET_POOL", {}, raising=False)
-    # An earlier stand's settings in this process's environment (operator_headers puts them
-    # there: the SQLite stand's, when make bench goes on to PostgreSQL) are not set by hand.
-    monkeypatch.setenv("PAYSAGA_DATABASE_POOL__SIZE", "40")
-    monkeypatch.setenv("PAYSAGA_DATABASE_POOL__OVERFLOW", "10")
+    monkeypatch.delenv("PAYSAGA_DATABASE_POOL__SIZE", raising=False)
+    monkeypatch.delenv("PAYSAGA_DATABASE_POOL__OVERFLOW", raising=False)
     server, name = os.environ["TEST_DATABASE_URL"], f"bench_{secrets.token_hex(4)}"
     url = create_database(server, name)
     try:
