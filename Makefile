@@ -97,10 +97,12 @@ CHAOS_ORDERS ?= 300
 CHAOS_SECONDS ?= 120
 CHAOS_SEED ?= 1
 CHAOS_DATABASE ?= postgresql
+CHAOS_WORKERS ?= 1
 CHAOS_SUMMARY ?= var/chaos/summary.json
 chaos: $(STAMP)
 	$(BIN)/python -m chaos --orders $(CHAOS_ORDERS) --seconds $(CHAOS_SECONDS) \
-		--seed $(CHAOS_SEED) --database $(CHAOS_DATABASE) --summary $(CHAOS_SUMMARY)
+		--seed $(CHAOS_SEED) --database $(CHAOS_DATABASE) --workers $(CHAOS_WORKERS) \
+		--summary $(CHAOS_SUMMARY)
 
 # Chromium, from Debian's package, for the pages' browser tests (tests/pages/): Playwright
 # drives it by path (/usr/bin/chromium), since no browser build can be downloaded here.

@@ -14,6 +14,12 @@ CHANNELS = ("alipay", "wechatpay", "card")
 # What the run kills, and how often each is drawn (the worker and the API most often:
 # they are the processes that get deployed many times a day).
 KILL_WEIGHTS = {"worker": 4, "api": 3, "sandbox": 2, "temporal": 2, "postgres": 2}
+# With several workers, one is also paused now and then (SIGSTOP, then SIGCONT), as by a
+# long garbage collection or a frozen VM: its workflow tasks time out and another worker
+# replays them while its own tries are still to run their writes when it wakes.
+PAUSE = "pause"
+PAUSE_WEIGHT = 3
+PAUSE_S = (2.5, 6.0)  # past the run's 2 s workflow-task timeout, so its tasks move on
 
 
 class Scenario(enum.StrEnum):
@@ -51,8 +57,9 @@ class OrderPlan:
 @dataclass(frozen=True)
 class Kill:
     at_s: float
-    target: str
-    down_s: float  # how long it stays dead before the restart
+    target: str  # a process ("worker-2" is the second worker), or "postgres"
+    down_s: float  # how long it stays dead before the restart (or paused)
+    pause: bool = False  # stopped and let go on, not killed and started again
 
 
 def _pick(rng: random.Random, weights: dict[str, int] | dict[Scenario, int]) -> str:
@@ -74,16 +81,37 @@ def order_plans(orders: int, seconds: float, seed: int) -> list[OrderPlan]:
     ]
 
 
-def kill_schedule(seconds: float, seed: int, every_s: tuple[float, float]) -> list[Kill]:
+def kill_schedule(
+    seconds: float, seed: int, every_s: tuple[float, float], workers: int = 1
+) -> list[Kill]:
     """Kills at drawn intervals through the faulty phase; every target at least once when
-    the phase is long enough, so a short run still crashes each process."""
+    the phase is long enough, so a short run still crashes each process. With several
+    workers, a worker's kill or pause falls on one of them, drawn; one worker draws what
+    it always drew, so a seed's run stays the same."""
     rng = random.Random(f"kills-{seed}")
-    targets = list(KILL_WEIGHTS)
+    weights = dict(KILL_WEIGHTS, **({PAUSE: PAUSE_WEIGHT} if workers > 1 else {}))
+    targets = list(weights)
     rng.shuffle(targets)
     kills: list[Kill] = []
     at_s = rng.uniform(*every_s) / 2
     while at_s < seconds:
-        target = targets.pop() if targets else _pick(rng, KILL_WEIGHTS)
-        kills.append(Kill(at_s=round(at_s, 2), target=target, down_s=round(rng.uniform(0.2, 3), 2)))
+        target = targets.pop() if targets else _pick(rng, weights)
+        if target == PAUSE:
+            kills.append(_pause(rng, at_s, workers))
+        else:
+            down_s = round(rng.uniform(0.2, 3), 2)
+            if target == "worker" and workers > 1:
+                target = worker_name(rng.randrange(workers))
+            kills.append(Kill(at_s=round(at_s, 2), target=target, down_s=down_s))
         at_s += rng.uniform(*every_s)
     return kills
+
+
+def _pause(rng: random.Random, at_s: float, workers: int) -> Kill:
+    down_s = round(rng.uniform(*PAUSE_S), 2)
+    return Kill(round(at_s, 2), worker_name(rng.randrange(workers)), down_s, pause=True)
+
+
+def worker_name(index: int) -> str:
+    """The run's workers: "worker", then "worker-2", "worker-3", ..."""
+    return "worker" if index == 0 else f"worker-{index + 1}"

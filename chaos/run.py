@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
+import signal
 import tempfile
 import time
 from collections import Counter
@@ -16,13 +16,13 @@ from chaos import facts as read
 from chaos.checker import check, count_statuses, still_settling
 from chaos.client import CallStats, RetryingClient
 from chaos.config import ChaosConfig
-from chaos.plan import Kill, OrderPlan, kill_schedule, order_plans
+from chaos.plan import Kill, OrderPlan, kill_schedule, order_plans, worker_name
 from chaos.postgres import OwnPostgres
 from chaos.report import Figures, passed, render, write_summary
 from chaos.system import ChaosSystem, system_env
 from chaos.workload import OrderRecord, Workload, notify_mode
 from db.migrate import upgrade_to_head
-from settings import Settings
+from settings import settings_from_env
 from stack import free_port
 
 # The sandbox's faults at a rate while the run breaks things (none during the drain).
@@ -51,6 +51,8 @@ class ChaosRun:
     async def run(self) -> bool:
         started = time.monotonic()
         await asyncio.to_thread(self.system.start_all)
+        for more in range(1, self.config.workers):
+            await asyncio.to_thread(self.system.start, worker_name(more))
         api, sandbox = await self._clients()
         try:
             workload = Workload(api, sandbox, await self._merchant(api), secrets.token_hex(3))
@@ -80,8 +82,8 @@ class ChaosRun:
             secrets.token_urlsafe(16),
             "Chaos",
         )
-        os.environ.update(env)  # Settings as the processes read them
-        token = issue_access_token(Settings(), operator_id, "operator", utc_now())
+        settings = settings_from_env(env)  # as the processes read them
+        token = issue_access_token(settings, operator_id, "operator", utc_now())
         api = RetryingClient(self.system.api_url, {"Authorization": f"Bearer {token}"}, self.stats)
         key = env["PAYSAGA_SANDBOX_API_KEY"]
         sandbox = RetryingClient(
@@ -111,7 +113,8 @@ class ChaosRun:
             async with slots:
                 return await workload.play(plan)
 
-        kills = kill_schedule(self.config.seconds, self.config.seed, self.config.kill_every_s)
+        config = self.config
+        kills = kill_schedule(config.seconds, config.seed, config.kill_every_s, config.workers)
         if self.postgres is None:
             kills = [k for k in kills if k.target != "postgres"]
         monkey = asyncio.create_task(
@@ -137,6 +140,9 @@ class ChaosRun:
                 await self._kill(kill, sandbox)
 
     async def _kill(self, kill: Kill, sandbox: RetryingClient) -> None:
+        if kill.pause:
+            await self._pause(kill)
+            return
         print(f"  [{kill.at_s:6.1f} s] kill {kill.target}, down {kill.down_s} s", flush=True)
         if kill.target == "sandbox":
             await self._collect_sandbox_faults(sandbox)
@@ -156,6 +162,18 @@ class ChaosRun:
             await asyncio.to_thread(self.system.start, kill.target)
         if kill.target == "sandbox" and self._faulty:
             await self._set_fault_rates(sandbox, FAULT_RATES)
+
+    async def _pause(self, kill: Kill) -> None:
+        """Stop a worker where it stands and let it go on later: it is not told, and
+        finds its workflow tasks gone to another worker when it wakes."""
+        print(f"  [{kill.at_s:6.1f} s] pause {kill.target} for {kill.down_s} s", flush=True)
+        process = self.system.processes.process(kill.target)
+        process.send_signal(signal.SIGSTOP)
+        try:
+            await asyncio.sleep(kill.down_s)
+        finally:
+            process.send_signal(signal.SIGCONT)  # never left stopped, even if cancelled
+        self.figures.kills[f"pause {kill.target}"] += 1
 
     async def _revive_forever(self, sandbox: RetryingClient) -> None:
         while True:

@@ -113,6 +113,16 @@ def test_the_plan_is_the_seeds_and_kills_every_process() -> None:
     kills = kill_schedule(120, 7, (6, 14))
     assert {k.target for k in kills} == {"worker", "api", "sandbox", "temporal", "postgres"}
     assert all(0 < k.at_s < 120 for k in kills)
+    assert not any(k.pause for k in kills)
+
+
+def test_with_two_workers_kills_and_pauses_fall_on_either_and_one_plans_as_it_did() -> None:
+    kills = kill_schedule(600, 7, (6, 14), workers=2)
+    assert {k.target for k in kills if k.pause} == {"worker", "worker-2"}
+    assert {k.target for k in kills if not k.pause} >= {"worker", "worker-2", "api"}
+    assert all(k.down_s >= 2.5 for k in kills if k.pause)  # past the task timeout
+    first = [(k.at_s, k.target, k.down_s) for k in kill_schedule(120, 7, (6, 14))[:3]]
+    assert first == [(6.17, "postgres", 1.8), (13.33, "sandbox", 2.9), (26.7, "api", 0.49)]
 
 
 def test_the_sandbox_injects_faults_at_its_rates_and_counts_them() -> None:
