@@ -277,8 +277,9 @@ class OrderRecords:
         """Move the projection to a new status; final unpaid states release the coupon;
         an ending (closed, cancelled, refunded) is told to the buyer and the merchant.
 
-        An unpaid ending is never written over a paid record. The saga asks for one only
-        before it took a payment, so a record found paid means this try is stale: its
+        An unpaid ending (or the hosted checkout's awaiting_payment, asked as its wait
+        begins) is never written over a paid record. The saga asks for one only before it
+        took a payment, so a record found paid means this try is stale: its
         workflow task was lost while it ran (its worker paused or cut off from Temporal),
         and another worker, replaying, took a payment that landed meanwhile and told the
         parties. What was told stands: nothing is written, and the try fails (retried:
@@ -289,6 +290,8 @@ class OrderRecords:
             order = locked_order(session, change.order_id)
             if change.status in _ENDED_UNPAID:
                 _refuse_stale_try(order, _ENDABLE_UNPAID, f"become {change.status}")
+            elif change.status == OrderStatus.AWAITING_PAYMENT:  # the hosted checkout's wait
+                _refuse_stale_try(order, _AWAITING_PAYMENT, f"become {change.status}")
             newly = order.status != change.status  # a retry finds it already set
             _set_status(order, change.status)
             if change.reason is not None:

@@ -254,11 +254,18 @@ def run(config: ChaosConfig) -> bool:
         database_url = postgres.url
     else:
         database_url = f"sqlite:///{work / 'paysaga.db'}"
+    chaos: ChaosRun | None = None
     try:
         upgrade_to_head(database_url)
         chaos = ChaosRun(config, work, database_url)
         chaos.postgres = postgres
         return asyncio.run(chaos.run())
     finally:
+        # Services start and restart in threads (their health checks block): a SIGTERM
+        # (make chaos stopped) ends the event loop while one goes on starting them, and the
+        # run's own stop can come before it. asyncio.run has joined those threads by now,
+        # so what they started is stopped here (a no-op once the run stopped it all).
+        if chaos is not None:
+            chaos.system.stop_all()
         if postgres is not None:
             postgres.remove()

@@ -123,6 +123,11 @@ def test_the_payment_waits_writes_from_a_lost_task_change_nothing_once_the_order
         lambda: records.set_order_status(
             StatusChange(order_id=order.order_id, status=OrderStatus.CANCELLED, reason="buyer")
         ),
+        # The hosted checkout's first write (the order awaits the buyer's choice), from a
+        # try paused while the buyer chose, paid and the order completed.
+        lambda: records.set_order_status(
+            StatusChange(order_id=order.order_id, status=OrderStatus.AWAITING_PAYMENT)
+        ),
         lambda: records.record_modification(
             OrderModification(
                 order_id=order.order_id, priced=_priced(shop, CHANGED), payment_attempt=2
