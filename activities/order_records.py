@@ -72,6 +72,7 @@ _ENDABLE_UNPAID = _AWAITING_PAYMENT | _ENDED_UNPAID
 # the order paid: the try of a lost workflow task (see set_order_status). Retried, never a
 # business refusal: no saga path of ours asks it, so met anywhere else it is a bug.
 STALE_TRY = "StaleTry"
+STATUS_STEP = "set_order_status"
 
 
 def _now() -> datetime:
@@ -145,7 +146,9 @@ class OrderRecords:
             payment = current_payment(session, order.id)
             if payment is not None and payment.attempt >= change.payment_attempt:
                 return  # an earlier try committed
-            _refuse_stale_try(order, _AWAITING_PAYMENT, "change its lines")
+            self._refuse_stale_try(
+                "record_modification", order, _AWAITING_PAYMENT, "change its lines"
+            )
             priced = change.priced
             order.total_amount = priced.total_amount
             order.discount_amount = priced.discount_amount
@@ -165,7 +168,9 @@ class OrderRecords:
             payment = current_payment(session, order.id)
             if payment is not None and payment.attempt >= chosen.payment_attempt:
                 return  # an earlier try committed
-            _refuse_stale_try(order, _AWAITING_PAYMENT, "change its payment method")
+            self._refuse_stale_try(
+                "record_method_choice", order, _AWAITING_PAYMENT, "change its payment method"
+            )
             order.channel = chosen.channel
             order.channel_fee_rate = str(chosen.channel_fee_rate)
             order.updated_at = _now()
@@ -289,9 +294,13 @@ class OrderRecords:
         with self._sessions() as session, session.begin():
             order = locked_order(session, change.order_id)
             if change.status in _ENDED_UNPAID:
-                _refuse_stale_try(order, _ENDABLE_UNPAID, f"become {change.status}")
+                self._refuse_stale_try(
+                    STATUS_STEP, order, _ENDABLE_UNPAID, f"become {change.status}"
+                )
             elif change.status == OrderStatus.AWAITING_PAYMENT:  # the hosted checkout's wait
-                _refuse_stale_try(order, _AWAITING_PAYMENT, f"become {change.status}")
+                self._refuse_stale_try(
+                    STATUS_STEP, order, _AWAITING_PAYMENT, f"become {change.status}"
+                )
             newly = order.status != change.status  # a retry finds it already set
             _set_status(order, change.status)
             if change.reason is not None:
@@ -309,6 +318,18 @@ class OrderRecords:
             self._start_delivery(event_id)
         if newly:
             self._count_ending(channel, change.status, close_reason)
+
+    def _refuse_stale_try(
+        self, step: str, order: Order, allowed: set[OrderStatus], change: str
+    ) -> None:
+        """The payment wait's writes are asked only while the order waits for its payment
+        (or, for an unpaid ending, once it ended so): a record past that was paid by a
+        replay of the saga on another worker while this try's workflow task was lost.
+        Nothing is written; each refusal is counted (paysaga_stale_writes_refused: a few
+        from a stale try, then none; a steady stream is a live saga stuck on a bug)."""
+        if order.status not in allowed:
+            self._metrics.stale_write_refused(step)
+            raise retryable_error(STALE_TRY, f"the order is {order.status}: it cannot {change}")
 
     def _count_ending(self, channel: str, status: OrderStatus, close_reason: str | None) -> None:
         if status in FINAL_STATUSES:
@@ -379,14 +400,6 @@ def _record_ending(session: Session, order: Order, status: OrderStatus) -> str |
 def _merchant_active(session: Session, merchant_id: str) -> bool:
     merchant = session.get(Merchant, merchant_id)
     return merchant is not None and merchant.status == "active"
-
-
-def _refuse_stale_try(order: Order, allowed: set[OrderStatus], change: str) -> None:
-    """The payment wait's writes are asked only while the order waits for its payment (or,
-    for an unpaid ending, once it ended so): a record past that was paid by a replay of the
-    saga on another worker while this try's workflow task was lost. Nothing is written."""
-    if order.status not in allowed:
-        raise retryable_error(STALE_TRY, f"the order is {order.status}: it cannot {change}")
 
 
 def _set_status(order: Order, status: OrderStatus) -> None:

@@ -20,6 +20,9 @@ from metrics import new_registry
 CHANNELS = tuple(c.value for c in ChannelName)
 PAYMENT_OUTCOMES = ("succeeded", "declined", "timeout", "cancelled", "channel_error", "closed")
 REFUND_KINDS = ("requested", "compensation", "late_payment", "other")
+# The payment wait's writes that refuse a paid order (activities.order_records): counted at
+# each refusal, not once, since what it shows is how long they keep coming.
+STALE_WRITE_STEPS = ("set_order_status", "record_modification", "record_method_choice")
 
 # Why an order ended unpaid (`Order.close_reason` for CLOSED) -> the payment's outcome.
 _CLOSE_OUTCOMES = {
@@ -90,6 +93,12 @@ class BusinessMetrics:
             "Merchant webhook delivery attempts by outcome.",
             ["outcome"],
         )
+        self._stale_writes = counter(
+            "paysaga_stale_writes_refused",
+            "Writes of the payment wait refused because the order was paid meanwhile (the try"
+            " of a lost workflow task; one that keeps coming is a saga stuck on a bug).",
+            ["step"],
+        )
         self._start_at_zero()
 
     def _start_at_zero(self) -> None:
@@ -108,6 +117,8 @@ class BusinessMetrics:
             self._payouts.labels(outcome)
         for outcome in ("delivered", "failed", "undeliverable"):
             self._webhooks.labels(outcome)
+        for step in STALE_WRITE_STEPS:
+            self._stale_writes.labels(step)
 
     def order_finished(self, channel: str, status: str) -> None:
         self._orders.labels(channel, status).inc()
@@ -136,3 +147,6 @@ class BusinessMetrics:
 
     def webhook_attempt(self, outcome: str) -> None:
         self._webhooks.labels(outcome).inc()
+
+    def stale_write_refused(self, step: str) -> None:
+        self._stale_writes.labels(step).inc()

@@ -24,6 +24,7 @@ from db.tables import Order, Payment
 from domain.order_status import OrderStatus
 from domain.pricing import OrderLine, PricedOrder, price_order
 from domain.saga import MethodChosen, OrderInput, OrderModification, PaymentRecord, StatusChange
+from metrics.business import STALE_WRITE_STEPS, BusinessMetrics
 from settings import Settings
 from tests.db.conftest import Shop, new_id
 
@@ -108,7 +109,8 @@ def test_the_payment_waits_writes_from_a_lost_task_change_nothing_once_the_order
     """Another worker's replay of the saga took the payment while a try of the payment
     wait's task was lost mid-step; that try's write, landing last, is refused (retried until
     its worker drops the stale task) and leaves the paid order as it was."""
-    records = OrderRecords(session_factory(shop.engine), lambda _event: None)
+    metrics = BusinessMetrics()
+    records = OrderRecords(session_factory(shop.engine), lambda _event: None, metrics)
     order = _placed(shop, records)
     paid = PaymentRecord(
         order_id=order.order_id, channel_txn_id=new_id("txn"), amount=3998, currency=shop.currency
@@ -147,6 +149,13 @@ def test_the_payment_waits_writes_from_a_lost_task_change_nothing_once_the_order
             write()
         assert refused.value.type == STALE_TRY and not refused.value.non_retryable
     assert _as_recorded(shop, order.order_id) == before
+    counted = {
+        step: metrics.registry.get_sample_value(
+            "paysaga_stale_writes_refused_total", {"step": step}
+        )
+        for step in STALE_WRITE_STEPS
+    }
+    assert counted == {"set_order_status": 3, "record_modification": 1, "record_method_choice": 1}
 
 
 def _as_recorded(shop: Shop, order_id: str) -> tuple[object, ...]:
