@@ -66,11 +66,10 @@ _RELEASES_COUPON = {OrderStatus.CLOSED, OrderStatus.CANCELLED, OrderStatus.REFUN
 _ENDED_UNPAID = {OrderStatus.CLOSED, OrderStatus.CANCELLED}
 # Statuses of an order still waiting for its payment: it may change, or end unpaid.
 _AWAITING_PAYMENT = {OrderStatus.CREATED, OrderStatus.AWAITING_PAYMENT}
-# Statuses an unpaid ending (set_order_status to closed or cancelled) may be written over.
-_ENDABLE_UNPAID = _AWAITING_PAYMENT | _ENDED_UNPAID
 # A write of the payment wait (an unpaid ending, a change of lines or method) that found
-# the order paid: the try of a lost workflow task (see set_order_status). Retried, never a
-# business refusal: no saga path of ours asks it, so met anywhere else it is a bug.
+# the order paid, or ended otherwise: the try of a lost workflow task (see
+# set_order_status). Retried, never a business refusal: no saga path of ours asks it, so
+# met anywhere else it is a bug.
 STALE_TRY = "StaleTry"
 STATUS_STEP = "set_order_status"
 
@@ -283,20 +282,22 @@ class OrderRecords:
         an ending (closed, cancelled, refunded) is told to the buyer and the merchant.
 
         An unpaid ending (or the hosted checkout's awaiting_payment, asked as its wait
-        begins) is never written over a paid record. The saga asks for one only before it
-        took a payment, so a record found paid means this try is stale: its
-        workflow task was lost while it ran (its worker paused or cut off from Temporal),
-        and another worker, replaying, took a payment that landed meanwhile and told the
-        parties. What was told stands: nothing is written, and the try fails (retried:
-        its worker drops the stale task when Temporal refuses it). `record_payment`
-        guards the other order of the same race.
+        begins) is written only over an order still waiting for its payment, or over the
+        same ending (a retry). The saga asks for one only before it took a payment, and
+        ends once, so a record found paid, or ended otherwise, means this try is stale:
+        its workflow task was lost while it ran (its worker paused or cut off from
+        Temporal), and another worker, replaying, decided anew (took a payment that landed
+        meanwhile; took the buyer's cancel where this try's poll found the payment closed:
+        make chaos found that one, `cancelled` overwritten with `closed`) and told the
+        parties. What was told stands: nothing is written, and the try fails (retried: its
+        worker drops the stale task when Temporal refuses it). `record_payment` guards the
+        other order of the same race.
         """
         with self._sessions() as session, session.begin():
             order = locked_order(session, change.order_id)
             if change.status in _ENDED_UNPAID:
-                self._refuse_stale_try(
-                    STATUS_STEP, order, _ENDABLE_UNPAID, f"become {change.status}"
-                )
+                endable = _AWAITING_PAYMENT | {change.status}
+                self._refuse_stale_try(STATUS_STEP, order, endable, f"become {change.status}")
             elif change.status == OrderStatus.AWAITING_PAYMENT:  # the hosted checkout's wait
                 self._refuse_stale_try(
                     STATUS_STEP, order, _AWAITING_PAYMENT, f"become {change.status}"
@@ -323,10 +324,11 @@ class OrderRecords:
         self, step: str, order: Order, allowed: set[OrderStatus], change: str
     ) -> None:
         """The payment wait's writes are asked only while the order waits for its payment
-        (or, for an unpaid ending, once it ended so): a record past that was paid by a
-        replay of the saga on another worker while this try's workflow task was lost.
-        Nothing is written; each refusal is counted (paysaga_stale_writes_refused: a few
-        from a stale try, then none; a steady stream is a live saga stuck on a bug)."""
+        (or, for an unpaid ending, once it ended so): a record past that was paid, or
+        ended otherwise, by a replay of the saga on another worker while this try's
+        workflow task was lost. Nothing is written; each refusal is counted
+        (paysaga_stale_writes_refused: a few from a stale try, then none; a steady stream
+        is a live saga stuck on a bug)."""
         if order.status not in allowed:
             self._metrics.stale_write_refused(step)
             raise retryable_error(STALE_TRY, f"the order is {order.status}: it cannot {change}")

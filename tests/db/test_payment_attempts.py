@@ -163,3 +163,29 @@ def _as_recorded(shop: Shop, order_id: str) -> tuple[object, ...]:
         row = session.get_one(Order, order_id)
         attempts = [(p.attempt, p.status, p.amount) for p in payment_attempts(session, order_id)]
         return (row.status, row.close_reason, row.payable_amount, row.channel, attempts)
+
+
+@pytest.mark.parametrize(
+    ("ended", "stale"),
+    [(OrderStatus.CANCELLED, OrderStatus.CLOSED), (OrderStatus.CLOSED, OrderStatus.CANCELLED)],
+)
+def test_an_unpaid_ending_from_a_lost_task_never_replaces_another(
+    shop: Shop, ended: OrderStatus, stale: OrderStatus
+) -> None:
+    """make chaos (two workers, one paused): the paused worker's poll found the payment
+    closed at the channel, because another worker, replaying its task, had taken the
+    buyer's cancel and closed it there; the stale try then wrote `closed` over `cancelled`.
+    The ending written first stands; the same ending again (a retry) is taken."""
+    records = OrderRecords(session_factory(shop.engine), lambda _event: None)
+    order = _placed(shop, records)
+    records.set_order_status(StatusChange(order_id=order.order_id, status=ended, reason="first"))
+    records.set_order_status(StatusChange(order_id=order.order_id, status=ended, reason="first"))
+    before = _as_recorded(shop, order.order_id)
+
+    with pytest.raises(ApplicationError) as refused:
+        records.set_order_status(
+            StatusChange(order_id=order.order_id, status=stale, reason="stale")
+        )
+    assert refused.value.type == STALE_TRY and not refused.value.non_retryable
+    assert _as_recorded(shop, order.order_id) == before
+    assert before[:2] == (ended, "first")
