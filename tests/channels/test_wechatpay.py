@@ -538,7 +538,10 @@ async def test_a_paid_order_is_notified_signed_and_encrypted(
     assert envelope["id"] == notification.notification_id
     assert str(AMOUNT) not in notice.body.decode()  # the resource is sealed
     assert notice.headers["wechatpay-serial"] == platform_serial(settings)
-    (delivery,) = await control.deliveries(order_id)
+    # Logged once our answer reached the sandbox, a moment after the receiver had it.
+    (delivery,) = await wait_for(
+        lambda: control.deliveries(order_id), lambda got: len(got) >= 1, "the attempt logged"
+    )
     assert (delivery["type"], delivery["accepted"]) == ("payment.succeeded", True)
 
 
