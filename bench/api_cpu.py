@@ -138,11 +138,12 @@ async def _measure(
                 for one in requests[name].values():
                     await one()
         for number in range(ROUNDS):
-            turn = names if number % 2 == 0 else names[::-1]
-            for name in turn:
-                for phase in PHASES:
+            for phase in PHASES:  # each phase on both APIs back to back, in turn first
+                turn = names if number % 2 == 0 else names[::-1]
+                for name in turn:
                     value = await _phase(pids[name], counts[phase], requests[name][phase])
                     figures[name][phase].append(value)
+            for name in names:
                 done = ", ".join(f"{p} {figures[name][p][-1]:.2f}" for p in PHASES)
                 say(f"  round {number + 1} {name}: {done} ms of CPU per request")
         if PROFILE:

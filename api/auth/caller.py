@@ -186,7 +186,7 @@ class Public:
 
     roles = frozenset(Role)
 
-    def __call__(self) -> None:
+    async def __call__(self) -> None:  # async: a plain `def` costs a thread hop (api.deps)
         return None
 
 
