@@ -13,7 +13,8 @@ round measures both, their order alternating: on a shared machine the ratio of t
 holds better than either figure alone.
 
 Knobs: API_CPU_READS (400 of each kind per round), API_CPU_CREATES (40), API_CPU_ROUNDS (4),
-API_CPU_AT_ONCE (5 requests in flight), BENCH_PORTS (`low-high`: where the services listen),
+API_CPU_AT_ONCE (5 requests in flight), API_CPU_OTHER_ENV (`NAME=value ...` for the other
+API: a library tried beside), BENCH_PORTS (`low-high`: where the services listen),
 API_CPU_PROFILE (a folder: after the rounds, one more of each phase on this tree's API under
 py-spy, `API_CPU_PYSPY` or `py-spy` on the PATH, its stacks written there as collapsed text).
 """
@@ -43,9 +44,10 @@ READS = int(os.environ.get("API_CPU_READS", "400"))
 CREATES = int(os.environ.get("API_CPU_CREATES", "40"))
 ROUNDS = int(os.environ.get("API_CPU_ROUNDS", "4"))
 AT_ONCE = int(os.environ.get("API_CPU_AT_ONCE", "5"))
+OTHER_ENV = os.environ.get("API_CPU_OTHER_ENV", "")
 PROFILE = os.environ.get("API_CPU_PROFILE")
 PYSPY = os.environ.get("API_CPU_PYSPY", "py-spy")
-PHASES = ("read", "payments", "create")
+PHASES = ("healthz", "read", "payments", "create")  # healthz: the edge alone, no database
 
 
 def _order_body(merchant_id: str) -> dict[str, object]:
@@ -75,7 +77,9 @@ def _start_other_api(stand: Stand, checkout: Path) -> None:
     port = int(url.rsplit(":", 1)[1])
     command = stack.uvicorn_command("api.app:create_app", "127.0.0.1", port)
     log = stand.system.work / "api-other.log"
-    stand.system.processes.start("api-other", ["env", "-C", str(checkout), *command], log)
+    settings = OTHER_ENV.split()  # e.g. PYTHONPATH=... to try a library beside
+    command = ["env", "-C", str(checkout), *settings, *command]
+    stand.system.processes.start("api-other", command, log)
     stack.wait_until(lambda: stack.http_ok(f"{url}/healthz"), "api-other", 60)
 
 
@@ -84,6 +88,9 @@ Request = Callable[[], Awaitable[None]]
 
 def _requests(api: httpx.AsyncClient, order_id: str, merchant_id: str) -> dict[str, Request]:
     """One request of each phase, to `api`."""
+
+    async def healthz() -> None:
+        (await api.get("/healthz")).raise_for_status()
 
     async def read() -> None:
         (await api.get(f"/v1/orders/{order_id}")).raise_for_status()
@@ -94,7 +101,7 @@ def _requests(api: httpx.AsyncClient, order_id: str, merchant_id: str) -> dict[s
     async def create() -> None:
         await _create(api, merchant_id)
 
-    return {"read": read, "payments": payments, "create": create}
+    return {"healthz": healthz, "read": read, "payments": payments, "create": create}
 
 
 async def _phase(pid: int, count: int, one: Request) -> float:
@@ -128,7 +135,7 @@ async def _measure(
     apis = {name: stand.api_client(name, headers) for name in names}
     pids = stand.pids(names)
     figures: dict[str, dict[str, list[float]]] = {n: {p: [] for p in PHASES} for n in names}
-    counts = {"read": READS, "payments": READS, "create": CREATES}
+    counts = {"healthz": READS, "read": READS, "payments": READS, "create": CREATES}
     try:
         merchant = await new_merchant(apis[names[0]])
         order_id = await _create(apis[names[0]], merchant)
