@@ -145,7 +145,7 @@ def create_app(settings: Settings | None = None, traces: TracerProvider | None =
     install_pages(app)  # the dashboard and the console: HTML, not in the OpenAPI document
 
     @app.get("/healthz", tags=["health"], dependencies=[Depends(PUBLIC)])
-    def healthz() -> dict[str, str]:
+    async def healthz() -> dict[str, str]:  # async: a plain def costs a thread hop (api.deps)
         """Alive: the process answers (restart it when it does not)."""
         return {"status": "ok"}
 

@@ -32,7 +32,9 @@ class AppContext:
     metrics: ApiMetrics
 
 
-def get_context(request: Request) -> AppContext:
+async def get_context(request: Request) -> AppContext:
+    # `async` though it awaits nothing: FastAPI runs a plain `def` dependency in its thread
+    # pool, a thread hop on every request for one attribute read.
     context: AppContext = request.app.state.context
     return context
 

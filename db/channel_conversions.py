@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
 from db.tables import ChannelConversion
@@ -63,11 +64,14 @@ def record_conversion(
     return session.get(ChannelConversion, key)
 
 
+# Built once (every read of an order asks): see db.payments.
+_ORDER_CONVERSIONS = (
+    select(ChannelConversion)
+    .where(col(ChannelConversion.order_id) == bindparam("order_id"))
+    .order_by(col(ChannelConversion.kind), col(ChannelConversion.created_at))
+)
+
+
 def order_conversions(session: Session, order_id: str) -> list[ChannelConversion]:
     """The order's conversions by the channel: its payment first, then its refunds."""
-    rows = session.exec(
-        select(ChannelConversion)
-        .where(ChannelConversion.order_id == order_id)
-        .order_by(col(ChannelConversion.kind), col(ChannelConversion.created_at))
-    )
-    return list(rows.all())
+    return list(session.exec(_ORDER_CONVERSIONS, params={"order_id": order_id}).all())

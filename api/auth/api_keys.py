@@ -11,7 +11,8 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlmodel import Session, select
+from sqlalchemy import bindparam
+from sqlmodel import Session, col, select
 
 from api.auth.secrets_digest import digest, matches
 from db.identity import ApiKey
@@ -46,11 +47,15 @@ def create_api_key(session: Session, merchant_id: str, name: str, now: datetime)
     return NewApiKey(row=row, key=key)
 
 
+# Built once (every request with an API key asks): see db.payments.
+_BY_PREFIX = select(ApiKey).where(col(ApiKey.prefix) == bindparam("prefix"))
+
+
 def merchant_for_key(session: Session, key: str) -> str | None:
     """The merchant a live key belongs to, or None."""
     # By length: the secret part is urlsafe base64, which may itself hold "_".
     prefix = key[:PREFIX_LENGTH]
-    row = session.exec(select(ApiKey).where(ApiKey.prefix == prefix)).first()
+    row = session.exec(_BY_PREFIX, params={"prefix": prefix}).first()
     if row is None or row.revoked_at is not None or not matches(key, row.key_hash):
         return None
     return row.merchant_id

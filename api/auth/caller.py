@@ -32,6 +32,7 @@ from typing import Annotated
 
 from fastapi import Depends
 from fastapi.security import OAuth2PasswordBearer
+from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
 from api.auth.api_keys import looks_like_api_key, merchant_for_key
@@ -115,6 +116,10 @@ def _checked_in_own_session(context: AppContext, caller: Caller) -> Caller | Non
         return _checked(session, caller)
 
 
+# Built once (every request with an access token asks): see db.payments.
+_TOKEN_VERSION = select(User.token_version).where(col(User.id) == bindparam("user_id"))
+
+
 def _checked(session: Session, caller: Caller) -> Caller | None:
     """The caller once its credential holds in the database (one primary-key or prefix
     read); None when it does not."""
@@ -124,7 +129,7 @@ def _checked(session: Session, caller: Caller) -> Caller | None:
     if pending.api_key is not None:
         merchant_id = merchant_for_key(session, pending.api_key)
         return Caller(Role.MERCHANT, merchant_id) if merchant_id else None
-    version = session.scalar(select(User.token_version).where(col(User.id) == caller.id))
+    version = session.scalar(_TOKEN_VERSION, {"user_id": caller.id})
     if version != pending.token_version:
         logger.info("refused an access token: its user's password changed, or the user is gone")
         return None
@@ -186,7 +191,7 @@ class Public:
 
     roles = frozenset(Role)
 
-    def __call__(self) -> None:
+    async def __call__(self) -> None:  # async: a plain `def` costs a thread hop (api.deps)
         return None
 
 

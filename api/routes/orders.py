@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 from sqlmodel import select
+from starlette.concurrency import run_in_threadpool
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -47,20 +48,26 @@ async def post_order(
     return Response(stored.body, status_code=stored.status_code, media_type="application/json")
 
 
+# The two reads a buyer's page polls are `async` with one thread hop of their own: as plain
+# `def` routes FastAPI ran them in its thread pool, then took a second hop to check the
+# model they returned. run_in_threadpool: the same pool those routes ran in.
+
+
 @router.get("/{order_id}", responses=error_responses(401, 404))
-def read_order(order_id: str, caller: AnyCallerCheckedInRoute, context: ContextDep) -> OrderOut:
+async def read_order(
+    order_id: str, caller: AnyCallerCheckedInRoute, context: ContextDep
+) -> OrderOut:
     # The caller's credential is checked in the read's own session, by order_for.
-    return _order_view(context, caller, order_id)
+    return await run_in_threadpool(_order_view, context, caller, order_id)
 
 
 @router.get("/{order_id}/payments", responses=error_responses(401, 404))
-def list_payment_attempts(
+async def list_payment_attempts(
     order_id: str, caller: AnyCallerCheckedInRoute, context: ContextDep
 ) -> PaymentAttempts:
     """The order's payment attempts, first to latest: a modification closes the pending
     attempt and issues the next under its own reference, and every one stays listed."""
-    with context.reads() as session:
-        return attempts_out(session, order_for(session, caller, order_id))
+    return await run_in_threadpool(_attempts_view, context, caller, order_id)
 
 
 @router.get("", responses=error_responses(400, 401))
@@ -182,3 +189,8 @@ async def _update_then_expect(
 def _order_view(context: AppContext, caller: Caller, order_id: str) -> OrderOut:
     with context.reads() as session:
         return order_out(session, order_for(session, caller, order_id), context.settings)
+
+
+def _attempts_view(context: AppContext, caller: Caller, order_id: str) -> PaymentAttempts:
+    with context.reads() as session:
+        return attempts_out(session, order_for(session, caller, order_id))

@@ -6,7 +6,8 @@ import secrets
 import time
 from datetime import UTC, datetime
 
-from sqlmodel import Session, func, select
+from sqlalchemy import BindParameter, bindparam
+from sqlmodel import Session, col, func, select
 
 from api.errors import NotFound
 from api.pages.checkout_links import checkout_url
@@ -26,6 +27,19 @@ from db.payments import current_payment, payment_attempts
 from db.tables import Order, OrderLine, OrderQuote, OrderReturnUrl, Payment, Refund
 from domain.keys import stored_payment_reference
 from settings import Settings
+
+# The reads of every order read, built once: see db.payments.
+_ORDER_ID: BindParameter[str] = bindparam("order_id")
+_LINES = (
+    select(OrderLine).where(col(OrderLine.order_id) == _ORDER_ID).order_by(col(OrderLine.line_no))
+)
+_REFUND_TOTALS = (
+    select(Refund.status, func.sum(Refund.amount))
+    .where(col(Refund.order_id) == _ORDER_ID)
+    .group_by(col(Refund.status))
+)
+_RETURN_URL = select(OrderReturnUrl.return_url).where(col(OrderReturnUrl.order_id) == _ORDER_ID)
+_QUOTE = select(OrderQuote).where(col(OrderQuote.order_id) == _ORDER_ID)
 
 
 def new_id(prefix: str) -> str:
@@ -47,17 +61,10 @@ def get_order(session: Session, order_id: str) -> Order:
 def order_out(session: Session, order: Order, settings: Settings) -> OrderOut:
     """The order as its readers see it, with the hosted checkout's link (the buyer's way
     to pay or switch method; its token is the capability to open the page)."""
-    lines = session.exec(
-        select(OrderLine).where(OrderLine.order_id == order.id).order_by(OrderLine.line_no)  # type: ignore[arg-type]
-    ).all()
+    of_order = {"order_id": order.id}
+    lines = session.exec(_LINES, params=of_order).all()
     payment = current_payment(session, order.id)
-    refund_totals = dict(
-        session.exec(
-            select(Refund.status, func.sum(Refund.amount))
-            .where(Refund.order_id == order.id)
-            .group_by(Refund.status)
-        ).all()
-    )
+    refund_totals = dict(session.exec(_REFUND_TOTALS, params=of_order).all())
     split = None
     if order.merchant_net_amount is not None:
         split = SplitOut(
@@ -98,7 +105,7 @@ def order_out(session: Session, order: Order, settings: Settings) -> OrderOut:
 
 
 def _quote_out(session: Session, order_id: str) -> QuoteOut | None:
-    row = session.exec(select(OrderQuote).where(OrderQuote.order_id == order_id)).first()
+    row = session.exec(_QUOTE, params={"order_id": order_id}).first()
     if row is None:
         return None
     terms = quote_terms(row)
@@ -125,8 +132,7 @@ def attempts_out(session: Session, order: Order) -> PaymentAttempts:
 
 
 def _return_url(session: Session, order_id: str) -> str | None:
-    row = session.get(OrderReturnUrl, order_id)
-    return row.return_url if row is not None else None
+    return session.exec(_RETURN_URL, params={"order_id": order_id}).first()
 
 
 def _payment_out(payment: Payment) -> PaymentOut:
