@@ -28,7 +28,7 @@ def start(self, name):
     self.processes.start(name, ["sleep", "300"], self.work / f"{name}.log")
     with pids.open("a") as file:
         file.write(f"{self.processes.process(name).pid}\\n")
-    time.sleep(0.5)  # as its health check would
+    time.sleep(0.2)  # as its health check would
 
 chaos.system.ChaosSystem.start = start
 sys.argv = ["chaos", "--database", "sqlite", "--work-dir", sys.argv[2]]
