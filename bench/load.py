@@ -140,11 +140,15 @@ class Load:
         ticks["bench client"] = _own_ticks() - own
         return RoundFigures(kind, count, seconds, ticks)
 
-    async def _serial(self) -> None:
+    async def _one_at_a_time(self, shop: Shop) -> Timings:
         timings = Timings()
+        for _ in range(self.config.serial_orders):
+            await shop.one_order(timings)
+        return timings
+
+    async def _serial(self) -> None:
+        timings = await self._one_at_a_time(self.shop)
         count = self.config.serial_orders
-        for _ in range(count):
-            await self.shop.one_order(timings)
         self.results["serial"] = {
             "orders": count,
             "create_s_p50": percentile(timings.create_s, 0.5),
@@ -210,12 +214,20 @@ class Load:
             hooked_ids = self.last_timings.order_ids
             await probes.until_quiet(lambda: receiver.received)
             cost = await probes.webhook_cost(self.client, before, plain_ids, hooked_ids)
+            # One at a time, the machine not saturated: a saga step that waited on the
+            # delivery would add the endpoint's delay; at 50 in flight the delivery's CPU
+            # alone slows every order.
+            alone = [await self._one_at_a_time(s) for s in (self.shop, hooked)]
         finally:
             await receiver.stop()
         self.results["webhooks"] = {
             **asdict(cost),
             "received": receiver.received,
             "endpoint_delay_s": WEBHOOK_DELAY_S,
+            "one_at_a_time_pay_to_visible_s_p50": {
+                "without": percentile(alone[0].pay_to_visible_s, 0.5),
+                "with": percentile(alone[1].pay_to_visible_s, 0.5),
+            },
         }
         self.say(
             f"  webhooks: {plain.per_second:.1f} orders/s without, {hooks.per_second:.1f} with;"

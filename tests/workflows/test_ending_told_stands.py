@@ -143,9 +143,11 @@ async def test_a_stale_closing_write_never_lands_on_an_order_another_worker_paid
         assert EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT in await _history(handle)
         assert view.status == "completed"
 
-    stale.link.resume()
+    # It wakes: its write runs before it hears from Temporal that its task is gone (heard
+    # first, the run would be evicted and the write never tried).
     stale.held.release.set()
     refusal = await asyncio.wait_for(stale.held.ran, timeout=20)  # the stale write ran
+    stale.link.resume()
     assert (await get_order(api, order.order_id))["status"] == "completed"
     assert refusal is not None and "completed" in str(refusal)
     with Session(system.engine) as session:
