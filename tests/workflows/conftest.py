@@ -70,6 +70,13 @@ class _Hold(ActivityInboundInterceptor):
         return change.status == "closed"
 
 
+def _own_settings(system: System, queue: str, **more: object) -> Settings:
+    """The system's settings for a worker of the test's own: a task queue of its own, no
+    metrics port."""
+    update = {"task_queue": f"{queue}-{secrets.token_hex(4)}", "worker_metrics_port": 0}
+    return settings_from_env(system.env).model_copy(update={**update, **more})
+
+
 @dataclass
 class OwnWorker:
     client: Client
@@ -79,9 +86,7 @@ class OwnWorker:
 
 @pytest_asyncio.fixture
 async def own_worker(system: System) -> AsyncIterator[OwnWorker]:
-    settings = settings_from_env(system.env).model_copy(
-        update={"task_queue": f"ending-{secrets.token_hex(4)}", "worker_metrics_port": 0}
-    )
+    settings = _own_settings(system, "ending")
     held = HeldClosing()
     async with built_worker(settings, interceptors=[held]) as parts, parts.worker:
         try:
@@ -102,13 +107,8 @@ class CutOffWorker:
 
 @pytest_asyncio.fixture
 async def cut_off_worker(system: System) -> AsyncIterator[CutOffWorker]:
-    settings = settings_from_env(system.env).model_copy(
-        update={
-            "task_queue": f"cut-off-{secrets.token_hex(4)}",
-            "worker_metrics_port": 0,
-            "worker_shutdown_seconds": 0,  # its stale write retries until it is stopped
-        }
-    )
+    # Its stale write retries until it is stopped: no wait for it at shutdown.
+    settings = _own_settings(system, "cut-off", worker_shutdown_seconds=0)
     held = HeldClosing(before=True)
     async with PausableLink(settings.temporal_address) as link:
         linked = settings.model_copy(update={"temporal_address": link.address})
