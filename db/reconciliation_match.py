@@ -45,6 +45,7 @@ import duckdb
 from sqlalchemy import bindparam, text
 from sqlmodel import Session, col, select
 
+from db.arrow_reads import read_into
 from db.reconcile import LATE_PAYMENT_REASON
 from db.tables import ChannelSweep, Order, Payment, Refund
 from db.times import as_utc
@@ -171,7 +172,7 @@ def match_bill(session: Session, match: MatchInput) -> Matched:
         with parser, ThreadPoolExecutor(max_workers=1) as pool:
             parsed = pool.submit(_load_bill, parser, match.bill_csv)
             window = _Window(session, match, start, end)
-            window.export()
+            window.export(con)
             parsed.result()
         con.execute("RESET threads")
         window.load(con)
@@ -257,10 +258,14 @@ class _Window:
         PostgreSQL zone's offset wrong)."""
         return f"{column} AT TIME ZONE 'UTC'" if self.postgres else column
 
-    def export(self) -> None:
-        """The window's rows into the files `load` reads."""
-        compared = self.work / "day_compared.csv"
-        self._write(compared, _COMPARED, _DAY_COMPARED.format(attempts="= 1"))
+    def export(self, con: duckdb.DuckDBPyConnection) -> None:
+        """The window's rows: the first attempts' compared columns and the refunds straight
+        into DuckDB, in columns (db.arrow_reads); the later attempts into the file `load`
+        reads, each named in Python."""
+        first = _DAY_COMPARED.format(attempts="= 1")
+        read_into(con, "day_compared", self.db, first, self.params, _COMPARED)
+        refunds = _DAY_REFUNDS.format(updated_at=self.utc("updated_at"))
+        read_into(con, "day_refunds", self.db, refunds, self.params, _DAY_REFUND_COLUMNS)
         later = _DAY_PAYMENTS.format(
             reference="''",
             paid_at=self.utc("p.paid_at"),
@@ -269,14 +274,9 @@ class _Window:
         )
         rows = ([stored_payment_reference(r[1], r[9], r[10]), *r[1:9]] for r in self._rows(later))
         _write_rows(self.work / "day_later.csv", _PAYMENTS, rows)
-        refunds = self.work / "day_refunds.csv"
-        updated_at = self.utc("updated_at")
-        self._write(refunds, _DAY_REFUND_COLUMNS, _DAY_REFUNDS.format(updated_at=updated_at))
 
     def load(self, con: duckdb.DuckDBPyConnection) -> None:
-        _load(con, "day_compared", self.work / "day_compared.csv", _COMPARED)
         _load(con, "day_later", self.work / "day_later.csv", _PAYMENTS)
-        _load(con, "day_refunds", self.work / "day_refunds.csv", _DAY_REFUND_COLUMNS)
 
     def load_odd(self, con: duckdb.DuckDBPyConnection) -> None:
         """The window's payments the one pass kept (odd), every column: day_payments."""
@@ -314,23 +314,6 @@ class _Window:
             cursor = self.db.execute(window, self.params).cursor
         while batch := cursor.fetchmany(_BATCH):
             yield batch
-
-    def _write(self, path: Path, columns: dict[str, str], query: str) -> None:
-        """The query's rows as CSV: PostgreSQL writes them itself (COPY), else Python."""
-        if not self.postgres:  # written a batch at a time: no Python call per row
-            with path.open("w", newline="", encoding="utf-8") as out:
-                writer = csv.writer(out)
-                writer.writerow(columns)
-                for batch in self._batches(query):
-                    writer.writerows(batch)
-            return
-        raw = self.db.connection.driver_connection  # the session's own, in its transaction
-        sql = str(text(query).compile(dialect=self.db.dialect))
-        with path.open("wb") as out, raw.cursor() as cursor:  # type: ignore[union-attr]
-            out.write((",".join(columns) + "\n").encode())
-            with cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT csv)", self.params) as copy:
-                for block in copy:
-                    out.write(block)
 
 
 def _load_bill(con: duckdb.DuckDBPyConnection, path: Path) -> None:

@@ -8,9 +8,11 @@ from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
+import pytest
+from sqlalchemy import text
 from sqlmodel import Session, select
 
-from db.reconciliation_match import MatchInput, match_bill, write_bill_csv
+from db.reconciliation_match import _DAY_COMPARED, MatchInput, match_bill, write_bill_csv
 from db.tables import Order, Payment, Refund
 from domain.bills import BillLine, BillLineKind
 from tests.db.conftest import Shop
@@ -171,3 +173,16 @@ def test_a_payment_recorded_just_after_midnight_may_be_on_the_previous_days_bill
 
     found = {(d.type.value, d.reference) for d in matched.discrepancies}
     assert found == {("missing_there", on_neither), ("missing_there", past_grace)}
+
+
+def test_the_days_payments_are_a_range_of_their_index(shop: Shop) -> None:
+    """Not every payment the channel ever had: the time of a day's read must not grow with
+    the years kept (SQLite's plan; PostgreSQL's depends on its statistics)."""
+    if shop.engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL picks its plan from statistics")
+    query = _DAY_COMPARED.format(attempts="= 1")
+    params = {"channel": shop.channel, "start": NOON, "until": NOON + timedelta(days=1)}
+    with shop.engine.connect() as db:
+        plan = db.execute(text(f"EXPLAIN QUERY PLAN {query}"), params).all()
+    read_of_payments = next(row[-1] for row in plan if " p " in f" {row[-1]} ")
+    assert "ix_payments_paid_day (channel=? AND paid_at>? AND paid_at<?)" in read_of_payments

@@ -1,0 +1,77 @@
+"""db.arrow_reads on a real database (both backends): a query's rows reach DuckDB typed,
+its parameters bound as the database compares them, and the read changes nothing."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import duckdb
+import pytest
+from sqlalchemy import Engine
+
+from db.arrow_reads import read_into
+from tests.db.conftest import Shop
+
+START = datetime(2025, 3, 5, 16, tzinfo=UTC)
+UNTIL = START + timedelta(days=1)
+TICK = timedelta(microseconds=1)
+_COLUMNS = {"reference": "VARCHAR", "amount": "BIGINT", "paid_at": "TIMESTAMP"}
+
+
+def _window(engine: Engine, shop: Shop, start: datetime, until: datetime) -> list[tuple]:
+    paid_at = "p.paid_at AT TIME ZONE 'UTC'" if engine.dialect.name == "postgresql" else "p.paid_at"
+    query = (
+        f"SELECT p.order_id, p.amount, {paid_at} FROM payments AS p WHERE p.channel = :channel"
+        " AND p.status = 'paid' AND p.paid_at >= :start AND p.paid_at < :until"
+    )
+    con = duckdb.connect()
+    with engine.connect() as db:
+        params = {"channel": shop.channel, "start": start, "until": until}
+        read_into(con, "day_rows", db, query, params, _COLUMNS)
+    types = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE day_rows)").fetchall())
+    assert types == _COLUMNS
+    return con.execute("SELECT * FROM day_rows ORDER BY paid_at").fetchall()
+
+
+def test_the_window_is_its_instants_exactly(shop: Shop, ledger_engine: Engine) -> None:
+    at = {moment: shop.paid_order(paid_at=moment) for moment in (START - TICK, START)}
+    at |= {moment: shop.paid_order(paid_at=moment) for moment in (UNTIL - TICK, UNTIL)}
+
+    rows = _window(ledger_engine, shop, START, UNTIL)
+
+    inside = [START, UNTIL - TICK]
+    assert [(r[0], r[2]) for r in rows] == [(at[m], m.replace(tzinfo=None)) for m in inside]
+    assert all(isinstance(r[1], int) and r[1] > 0 for r in rows)
+    beijing = timezone(timedelta(hours=8))  # the same instants, told in another zone
+    assert (
+        _window(ledger_engine, shop, START.astimezone(beijing), UNTIL.astimezone(beijing)) == rows
+    )
+
+
+def test_an_empty_window_is_an_empty_table_of_the_same_columns(
+    shop: Shop, ledger_engine: Engine
+) -> None:
+    shop.paid_order(paid_at=START)
+    assert _window(ledger_engine, shop, UNTIL, UNTIL + timedelta(days=1)) == []
+
+
+def test_a_postgresql_cast_is_not_a_parameter(shop: Shop, ledger_engine: Engine) -> None:
+    if ledger_engine.dialect.name != "postgresql":
+        pytest.skip("`::` casts are PostgreSQL's")
+    shop.paid_order(paid_at=START)
+    con = duckdb.connect()
+    query = "SELECT count(*)::bigint FROM payments WHERE channel = :channel"
+    with ledger_engine.connect() as db:
+        read_into(con, "n", db, query, {"channel": shop.channel}, {"n": "BIGINT"})
+    assert con.execute("SELECT n FROM n").fetchall() == [(1,)]
+
+
+def test_a_read_of_sqlite_cannot_write(shop: Shop, ledger_engine: Engine) -> None:
+    if ledger_engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL's read is what its query says; SQLite's file is opened read-only")
+    order_id = shop.paid_order(paid_at=START)
+    con = duckdb.connect()
+    query = "DELETE FROM payments WHERE order_id = :id RETURNING order_id"
+    with ledger_engine.connect() as db, pytest.raises(Exception, match="readonly"):
+        read_into(con, "gone", db, query, {"id": order_id}, {"order_id": "VARCHAR"})
+    assert len(_window(ledger_engine, shop, START, UNTIL)) == 1
