@@ -262,6 +262,7 @@ class SettlementRunWorkflow:
         not drive already), else driven by a new run of it. "signalled", "started", or
         "not_handed_over"."""
         assert merchant_day.prepared is not None
+        settlement: workflow.ExternalWorkflowHandle[MerchantSettlementWorkflow]
         settlement = workflow.get_external_workflow_handle_for(
             MerchantSettlementWorkflow.run,
             merchant_settlement_workflow_id(merchant_day.merchant_id, merchant_day.day),

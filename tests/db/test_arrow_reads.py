@@ -18,7 +18,9 @@ TICK = timedelta(microseconds=1)
 _COLUMNS = {"reference": "VARCHAR", "amount": "BIGINT", "paid_at": "TIMESTAMP"}
 
 
-def _window(engine: Engine, shop: Shop, start: datetime, until: datetime) -> list[tuple]:
+def _window(
+    engine: Engine, shop: Shop, start: datetime, until: datetime
+) -> list[tuple[object, ...]]:
     paid_at = "p.paid_at AT TIME ZONE 'UTC'" if engine.dialect.name == "postgresql" else "p.paid_at"
     query = (
         f"SELECT p.order_id, p.amount, {paid_at} FROM payments AS p WHERE p.channel = :channel"
