@@ -6,22 +6,31 @@ Python object and then text for DuckDB to parse again; here the database's ADBC 
 (Apache Arrow's: SQLite through its C library, PostgreSQL through a binary COPY) hands
 Arrow batches to DuckDB, and Python never touches a row.
 
-The read runs on a connection of its own, not the caller's session: it sees what was
-committed when it starts, which is all the caller's session could see of a past day.
-SQLite's file is opened read-only.
+The read runs on a connection of its own. On PostgreSQL it reads the caller's snapshot
+(exported, then imported into its own repeatable-read transaction), so it agrees with
+whatever else the caller reads in its transaction (db.engine.read_one_snapshot). SQLite
+cannot share a snapshot between connections: there it sees what was committed when it
+starts. SQLite's file is opened read-only; a database in memory has no file to open.
+
+The connection's parameters reach libpq as a key=value string (quoted by psycopg), never
+as a URL: a URL with a space in its password is refused by libpq with the password in
+its message, and `options=-c a=b` would reach it as `-c+a=b`.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from contextlib import ExitStack, closing
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import adbc_driver_manager
 import adbc_driver_postgresql
 import adbc_driver_sqlite
 import duckdb
+from psycopg.conninfo import make_conninfo
 from sqlalchemy import URL, Connection
 
 from db.times import as_utc
@@ -45,37 +54,70 @@ def read_into(
     marks = iter(range(1, len(names) + 1))
     sql = _NAMED.sub(lambda _: f"${next(marks)}" if postgres else "?", query)
     values = [_bound(params[name], db) for name in names]
-    database = _open(db.engine.url, postgres)
-    try:
-        connection = adbc_driver_manager.AdbcConnection(database)
-        statement = adbc_driver_manager.AdbcStatement(connection)
-        binder = con.cursor()  # the parameters' one row, in a result of its own
-        try:
-            statement.set_sql_query(sql)
-            if values:
-                marks_sql = ", ".join(f"${i} AS p{i}" for i in range(1, len(values) + 1))
-                statement.bind_stream(binder.sql(f"SELECT {marks_sql}", params=values))
-            stream, _ = statement.execute_query()
-            rows = con.from_arrow(stream)
-            typed = ", ".join(
-                f'CAST("{got}" AS {kind}) AS "{name}"'
-                for got, (name, kind) in zip(rows.columns, columns.items(), strict=True)
-            )
-            rows.project(typed).create(table)
-        finally:
-            binder.close()
-            statement.close()
-            connection.close()
-    finally:
-        database.close()
+    # The caller's snapshot, taken (if it was not yet) before our connection opens.
+    snapshot = db.exec_driver_sql("SELECT pg_export_snapshot()").scalar() if postgres else None
+    with ExitStack() as opened:  # closed in reverse, whichever step fails
+        database = opened.enter_context(closing(_open(db.engine.url, postgres)))
+        options = {"adbc.connection.autocommit": "false"} if postgres else {}
+        connection = adbc_driver_manager.AdbcConnection(database, **options)
+        opened.enter_context(closing(connection))
+        statement = opened.enter_context(closing(adbc_driver_manager.AdbcStatement(connection)))
+        binder = opened.enter_context(con.cursor())  # the parameters' one row, on its own
+        if snapshot is not None:
+            statement.set_sql_query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            statement.execute_update()
+            statement.set_sql_query(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
+            statement.execute_update()
+        statement.set_sql_query(sql)
+        if values:
+            marks_sql = ", ".join(f"${i} AS p{i}" for i in range(1, len(values) + 1))
+            statement.bind_stream(binder.sql(f"SELECT {marks_sql}", params=values))
+        stream, _ = statement.execute_query()
+        rows = con.from_arrow(stream)
+        typed = ", ".join(
+            f'CAST("{got}" AS {kind}) AS "{name}"'
+            for got, (name, kind) in zip(rows.columns, columns.items(), strict=True)
+        )
+        rows.project(typed).create(table)
 
 
 def _open(url: URL, postgres: bool) -> adbc_driver_manager.AdbcDatabase:
     if postgres:
-        libpq = url.set(drivername="postgresql").render_as_string(hide_password=False)
-        database: adbc_driver_manager.AdbcDatabase = adbc_driver_postgresql.connect(libpq)
+        database: adbc_driver_manager.AdbcDatabase = adbc_driver_postgresql.connect(_libpq(url))
         return database
-    return adbc_driver_sqlite.connect(f"file:{url.database}?mode=ro")
+    return adbc_driver_sqlite.connect(_sqlite_uri(url))
+
+
+def _libpq(url: URL) -> str:
+    """The URL's connection parameters as libpq's key=value string, each value quoted."""
+    given: dict[str, Any] = {
+        "host": url.host,
+        "port": url.port,
+        "user": url.username,
+        "password": url.password,
+        "dbname": url.database,
+    }
+    for key, value in url.query.items():  # sslmode, host=/socket/dir, options, ...
+        given[key] = ",".join(value) if isinstance(value, tuple) else value
+    return make_conninfo("", **{k: v for k, v in given.items() if v is not None})
+
+
+# pysqlite's own arguments in a SQLite URL, not SQLite's URI parameters.
+_PYSQLITE = {"uri", "timeout", "check_same_thread", "isolation_level", "detect_types"}
+_PYSQLITE |= {"cached_statements", "factory", "autocommit"}
+
+
+def _sqlite_uri(url: URL) -> str:
+    """The URL's database file as a read-only SQLite URI: a path as SQLAlchemy opens it
+    (relative to the working directory), or a `file:` URI (`?uri=true`) with its own
+    parameters."""
+    path = url.database or ""
+    uri = url.query.get("uri") == "true" and path.startswith("file:")
+    query = {k: v for k, v in url.query.items() if k not in _PYSQLITE} if uri else {}
+    if not path or ":memory:" in path or query.get("mode") == "memory":
+        raise ValueError("a SQLite database in memory cannot be read by another connection")
+    target = path if uri else "file:" + quote(path, safe="/")
+    return target + "?" + urlencode({**query, "mode": "ro"}, doseq=True)
 
 
 def _bound(value: Any, db: Connection) -> Any:

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 
+import adbc_driver_manager
 import duckdb
 import pytest
 from sqlalchemy import Engine
+from sqlmodel import Session
 
-from db.arrow_reads import read_into
+from db.arrow_reads import _open, read_into
+from db.engine import make_engine, read_one_snapshot
 from tests.db.conftest import Shop
 
 START = datetime(2025, 3, 5, 16, tzinfo=UTC)
@@ -77,3 +80,69 @@ def test_a_read_of_sqlite_cannot_write(shop: Shop, ledger_engine: Engine) -> Non
     with ledger_engine.connect() as db, pytest.raises(Exception, match="readonly"):
         read_into(con, "gone", db, query, {"id": order_id}, {"order_id": "VARCHAR"})
     assert len(_window(ledger_engine, shop, START, UNTIL)) == 1
+
+
+def _count(engine: Engine, shop: Shop) -> int:
+    con = duckdb.connect()
+    query = "SELECT count(*) FROM payments WHERE channel = :channel"
+    with engine.connect() as db:
+        read_into(con, "n", db, query, {"channel": shop.channel}, {"n": "BIGINT"})
+    [(n,)] = con.execute("SELECT n FROM n").fetchall()
+    return int(n)
+
+
+def test_postgresql_reads_the_callers_snapshot(shop: Shop, ledger_engine: Engine) -> None:
+    """The reconciliation reads the day in bulk here and again by key in its session: one
+    snapshot (db.engine.read_one_snapshot), so the two agree."""
+    if ledger_engine.dialect.name != "postgresql":
+        pytest.skip("SQLite cannot share a snapshot between connections")
+    shop.paid_order(paid_at=START)
+    con = duckdb.connect()
+    query = "SELECT count(*) FROM payments WHERE channel = :channel"
+    with Session(ledger_engine) as session:
+        read_one_snapshot(session)
+        db = session.connection()
+        db.exec_driver_sql("SELECT 1")  # the session's snapshot
+        shop.paid_order(paid_at=START)  # committed after it
+        read_into(con, "n", db, query, {"channel": shop.channel}, {"n": "BIGINT"})
+    assert con.execute("SELECT n FROM n").fetchall() == [(1,)]
+
+
+def test_a_postgresql_url_reaches_libpq_whole(shop: Shop, ledger_engine: Engine) -> None:
+    """A password with a space (the server trusts us: any password will do) and `options`
+    with one, as psycopg takes them; a failure never shows the password."""
+    if ledger_engine.dialect.name != "postgresql":
+        pytest.skip("libpq's")
+    shop.paid_order(paid_at=START)
+    url = ledger_engine.url.set(password="s3cret pass#?%20").update_query_dict(
+        {"options": "-c statement_timeout=5000"}
+    )
+    engine = make_engine(url.render_as_string(hide_password=False))
+    try:
+        assert _count(engine, shop) == 1
+    finally:
+        engine.dispose()
+    with pytest.raises(adbc_driver_manager.Error) as refused:
+        _open(url.set(database="no_such_db"), postgres=True)
+    assert "no_such_db" in str(refused.value) and "s3cret" not in str(refused.value)
+
+
+def test_a_sqlite_file_uri_is_read(shop: Shop, ledger_engine: Engine) -> None:
+    """db.engine takes `sqlite:///file:...?uri=true` (SQLite's URI, its own parameters)."""
+    if ledger_engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's")
+    shop.paid_order(paid_at=START)
+    engine = make_engine(f"sqlite:///file:{ledger_engine.url.database}?uri=true&cache=private")
+    try:
+        assert _count(engine, shop) == 1
+    finally:
+        engine.dispose()
+
+
+def test_a_sqlite_database_in_memory_is_refused_plainly() -> None:
+    engine = make_engine("sqlite://")
+    try:
+        with engine.connect() as db, pytest.raises(ValueError, match="in memory"):
+            read_into(duckdb.connect(), "n", db, "SELECT 1", {}, {"n": "BIGINT"})
+    finally:
+        engine.dispose()
