@@ -5,6 +5,10 @@ other; and a database upgraded with its books in it gets the copies (both backen
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
 from alembic import command
 from sqlalchemy import Engine, text
 
@@ -77,6 +81,40 @@ def test_an_attempt_not_paid_holds_no_fee(shop: Shop) -> None:
         (2, "closed", True),
     ]
     _write(shop.engine, "DELETE FROM payments WHERE order_id = :id AND attempt = 2", id=order_id)
+
+
+_FEE_UP = (
+    "UPDATE orders SET channel_fee_amount = channel_fee_amount + 1,"
+    " commission_amount = commission_amount - 1 WHERE id = :id"
+)
+_PAID = "UPDATE payments SET status = 'paid' WHERE order_id = :id"
+
+
+@pytest.mark.parametrize("first", ["order", "payment"])
+def test_a_fee_set_while_its_payment_turns_paid_is_copied(shop: Shop, first: str) -> None:
+    """Two transactions at once (PostgreSQL's; SQLite has one writer): one sets the order's
+    fee, the other makes its payment paid. Neither sees the other's row uncommitted, so
+    without a lock each trigger would copy nothing new."""
+    if shop.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite writes one transaction at a time")
+    order_id = shop.paid_order()
+    _write(shop.engine, "UPDATE payments SET status = 'pending' WHERE order_id = :id", id=order_id)
+    held, other = (_FEE_UP, _PAID) if first == "order" else (_PAID, _FEE_UP)
+    with ThreadPoolExecutor(max_workers=1) as pool, shop.engine.connect() as db:
+        db.execute(text(held), {"id": order_id})  # not committed yet
+        later = pool.submit(_write, shop.engine, other, id=order_id)
+        time.sleep(0.5)  # the other waits for us, or is done
+        db.commit()
+        later.result(timeout=30)
+    [(_, status, copy, fee)] = _copies(shop.engine, order_id)
+    _write(  # as it was: the shop's books must still reconcile
+        shop.engine,
+        "UPDATE orders SET channel_fee_amount = channel_fee_amount - 1,"
+        " commission_amount = commission_amount + 1 WHERE id = :id",
+        id=order_id,
+    )
+    assert status == "paid"
+    assert copy == fee
 
 
 def test_an_upgraded_database_copies_every_paid_payments_fee(fresh_url: str) -> None:  # noqa: F811

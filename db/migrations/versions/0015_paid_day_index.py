@@ -62,9 +62,14 @@ _SQLITE = {
 }
 _POSTGRES_FUNCTIONS = """
 CREATE FUNCTION payment_own_fee() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE fee bigint;
 BEGIN
-  NEW.channel_fee_amount := CASE WHEN NEW.status = 'paid' THEN
-    (SELECT o.channel_fee_amount FROM orders AS o WHERE o.id = NEW.order_id) END;
+  IF NEW.status = 'paid' THEN
+    -- FOR SHARE: a transaction setting the order's fee found this payment not yet paid
+    -- (order_fee_to_payment); wait for it and read its fee, or make it wait for us.
+    SELECT o.channel_fee_amount INTO fee FROM orders AS o WHERE o.id = NEW.order_id FOR SHARE;
+  END IF;
+  NEW.channel_fee_amount := fee;
   RETURN NEW;
 END $$;
 CREATE FUNCTION order_fee_to_payment() RETURNS trigger LANGUAGE plpgsql AS $$
