@@ -1,17 +1,18 @@
 """The matcher: a day's bill lines against our payments and refunds, joined in DuckDB.
 
-Both sides reach DuckDB as CSV files: the bill streamed line by line, and ours, the day's
-window (`domain.reconciliation.day_window`, by our own clock) streamed from one SQL
-query each, written by PostgreSQL itself (COPY) or by the CSV writer from SQLite's
-cursor. DuckDB parses the bill while the database streams (a thread of its own), then
-one full outer join of the bill and the window keeps the few references where the two
-may differ: a line we lack, a row the bill lacks, a repeated line, a different amount,
-currency or fee. Everything after works on those: what the bill names beyond the window
-(an unpaid attempt, another day's refund or payment, an order we never had) is looked up
-among all our records by its reference, whatever day we recorded it; the window's own
-rows among them are read again in full; and the six matching queries type each
-difference. Python never loops over pairs of rows, nor over the rows that agree: of
-those, only the compared columns (reference, amount, currency, fee) leave the database.
+The bill reaches DuckDB as a CSV file, streamed line by line; ours, the day's window
+(`domain.reconciliation.day_window`, by our own clock), as Arrow columns straight from
+the database (db.arrow_reads: the first attempts' compared columns and the refunds) and
+as CSV for the few later attempts, whose references Python names. DuckDB parses the bill
+while the database streams (a thread of its own), then one full outer join of the bill
+and the window keeps the few references where the two may differ: a line we lack, a row
+the bill lacks, a repeated line, a different amount, currency or fee. Everything after
+works on those: what the bill names beyond the window (an unpaid attempt, another day's
+refund or payment, an order we never had) is looked up among all our records by its
+reference, whatever day we recorded it; the window's own rows among them are read again
+in full; and the six matching queries type each difference. Python never loops over
+pairs of rows, nor over the rows that agree: of those, only the compared columns
+(reference, amount, currency, fee) leave the database.
 
 Our clock is behind the channel's: we record a payment when its notification or our
 query reaches us, seconds (rarely minutes) after the channel stamped it. So a payment
@@ -240,7 +241,7 @@ class _Window:
 
     def __init__(self, session: Session, match: MatchInput, start: datetime, end: datetime):
         # Not streamed: a PostgreSQL server-side cursor would have one row fetched
-        # before we read its DBAPI cursor. PostgreSQL's big reads are COPY's; SQLite's
+        # before we read its DBAPI cursor. The big reads are db.arrow_reads'; SQLite's
         # cursor steps as it is read.
         self.db = session.connection()
         self.postgres = self.db.dialect.name == "postgresql"
