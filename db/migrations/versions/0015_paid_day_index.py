@@ -47,7 +47,12 @@ _SQLITE_OWN_FEE = """
     WHERE order_id = NEW.order_id AND attempt = NEW.attempt;
 """
 _SQLITE = {
-    "payments_fee_on_insert": f"AFTER INSERT ON payments BEGIN {_SQLITE_OWN_FEE} END",
+    # A new pending attempt (every order's first) has nothing to copy: no write for it.
+    "payments_fee_on_insert": (
+        "AFTER INSERT ON payments"
+        " WHEN NEW.status = 'paid' OR NEW.channel_fee_amount IS NOT NULL"
+        f" BEGIN {_SQLITE_OWN_FEE} END"
+    ),
     "payments_fee_on_update": (
         f"AFTER UPDATE OF status, order_id, channel_fee_amount ON payments"
         f" WHEN NEW.channel_fee_amount IS NOT (CASE WHEN NEW.status = 'paid' THEN"
