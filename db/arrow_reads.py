@@ -30,6 +30,7 @@ import adbc_driver_manager
 import adbc_driver_postgresql
 import adbc_driver_sqlite
 import duckdb
+import psycopg
 from psycopg.conninfo import make_conninfo
 from sqlalchemy import URL, Connection
 
@@ -50,10 +51,11 @@ def read_into(
     """Create `table` in `con` from `query`'s rows on `db`'s database: its columns, in
     order, named and cast to DuckDB's types as `columns` says."""
     postgres = db.dialect.name == "postgresql"
-    names = _NAMED.findall(query)
-    marks = iter(range(1, len(names) + 1))
-    sql = _NAMED.sub(lambda _: f"${next(marks)}" if postgres else "?", query)
-    values = [_bound(params[name], db) for name in names]
+    if postgres:  # the values in the text, so the driver reads by COPY (no parameters)
+        sql, values = _with_literals(db, query, params), []
+    else:
+        names = _NAMED.findall(query)
+        sql, values = _NAMED.sub("?", query), [_sqlite_value(params[name]) for name in names]
     # The caller's snapshot, taken (if it was not yet) before our connection opens.
     snapshot = db.exec_driver_sql("SELECT pg_export_snapshot()").scalar() if postgres else None
     with ExitStack() as opened:  # closed in reverse, whichever step fails
@@ -79,6 +81,16 @@ def read_into(
             for got, (name, kind) in zip(rows.columns, columns.items(), strict=True)
         )
         rows.project(typed).create(table)
+
+
+def _with_literals(db: Connection, query: str, params: Mapping[str, Any]) -> str:
+    """The query with each parameter written in as PostgreSQL's literal, quoted by psycopg
+    for this connection. ADBC's PostgreSQL driver streams a query without parameters by
+    a binary COPY; with them, row by row: 0.47 against 0.26 s for the bench's day."""
+    pyformat = _NAMED.sub(lambda name: f"%({name.group(1)})s", query.replace("%", "%%"))
+    raw = db.connection.driver_connection
+    assert isinstance(raw, psycopg.Connection)
+    return psycopg.ClientCursor(raw).mogrify(pyformat, dict(params))
 
 
 def _open(url: URL, postgres: bool) -> adbc_driver_manager.AdbcDatabase:
@@ -120,9 +132,9 @@ def _sqlite_uri(url: URL) -> str:
     return target + "?" + urlencode({**query, "mode": "ro"}, doseq=True)
 
 
-def _bound(value: Any, db: Connection) -> Any:
-    """A parameter as the database compares it: SQLite holds instants as SQLAlchemy's text
-    (naive UTC), so an instant is bound as that text."""
-    if isinstance(value, datetime) and db.dialect.name == "sqlite":
+def _sqlite_value(value: Any) -> Any:
+    """A parameter as SQLite compares it: it holds instants as SQLAlchemy's text (naive
+    UTC), so an instant is bound as that text."""
+    if isinstance(value, datetime):
         return as_utc(value).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
     return value

@@ -146,3 +146,16 @@ def test_a_sqlite_database_in_memory_is_refused_plainly() -> None:
             read_into(duckdb.connect(), "n", db, "SELECT 1", {}, {"n": "BIGINT"})
     finally:
         engine.dispose()
+
+
+def test_a_parameter_is_a_value_never_sql(shop: Shop, ledger_engine: Engine) -> None:
+    """PostgreSQL's values are written into the query (so the driver can COPY): quoted by
+    psycopg, a quote in one stays in the value."""
+    shop.paid_order(paid_at=START)
+    con = duckdb.connect()
+    query = "SELECT count(*) FROM payments WHERE channel = :channel AND status = :status"
+    sneaky = {"channel": "x' OR '1'='1", "status": "paid' OR '1'='1"}
+    with ledger_engine.connect() as db:
+        read_into(con, "n", db, query, sneaky, {"n": "BIGINT"})
+        read_into(con, "m", db, query, {"channel": shop.channel, "status": "paid"}, {"m": "BIGINT"})
+    assert con.execute("SELECT n, m FROM n, m").fetchall() == [(0, 1)]
