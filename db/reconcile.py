@@ -33,8 +33,8 @@ from collections import defaultdict
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from sqlalchemy import func
-from sqlmodel import Session, col, select
+from sqlalchemy import Table, case, func
+from sqlmodel import Session, SQLModel, col, select
 
 from db.fx_books import fx_order_problems, quoted_order_ids
 from db.tables import Account, JournalEntry, Order, Payment, Posting, Refund, Statement
@@ -162,6 +162,27 @@ def _order_rows(session: Session, order_ids: Collection[str] | None) -> dict[str
     return rows
 
 
+_PAYMENTS: Table = SQLModel.metadata.tables["payments"]
+
+
+def _fee_copies_that_differ(session: Session, order_ids: Collection[str] | None) -> list[str]:
+    """Payments whose copy of the booked fee (kept by the database's triggers: on the paid
+    attempt, its order's fee; on any other, none) is not what it should be."""
+    payments = _PAYMENTS.c
+    should_be = case((payments.status == "paid", Order.channel_fee_amount), else_=None)
+    query = (
+        select(payments.order_id, payments.attempt, payments.channel_fee_amount, should_be)
+        .join(Order, col(Order.id) == payments.order_id)
+        .where(payments.channel_fee_amount.is_distinct_from(should_be))
+    )
+    if order_ids is not None:
+        query = query.where(payments.order_id.in_(order_ids))
+    return [
+        f"order {order_id}: payment attempt {attempt} keeps a channel fee of {kept}, not {due}"
+        for order_id, attempt, kept, due in session.exec(query)
+    ]
+
+
 def _paid_in_another_currency(
     session: Session, order_ids: Collection[str] | None
 ) -> list[tuple[Order, Payment]]:
@@ -246,6 +267,7 @@ def ledger_problems(session: Session, scope: Scope = EVERYTHING) -> list[str]:
     for order_id in sorted((breakdowns.keys() | rows.keys()) - quoted):
         parts = breakdowns.get(order_id, _breakdown({}))
         problems += _identity_problems(order_id, rows.get(order_id, OrderRows()), parts)
+    problems += _fee_copies_that_differ(session, scope.order_ids)
     for statement in session.exec(statements_query):
         problems += statement_problems(statement)
     return problems

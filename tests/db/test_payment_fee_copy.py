@@ -11,9 +11,11 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from alembic import command
 from sqlalchemy import Engine, text
+from sqlmodel import Session
 
 from db.engine import make_engine
 from db.migrate import alembic_config, upgrade_to_head
+from db.reconcile import Scope, ledger_problems
 from tests.db.books import fill_books
 from tests.db.conftest import Shop
 from tests.db.test_migrations import fresh_url  # noqa: F401  (the fixture)
@@ -150,3 +152,26 @@ def test_an_upgraded_database_copies_every_paid_payments_fee(fresh_url: str) -> 
         assert books.shop.paid_order()  # the triggers went with the column
     finally:
         engine.dispose()
+
+
+def test_the_ledger_check_names_a_copy_that_differs(shop: Shop) -> None:
+    """Were the triggers gone (a SQLite rebuild of payments that forgot them), the ledger's
+    check names the copy that went wrong: shown in a transaction that drops them and is
+    rolled back."""
+    order_id = shop.paid_order()
+    [(_, _, _, fee)] = _copies(shop.engine, order_id)
+    postgres = shop.engine.dialect.name == "postgresql"
+    triggers = ["payments_own_fee ON payments"] if postgres else ["payments_fee_on_update"]
+    with shop.engine.connect() as db, db.begin() as transaction:
+        for trigger in triggers:
+            db.execute(text(f"DROP TRIGGER {trigger}"))
+        db.execute(
+            text("UPDATE payments SET channel_fee_amount = 0 WHERE order_id = :id"),
+            {"id": order_id},
+        )
+        with Session(bind=db) as session:
+            problems = ledger_problems(session, Scope(order_ids=[order_id]))
+        transaction.rollback()
+    assert problems == [f"order {order_id}: payment attempt 1 keeps a channel fee of 0, not {fee}"]
+    [(_, _, copy, _)] = _copies(shop.engine, order_id)
+    assert copy == fee  # rolled back: triggers and copy as they were
