@@ -33,7 +33,7 @@ from collections import defaultdict
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from sqlalchemy import Table, case, func
+from sqlalchemy import Table, case, func, inspect
 from sqlmodel import Session, SQLModel, col, select
 
 from db.fx_books import fx_order_problems, quoted_order_ids
@@ -167,7 +167,11 @@ _PAYMENTS: Table = SQLModel.metadata.tables["payments"]
 
 def _fee_copies_that_differ(session: Session, order_ids: Collection[str] | None) -> list[str]:
     """Payments whose copy of the booked fee (kept by the database's triggers: on the paid
-    attempt, its order's fee; on any other, none) is not what it should be."""
+    attempt, its order's fee; on any other, none) is not what it should be. A database
+    downgraded below revision 0015 keeps none, and has nothing to check."""
+    columns = inspect(session.connection()).get_columns("payments")
+    if not any(column["name"] == "channel_fee_amount" for column in columns):
+        return []
     payments = _PAYMENTS.c
     should_be = case((payments.status == "paid", Order.channel_fee_amount), else_=None)
     query = (
