@@ -120,18 +120,20 @@ def test_the_reconciliation_case_finds_exactly_what_was_planted_and_reports_both
     empty_engine: Engine, tmp_path: Path
 ) -> None:
     url = empty_engine.url.render_as_string(hide_password=False)
-    figures = measure_reconciliation(url, 400, tmp_path, lambda _line: None)
+    figures = measure_reconciliation(url, 400, tmp_path, lambda _line: None, rounds=2)
     assert figures.planted == 2 * len(KINDS)
     assert figures.found == {kind.value: 2 for kind in KINDS}
     assert (figures.missed, figures.extra) == (0, 0)
     assert figures.bill_lines == 400 - 2 - 2 + 2 + 2  # less missing there and refunds missing
     assert figures.floor_s > 0 and figures.run_s > 0
+    assert len(figures.floor_times) == len(figures.run_times) == 2  # interleaved rounds
+    assert figures.run_s == sum(figures.run_times) / 2  # the median of two
     assert figures.floor_peak_mb > 10 and figures.run_peak_mb > 10  # whole processes, in MB
     data, rows = reconciliation_reported(empty_engine.dialect.name, figures)
     assert data["ratio"] == figures.run_s / figures.floor_s and data["exact"] is True
     table = render_table(rows)
-    assert "a bare DuckDB join of the two files" in table
-    assert "the product's match_bill" in table
+    assert "a bare DuckDB join of the two files (median)" in table
+    assert "the product's match_bill (median)" in table
     assert "| planted and not found | 0 | == 0 | ok |" in table.replace(
         f"[{empty_engine.dialect.name}] reconciliation, a bill of 400 lines against 400 of our"
         " rows:   ",
