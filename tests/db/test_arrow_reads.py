@@ -159,3 +159,31 @@ def test_a_parameter_is_a_value_never_sql(shop: Shop, ledger_engine: Engine) -> 
         read_into(con, "n", db, query, sneaky, {"n": "BIGINT"})
         read_into(con, "m", db, query, {"channel": shop.channel, "status": "paid"}, {"m": "BIGINT"})
     assert con.execute("SELECT n, m FROM n, m").fetchall() == [(0, 1)]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "AND 'note :channel' IS NOT NULL",  # a string
+        "AND E'it\\'s :channel' IS NOT NULL",  # PostgreSQL's escape string
+        "AND $$ :channel $$ IS NOT NULL",  # and its dollar quoting
+        "-- :channel\n",  # a comment
+        "/* :channel */",
+    ],
+)
+def test_a_name_in_quoted_text_or_a_comment_is_text(
+    text: str, shop: Shop, ledger_engine: Engine
+) -> None:
+    """Only a `:name` in the query's own SQL is a parameter: one inside a string or a
+    comment is left as written. (A value written into a comment ends it at its newline and
+    runs as SQL; one written into a string ends the string.)"""
+    if ("$$" in text or "E'" in text) and ledger_engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL's quoting")
+    shop.paid_order(paid_at=START)
+    shop.paid_order(paid_at=START)
+    con = duckdb.connect()
+    query = f"SELECT count(*) FROM payments WHERE channel = :channel {text}"
+    with ledger_engine.connect() as db:
+        read_into(con, "n", db, query, {"channel": "x\n OR true --"}, {"n": "BIGINT"})
+        read_into(con, "m", db, query, {"channel": shop.channel}, {"m": "BIGINT"})
+    assert con.execute("SELECT n, m FROM n, m").fetchall() == [(0, 2)]
