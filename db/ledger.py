@@ -13,7 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 
-from sqlmodel import Session, col, select
+from sqlalchemy import bindparam, insert
+from sqlmodel import Session, SQLModel, col, select
 
 from db.tables import Account, JournalEntry, Posting
 from db.writes import insert_ignore
@@ -27,6 +28,16 @@ from domain.ledger import (
     normal_balance,
     reversal_postings,
 )
+
+# Built once (SQLAlchemy keys its compiled-statement cache on the statement object): the
+# accounts an entry moves, locked in id order; its postings, one INSERT for them all.
+_LOCKED_ACCOUNTS = (
+    select(Account)
+    .where(col(Account.id).in_(bindparam("ids", expanding=True)))
+    .order_by(col(Account.id))
+    .with_for_update()
+)
+_INSERT_POSTINGS = insert(SQLModel.metadata.tables["postings"])
 
 
 class UnbalancedEntry(ValueError):
@@ -60,9 +71,7 @@ def lock_accounts(session: Session, accounts: Iterable[str]) -> dict[str, Accoun
                 "updated_at": now,
             },
         )
-    rows = session.exec(
-        select(Account).where(col(Account.id).in_(ids)).order_by(col(Account.id)).with_for_update()
-    ).all()
+    rows = session.exec(_LOCKED_ACCOUNTS, params={"ids": ids}).all()
     return {row.id: row for row in rows}
 
 
@@ -103,12 +112,12 @@ def post_entry(
         return False
     for posting in postings:
         _apply(accounts[posting.account], posting.amount, kind)
-        session.add(
-            Posting(
-                entry_id=entry_id, account=posting.account, currency=currency, amount=posting.amount
-            )
-        )
-    session.flush()
+    rows = [
+        {"entry_id": entry_id, "account": p.account, "currency": currency, "amount": p.amount}
+        for p in postings
+    ]
+    session.execute(_INSERT_POSTINGS, rows)
+    session.flush()  # the balances
     return True
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from sqlalchemy import bindparam
 from sqlmodel import Session, select
 
 from db.fx_books import (
@@ -57,8 +58,12 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+# Built once: SQLAlchemy keys its compiled-statement cache on the statement object.
+_LOCKED_ORDER = select(Order).where(Order.id == bindparam("order_id")).with_for_update()
+
+
 def locked_order(session: Session, order_id: str) -> Order:
-    return session.exec(select(Order).where(Order.id == order_id).with_for_update()).one()
+    return session.exec(_LOCKED_ORDER, params={"order_id": order_id}).one()
 
 
 def order_split(order: Order) -> Split:

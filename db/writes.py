@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
+from sqlalchemy import Insert, Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, SQLModel
 
@@ -14,10 +16,18 @@ def insert_ignore(session: Session, model: type[SQLModel], values: dict[str, Any
     A conflict leaves the transaction usable on both databases, unlike catching
     an IntegrityError, which aborts a PostgreSQL transaction.
     """
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(model.__table__).values(**values).on_conflict_do_nothing()  # type: ignore[attr-defined]
+    table: Table = model.__table__  # type: ignore[attr-defined]
+    statement = _ignoring_conflicts(session.get_bind().dialect.name, table)
     # SQLAlchemy keeps an INSERT's rowcount only when asked; psycopg otherwise reports -1.
-    result = session.execute(statement, execution_options={"preserve_rowcount": True})
+    result = session.execute(statement, values, execution_options={"preserve_rowcount": True})
     inserted: int = result.rowcount  # type: ignore[attr-defined]
     return inserted == 1
+
+
+@cache
+def _ignoring_conflicts(dialect: str, table: Table) -> Insert:
+    """Built once per table: SQLAlchemy keys its compiled-statement cache on a key it
+    generates for each statement object and keeps on it, so one built per call paid for
+    building and keying it again. The values come with each execution."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert(table).on_conflict_do_nothing()
