@@ -2,8 +2,9 @@
 
 The system starts in a thread (its health checks block), so a SIGTERM then ends the event
 loop while that thread goes on starting services; what it starts must still be stopped.
-The run here starts stand-ins (`sleep`) for its services, each followed by a wait as for
-its health check, and is sent SIGTERM once the first is up.
+The run here starts stand-ins (`sleep`) for its services and is sent SIGTERM once the first
+is up; that first start then waits, as on its health check, until the test says the signal
+is sent, so the others start after it.
 """
 
 from __future__ import annotations
@@ -17,18 +18,20 @@ from pathlib import Path
 import stack
 
 _RUN = """
-import sys, time
+import sys
 from pathlib import Path
-import chaos.__main__, chaos.run, chaos.system
+import chaos.__main__, chaos.run, chaos.system, stack
 
-pids = Path(sys.argv[1])
+pids, signalled = Path(sys.argv[1]), Path(sys.argv[3])
 chaos.run.upgrade_to_head = lambda url: None
 
 def start(self, name):
+    first = not pids.exists()
     self.processes.start(name, ["sleep", "300"], self.work / f"{name}.log")
     with pids.open("a") as file:
         file.write(f"{self.processes.process(name).pid}\\n")
-    time.sleep(0.2)  # as its health check would
+    if first:  # as on its health check, until the SIGTERM has been sent
+        stack.wait_until(signalled.exists, "the test's SIGTERM")
 
 chaos.system.ChaosSystem.start = start
 sys.argv = ["chaos", "--database", "sqlite", "--work-dir", sys.argv[2]]
@@ -47,9 +50,9 @@ def _running(pid: int) -> bool:
 def test_sigterm_while_chaos_starts_its_system_stops_every_process_it_started(
     tmp_path: Path,
 ) -> None:
-    pids = tmp_path / "pids"
+    pids, signalled = tmp_path / "pids", tmp_path / "signalled"
     run = subprocess.Popen(
-        [sys.executable, "-c", _RUN, str(pids), str(tmp_path / "work")],
+        [sys.executable, "-c", _RUN, str(pids), str(tmp_path / "work"), str(signalled)],
         cwd=Path(__file__).resolve().parent.parent,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -58,6 +61,7 @@ def test_sigterm_while_chaos_starts_its_system_stops_every_process_it_started(
     try:
         stack.wait_until(lambda: pids.exists() and pids.read_text().strip() != "", "a service up")
         run.send_signal(signal.SIGTERM)
+        signalled.touch()
         output, _ = run.communicate(timeout=30)
         started = [int(line) for line in pids.read_text().split()]
         assert b"chaos: stopped" in output, output.decode(errors="replace")

@@ -5,7 +5,6 @@ other; and a database upgraded with its books in it gets the copies (both backen
 
 from __future__ import annotations
 
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -13,6 +12,7 @@ from alembic import command
 from sqlalchemy import Engine, text
 from sqlmodel import Session
 
+import stack
 from db.engine import make_engine
 from db.migrate import alembic_config, upgrade_to_head
 from db.reconcile import Scope, ledger_problems
@@ -92,6 +92,17 @@ _FEE_UP = (
 _PAID = "UPDATE payments SET status = 'paid' WHERE order_id = :id"
 
 
+def _waiting_on_a_lock(engine: Engine) -> bool:
+    with engine.connect() as probe:
+        waiting = probe.execute(
+            text(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+        ).scalar_one()
+    return bool(waiting)
+
+
 @pytest.mark.parametrize("first", ["order", "payment"])
 def test_a_fee_set_while_its_payment_turns_paid_is_copied(shop: Shop, first: str) -> None:
     """Two transactions at once (PostgreSQL's; SQLite has one writer): one sets the order's
@@ -105,7 +116,7 @@ def test_a_fee_set_while_its_payment_turns_paid_is_copied(shop: Shop, first: str
     with ThreadPoolExecutor(max_workers=1) as pool, shop.engine.connect() as db:
         db.execute(text(held), {"id": order_id})  # not committed yet
         later = pool.submit(_write, shop.engine, other, id=order_id)
-        time.sleep(0.5)  # the other waits for us, or is done
+        stack.wait_until(lambda: later.done() or _waiting_on_a_lock(shop.engine), "the other")
         db.commit()
         later.result(timeout=30)
     [(_, status, copy, fee)] = _copies(shop.engine, order_id)
