@@ -29,8 +29,8 @@ from domain.ledger import (
     reversal_postings,
 )
 
-# Built once (SQLAlchemy keys its compiled-statement cache on the statement object): the
-# accounts an entry moves, locked in id order; its postings, one INSERT for them all.
+# Built once (see db.payments): the accounts an entry moves, locked in id order; its
+# postings, one INSERT for them all.
 _LOCKED_ACCOUNTS = (
     select(Account)
     .where(col(Account.id).in_(bindparam("ids", expanding=True)))

@@ -58,7 +58,7 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-# Built once: SQLAlchemy keys its compiled-statement cache on the statement object.
+# Built once: see db.payments.
 _LOCKED_ORDER = select(Order).where(Order.id == bindparam("order_id")).with_for_update()
 
 

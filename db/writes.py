@@ -26,8 +26,6 @@ def insert_ignore(session: Session, model: type[SQLModel], values: dict[str, Any
 
 @cache
 def _ignoring_conflicts(dialect: str, table: Table) -> Insert:
-    """Built once per table: SQLAlchemy keys its compiled-statement cache on a key it
-    generates for each statement object and keeps on it, so one built per call paid for
-    building and keying it again. The values come with each execution."""
+    """Built once per table (see db.payments); the values come with each execution."""
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     return insert(table).on_conflict_do_nothing()
