@@ -237,6 +237,12 @@ class Settings(BaseSettings):
     api_update_patience_seconds: float = Field(default=30, gt=0, le=120)
     checkout_deadline_seconds: float = Field(default=10, gt=0, le=120)
 
+    # GET /v1/orders/{id}/status-change: how often the API reads the statuses of the
+    # orders its requests wait on (one query for all of them, api.order_watch), and how
+    # many requests one API process lets wait at once (past it, 503 with Retry-After).
+    order_wait_interval_ms: int = Field(default=250, ge=10, le=10_000)
+    order_wait_capacity: int = Field(default=1000, ge=0, le=100_000)
+
     # Notification signatures older or newer than this are rejected.
     notify_tolerance_seconds: int = 300
     channel_timeout_seconds: int = 10

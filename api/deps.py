@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 from temporalio.client import Client
 
 from api.auth.rate_limit import Throttle
+from api.order_watch import StatusWatch
 from channels.bank import BankTransferAdapter
 from channels.base import ChannelAdapter
 from db.engine import SessionFactory
@@ -30,6 +31,7 @@ class AppContext:
     throttle: Throttle
     secret_box: SecretBox
     metrics: ApiMetrics
+    order_watch: StatusWatch  # requests waiting for an order's status to change
 
 
 async def get_context(request: Request) -> AppContext:

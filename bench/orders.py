@@ -1,6 +1,7 @@
 """Happy orders end to end, as a shop and a buyer make them: created through the API, paid
 through the sandbox's control API (which notifies us as the channel would), watched through
-the API until it shows them completed (`PAYSAGA_AUTO_COMPLETE_SECONDS=0`: at payment)."""
+the API (requests that wait for the status to change) until it shows them completed
+(`PAYSAGA_AUTO_COMPLETE_SECONDS=0`: at payment)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-POLL_S = 0.05  # how often the buyer's page asks for the order's status
+WAIT_S = 25  # how long one request waits for the order's status to change
 VISIBLE = frozenset({"paid", "awaiting_receipt", "completed"})
 DEADLINE_S = 120.0
 
@@ -23,7 +24,7 @@ class Timings:
     pay_to_visible_s: list[float] = field(default_factory=list)
     order_ids: list[str] = field(default_factory=list)
     payments: dict[str, dict[str, object]] = field(default_factory=dict)  # the sandbox's views
-    reads: int = 0  # status reads while waiting (they cost API CPU too)
+    reads: int = 0  # status requests while waiting (they cost API CPU too)
     retried_503: int = 0  # creations answered 503 (saga slower than the API waits) and resent
     # Orders the saga closed as it opened them, the channel unavailable (an overloaded
     # sandbox): nothing to pay, so neither timed nor paid; their count is reported.
@@ -74,13 +75,22 @@ class Shop:
         timings.pay_to_visible_s.append(time.perf_counter() - paid_at)
 
     async def _until_visible(self, api: httpx.AsyncClient, order_id: str, t: Timings) -> None:
+        """As a buyer's page does: wait for the status it shows to change, again until it
+        shows the payment (the API answers each wait when the order moves, its watch
+        reading every PAYSAGA_ORDER_WAIT_INTERVAL_MS: bench.stand sets 50)."""
         deadline = time.monotonic() + DEADLINE_S
+        status = "awaiting_payment"  # what the creation answered
         while time.monotonic() < deadline:
             t.reads += 1
-            answer = await api.get(f"/v1/orders/{order_id}")
-            if answer.status_code == 200 and answer.json()["status"] in VISIBLE:
+            params: dict[str, str | int] = {"from": status, "timeout_seconds": WAIT_S}
+            answer = await api.get(f"/v1/orders/{order_id}/status-change", params=params)
+            if answer.status_code == 503:  # as many waiting as the API lets wait
+                await asyncio.sleep(float(answer.headers.get("Retry-After", "1")))
+                continue
+            answer.raise_for_status()
+            status = answer.json()["status"]
+            if status in VISIBLE:
                 return
-            await asyncio.sleep(POLL_S)
         raise TimeoutError(f"order {order_id} not paid within {DEADLINE_S} s")
 
 

@@ -159,7 +159,7 @@ def cpu_rows(d: str, ours: list[dict[str, Any]], floor: list[dict[str, Any]]) ->
     rows += [Row(d + f"  {name}", per_order(name, ours), "ms") for name in names]
     rows.append(Row(d + "  (the bench's client)", per_order("bench client", ours), "ms"))
     requests = _mean([(r["items"] + r["reads"] + r["retried_503"]) / r["items"] for r in ours])
-    rows.append(Row(d + "  API requests per order (create + status reads)", requests))
+    rows.append(Row(d + "  API requests per order (create + status waits)", requests))
     api_per_request = _mean(
         [ms_per_item(r["cpu_ticks"].get("api", 0), r["items"] + r["reads"]) for r in ours]
     )

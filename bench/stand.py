@@ -87,6 +87,9 @@ class Stand:
         self.database_url = database_url
         # Merchants' webhooks go to the bench's own receiver, on this machine.
         env = {**system_env(work, database_url), "PAYSAGA_WEBHOOK_ALLOW_PRIVATE_TARGETS": "true"}
+        # The API's watch of waited-on orders reads every 50 ms (250 by default), so
+        # pay-to-visible is timed to 50 ms, as when the bench read each order that often.
+        env["PAYSAGA_ORDER_WAIT_INTERVAL_MS"] = "50"
         for chaos_only in CHAOS_TIMINGS:
             env.pop(chaos_only)
         self.pool = DatabasePool()

@@ -1,4 +1,5 @@
-"""The API's own metrics: request latency by route template, and channel notifications.
+"""The API's own metrics: request latency by route template, channel notifications, and
+requests waiting for an order's status to change.
 
 Counted per HTTP request, which is the event itself: a channel that sends the same
 notification again makes a second delivery, and it is counted as one.
@@ -7,9 +8,10 @@ notification again makes a second delivery, and it is counted as one.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from metrics import new_registry
@@ -18,6 +20,7 @@ from metrics.business import CHANNELS
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 # Channels notify at once, then retry for a day (Alipay 4m, 10m, ..., 15h).
 _DELAY_BUCKETS = (0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900, 3600, 4 * 3600, 24 * 3600)
+WAIT_OUTCOMES = ("moved", "unchanged", "full")  # api.routes.orders' status-change
 UNMATCHED_ROUTE = "unmatched"  # a path no route serves: never the raw path (unbounded)
 # Why a channel notification was refused: the `reason` label (api.routes.notify), a fixed set.
 REFUSAL_REASONS = (
@@ -60,6 +63,21 @@ class ApiMetrics:
             buckets=_DELAY_BUCKETS,
             registry=self.registry,
         )
+        self._order_waits = Counter(
+            "paysaga_order_status_waits",
+            "Requests that waited for an order's status to change, by outcome: moved, "
+            "unchanged (their timeout ended first), full (refused: as many waiting as the "
+            "API lets wait).",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self._order_waiters = Gauge(
+            "paysaga_order_status_waiters",
+            "Requests waiting now for an order's status to change.",
+            registry=self.registry,
+        )
+        for outcome in WAIT_OUTCOMES:
+            self._order_waits.labels(outcome)
         for channel in CHANNELS:  # at 0 from the start: see metrics.business
             for outcome in ("accepted", "ignored", "failed"):
                 self._notifications.labels(channel, outcome, "none")
@@ -72,6 +90,12 @@ class ApiMetrics:
 
     def notification(self, channel: str, outcome: str, reason: str = "none") -> None:
         self._notifications.labels(channel, outcome, reason).inc()
+
+    def order_wait(self, outcome: str) -> None:
+        self._order_waits.labels(outcome).inc()
+
+    def count_order_waiters(self, waiting: Callable[[], int]) -> None:
+        self._order_waiters.set_function(waiting)
 
     def payment_notified(self, channel: str, paid_at: datetime, accepted_at: datetime) -> None:
         seconds = (accepted_at - paid_at.astimezone(UTC)).total_seconds()

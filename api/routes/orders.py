@@ -14,9 +14,10 @@ from temporalio.service import RPCError, RPCStatusCode
 from api.auth.caller import AnyCaller, AnyCallerCheckedInRoute, BuyerOrOperator, Caller
 from api.auth.scope import order_for, scoped_orders
 from api.deps import AppContext, ContextDep
-from api.errors import Conflict
+from api.errors import Conflict, ServiceUnavailable
 from api.idempotency import IdempotencyKey
 from api.openapi_errors import error_responses
+from api.order_watch import WatchFull
 from api.pagination import Keyset, bad_cursor, fetch_page
 from api.schemas import CancelIn, OrderCreate, OrderModify, OrderOut, OrderPage, PaymentAttempts
 from api.services.order_creation import create_order
@@ -32,6 +33,7 @@ from workflows.order import OrderWorkflow
 
 router = APIRouter(prefix="/v1/orders", tags=["orders"])
 _NEWEST_FIRST = Keyset((Order.id,))  # ids are time-ordered
+MAX_WAIT_SECONDS = 30  # under the idle timeouts of common proxies (60 s)
 
 
 @router.post(
@@ -58,6 +60,35 @@ async def read_order(
     order_id: str, caller: AnyCallerCheckedInRoute, context: ContextDep
 ) -> OrderOut:
     # The caller's credential is checked in the read's own session, by order_for.
+    return await run_in_threadpool(_order_view, context, caller, order_id)
+
+
+@router.get("/{order_id}/status-change", responses=error_responses(400, 401, 404, 503))
+async def wait_for_status_change(
+    order_id: str,
+    caller: AnyCallerCheckedInRoute,
+    context: ContextDep,
+    from_status: Annotated[OrderStatus, Query(alias="from")],
+    timeout_seconds: Annotated[float, Query(gt=0, le=MAX_WAIT_SECONDS)] = 10,
+) -> OrderOut:
+    """The order once its status is no longer `from` (at once if it is not), or as it is
+    when `timeout_seconds` end: a page waiting for a payment asks this again and again,
+    instead of reading the order over and over. 503 with Retry-After when as many
+    requests wait as the API lets wait."""
+    order = await run_in_threadpool(_order_view, context, caller, order_id)
+    if order.status != from_status:
+        return order
+    try:
+        moved = await context.order_watch.wait(order_id, from_status.value, timeout_seconds)
+    except WatchFull:
+        context.metrics.order_wait("full")
+        raise ServiceUnavailable(
+            "order_waits_full", "too many requests are waiting; ask again", retry_after=1
+        ) from None
+    context.metrics.order_wait("moved" if moved else "unchanged")
+    if not moved:
+        return order
+    # Read again, credential included: it may have been revoked while the request waited.
     return await run_in_threadpool(_order_view, context, caller, order_id)
 
 

@@ -155,6 +155,10 @@ SAMPLES: dict[tuple[str, str], Sample] = {
         "json": {"amount": 1},
         "headers": {"Idempotency-Key": secrets.token_hex(8)},
     },
+    # A status the order is not in: answered at once (a wait would be a second at most).
+    ("GET", "/v1/orders/{order_id}/status-change"): lambda w, p: {
+        "params": {"from": "created", "timeout_seconds": "1"}
+    },
     ("POST", "/v1/orders/{order_id}/modify"): _json(
         lambda w, p: {"lines": order_body("")["lines"]}
     ),

@@ -1,0 +1,134 @@
+"""Requests waiting for their order's status to change, served by one read an interval.
+
+A buyer's page, or a shop's server, that wants to know when an order is paid asks
+`GET /v1/orders/{id}/status-change?from=awaiting_payment` and is answered once the
+status is another, or when its timeout ends. One poller serves every waiting request of
+this process: each interval it reads the statuses of all the orders waited on in one
+query by primary key, and wakes the requests whose order moved. So a hundred waiting
+pages cost one small read an interval, where a hundred pages polling the order cost a
+hundred requests, each with its credential check, session and view.
+
+Why an interval: the worker writes the status, in another process; PostgreSQL could
+tell us (LISTEN), SQLite cannot, and one mechanism serves both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import bindparam, select
+
+from db.engine import SessionFactory
+from db.tables import Order
+
+log = logging.getLogger(__name__)
+
+ReadStatuses = Callable[[Sequence[str]], Mapping[str, str]]
+
+_TABLE = Order.__table__  # type: ignore[attr-defined]
+# Built once: SQLAlchemy keys its compiled-statement cache on the statement object.
+STATUSES = select(_TABLE.c.id, _TABLE.c.status).where(
+    _TABLE.c.id.in_(bindparam("ids", expanding=True))
+)
+CHUNK = 500  # ids per IN (...): well under every backend's limit of parameters
+
+
+def chunks(ids: Sequence[str]) -> Iterator[Sequence[str]]:
+    for start in range(0, len(ids), CHUNK):
+        yield ids[start : start + CHUNK]
+
+
+def statuses_from(reads: SessionFactory) -> ReadStatuses:
+    """The watch's read: each order's status, by id, in one session."""
+
+    def read(ids: Sequence[str]) -> dict[str, str]:
+        with reads() as session:
+            return {
+                order_id: status
+                for part in chunks(ids)
+                for order_id, status in session.execute(STATUSES, {"ids": list(part)})
+            }
+
+    return read
+
+
+class WatchFull(Exception):
+    """As many requests wait as this process lets wait (`order_wait_capacity`)."""
+
+
+@dataclass
+class _Waiter:
+    unchanged: str  # the status whose end the request waits for
+    moved: asyncio.Future[None] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+class StatusWatch:
+    """Wakes each waiting request when its order's status is no longer the one it named."""
+
+    def __init__(self, read: ReadStatuses, interval_s: float, capacity: int) -> None:
+        self._read = read  # runs in a thread: a synchronous session
+        self._interval_s = interval_s
+        self._capacity = capacity
+        self._waiters: dict[str, list[_Waiter]] = {}
+        self._poller: asyncio.Task[None] | None = None
+
+    @property
+    def waiting(self) -> int:
+        return sum(len(waiters) for waiters in self._waiters.values())
+
+    async def wait(self, order_id: str, unchanged: str, timeout_s: float) -> bool:
+        """Whether the order's status moved from `unchanged` within `timeout_s`."""
+        if self.waiting >= self._capacity:
+            raise WatchFull
+        waiter = _Waiter(unchanged)
+        self._waiters.setdefault(order_id, []).append(waiter)
+        if self._poller is None:
+            self._poller = asyncio.create_task(self._poll(), name="order-status-watch")
+        try:
+            done, _ = await asyncio.wait({waiter.moved}, timeout=timeout_s)
+            return bool(done)
+        finally:
+            self._forget(order_id, waiter)
+
+    async def close(self) -> None:
+        if self._poller is not None:
+            self._poller.cancel()
+            await asyncio.gather(self._poller, return_exceptions=True)
+
+    def _forget(self, order_id: str, waiter: _Waiter) -> None:
+        waiters = self._waiters[order_id]
+        waiters.remove(waiter)
+        if not waiters:
+            del self._waiters[order_id]
+
+    async def _poll(self) -> None:
+        try:
+            while self._waiters:
+                await asyncio.sleep(self._interval_s)
+                await self._wake_moved()
+        finally:
+            # No await between the loop's last look and this: a request that comes
+            # after it finds no poller and starts one.
+            self._poller = None
+
+    async def _wake_moved(self) -> None:
+        ids = list(self._waiters)
+        if not ids:
+            return
+        try:
+            statuses = await asyncio.to_thread(self._read, ids)
+        except Exception as error:  # the database away: the requests wait on to their timeout
+            log.warning(
+                "order status watch: read failed",
+                extra={"error_type": type(error).__name__, "waiting": self.waiting},
+            )
+            return
+        for order_id, status in statuses.items():
+            for waiter in self._waiters.get(order_id, ()):
+                if status != waiter.unchanged and not waiter.moved.done():
+                    waiter.moved.set_result(None)

@@ -1,0 +1,97 @@
+"""GET /v1/orders/{id}/status-change: a request that waits for its order to move on.
+
+The real stack on both databases: the request waits while the order is unpaid, is
+answered once the sandbox's payment has moved it, answers at once when the status is
+already another, and answers the order unchanged when its timeout ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+
+from tests.api.test_orders import assert_error
+from tests.conftest import System
+from tests.identities import client_as, merchant_with_key
+from tests.support import create_merchant, create_order, pay, scraped, wait_for
+
+WAITERS = "paysaga_order_status_waiters"
+WAITS = "paysaga_order_status_waits_total"
+PATH = "/v1/orders/{}/status-change"
+
+
+async def _waiting(system: System) -> float:
+    return await scraped(f"{system.api_url}/metrics", WAITERS)
+
+
+async def test_a_request_waits_for_the_payment_and_is_answered_when_it_lands(
+    system: System, api: httpx.AsyncClient, sandbox: httpx.AsyncClient
+) -> None:
+    order = await create_order(api, await create_merchant(api), payment_timeout_seconds=120)
+    assert order["status"] == "awaiting_payment"
+    moved_before = await scraped(f"{system.api_url}/metrics", WAITS, outcome="moved")
+    params = {"from": "awaiting_payment", "timeout_seconds": "25"}
+    answer = asyncio.create_task(api.get(PATH.format(order["id"]), params=params))
+
+    # Waiting, not answered: the API counts it among its waiting requests.
+    await wait_for(lambda: _waiting(system), lambda count: count == 1, "the request to wait")
+    assert not answer.done()
+
+    await pay(sandbox, order["id"])
+    response = await asyncio.wait_for(answer, timeout=25)
+    assert response.status_code == 200, response.text
+    assert response.json()["id"] == order["id"]
+    assert response.json()["status"] != "awaiting_payment"
+    assert await _waiting(system) == 0
+    moved = await scraped(f"{system.api_url}/metrics", WAITS, outcome="moved")
+    assert moved == moved_before + 1
+
+
+async def test_a_status_already_moved_is_answered_at_once(api: httpx.AsyncClient) -> None:
+    order = await create_order(api, await create_merchant(api), payment_timeout_seconds=120)
+    # 25 s asked, a status that is not the order's: no wait at all (the client's limit is
+    # under the timeout, so a wait would fail the test).
+    params = {"from": "paid", "timeout_seconds": "25"}
+    response = await api.get(PATH.format(order["id"]), params=params, timeout=10)
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "awaiting_payment"
+
+
+async def test_the_order_unchanged_is_answered_when_the_timeout_ends(
+    system: System, api: httpx.AsyncClient
+) -> None:
+    order = await create_order(api, await create_merchant(api), payment_timeout_seconds=120)
+    unchanged_before = await scraped(f"{system.api_url}/metrics", WAITS, outcome="unchanged")
+    began = time.monotonic()
+    params = {"from": "awaiting_payment", "timeout_seconds": "0.5"}
+    response = await api.get(PATH.format(order["id"]), params=params)
+    assert time.monotonic() - began >= 0.5
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "awaiting_payment"
+    unchanged = await scraped(f"{system.api_url}/metrics", WAITS, outcome="unchanged")
+    assert unchanged == unchanged_before + 1
+
+
+async def test_bad_parameters_are_refused(api: httpx.AsyncClient) -> None:
+    order = await create_order(api, await create_merchant(api), payment_timeout_seconds=120)
+    path = PATH.format(order["id"])
+    refused = [
+        ({}, "invalid_missing", "from"),
+        ({"from": "unpaid"}, "invalid_enum", "from"),
+        ({"from": "awaiting_payment", "timeout_seconds": "0"}, "invalid_greater_than", None),
+        ({"from": "awaiting_payment", "timeout_seconds": "31"}, "invalid_less_than_equal", None),
+    ]
+    for params, code, param in refused:
+        assert_error(await api.get(path, params=params), 400, code, param or "timeout_seconds")
+
+
+async def test_another_merchants_order_is_not_found(system: System, api: httpx.AsyncClient) -> None:
+    theirs = await create_order(api, await create_merchant(api), payment_timeout_seconds=120)
+    other = await merchant_with_key(api)
+    async with client_as(system, {"Authorization": f"Bearer {other.api_key}"}) as client:
+        params = {"from": "awaiting_payment", "timeout_seconds": "5"}
+        response = await client.get(PATH.format(theirs["id"]), params=params)
+    assert_error(response, 404, "order_not_found", "id")
+    assert await _waiting(system) == 0
