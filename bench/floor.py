@@ -1,14 +1,23 @@
 """The bare floor: a Temporal saga of paysaga's shape with no I/O, on its own worker.
 
 Four local activities (record, create payment, record payment, release), a signal
-awaited after "payment", about 13 history events; the worker runs with the SDK's
-defaults, as paysaga's does (the sandboxed workflow runner, a thread pool for the
-synchronous activities). `python -m bench.floor ADDRESS QUEUE` runs the worker.
+awaited after "payment", 13 history events in two workflow tasks; the worker runs with
+the SDK's defaults, as paysaga's does (the sandboxed workflow runner, a thread pool for
+the synchronous activities). `python -m bench.floor ADDRESS QUEUE CHECKOUT_PORT` runs the
+worker.
+
+The bench's buyer signals "paid" once the saga's "payment" step is done, as a buyer
+pays once our API has answered with the checkout: the step sends the saga's id in a
+datagram to CHECKOUT_PORT on 127.0.0.1, where the bench listens (`Checkouts`). A signal
+sent at once instead (as this floor did before) often reached the server before the
+saga's first workflow task, which then ran the whole saga: 10 events in one task, a
+cheaper shape than any order's.
 """
 
 from __future__ import annotations
 
 import asyncio
+import socket
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -18,10 +27,17 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 STEP = timedelta(seconds=10)
+CHECKOUT_WAIT_S = 30.0  # past it (a datagram lost), the buyer signals anyway
+# Where the worker tells of a saga's payment step, and its socket: set by floor_worker
+# (not at import: the sandbox imports this module again for every workflow run).
+_checkout_to: tuple[str, int] | None = None
+_sender: socket.socket | None = None
 
 
 @activity.defn
-def floor_step(name: str) -> str:
+def floor_step(name: str, order_id: str) -> str:
+    if name == "payment" and _sender is not None and _checkout_to is not None:
+        _sender.sendto(order_id.encode(), _checkout_to)
     return name
 
 
@@ -32,11 +48,15 @@ class FloorSaga:
 
     @workflow.run
     async def run(self, order_id: str) -> str:
-        await workflow.execute_local_activity(floor_step, "record", start_to_close_timeout=STEP)
-        await workflow.execute_local_activity(floor_step, "payment", start_to_close_timeout=STEP)
+        for name in ("record", "payment"):
+            await workflow.execute_local_activity(
+                floor_step, args=[name, order_id], start_to_close_timeout=STEP
+            )
         await workflow.wait_condition(lambda: self._paid)
-        await workflow.execute_local_activity(floor_step, "paid", start_to_close_timeout=STEP)
-        await workflow.execute_local_activity(floor_step, "release", start_to_close_timeout=STEP)
+        for name in ("paid", "release"):
+            await workflow.execute_local_activity(
+                floor_step, args=[name, order_id], start_to_close_timeout=STEP
+            )
         return order_id
 
     @workflow.signal
@@ -44,27 +64,84 @@ class FloorSaga:
         self._paid = True
 
 
-async def run_worker(address: str, queue: str) -> None:
+def floor_worker(
+    client: Client, queue: str, checkout_port: int, executor: ThreadPoolExecutor
+) -> Worker:
+    global _checkout_to, _sender
+    _checkout_to = ("127.0.0.1", checkout_port)
+    _sender = _sender or socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    return Worker(
+        client,
+        task_queue=queue,
+        workflows=[FloorSaga],
+        activities=[floor_step],
+        activity_executor=executor,
+    )
+
+
+async def run_worker(address: str, queue: str, checkout_port: int) -> None:
     client = await Client.connect(address)
     with ThreadPoolExecutor(max_workers=32) as executor:
-        worker = Worker(
-            client,
-            task_queue=queue,
-            workflows=[FloorSaga],
-            activities=[floor_step],
-            activity_executor=executor,
-        )
-        await worker.run()
+        await floor_worker(client, queue, checkout_port, executor).run()
 
 
-async def one_saga(client: Client, queue: str, order_id: str) -> None:
-    """Start, signal "paid" (buffered if the saga is not yet waiting), await the end."""
-    handle = await client.start_workflow(
-        FloorSaga.run, order_id, id=f"floor-{order_id}", task_queue=queue
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Checkouts(asyncio.DatagramProtocol):
+    """The bench's side of the floor worker's datagrams: a future per saga waited on."""
+
+    def __init__(self) -> None:
+        self._waiting: dict[str, asyncio.Future[None]] = {}
+        self.late = 0  # sagas signalled after CHECKOUT_WAIT_S without their datagram
+
+    def datagram_received(self, data: bytes, addr: tuple[str | object, int]) -> None:
+        ready = self._waiting.get(data.decode(errors="replace"))
+        if ready is not None and not ready.done():
+            ready.set_result(None)
+
+    def expect(self, order_id: str) -> asyncio.Future[None]:
+        """A future of the saga's payment step, set before the saga starts: its datagram
+        may come before the start's answer."""
+        ready = self._waiting[order_id] = asyncio.get_running_loop().create_future()
+        return ready
+
+    def forget(self, order_id: str) -> None:
+        self._waiting.pop(order_id, None)
+
+    async def wait(self, ready: asyncio.Future[None]) -> None:
+        try:
+            await asyncio.wait_for(ready, CHECKOUT_WAIT_S)
+        except TimeoutError:
+            self.late += 1
+
+
+async def listen_for_checkouts(port: int) -> tuple[asyncio.DatagramTransport, Checkouts]:
+    loop = asyncio.get_running_loop()
+    transport, checkouts = await loop.create_datagram_endpoint(
+        Checkouts, local_addr=("127.0.0.1", port)
     )
+    return transport, checkouts
+
+
+async def one_saga(client: Client, queue: str, order_id: str, checkouts: Checkouts) -> str:
+    """Start, signal "paid" once the payment step is done, await the end; the saga's id."""
+    workflow_id = f"floor-{order_id}"
+    ready = checkouts.expect(order_id)
+    try:
+        handle = await client.start_workflow(
+            FloorSaga.run, order_id, id=workflow_id, task_queue=queue
+        )
+        await checkouts.wait(ready)
+    finally:
+        checkouts.forget(order_id)
     await handle.signal(FloorSaga.paid)
     await handle.result()
+    return workflow_id
 
 
 if __name__ == "__main__":
-    asyncio.run(run_worker(sys.argv[1], sys.argv[2]))
+    asyncio.run(run_worker(sys.argv[1], sys.argv[2], int(sys.argv[3])))

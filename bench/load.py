@@ -17,7 +17,7 @@ from temporalio.client import Client
 from bench import callbacks, cpu, probes
 from bench.config import BenchConfig
 from bench.figures import CLOCK_TICKS, percentile
-from bench.floor import one_saga
+from bench.floor import listen_for_checkouts, one_saga
 from bench.orders import Shop, Timings, in_flight
 from bench.stand import FLOOR_QUEUE, Stand, new_merchant
 from bench.webhook_receiver import WebhookReceiver
@@ -70,6 +70,7 @@ class Load:
         self.client = await Client.connect(stand.system.temporal_address)
         self.sandbox = stand.sandbox_client()
         self.apis = [stand.api_client("api", headers)]
+        listener, self.checkouts = await listen_for_checkouts(stand.checkout_port)
         try:
             merchant = await new_merchant(self.apis[0])
             self.shop = Shop(self.apis, self.sandbox, merchant)
@@ -80,6 +81,7 @@ class Load:
             await self._webhooks()
             await self._scale_out(headers)
         finally:
+            listener.close()
             for api in self.apis:
                 await api.aclose()
             await self.sandbox.aclose()
@@ -98,10 +100,11 @@ class Load:
 
     async def _floor_round(self, count: int, record: bool = True) -> RoundFigures:
         pids = self.stand.pids(["temporal", "floor"])
-        queue, client = FLOOR_QUEUE, self.client
+        queue, client, checkouts = FLOOR_QUEUE, self.client, self.checkouts
+        self.floor_ids: list[str] = []
 
         async def one() -> None:
-            await one_saga(client, queue, secrets.token_hex(8))
+            self.floor_ids.append(await one_saga(client, queue, secrets.token_hex(8), checkouts))
 
         figures = await self._measured("floor", count, pids, one)
         if record:
@@ -162,13 +165,17 @@ class Load:
         sample = self.last_timings.order_ids[:5]
         counts = [await probes.history_events(self.client, f"order-{o}") for o in sample]
         self.results["history_events_per_order"] = sum(counts) / len(counts)
+        floor = [await probes.history_events(self.client, f) for f in self.floor_ids[::20]]
+        self.results["history_events_per_floor_saga"] = sum(floor) / len(floor)
+        self.results["floor_signalled_late"] = self.checkouts.late
         payment = self.last_timings.payments[sample[0]]
         cost = await probes.resend_payment_notification(
             self.client, self.apis[0], self.sandbox, self.stand.env, payment, self.config.duplicates
         )
         self.results["duplicate"] = asdict(cost)
         self.say(
-            f"  history: {self.results['history_events_per_order']:.1f} events/order; "
+            f"  history: {self.results['history_events_per_order']:.1f} events/order, "
+            f"{self.results['history_events_per_floor_saga']:.1f} per bare saga; "
             f"{cost.sent} duplicates added {cost.events_added} events, "
             f"{cost.workflows_started} workflows"
         )

@@ -66,6 +66,11 @@ def database_rows(database: str, results: dict[str, Any]) -> list[Row]:
             Goal("<=", 15),
         ),
         Row(
+            d + "history events per bare saga (sample; signalled after its payment step)",
+            results.get("history_events_per_floor_saga"),
+            "",
+        ),
+        Row(
             d + f"events added by {dup['sent']} duplicate notifications",
             dup["events_added"],
             "",

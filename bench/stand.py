@@ -17,6 +17,7 @@ from sqlalchemy import NullPool, create_engine, text
 import stack
 from api.auth.tokens import issue_access_token, utc_now
 from api.manage import create_operator
+from bench.floor import free_udp_port
 from chaos.system import ChaosSystem, system_env
 from db.engine import normalise_url
 from db.migrate import upgrade_to_head
@@ -102,12 +103,13 @@ class Stand:
         env[POOL_SIZE], env[POOL_OVERFLOW] = str(self.pool.size), str(self.pool.overflow)
         self.system = ChaosSystem(work, env)
         self.env = self.system.env
+        self.checkout_port = free_udp_port()  # the floor worker's word to the bench (bench.floor)
 
     def start(self) -> None:
         self.system.start_all()
-        command = [sys.executable, "-m", "bench.floor", self.system.temporal_address, FLOOR_QUEUE]
+        address, port = self.system.temporal_address, str(self.checkout_port)
+        command = [sys.executable, "-m", "bench.floor", address, FLOOR_QUEUE, port]
         self.system.processes.start("floor", command, self.system.work / "floor.log")
-        address = self.system.temporal_address
         stack.wait_until(lambda: stack.worker_polling(address, "default", FLOOR_QUEUE), "floor")
 
     def start_more(self, name: str) -> None:

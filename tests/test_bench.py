@@ -1,20 +1,26 @@
 """The bench's pure parts (percentiles, CPU from /proc lines, goals, the table, the knobs),
-and its settlement and reconciliation cases at a tiny scale on real databases."""
+its settlement and reconciliation cases at a tiny scale on real databases, and the bare
+floor's shape on the real Temporal dev server."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psycopg
 import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, select
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client
 
 from bench.config import from_env, parse_rows, parse_scale
 from bench.figures import Goal, Row, cpu_ticks, ms_per_item, percentile, render_table
+from bench.floor import floor_worker, free_udp_port, listen_for_checkouts, one_saga
 from bench.reconciliation import measure as measure_reconciliation
 from bench.reconciliation import reported as reconciliation_reported
 from bench.reconciliation_seed import KINDS
@@ -178,3 +184,28 @@ def test_the_stand_fits_its_processes_pools_in_the_servers_connections(
         assert pool.size >= 10  # still a pool: the product's old one kept 10
     finally:
         drop_database(server, name)
+
+
+async def test_the_floor_is_the_sagas_shape_13_events_in_two_workflow_tasks(
+    temporal_address: str,
+) -> None:
+    """The bare saga's buyer signals once its payment step is done, as ours pay once the
+    API answered: a signal sent at once ran many floors in one task (10 events)."""
+    port = free_udp_port()
+    listener, checkouts = await listen_for_checkouts(port)
+    client = await Client.connect(temporal_address)
+    queue = f"floor-{secrets.token_hex(4)}"
+    try:
+        with ThreadPoolExecutor(max_workers=4) as executor:
+            async with floor_worker(client, queue, port, executor):
+                sagas = [one_saga(client, queue, secrets.token_hex(8), checkouts) for _ in range(5)]
+                ids = await asyncio.gather(*sagas)
+    finally:
+        listener.close()
+    assert checkouts.late == 0
+    for workflow_id in ids:
+        history = await client.get_workflow_handle(workflow_id).fetch_history()
+        kinds = [EventType.Name(event.event_type)[11:] for event in history.events]
+        assert len(kinds) == 13, kinds
+        assert kinds.count("WORKFLOW_TASK_COMPLETED") == 2, kinds
+        assert kinds.index("WORKFLOW_EXECUTION_SIGNALED") > kinds.index("MARKER_RECORDED") + 1
