@@ -1,9 +1,9 @@
 """The bare floor: a Temporal saga of paysaga's shape with no I/O, on its own worker.
 
 Four local activities (record, create payment, record payment, release), a signal
-awaited after "payment", 13 history events in two workflow tasks; the worker runs with
-the SDK's defaults, as paysaga's does (the sandboxed workflow runner, a thread pool for
-the synchronous activities). `python -m bench.floor ADDRESS QUEUE CHECKOUT_PORT` runs the
+awaited after "payment", 13 history events in two workflow tasks; the worker runs as
+paysaga's does (workflows without the SDK's sandbox, a thread pool for the synchronous
+activities). `python -m bench.floor ADDRESS QUEUE CHECKOUT_PORT` runs the
 worker.
 
 The bench's buyer signals "paid" once the saga's "payment" step is done, as a buyer
@@ -24,12 +24,11 @@ from datetime import timedelta
 
 from temporalio import activity, workflow
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 STEP = timedelta(seconds=10)
 CHECKOUT_WAIT_S = 30.0  # past it (a datagram lost), the buyer signals anyway
-# Where the worker tells of a saga's payment step, and its socket: set by floor_worker
-# (not at import: the sandbox imports this module again for every workflow run).
+# Where the worker tells of a saga's payment step, and its socket: set by floor_worker.
 _checkout_to: tuple[str, int] | None = None
 _sender: socket.socket | None = None
 
@@ -76,6 +75,7 @@ def floor_worker(
         workflows=[FloorSaga],
         activities=[floor_step],
         activity_executor=executor,
+        workflow_runner=UnsandboxedWorkflowRunner(),  # as worker.py runs paysaga's
     )
 
 
