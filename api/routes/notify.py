@@ -144,7 +144,9 @@ async def _take(context: AppContext, channel: str, notification: Notification, b
     taken; _Refused when it is not ours to take."""
     if await asyncio.to_thread(_check, context, channel, notification, body):
         return False
-    if await asyncio.to_thread(_is_requested_refund, context, notification):
+    # A payment's notice names no refund: no thread hop to find that out.
+    refund = notification.refund_id is not None
+    if refund and await asyncio.to_thread(_is_requested_refund, context, notification):
         await _deliver_refund(context, notification)
     else:
         await _deliver(context, channel, notification)
