@@ -10,6 +10,7 @@ order's row lock the status they found tells a first attempt from a retry.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlmodel import Session, col, delete, select
@@ -29,7 +30,7 @@ from db.channel_conversions import payment_conversion_id, record_conversion
 from db.coupons import check_hold_allowed, locked_coupon, reprice
 from db.engine import SessionFactory
 from db.fx_books import store_quote
-from db.order_money import capture_payment, locked_order, order_split, release_funds
+from db.order_money import capture_payment, locked_order, order_split, release_order_funds
 from db.party_notifications import notify_party
 from db.payments import current_payment
 from db.tables import (
@@ -191,62 +192,41 @@ class OrderRecords:
         written), and the saga gives the payment back as a late one.
         """
         with self._sessions() as session, session.begin():
-            order = locked_order(session, record.order_id)
-            if order.status in _ENDED_UNPAID:
-                message = f"the order is {order.status}: a payment for it is late"
-                raise business_error(ORDER_ENDED, message, order.status, order.close_reason)
-            channel, currency = order.channel, order.currency
-            payment = current_payment(session, record.order_id)  # the one a buyer can pay
-            newly_paid = payment is None or payment.status != "paid"  # under the order's lock
-            if payment is None:  # a zero-payable order never had a channel payment
-                payment = Payment(
-                    order_id=order.id,
-                    channel=order.channel,
-                    status="pending",
-                    amount=record.amount,
-                    currency=record.currency,
-                    updated_at=_now(),
-                )
-                session.add(payment)
-            if payment.status != "paid":
-                payment.status = "paid"
-                payment.channel_txn_id = record.channel_txn_id
-                payment.paid_at = payment.updated_at = _now()
-            _keep_conversion(session, order, payment, record)
-            _set_redemption(session, order.id, "consumed")
-            if order.status in (OrderStatus.CREATED, OrderStatus.AWAITING_PAYMENT):
-                _set_status(order, OrderStatus.PAID)
-            if _merchant_active(session, order.merchant_id):
-                capture_payment(session, order)
-                if order.status == OrderStatus.PAID:
-                    _set_status(order, OrderStatus.SETTLED)
-        if newly_paid and record.amount > 0:  # zero-amount orders never reach a channel
-            self._metrics.payment_succeeded(channel, currency, record.amount)
+            taken = _take_payment(session, record)
+        self._count_payment(taken)
 
     @activity.defn
     def settle_order(self, ref: OrderRef) -> Split:
         """The split of a captured payment; refused when the payment could not be captured."""
         with self._sessions() as session, session.begin():
             order = locked_order(session, ref.order_id)
-            if order.merchant_net_amount is None:
-                raise business_error(
-                    MERCHANT_SUSPENDED, f"merchant {order.merchant_id} is suspended"
-                )
-            if order.status == OrderStatus.PAID:
-                _set_status(order, OrderStatus.SETTLED)
-            return order_split(order)
+            split = _split_if_captured(order)
+            if split is None:
+                raise _merchant_suspended(order)
+            return split
+
+    def record_and_settle_payment(self, record: PaymentRecord) -> Split:
+        """`record_payment` and `settle_order` in one transaction (fulfil_payment's first).
+
+        A suspended merchant's refusal comes once the payment is committed, as
+        settle_order's came after record_payment's commit: the saga then gives back a
+        payment the record shows. A retry finds the payment, its coupon and its entry
+        written and writes none of them again.
+        """
+        with self._sessions() as session, session.begin():
+            taken = _take_payment(session, record)
+            split = _split_if_captured(taken.order)
+        self._count_payment(taken)
+        if split is None:  # refused past the commit: the payment stays recorded
+            raise _merchant_suspended(taken.order)
+        return split
 
     @activity.defn
     def notify_parties(self, ref: OrderRef) -> None:
         """Queue the buyer's and the merchant's notifications, record the merchant's
         `order.paid` webhook event and start its delivery, and complete the order."""
         with self._sessions() as session, session.begin():
-            order = locked_order(session, ref.order_id)
-            notify_party(session, order.id, "buyer", order.buyer_id, "payment_succeeded")
-            notify_party(session, order.id, "merchant", order.merchant_id, "order_paid")
-            if order.status in (OrderStatus.PAID, OrderStatus.SETTLED):
-                _set_status(order, OrderStatus.AWAITING_RECEIPT)
-            event_id = record_order_event(session, order, EventType.ORDER_PAID)
+            event_id = _notify(session, locked_order(session, ref.order_id))
         if event_id is not None:
             self._start_delivery(event_id)
 
@@ -254,13 +234,33 @@ class OrderRecords:
     def release_funds(self, ref: OrderRef) -> int:
         """The order completed: the merchant's share becomes available; returns the amount."""
         with self._sessions() as session, session.begin():
+            released = _release(session, locked_order(session, ref.order_id))
+        return self._count_release(released)
+
+    def notify_and_release(self, ref: OrderRef, release: bool) -> int | None:
+        """`notify_parties` and, unless the receipt hold keeps the share (`release`
+        False), `release_funds`, in one transaction (fulfil_payment's second); returns
+        the amount released, or None when held. Both are idempotent by order id, so a
+        retry (say, the delivery's start failed) writes nothing twice."""
+        with self._sessions() as session, session.begin():
             order = locked_order(session, ref.order_id)
-            newly_completed = order.status != OrderStatus.COMPLETED
-            channel = order.channel
-            released = release_funds(session, ref.order_id)
-        if newly_completed:
-            self._metrics.order_finished(channel, OrderStatus.COMPLETED)
-        return released
+            event_id = _notify(session, order)
+            released = _release(session, order) if release else None
+        # Counted before the delivery's start: a retry after a failed start finds the
+        # order completed, and would not count it.
+        amount = self._count_release(released) if released is not None else None
+        if event_id is not None:
+            self._start_delivery(event_id)
+        return amount
+
+    def _count_release(self, released: _Released) -> int:
+        if released.newly_completed:
+            self._metrics.order_finished(released.channel, OrderStatus.COMPLETED)
+        return released.amount
+
+    def _count_payment(self, taken: _Taken) -> None:
+        if taken.newly_paid and taken.amount > 0:  # zero-amount orders never reach a channel
+            self._metrics.payment_succeeded(taken.channel, taken.currency, taken.amount)
 
     @activity.defn
     def reverse_settlement(self, ref: OrderRef) -> None:
@@ -364,6 +364,88 @@ class OrderRecords:
         with self._sessions() as session:
             payment = current_payment(session, ref.order_id)  # only the current can be paid
             return payment.channel_txn_id if payment is not None else None
+
+
+@dataclass(frozen=True)
+class _Taken:
+    """A payment recorded under the order's lock, and what to count once committed."""
+
+    order: Order
+    newly_paid: bool
+    channel: str
+    currency: str
+    amount: int
+
+
+@dataclass(frozen=True)
+class _Released:
+    """An order's share released under its lock, and what to count once committed."""
+
+    amount: int
+    newly_completed: bool
+    channel: str
+
+
+def _take_payment(session: Session, record: PaymentRecord) -> _Taken:
+    """record_payment's writes (see there), in the caller's transaction; the order locked."""
+    order = locked_order(session, record.order_id)
+    if order.status in _ENDED_UNPAID:
+        message = f"the order is {order.status}: a payment for it is late"
+        raise business_error(ORDER_ENDED, message, order.status, order.close_reason)
+    payment = current_payment(session, record.order_id)  # the one a buyer can pay
+    newly_paid = payment is None or payment.status != "paid"  # under the order's lock
+    if payment is None:  # a zero-payable order never had a channel payment
+        payment = Payment(
+            order_id=order.id,
+            channel=order.channel,
+            status="pending",
+            amount=record.amount,
+            currency=record.currency,
+            updated_at=_now(),
+        )
+        session.add(payment)
+    if payment.status != "paid":
+        payment.status = "paid"
+        payment.channel_txn_id = record.channel_txn_id
+        payment.paid_at = payment.updated_at = _now()
+    _keep_conversion(session, order, payment, record)
+    _set_redemption(session, order.id, "consumed")
+    if order.status in (OrderStatus.CREATED, OrderStatus.AWAITING_PAYMENT):
+        _set_status(order, OrderStatus.PAID)
+    if _merchant_active(session, order.merchant_id):
+        capture_payment(session, order)
+        if order.status == OrderStatus.PAID:
+            _set_status(order, OrderStatus.SETTLED)
+    return _Taken(order, newly_paid, order.channel, order.currency, record.amount)
+
+
+def _split_if_captured(order: Order) -> Split | None:
+    """The split of the locked order's captured payment, the order marked settled; None
+    when it could not be captured (its merchant was suspended)."""
+    if order.merchant_net_amount is None:
+        return None
+    if order.status == OrderStatus.PAID:
+        _set_status(order, OrderStatus.SETTLED)
+    return order_split(order)
+
+
+def _merchant_suspended(order: Order) -> ApplicationError:
+    return business_error(MERCHANT_SUSPENDED, f"merchant {order.merchant_id} is suspended")
+
+
+def _notify(session: Session, order: Order) -> str | None:
+    """notify_parties' writes, for the locked order; the event to deliver once committed."""
+    notify_party(session, order.id, "buyer", order.buyer_id, "payment_succeeded")
+    notify_party(session, order.id, "merchant", order.merchant_id, "order_paid")
+    if order.status in (OrderStatus.PAID, OrderStatus.SETTLED):
+        _set_status(order, OrderStatus.AWAITING_RECEIPT)
+    return record_order_event(session, order, EventType.ORDER_PAID)
+
+
+def _release(session: Session, order: Order) -> _Released:
+    newly_completed = order.status != OrderStatus.COMPLETED  # under the order's lock
+    amount = release_order_funds(session, order)
+    return _Released(amount, newly_completed, order.channel)
 
 
 def _keep_conversion(
