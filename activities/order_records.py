@@ -13,7 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlmodel import Session, col, delete, select
+from sqlalchemy import bindparam, insert, update
+from sqlmodel import Session, SQLModel, col, delete, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -75,6 +76,28 @@ STALE_TRY = "StaleTry"
 STATUS_STEP = "set_order_status"
 
 
+# Built once (see db.payments): whether an order is recorded; its row and its lines, as
+# Core inserts; whether a merchant's payments are captured.
+_ORDER_ID = select(Order.id).where(col(Order.id) == bindparam("order_id"))
+_INSERT_ORDER = insert(SQLModel.metadata.tables["orders"])
+_INSERT_LINES = insert(SQLModel.metadata.tables["order_lines"])
+_MERCHANT_STATUS = select(Merchant.status).where(col(Merchant.id) == bindparam("merchant_id"))
+# The payment taken, by Core statements (`_take_payment`): the order's current attempt, a
+# row rather than an ORM object; a zero-payable order's payment; a channel's paid.
+_CURRENT_ATTEMPT = (
+    select(Payment.attempt, Payment.status, Payment.channel)
+    .where(col(Payment.order_id) == bindparam("order_id"))
+    .order_by(col(Payment.attempt).desc())
+    .limit(1)
+)
+_PAYMENTS = SQLModel.metadata.tables["payments"]
+_INSERT_PAYMENT = insert(_PAYMENTS)
+_MARK_PAID = update(_PAYMENTS).where(  # what it sets comes with each execution
+    _PAYMENTS.c.order_id == bindparam("where_order_id"),
+    _PAYMENTS.c.attempt == bindparam("where_attempt"),
+)
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -97,7 +120,7 @@ class OrderRecords:
     def record_order(self, order: OrderInput) -> None:
         """Insert the order and its lines and reserve its coupon, in one transaction."""
         with self._sessions() as session, session.begin():
-            if session.get(Order, order.order_id) is not None:
+            if session.exec(_ORDER_ID, params={"order_id": order.order_id}).first() is not None:
                 return  # an earlier attempt committed
             # The coupon's row lock first: inserting the order takes a key-share lock on
             # the coupon (its foreign key), and racing orders must queue on the row lock
@@ -111,15 +134,16 @@ class OrderRecords:
                 if refusal.type == COUPON_REJECTED:
                     self._metrics.order_finished(order.channel, OrderStatus.REJECTED)
                 raise
-            session.add(_order_row(order))
-            session.flush()  # before the rows that name it: SQLite checks each insert
+            # Core inserts: no ORM objects to build and flush for rows nothing reads here.
+            # The order's row first: SQLite checks the foreign key of each row naming it.
+            session.execute(_INSERT_ORDER, _order_row(order))
             if order.quote is not None:
                 store_quote(session, order.order_id, order.quote)
             if hold is not None:
                 session.add(hold)
             if order.return_url is not None:
                 session.add(OrderReturnUrl(order_id=order.order_id, return_url=order.return_url))
-            session.add_all(_line_rows(order.order_id, order.priced))
+            session.execute(_INSERT_LINES, _line_rows(order.order_id, order.priced))
 
     @activity.defn
     def reprice_order(self, repricing: Repricing) -> PricedOrder:
@@ -155,7 +179,7 @@ class OrderRecords:
             order.payable_amount = priced.payable_amount
             order.updated_at = _now()
             session.exec(delete(OrderLine).where(col(OrderLine.order_id) == order.id))
-            session.add_all(_line_rows(order.id, priced))
+            session.execute(_INSERT_LINES, _line_rows(order.id, priced))
             _replace_attempt(session, order, payment, change.payment_attempt)
 
     @activity.defn
@@ -308,7 +332,7 @@ class OrderRecords:
                 order.close_reason = change.reason
             channel, close_reason = order.channel, order.close_reason
             if change.status in _RELEASES_COUPON:
-                _set_redemption(session, order.id, "released")
+                _set_redemption(session, order, "released")
             if change.status in (OrderStatus.CLOSED, OrderStatus.CANCELLED):
                 payment = current_payment(session, order.id)
                 if payment is not None and payment.status == "pending":
@@ -387,36 +411,43 @@ class _Released:
 
 
 def _take_payment(session: Session, record: PaymentRecord) -> _Taken:
-    """record_payment's writes (see there), in the caller's transaction; the order locked."""
+    """record_payment's writes (see there), in the caller's transaction; the order locked.
+
+    The payment is written by Core statements, and the order's status set once, after
+    its capture: the order is then flushed once, at the commit, not once a status.
+    """
     order = locked_order(session, record.order_id)
     if order.status in _ENDED_UNPAID:
         message = f"the order is {order.status}: a payment for it is late"
         raise business_error(ORDER_ENDED, message, order.status, order.close_reason)
-    payment = current_payment(session, record.order_id)  # the one a buyer can pay
-    newly_paid = payment is None or payment.status != "paid"  # under the order's lock
-    if payment is None:  # a zero-payable order never had a channel payment
-        payment = Payment(
-            order_id=order.id,
-            channel=order.channel,
-            status="pending",
-            amount=record.amount,
-            currency=record.currency,
-            updated_at=_now(),
-        )
-        session.add(payment)
-    if payment.status != "paid":
-        payment.status = "paid"
-        payment.channel_txn_id = record.channel_txn_id
-        payment.paid_at = payment.updated_at = _now()
-    _keep_conversion(session, order, payment, record)
-    _set_redemption(session, order.id, "consumed")
-    if order.status in (OrderStatus.CREATED, OrderStatus.AWAITING_PAYMENT):
-        _set_status(order, OrderStatus.PAID)
-    if _merchant_active(session, order.merchant_id):
+    captured = _merchant_active(session, order.merchant_id)
+    # The one a buyer can pay; none: a zero-payable order never had a channel payment.
+    current = session.exec(_CURRENT_ATTEMPT, params={"order_id": order.id}).first()
+    attempt, status, channel = current if current is not None else (None, None, order.channel)
+    newly_paid = status != "paid"  # under the order's lock
+    if newly_paid:
+        _mark_paid(session, order, record, attempt)
+    _keep_conversion(session, order.id, (attempt or 1, channel), record)
+    _set_redemption(session, order, "consumed")
+    if captured:
         capture_payment(session, order)
-        if order.status == OrderStatus.PAID:
-            _set_status(order, OrderStatus.SETTLED)
+    if order.status in _AWAITING_PAYMENT | {OrderStatus.PAID}:  # a later status stays
+        paid = OrderStatus.SETTLED if captured else OrderStatus.PAID
+        if order.status != paid:
+            _set_status(order, paid)
     return _Taken(order, newly_paid, order.channel, order.currency, record.amount)
+
+
+def _mark_paid(session: Session, order: Order, record: PaymentRecord, attempt: int | None) -> None:
+    now = _now()
+    paid = {"status": "paid", "channel_txn_id": record.channel_txn_id, "paid_at": now}
+    if attempt is None:
+        row = {"order_id": order.id, "channel": order.channel, "attempt": 1}
+        money = {"amount": record.amount, "currency": record.currency}
+        session.execute(_INSERT_PAYMENT, row | money | paid | {"updated_at": now})
+    else:
+        key = {"where_order_id": order.id, "where_attempt": attempt}
+        session.execute(_MARK_PAID, key | paid | {"updated_at": now})
 
 
 def _split_if_captured(order: Order) -> Split | None:
@@ -449,16 +480,18 @@ def _release(session: Session, order: Order) -> _Released:
 
 
 def _keep_conversion(
-    session: Session, order: Order, payment: Payment, record: PaymentRecord
+    session: Session, order_id: str, payment: tuple[int, str], record: PaymentRecord
 ) -> None:
-    """What a wallet reported converting for a foreign price: the buyer's CNY and its rate."""
+    """What a wallet reported converting for a foreign price: the buyer's CNY and its rate.
+    `payment`: the attempt paid and its channel."""
     if record.payer_amount is None or record.payer_currency is None or not record.channel_rate:
         return
+    attempt, channel = payment
     record_conversion(
         session,
-        key=payment_conversion_id(order.id, payment.attempt),
-        order_id=order.id,
-        channel=payment.channel,
+        key=payment_conversion_id(order_id, attempt),
+        order_id=order_id,
+        channel=channel,
         price=(record.amount, record.currency),
         payer=(record.payer_amount, record.payer_currency),
         channel_rate=record.channel_rate,
@@ -482,8 +515,8 @@ def _record_ending(session: Session, order: Order, status: OrderStatus) -> str |
 
 
 def _merchant_active(session: Session, merchant_id: str) -> bool:
-    merchant = session.get(Merchant, merchant_id)
-    return merchant is not None and merchant.status == "active"
+    status = session.exec(_MERCHANT_STATUS, params={"merchant_id": merchant_id}).first()
+    return status == "active"
 
 
 def _set_status(order: Order, status: OrderStatus) -> None:
@@ -518,8 +551,10 @@ def _coupon_hold(session: Session, order: OrderInput) -> CouponRedemption:
     )
 
 
-def _set_redemption(session: Session, order_id: str, status: str) -> None:
-    redemption = session.get(CouponRedemption, order_id)
+def _set_redemption(session: Session, order: Order, status: str) -> None:
+    if order.coupon_code is None:
+        return  # only an order recorded with a coupon holds one (record_order)
+    redemption = session.get(CouponRedemption, order.id)
     if redemption is None or redemption.status == status:
         return
     if redemption.status == "released":
@@ -528,43 +563,49 @@ def _set_redemption(session: Session, order_id: str, status: str) -> None:
     redemption.updated_at = _now()
 
 
-def _order_row(order: OrderInput) -> Order:
+def _order_row(order: OrderInput) -> dict[str, object]:
     priced = order.priced
     now = _now()
-    return Order(
-        id=order.order_id,
-        merchant_id=order.merchant_id,
-        channel=order.channel,
-        currency=priced.currency,
-        description=order.description,
-        buyer_ref=order.buyer_ref,
-        buyer_id=order.buyer_id,
-        total_amount=priced.total_amount,
-        discount_amount=priced.discount_amount,
-        payable_amount=priced.payable_amount,
-        coupon_code=order.coupon_code,
-        channel_fee_rate=str(order.channel_fee_rate),
-        commission_rate=str(order.commission_rate),
-        payment_timeout_seconds=order.payment_timeout_seconds,
-        status=OrderStatus.CREATED,
-        created_at=now,
-        updated_at=now,
-    )
+    return {
+        "id": order.order_id,
+        "merchant_id": order.merchant_id,
+        "channel": order.channel,
+        "currency": priced.currency,
+        "description": order.description,
+        "buyer_ref": order.buyer_ref,
+        "buyer_id": order.buyer_id,
+        "total_amount": priced.total_amount,
+        "discount_amount": priced.discount_amount,
+        "payable_amount": priced.payable_amount,
+        "coupon_code": order.coupon_code,
+        "channel_fee_rate": str(order.channel_fee_rate),
+        "commission_rate": str(order.commission_rate),
+        "payment_timeout_seconds": order.payment_timeout_seconds,
+        "status": OrderStatus.CREATED.value,
+        # The model's defaults, which a Core insert does not apply (the rest are NULL).
+        "needs_review": False,
+        "refunded_amount": 0,
+        "refunded_fee_amount": 0,
+        "refunded_commission_amount": 0,
+        "refunded_net_amount": 0,
+        "created_at": now,
+        "updated_at": now,
+    }
 
 
-def _line_rows(order_id: str, priced: PricedOrder) -> list[OrderLine]:
+def _line_rows(order_id: str, priced: PricedOrder) -> list[dict[str, object]]:
     return [
-        OrderLine(
-            order_id=order_id,
-            line_no=index,
-            sku=line.sku,
-            name=line.name,
-            quantity=line.quantity,
-            unit_amount=line.unit_amount,
-            line_total=line.line_total,
-            discount_amount=line.discount_amount,
-            payable_amount=line.payable_amount,
-        )
+        {
+            "order_id": order_id,
+            "line_no": index,
+            "sku": line.sku,
+            "name": line.name,
+            "quantity": line.quantity,
+            "unit_amount": line.unit_amount,
+            "line_total": line.line_total,
+            "discount_amount": line.discount_amount,
+            "payable_amount": line.payable_amount,
+        }
         for index, line in enumerate(priced.lines)
     ]
 
