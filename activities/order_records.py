@@ -10,33 +10,41 @@ order's row lock the status they found tells a first attempt from a retry.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import bindparam, insert, update
+from sqlalchemy import bindparam, insert
 from sqlmodel import Session, SQLModel, col, delete, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.errors import (
     COUPON_REJECTED,
-    MERCHANT_SUSPENDED,
-    ORDER_ENDED,
     ORDER_INVALID,
     business_error,
     retryable_error,
 )
+from activities.paid_order import (
+    AWAITING_PAYMENT,
+    ENDED_UNPAID,
+    Released,
+    Taken,
+    merchant_suspended,
+    notify_paid,
+    release_share,
+    set_redemption,
+    set_status,
+    split_if_captured,
+    take_payment,
+)
 from activities.webhook_starts import StartDelivery
-from db.channel_conversions import payment_conversion_id, record_conversion
 from db.coupons import check_hold_allowed, locked_coupon, reprice
 from db.engine import SessionFactory
 from db.fx_books import store_quote
-from db.order_money import capture_payment, locked_order, order_split, release_order_funds
+from db.order_money import locked_order
 from db.party_notifications import notify_party
 from db.payments import current_payment
 from db.tables import (
     CouponRedemption,
-    Merchant,
     Order,
     OrderLine,
     OrderReturnUrl,
@@ -64,10 +72,6 @@ from metrics.business import BusinessMetrics, payment_outcome
 # Statuses after which an order no longer holds its coupon. (A rejected order never
 # had a row, so it never comes here.)
 _RELEASES_COUPON = {OrderStatus.CLOSED, OrderStatus.CANCELLED, OrderStatus.REFUNDED}
-# Statuses of an order that ended without a payment: it takes none after (record_payment).
-_ENDED_UNPAID = {OrderStatus.CLOSED, OrderStatus.CANCELLED}
-# Statuses of an order still waiting for its payment: it may change, or end unpaid.
-_AWAITING_PAYMENT = {OrderStatus.CREATED, OrderStatus.AWAITING_PAYMENT}
 # A write of the payment wait (an unpaid ending, a change of lines or method) that found
 # the order paid, or ended otherwise: the try of a lost workflow task (see
 # set_order_status). Retried, never a business refusal: no saga path of ours asks it, so
@@ -77,25 +81,10 @@ STATUS_STEP = "set_order_status"
 
 
 # Built once (see db.payments): whether an order is recorded; its row and its lines, as
-# Core inserts; whether a merchant's payments are captured.
+# Core inserts.
 _ORDER_ID = select(Order.id).where(col(Order.id) == bindparam("order_id"))
 _INSERT_ORDER = insert(SQLModel.metadata.tables["orders"])
 _INSERT_LINES = insert(SQLModel.metadata.tables["order_lines"])
-_MERCHANT_STATUS = select(Merchant.status).where(col(Merchant.id) == bindparam("merchant_id"))
-# The payment taken, by Core statements (`_take_payment`): the order's current attempt, a
-# row rather than an ORM object; a zero-payable order's payment; a channel's paid.
-_CURRENT_ATTEMPT = (
-    select(Payment.attempt, Payment.status, Payment.channel)
-    .where(col(Payment.order_id) == bindparam("order_id"))
-    .order_by(col(Payment.attempt).desc())
-    .limit(1)
-)
-_PAYMENTS = SQLModel.metadata.tables["payments"]
-_INSERT_PAYMENT = insert(_PAYMENTS)
-_MARK_PAID = update(_PAYMENTS).where(  # what it sets comes with each execution
-    _PAYMENTS.c.order_id == bindparam("where_order_id"),
-    _PAYMENTS.c.attempt == bindparam("where_attempt"),
-)
 
 
 def _now() -> datetime:
@@ -171,7 +160,7 @@ class OrderRecords:
             if payment is not None and payment.attempt >= change.payment_attempt:
                 return  # an earlier try committed
             self._refuse_stale_try(
-                "record_modification", order, _AWAITING_PAYMENT, "change its lines"
+                "record_modification", order, AWAITING_PAYMENT, "change its lines"
             )
             priced = change.priced
             order.total_amount = priced.total_amount
@@ -193,7 +182,7 @@ class OrderRecords:
             if payment is not None and payment.attempt >= chosen.payment_attempt:
                 return  # an earlier try committed
             self._refuse_stale_try(
-                "record_method_choice", order, _AWAITING_PAYMENT, "change its payment method"
+                "record_method_choice", order, AWAITING_PAYMENT, "change its payment method"
             )
             order.channel = chosen.channel
             order.channel_fee_rate = str(chosen.channel_fee_rate)
@@ -216,7 +205,7 @@ class OrderRecords:
         written), and the saga gives the payment back as a late one.
         """
         with self._sessions() as session, session.begin():
-            taken = _take_payment(session, record)
+            taken = take_payment(session, record)
         self._count_payment(taken)
 
     @activity.defn
@@ -224,9 +213,9 @@ class OrderRecords:
         """The split of a captured payment; refused when the payment could not be captured."""
         with self._sessions() as session, session.begin():
             order = locked_order(session, ref.order_id)
-            split = _split_if_captured(order)
+            split = split_if_captured(order)
             if split is None:
-                raise _merchant_suspended(order)
+                raise merchant_suspended(order)
             return split
 
     def record_and_settle_payment(self, record: PaymentRecord) -> Split:
@@ -238,11 +227,11 @@ class OrderRecords:
         written and writes none of them again.
         """
         with self._sessions() as session, session.begin():
-            taken = _take_payment(session, record)
-            split = _split_if_captured(taken.order)
+            taken = take_payment(session, record)
+            split = split_if_captured(taken.order)
         self._count_payment(taken)
         if split is None:  # refused past the commit: the payment stays recorded
-            raise _merchant_suspended(taken.order)
+            raise merchant_suspended(taken.order)
         return split
 
     @activity.defn
@@ -250,7 +239,7 @@ class OrderRecords:
         """Queue the buyer's and the merchant's notifications, record the merchant's
         `order.paid` webhook event and start its delivery, and complete the order."""
         with self._sessions() as session, session.begin():
-            event_id = _notify(session, locked_order(session, ref.order_id))
+            event_id = notify_paid(session, locked_order(session, ref.order_id))
         if event_id is not None:
             self._start_delivery(event_id)
 
@@ -258,7 +247,7 @@ class OrderRecords:
     def release_funds(self, ref: OrderRef) -> int:
         """The order completed: the merchant's share becomes available; returns the amount."""
         with self._sessions() as session, session.begin():
-            released = _release(session, locked_order(session, ref.order_id))
+            released = release_share(session, locked_order(session, ref.order_id))
         return self._count_release(released)
 
     def notify_and_release(self, ref: OrderRef, release: bool) -> int | None:
@@ -268,8 +257,8 @@ class OrderRecords:
         retry (say, the delivery's start failed) writes nothing twice."""
         with self._sessions() as session, session.begin():
             order = locked_order(session, ref.order_id)
-            event_id = _notify(session, order)
-            released = _release(session, order) if release else None
+            event_id = notify_paid(session, order)
+            released = release_share(session, order) if release else None
         # Counted before the delivery's start: a retry after a failed start finds the
         # order completed, and would not count it.
         amount = self._count_release(released) if released is not None else None
@@ -277,12 +266,12 @@ class OrderRecords:
             self._start_delivery(event_id)
         return amount
 
-    def _count_release(self, released: _Released) -> int:
+    def _count_release(self, released: Released) -> int:
         if released.newly_completed:
             self._metrics.order_finished(released.channel, OrderStatus.COMPLETED)
         return released.amount
 
-    def _count_payment(self, taken: _Taken) -> None:
+    def _count_payment(self, taken: Taken) -> None:
         if taken.newly_paid and taken.amount > 0:  # zero-amount orders never reach a channel
             self._metrics.payment_succeeded(taken.channel, taken.currency, taken.amount)
 
@@ -319,20 +308,20 @@ class OrderRecords:
         """
         with self._sessions() as session, session.begin():
             order = locked_order(session, change.order_id)
-            if change.status in _ENDED_UNPAID:
-                endable = _AWAITING_PAYMENT | {change.status}
+            if change.status in ENDED_UNPAID:
+                endable = AWAITING_PAYMENT | {change.status}
                 self._refuse_stale_try(STATUS_STEP, order, endable, f"become {change.status}")
             elif change.status == OrderStatus.AWAITING_PAYMENT:  # the hosted checkout's wait
                 self._refuse_stale_try(
-                    STATUS_STEP, order, _AWAITING_PAYMENT, f"become {change.status}"
+                    STATUS_STEP, order, AWAITING_PAYMENT, f"become {change.status}"
                 )
             newly = order.status != change.status  # a retry finds it already set
-            _set_status(order, change.status)
+            set_status(order, change.status)
             if change.reason is not None:
                 order.close_reason = change.reason
             channel, close_reason = order.channel, order.close_reason
             if change.status in _RELEASES_COUPON:
-                _set_redemption(session, order, "released")
+                set_redemption(session, order, "released")
             if change.status in (OrderStatus.CLOSED, OrderStatus.CANCELLED):
                 payment = current_payment(session, order.id)
                 if payment is not None and payment.status == "pending":
@@ -390,114 +379,6 @@ class OrderRecords:
             return payment.channel_txn_id if payment is not None else None
 
 
-@dataclass(frozen=True)
-class _Taken:
-    """A payment recorded under the order's lock, and what to count once committed."""
-
-    order: Order
-    newly_paid: bool
-    channel: str
-    currency: str
-    amount: int
-
-
-@dataclass(frozen=True)
-class _Released:
-    """An order's share released under its lock, and what to count once committed."""
-
-    amount: int
-    newly_completed: bool
-    channel: str
-
-
-def _take_payment(session: Session, record: PaymentRecord) -> _Taken:
-    """record_payment's writes (see there), in the caller's transaction; the order locked.
-
-    The payment is written by Core statements, and the order's status set once, after
-    its capture: the order is then flushed once, at the commit, not once a status.
-    """
-    order = locked_order(session, record.order_id)
-    if order.status in _ENDED_UNPAID:
-        message = f"the order is {order.status}: a payment for it is late"
-        raise business_error(ORDER_ENDED, message, order.status, order.close_reason)
-    captured = _merchant_active(session, order.merchant_id)
-    # The one a buyer can pay; none: a zero-payable order never had a channel payment.
-    current = session.exec(_CURRENT_ATTEMPT, params={"order_id": order.id}).first()
-    attempt, status, channel = current if current is not None else (None, None, order.channel)
-    newly_paid = status != "paid"  # under the order's lock
-    if newly_paid:
-        _mark_paid(session, order, record, attempt)
-    _keep_conversion(session, order.id, (attempt or 1, channel), record)
-    _set_redemption(session, order, "consumed")
-    if captured:
-        capture_payment(session, order)
-    if order.status in _AWAITING_PAYMENT | {OrderStatus.PAID}:  # a later status stays
-        paid = OrderStatus.SETTLED if captured else OrderStatus.PAID
-        if order.status != paid:
-            _set_status(order, paid)
-    return _Taken(order, newly_paid, order.channel, order.currency, record.amount)
-
-
-def _mark_paid(session: Session, order: Order, record: PaymentRecord, attempt: int | None) -> None:
-    now = _now()
-    paid = {"status": "paid", "channel_txn_id": record.channel_txn_id, "paid_at": now}
-    if attempt is None:
-        row = {"order_id": order.id, "channel": order.channel, "attempt": 1}
-        money = {"amount": record.amount, "currency": record.currency}
-        session.execute(_INSERT_PAYMENT, row | money | paid | {"updated_at": now})
-    else:
-        key = {"where_order_id": order.id, "where_attempt": attempt}
-        session.execute(_MARK_PAID, key | paid | {"updated_at": now})
-
-
-def _split_if_captured(order: Order) -> Split | None:
-    """The split of the locked order's captured payment, the order marked settled; None
-    when it could not be captured (its merchant was suspended)."""
-    if order.merchant_net_amount is None:
-        return None
-    if order.status == OrderStatus.PAID:
-        _set_status(order, OrderStatus.SETTLED)
-    return order_split(order)
-
-
-def _merchant_suspended(order: Order) -> ApplicationError:
-    return business_error(MERCHANT_SUSPENDED, f"merchant {order.merchant_id} is suspended")
-
-
-def _notify(session: Session, order: Order) -> str | None:
-    """notify_parties' writes, for the locked order; the event to deliver once committed."""
-    notify_party(session, order.id, "buyer", order.buyer_id, "payment_succeeded")
-    notify_party(session, order.id, "merchant", order.merchant_id, "order_paid")
-    if order.status in (OrderStatus.PAID, OrderStatus.SETTLED):
-        _set_status(order, OrderStatus.AWAITING_RECEIPT)
-    return record_order_event(session, order, EventType.ORDER_PAID)
-
-
-def _release(session: Session, order: Order) -> _Released:
-    newly_completed = order.status != OrderStatus.COMPLETED  # under the order's lock
-    amount = release_order_funds(session, order)
-    return _Released(amount, newly_completed, order.channel)
-
-
-def _keep_conversion(
-    session: Session, order_id: str, payment: tuple[int, str], record: PaymentRecord
-) -> None:
-    """What a wallet reported converting for a foreign price: the buyer's CNY and its rate.
-    `payment`: the attempt paid and its channel."""
-    if record.payer_amount is None or record.payer_currency is None or not record.channel_rate:
-        return
-    attempt, channel = payment
-    record_conversion(
-        session,
-        key=payment_conversion_id(order_id, attempt),
-        order_id=order_id,
-        channel=channel,
-        price=(record.amount, record.currency),
-        payer=(record.payer_amount, record.payer_currency),
-        channel_rate=record.channel_rate,
-    )
-
-
 def _record_ending(session: Session, order: Order, status: OrderStatus) -> str | None:
     """An order that ended unpaid, or was given back by the saga, tells buyer and merchant."""
     if status in (OrderStatus.CLOSED, OrderStatus.CANCELLED):
@@ -512,16 +393,6 @@ def _record_ending(session: Session, order: Order, status: OrderStatus) -> str |
         ).first()
         return record_order_event(session, order, EventType.ORDER_REFUNDED, refund)
     return None
-
-
-def _merchant_active(session: Session, merchant_id: str) -> bool:
-    status = session.exec(_MERCHANT_STATUS, params={"merchant_id": merchant_id}).first()
-    return status == "active"
-
-
-def _set_status(order: Order, status: OrderStatus) -> None:
-    order.status = status
-    order.updated_at = _now()
 
 
 def _coupon_hold(session: Session, order: OrderInput) -> CouponRedemption:
@@ -549,18 +420,6 @@ def _coupon_hold(session: Session, order: OrderInput) -> CouponRedemption:
         status="reserved",
         updated_at=_now(),
     )
-
-
-def _set_redemption(session: Session, order: Order, status: str) -> None:
-    if order.coupon_code is None:
-        return  # only an order recorded with a coupon holds one (record_order)
-    redemption = session.get(CouponRedemption, order.id)
-    if redemption is None or redemption.status == status:
-        return
-    if redemption.status == "released":
-        return  # a released coupon is never taken back implicitly
-    redemption.status = status
-    redemption.updated_at = _now()
 
 
 def _order_row(order: OrderInput) -> dict[str, object]:
