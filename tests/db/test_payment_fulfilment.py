@@ -20,7 +20,13 @@ from activities.channel_calls import ChannelCalls
 from activities.errors import MERCHANT_SUSPENDED
 from activities.order_records import OrderRecords
 from activities.payment_settlement import PaymentSettlement
-from channels.base import ChannelAdapter, RefundRequest, RefundState
+from channels.base import (
+    ChannelAdapter,
+    CreatedPayment,
+    CreatePaymentRequest,
+    RefundRequest,
+    RefundState,
+)
 from db.engine import session_factory
 from db.payments import current_payment
 from db.tables import Merchant, Order, PartyNotification, Payment, WebhookEvent
@@ -57,7 +63,8 @@ def _records(shop: Shop, deliveries: Deliveries) -> tuple[OrderRecords, Business
 
 
 def _awaiting_payment(shop: Shop, records: OrderRecords) -> PaymentFulfilment:
-    """An order recorded by the saga with its checkout, and the buyer's payment of it."""
+    """An order recorded by the saga with its checkout (each step as a retry would run it
+    again), and the buyer's payment of it."""
     order = OrderInput(
         order_id=new_id("ord"),
         merchant_id=shop.merchant_id,
@@ -69,19 +76,16 @@ def _awaiting_payment(shop: Shop, records: OrderRecords) -> PaymentFulfilment:
         notify_url="http://127.0.0.1/notify",
     )
     records.record_order(order)
-    with Session(shop.engine) as session, session.begin():
-        session.add(
-            Payment(
-                order_id=order.order_id,
-                channel=shop.channel,
-                channel_payment_id="cp-1",
-                checkout_url="https://pay.example/1",
-                status="pending",
-                amount=PAYABLE,
-                currency=shop.currency,
-                updated_at=datetime.now(UTC),
-            )
-        )
+    records.record_order(order)  # a retried step records nothing twice
+    calls = _channel_calls(shop)
+    for _try in range(2):  # nor does a retried checkout
+        asyncio.run(calls.create_payment(order))
+    with Session(shop.engine) as session:
+        attempts = session.exec(select(Payment).where(Payment.order_id == order.order_id)).all()
+        assert [(p.attempt, p.status, p.amount, p.channel_payment_id) for p in attempts] == [
+            (1, "pending", PAYABLE, f"cp-{order.order_id}")
+        ]
+        assert session.get_one(Order, order.order_id).status == OrderStatus.AWAITING_PAYMENT
     paid = PaymentRecord(
         order_id=order.order_id, channel_txn_id=new_id("txn"), amount=PAYABLE, currency="CNY"
     )
@@ -142,7 +146,14 @@ def test_a_suspended_merchant_s_payment_is_committed_before_the_step_refuses(sho
 
 
 class Channel:
-    """A channel that pays every refund back at once (only what refund_once asks)."""
+    """A channel that opens every checkout and pays every refund back at once (only what
+    create_payment and refund_once ask)."""
+
+    async def create_payment(self, request: CreatePaymentRequest) -> CreatedPayment:
+        return CreatedPayment(
+            channel_payment_id=f"cp-{request.order_id}",
+            checkout_url=f"https://pay.example/{request.order_id}",
+        )
 
     async def refund(self, request: RefundRequest) -> RefundState:
         return RefundState(
@@ -156,9 +167,7 @@ class Channel:
 
 def _compensate(shop: Shop, records: OrderRecords, paid: PaymentRecord) -> None:
     """The saga's compensation of a paid order: the buyer's refund, then the order refunded."""
-    calls = ChannelCalls(
-        session_factory(shop.engine), {shop.channel: cast(ChannelAdapter, Channel())}
-    )
+    calls = _channel_calls(shop)
     refund = RefundOrder(
         refund_id=compensation_refund_id(paid.order_id),
         order_id=paid.order_id,
@@ -221,3 +230,8 @@ def test_a_held_order_is_told_and_its_share_stays_pending(shop: Shop) -> None:
     assert balances[AccountKind.MERCHANT_PENDING] == net
     assert balances[AccountKind.MERCHANT_AVAILABLE] == 0
     assert _completed_count(metrics, shop) is None  # the shop's channel never counted one
+
+
+def _channel_calls(shop: Shop) -> ChannelCalls:
+    channels = {shop.channel: cast(ChannelAdapter, Channel())}
+    return ChannelCalls(session_factory(shop.engine), channels)
