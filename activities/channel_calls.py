@@ -19,7 +19,8 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
-from sqlmodel import select
+from sqlalchemy import bindparam, update
+from sqlmodel import SQLModel, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -47,6 +48,7 @@ from db.engine import SessionFactory
 from db.party_notifications import notify_party
 from db.saga_money import book_refund_asked, book_refund_confirmed
 from db.tables import Order, Payment, Refund
+from db.writes import insert_ignore
 from domain.checkout import payment_description, purchase_summary
 from domain.keys import payment_reference
 from domain.order_status import OrderStatus
@@ -64,6 +66,25 @@ def _description(order: OrderInput) -> str:
     """What the channel's cashier shows the buyer: the shop and the goods, not our ids."""
     goods = order.description or purchase_summary(order.priced.lines)
     return payment_description(order.merchant_name, goods) or order.order_id
+
+
+# Built once (see db.payments), Core statements on rows this step does not otherwise read:
+# a re-issued attempt's checkout, written once; the order waiting for its payment.
+_PAYMENTS = SQLModel.metadata.tables["payments"]
+_ORDERS = SQLModel.metadata.tables["orders"]
+_RECORD_CHECKOUT = update(_PAYMENTS).where(
+    _PAYMENTS.c.order_id == bindparam("where_order_id"),
+    _PAYMENTS.c.attempt == bindparam("where_attempt"),
+    _PAYMENTS.c.channel_payment_id.is_(None),
+)  # what it sets comes with each execution (a bind may not take a SET column's name)
+_AWAIT_PAYMENT = (
+    update(_ORDERS)
+    .where(
+        _ORDERS.c.id == bindparam("where_order_id"),
+        _ORDERS.c.status == OrderStatus.CREATED.value,
+    )
+    .values(status=OrderStatus.AWAITING_PAYMENT.value, updated_at=bindparam("now"))
+)
 
 
 def _refund_request(refund: RefundOrder | RefundTicket) -> RefundRequest:
@@ -244,34 +265,28 @@ class ChannelCalls:
             )
 
     def _store_checkout(self, order: OrderInput, checkout: Checkout) -> None:
+        now = datetime.now(UTC)
+        shown = {
+            "channel_payment_id": checkout.channel_payment_id,
+            "checkout_url": checkout.checkout_url,
+            "qr_payload": checkout.qr_payload,
+            "updated_at": now,
+        }
+        attempt = {
+            "order_id": order.order_id,
+            "attempt": order.payment_attempt,
+            "channel": order.channel,
+            "status": "pending",
+            "amount": order.charge_amount,
+            "currency": order.charge_currency,
+        }
         with self._sessions() as session, session.begin():
-            now = datetime.now(UTC)
-            payment = session.get(Payment, (order.order_id, order.payment_attempt))
-            if payment is None:
-                session.add(
-                    Payment(
-                        order_id=order.order_id,
-                        channel=order.channel,
-                        attempt=order.payment_attempt,
-                        channel_payment_id=checkout.channel_payment_id,
-                        checkout_url=checkout.checkout_url,
-                        qr_payload=checkout.qr_payload,
-                        status="pending",
-                        amount=order.charge_amount,
-                        currency=order.charge_currency,
-                        updated_at=now,
-                    )
-                )
-            elif payment.channel_payment_id is None:
-                # A re-issued payment: `record_modification` added the attempt's row.
-                payment.channel_payment_id = checkout.channel_payment_id
-                payment.checkout_url = checkout.checkout_url
-                payment.qr_payload = checkout.qr_payload
-                payment.updated_at = now
-            row = session.get(Order, order.order_id)
-            if row is not None and row.status == OrderStatus.CREATED:
-                row.status = OrderStatus.AWAITING_PAYMENT
-                row.updated_at = now
+            if not insert_ignore(session, Payment, attempt | shown):
+                # A re-issued payment: `record_modification` added the attempt's row (or
+                # an earlier try recorded this checkout, and this changes nothing).
+                key = {"where_order_id": order.order_id, "where_attempt": order.payment_attempt}
+                session.execute(_RECORD_CHECKOUT, key | shown)
+            session.execute(_AWAIT_PAYMENT, {"where_order_id": order.order_id, "now": now})
 
     def _store_refund(self, refund: RefundOrder, state: RefundState | None) -> None:
         with self._sessions() as session, session.begin():

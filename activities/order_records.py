@@ -12,29 +12,39 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlmodel import Session, col, delete, select
+from sqlalchemy import bindparam, insert
+from sqlmodel import Session, SQLModel, col, delete, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.errors import (
     COUPON_REJECTED,
-    MERCHANT_SUSPENDED,
-    ORDER_ENDED,
     ORDER_INVALID,
     business_error,
     retryable_error,
 )
+from activities.paid_order import (
+    AWAITING_PAYMENT,
+    ENDED_UNPAID,
+    Released,
+    Taken,
+    merchant_suspended,
+    notify_paid,
+    release_share,
+    set_redemption,
+    set_status,
+    split_if_captured,
+    take_payment,
+)
 from activities.webhook_starts import StartDelivery
-from db.channel_conversions import payment_conversion_id, record_conversion
 from db.coupons import check_hold_allowed, locked_coupon, reprice
 from db.engine import SessionFactory
 from db.fx_books import store_quote
-from db.order_money import capture_payment, locked_order, order_split, release_funds
+from db.order_money import locked_order
 from db.party_notifications import notify_party
 from db.payments import current_payment
 from db.tables import (
     CouponRedemption,
-    Merchant,
     Order,
     OrderLine,
     OrderReturnUrl,
@@ -62,16 +72,19 @@ from metrics.business import BusinessMetrics, payment_outcome
 # Statuses after which an order no longer holds its coupon. (A rejected order never
 # had a row, so it never comes here.)
 _RELEASES_COUPON = {OrderStatus.CLOSED, OrderStatus.CANCELLED, OrderStatus.REFUNDED}
-# Statuses of an order that ended without a payment: it takes none after (record_payment).
-_ENDED_UNPAID = {OrderStatus.CLOSED, OrderStatus.CANCELLED}
-# Statuses of an order still waiting for its payment: it may change, or end unpaid.
-_AWAITING_PAYMENT = {OrderStatus.CREATED, OrderStatus.AWAITING_PAYMENT}
 # A write of the payment wait (an unpaid ending, a change of lines or method) that found
 # the order paid, or ended otherwise: the try of a lost workflow task (see
 # set_order_status). Retried, never a business refusal: no saga path of ours asks it, so
 # met anywhere else it is a bug.
 STALE_TRY = "StaleTry"
 STATUS_STEP = "set_order_status"
+
+
+# Built once (see db.payments): whether an order is recorded; its row and its lines, as
+# Core inserts.
+_ORDER_ID = select(Order.id).where(col(Order.id) == bindparam("order_id"))
+_INSERT_ORDER = insert(SQLModel.metadata.tables["orders"])
+_INSERT_LINES = insert(SQLModel.metadata.tables["order_lines"])
 
 
 def _now() -> datetime:
@@ -96,7 +109,7 @@ class OrderRecords:
     def record_order(self, order: OrderInput) -> None:
         """Insert the order and its lines and reserve its coupon, in one transaction."""
         with self._sessions() as session, session.begin():
-            if session.get(Order, order.order_id) is not None:
+            if session.exec(_ORDER_ID, params={"order_id": order.order_id}).first() is not None:
                 return  # an earlier attempt committed
             # The coupon's row lock first: inserting the order takes a key-share lock on
             # the coupon (its foreign key), and racing orders must queue on the row lock
@@ -110,15 +123,16 @@ class OrderRecords:
                 if refusal.type == COUPON_REJECTED:
                     self._metrics.order_finished(order.channel, OrderStatus.REJECTED)
                 raise
-            session.add(_order_row(order))
-            session.flush()  # before the rows that name it: SQLite checks each insert
+            # Core inserts: no ORM objects to build and flush for rows nothing reads here.
+            # The order's row first: SQLite checks the foreign key of each row naming it.
+            session.execute(_INSERT_ORDER, _order_row(order))
             if order.quote is not None:
                 store_quote(session, order.order_id, order.quote)
             if hold is not None:
                 session.add(hold)
             if order.return_url is not None:
                 session.add(OrderReturnUrl(order_id=order.order_id, return_url=order.return_url))
-            session.add_all(_line_rows(order.order_id, order.priced))
+            session.execute(_INSERT_LINES, _line_rows(order.order_id, order.priced))
 
     @activity.defn
     def reprice_order(self, repricing: Repricing) -> PricedOrder:
@@ -146,7 +160,7 @@ class OrderRecords:
             if payment is not None and payment.attempt >= change.payment_attempt:
                 return  # an earlier try committed
             self._refuse_stale_try(
-                "record_modification", order, _AWAITING_PAYMENT, "change its lines"
+                "record_modification", order, AWAITING_PAYMENT, "change its lines"
             )
             priced = change.priced
             order.total_amount = priced.total_amount
@@ -154,7 +168,7 @@ class OrderRecords:
             order.payable_amount = priced.payable_amount
             order.updated_at = _now()
             session.exec(delete(OrderLine).where(col(OrderLine.order_id) == order.id))
-            session.add_all(_line_rows(order.id, priced))
+            session.execute(_INSERT_LINES, _line_rows(order.id, priced))
             _replace_attempt(session, order, payment, change.payment_attempt)
 
     @activity.defn
@@ -168,7 +182,7 @@ class OrderRecords:
             if payment is not None and payment.attempt >= chosen.payment_attempt:
                 return  # an earlier try committed
             self._refuse_stale_try(
-                "record_method_choice", order, _AWAITING_PAYMENT, "change its payment method"
+                "record_method_choice", order, AWAITING_PAYMENT, "change its payment method"
             )
             order.channel = chosen.channel
             order.channel_fee_rate = str(chosen.channel_fee_rate)
@@ -191,62 +205,41 @@ class OrderRecords:
         written), and the saga gives the payment back as a late one.
         """
         with self._sessions() as session, session.begin():
-            order = locked_order(session, record.order_id)
-            if order.status in _ENDED_UNPAID:
-                message = f"the order is {order.status}: a payment for it is late"
-                raise business_error(ORDER_ENDED, message, order.status, order.close_reason)
-            channel, currency = order.channel, order.currency
-            payment = current_payment(session, record.order_id)  # the one a buyer can pay
-            newly_paid = payment is None or payment.status != "paid"  # under the order's lock
-            if payment is None:  # a zero-payable order never had a channel payment
-                payment = Payment(
-                    order_id=order.id,
-                    channel=order.channel,
-                    status="pending",
-                    amount=record.amount,
-                    currency=record.currency,
-                    updated_at=_now(),
-                )
-                session.add(payment)
-            if payment.status != "paid":
-                payment.status = "paid"
-                payment.channel_txn_id = record.channel_txn_id
-                payment.paid_at = payment.updated_at = _now()
-            _keep_conversion(session, order, payment, record)
-            _set_redemption(session, order.id, "consumed")
-            if order.status in (OrderStatus.CREATED, OrderStatus.AWAITING_PAYMENT):
-                _set_status(order, OrderStatus.PAID)
-            if _merchant_active(session, order.merchant_id):
-                capture_payment(session, order)
-                if order.status == OrderStatus.PAID:
-                    _set_status(order, OrderStatus.SETTLED)
-        if newly_paid and record.amount > 0:  # zero-amount orders never reach a channel
-            self._metrics.payment_succeeded(channel, currency, record.amount)
+            taken = take_payment(session, record)
+        self._count_payment(taken)
 
     @activity.defn
     def settle_order(self, ref: OrderRef) -> Split:
         """The split of a captured payment; refused when the payment could not be captured."""
         with self._sessions() as session, session.begin():
             order = locked_order(session, ref.order_id)
-            if order.merchant_net_amount is None:
-                raise business_error(
-                    MERCHANT_SUSPENDED, f"merchant {order.merchant_id} is suspended"
-                )
-            if order.status == OrderStatus.PAID:
-                _set_status(order, OrderStatus.SETTLED)
-            return order_split(order)
+            split = split_if_captured(order)
+            if split is None:
+                raise merchant_suspended(order)
+            return split
+
+    def record_and_settle_payment(self, record: PaymentRecord) -> Split:
+        """`record_payment` and `settle_order` in one transaction (fulfil_payment's first).
+
+        A suspended merchant's refusal comes once the payment is committed, as
+        settle_order's came after record_payment's commit: the saga then gives back a
+        payment the record shows. A retry finds the payment, its coupon and its entry
+        written and writes none of them again.
+        """
+        with self._sessions() as session, session.begin():
+            taken = take_payment(session, record)
+            split = split_if_captured(taken.order)
+        self._count_payment(taken)
+        if split is None:  # refused past the commit: the payment stays recorded
+            raise merchant_suspended(taken.order)
+        return split
 
     @activity.defn
     def notify_parties(self, ref: OrderRef) -> None:
         """Queue the buyer's and the merchant's notifications, record the merchant's
         `order.paid` webhook event and start its delivery, and complete the order."""
         with self._sessions() as session, session.begin():
-            order = locked_order(session, ref.order_id)
-            notify_party(session, order.id, "buyer", order.buyer_id, "payment_succeeded")
-            notify_party(session, order.id, "merchant", order.merchant_id, "order_paid")
-            if order.status in (OrderStatus.PAID, OrderStatus.SETTLED):
-                _set_status(order, OrderStatus.AWAITING_RECEIPT)
-            event_id = record_order_event(session, order, EventType.ORDER_PAID)
+            event_id = notify_paid(session, locked_order(session, ref.order_id))
         if event_id is not None:
             self._start_delivery(event_id)
 
@@ -254,13 +247,33 @@ class OrderRecords:
     def release_funds(self, ref: OrderRef) -> int:
         """The order completed: the merchant's share becomes available; returns the amount."""
         with self._sessions() as session, session.begin():
+            released = release_share(session, locked_order(session, ref.order_id))
+        return self._count_release(released)
+
+    def notify_and_release(self, ref: OrderRef, release: bool) -> int | None:
+        """`notify_parties` and, unless the receipt hold keeps the share (`release`
+        False), `release_funds`, in one transaction (fulfil_payment's second); returns
+        the amount released, or None when held. Both are idempotent by order id, so a
+        retry (say, the delivery's start failed) writes nothing twice."""
+        with self._sessions() as session, session.begin():
             order = locked_order(session, ref.order_id)
-            newly_completed = order.status != OrderStatus.COMPLETED
-            channel = order.channel
-            released = release_funds(session, ref.order_id)
-        if newly_completed:
-            self._metrics.order_finished(channel, OrderStatus.COMPLETED)
-        return released
+            event_id = notify_paid(session, order)
+            released = release_share(session, order) if release else None
+        # Counted before the delivery's start: a retry after a failed start finds the
+        # order completed, and would not count it.
+        amount = self._count_release(released) if released is not None else None
+        if event_id is not None:
+            self._start_delivery(event_id)
+        return amount
+
+    def _count_release(self, released: Released) -> int:
+        if released.newly_completed:
+            self._metrics.order_finished(released.channel, OrderStatus.COMPLETED)
+        return released.amount
+
+    def _count_payment(self, taken: Taken) -> None:
+        if taken.newly_paid and taken.amount > 0:  # zero-amount orders never reach a channel
+            self._metrics.payment_succeeded(taken.channel, taken.currency, taken.amount)
 
     @activity.defn
     def reverse_settlement(self, ref: OrderRef) -> None:
@@ -295,20 +308,20 @@ class OrderRecords:
         """
         with self._sessions() as session, session.begin():
             order = locked_order(session, change.order_id)
-            if change.status in _ENDED_UNPAID:
-                endable = _AWAITING_PAYMENT | {change.status}
+            if change.status in ENDED_UNPAID:
+                endable = AWAITING_PAYMENT | {change.status}
                 self._refuse_stale_try(STATUS_STEP, order, endable, f"become {change.status}")
             elif change.status == OrderStatus.AWAITING_PAYMENT:  # the hosted checkout's wait
                 self._refuse_stale_try(
-                    STATUS_STEP, order, _AWAITING_PAYMENT, f"become {change.status}"
+                    STATUS_STEP, order, AWAITING_PAYMENT, f"become {change.status}"
                 )
             newly = order.status != change.status  # a retry finds it already set
-            _set_status(order, change.status)
+            set_status(order, change.status)
             if change.reason is not None:
                 order.close_reason = change.reason
             channel, close_reason = order.channel, order.close_reason
             if change.status in _RELEASES_COUPON:
-                _set_redemption(session, order.id, "released")
+                set_redemption(session, order, "released")
             if change.status in (OrderStatus.CLOSED, OrderStatus.CANCELLED):
                 payment = current_payment(session, order.id)
                 if payment is not None and payment.status == "pending":
@@ -366,23 +379,6 @@ class OrderRecords:
             return payment.channel_txn_id if payment is not None else None
 
 
-def _keep_conversion(
-    session: Session, order: Order, payment: Payment, record: PaymentRecord
-) -> None:
-    """What a wallet reported converting for a foreign price: the buyer's CNY and its rate."""
-    if record.payer_amount is None or record.payer_currency is None or not record.channel_rate:
-        return
-    record_conversion(
-        session,
-        key=payment_conversion_id(order.id, payment.attempt),
-        order_id=order.id,
-        channel=payment.channel,
-        price=(record.amount, record.currency),
-        payer=(record.payer_amount, record.payer_currency),
-        channel_rate=record.channel_rate,
-    )
-
-
 def _record_ending(session: Session, order: Order, status: OrderStatus) -> str | None:
     """An order that ended unpaid, or was given back by the saga, tells buyer and merchant."""
     if status in (OrderStatus.CLOSED, OrderStatus.CANCELLED):
@@ -397,16 +393,6 @@ def _record_ending(session: Session, order: Order, status: OrderStatus) -> str |
         ).first()
         return record_order_event(session, order, EventType.ORDER_REFUNDED, refund)
     return None
-
-
-def _merchant_active(session: Session, merchant_id: str) -> bool:
-    merchant = session.get(Merchant, merchant_id)
-    return merchant is not None and merchant.status == "active"
-
-
-def _set_status(order: Order, status: OrderStatus) -> None:
-    order.status = status
-    order.updated_at = _now()
 
 
 def _coupon_hold(session: Session, order: OrderInput) -> CouponRedemption:
@@ -436,53 +422,49 @@ def _coupon_hold(session: Session, order: OrderInput) -> CouponRedemption:
     )
 
 
-def _set_redemption(session: Session, order_id: str, status: str) -> None:
-    redemption = session.get(CouponRedemption, order_id)
-    if redemption is None or redemption.status == status:
-        return
-    if redemption.status == "released":
-        return  # a released coupon is never taken back implicitly
-    redemption.status = status
-    redemption.updated_at = _now()
-
-
-def _order_row(order: OrderInput) -> Order:
+def _order_row(order: OrderInput) -> dict[str, object]:
     priced = order.priced
     now = _now()
-    return Order(
-        id=order.order_id,
-        merchant_id=order.merchant_id,
-        channel=order.channel,
-        currency=priced.currency,
-        description=order.description,
-        buyer_ref=order.buyer_ref,
-        buyer_id=order.buyer_id,
-        total_amount=priced.total_amount,
-        discount_amount=priced.discount_amount,
-        payable_amount=priced.payable_amount,
-        coupon_code=order.coupon_code,
-        channel_fee_rate=str(order.channel_fee_rate),
-        commission_rate=str(order.commission_rate),
-        payment_timeout_seconds=order.payment_timeout_seconds,
-        status=OrderStatus.CREATED,
-        created_at=now,
-        updated_at=now,
-    )
+    return {
+        "id": order.order_id,
+        "merchant_id": order.merchant_id,
+        "channel": order.channel,
+        "currency": priced.currency,
+        "description": order.description,
+        "buyer_ref": order.buyer_ref,
+        "buyer_id": order.buyer_id,
+        "total_amount": priced.total_amount,
+        "discount_amount": priced.discount_amount,
+        "payable_amount": priced.payable_amount,
+        "coupon_code": order.coupon_code,
+        "channel_fee_rate": str(order.channel_fee_rate),
+        "commission_rate": str(order.commission_rate),
+        "payment_timeout_seconds": order.payment_timeout_seconds,
+        "status": OrderStatus.CREATED.value,
+        # The model's defaults, which a Core insert does not apply (the rest are NULL).
+        "needs_review": False,
+        "refunded_amount": 0,
+        "refunded_fee_amount": 0,
+        "refunded_commission_amount": 0,
+        "refunded_net_amount": 0,
+        "created_at": now,
+        "updated_at": now,
+    }
 
 
-def _line_rows(order_id: str, priced: PricedOrder) -> list[OrderLine]:
+def _line_rows(order_id: str, priced: PricedOrder) -> list[dict[str, object]]:
     return [
-        OrderLine(
-            order_id=order_id,
-            line_no=index,
-            sku=line.sku,
-            name=line.name,
-            quantity=line.quantity,
-            unit_amount=line.unit_amount,
-            line_total=line.line_total,
-            discount_amount=line.discount_amount,
-            payable_amount=line.payable_amount,
-        )
+        {
+            "order_id": order_id,
+            "line_no": index,
+            "sku": line.sku,
+            "name": line.name,
+            "quantity": line.quantity,
+            "unit_amount": line.unit_amount,
+            "line_total": line.line_total,
+            "discount_amount": line.discount_amount,
+            "payable_amount": line.payable_amount,
+        }
         for index, line in enumerate(priced.lines)
     ]
 

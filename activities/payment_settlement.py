@@ -1,10 +1,12 @@
 """The order saga's steps after payment, several at a time: one local activity (one history
 event, `MARKER_RECORDED`) where the saga ran two or four.
 
-Each runs OrderRecords' own steps one after the other, in their own transactions, as the
-saga ran them: each is idempotent by order id, so a retry of the whole redoes nothing an
-earlier attempt committed. One transaction for all would mean opening OrderRecords'
-sessions from here; running them together gives the history its saving without that.
+`record_and_settle` and `notify_and_release` (orders of version 2) run OrderRecords' own
+steps one after the other, in their own transactions, as the saga ran them: each is
+idempotent by order id, so a retry of the whole redoes nothing an earlier attempt
+committed. `fulfil_payment` (version 3) runs the four steps' writes in two transactions:
+each took SQLite's write lock and the order's row lock, and only the payment's must
+commit before anything can refuse.
 """
 
 from __future__ import annotations
@@ -52,16 +54,33 @@ class PaymentSettlement:
         notification is returned (the saga flags it for ops) and the release done alone;
         any other failure is retried, as the saga retries its separate steps there.
         """
-        split = self.record_and_settle(fulfilment.record)
+        # One transaction: the payment and its settlement; a suspended merchant's refusal
+        # comes once it is committed, so the saga gives back a payment the record shows.
+        split = self._records.record_and_settle_payment(fulfilment.record)
         ref = OrderRef(order_id=fulfilment.record.order_id, channel="")
         try:
-            refusal = self._notify(ref)
-            released = self._records.release_funds(ref) if fulfilment.release else None
+            refusal, released = self._notify_and_release(ref, fulfilment.release)
         except Exception as error:
             if _retried_anyway(error):
                 raise
             raise retryable_error(_PAST_SETTLEMENT, f"{type(error).__name__}: {error}") from error
         return Fulfilled(split=split, released_amount=released, notify_refusal=refusal)
+
+    def _notify_and_release(self, ref: OrderRef, release: bool) -> tuple[str | None, int | None]:
+        """The notices and the release in one transaction; the notices' refusal for good,
+        if any, and the amount released (None: held).
+
+        Refused for good, the steps run again one at a time (each idempotent, so nothing
+        the transaction may have committed is written twice): a refusal of the notices is
+        then told from one of the release (retried), and the release is done alone.
+        """
+        try:
+            return None, self._records.notify_and_release(ref, release)
+        except ApplicationError as error:
+            if not error.non_retryable:
+                raise
+        refusal = self._notify(ref)
+        return refusal, self._records.release_funds(ref) if release else None
 
     def _notify(self, ref: OrderRef) -> str | None:
         """Tell the parties; their refusal for good, if any (never a reason to give the

@@ -17,7 +17,7 @@ from sqlalchemy import bindparam, insert
 from sqlmodel import Session, SQLModel, col, select
 
 from db.tables import Account, JournalEntry, Posting
-from db.writes import insert_ignore
+from db.writes import insert_all_ignore, insert_ignore
 from domain.keys import reversal_entry_id
 from domain.ledger import (
     EntryKind,
@@ -57,11 +57,10 @@ def lock_accounts(session: Session, accounts: Iterable[str]) -> dict[str, Accoun
     """Create missing accounts, then lock them all in id order; returns them by id."""
     ids = sorted(set(accounts))
     now = datetime.now(UTC)
+    opened = []
     for account in ids:
         kind, owner, currency = account_parts(account)
-        insert_ignore(
-            session,
-            Account,
+        opened.append(
             {
                 "id": account,
                 "kind": kind.value,
@@ -69,8 +68,9 @@ def lock_accounts(session: Session, accounts: Iterable[str]) -> dict[str, Accoun
                 "currency": currency,
                 "balance": 0,
                 "updated_at": now,
-            },
+            }
         )
+    insert_all_ignore(session, Account, opened)  # one execution, not one an account
     rows = session.exec(_LOCKED_ACCOUNTS, params={"ids": ids}).all()
     return {row.id: row for row in rows}
 

@@ -103,7 +103,11 @@ def release_funds(session: Session, order_id: str) -> int:
     Returns the amount released. Refunds already asked took their part from pending
     first; refunds asked afterwards take it from available.
     """
-    order = locked_order(session, order_id)
+    return release_order_funds(session, locked_order(session, order_id))
+
+
+def release_order_funds(session: Session, order: Order) -> int:
+    """`release_funds` for an order the caller's transaction has locked already."""
     if order.funds_released_at is None:
         remaining = (order.merchant_net_amount or 0) - order.refunded_net_amount
         postings = release_postings(order.merchant_id, order.currency, remaining)

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlmodel import Session
+from sqlalchemy import bindparam
+from sqlmodel import Session, col, select
 
 from db.tables import Merchant, Order, Refund, WebhookEvent
 from db.writes import insert_ignore
 from domain.keys import webhook_event_id
 from domain.webhook_events import EventType, event_body
+
+# Built once (see db.payments): where the merchant takes its events, if anywhere.
+_WEBHOOK_URL = select(Merchant.webhook_url).where(col(Merchant.id) == bindparam("merchant_id"))
 
 
 def record_order_event(
@@ -39,8 +43,8 @@ def record_order_event(
             "created_at": created,
         },
     )
-    merchant = session.get(Merchant, order.merchant_id)
-    return event_id if merchant is not None and merchant.webhook_url else None
+    url = session.exec(_WEBHOOK_URL, params={"merchant_id": order.merchant_id}).first()
+    return event_id if url else None
 
 
 def order_data(order: Order, refund: Refund | None = None) -> dict[str, object]:

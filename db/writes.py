@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import cache
 from typing import Any
 
@@ -22,6 +23,15 @@ def insert_ignore(session: Session, model: type[SQLModel], values: dict[str, Any
     result = session.execute(statement, values, execution_options={"preserve_rowcount": True})
     inserted: int = result.rowcount  # type: ignore[attr-defined]
     return inserted == 1
+
+
+def insert_all_ignore(
+    session: Session, model: type[SQLModel], rows: Sequence[dict[str, Any]]
+) -> None:
+    """`insert_ignore` of several rows in one execution (an executemany, in their order);
+    those already there stay as they are."""
+    table: Table = model.__table__  # type: ignore[attr-defined]
+    session.execute(_ignoring_conflicts(session.get_bind().dialect.name, table), rows)
 
 
 @cache

@@ -1,0 +1,237 @@
+"""fulfil_payment in its two transactions, on a real database: the payment recorded and
+settled, then the notices and the release.
+
+A suspended merchant's refusal comes once the payment is committed (the saga gives back a
+payment the record shows), and the step retried after either commit writes nothing twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import cast
+
+import pytest
+from sqlalchemy import update
+from sqlmodel import Session, col, select
+from temporalio.exceptions import ApplicationError
+
+from activities.channel_calls import ChannelCalls
+from activities.errors import MERCHANT_SUSPENDED
+from activities.order_records import OrderRecords
+from activities.payment_settlement import PaymentSettlement
+from channels.base import (
+    ChannelAdapter,
+    CreatedPayment,
+    CreatePaymentRequest,
+    RefundRequest,
+    RefundState,
+)
+from db.engine import session_factory
+from db.payments import current_payment
+from db.tables import Merchant, Order, PartyNotification, Payment, WebhookEvent
+from domain.keys import compensation_refund_id, funds_release_entry_id
+from domain.ledger import AccountKind
+from domain.order_status import OrderStatus
+from domain.pricing import OrderLine, price_order
+from domain.refunds import RefundStatus
+from domain.saga import OrderInput, PaymentFulfilment, PaymentRecord, RefundOrder, StatusChange
+from domain.split import split_payment
+from metrics.business import BusinessMetrics
+from tests.db.conftest import COMMISSION_RATE, FEE_RATE, Shop, new_id
+
+LINES = [OrderLine(sku="tea-001", name="Oolong tea", quantity=2, unit_amount=1999)]
+PAYABLE = 3998
+
+
+class Deliveries:
+    """Starts of webhook deliveries; the first `failures` fail, as Temporal unreachable."""
+
+    def __init__(self, failures: int = 0) -> None:
+        self.failures = failures
+        self.started: list[str] = []
+
+    def __call__(self, event_id: str) -> None:
+        self.started.append(event_id)
+        if len(self.started) <= self.failures:
+            raise ConnectionError("temporal unreachable")
+
+
+def _records(shop: Shop, deliveries: Deliveries) -> tuple[OrderRecords, BusinessMetrics]:
+    metrics = BusinessMetrics()
+    return OrderRecords(session_factory(shop.engine), deliveries, metrics), metrics
+
+
+def _awaiting_payment(shop: Shop, records: OrderRecords) -> PaymentFulfilment:
+    """An order recorded by the saga with its checkout (each step as a retry would run it
+    again), and the buyer's payment of it."""
+    order = OrderInput(
+        order_id=new_id("ord"),
+        merchant_id=shop.merchant_id,
+        channel=shop.channel,
+        priced=price_order(LINES, shop.currency, None, datetime.now(UTC)),
+        channel_fee_rate=FEE_RATE,
+        commission_rate=COMMISSION_RATE,
+        payment_timeout_seconds=900,
+        notify_url="http://127.0.0.1/notify",
+    )
+    records.record_order(order)
+    records.record_order(order)  # a retried step records nothing twice
+    calls = _channel_calls(shop)
+    for _try in range(2):  # nor does a retried checkout
+        asyncio.run(calls.create_payment(order))
+    with Session(shop.engine) as session:
+        attempts = session.exec(select(Payment).where(Payment.order_id == order.order_id)).all()
+        assert [(p.attempt, p.status, p.amount, p.channel_payment_id) for p in attempts] == [
+            (1, "pending", PAYABLE, f"cp-{order.order_id}")
+        ]
+        assert session.get_one(Order, order.order_id).status == OrderStatus.AWAITING_PAYMENT
+    paid = PaymentRecord(
+        order_id=order.order_id, channel_txn_id=new_id("txn"), amount=PAYABLE, currency="CNY"
+    )
+    return PaymentFulfilment(record=paid, release=True)
+
+
+def _set_merchant(shop: Shop, **values: object) -> None:
+    with Session(shop.engine) as session, session.begin():
+        session.execute(update(Merchant).where(col(Merchant.id) == shop.merchant_id), values)
+
+
+def _paid_count(metrics: BusinessMetrics, shop: Shop) -> float | None:
+    labels = {"channel": shop.channel, "outcome": "succeeded"}
+    return metrics.registry.get_sample_value("paysaga_payments_total", labels)
+
+
+def _completed_count(metrics: BusinessMetrics, shop: Shop) -> float | None:
+    labels = {"channel": shop.channel, "status": "completed"}
+    return metrics.registry.get_sample_value("paysaga_orders_finished_total", labels)
+
+
+def _told(shop: Shop, order_id: str) -> list[str]:
+    with Session(shop.engine) as session:
+        notices = session.exec(
+            select(PartyNotification.id).where(PartyNotification.order_id == order_id)
+        ).all()
+        events = session.exec(select(WebhookEvent.id).where(WebhookEvent.order_id == order_id))
+        return sorted([*notices, *events.all()])
+
+
+def test_a_suspended_merchant_s_payment_is_committed_before_the_step_refuses(shop: Shop) -> None:
+    records, metrics = _records(shop, Deliveries())
+    fulfilment = _awaiting_payment(shop, records)
+    order_id = fulfilment.record.order_id
+    _set_merchant(shop, status="suspended")
+    pairs = PaymentSettlement(records)
+
+    for _attempt in range(2):  # a replayed step refuses the same way, and writes nothing more
+        with pytest.raises(ApplicationError) as refused:
+            pairs.fulfil_payment(fulfilment)
+        assert refused.value.type == MERCHANT_SUSPENDED and refused.value.non_retryable
+        snapshot = shop.snapshot()
+        with Session(shop.engine) as session:
+            payment = current_payment(session, order_id)
+            order = session.get_one(Order, order_id)
+            assert payment is not None and payment.status == "paid"
+            assert order.status == OrderStatus.PAID and order.merchant_net_amount is None
+        assert snapshot["entries"] == []  # nothing captured: the saga gives it all back
+        assert _told(shop, order_id) == []
+    assert _paid_count(metrics, shop) == 1
+
+    _compensate(shop, records, fulfilment.record)  # as the saga does on the refusal
+    assert shop.snapshot()["orders"] == [(order_id, OrderStatus.REFUNDED, 0, False)]
+    balances = shop.balances()
+    assert balances[AccountKind.CHANNEL_CLEARING] == 0  # the buyer has it all back
+    assert balances[AccountKind.REFUNDS_IN_FLIGHT] == 0
+    assert shop.ledger_problems([order_id]) == []
+
+
+class Channel:
+    """A channel that opens every checkout and pays every refund back at once (only what
+    create_payment and refund_once ask)."""
+
+    async def create_payment(self, request: CreatePaymentRequest) -> CreatedPayment:
+        return CreatedPayment(
+            channel_payment_id=f"cp-{request.order_id}",
+            checkout_url=f"https://pay.example/{request.order_id}",
+        )
+
+    async def refund(self, request: RefundRequest) -> RefundState:
+        return RefundState(
+            refund_id=request.refund_id,
+            order_id=request.order_id,
+            status=RefundStatus.SUCCEEDED,
+            amount=request.amount,
+            currency=request.currency,
+        )
+
+
+def _compensate(shop: Shop, records: OrderRecords, paid: PaymentRecord) -> None:
+    """The saga's compensation of a paid order: the buyer's refund, then the order refunded."""
+    calls = _channel_calls(shop)
+    refund = RefundOrder(
+        refund_id=compensation_refund_id(paid.order_id),
+        order_id=paid.order_id,
+        channel=shop.channel,
+        channel_txn_id=paid.channel_txn_id,
+        amount=paid.amount,
+        currency=paid.currency,
+        reason="compensation",
+    )
+    asyncio.run(calls.refund_once(refund))
+    reason = "merchant suspended"
+    records.set_order_status(
+        StatusChange(order_id=paid.order_id, status=OrderStatus.REFUNDED, reason=reason)
+    )
+
+
+def test_the_step_retried_after_either_commit_writes_nothing_twice(shop: Shop) -> None:
+    _set_merchant(shop, webhook_url="https://merchant.example/hooks")
+    deliveries = Deliveries(failures=1)  # the first start fails after the second commit
+    records, metrics = _records(shop, deliveries)
+    fulfilment = _awaiting_payment(shop, records)
+    order_id = fulfilment.record.order_id
+    pairs = PaymentSettlement(records)
+
+    # An attempt that died after the payment's commit, before its notices.
+    records.record_and_settle_payment(fulfilment.record)
+    after_payment = shop.snapshot()
+    assert after_payment["orders"] == [(order_id, OrderStatus.SETTLED, 0, False)]
+    with pytest.raises(ConnectionError):  # committed both, then the delivery's start failed
+        pairs.fulfil_payment(fulfilment)
+    after_both = shop.snapshot()
+    done = pairs.fulfil_payment(fulfilment)
+
+    assert shop.snapshot() == after_both
+    expected = split_payment(PAYABLE, FEE_RATE, COMMISSION_RATE)
+    assert done.split == expected and done.notify_refusal is None
+    assert done.released_amount == expected.merchant_net_amount
+    assert after_both["orders"] == [(order_id, OrderStatus.COMPLETED, 0, True)]
+    released = set(cast(list[str], after_both["entries"])) - set(
+        cast(list[str], after_payment["entries"])
+    )
+    assert released == {funds_release_entry_id(order_id)}
+    assert len(_told(shop, order_id)) == 3  # the buyer, the merchant, the webhook event
+    assert len(set(deliveries.started)) == 1 and len(deliveries.started) == 2
+    assert _paid_count(metrics, shop) == 1 and _completed_count(metrics, shop) == 1
+    assert shop.ledger_problems([order_id]) == []
+
+
+def test_a_held_order_is_told_and_its_share_stays_pending(shop: Shop) -> None:
+    records, metrics = _records(shop, Deliveries())
+    fulfilment = _awaiting_payment(shop, records).model_copy(update={"release": False})
+    done = PaymentSettlement(records).fulfil_payment(fulfilment)
+
+    assert done.released_amount is None
+    order_id = fulfilment.record.order_id
+    assert shop.snapshot()["orders"] == [(order_id, OrderStatus.AWAITING_RECEIPT, 0, False)]
+    assert len(_told(shop, order_id)) == 3
+    balances = shop.balances()
+    net = split_payment(PAYABLE, FEE_RATE, COMMISSION_RATE).merchant_net_amount
+    assert balances[AccountKind.MERCHANT_PENDING] == net
+    assert balances[AccountKind.MERCHANT_AVAILABLE] == 0
+    assert _completed_count(metrics, shop) is None  # the shop's channel never counted one
+
+
+def _channel_calls(shop: Shop) -> ChannelCalls:
+    channels = {shop.channel: cast(ChannelAdapter, Channel())}
+    return ChannelCalls(session_factory(shop.engine), channels)
