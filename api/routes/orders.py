@@ -114,8 +114,9 @@ async def _while_connected(request: Request, wait: Coroutine[Any, Any, bool]) ->
 
 
 async def _disconnected(request: Request) -> None:
-    """Returns once the server tells that the client closed the connection (the request's
-    body, a GET's empty one, was read before: the next message is the disconnect)."""
+    """Returns once the server tells that the client closed the connection: the request's
+    body (a GET's, empty) comes first if no one read it, then uvicorn waits to send the
+    disconnect until the connection is lost or the response sent."""
     while (await request.receive())["type"] != "http.disconnect":
         pass
 
