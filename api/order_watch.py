@@ -75,11 +75,15 @@ class StatusWatch:
         self._interval_s = interval_s
         self._capacity = capacity
         self._waiters: dict[str, list[_Waiter]] = {}
+        # Counted, not summed over _waiters: /metrics reads it from its thread while the
+        # event loop changes _waiters, and iterating them there raised "dictionary changed
+        # size during iteration". One int read is atomic.
+        self._waiting = 0
         self._poller: asyncio.Task[None] | None = None
 
     @property
     def waiting(self) -> int:
-        return sum(len(waiters) for waiters in self._waiters.values())
+        return self._waiting
 
     async def wait(self, order_id: str, unchanged: str, timeout_s: float) -> bool:
         """Whether the order's status moved from `unchanged` within `timeout_s`."""
@@ -87,6 +91,7 @@ class StatusWatch:
             raise WatchFull
         waiter = _Waiter(unchanged)
         self._waiters.setdefault(order_id, []).append(waiter)
+        self._waiting += 1
         if self._poller is None:
             self._poller = asyncio.create_task(self._poll(), name="order-status-watch")
         try:
@@ -103,6 +108,7 @@ class StatusWatch:
     def _forget(self, order_id: str, waiter: _Waiter) -> None:
         waiters = self._waiters[order_id]
         waiters.remove(waiter)
+        self._waiting -= 1
         if not waiters:
             del self._waiters[order_id]
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 from sqlmodel import select
 from starlette.concurrency import run_in_threadpool
 from temporalio.client import WorkflowUpdateFailedError
@@ -68,6 +69,7 @@ async def wait_for_status_change(
     order_id: str,
     caller: AnyCallerCheckedInRoute,
     context: ContextDep,
+    request: Request,
     from_status: Annotated[OrderStatus, Query(alias="from")],
     timeout_seconds: Annotated[float, Query(gt=0, le=MAX_WAIT_SECONDS)] = 10,
 ) -> OrderOut:
@@ -78,18 +80,45 @@ async def wait_for_status_change(
     order = await run_in_threadpool(_order_view, context, caller, order_id)
     if order.status != from_status:
         return order
+    wait = context.order_watch.wait(order_id, from_status.value, timeout_seconds)
     try:
-        moved = await context.order_watch.wait(order_id, from_status.value, timeout_seconds)
+        moved = await _while_connected(request, wait)
     except WatchFull:
         context.metrics.order_wait("full")
         raise ServiceUnavailable(
             "order_waits_full", "too many requests are waiting; ask again", retry_after=1
         ) from None
+    if moved is None:
+        context.metrics.order_wait("gone")
+        return order  # read by no one
     context.metrics.order_wait("moved" if moved else "unchanged")
     if not moved:
         return order
     # Read again, credential included: it may have been revoked while the request waited.
     return await run_in_threadpool(_order_view, context, caller, order_id)
+
+
+async def _while_connected(request: Request, wait: Coroutine[Any, Any, bool]) -> bool | None:
+    """`wait`'s answer, or None once the client has gone (a page closed): uvicorn does not
+    cancel a request whose client left but runs it to its end, so without this the wait
+    would hold its place among the watch's waiting requests until its timeout."""
+    waiting = asyncio.create_task(wait)
+    gone = asyncio.create_task(_disconnected(request))
+    try:
+        await asyncio.wait((waiting, gone), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiting.cancel()  # nothing if it is done; else its client is gone (or we are cancelled)
+        gone.cancel()
+        await asyncio.gather(waiting, gone, return_exceptions=True)
+    return None if waiting.cancelled() else waiting.result()
+
+
+async def _disconnected(request: Request) -> None:
+    """Returns once the server tells that the client closed the connection: the request's
+    body (a GET's, empty) comes first if no one read it, then uvicorn waits to send the
+    disconnect until the connection is lost or the response sent."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 @router.get("/{order_id}/payments", responses=error_responses(401, 404))

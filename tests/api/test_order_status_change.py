@@ -8,6 +8,7 @@ already another, and answers the order unchanged when its timeout ends.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 import httpx
@@ -15,7 +16,7 @@ import httpx
 from tests.api.test_orders import assert_error
 from tests.conftest import System
 from tests.identities import client_as, merchant_with_key
-from tests.support import create_merchant, create_order, pay, scraped, wait_for
+from tests.support import create_merchant, create_order, http_client, pay, scraped, wait_for
 
 WAITERS = "paysaga_order_status_waiters"
 WAITS = "paysaga_order_status_waits_total"
@@ -95,3 +96,21 @@ async def test_another_merchants_order_is_not_found(system: System, api: httpx.A
         response = await client.get(PATH.format(theirs["id"]), params=params)
     assert_error(response, 404, "order_not_found", "id")
     assert await _waiting(system) == 0
+
+
+async def test_a_request_whose_client_left_stops_waiting(
+    system: System, api: httpx.AsyncClient
+) -> None:
+    """A page closed mid-wait: its request no longer holds a place among the waiting ones
+    (of PAYSAGA_ORDER_WAIT_CAPACITY) until its timeout ends."""
+    order = await create_order(api, await create_merchant(api), payment_timeout_seconds=120)
+    params = {"from": "awaiting_payment", "timeout_seconds": "25"}
+    async with http_client(system.api_url, headers=dict(api.headers)) as client:
+        answer = asyncio.create_task(client.get(PATH.format(order["id"]), params=params))
+        await wait_for(lambda: _waiting(system), lambda count: count == 1, "the request to wait")
+        answer.cancel()  # the client's connection closes with it
+        with contextlib.suppress(asyncio.CancelledError):
+            await answer
+    await wait_for(lambda: _waiting(system), lambda count: count == 0, "the wait to end", 5)
+    gone = await scraped(f"{system.api_url}/metrics", WAITS, outcome="gone")
+    assert gone >= 1

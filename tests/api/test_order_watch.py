@@ -8,6 +8,8 @@ tests/db/test_order_statuses_read.py; the whole route, tests/api/test_order_stat
 from __future__ import annotations
 
 import asyncio
+import sys
+import threading
 from collections.abc import Callable, Sequence
 
 import pytest
@@ -108,3 +110,43 @@ async def test_two_requests_on_one_order_each_wait_for_their_own_status() -> Non
     db.now["ord_1"] = "completed"
     assert await paid is True
     await watch.close()
+
+
+async def test_the_count_of_waiting_requests_is_read_safely_from_another_thread() -> None:
+    """/metrics is a plain function (a thread) and its gauge asks `waiting` while the event
+    loop adds and forgets waiters: the count must never iterate what the loop changes."""
+    watch = StatusWatch(Statuses({}).read, interval_s=60, capacity=100_000)
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def scrape() -> None:
+        while not stop.is_set():
+            try:
+                assert watch.waiting >= 0
+            except BaseException as error:  # the test reports whatever it was
+                errors.append(error)
+                return
+
+    scraper = threading.Thread(target=scrape)
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads switch often: the race shows within a few rounds
+    scraper.start()
+    try:
+        for round_ in range(50):
+            waits = [
+                asyncio.create_task(watch.wait(f"ord_{round_}_{n}", "awaiting_payment", 60))
+                for n in range(200)
+            ]
+            await _until(lambda: watch.waiting == 200)
+            for wait in waits:
+                wait.cancel()
+            await asyncio.gather(*waits, return_exceptions=True)
+            assert watch.waiting == 0
+            if errors:
+                break
+    finally:
+        stop.set()
+        scraper.join()
+        sys.setswitchinterval(switch)
+        await watch.close()
+    assert errors == []
