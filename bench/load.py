@@ -17,7 +17,7 @@ from temporalio.client import Client
 from bench import callbacks, cpu, probes
 from bench.config import BenchConfig
 from bench.figures import CLOCK_TICKS, percentile
-from bench.floor import listen_for_checkouts, one_saga
+from bench.floor import listen_for_checkouts, one_saga, signalled_after_first_task
 from bench.orders import Shop, Timings, in_flight
 from bench.stand import FLOOR_QUEUE, Stand, new_merchant
 from bench.webhook_receiver import WebhookReceiver
@@ -165,8 +165,13 @@ class Load:
         sample = self.last_timings.order_ids[:5]
         counts = [await probes.history_events(self.client, f"order-{o}") for o in sample]
         self.results["history_events_per_order"] = sum(counts) / len(counts)
-        floor = [await probes.history_events(self.client, f) for f in self.floor_ids[::20]]
-        self.results["history_events_per_floor_saga"] = sum(floor) / len(floor)
+        floor = [
+            (await self.client.get_workflow_handle(f).fetch_history()).events
+            for f in self.floor_ids[::20]
+        ]
+        self.results["history_events_per_floor_saga"] = sum(map(len, floor)) / len(floor)
+        after = sum(signalled_after_first_task(events) for events in floor)
+        self.results["floor_signalled_after_first_task"] = f"{after} of {len(floor)}"
         self.results["floor_signalled_late"] = self.checkouts.late
         payment = self.last_timings.payments[sample[0]]
         cost = await probes.resend_payment_notification(
@@ -175,7 +180,8 @@ class Load:
         self.results["duplicate"] = asdict(cost)
         self.say(
             f"  history: {self.results['history_events_per_order']:.1f} events/order, "
-            f"{self.results['history_events_per_floor_saga']:.1f} per bare saga; "
+            f"{self.results['history_events_per_floor_saga']:.1f} per bare saga (signalled "
+            f"after its first task: {self.results['floor_signalled_after_first_task']}); "
             f"{cost.sent} duplicates added {cost.events_added} events, "
             f"{cost.workflows_started} workflows"
         )

@@ -20,7 +20,14 @@ from temporalio.client import Client
 
 from bench.config import from_env, parse_rows, parse_scale
 from bench.figures import Goal, Row, cpu_ticks, ms_per_item, percentile, render_table
-from bench.floor import floor_worker, free_udp_port, listen_for_checkouts, one_saga
+from bench.floor import (
+    floor_worker,
+    free_udp_port,
+    listen_for_checkouts,
+    one_saga,
+    signalled_after_first_task,
+    tells_after_first_task,
+)
 from bench.reconciliation import measure as measure_reconciliation
 from bench.reconciliation import reported as reconciliation_reported
 from bench.reconciliation_seed import KINDS
@@ -215,6 +222,6 @@ async def test_the_floor_is_the_sagas_shape_13_events_in_two_workflow_tasks(
         # when the first task is done): the signal reaches the server after the first task
         # is done. Sooner, the server hands the second task back with the first's
         # completion, skipping its dispatch through matching: cheaper than any order.
-        times = [event.event_time.ToDatetime() for event in history.events]
-        first_done = times[kinds.index("WORKFLOW_TASK_COMPLETED")]
-        assert times[kinds.index("WORKFLOW_EXECUTION_SIGNALED")] >= first_done, workflow_id
+        assert signalled_after_first_task(history.events) or not tells_after_first_task()
+    if not tells_after_first_task():
+        pytest.skip("this temporalio's worker has no core to wrap: told from the payment step")
