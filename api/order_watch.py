@@ -80,6 +80,7 @@ class StatusWatch:
         # size during iteration". One int read is atomic.
         self._waiting = 0
         self._poller: asyncio.Task[None] | None = None
+        self._failing = False  # the last read failed: told once, not every interval
 
     @property
     def waiting(self) -> int:
@@ -129,11 +130,16 @@ class StatusWatch:
         try:
             statuses = await asyncio.to_thread(self._read, ids)
         except Exception as error:  # the database away: the requests wait on to their timeout
-            log.warning(
-                "order status watch: read failed",
-                extra={"error_type": type(error).__name__, "waiting": self.waiting},
-            )
+            if not self._failing:
+                log.warning(
+                    "order status watch: read failed; requests wait on until it reads again",
+                    extra={"error_type": type(error).__name__, "waiting": self.waiting},
+                )
+            self._failing = True
             return
+        if self._failing:
+            log.info("order status watch: reading again", extra={"waiting": self.waiting})
+            self._failing = False
         for order_id, status in statuses.items():
             for waiter in self._waiters.get(order_id, ()):
                 if status != waiter.unchanged and not waiter.moved.done():

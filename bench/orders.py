@@ -84,10 +84,9 @@ class Shop:
             t.reads += 1
             params: dict[str, str | int] = {"from": status, "timeout_seconds": WAIT_S}
             answer = await api.get(f"/v1/orders/{order_id}/status-change", params=params)
-            if answer.status_code == 503:  # as many waiting as the API lets wait
-                await asyncio.sleep(float(answer.headers.get("Retry-After", "1")))
+            if answer.status_code != 200:  # 503: as many waiting as the API lets wait
+                await asyncio.sleep(min(float(answer.headers.get("Retry-After", "1")), 1.0))
                 continue
-            answer.raise_for_status()
             status = answer.json()["status"]
             if status in VISIBLE:
                 return

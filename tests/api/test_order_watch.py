@@ -8,6 +8,7 @@ tests/db/test_order_statuses_read.py; the whole route, tests/api/test_order_stat
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 import threading
 from collections.abc import Callable, Sequence
@@ -90,12 +91,17 @@ async def test_a_full_watch_refuses_and_counts_only_what_waits() -> None:
     await watch.close()
 
 
-async def test_failed_reads_leave_the_requests_waiting_until_one_succeeds() -> None:
+async def test_failed_reads_leave_the_requests_waiting_until_one_succeeds(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     db = Statuses({"ord_1": "paid"})
     db.failing = 3
     watch = StatusWatch(db.read, INTERVAL_S, capacity=10)
-    assert await watch.wait("ord_1", "awaiting_payment", timeout_s=5) is True
+    with caplog.at_level(logging.INFO, logger="api.order_watch"):
+        assert await watch.wait("ord_1", "awaiting_payment", timeout_s=5) is True
     assert len(db.reads) >= 4  # three failed, then the one that woke it
+    # Told once when the reads fail and once when they read again, not every interval.
+    assert [record.levelname for record in caplog.records] == ["WARNING", "INFO"]
     await watch.close()
 
 
