@@ -1,8 +1,9 @@
 """A bug in a step after payment is not a reason to give the buyer's money back.
 
 The system's worker is restarted "with a bug": the same worker process, with
-tests/workflows/buggy_worker first on its PYTHONPATH, whose sitecustomize makes
-`settle_order` raise a ValueError (no switch in the product's code). The paid order's
+tests/workflows/buggy_worker first on its PYTHONPATH, whose sitecustomize makes telling
+the parties of the payment raise a ValueError, past the payment's settlement (no switch
+in the product's code). The paid order's
 saga retries the step and refunds nothing; once the worker is restarted without the
 bug (the fix is deployed), the order completes.
 """
