@@ -70,14 +70,16 @@ class PaymentSettlement:
         """The notices and the release in one transaction; the notices' refusal for good,
         if any, and the amount released (None: held).
 
-        Refused for good, the steps run again one at a time (each idempotent, so nothing
-        the transaction may have committed is written twice): a refusal of the notices is
-        then told from one of the release (retried), and the release is done alone.
+        Refused for good (a non-retryable ApplicationError, or the ledger's
+        InsufficientFunds from the release), the steps run again one at a time (each
+        idempotent, so nothing the transaction may have committed is written twice), as
+        they ran before: a refusal of the notices is then told from one of the release
+        (retried), and the notices stand whatever becomes of the release.
         """
         try:
             return None, self._records.notify_and_release(ref, release)
-        except ApplicationError as error:
-            if not error.non_retryable:
+        except Exception as error:
+            if _retried_anyway(error):
                 raise
         refusal = self._notify(ref)
         return refusal, self._records.release_funds(ref) if release else None

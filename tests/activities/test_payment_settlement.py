@@ -103,6 +103,10 @@ def test_a_refusal_that_the_notices_alone_do_not_repeat_is_not_handed_back() -> 
     ids=["ledger", "business"],
 )
 def test_what_fails_the_release_is_retried_never_compensated(failure: Exception) -> None:
+    records = Records(notify_and_release=failure, release_funds=failure)
     with pytest.raises(ApplicationError) as raised:
-        _fulfil(Records(notify_and_release=failure, release_funds=failure))
+        _fulfil(records)
     assert not raised.value.non_retryable
+    # Refused for good, so the notices are done alone first, as the separate steps did.
+    steps = ["notify_parties", "release_funds"]
+    assert records.calls == ["record_and_settle_payment", "notify_and_release", *steps]

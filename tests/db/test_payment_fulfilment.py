@@ -28,10 +28,11 @@ from channels.base import (
     RefundState,
 )
 from db.engine import session_factory
+from db.ledger import post_entry
 from db.payments import current_payment
 from db.tables import Merchant, Order, PartyNotification, Payment, WebhookEvent
 from domain.keys import compensation_refund_id, funds_release_entry_id
-from domain.ledger import AccountKind
+from domain.ledger import AccountKind, EntryKind, release_postings
 from domain.order_status import OrderStatus
 from domain.pricing import OrderLine, price_order
 from domain.refunds import RefundStatus
@@ -235,3 +236,34 @@ def test_a_held_order_is_told_and_its_share_stays_pending(shop: Shop) -> None:
 def _channel_calls(shop: Shop) -> ChannelCalls:
     channels = {shop.channel: cast(ChannelAdapter, Channel())}
     return ChannelCalls(session_factory(shop.engine), channels)
+
+
+def test_a_release_the_ledger_refuses_leaves_the_parties_told(shop: Shop) -> None:
+    """The ledger's refusal of the release (InsufficientFunds, a refusal for good) is retried
+    as ever; the notices, the webhook event and its delivery are committed before it, one
+    step at a time as the four separate steps did, not held back with the release."""
+    _set_merchant(shop, webhook_url="https://merchant.example/hooks")
+    deliveries = Deliveries()
+    records, metrics = _records(shop, deliveries)
+    fulfilment = _awaiting_payment(shop, records)
+    order_id = fulfilment.record.order_id
+    records.record_and_settle_payment(fulfilment.record)  # an attempt that died after it
+    net = split_payment(PAYABLE, FEE_RATE, COMMISSION_RATE).merchant_net_amount
+    with Session(shop.engine) as session, session.begin():  # the pending share taken first
+        post_entry(
+            session,
+            entry_id=new_id("drain"),
+            kind=EntryKind.FUNDS_RELEASED,
+            currency=shop.currency,
+            postings=release_postings(shop.merchant_id, shop.currency, net),
+            merchant_id=shop.merchant_id,
+        )
+
+    with pytest.raises(ApplicationError) as retried:
+        PaymentSettlement(records).fulfil_payment(fulfilment)
+    assert not retried.value.non_retryable  # never compensated: the payment stands
+
+    assert len(_told(shop, order_id)) == 3  # the buyer, the merchant, the webhook event
+    assert len(deliveries.started) == 1
+    assert shop.snapshot()["orders"] == [(order_id, OrderStatus.AWAITING_RECEIPT, 0, False)]
+    assert _completed_count(metrics, shop) is None
