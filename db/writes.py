@@ -29,7 +29,10 @@ def insert_all_ignore(
     session: Session, model: type[SQLModel], rows: Sequence[dict[str, Any]]
 ) -> None:
     """`insert_ignore` of several rows in one execution (an executemany, in their order);
-    those already there stay as they are."""
+    those already there stay as they are. No rows, no statement (an empty executemany
+    would be one INSERT of the table's defaults)."""
+    if not rows:
+        return
     table: Table = model.__table__  # type: ignore[attr-defined]
     session.execute(_ignoring_conflicts(session.get_bind().dialect.name, table), rows)
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import secrets
 
 import pytest
+from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from db.ledger import UnbalancedEntry, entry_postings, post_entry, reverse_entry
+from db.ledger import UnbalancedEntry, entry_postings, lock_accounts, post_entry, reverse_entry
 from db.tables import JournalEntry
 from domain.ledger import EntryKind, PostingLine, reversal_postings, settlement_postings
 from domain.split import split_payment
@@ -61,3 +62,9 @@ def test_empty_entry_is_refused(system: System) -> None:
     entry_id = f"ord_{secrets.token_hex(6)}:empty"
     with Session(system.engine) as session, session.begin(), pytest.raises(UnbalancedEntry):
         _post(session, entry_id, [])
+
+
+def test_locking_no_accounts_opens_none(ledger_engine: Engine) -> None:
+    """An empty executemany would be one INSERT of the table's defaults (a row with no id)."""
+    with Session(ledger_engine) as session, session.begin():
+        assert lock_accounts(session, []) == {}
