@@ -316,27 +316,30 @@ class _Window:
 
 
 def _load_bill(con: duckdb.DuckDBPyConnection, path: Path) -> None:
-    """The bill (bill_all), and its lines counted per kind and reference (bill_keys)."""
+    """The bill (bill_all), and the hashes of the (kind, reference) it lists more than
+    once (bill_repeated). A hash of one 64-bit number is counted for a third of the time
+    two strings take (0.06 against 0.14 s of one core for the bench's million lines); two
+    references that share a hash are only looked at too, never missed."""
     _load(con, "bill_all", path, BILL_COLUMNS)
     con.execute(
-        "CREATE TABLE bill_keys AS SELECT kind, reference, count(*) AS n, min(amount) AS amount,"
-        " min(currency) AS currency, min(fee) AS fee FROM bill_all GROUP BY kind, reference"
+        "CREATE TABLE bill_repeated AS SELECT hash(kind, reference) AS h FROM bill_all"
+        " GROUP BY h HAVING count(*) > 1"
     )
 
 
 def _keep_odd(con: duckdb.DuckDBPyConnection) -> None:
-    """The one pass over the whole day: the bill's lines (counted per kind and reference)
-    full-outer-joined with the window, keeping in `odd` each reference where the two may
-    differ (a line we lack, a row the bill lacks, a repeated line, a different amount,
-    currency or fee), whether we have it in the window (ours). `bill` is every line of
-    them, `b` one line of each.
+    """The one pass over the whole day: the bill's lines full-outer-joined with the window,
+    keeping in `odd` each reference where the two may differ (a line we lack, a row the
+    bill lacks, a repeated line, a different amount, currency or fee), whether we have it
+    in the window (ours). `bill` is every line of them, `b` one line of each.
 
     What the matching queries find is among these. A reference left out has one line and a
     row in the window, a paid payment or succeeded refund, of the same amount, currency and
     fee: no case of _payments or _refunds types it, it is no duplicate, and it is billed,
     so neither missing_there nor refund_missing. Those two look up in `bill` our rows
     the bill lacks, which are kept, and rows looked up beyond the window, whose lines (the
-    window lacks them) are kept too."""
+    window lacks them) are kept too. A reference kept that agrees after all (one whose hash
+    another repeated reference shares) is typed by none of them."""
     con.execute(
         """
         CREATE TABLE odd AS
@@ -345,13 +348,14 @@ def _keep_odd(con: duckdb.DuckDBPyConnection) -> None:
           UNION ALL SELECT 'payment', reference, amount, currency, fee FROM day_later
           UNION ALL SELECT 'refund', id, amount, currency, NULL FROM day_refunds
         )
-        SELECT coalesce(l.kind, w.kind) AS kind, coalesce(l.reference, w.reference) AS reference,
-          w.reference IS NOT NULL AS ours
-        FROM bill_keys AS l FULL OUTER JOIN window_rows AS w
+        SELECT DISTINCT coalesce(l.kind, w.kind) AS kind,
+          coalesce(l.reference, w.reference) AS reference, w.reference IS NOT NULL AS ours
+        FROM bill_all AS l FULL OUTER JOIN window_rows AS w
           ON w.kind = l.kind AND w.reference = l.reference
-        WHERE l.reference IS NULL OR w.reference IS NULL OR l.n > 1
+        WHERE l.reference IS NULL OR w.reference IS NULL
           OR l.amount <> w.amount OR l.currency <> w.currency
           OR (w.kind = 'payment' AND w.fee <> l.fee)
+          OR hash(l.kind, l.reference) IN (SELECT h FROM bill_repeated)
         """
     )
     con.execute("CREATE TABLE bill AS SELECT * FROM bill_all SEMI JOIN odd USING (kind, reference)")
