@@ -46,7 +46,7 @@ import duckdb
 from sqlalchemy import bindparam, text
 from sqlmodel import Session, col, select
 
-from db.arrow_reads import read_into
+from db.arrow_reads import ArrowRead, read_all_into
 from db.reconcile import LATE_PAYMENT_REASON
 from db.tables import ChannelSweep, Order, Payment, Refund
 from db.times import as_utc
@@ -274,9 +274,12 @@ class _Window:
         """The window's rows: the compared columns of every attempt and the refunds
         straight into DuckDB, in columns (db.arrow_reads); the later attempts, read again
         by key, into the file `load` reads, each named in Python."""
-        read_into(con, "day_compared", self.db, _DAY_COMPARED, self.params, _COMPARED)
         refunds = _DAY_REFUNDS.format(updated_at=self.utc("updated_at"))
-        read_into(con, "day_refunds", self.db, refunds, self.params, _DAY_REFUND_COLUMNS)
+        reads = [
+            ArrowRead("day_compared", _DAY_COMPARED, _COMPARED),
+            ArrowRead("day_refunds", refunds, _DAY_REFUND_COLUMNS),
+        ]
+        read_all_into(con, self.db, self.params, reads)
         later = _LATER_PAYMENTS.format(
             reference="''", paid_at=self.utc("p.paid_at"), more=", p.attempt, p.channel_payment_id"
         )
