@@ -64,6 +64,9 @@ BILL_COLUMNS = {
     "fee": "BIGINT",
     "at_utc": "TIMESTAMP",
 }
+# The bill as first read: its instants as written (write_bill_csv's ISO text), made
+# instants only on the lines kept (`bill`): of a million lines, a tenth of the parse.
+_BILL_AS_READ = {**BILL_COLUMNS, "at_utc": "VARCHAR"}
 _PAYMENTS = {
     "reference": "VARCHAR",
     "order_id": "VARCHAR",
@@ -338,7 +341,7 @@ def _load_bill(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     once (bill_repeated). A hash of one 64-bit number is counted for a third of the time
     two strings take (0.06 against 0.14 s of one core for the bench's million lines); two
     references that share a hash are only looked at too, never missed."""
-    _load(con, "bill_all", path, BILL_COLUMNS)
+    _load(con, "bill_all", path, _BILL_AS_READ)
     con.execute(
         "CREATE TABLE bill_repeated AS SELECT hash(kind, reference) AS h FROM bill_all"
         " GROUP BY h HAVING count(*) > 1"
@@ -377,7 +380,10 @@ def _keep_odd(con: duckdb.DuckDBPyConnection) -> None:
           OR hash(l.kind, l.reference) IN (SELECT h FROM bill_repeated)
         """
     )
-    con.execute("CREATE TABLE bill AS SELECT * FROM bill_all SEMI JOIN odd USING (kind, reference)")
+    con.execute(
+        "CREATE TABLE bill AS SELECT * REPLACE (CAST(at_utc AS TIMESTAMP) AS at_utc)"
+        " FROM bill_all SEMI JOIN odd USING (kind, reference)"
+    )
     # One line per (kind, reference): a repeat is a duplicate_line of its own.
     con.execute(
         "CREATE TABLE b AS SELECT * FROM bill QUALIFY row_number()"
