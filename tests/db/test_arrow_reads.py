@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from db.arrow_reads import _open, read_into
+from db.arrow_reads import ArrowRead, _open, read_all_into, read_into
 from db.engine import make_engine, read_one_snapshot
 from tests.db.conftest import Shop
 
@@ -106,6 +106,26 @@ def test_postgresql_reads_the_callers_snapshot(shop: Shop, ledger_engine: Engine
         shop.paid_order(paid_at=START)  # committed after it
         read_into(con, "n", db, query, {"channel": shop.channel}, {"n": "BIGINT"})
     assert con.execute("SELECT n FROM n").fetchall() == [(1,)]
+
+
+def test_reads_on_one_connection_each_land_in_their_table(
+    shop: Shop, ledger_engine: Engine
+) -> None:
+    """The reconciliation reads the day's payments and refunds one after the other on one
+    connection: each its own table, and on PostgreSQL both of the caller's snapshot."""
+    shop.paid_order(paid_at=START)
+    con = duckdb.connect()
+    payments = "SELECT count(*) FROM payments WHERE channel = :channel"
+    orders = "SELECT count(*) FROM orders WHERE channel = :channel"
+    reads = [ArrowRead("p", payments, {"n": "BIGINT"}), ArrowRead("o", orders, {"n": "BIGINT"})]
+    with Session(ledger_engine) as session:
+        read_one_snapshot(session)
+        db = session.connection()
+        db.exec_driver_sql("SELECT 1")  # the session's snapshot
+        if ledger_engine.dialect.name == "postgresql":
+            shop.paid_order(paid_at=START)  # committed after it
+        read_all_into(con, db, {"channel": shop.channel}, reads)
+    assert con.execute("SELECT p.n, o.n FROM p, o").fetchall() == [(1, 1)]
 
 
 def test_a_postgresql_url_reaches_libpq_whole(shop: Shop, ledger_engine: Engine) -> None:
