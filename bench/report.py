@@ -66,7 +66,7 @@ def database_rows(database: str, results: dict[str, Any]) -> list[Row]:
             Goal("<=", 15),
         ),
         Row(
-            d + "history events per bare saga (sample; signalled after its payment step)",
+            d + "history events per bare saga (sample; signalled once its first task is done)",
             results.get("history_events_per_floor_saga"),
             "",
         ),
