@@ -20,7 +20,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlmodel import Session, select
+from sqlalchemy import bindparam, update
+from sqlmodel import Session, SQLModel, select
 from temporalio.client import WithStartWorkflowOperation, WorkflowUpdateFailedError
 from temporalio.common import (
     SearchAttributePair,
@@ -354,18 +355,31 @@ async def _within_checkout_deadline(
         raise ServiceUnavailable("channel_unavailable", message, retry_after=retry_after) from None
 
 
+# Built once (see db.payments): the key's stored answer, locked; and its first storing.
+_KEYS = SQLModel.metadata.tables["idempotency_keys"]
+_STORED_ANSWER = (
+    select(_KEYS.c.status_code, _KEYS.c.response_body)
+    .where(_KEYS.c.key == bindparam("key"))
+    .with_for_update()
+)
+_STORE_ANSWER = (
+    update(_KEYS)
+    .where(_KEYS.c.key == bindparam("where_key"), _KEYS.c.status_code.is_(None))
+    .values(status_code=bindparam("status_code"), response_body=bindparam("response_body"))
+)
+
+
 def _answer(context: AppContext, key: str, order_id: str) -> StoredResponse:
     """The order's answer, stored as the key's first response in the same transaction; a
     concurrent twin that stored first wins, and we answer with its."""
     with context.sessions() as session, session.begin():
         response = _response_in(session, context.settings, order_id)
-        row = session.exec(
-            select(IdempotencyKey).where(IdempotencyKey.key == key).with_for_update()
-        ).one()
-        if row.status_code is None or row.response_body is None:
-            row.status_code = response.status_code
-            row.response_body = response.body
-        return StoredResponse(row.status_code, row.response_body)
+        status_code, body = session.execute(_STORED_ANSWER, {"key": key}).one()
+        if status_code is not None and body is not None:
+            return StoredResponse(status_code, body)
+        stored = {"status_code": response.status_code, "response_body": response.body}
+        session.execute(_STORE_ANSWER, {"where_key": key} | stored)
+        return response
 
 
 def _response_in(session: Session, settings: Settings, order_id: str) -> StoredResponse:
