@@ -203,6 +203,12 @@ class OrderRecords:
         notice landed as the saga completed), so the saga, replayed, took a payment the
         lost try had not seen. What was told stands: refused (OrderEnded, nothing
         written), and the saga gives the payment back as a late one.
+
+        An order the saga is giving (or gave) its payment back takes none either: a try
+        paused while another worker's replay was refused and compensated, and the
+        merchant was reactivated since, would capture the money given back. Refused
+        (OrderGivenBack, nothing written): a stale try's answer is dropped, and a replay
+        whose lost task had begun compensating compensates, as that task did.
         """
         with self._sessions() as session, session.begin():
             taken = take_payment(session, record)

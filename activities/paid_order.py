@@ -15,7 +15,7 @@ from sqlalchemy import bindparam, insert, update
 from sqlmodel import Session, SQLModel, col, select
 from temporalio.exceptions import ApplicationError
 
-from activities.errors import MERCHANT_SUSPENDED, ORDER_ENDED, business_error
+from activities.errors import MERCHANT_SUSPENDED, ORDER_ENDED, ORDER_GIVEN_BACK, business_error
 from db.channel_conversions import payment_conversion_id, record_conversion
 from db.order_money import capture_payment, locked_order, now, order_split, release_order_funds
 from db.party_notifications import notify_party
@@ -28,6 +28,8 @@ from domain.webhook_events import EventType
 
 # Statuses of an order that ended without a payment: it takes none after (record_payment).
 ENDED_UNPAID = {OrderStatus.CLOSED, OrderStatus.CANCELLED}
+# Statuses of an order whose payment the saga gave back (compensation): it takes none after.
+GIVEN_BACK = {OrderStatus.REFUNDING, OrderStatus.REFUNDED, OrderStatus.COMPENSATION_FAILED}
 # Statuses of an order still waiting for its payment: it may change, or end unpaid.
 AWAITING_PAYMENT = {OrderStatus.CREATED, OrderStatus.AWAITING_PAYMENT}
 
@@ -79,6 +81,9 @@ def take_payment(session: Session, record: PaymentRecord) -> Taken:
     if order.status in ENDED_UNPAID:
         message = f"the order is {order.status}: a payment for it is late"
         raise business_error(ORDER_ENDED, message, order.status, order.close_reason)
+    if order.status in GIVEN_BACK:  # a stale try: capturing now would pay the merchant too
+        message = f"the order is {order.status}: its payment was given back"
+        raise business_error(ORDER_GIVEN_BACK, message, order.status)
     captured = _merchant_active(session, order.merchant_id)
     # The one a buyer can pay; none: a zero-payable order never had a channel payment.
     current = session.exec(_CURRENT_ATTEMPT, params={"order_id": order.id}).first()

@@ -22,6 +22,9 @@ error types; `activities.errors` makes the errors themselves).
     ├── OrderEnded            a payment taken for an order whose record already ended
     │                         unpaid (closed, cancelled): it is late; details: (status,
     │                         close_reason)                             (not retryable)
+    ├── OrderGivenBack        a payment taken for an order the saga has given its payment
+    │                         back (refunding, refunded, compensation_failed): a stale try;
+    │                         nothing written; details: (status,)       (not retryable)
     ├── OrderNotModifiable    the saga refuses a modification: the order is paid, closed,
     │                         cancelled, or its payment could not be closed (an update's
     │                         failure, not an activity's)
@@ -47,13 +50,15 @@ WEBHOOK_NOT_ACKNOWLEDGED = "WebhookNotAcknowledged"
 WEBHOOK_UNDELIVERABLE = "WebhookUndeliverable"
 ORDER_INVALID = "OrderInvalid"
 ORDER_ENDED = "OrderEnded"
+ORDER_GIVEN_BACK = "OrderGivenBack"
 ORDER_NOT_MODIFIABLE = "OrderNotModifiable"
 MODIFICATION_FAILED = "ModificationFailed"
 INSUFFICIENT_FUNDS = "InsufficientFunds"  # db.ledger.InsufficientFunds.__name__
 
 # The refusals an activity reports for good: the only failures a saga acts on (it
 # compensates, rejects or flags); retrying cannot change their answer. (OrderEnded is
-# not among them: nothing was recorded, and the saga gives the payment back as late.)
+# not among them: nothing was recorded, and the saga gives the payment back as late.
+# OrderGivenBack is: the saga compensates, again and idempotently, as it had begun to.)
 BUSINESS_ERRORS = frozenset(
     {
         COUPON_REJECTED,
@@ -65,5 +70,6 @@ BUSINESS_ERRORS = frozenset(
         WEBHOOK_UNDELIVERABLE,
         ORDER_INVALID,
         INSUFFICIENT_FUNDS,
+        ORDER_GIVEN_BACK,
     }
 )

@@ -17,7 +17,7 @@ from sqlmodel import Session, col, select
 from temporalio.exceptions import ApplicationError
 
 from activities.channel_calls import ChannelCalls
-from activities.errors import MERCHANT_SUSPENDED
+from activities.errors import MERCHANT_SUSPENDED, ORDER_GIVEN_BACK
 from activities.order_records import OrderRecords
 from activities.payment_settlement import PaymentSettlement
 from channels.base import (
@@ -267,3 +267,55 @@ def test_a_release_the_ledger_refuses_leaves_the_parties_told(shop: Shop) -> Non
     assert len(deliveries.started) == 1
     assert shop.snapshot()["orders"] == [(order_id, OrderStatus.AWAITING_RECEIPT, 0, False)]
     assert _completed_count(metrics, shop) is None
+
+
+class PendingRefunds(Channel):
+    """A channel that has not yet paid a refund back: the saga's compensation waits."""
+
+    async def refund(self, request: RefundRequest) -> RefundState:
+        state = await super().refund(request)
+        return state.model_copy(update={"status": RefundStatus.PENDING})
+
+
+@pytest.mark.parametrize("given_back", [OrderStatus.REFUNDING, OrderStatus.REFUNDED])
+def test_a_stale_try_after_the_saga_gave_the_payment_back_takes_nothing(
+    shop: Shop, given_back: OrderStatus
+) -> None:
+    """A worker paused in fulfil_payment while its workflow task was lost: another worker
+    replayed the saga, was refused (the merchant suspended) and gave the payment back (its
+    refund asked, or confirmed too). Then the merchant was reactivated, and the paused try
+    goes on: it must not capture the payment given back, release it, or complete the order."""
+    records, metrics = _records(shop, Deliveries())
+    fulfilment = _awaiting_payment(shop, records)
+    paid = fulfilment.record
+    _set_merchant(shop, status="suspended")
+    pairs = PaymentSettlement(records)
+    with pytest.raises(ApplicationError):
+        pairs.fulfil_payment(fulfilment)
+    if given_back == OrderStatus.REFUNDED:
+        _compensate(shop, records, paid)
+    else:  # the refund asked, the channel not done with it
+        records.set_order_status(StatusChange(order_id=paid.order_id, status=given_back))
+        refund = RefundOrder(
+            refund_id=compensation_refund_id(paid.order_id),
+            order_id=paid.order_id,
+            channel=shop.channel,
+            channel_txn_id=paid.channel_txn_id,
+            amount=paid.amount,
+            currency=paid.currency,
+            reason="compensation",
+        )
+        pending = cast(ChannelAdapter, PendingRefunds())
+        calls = ChannelCalls(session_factory(shop.engine), {shop.channel: pending})
+        asyncio.run(calls.refund_once(refund))
+    _set_merchant(shop, status="active")
+    given, told = shop.snapshot(), _told(shop, paid.order_id)
+    assert given["orders"] == [(paid.order_id, given_back, 0, False)]
+
+    for _attempt in range(2):  # refused alike when retried
+        with pytest.raises(ApplicationError) as refused:
+            pairs.fulfil_payment(fulfilment)
+        assert refused.value.type == ORDER_GIVEN_BACK and refused.value.non_retryable
+        assert shop.snapshot() == given
+    assert _told(shop, paid.order_id) == told  # nobody told the order was paid
+    assert _paid_count(metrics, shop) == 1 and _completed_count(metrics, shop) is None
