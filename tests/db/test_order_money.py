@@ -341,6 +341,23 @@ def test_a_refund_after_release_takes_from_available(shop: Shop) -> None:
     assert shop.balances()[IN_FLIGHT] == 5_000
 
 
+def test_a_release_retried_after_the_order_was_refunded_in_full_moves_nothing(
+    shop: Shop,
+) -> None:
+    """A release retried after its commit (its worker died before reporting it) once the
+    merchant refunded the whole order: a refund never moves the order's status (there is
+    no refunded-by-the-merchant status to overwrite), and the retry posts nothing."""
+    order_id = shop.paid_order()
+    assert release(shop, order_id) == 9_440
+    complete(shop, refund(shop, order_id, amount=10_000).id)
+    refunded = shop.snapshot()
+    assert refunded["orders"] == [(order_id, OrderStatus.COMPLETED, 10_000, True)]
+
+    assert release(shop, order_id) == 0  # what is left of the share: nothing
+    assert shop.snapshot() == refunded
+    assert shop.balances()[AVAILABLE] == 0
+
+
 def test_a_refund_after_payout_is_clawed_back_from_the_next_payout(shop: Shop) -> None:
     first_order = shop.paid_order()
     release(shop, first_order)
