@@ -66,6 +66,11 @@ def _records(shop: Shop, deliveries: Deliveries) -> tuple[OrderRecords, Business
 def _awaiting_payment(shop: Shop, records: OrderRecords) -> PaymentFulfilment:
     """An order recorded by the saga with its checkout (each step as a retry would run it
     again), and the buyer's payment of it."""
+    return _placed(shop, records)[1]
+
+
+def _placed(shop: Shop, records: OrderRecords) -> tuple[OrderInput, PaymentFulfilment]:
+    """`_awaiting_payment`, and the order as the saga asked for its checkout."""
     order = OrderInput(
         order_id=new_id("ord"),
         merchant_id=shop.merchant_id,
@@ -90,7 +95,7 @@ def _awaiting_payment(shop: Shop, records: OrderRecords) -> PaymentFulfilment:
     paid = PaymentRecord(
         order_id=order.order_id, channel_txn_id=new_id("txn"), amount=PAYABLE, currency="CNY"
     )
-    return PaymentFulfilment(record=paid, release=True)
+    return order, PaymentFulfilment(record=paid, release=True)
 
 
 def _set_merchant(shop: Shop, **values: object) -> None:
@@ -319,3 +324,35 @@ def test_a_stale_try_after_the_saga_gave_the_payment_back_takes_nothing(
         assert shop.snapshot() == given
     assert _told(shop, paid.order_id) == told  # nobody told the order was paid
     assert _paid_count(metrics, shop) == 1 and _completed_count(metrics, shop) is None
+
+
+@pytest.mark.parametrize("ended", [OrderStatus.COMPLETED, OrderStatus.CANCELLED])
+def test_a_stale_checkout_write_leaves_a_paid_or_cancelled_order_as_it_is(
+    shop: Shop, ended: OrderStatus
+) -> None:
+    """A worker paused in create_payment, after the channel's answer and before its write,
+    while another worker's replay stored the same checkout and the order was then paid (or
+    cancelled): the paused try's write finds the checkout stored and the order no longer
+    created, and changes nothing (no order lock needed: each statement's WHERE says so)."""
+    records, _metrics = _records(shop, Deliveries())
+    order, fulfilment = _placed(shop, records)
+    if ended == OrderStatus.COMPLETED:
+        PaymentSettlement(records).fulfil_payment(fulfilment)
+    else:
+        records.set_order_status(StatusChange(order_id=order.order_id, status=ended))
+    before = shop.snapshot()
+    with Session(shop.engine) as session:
+        payment = current_payment(session, order.order_id)
+        assert payment is not None
+        updated_at = session.get_one(Order, order.order_id).updated_at
+        shown = (payment.status, payment.channel_payment_id, payment.updated_at, updated_at)
+
+    asyncio.run(_channel_calls(shop).create_payment(order))
+
+    assert shop.snapshot() == before
+    assert cast(list[tuple[object, ...]], before["orders"])[0][1] == ended
+    with Session(shop.engine) as session:
+        payment = current_payment(session, order.order_id)
+        assert payment is not None
+        updated_at = session.get_one(Order, order.order_id).updated_at
+        assert (payment.status, payment.channel_payment_id, payment.updated_at, updated_at) == shown
