@@ -8,8 +8,15 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from db.ledger import UnbalancedEntry, entry_postings, lock_accounts, post_entry, reverse_entry
-from db.tables import JournalEntry
+from db.ledger import (
+    UnbalancedEntry,
+    account_balance,
+    entry_postings,
+    lock_accounts,
+    post_entry,
+    reverse_entry,
+)
+from db.tables import Account, JournalEntry
 from domain.ledger import EntryKind, PostingLine, reversal_postings, settlement_postings
 from domain.split import split_payment
 from tests.conftest import System
@@ -68,3 +75,19 @@ def test_locking_no_accounts_opens_none(ledger_engine: Engine) -> None:
     """An empty executemany would be one INSERT of the table's defaults (a row with no id)."""
     with Session(ledger_engine) as session, session.begin():
         assert lock_accounts(session, []) == {}
+
+
+def test_an_account_the_session_holds_shows_the_balance_an_entry_left(
+    ledger_engine: Engine,
+) -> None:
+    """Balances are set by a statement, not through the ORM's objects: an account the
+    session had loaded before the entry is read again, not served stale."""
+    owner = secrets.token_hex(6)
+    bank, pending = f"bank:{owner}:CNY", f"merchant_pending:{owner}:CNY"
+    with Session(ledger_engine) as session, session.begin():
+        lock_accounts(session, [bank, pending])
+        held = session.get_one(Account, bank)
+        assert held.balance == 0
+        _post(session, f"e_{owner}", [PostingLine(bank, 700), PostingLine(pending, -700)])
+        assert held.balance == 700
+        assert account_balance(session, pending) == 700  # credit-normal: holds 700
