@@ -3,6 +3,11 @@ rate, and the checker's verdicts (the run itself is `make chaos`, not part of th
 
 from __future__ import annotations
 
+import asyncio
+
+import httpx
+from fastapi import FastAPI
+
 from chaos.checker import check, expected_statuses, still_settling
 from chaos.facts import (
     ChannelPayment,
@@ -16,7 +21,12 @@ from chaos.facts import (
 from chaos.plan import OrderPlan, Scenario, kill_schedule, order_plans
 from chaos.workload import OrderRecord, RefundAttempt
 from domain.keys import late_payment_refund_id
-from sandbox.fault_rates import ChannelFaultRates, FaultInjector, FaultRates
+from sandbox.fault_rates import (
+    ChannelFaultRates,
+    FaultInjector,
+    FaultRates,
+    install_fault_injection,
+)
 from sandbox.notifier import DeliveryMode
 
 ORDER = "ord_0001"
@@ -123,6 +133,32 @@ def test_with_two_workers_kills_and_pauses_fall_on_either_and_one_plans_as_it_di
     assert all(k.down_s >= 2.5 for k in kills if k.pause)  # past the task timeout
     first = [(k.at_s, k.target, k.down_s) for k in kill_schedule(120, 7, (6, 14))[:3]]
     assert first == [(6.17, "postgres", 1.8), (13.33, "sandbox", 2.9), (26.7, "api", 0.49)]
+
+
+def test_an_injected_fault_answers_before_the_route_and_no_fault_passes_through() -> None:
+    """The sandbox's middleware (a plain ASGI one) over a route of the card's API."""
+    app = FastAPI()
+
+    @app.post("/card/v1/payment_intents")
+    async def create() -> dict[str, str]:
+        return {"id": "pi_1"}
+
+    injector = FaultInjector()
+    install_fault_injection(app, injector)
+
+    async def call() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://sandbox") as client:
+            return await client.post("/card/v1/payment_intents", json={"amount": 1})
+
+    assert asyncio.run(call()).json() == {"id": "pi_1"}  # no plan
+    injector.set_rates(FaultRates(channels={"card": ChannelFaultRates(error_rate=1)}))
+    refused = asyncio.run(call())
+    assert refused.status_code == 503 and refused.json()["error"]["code"] == "unavailable"
+    slow = ChannelFaultRates(slow_rate=1, slow_ms=1)
+    injector.set_rates(FaultRates(channels={"card": slow}))
+    assert asyncio.run(call()).json() == {"id": "pi_1"}
+    assert injector.injected == {"card.error": 1, "card.slow": 1}
 
 
 def test_the_sandbox_injects_faults_at_its_rates_and_counts_them() -> None:
