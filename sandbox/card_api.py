@@ -73,7 +73,7 @@ _PARAM_OF_FIELD = {
 _METADATA_QUERY = re.compile(r"\s*metadata\['(\w+)'\]\s*:\s*'((?:[^'\\]|\\.)*)'\s*")
 
 
-def require_secret_key(request: Request) -> None:
+async def require_secret_key(request: Request) -> None:
     expected = f"Bearer {request.app.state.settings.card.secret_key.get_secret_value()}"
     given = request.headers.get("authorization", "")
     if not hmac.compare_digest(expected.encode(), given.encode("latin-1", "replace")):

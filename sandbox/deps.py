@@ -12,7 +12,7 @@ from sandbox.payout_service import PayoutService
 from sandbox.service import SandboxService
 
 
-def get_service(request: Request) -> SandboxService:
+async def get_service(request: Request) -> SandboxService:
     service: SandboxService = request.app.state.service
     return service
 
@@ -20,7 +20,7 @@ def get_service(request: Request) -> SandboxService:
 ServiceDep = Annotated[SandboxService, Depends(get_service)]
 
 
-def get_payouts(request: Request) -> PayoutService:
+async def get_payouts(request: Request) -> PayoutService:
     payouts: PayoutService = request.app.state.payouts
     return payouts
 
@@ -28,7 +28,7 @@ def get_payouts(request: Request) -> PayoutService:
 PayoutServiceDep = Annotated[PayoutService, Depends(get_payouts)]
 
 
-def require_api_key(request: Request) -> None:
+async def require_api_key(request: Request) -> None:
     """The channel API wants `Authorization: Bearer <api key>`; compare in constant time."""
     expected = f"Bearer {request.app.state.api_key.get_secret_value()}".encode()
     given = request.headers.get("authorization", "").encode("latin-1", "replace")

@@ -21,7 +21,7 @@ from sandbox.sweep_service import SweepService
 from sandbox.sweeps import SweepRecord
 
 
-def get_sweeps(request: Request) -> SweepService:
+async def get_sweeps(request: Request) -> SweepService:
     sweeps: SweepService = request.app.state.sweeps
     return sweeps
 
