@@ -26,6 +26,7 @@ from activities.errors import (
 from activities.paid_order import (
     AWAITING_PAYMENT,
     ENDED_UNPAID,
+    GIVEN_BACK,
     Released,
     Taken,
     merchant_suspended,
@@ -73,10 +74,16 @@ from metrics.business import BusinessMetrics, payment_outcome
 # had a row, so it never comes here.)
 _RELEASES_COUPON = {OrderStatus.CLOSED, OrderStatus.CANCELLED, OrderStatus.REFUNDED}
 # A write of the payment wait (an unpaid ending, a change of lines or method) that found
-# the order paid, or ended otherwise: the try of a lost workflow task (see
-# set_order_status). Retried, never a business refusal: no saga path of ours asks it, so
-# met anywhere else it is a bug.
+# the order paid, or ended otherwise, or a compensation's status that found it fulfilled:
+# the try of a lost workflow task (see set_order_status). Retried, never a business
+# refusal: no saga path of ours asks it, so met anywhere else it is a bug.
 STALE_TRY = "StaleTry"
+# The statuses the compensation's writes (refunding, compensation_failed, refunded) find:
+# a payment recorded but refused (paid; settled for the oldest orders, whose refused
+# notification was compensated), one refused before it was recorded (the record still
+# awaits it), or the compensation under way (a retry, ops' retry, a replay compensating
+# again).
+_COMPENSABLE = AWAITING_PAYMENT | {OrderStatus.PAID, OrderStatus.SETTLED} | GIVEN_BACK
 STATUS_STEP = "set_order_status"
 
 
@@ -311,6 +318,15 @@ class OrderRecords:
         parties. What was told stands: nothing is written, and the try fails (retried: its
         worker drops the stale task when Temporal refuses it). `record_payment` guards the
         other order of the same race.
+
+        The compensation's statuses are written only over an order whose payment was
+        refused, or that is being given back already (`_COMPENSABLE`): one fulfilled
+        (awaiting receipt, completed) or ended unpaid means this try is stale the same way.
+        Its fulfil_payment was refused (the merchant suspended), the try paused before it
+        wrote `refunding`, and another worker's replay, the merchant reactivated meanwhile,
+        captured the payment, told the parties and released the share. The record then
+        keeps saying so: refused alike, and the stale try never reaches the buyer's refund.
+        (Once `refunding` is written, a replay's payment is refused instead: OrderGivenBack.)
         """
         with self._sessions() as session, session.begin():
             order = locked_order(session, change.order_id)
@@ -321,6 +337,8 @@ class OrderRecords:
                 self._refuse_stale_try(
                     STATUS_STEP, order, AWAITING_PAYMENT, f"become {change.status}"
                 )
+            elif change.status in GIVEN_BACK:  # the compensation's
+                self._refuse_stale_try(STATUS_STEP, order, _COMPENSABLE, f"become {change.status}")
             newly = order.status != change.status  # a retry finds it already set
             set_status(order, change.status)
             if change.reason is not None:
@@ -343,9 +361,10 @@ class OrderRecords:
         self, step: str, order: Order, allowed: set[OrderStatus], change: str
     ) -> None:
         """The payment wait's writes are asked only while the order waits for its payment
-        (or, for an unpaid ending, once it ended so): a record past that was paid, or
-        ended otherwise, by a replay of the saga on another worker while this try's
-        workflow task was lost. Nothing is written; each refusal is counted
+        (or, for an unpaid ending, once it ended so), the compensation's only before the
+        order was fulfilled: a record past that was paid, fulfilled, or ended otherwise, by
+        a replay of the saga on another worker while this try's workflow task was lost.
+        Nothing is written; each refusal is counted
         (paysaga_stale_writes_refused: a few from a stale try, then none; a steady stream
         is a live saga stuck on a bug)."""
         if order.status not in allowed:

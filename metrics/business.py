@@ -20,9 +20,10 @@ from metrics import new_registry
 CHANNELS = tuple(c.value for c in ChannelName)
 PAYMENT_OUTCOMES = ("succeeded", "declined", "timeout", "cancelled", "channel_error", "closed")
 REFUND_KINDS = ("requested", "compensation", "late_payment", "other")
-# The payment wait's writes that refuse an order paid or ended otherwise meanwhile
-# (activities.order_records): counted at each refusal, not once, since what it shows is
-# how long they keep coming.
+# The payment wait's writes that refuse an order paid or ended otherwise meanwhile, and
+# the compensation's statuses that refuse an order fulfilled (activities.order_records,
+# set_order_status): counted at each refusal, not once, since what it shows is how long
+# they keep coming.
 STALE_WRITE_STEPS = ("set_order_status", "record_modification", "record_method_choice")
 
 # Why an order ended unpaid (`Order.close_reason` for CLOSED) -> the payment's outcome.
@@ -96,9 +97,9 @@ class BusinessMetrics:
         )
         self._stale_writes = counter(
             "paysaga_stale_writes_refused",
-            "Writes of the payment wait refused because the order was paid or ended otherwise"
-            " meanwhile (the try of a lost workflow task; refusals that keep coming are a saga"
-            " stuck on a bug).",
+            "Writes of the payment wait (or the compensation) refused because the order was"
+            " paid (or fulfilled) or ended otherwise meanwhile (the try of a lost workflow"
+            " task; refusals that keep coming are a saga stuck on a bug).",
             ["step"],
         )
         self._start_at_zero()

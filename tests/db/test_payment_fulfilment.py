@@ -18,7 +18,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.channel_calls import ChannelCalls
 from activities.errors import MERCHANT_SUSPENDED, ORDER_GIVEN_BACK
-from activities.order_records import OrderRecords
+from activities.order_records import STALE_TRY, OrderRecords
 from activities.payment_settlement import PaymentSettlement
 from channels.base import (
     ChannelAdapter,
@@ -356,3 +356,84 @@ def test_a_stale_checkout_write_leaves_a_paid_or_cancelled_order_as_it_is(
         assert payment is not None
         updated_at = session.get_one(Order, order.order_id).updated_at
         assert (payment.status, payment.channel_payment_id, payment.updated_at, updated_at) == shown
+
+
+@pytest.mark.parametrize(
+    ("release", "fulfilled"),
+    [(True, OrderStatus.COMPLETED), (False, OrderStatus.AWAITING_RECEIPT)],
+)
+def test_a_stale_compensation_leaves_an_order_another_worker_fulfilled_as_it_is(
+    shop: Shop, release: bool, fulfilled: OrderStatus
+) -> None:
+    """A worker's fulfil_payment was refused (the merchant suspended) and its saga decided
+    to give the money back; it paused before writing so, and its workflow task was lost.
+    The merchant was reactivated, and another worker's replay took the payment, told the
+    parties and completed the order (or holds the share until receipt). The paused try's
+    compensation writes, landing last, are refused (retried until its worker drops the
+    stale task): the record never says the captured money is being given back."""
+    records, metrics = _records(shop, Deliveries())
+    fulfilment = _awaiting_payment(shop, records).model_copy(update={"release": release})
+    order_id = fulfilment.record.order_id
+    pairs = PaymentSettlement(records)
+    _set_merchant(shop, status="suspended")
+    with pytest.raises(ApplicationError) as suspended:  # the paused worker's try
+        pairs.fulfil_payment(fulfilment)
+    assert suspended.value.type == MERCHANT_SUSPENDED
+    _set_merchant(shop, status="active")
+    pairs.fulfil_payment(fulfilment)  # the other worker's replay
+    done, told = shop.snapshot(), _told(shop, order_id)
+    assert done["orders"] == [(order_id, fulfilled, 0, release)]
+
+    stale = [
+        StatusChange(order_id=order_id, status=OrderStatus.REFUNDING),
+        StatusChange(order_id=order_id, status=OrderStatus.COMPENSATION_FAILED),
+        StatusChange(order_id=order_id, status=OrderStatus.REFUNDED, reason="suspended"),
+    ]
+    for change in stale:
+        with pytest.raises(ApplicationError) as refused:
+            records.set_order_status(change)
+        assert refused.value.type == STALE_TRY and not refused.value.non_retryable
+    assert shop.snapshot() == done
+    assert _told(shop, order_id) == told  # nobody told the order was refunded
+    refused_count = metrics.registry.get_sample_value(
+        "paysaga_stale_writes_refused_total", {"step": "set_order_status"}
+    )
+    assert refused_count == len(stale)
+    refunded = {"channel": shop.channel, "status": "refunded"}
+    finished = metrics.registry.get_sample_value("paysaga_orders_finished_total", refunded)
+    assert finished is None  # the shop's channel never counted one
+
+
+def test_the_compensation_s_own_writes_are_taken_as_its_saga_asks_them(shop: Shop) -> None:
+    """What the guard above must still let through: the saga's compensation of a refused
+    payment writes refunding, then (a refund refused) compensation_failed, refunding again
+    on ops' word, and refunded; each retried, and the replay of a lost task that had begun
+    compensating writes refunding again. None is counted as stale."""
+    records, metrics = _records(shop, Deliveries())
+    fulfilment = _awaiting_payment(shop, records)
+    paid = fulfilment.record
+    _set_merchant(shop, status="suspended")
+    with pytest.raises(ApplicationError):
+        PaymentSettlement(records).fulfil_payment(fulfilment)  # the order stays paid
+    unpaid = _awaiting_payment(shop, records).record  # a payment refused unrecorded
+
+    steps = [
+        (paid.order_id, OrderStatus.REFUNDING),
+        (paid.order_id, OrderStatus.COMPENSATION_FAILED),
+        (paid.order_id, OrderStatus.REFUNDING),  # ops signalled retry_compensation
+        (unpaid.order_id, OrderStatus.REFUNDING),
+        (unpaid.order_id, OrderStatus.REFUNDED),
+        (unpaid.order_id, OrderStatus.REFUNDING),  # a replay, its payment OrderGivenBack
+    ]
+    for order_id, status in steps:
+        for _try in range(2):  # a retried step is taken alike
+            records.set_order_status(StatusChange(order_id=order_id, status=status))
+        with Session(shop.engine) as session:
+            assert session.get_one(Order, order_id).status == status
+    _compensate(shop, records, paid)  # the refund, then refunded
+    with Session(shop.engine) as session:
+        assert session.get_one(Order, paid.order_id).status == OrderStatus.REFUNDED
+    refused = metrics.registry.get_sample_value(
+        "paysaga_stale_writes_refused_total", {"step": "set_order_status"}
+    )
+    assert refused == 0
