@@ -239,9 +239,11 @@ class Settings(BaseSettings):
 
     # GET /v1/orders/{id}/status-change: how often the API reads the statuses of the
     # orders its requests wait on (one query for all of them, api.order_watch), and how
-    # many requests one API process lets wait at once (past it, 503 with Retry-After).
+    # many requests one API process lets wait at once (past it, 503 with Retry-After), and
+    # how many of them one caller may hold (past it, 429: one caller cannot fill the rest).
     order_wait_interval_ms: int = Field(default=250, ge=10, le=10_000)
     order_wait_capacity: int = Field(default=1000, ge=0, le=100_000)
+    order_wait_per_caller: int = Field(default=100, ge=1, le=100_000)
 
     # Notification signatures older or newer than this are rejected.
     notify_tolerance_seconds: int = 300

@@ -85,6 +85,7 @@ def create_app(settings: Settings | None = None, traces: TracerProvider | None =
             statuses_from(reads),
             settings.order_wait_interval_ms / 1000,
             settings.order_wait_capacity,
+            settings.order_wait_per_caller,
         )
         api_metrics.count_order_waiters(lambda: watch.waiting)
         async with httpx.AsyncClient(timeout=settings.channel_timeout_seconds) as http:

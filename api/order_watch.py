@@ -59,6 +59,10 @@ class WatchFull(Exception):
     """As many requests wait as this process lets wait (`order_wait_capacity`)."""
 
 
+class CallerWaitsFull(Exception):
+    """As many of one caller's requests wait as one caller may hold (`order_wait_per_caller`)."""
+
+
 @dataclass
 class _Waiter:
     unchanged: str  # the status whose end the request waits for
@@ -70,10 +74,14 @@ class _Waiter:
 class StatusWatch:
     """Wakes each waiting request when its order's status is no longer the one it named."""
 
-    def __init__(self, read: ReadStatuses, interval_s: float, capacity: int) -> None:
+    def __init__(
+        self, read: ReadStatuses, interval_s: float, capacity: int, per_caller: int
+    ) -> None:
         self._read = read  # runs in a thread: a synchronous session
         self._interval_s = interval_s
         self._capacity = capacity
+        self._per_caller = per_caller
+        self._by_caller: dict[str, int] = {}  # waiting requests of each caller that has any
         self._waiters: dict[str, list[_Waiter]] = {}
         # Counted, not summed over _waiters: /metrics reads it from its thread while the
         # event loop changes _waiters, and iterating them there raised "dictionary changed
@@ -86,10 +94,15 @@ class StatusWatch:
     def waiting(self) -> int:
         return self._waiting
 
-    async def wait(self, order_id: str, unchanged: str, timeout_s: float) -> bool:
-        """Whether the order's status moved from `unchanged` within `timeout_s`."""
+    async def wait(self, order_id: str, unchanged: str, timeout_s: float, caller: str) -> bool:
+        """Whether the order's status moved from `unchanged` within `timeout_s`; `caller`
+        names who waits, for its share of the capacity."""
         if self.waiting >= self._capacity:
             raise WatchFull
+        held = self._by_caller.get(caller, 0)
+        if held >= self._per_caller:
+            raise CallerWaitsFull
+        self._by_caller[caller] = held + 1
         waiter = _Waiter(unchanged)
         self._waiters.setdefault(order_id, []).append(waiter)
         self._waiting += 1
@@ -100,6 +113,7 @@ class StatusWatch:
             return bool(done)
         finally:
             self._forget(order_id, waiter)
+            self._release(caller)
 
     async def close(self) -> None:
         if self._poller is not None:
@@ -112,6 +126,13 @@ class StatusWatch:
         self._waiting -= 1
         if not waiters:
             del self._waiters[order_id]
+
+    def _release(self, caller: str) -> None:
+        left = self._by_caller[caller] - 1
+        if left:
+            self._by_caller[caller] = left
+        else:
+            del self._by_caller[caller]  # callers come and go: none kept once idle
 
     async def _poll(self) -> None:
         try:

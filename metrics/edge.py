@@ -20,7 +20,13 @@ from metrics.business import CHANNELS
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 # Channels notify at once, then retry for a day (Alipay 4m, 10m, ..., 15h).
 _DELAY_BUCKETS = (0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900, 3600, 4 * 3600, 24 * 3600)
-WAIT_OUTCOMES = ("moved", "unchanged", "full", "gone")  # api.routes.orders' status-change
+WAIT_OUTCOMES = (
+    "moved",
+    "unchanged",
+    "full",
+    "caller_full",
+    "gone",
+)  # api.routes.orders' status-change
 UNMATCHED_ROUTE = "unmatched"  # a path no route serves: never the raw path (unbounded)
 # Why a channel notification was refused: the `reason` label (api.routes.notify), a fixed set.
 REFUSAL_REASONS = (
@@ -67,7 +73,8 @@ class ApiMetrics:
             "paysaga_order_status_waits",
             "Requests that waited for an order's status to change, by outcome: moved, "
             "unchanged (their timeout ended first), full (refused: as many waiting as the "
-            "API lets wait), gone (the client left mid-wait).",
+            "API lets wait), caller_full (refused: as many of the caller's waiting as one "
+            "caller may hold), gone (the client left mid-wait).",
             ["outcome"],
             registry=self.registry,
         )

@@ -33,8 +33,10 @@ class TooManyRequests(ApiError):
     status_code = 429
     error_type = "rate_limit_error"
 
-    def __init__(self, retry_after: int) -> None:
-        super().__init__("rate_limited", f"too many attempts; retry in {retry_after} s", None)
+    def __init__(
+        self, retry_after: int, code: str = "rate_limited", message: str = "too many attempts"
+    ) -> None:
+        super().__init__(code, f"{message}; retry in {retry_after} s", None)
         self.retry_after = retry_after
 
     def headers(self) -> dict[str, str]:

@@ -12,13 +12,20 @@ from starlette.concurrency import run_in_threadpool
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.auth.caller import AnyCaller, AnyCallerCheckedInRoute, BuyerOrOperator, Caller
+from api.auth.caller import (
+    AnyCaller,
+    AnyCallerCheckedInRoute,
+    BuyerOrOperator,
+    Caller,
+    checked_in,
+)
+from api.auth.rate_limit import TooManyRequests
 from api.auth.scope import order_for, scoped_orders
 from api.deps import AppContext, ContextDep
 from api.errors import Conflict, ServiceUnavailable
 from api.idempotency import IdempotencyKey
 from api.openapi_errors import error_responses
-from api.order_watch import WatchFull
+from api.order_watch import CallerWaitsFull, WatchFull
 from api.pagination import Keyset, bad_cursor, fetch_page
 from api.schemas import CancelIn, OrderCreate, OrderModify, OrderOut, OrderPage, PaymentAttempts
 from api.services.order_creation import create_order
@@ -64,7 +71,7 @@ async def read_order(
     return await run_in_threadpool(_order_view, context, caller, order_id)
 
 
-@router.get("/{order_id}/status-change", responses=error_responses(400, 401, 404, 503))
+@router.get("/{order_id}/status-change", responses=error_responses(400, 401, 404, 429, 503))
 async def wait_for_status_change(
     order_id: str,
     caller: AnyCallerCheckedInRoute,
@@ -78,9 +85,9 @@ async def wait_for_status_change(
     instead of reading the order over and over. 503 with Retry-After when as many
     requests wait as the API lets wait."""
     # The status alone first: the whole view (seven reads) only for the answer.
-    status = await run_in_threadpool(_order_status, context, caller, order_id)
+    status, waiter = await run_in_threadpool(_order_status, context, caller, order_id)
     if status == from_status:
-        wait = context.order_watch.wait(order_id, from_status.value, timeout_seconds)
+        wait = context.order_watch.wait(order_id, from_status.value, timeout_seconds, waiter)
         try:
             moved = await _while_connected(request, wait)
         except WatchFull:
@@ -88,6 +95,10 @@ async def wait_for_status_change(
             raise ServiceUnavailable(
                 "order_waits_full", "too many requests are waiting; ask again", retry_after=1
             ) from None
+        except CallerWaitsFull:
+            context.metrics.order_wait("caller_full")
+            message = "as many of your requests are waiting as one caller may hold"
+            raise TooManyRequests(1, "order_waits_per_caller", message) from None
         outcome = "gone" if moved is None else "moved" if moved else "unchanged"
         context.metrics.order_wait(outcome)
     # Read now, credential included: it may have been revoked while the request waited.
@@ -247,9 +258,12 @@ def _order_view(context: AppContext, caller: Caller, order_id: str) -> OrderOut:
         return order_out(session, order_for(session, caller, order_id), context.settings)
 
 
-def _order_status(context: AppContext, caller: Caller, order_id: str) -> OrderStatus:
+def _order_status(context: AppContext, caller: Caller, order_id: str) -> tuple[OrderStatus, str]:
+    """The order's status, and who asks (role and id, its credential checked)."""
     with context.reads() as session:
-        return OrderStatus(order_for(session, caller, order_id).status)
+        checked = checked_in(session, caller)
+        status = OrderStatus(order_for(session, checked, order_id).status)
+        return status, f"{checked.role}:{checked.id}"
 
 
 def _attempts_view(context: AppContext, caller: Caller, order_id: str) -> PaymentAttempts:

@@ -54,7 +54,7 @@ ANSWERS: dict[tuple[str, str], set[int]] = {
     ("GET", "/v1/orders/{order_id}"): AUTH_ANY | {404},
     ("DELETE", "/v1/orders/{order_id}"): AUTH_ANY | {400, 404, 409, 503},
     ("GET", "/v1/orders/{order_id}/payments"): AUTH_ANY | {404},
-    ("GET", "/v1/orders/{order_id}/status-change"): AUTH_ANY | {400, 404, 503},
+    ("GET", "/v1/orders/{order_id}/status-change"): AUTH_ANY | {400, 404, 429, 503},
     ("POST", "/v1/orders/{order_id}/modify"): AUTH_ANY | {400, 404, 409, 413, 503},
     ("POST", "/v1/orders/{order_id}/cancel"): AUTH_ANY | {400, 404, 409, 413, 503},
     ("POST", "/v1/orders/{order_id}/confirm-receipt"): AUTH_SOME | {404, 409, 503},

@@ -16,7 +16,15 @@ import httpx
 from tests.api.test_orders import assert_error
 from tests.conftest import System
 from tests.identities import client_as, merchant_with_key
-from tests.support import create_merchant, create_order, http_client, pay, scraped, wait_for
+from tests.support import (
+    create_merchant,
+    create_order,
+    http_client,
+    pay,
+    scraped,
+    settings_from_env,
+    wait_for,
+)
 
 WAITERS = "paysaga_order_status_waiters"
 WAITS = "paysaga_order_status_waits_total"
@@ -114,3 +122,38 @@ async def test_a_request_whose_client_left_stops_waiting(
     await wait_for(lambda: _waiting(system), lambda count: count == 0, "the wait to end", 5)
     gone = await scraped(f"{system.api_url}/metrics", WAITS, outcome="gone")
     assert gone >= 1
+
+
+async def test_one_caller_waits_with_no_more_than_its_share_and_others_still_wait(
+    system: System, api: httpx.AsyncClient
+) -> None:
+    """PAYSAGA_ORDER_WAIT_PER_CALLER (100): one caller holding that many waits is answered
+    429 with Retry-After for the next; another caller still waits; the share frees as its
+    waits end."""
+    share = settings_from_env(system.env).order_wait_per_caller
+    mine = await merchant_with_key(api)
+    order = await create_order(api, mine.id, payment_timeout_seconds=120)
+    other = await merchant_with_key(api)
+    theirs = await create_order(api, other.id, payment_timeout_seconds=120)
+    params = {"from": "awaiting_payment", "timeout_seconds": "25"}
+    headers = {"Authorization": f"Bearer {mine.api_key}"}
+    limits = httpx.Limits(max_connections=share + 10)
+    async with http_client(system.api_url, headers=headers, limits=limits) as client:
+        held = [
+            asyncio.create_task(client.get(PATH.format(order["id"]), params=params))
+            for _ in range(share)
+        ]
+        await wait_for(lambda: _waiting(system), lambda count: count == share, "the share")
+        refused = await client.get(PATH.format(order["id"]), params=params)
+        assert_error(refused, 429, "order_waits_per_caller", None)
+        assert refused.headers["Retry-After"] == "1"
+        async with client_as(system, {"Authorization": f"Bearer {other.api_key}"}) as them:
+            quick = {"from": "awaiting_payment", "timeout_seconds": "0.2"}
+            answer = await them.get(PATH.format(theirs["id"]), params=quick)
+        assert answer.status_code == 200, answer.text  # waited its 0.2 s, unchanged
+        for each in held:
+            each.cancel()
+        await asyncio.gather(*held, return_exceptions=True)
+    await wait_for(lambda: _waiting(system), lambda count: count == 0, "the waits to end", 5)
+    full = await scraped(f"{system.api_url}/metrics", WAITS, outcome="caller_full")
+    assert full >= 1

@@ -15,9 +15,10 @@ from collections.abc import Callable, Sequence
 
 import pytest
 
-from api.order_watch import StatusWatch, WatchFull
+from api.order_watch import CallerWaitsFull, StatusWatch, WatchFull
 
 INTERVAL_S = 0.01
+BUYER = "buyer:usr_1"
 
 
 class Statuses:
@@ -44,9 +45,9 @@ async def _until(condition: Callable[[], object]) -> None:
 
 async def test_one_read_serves_every_waiting_request() -> None:
     db = Statuses({f"ord_{n}": "awaiting_payment" for n in range(20)})
-    watch = StatusWatch(db.read, INTERVAL_S, capacity=100)
+    watch = StatusWatch(db.read, INTERVAL_S, capacity=100, per_caller=100)
     waits = [
-        asyncio.create_task(watch.wait(f"ord_{n}", "awaiting_payment", timeout_s=5))
+        asyncio.create_task(watch.wait(f"ord_{n}", "awaiting_payment", timeout_s=5, caller=BUYER))
         for n in range(20)
     ]
     await _until(lambda: watch.waiting == 20 and db.reads)
@@ -69,8 +70,8 @@ async def test_one_read_serves_every_waiting_request() -> None:
 
 async def test_a_request_whose_order_does_not_move_gets_false_when_its_time_ends() -> None:
     db = Statuses({"ord_1": "awaiting_payment"})
-    watch = StatusWatch(db.read, INTERVAL_S, capacity=10)
-    assert await watch.wait("ord_1", "awaiting_payment", timeout_s=0.1) is False
+    watch = StatusWatch(db.read, INTERVAL_S, capacity=10, per_caller=10)
+    assert await watch.wait("ord_1", "awaiting_payment", timeout_s=0.1, caller=BUYER) is False
     assert db.reads  # it was looked at, and found unchanged
     assert watch.waiting == 0
     await watch.close()
@@ -78,16 +79,16 @@ async def test_a_request_whose_order_does_not_move_gets_false_when_its_time_ends
 
 async def test_a_full_watch_refuses_and_counts_only_what_waits() -> None:
     db = Statuses({"ord_1": "awaiting_payment", "ord_2": "awaiting_payment"})
-    watch = StatusWatch(db.read, INTERVAL_S, capacity=1)
-    first = asyncio.create_task(watch.wait("ord_1", "awaiting_payment", timeout_s=5))
+    watch = StatusWatch(db.read, INTERVAL_S, capacity=1, per_caller=1)
+    first = asyncio.create_task(watch.wait("ord_1", "awaiting_payment", timeout_s=5, caller=BUYER))
     await _until(lambda: watch.waiting == 1)
     with pytest.raises(WatchFull):
-        await watch.wait("ord_2", "awaiting_payment", timeout_s=5)
+        await watch.wait("ord_2", "awaiting_payment", timeout_s=5, caller=BUYER)
     db.now["ord_1"] = "paid"
     assert await first is True
     # Room again: the next request waits.
     db.now["ord_2"] = "paid"
-    assert await watch.wait("ord_2", "awaiting_payment", timeout_s=5) is True
+    assert await watch.wait("ord_2", "awaiting_payment", timeout_s=5, caller=BUYER) is True
     await watch.close()
 
 
@@ -96,9 +97,9 @@ async def test_failed_reads_leave_the_requests_waiting_until_one_succeeds(
 ) -> None:
     db = Statuses({"ord_1": "paid"})
     db.failing = 3
-    watch = StatusWatch(db.read, INTERVAL_S, capacity=10)
+    watch = StatusWatch(db.read, INTERVAL_S, capacity=10, per_caller=10)
     with caplog.at_level(logging.INFO, logger="api.order_watch"):
-        assert await watch.wait("ord_1", "awaiting_payment", timeout_s=5) is True
+        assert await watch.wait("ord_1", "awaiting_payment", timeout_s=5, caller=BUYER) is True
     assert len(db.reads) >= 4  # three failed, then the one that woke it
     # Told once when the reads fail and once when they read again, not every interval.
     assert [record.levelname for record in caplog.records] == ["WARNING", "INFO"]
@@ -107,10 +108,10 @@ async def test_failed_reads_leave_the_requests_waiting_until_one_succeeds(
 
 async def test_two_requests_on_one_order_each_wait_for_their_own_status() -> None:
     db = Statuses({"ord_1": "paid"})
-    watch = StatusWatch(db.read, INTERVAL_S, capacity=10)
+    watch = StatusWatch(db.read, INTERVAL_S, capacity=10, per_caller=10)
     # One page still thinks the order unpaid, another has seen it paid: only the first moves.
-    unpaid = asyncio.create_task(watch.wait("ord_1", "awaiting_payment", timeout_s=5))
-    paid = asyncio.create_task(watch.wait("ord_1", "paid", timeout_s=5))
+    unpaid = asyncio.create_task(watch.wait("ord_1", "awaiting_payment", timeout_s=5, caller=BUYER))
+    paid = asyncio.create_task(watch.wait("ord_1", "paid", timeout_s=5, caller=BUYER))
     assert await unpaid is True
     assert not paid.done()
     db.now["ord_1"] = "completed"
@@ -121,7 +122,7 @@ async def test_two_requests_on_one_order_each_wait_for_their_own_status() -> Non
 async def test_the_count_of_waiting_requests_is_read_safely_from_another_thread() -> None:
     """/metrics is a plain function (a thread) and its gauge asks `waiting` while the event
     loop adds and forgets waiters: the count must never iterate what the loop changes."""
-    watch = StatusWatch(Statuses({}).read, interval_s=60, capacity=100_000)
+    watch = StatusWatch(Statuses({}).read, interval_s=60, capacity=100_000, per_caller=100_000)
     errors: list[BaseException] = []
     stop = threading.Event()
 
@@ -140,7 +141,7 @@ async def test_the_count_of_waiting_requests_is_read_safely_from_another_thread(
     try:
         for round_ in range(50):
             waits = [
-                asyncio.create_task(watch.wait(f"ord_{round_}_{n}", "awaiting_payment", 60))
+                asyncio.create_task(watch.wait(f"ord_{round_}_{n}", "awaiting_payment", 60, BUYER))
                 for n in range(200)
             ]
             await _until(lambda: watch.waiting == 200)
@@ -156,3 +157,23 @@ async def test_the_count_of_waiting_requests_is_read_safely_from_another_thread(
         sys.setswitchinterval(switch)
         await watch.close()
     assert errors == []
+
+
+async def test_one_caller_holds_no_more_than_its_share_of_the_waiting() -> None:
+    db = Statuses({"ord_1": "awaiting_payment", "ord_2": "awaiting_payment"})
+    watch = StatusWatch(db.read, INTERVAL_S, capacity=10, per_caller=2)
+    held = [
+        asyncio.create_task(watch.wait("ord_1", "awaiting_payment", 5, BUYER)) for _ in range(2)
+    ]
+    await _until(lambda: watch.waiting == 2)
+    with pytest.raises(CallerWaitsFull):
+        await watch.wait("ord_2", "awaiting_payment", 5, BUYER)
+    other = asyncio.create_task(watch.wait("ord_2", "awaiting_payment", 5, "merchant:mer_1"))
+    await _until(lambda: watch.waiting == 3)  # another caller still waits
+
+    db.now["ord_1"] = "paid"
+    assert await asyncio.gather(*held) == [True, True]
+    db.now["ord_2"] = "paid"  # the buyer's share is free again
+    assert await watch.wait("ord_2", "paid", 0.05, BUYER) is False
+    assert await other is True
+    assert watch.waiting == 0
