@@ -171,10 +171,9 @@ class Channel:
         )
 
 
-def _compensate(shop: Shop, records: OrderRecords, paid: PaymentRecord) -> None:
-    """The saga's compensation of a paid order: the buyer's refund, then the order refunded."""
-    calls = _channel_calls(shop)
-    refund = RefundOrder(
+def _compensation_refund(shop: Shop, paid: PaymentRecord) -> RefundOrder:
+    """The refund the saga's compensation asks for a paid order."""
+    return RefundOrder(
         refund_id=compensation_refund_id(paid.order_id),
         order_id=paid.order_id,
         channel=shop.channel,
@@ -183,7 +182,11 @@ def _compensate(shop: Shop, records: OrderRecords, paid: PaymentRecord) -> None:
         currency=paid.currency,
         reason="compensation",
     )
-    asyncio.run(calls.refund_once(refund))
+
+
+def _compensate(shop: Shop, records: OrderRecords, paid: PaymentRecord) -> None:
+    """The saga's compensation of a paid order: the buyer's refund, then the order refunded."""
+    asyncio.run(_channel_calls(shop).refund_once(_compensation_refund(shop, paid)))
     reason = "merchant suspended"
     records.set_order_status(
         StatusChange(order_id=paid.order_id, status=OrderStatus.REFUNDED, reason=reason)
@@ -301,18 +304,9 @@ def test_a_stale_try_after_the_saga_gave_the_payment_back_takes_nothing(
         _compensate(shop, records, paid)
     else:  # the refund asked, the channel not done with it
         records.set_order_status(StatusChange(order_id=paid.order_id, status=given_back))
-        refund = RefundOrder(
-            refund_id=compensation_refund_id(paid.order_id),
-            order_id=paid.order_id,
-            channel=shop.channel,
-            channel_txn_id=paid.channel_txn_id,
-            amount=paid.amount,
-            currency=paid.currency,
-            reason="compensation",
-        )
         pending = cast(ChannelAdapter, PendingRefunds())
         calls = ChannelCalls(session_factory(shop.engine), {shop.channel: pending})
-        asyncio.run(calls.refund_once(refund))
+        asyncio.run(calls.refund_once(_compensation_refund(shop, paid)))
     _set_merchant(shop, status="active")
     given, told = shop.snapshot(), _told(shop, paid.order_id)
     assert given["orders"] == [(paid.order_id, given_back, 0, False)]
