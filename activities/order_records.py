@@ -339,6 +339,13 @@ class OrderRecords:
                 )
             elif change.status in GIVEN_BACK:  # the compensation's
                 self._refuse_stale_try(STATUS_STEP, order, _COMPENSABLE, f"become {change.status}")
+                if order.status == OrderStatus.REFUNDED and change.status != order.status:
+                    # The compensation finished (the buyer has the money back, the parties
+                    # were told): a try still compensating is stale (OrderGivenBack after
+                    # another worker's replay ended the saga), or the replay of a task that
+                    # ran it all; either way the record keeps saying refunded. Not refused:
+                    # that replay goes on to the same refund, then writes refunded again.
+                    return
             newly = order.status != change.status  # a retry finds it already set
             set_status(order, change.status)
             if change.reason is not None:

@@ -411,19 +411,21 @@ def test_the_compensation_s_own_writes_are_taken_as_its_saga_asks_them(shop: Sho
         PaymentSettlement(records).fulfil_payment(fulfilment)  # the order stays paid
     unpaid = _awaiting_payment(shop, records).record  # a payment refused unrecorded
 
-    steps = [
-        (paid.order_id, OrderStatus.REFUNDING),
-        (paid.order_id, OrderStatus.COMPENSATION_FAILED),
-        (paid.order_id, OrderStatus.REFUNDING),  # ops signalled retry_compensation
-        (unpaid.order_id, OrderStatus.REFUNDING),
-        (unpaid.order_id, OrderStatus.REFUNDED),
-        (unpaid.order_id, OrderStatus.REFUNDING),  # a replay, its payment OrderGivenBack
+    steps = [  # (order, status asked, status recorded)
+        (paid.order_id, OrderStatus.REFUNDING, OrderStatus.REFUNDING),
+        (paid.order_id, OrderStatus.COMPENSATION_FAILED, OrderStatus.COMPENSATION_FAILED),
+        # ops signalled retry_compensation
+        (paid.order_id, OrderStatus.REFUNDING, OrderStatus.REFUNDING),
+        (unpaid.order_id, OrderStatus.REFUNDING, OrderStatus.REFUNDING),
+        (unpaid.order_id, OrderStatus.REFUNDED, OrderStatus.REFUNDED),
+        # a replay, its payment OrderGivenBack: taken, the compensation over already
+        (unpaid.order_id, OrderStatus.REFUNDING, OrderStatus.REFUNDED),
     ]
-    for order_id, status in steps:
+    for order_id, status, recorded in steps:
         for _try in range(2):  # a retried step is taken alike
             records.set_order_status(StatusChange(order_id=order_id, status=status))
         with Session(shop.engine) as session:
-            assert session.get_one(Order, order_id).status == status
+            assert session.get_one(Order, order_id).status == recorded
     _compensate(shop, records, paid)  # the refund, then refunded
     with Session(shop.engine) as session:
         assert session.get_one(Order, paid.order_id).status == OrderStatus.REFUNDED
@@ -431,3 +433,35 @@ def test_the_compensation_s_own_writes_are_taken_as_its_saga_asks_them(shop: Sho
         "paysaga_stale_writes_refused_total", {"step": "set_order_status"}
     )
     assert refused == 0
+
+
+def test_a_stale_try_refused_as_given_back_leaves_a_refunded_order_refunded(shop: Shop) -> None:
+    """The stale try of the test above, one step further: its saga reads OrderGivenBack as a
+    business refusal (`options.business_failure`), so `_fulfil` compensates, and
+    `_compensate` first writes `refunding`. The other worker's replay already ended the
+    saga `refunded` (the buyer refunded, the parties told): the record must keep saying so,
+    not be left `refunding` by a try whose next command (the refund's child) is dropped."""
+    records, _metrics = _records(shop, Deliveries())
+    fulfilment = _awaiting_payment(shop, records)
+    paid = fulfilment.record
+    pairs = PaymentSettlement(records)
+    _set_merchant(shop, status="suspended")
+    with pytest.raises(ApplicationError):
+        pairs.fulfil_payment(fulfilment)  # the replay's try: refused, then compensated
+    _compensate(shop, records, paid)
+    _set_merchant(shop, status="active")
+    refunded = shop.snapshot()
+    assert refunded["orders"] == [(paid.order_id, OrderStatus.REFUNDED, 0, False)]
+
+    with pytest.raises(ApplicationError) as refused:  # the paused try wakes
+        pairs.fulfil_payment(fulfilment)
+    assert refused.value.type == ORDER_GIVEN_BACK
+    # Its saga compensates: the first write of `_compensate` (retried alike).
+    for _try in range(2):
+        try:
+            records.set_order_status(
+                StatusChange(order_id=paid.order_id, status=OrderStatus.REFUNDING)
+            )
+        except ApplicationError as stale:
+            assert stale.type == STALE_TRY and not stale.non_retryable
+    assert shop.snapshot() == refunded
