@@ -73,7 +73,9 @@ _EXAMPLES: dict[int, _Example] = {
         None,
     ),
     429: _Example(
-        "Too many attempts from this account or address; wait Retry-After seconds.",
+        "Too many attempts from this account or address (rate_limited), or too many of "
+        "this caller's requests waiting at once (order_waits_per_caller); wait Retry-After "
+        "seconds.",
         "rate_limit_error",
         "rate_limited",
         "too many attempts; retry in 30 s",

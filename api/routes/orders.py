@@ -83,7 +83,8 @@ async def wait_for_status_change(
     """The order once its status is no longer `from` (at once if it is not), or as it is
     when `timeout_seconds` end: a page waiting for a payment asks this again and again,
     instead of reading the order over and over. 503 with Retry-After when as many
-    requests wait as the API lets wait."""
+    requests wait as the API lets wait, 429 when as many of this caller's do as one caller
+    may hold (a shop's server following many orders takes webhooks instead)."""
     # The status alone first: the whole view (seven reads) only for the answer.
     status, waiter = await run_in_threadpool(_order_status, context, caller, order_id)
     if status == from_status:
