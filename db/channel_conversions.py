@@ -9,11 +9,13 @@ channel, not we, held the currency, so it is no FX position of ours.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from sqlalchemy import bindparam
+from sqlalchemy import ColumnElement, bindparam
 from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from db.tables import ChannelConversion
 from db.writes import insert_ignore
@@ -64,14 +66,36 @@ def record_conversion(
     return session.get(ChannelConversion, key)
 
 
-# Built once (every read of an order asks): see db.payments.
-_ORDER_CONVERSIONS = (
-    select(ChannelConversion)
-    .where(col(ChannelConversion.order_id) == bindparam("order_id"))
-    .order_by(col(ChannelConversion.kind), col(ChannelConversion.created_at))
+def _conversions(of_order: ColumnElement[bool]) -> SelectOfScalar[ChannelConversion]:
+    return (
+        select(ChannelConversion)
+        .where(of_order)
+        .order_by(col(ChannelConversion.kind), col(ChannelConversion.created_at))
+    )
+
+
+# Built once (every read of an order asks): see db.payments. A page's `order_ids` expand
+# to its ids, a cost paid on every run (SQLAlchemy renders the statement again), so one
+# order's read has a statement of its own.
+_CONVERSIONS_OF_ORDER = _conversions(col(ChannelConversion.order_id) == bindparam("order_id"))
+_CONVERSIONS_OF_ORDERS = _conversions(
+    col(ChannelConversion.order_id).in_(bindparam("order_ids", expanding=True))
 )
 
 
 def order_conversions(session: Session, order_id: str) -> list[ChannelConversion]:
     """The order's conversions by the channel: its payment first, then its refunds."""
-    return list(session.exec(_ORDER_CONVERSIONS, params={"order_id": order_id}).all())
+    return list(session.exec(_CONVERSIONS_OF_ORDER, params={"order_id": order_id}).all())
+
+
+def conversions_of_orders(
+    session: Session, order_ids: Sequence[str]
+) -> dict[str, list[ChannelConversion]]:
+    """`order_conversions` of each of the orders that has any, in one query."""
+    if len(order_ids) == 1:
+        return {order_ids[0]: order_conversions(session, order_ids[0])}
+    by_order: dict[str, list[ChannelConversion]] = {}
+    rows = session.exec(_CONVERSIONS_OF_ORDERS, params={"order_ids": list(order_ids)})
+    for row in rows:
+        by_order.setdefault(row.order_id, []).append(row)
+    return by_order

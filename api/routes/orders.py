@@ -31,7 +31,8 @@ from api.schemas import CancelIn, OrderCreate, OrderModify, OrderOut, OrderPage,
 from api.services.order_creation import create_order
 from api.services.order_deletion import delete_order
 from api.services.order_modification import modify_order
-from api.services.records import attempts_out, order_out
+from api.services.order_views import order_out, orders_out
+from api.services.records import attempts_out
 from api.services.updates import resending_lost
 from db.tables import Order
 from domain.keys import order_workflow_id
@@ -162,7 +163,7 @@ def list_orders(
             if cursor is None:
                 raise bad_cursor(starting_after)
         page = fetch_page(session, _NEWEST_FIRST.ordered(query, cursor), limit)
-        data = [order_out(session, row, context.settings) for row in page.items]
+        data = orders_out(session, page.items, context.settings)
     return OrderPage(
         data=data, has_more=page.has_more, next_cursor=page.next_cursor(lambda row: row.id)
     )

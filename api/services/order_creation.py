@@ -38,7 +38,8 @@ from api.errors import Conflict, InvalidRequest, ServiceUnavailable
 from api.pages.checkout_links import checkout_url
 from api.schemas import OrderCreate
 from api.services.fx_quotes import check_buyer_country, check_price_currency, quote_order
-from api.services.records import new_id, now, order_out
+from api.services.order_views import order_out
+from api.services.records import new_id, now
 from api.services.updates import resending_lost, update_with_start
 from channels.base import supports_currency
 from db.coupons import check_hold_allowed, coupon_rule

@@ -24,7 +24,8 @@ from api.auth.scope import order_for
 from api.deps import AppContext
 from api.errors import Conflict
 from api.schemas import OrderOut
-from api.services.records import get_order, order_out
+from api.services.order_views import order_out
+from api.services.records import get_order
 from api.services.refund_requests import submit_refund
 from api.services.updates import resending_lost
 from db.tables import Refund

@@ -26,7 +26,8 @@ from api.auth.scope import order_for
 from api.deps import AppContext
 from api.errors import ApiError, Conflict, InvalidRequest, ServiceUnavailable
 from api.schemas import OrderModify, OrderOut
-from api.services.records import now, order_out
+from api.services.order_views import order_out
+from api.services.records import now
 from api.services.updates import resending_lost
 from db.coupons import reprice
 from db.tables import OrderQuote

@@ -17,7 +17,8 @@ from sqlmodel import Session
 from temporalio.exceptions import ApplicationError
 
 from activities.order_records import STALE_TRY, OrderRecords
-from api.services.records import attempts_out, order_out
+from api.services.order_views import order_out
+from api.services.records import attempts_out
 from db.engine import session_factory
 from db.payments import current_payment, payment_attempts
 from db.tables import Order, Payment
