@@ -5,12 +5,14 @@ without it, or with a wrong one, the page is a 404 like an order that does not e
 The buyer sees the shop, the lines, the coupon and the amount, chooses a method (the
 saga's choose_method update opens the payment there, closing one open elsewhere),
 scans the QR code or follows the link to the channel's page, and the page follows the
-order (static/checkout.js polls /status) until it shows the receipt or how it ended.
+order (static/checkout.js asks /status, which waits for a change) until it shows the
+receipt or how it ended.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
@@ -19,6 +21,8 @@ from temporalio.client import WorkflowUpdateFailedError
 
 from api.deps import AppContext, ContextDep
 from api.errors import ServiceUnavailable
+from api.order_waits import wait_for_move
+from api.order_watch import CallerWaitsFull, WatchFull
 from api.pages.checkout_links import checkout_path, link_opens
 from api.pages.checkout_view import (
     FINAL_STATES,
@@ -36,6 +40,8 @@ from workflows.order import OrderWorkflow
 
 router = APIRouter(include_in_schema=False)  # HTML (and its own poll), not the JSON API
 Token = Annotated[str | None, Query(alias="t")]
+# How long a page's status request may wait: under the idle timeouts of common proxies.
+MAX_STATUS_WAIT_SECONDS = 30
 
 
 async def _facts(context: AppContext, order_id: str, token: str | None) -> CheckoutFacts | None:
@@ -80,14 +86,43 @@ def _render(request: Request, facts: CheckoutFacts, token: str, error: str = "")
 
 
 @router.get("/checkout/{order_id}/status")
-async def checkout_status(order_id: str, context: ContextDep, t: Token = None) -> Response:
-    """What the page's script polls: where the order stands, and its payment attempt."""
+async def checkout_status(
+    order_id: str,
+    request: Request,
+    context: ContextDep,
+    t: Token = None,
+    state: str | None = None,
+    attempt: int | None = None,
+    wait: Annotated[float, Query(ge=0, le=MAX_STATUS_WAIT_SECONDS)] = 0,
+) -> Response:
+    """What the page's script asks: where the order stands, and its payment attempt. Told
+    the `state` and `attempt` the page shows and a `wait`, the answer waits for the
+    order's status to move (the API's status watch: one read an interval for every
+    waiting page) until `wait` seconds end, unless it already differs. A full watch
+    answers at once: the page asks again after a pause, as it polled before."""
     facts = await _facts(context, order_id, t)
+    if facts is not None and wait and _shows(facts, state, attempt):
+        order = facts.order
+        with contextlib.suppress(WatchFull, CallerWaitsFull):
+            # Every page of one order is one caller: its link is its only credential.
+            caller = f"checkout:{order.id}"
+            await wait_for_move(context, request, order.id, order.status, wait, caller)
+        facts = await _facts(context, order_id, t)
     if facts is None:
         return JSONResponse({"error": "not_found"}, status_code=404, headers=PAGE_HEADERS)
-    attempt = facts.payment.attempt if facts.payment else 0
-    body = {"state": facts.state, "attempt": attempt, "final": facts.state in FINAL_STATES}
+    body = {"state": facts.state, "attempt": _attempt(facts), "final": facts.state in FINAL_STATES}
     return JSONResponse(body, headers=PAGE_HEADERS)
+
+
+def _attempt(facts: CheckoutFacts) -> int:
+    return facts.payment.attempt if facts.payment else 0
+
+
+def _shows(facts: CheckoutFacts, state: str | None, attempt: int | None) -> bool:
+    """Whether the page that asks shows the order as it stands, so that it has something
+    to wait for (a final state has nothing)."""
+    unchanged = facts.state == state and _attempt(facts) == attempt
+    return unchanged and facts.state not in FINAL_STATES
 
 
 @router.post("/checkout/{order_id}/method")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
@@ -25,6 +24,7 @@ from api.deps import AppContext, ContextDep
 from api.errors import Conflict, ServiceUnavailable
 from api.idempotency import IdempotencyKey
 from api.openapi_errors import error_responses
+from api.order_waits import wait_for_move
 from api.order_watch import CallerWaitsFull, WatchFull
 from api.pagination import Keyset, bad_cursor, fetch_page
 from api.schemas import CancelIn, OrderCreate, OrderModify, OrderOut, OrderPage, PaymentAttempts
@@ -86,48 +86,22 @@ async def wait_for_status_change(
     instead of reading the order over and over. 503 with Retry-After when as many
     requests wait as the API lets wait, 429 when as many of this caller's do as one caller
     may hold (a shop's server following many orders takes webhooks instead)."""
-    # The status alone first: the whole view (seven reads) only for the answer.
+    # The status alone first: the whole view only for the answer.
     status, waiter = await run_in_threadpool(_order_status, context, caller, order_id)
     if status == from_status:
-        wait = context.order_watch.wait(order_id, from_status.value, timeout_seconds, waiter)
         try:
-            moved = await _while_connected(request, wait)
+            await wait_for_move(
+                context, request, order_id, from_status.value, timeout_seconds, waiter
+            )
         except WatchFull:
-            context.metrics.order_wait("full")
             raise ServiceUnavailable(
                 "order_waits_full", "too many requests are waiting; ask again", retry_after=1
             ) from None
         except CallerWaitsFull:
-            context.metrics.order_wait("caller_full")
             message = "as many of your requests are waiting as one caller may hold"
             raise TooManyRequests(1, "order_waits_per_caller", message) from None
-        outcome = "gone" if moved is None else "moved" if moved else "unchanged"
-        context.metrics.order_wait(outcome)
     # Read now, credential included: it may have been revoked while the request waited.
     return await run_in_threadpool(_order_view, context, caller, order_id)
-
-
-async def _while_connected(request: Request, wait: Coroutine[Any, Any, bool]) -> bool | None:
-    """`wait`'s answer, or None once the client has gone (a page closed): uvicorn does not
-    cancel a request whose client left but runs it to its end, so without this the wait
-    would hold its place among the watch's waiting requests until its timeout."""
-    waiting = asyncio.create_task(wait)
-    gone = asyncio.create_task(_disconnected(request))
-    try:
-        await asyncio.wait((waiting, gone), return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        waiting.cancel()  # nothing if it is done; else its client is gone (or we are cancelled)
-        gone.cancel()
-        await asyncio.gather(waiting, gone, return_exceptions=True)
-    return None if waiting.cancelled() else waiting.result()
-
-
-async def _disconnected(request: Request) -> None:
-    """Returns once the server tells that the client closed the connection: the request's
-    body (a GET's, empty) comes first if no one read it, then uvicorn waits to send the
-    disconnect until the connection is lost or the response sent."""
-    while (await request.receive())["type"] != "http.disconnect":
-        pass
 
 
 @router.get("/{order_id}/payments", responses=error_responses(401, 404))

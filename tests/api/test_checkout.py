@@ -5,6 +5,7 @@ of the WeChat Pay attempt is given back. Runs on both databases (the choice is s
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
 from urllib.parse import urlsplit
@@ -24,6 +25,7 @@ from tests.support import (
     order_body,
     order_refunds,
     pay,
+    scraped,
     wait_for,
 )
 
@@ -92,6 +94,39 @@ async def test_a_buyer_chooses_switches_and_a_payment_to_the_closed_attempt_is_r
         "the checkout to show the receipt",
     )
     assert status["final"] is True
+
+
+async def test_the_pages_status_request_waits_for_the_payment_and_no_longer(
+    api: httpx.AsyncClient, sandbox: httpx.AsyncClient, system: System
+) -> None:
+    """The page's script tells what it shows and waits (static/checkout.js): the answer
+    comes when the order moves, at once when the page shows another state, and a bad
+    wait is refused."""
+    order = await create_order(api, await create_merchant(api), payment_timeout_seconds=120)
+    link = urlsplit(order["checkout_url"])
+    status = f"{link.path}/status?{link.query}"
+    buyer = Browser(system.api_url)
+    assert await _status(buyer, status) == {"state": "pay", "attempt": 1, "final": False}
+
+    # Showing another state (say a tab opened before the method was chosen): no wait, so
+    # an answer under the client's limit, itself under the 20 s asked.
+    behind = await buyer.request("GET", f"{status}&state=choose&attempt=0&wait=20", timeout=10)
+    assert behind.json() == {"state": "pay", "attempt": 1, "final": False}
+
+    waiting = asyncio.create_task(buyer.get(f"{status}&state=pay&attempt=1&wait=20"))
+    await wait_for(
+        lambda: scraped(f"{system.api_url}/metrics", "paysaga_order_status_waiters"),
+        lambda count: count == 1,
+        "the page's request to wait",
+    )
+    assert not waiting.done()
+    await pay(sandbox, order["id"])
+    answer = await asyncio.wait_for(waiting, timeout=15)
+    assert answer.json() == {"state": "paid", "attempt": 1, "final": True}
+
+    for wait in ("-1", "31", "soon"):
+        refused = await buyer.get(f"{status}&state=pay&attempt=1&wait={wait}")
+        assert 400 <= refused.status_code < 500, (wait, refused.status_code)
 
 
 async def _wait_refunds(system: System, order_id: str) -> list[Refund]:

@@ -11,7 +11,7 @@ from playwright.async_api import Browser, ViewportSize, expect
 
 from tests.conftest import System
 from tests.pages.conftest import Screenshots
-from tests.support import create_merchant, create_order
+from tests.support import create_merchant, create_order, pay, scraped, wait_for
 
 pytestmark = pytest.mark.parametrize("system", ["sqlite"], indirect=True)
 PHONE: ViewportSize = {"width": 390, "height": 844}
@@ -52,5 +52,32 @@ async def test_a_buyer_on_a_phone_switches_to_card_and_lands_on_the_receipt(
             "href", shop
         )
         await screenshots.take(page, "checkout-receipt")
+    finally:
+        await context.close()
+
+
+async def test_a_buyer_looking_at_the_qr_code_sees_the_receipt_once_the_payment_lands(
+    api: httpx.AsyncClient,
+    sandbox: httpx.AsyncClient,
+    system: System,
+    chromium: Browser,
+) -> None:
+    """The page's script waits on /status (static/checkout.js): the wallet's payment
+    reloads it to the receipt, with nobody touching the page."""
+    order = await create_order(api, await create_merchant(api), channel="wechatpay")
+    context = await chromium.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
+    page = await context.new_page()
+    try:
+        await page.goto(order["checkout_url"])
+        await expect(page.locator("svg.qr")).to_be_visible()
+        await wait_for(
+            lambda: scraped(f"{system.api_url}/metrics", "paysaga_order_status_waiters"),
+            lambda count: count == 1,
+            "the page's status request to wait",
+        )
+        await pay(sandbox, order["id"])
+        await expect(page.get_by_role("heading", name="Payment received")).to_be_visible(
+            timeout=15_000
+        )
     finally:
         await context.close()

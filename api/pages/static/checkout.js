@@ -1,23 +1,29 @@
-// The hosted checkout follows its order: it asks /checkout/{id}/status every few
-// seconds and reloads when the order's state or payment attempt moved (paid, closed,
-// another method chosen elsewhere). Stops on a final state. Our own script only (CSP).
+// The hosted checkout follows its order: it asks /checkout/{id}/status, telling what it
+// shows, and the answer comes once the order moved (paid, closed) or after WAIT seconds;
+// it reloads when the state or payment attempt differs (another method chosen elsewhere
+// shows at the next answer). An answer that came at once (the server's watch was full)
+// is asked again after a pause, as the page polled before. Stops on a final state. Our
+// own script only (CSP).
 document.addEventListener("DOMContentLoaded", function () {
   var box = document.getElementById("checkout");
   if (!box || !box.hasAttribute("data-live")) return;
-  var url = box.getAttribute("data-status-url");
+  var WAIT = 20;
   var state = box.getAttribute("data-state");
   var attempt = Number(box.getAttribute("data-attempt"));
+  var url = box.getAttribute("data-status-url") + "&state=" + encodeURIComponent(state) +
+    "&attempt=" + attempt + "&wait=" + WAIT;
   function ask() {
+    var asked = Date.now();
     fetch(url, { cache: "no-store", credentials: "same-origin" })
       .then(function (answer) { return answer.ok ? answer.json() : null; })
       .then(function (now) {
         if (now && (now.state !== state || now.attempt !== attempt)) {
           window.location.reload();
         } else {
-          setTimeout(ask, 1500);
+          setTimeout(ask, Date.now() - asked < 1000 ? 1500 : 0);
         }
       })
       .catch(function () { setTimeout(ask, 4000); });
   }
-  setTimeout(ask, 1500);
+  ask();
 });
