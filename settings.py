@@ -244,6 +244,12 @@ class Settings(BaseSettings):
     order_wait_interval_ms: int = Field(default=250, ge=10, le=10_000)
     order_wait_capacity: int = Field(default=1000, ge=0, le=100_000)
     order_wait_per_caller: int = Field(default=100, ge=1, le=100_000)
+    # The hosted checkout's pages wait on a watch of their own (api.pages.checkout), so
+    # open pages never take the places of API callers: as many pages at once per API
+    # process (past it a page is answered at once and asks again after 1.5 s), and at
+    # most so many of one order's (its link is its pages' only credential).
+    checkout_wait_capacity: int = Field(default=1000, ge=0, le=100_000)
+    checkout_wait_per_order: int = Field(default=5, ge=1, le=1000)
 
     # Notification signatures older or newer than this are rejected.
     notify_tolerance_seconds: int = 300

@@ -20,7 +20,7 @@ from api.deps import AppContext
 from api.docs import install_docs
 from api.errors import install_error_handlers
 from api.openapi_errors import error_responses, finish_openapi
-from api.order_watch import StatusWatch, statuses_from
+from api.order_watch import StatusWatch, statuses_from, versions_from
 from api.pages.install import install_pages
 from api.readiness import database_check, readiness_answer, temporal_check
 from api.request_ids import RequestIds
@@ -87,7 +87,13 @@ def create_app(settings: Settings | None = None, traces: TracerProvider | None =
             settings.order_wait_capacity,
             settings.order_wait_per_caller,
         )
-        api_metrics.count_order_waiters(lambda: watch.waiting)
+        checkout_watch = StatusWatch(
+            versions_from(reads),
+            settings.order_wait_interval_ms / 1000,
+            settings.checkout_wait_capacity,
+            settings.checkout_wait_per_order,
+        )
+        api_metrics.count_order_waiters(lambda: watch.waiting + checkout_watch.waiting)
         async with httpx.AsyncClient(timeout=settings.channel_timeout_seconds) as http:
             trace_http(http, traces)
             app.state.context = AppContext(
@@ -107,9 +113,11 @@ def create_app(settings: Settings | None = None, traces: TracerProvider | None =
                 secret_box=SecretBox(settings.data_key),
                 metrics=api_metrics,
                 order_watch=watch,
+                checkout_watch=checkout_watch,
             )
             yield
             await watch.close()
+            await checkout_watch.close()
         api_metrics.registry.unregister(state)
         engine.dispose()
         if own_traces and traces is not None:

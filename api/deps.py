@@ -32,6 +32,7 @@ class AppContext:
     secret_box: SecretBox
     metrics: ApiMetrics
     order_watch: StatusWatch  # requests waiting for an order's status to change
+    checkout_watch: StatusWatch  # the hosted checkout's pages waiting for their order
 
 
 async def get_context(request: Request) -> AppContext:

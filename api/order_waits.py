@@ -1,7 +1,7 @@
-"""A request that waits on the order status watch (api.order_watch) while its client is
-there, counted in the waits' metric: the API's status-change route and the hosted
-checkout's status poll wait the same way and differ only in what they answer when the
-watch is full."""
+"""A request that waits on an order watch (api.order_watch) while its client is there,
+counted in the waits' metric: the API's status-change route (on the status watch) and the
+hosted checkout's status request (on its own watch of the order's version) wait the same
+way and differ in what they answer when their watch is full."""
 
 from __future__ import annotations
 
@@ -12,21 +12,22 @@ from typing import Any
 from starlette.requests import Request
 
 from api.deps import AppContext
-from api.order_watch import CallerWaitsFull, WatchFull
+from api.order_watch import CallerWaitsFull, StatusWatch, WatchFull
 
 
 async def wait_for_move(
     context: AppContext,
+    watch: StatusWatch,
     request: Request,
     order_id: str,
-    status: str,
+    unchanged: str,
     timeout_s: float,
     caller: str,
 ) -> None:
-    """Returns once the order's status is no longer `status`, `timeout_s` have passed or
-    the client has gone. Raises WatchFull or CallerWaitsFull (counted) when the watch
+    """Returns once `watch` reads the order other than `unchanged`, `timeout_s` have passed
+    or the client has gone. Raises WatchFull or CallerWaitsFull (counted) when the watch
     takes no more waits, of anyone's or of `caller`'s."""
-    wait = context.order_watch.wait(order_id, status, timeout_s, caller)
+    wait = watch.wait(order_id, unchanged, timeout_s, caller)
     try:
         moved = await _while_connected(request, wait)
     except WatchFull:

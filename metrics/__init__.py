@@ -30,8 +30,12 @@ currency, status, outcome, reason, kind, route; never an order, merchant or buye
                                                                    refused (reason), failed
       paysaga_payment_notification_delay_seconds{channel}  the channel's payment time to
                                                            our accepting its notification
-      paysaga_order_status_waits_total{outcome}        GET /v1/orders/{id}/status-change:
-                                                        moved, unchanged, full, gone
+      paysaga_order_status_waits_total{outcome}        GET /v1/orders/{id}/status-change
+                                                        and the checkout's /status waits:
+                                                        moved, unchanged, full,
+                                                        caller_full, gone (a checkout
+                                                        page told full still gets its
+                                                        answer, at once)
       paysaga_order_status_waiters                      such requests waiting now
     API (metrics.state: read from the database at scrape time, at most every
          PAYSAGA_METRICS_STATE_REFRESH_SECONDS)

@@ -26,7 +26,7 @@ WAIT_OUTCOMES = (
     "full",
     "caller_full",
     "gone",
-)  # api.routes.orders' status-change
+)  # api.order_waits: status-change's and the checkout's waits
 UNMATCHED_ROUTE = "unmatched"  # a path no route serves: never the raw path (unbounded)
 # Why a channel notification was refused: the `reason` label (api.routes.notify), a fixed set.
 REFUSAL_REASONS = (

@@ -249,6 +249,10 @@ def _running_system(
         # Other tests share a channel's day; one whose payment the sandbox never saw
         # (a notification sent by the test) must not keep the day's sweep waiting.
         "PAYSAGA_CHANNEL_SWEEP_CHECKS": "3",
+        # The API's readings of the database for /metrics are kept a second, not 30: a test
+        # that scrapes /metrics (waiting requests, say) before another's order is paid would
+        # otherwise leave that one a reading without its postings for longer than it waits.
+        "PAYSAGA_METRICS_STATE_REFRESH_SECONDS": "1",
         # The worker serves its metrics (and the Temporal SDK's) for tests/test_metrics.py.
         "PAYSAGA_WORKER_METRICS_PORT": str(stack.free_port()),
         # Merchants' webhooks go to the receiver on 127.0.0.1 over http; the refusal of

@@ -22,7 +22,7 @@ from temporalio.client import WorkflowUpdateFailedError
 from api.deps import AppContext, ContextDep
 from api.errors import ServiceUnavailable
 from api.order_waits import wait_for_move
-from api.order_watch import CallerWaitsFull, WatchFull
+from api.order_watch import CallerWaitsFull, WatchFull, order_version
 from api.pages.checkout_links import checkout_path, link_opens
 from api.pages.checkout_view import (
     FINAL_STATES,
@@ -96,17 +96,20 @@ async def checkout_status(
     wait: Annotated[float, Query(ge=0, le=MAX_STATUS_WAIT_SECONDS)] = 0,
 ) -> Response:
     """What the page's script asks: where the order stands, and its payment attempt. Told
-    the `state` and `attempt` the page shows and a `wait`, the answer waits for the
-    order's status to move (the API's status watch: one read an interval for every
-    waiting page) until `wait` seconds end, unless it already differs. A full watch
-    answers at once: the page asks again after a pause, as it polled before."""
+    the `state` and `attempt` the page shows and a `wait`, the answer waits for the order
+    to change (the checkout's watch of the order's status and last change: one read an
+    interval for every waiting page; a method chosen or lines changed elsewhere wake it
+    too) until `wait` seconds end, unless the page is already behind. A full watch (or
+    an order with PAYSAGA_CHECKOUT_WAIT_PER_ORDER pages waiting) answers at once: the
+    page asks again after a pause, as it polled before."""
     facts = await _facts(context, order_id, t)
     if facts is not None and wait and _shows(facts, state, attempt):
         order = facts.order
+        version = order_version(order.status, order.updated_at)
         with contextlib.suppress(WatchFull, CallerWaitsFull):
             # Every page of one order is one caller: its link is its only credential.
-            caller = f"checkout:{order.id}"
-            await wait_for_move(context, request, order.id, order.status, wait, caller)
+            watch = context.checkout_watch
+            await wait_for_move(context, watch, request, order.id, version, wait, order.id)
         facts = await _facts(context, order_id, t)
     if facts is None:
         return JSONResponse({"error": "not_found"}, status_code=404, headers=PAGE_HEADERS)

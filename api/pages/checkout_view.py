@@ -1,7 +1,7 @@
 """What the hosted checkout shows: the order as the buyer sees it, and where it stands.
 
-`checkout_state` names the page to show; the page's polling script compares it (and
-the attempt) with what it rendered and reloads when either moved.
+`checkout_state` names the page to show; the page's script (static/checkout.js) compares
+it (and the attempt) with what it rendered and reloads when either moved.
 """
 
 from __future__ import annotations

@@ -91,7 +91,13 @@ async def wait_for_status_change(
     if status == from_status:
         try:
             await wait_for_move(
-                context, request, order_id, from_status.value, timeout_seconds, waiter
+                context,
+                context.order_watch,
+                request,
+                order_id,
+                from_status.value,
+                timeout_seconds,
+                waiter,
             )
         except WatchFull:
             raise ServiceUnavailable(

@@ -32,7 +32,15 @@ from api.schemas import (
 )
 from db.channel_conversions import conversions_of_orders
 from db.fx_books import quote_terms
-from db.tables import Order, OrderLine, OrderQuote, OrderReturnUrl, Payment, Refund
+from db.tables import (
+    ChannelConversion,
+    Order,
+    OrderLine,
+    OrderQuote,
+    OrderReturnUrl,
+    Payment,
+    Refund,
+)
 from domain.keys import stored_payment_reference
 from settings import Settings
 
@@ -50,6 +58,11 @@ _LATEST_ATTEMPT = (
     .where(col(_ATTEMPTS.order_id) == col(Order.id))
     .scalar_subquery()
 )
+
+
+# An order's current payment, quote and return URL (each None where it has none) and its
+# refunds' totals, succeeded and pending.
+_AtMostOne = tuple[Payment | None, OrderQuote | None, str | None, int, int]
 
 
 @dataclass(frozen=True)
@@ -111,7 +124,12 @@ def orders_out(session: Session, orders: Sequence[Order], settings: Settings) ->
     lines: defaultdict[str, list[LineOut]] = defaultdict(list)
     for line in session.exec(reads.lines, params=params):
         lines[line.order_id].append(LineOut.model_validate(line, from_attributes=True))
-    at_most_one = {row[0]: row[1:] for row in session.execute(reads.at_most_one, params)}
+    at_most_one: dict[str, _AtMostOne] = {
+        order_id: (payment, quote, return_url, int(refunded), int(refunding))
+        for order_id, payment, quote, return_url, refunded, refunding in session.execute(
+            reads.at_most_one, params
+        )
+    }
     conversions = conversions_of_orders(session, ids)
     return [
         _order_out(order, lines[order.id], at_most_one[order.id], conversions, settings)
@@ -122,8 +140,8 @@ def orders_out(session: Session, orders: Sequence[Order], settings: Settings) ->
 def _order_out(
     order: Order,
     lines: list[LineOut],
-    at_most_one: Sequence[Any],
-    conversions: dict[str, list[Any]],
+    at_most_one: _AtMostOne,
+    conversions: dict[str, list[ChannelConversion]],
     settings: Settings,
 ) -> OrderOut:
     payment, quote, return_url, refunded, refunding = at_most_one
@@ -152,8 +170,8 @@ def _order_out(
         lines=lines,
         payment=payment_out(payment) if payment is not None else None,
         split=split,
-        refunded_amount=int(refunded),
-        refunding_amount=int(refunding),
+        refunded_amount=refunded,
+        refunding_amount=refunding,
         funds_released_at=order.funds_released_at,
         created_at=order.created_at,
         return_url=return_url,

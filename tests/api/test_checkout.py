@@ -96,12 +96,13 @@ async def test_a_buyer_chooses_switches_and_a_payment_to_the_closed_attempt_is_r
     assert status["final"] is True
 
 
-async def test_the_pages_status_request_waits_for_the_payment_and_no_longer(
+async def test_the_pages_status_request_waits_for_the_order_to_change(
     api: httpx.AsyncClient, sandbox: httpx.AsyncClient, system: System
 ) -> None:
     """The page's script tells what it shows and waits (static/checkout.js): the answer
-    comes when the order moves, at once when the page shows another state, and a bad
-    wait is refused."""
+    comes when the order changes (its lines, its payment), at once when the page shows
+    another state or the order's pages hold their share of waits, and a bad wait is
+    refused."""
     order = await create_order(api, await create_merchant(api), payment_timeout_seconds=120)
     link = urlsplit(order["checkout_url"])
     status = f"{link.path}/status?{link.query}"
@@ -113,20 +114,42 @@ async def test_the_pages_status_request_waits_for_the_payment_and_no_longer(
     behind = await buyer.request("GET", f"{status}&state=choose&attempt=0&wait=20", timeout=10)
     assert behind.json() == {"state": "pay", "attempt": 1, "final": False}
 
+    # The shop changes the lines in another window: the status stays, the page's attempt
+    # does not, and the waiting page is told before its wait ends.
     waiting = asyncio.create_task(buyer.get(f"{status}&state=pay&attempt=1&wait=20"))
-    await wait_for(
-        lambda: scraped(f"{system.api_url}/metrics", "paysaga_order_status_waiters"),
-        lambda count: count == 1,
-        "the page's request to wait",
-    )
+    await _until_waiting(system, 1)
     assert not waiting.done()
-    await pay(sandbox, order["id"])
+    lines = [{"sku": "tea", "name": "Tea", "quantity": 3, "unit_amount": 1999}]
+    modified = await api.post(f"/v1/orders/{order['id']}/modify", json={"lines": lines})
+    assert modified.status_code == 200, modified.text
     answer = await asyncio.wait_for(waiting, timeout=15)
-    assert answer.json() == {"state": "paid", "attempt": 1, "final": True}
+    assert answer.json() == {"state": "pay", "attempt": 2, "final": False}
+
+    # One order's pages hold at most PAYSAGA_CHECKOUT_WAIT_PER_ORDER (5) waits: the next is
+    # answered at once, unchanged, and its page asks again after a pause.
+    shown = f"{status}&state=pay&attempt=2&wait=20"
+    held = [asyncio.create_task(buyer.get(shown)) for _ in range(5)]
+    await _until_waiting(system, 5)
+    extra = await buyer.request("GET", shown, timeout=10)
+    assert extra.json() == {"state": "pay", "attempt": 2, "final": False}
+    assert not any(task.done() for task in held)
+
+    await pay(sandbox, (await get_order(api, order["id"]))["payment"]["reference"])
+    answers = await asyncio.wait_for(asyncio.gather(*held), timeout=15)
+    assert {answer.json()["state"] for answer in answers} == {"paid"}
+    await _until_waiting(system, 0)
 
     for wait in ("-1", "31", "soon"):
         refused = await buyer.get(f"{status}&state=pay&attempt=1&wait={wait}")
         assert 400 <= refused.status_code < 500, (wait, refused.status_code)
+
+
+async def _until_waiting(system: System, count: int) -> None:
+    await wait_for(
+        lambda: scraped(f"{system.api_url}/metrics", "paysaga_order_status_waiters"),
+        lambda waiting: waiting == count,
+        f"{count} requests waiting",
+    )
 
 
 async def _wait_refunds(system: System, order_id: str) -> list[Refund]:

@@ -1,9 +1,9 @@
 // The hosted checkout follows its order: it asks /checkout/{id}/status, telling what it
-// shows, and the answer comes once the order moved (paid, closed) or after WAIT seconds;
-// it reloads when the state or payment attempt differs (another method chosen elsewhere
-// shows at the next answer). An answer that came at once (the server's watch was full)
-// is asked again after a pause, as the page polled before. Stops on a final state. Our
-// own script only (CSP).
+// shows, and the answer comes once the order changed (paid, closed, another method chosen
+// or its lines changed elsewhere) or after WAIT seconds; it reloads when the state or
+// payment attempt differs. An answer that came early and unchanged (the server's watch
+// was full) is asked again after a pause, as the page polled before. Stops on a final
+// state. Our own script only (CSP).
 document.addEventListener("DOMContentLoaded", function () {
   var box = document.getElementById("checkout");
   if (!box || !box.hasAttribute("data-live")) return;
@@ -20,7 +20,9 @@ document.addEventListener("DOMContentLoaded", function () {
         if (now && (now.state !== state || now.attempt !== attempt)) {
           window.location.reload();
         } else {
-          setTimeout(ask, Date.now() - asked < 1000 ? 1500 : 0);
+          // Answered unchanged well before its wait ended: the server did not wait (its
+          // watch was full), so pause rather than ask again at once.
+          setTimeout(ask, Date.now() - asked < WAIT * 500 ? 1500 : 0);
         }
       })
       .catch(function () { setTimeout(ask, 4000); });
