@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections.abc import Sequence
 
 from sqlmodel import Session, col, select
 from temporalio.client import WithStartWorkflowOperation, WorkflowHandle
@@ -128,7 +129,7 @@ def read_refund(context: AppContext, caller: Caller, refund_id: str) -> RefundOu
         order = session.get(Order, refund.order_id) if refund is not None else None
         if refund is None or order is None or not sees_order(caller, order):
             raise NotFound("refund_not_found", f"no refund {refund_id}", "id")
-        return refund_out(session, refund)
+        return refunds_out(session, [refund])[0]
 
 
 def order_refunds(context: AppContext, caller: Caller, order_id: str) -> list[RefundOut]:
@@ -137,15 +138,24 @@ def order_refunds(context: AppContext, caller: Caller, order_id: str) -> list[Re
         rows = session.exec(
             select(Refund).where(Refund.order_id == order_id).order_by(col(Refund.created_at))
         ).all()
-        return [refund_out(session, row) for row in rows]
+        return refunds_out(session, rows)
 
 
-def refund_out(session: Session, refund: Refund) -> RefundOut:
-    lines = session.exec(
-        select(RefundLine)
-        .where(RefundLine.refund_id == refund.id)
-        .order_by(col(RefundLine.line_no))
-    ).all()
+def refunds_out(session: Session, refunds: Sequence[Refund]) -> list[RefundOut]:
+    """Each refund as its readers see it, their lines read in one query (not one each)."""
+    lines: dict[str, list[RefundLineIn]] = {refund.id: [] for refund in refunds}
+    if refunds:
+        query = (
+            select(RefundLine)
+            .where(col(RefundLine.refund_id).in_(list(lines)))
+            .order_by(col(RefundLine.refund_id), col(RefundLine.line_no))
+        )
+        for line in session.exec(query):
+            lines[line.refund_id].append(RefundLineIn(line_no=line.line_no, quantity=line.quantity))
+    return [_refund_out(refund, lines[refund.id]) for refund in refunds]
+
+
+def _refund_out(refund: Refund, lines: list[RefundLineIn]) -> RefundOut:
     return RefundOut(
         id=refund.id,
         order_id=refund.order_id,
@@ -160,7 +170,7 @@ def refund_out(session: Session, refund: Refund) -> RefundOut:
             commission=refund.commission_amount,
             merchant_net=refund.merchant_net_amount,
         ),
-        lines=[RefundLineIn(line_no=line.line_no, quantity=line.quantity) for line in lines],
+        lines=lines,
         created_at=refund.created_at,
         updated_at=refund.updated_at,
     )

@@ -110,6 +110,14 @@ async def test_refund_by_lines_gives_back_the_lines_share(
     assert too_many.json()["error"]["code"] == "quantity_exceeds_refundable"
     no_line = await _refund(api, order["id"], lines=[{"line_no": 7, "quantity": 1}])
     assert no_line.json()["error"]["code"] == "line_invalid"
+    cup = await _refund(api, order["id"], lines=[{"line_no": 1, "quantity": 1}])
+    assert cup.status_code == 201, cup.text
+    # The order's refunds listed, their lines read in one query: each shows its own.
+    listed = (await api.get(f"/v1/orders/{order['id']}/refunds")).json()
+    assert {r["id"]: r["lines"] for r in listed} == {
+        one_tea.json()["id"]: [{"line_no": 0, "quantity": 1}],
+        cup.json()["id"]: [{"line_no": 1, "quantity": 1}],
+    }
 
 
 async def test_same_idempotency_key_is_one_refund_and_another_body_conflicts(
