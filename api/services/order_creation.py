@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from sqlalchemy import bindparam, update
-from sqlmodel import Session, SQLModel, select
+from sqlmodel import Session, SQLModel, col, select
 from temporalio.client import WithStartWorkflowOperation, WorkflowUpdateFailedError
 from temporalio.common import (
     SearchAttributePair,
@@ -156,6 +156,14 @@ def _validated_input(context: AppContext, caller: Caller, body: OrderCreate) -> 
         return _validated_in(session, context.settings, caller, body)
 
 
+# The merchant and its FX terms (None where it has none) in one round trip, built once.
+_MERCHANT_AND_FX_TERMS = (
+    select(Merchant, MerchantFxTerms)
+    .outerjoin(MerchantFxTerms, col(MerchantFxTerms.merchant_id) == col(Merchant.id))
+    .where(col(Merchant.id) == bindparam("merchant_id"))
+)
+
+
 def _validated_in(
     session: Session, settings: Settings, caller: Caller, body: OrderCreate
 ) -> OrderInput:
@@ -170,12 +178,12 @@ def _validated_in(
     if buyer_id is not None and session.get(User, buyer_id) is None:
         message = "the signed-in buyer has no account here; sign in again"
         raise Unauthenticated("invalid_credentials", message, "Authorization")
-    merchant = session.get(Merchant, body.merchant_id)
-    if merchant is None:
+    found = session.execute(_MERCHANT_AND_FX_TERMS, {"merchant_id": body.merchant_id}).first()
+    if found is None:
         raise InvalidRequest("merchant_not_found", "no such merchant", "merchant_id")
+    merchant, fx_terms = found
     if merchant.status != "active":
         raise InvalidRequest("merchant_suspended", "the merchant is suspended", "merchant_id")
-    fx_terms = session.get(MerchantFxTerms, merchant.id)
     check_price_currency(fx_terms, body.currency)
     coupon = _usable_coupon(session, body.coupon_code, buyer_id)
     priced = price_order(lines, body.currency, coupon, now())
