@@ -31,7 +31,7 @@ ReadStatuses = Callable[[Sequence[str]], Mapping[str, str]]
 
 _TABLE = Order.__table__  # type: ignore[attr-defined]
 # Built once: SQLAlchemy keys its compiled-statement cache on the statement object.
-STATUSES = select(_TABLE.c.id, _TABLE.c.status).where(
+_STATES = select(_TABLE.c.id, _TABLE.c.status, _TABLE.c.updated_at).where(
     _TABLE.c.id.in_(bindparam("ids", expanding=True))
 )
 CHUNK = 500  # ids per IN (...): well under every backend's limit of parameters
@@ -42,45 +42,40 @@ def chunks(ids: Sequence[str]) -> Iterator[Sequence[str]]:
         yield ids[start : start + CHUNK]
 
 
-# The checkout's watch compares an order's version, not its status alone: a method chosen
-# or lines changed elsewhere keep the status and change the page (every such write sets
-# updated_at, under the order's lock).
-VERSIONS = select(_TABLE.c.id, _TABLE.c.status, _TABLE.c.updated_at).where(
-    _TABLE.c.id.in_(bindparam("ids", expanding=True))
-)
-
-
 def order_version(status: str, updated_at: datetime) -> str:
-    """What the checkout's watch compares: the order's status and when it last changed."""
+    """What the checkout's watch compares: the order's status and when it last changed.
+    A method chosen or lines changed elsewhere keep the status and change the page; every
+    such write sets updated_at, under the order's lock."""
     return f"{status}@{updated_at.isoformat()}"
 
 
-def versions_from(reads: SessionFactory) -> ReadStatuses:
-    """The checkout watch's read: each order's `order_version`, by id, in one session."""
+def _status(status: str, _updated_at: datetime) -> str:
+    return status
+
+
+def _states_from(reads: SessionFactory, state: Callable[[str, datetime], str]) -> ReadStatuses:
+    """A watch's read: each order's `state` (of its status and last change), by id, in
+    one session."""
 
     def read(ids: Sequence[str]) -> dict[str, str]:
         with reads() as session:
             return {
-                order_id: order_version(status, updated_at)
+                order_id: state(status, updated_at)
                 for part in chunks(ids)
-                for order_id, status, updated_at in session.execute(VERSIONS, {"ids": list(part)})
+                for order_id, status, updated_at in session.execute(_STATES, {"ids": list(part)})
             }
 
     return read
 
 
 def statuses_from(reads: SessionFactory) -> ReadStatuses:
-    """The watch's read: each order's status, by id, in one session."""
+    """The status-change watch's read: each order's status."""
+    return _states_from(reads, _status)
 
-    def read(ids: Sequence[str]) -> dict[str, str]:
-        with reads() as session:
-            return {
-                order_id: status
-                for part in chunks(ids)
-                for order_id, status in session.execute(STATUSES, {"ids": list(part)})
-            }
 
-    return read
+def versions_from(reads: SessionFactory) -> ReadStatuses:
+    """The checkout watch's read: each order's `order_version`."""
+    return _states_from(reads, order_version)
 
 
 class WatchFull(Exception):
@@ -93,14 +88,15 @@ class CallerWaitsFull(Exception):
 
 @dataclass
 class _Waiter:
-    unchanged: str  # the status whose end the request waits for
+    unchanged: str  # the state (status, or version) whose end the request waits for
     moved: asyncio.Future[None] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
 
 
 class StatusWatch:
-    """Wakes each waiting request when its order's status is no longer the one it named."""
+    """Wakes each waiting request when its order's state (as its read gives it: the
+    status, or the checkout's version) is no longer the one it named."""
 
     def __init__(
         self, read: ReadStatuses, interval_s: float, capacity: int, per_caller: int
@@ -123,7 +119,7 @@ class StatusWatch:
         return self._waiting
 
     async def wait(self, order_id: str, unchanged: str, timeout_s: float, caller: str) -> bool:
-        """Whether the order's status moved from `unchanged` within `timeout_s`; `caller`
+        """Whether the order's state moved from `unchanged` within `timeout_s`; `caller`
         names who waits, for its share of the capacity."""
         if self.waiting >= self._capacity:
             raise WatchFull
