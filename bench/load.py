@@ -8,7 +8,7 @@ import asyncio
 import os
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -125,7 +125,10 @@ class Load:
         async def one() -> None:
             await shop.one_order(timings)
 
-        figures = await self._measured(kind, count, self.stand.pids(processes), one)
+        async def completed() -> None:  # a buyer's page stops at the payment; the saga goes on
+            await probes.until_completed(self.stand.database_url, timings.order_ids)
+
+        figures = await self._measured(kind, count, self.stand.pids(processes), one, completed)
         figures.create_s, figures.pay_to_visible_s = timings.create_s, timings.pay_to_visible_s
         figures.reads, figures.retried_503 = timings.reads, timings.retried_503
         figures.closed_at_create = timings.closed_at_create
@@ -135,10 +138,21 @@ class Load:
         return figures
 
     async def _measured(
-        self, kind: str, count: int, pids: dict[str, int], one: Callable[[], Any]
+        self,
+        kind: str,
+        count: int,
+        pids: dict[str, int],
+        one: Callable[[], Any],
+        finished: Callable[[], Awaitable[None]] | None = None,
     ) -> RoundFigures:
+        """A round's figures: its time and CPU run until every `one` has returned and then
+        `finished` (what the round set going is done) has."""
         before, own = cpu.sample(pids), _own_ticks()
-        seconds = await in_flight(count, self.config.in_flight, one)
+        began = time.perf_counter()
+        await in_flight(count, self.config.in_flight, one)
+        if finished is not None:
+            await finished()
+        seconds = time.perf_counter() - began
         ticks = cpu.delta(before, cpu.sample(pids))
         ticks["bench client"] = _own_ticks() - own
         return RoundFigures(kind, count, seconds, ticks)

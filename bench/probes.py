@@ -13,13 +13,39 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
+from sqlalchemy import bindparam, text
 from temporalio.client import Client
 
+from db.engine import make_engine
 from sandbox import alipay_front
 from sandbox.protocol import Event, EventData
 from settings import settings_from_env
 
 SETTLE_S = 2.0  # after the resends, time for anything they set off to show
+COMPLETED_POLL_S = 0.02
+COMPLETED_WITHIN_S = 120.0
+_NOT_COMPLETED = text(
+    "SELECT count(*) FROM orders WHERE id IN :ids AND status <> 'completed'"
+).bindparams(bindparam("ids", expanding=True))
+
+
+async def until_completed(database_url: str, order_ids: list[str]) -> None:
+    """Until every one of these orders is completed in the database (its saga's last
+    write), read from the bench's own process: what the round set going is done."""
+    engine = make_engine(database_url)
+
+    def left() -> int:
+        with engine.connect() as db:
+            return int(db.execute(_NOT_COMPLETED, {"ids": order_ids}).scalar_one())
+
+    deadline = time.monotonic() + COMPLETED_WITHIN_S
+    try:
+        while order_ids and (remaining := await asyncio.to_thread(left)):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{remaining} orders not completed in {COMPLETED_WITHIN_S} s")
+            await asyncio.sleep(COMPLETED_POLL_S)
+    finally:
+        engine.dispose()
 
 
 async def history_events(client: Client, workflow_id: str) -> int:

@@ -32,5 +32,16 @@ FINAL_STATUSES = frozenset(
     }
 )
 
+# The buyer has paid, as the buyer's pages show it: the channel confirmed the payment,
+# whatever the saga has done with it since (split, notices, release).
+PAID_STATUSES = frozenset(
+    {
+        OrderStatus.PAID,
+        OrderStatus.SETTLED,
+        OrderStatus.AWAITING_RECEIPT,
+        OrderStatus.COMPLETED,
+    }
+)
+
 # An order may be cancelled only while no money has moved.
 CANCELLABLE_STATUSES = frozenset({OrderStatus.CREATED, OrderStatus.AWAITING_PAYMENT})

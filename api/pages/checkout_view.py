@@ -15,14 +15,8 @@ from sqlmodel import Session, col, select
 from channels.base import ChannelName, takes_order
 from db.payments import current_payment
 from db.tables import Merchant, Order, OrderLine, OrderQuote, OrderReturnUrl, Payment
-from domain.order_status import OrderStatus
+from domain.order_status import PAID_STATUSES, OrderStatus
 
-_PAID = {
-    OrderStatus.PAID,
-    OrderStatus.SETTLED,
-    OrderStatus.AWAITING_RECEIPT,
-    OrderStatus.COMPLETED,
-}
 _GIVEN_BACK = {OrderStatus.REFUNDING, OrderStatus.REFUNDED, OrderStatus.COMPENSATION_FAILED}
 _CLOSED_BY_REASON = {"payment_timeout": "timeout", "payment_declined": "declined"}
 # States after which nothing more will happen on the page.
@@ -31,7 +25,7 @@ FINAL_STATES = frozenset({"paid", "timeout", "declined", "cancelled", "closed", 
 
 def checkout_state(status: str, close_reason: str | None, channel: str) -> str:
     """choose | pay | paid | timeout | declined | cancelled | closed | refunded | wait."""
-    if status in _PAID:
+    if status in PAID_STATUSES:
         return "paid"
     if status in _GIVEN_BACK:
         return "refunded"
