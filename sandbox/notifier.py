@@ -29,7 +29,6 @@ from typing import Protocol
 
 import httpx
 
-from channels.http import TRANSPORT_FAILURES
 from sandbox.notices import HeldNotice, Owed
 from sandbox.protocol import Event, PayoutEvent
 from sandbox.store import DeliveryAttempt
@@ -183,7 +182,7 @@ class Notifier:
             response = await self._client.post(url, content=message.body, headers=message.headers)
             status_code = response.status_code
             accepted = protocol.accepted(status_code, response.content)
-        except (httpx.HTTPError, *TRANSPORT_FAILURES) as exc:  # aiohttp's, where left unmapped
+        except httpx.HTTPError as exc:
             error = type(exc).__name__
         if accepted:  # before anything awaits: a shutdown cancelling it then must not leave
             self._release(event)  # a notice taken owed, to be sent again after the restart

@@ -70,24 +70,3 @@ async def test_a_connection_closed_without_an_answer_is_unavailable_as_unreachab
         server.close()
         await server.wait_closed()
     assert error.value.code == "unreachable" and error.value.retryable
-
-
-async def test_a_garbled_answer_is_unavailable_as_unreachable() -> None:
-    """aiohttp's error for an answer that is not HTTP is one its transport leaves unmapped."""
-
-    async def garble(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        writer.write(b"NOT HTTP AT ALL\r\n\r\n")
-        await writer.drain()
-        writer.close()
-
-    server = await asyncio.start_server(garble, "127.0.0.1", 0)
-    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
-    try:
-        async with channel_client(TIMEOUT_S * 10) as client:
-            with pytest.raises(ChannelUnavailable) as error:
-                await send(client, "query", "GET", url)
-    finally:
-        server.close()
-        await server.wait_closed()
-    assert error.value.code == "unreachable" and error.value.retryable
