@@ -42,7 +42,6 @@ from activities.webhook_starts import WebhookStarter
 from activities.webhook_targets import WebhookTargets
 from channels.base import ChannelName
 from channels.bills import bill_client
-from channels.http import channel_client
 from channels.registry import build_bank, build_channels
 from db.engine import make_engine, session_factory
 from db.secret_box import SecretBox
@@ -171,7 +170,7 @@ async def built_worker(
     # Merchants' endpoints get their own client: their own timeout, and no redirects.
     webhook_timeout = httpx.Timeout(settings.webhook_timeout_seconds)
     async with (
-        channel_client(timeout) as http,
+        httpx.AsyncClient(timeout=timeout) as http,
         httpx.AsyncClient(timeout=webhook_timeout, follow_redirects=False) as webhook_http,
     ):
         trace_http(http, traces)

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+import httpx
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
@@ -42,7 +43,6 @@ from api.routes import (
     reviews,
     settlements,
 )
-from channels.http import channel_client
 from channels.registry import build_bank, build_channels
 from db.engine import make_engine, read_session_factory, session_factory
 from db.secret_box import SecretBox
@@ -94,7 +94,7 @@ def create_app(settings: Settings | None = None, traces: TracerProvider | None =
             settings.checkout_wait_per_order,
         )
         api_metrics.count_order_waiters(lambda: watch.waiting + checkout_watch.waiting)
-        async with channel_client(settings.channel_timeout_seconds) as http:
+        async with httpx.AsyncClient(timeout=settings.channel_timeout_seconds) as http:
             trace_http(http, traces)
             app.state.context = AppContext(
                 settings=settings,

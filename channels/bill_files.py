@@ -26,7 +26,8 @@ from pathlib import Path
 
 import httpx
 
-from channels.http import TRANSPORT_FAILURES, raise_for_status, unavailable
+from channels.errors import ChannelUnavailable
+from channels.http import raise_for_status
 from domain.bills import BillCorrupt
 from domain.money import round_half_up
 
@@ -63,8 +64,10 @@ async def download_to(
                     size += len(chunk)
     except BaseException as exc:
         partial.unlink(missing_ok=True)
-        if isinstance(exc, TRANSPORT_FAILURES):
-            raise unavailable(what, exc) from None
+        if isinstance(exc, httpx.TimeoutException):
+            raise ChannelUnavailable(f"{what}: timed out", code="timeout") from None
+        if isinstance(exc, httpx.TransportError):  # its text could echo the request
+            raise ChannelUnavailable(f"{what}: {type(exc).__name__}", code="unreachable") from None
         raise
     os.replace(partial, target)
     return Downloaded(target, size, digest.hexdigest())

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-import aiohttp
 import httpx
-from httpx_aiohttp import AiohttpTransport
 from pydantic import BaseModel, ValidationError
 
 from channels.errors import ChannelError, ChannelRejected, ChannelUnavailable, PaymentNotFound
@@ -23,45 +21,17 @@ RETRYABLE_STATUSES = frozenset({408, 429})
 _Model = TypeVar("_Model", bound=BaseModel)
 
 
-def channel_client(timeout: float | httpx.Timeout) -> httpx.AsyncClient:
-    """The client for calls to channels (and the bank), and for the sandbox's notices to
-    us: httpx's API over aiohttp's connections (httpx_aiohttp's transport).
-
-    httpx's own transport (httpcore over anyio) took 1.3 ms of CPU a request, 20 at once
-    on loopback, against 0.21 ms over aiohttp (a POST with a form and a JSON answer of
-    Alipay's size); in the worker's profile at 50 orders in flight it was 18% of the time
-    holding the GIL, for one channel call an order. Errors reach `send` as httpx's (the
-    transport maps aiohttp's); a request's timeout bounds connecting and each read.
-    Merchants' webhooks keep httpx's own transport: each is pinned to a checked address
-    (activities.webhook_targets) through it."""
-    return httpx.AsyncClient(timeout=timeout, transport=AiohttpTransport())
-
-
 async def send(
     client: httpx.AsyncClient, what: str, method: str, url: str | httpx.URL, **kwargs: Any
 ) -> httpx.Response:
     """`client.request`, with transport failures as ChannelUnavailable."""
     try:
         return await client.request(method, url, **kwargs)
-    except TRANSPORT_FAILURES as exc:
-        raise unavailable(what, exc) from None
-
-
-# What a call that never got an answer raises: httpx's errors, and aiohttp's or a timeout
-# where the transport left one unmapped.
-TRANSPORT_FAILURES = (httpx.TransportError, aiohttp.ClientError, TimeoutError)
-
-
-def unavailable(what: str, failure: BaseException) -> ChannelUnavailable:
-    """The ChannelUnavailable a transport failure is: "timeout" when no answer came in
-    time, "unreachable" otherwise (refused, reset, closed). Judged by aiohttp's own error
-    where the transport mapped one, as it names a refused connection a connect timeout.
-    The message names the failure's type only: its text could echo the request."""
-    cause = failure.__cause__
-    original = cause if isinstance(cause, aiohttp.ClientError | TimeoutError) else failure
-    if isinstance(original, TimeoutError | httpx.TimeoutException):
-        return ChannelUnavailable(f"{what}: timed out", code="timeout")
-    return ChannelUnavailable(f"{what}: {type(original).__name__}", code="unreachable")
+    except httpx.TimeoutException:
+        raise ChannelUnavailable(f"{what}: timed out", code="timeout") from None
+    except httpx.TransportError as exc:
+        # The exception type says enough; its text could echo request details.
+        raise ChannelUnavailable(f"{what}: {type(exc).__name__}", code="unreachable") from None
 
 
 def raise_for_status(

@@ -16,10 +16,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import httpx
 from fastapi import FastAPI
 
 from channels.base import ChannelName
-from channels.http import channel_client
 from logs import configure_logging
 from sandbox import (
     alipay_bills,
@@ -65,7 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging("sandbox", settings.log_format)
         store = Store(Path(settings.sandbox_store_path) if settings.sandbox_store_path else None)
-        async with channel_client(settings.channel_timeout_seconds) as client:
+        async with httpx.AsyncClient(timeout=settings.channel_timeout_seconds) as client:
             notifier = Notifier(
                 client,
                 time_scale=settings.sandbox_time_scale,

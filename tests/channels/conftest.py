@@ -28,14 +28,13 @@ import pytest_asyncio
 import stack
 from channels.bank import BankTransferAdapter
 from channels.base import ChannelAdapter, ChannelName
-from channels.http import channel_client
 from channels.registry import build_bank, build_channels
 from sandbox.credentials import generate_credentials
 from settings import Settings
 from tests.receiver import Inbox as Inbox  # these three re-exported for the channels' tests
 from tests.receiver import ReceivedRequest as ReceivedRequest
 from tests.receiver import Receiver as Receiver
-from tests.support import settings_from_env
+from tests.support import http_client, settings_from_env
 
 ROOT = Path(__file__).resolve().parents[2]
 STARTUP_TIMEOUT_S = 20.0
@@ -188,8 +187,7 @@ def order_id() -> str:
 
 @pytest_asyncio.fixture
 async def client() -> AsyncIterator[httpx.AsyncClient]:
-    """The adapters' client as the product makes it (its transport included)."""
-    async with channel_client(5) as client:
+    async with http_client(timeout=5) as client:
         yield client
 
 
