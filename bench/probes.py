@@ -17,6 +17,7 @@ from sqlalchemy import bindparam, text
 from temporalio.client import Client
 
 from db.engine import make_engine
+from domain.order_status import FINAL_STATUSES
 from sandbox import alipay_front
 from sandbox.protocol import Event, EventData
 from settings import settings_from_env
@@ -24,25 +25,30 @@ from settings import settings_from_env
 SETTLE_S = 2.0  # after the resends, time for anything they set off to show
 COMPLETED_POLL_S = 0.02
 COMPLETED_WITHIN_S = 120.0
-_NOT_COMPLETED = text(
-    "SELECT count(*) FROM orders WHERE id IN :ids AND status <> 'completed'"
-).bindparams(bindparam("ids", expanding=True))
+_NOT_ENDED = text(
+    "SELECT count(*) FROM orders WHERE id IN :ids AND status NOT IN :ended"
+).bindparams(bindparam("ids", expanding=True), bindparam("ended", expanding=True))
+_ENDED = sorted(FINAL_STATUSES)
 
 
 async def until_completed(database_url: str, order_ids: list[str]) -> None:
-    """Until every one of these orders is completed in the database (its saga's last
-    write), read from the bench's own process: what the round set going is done."""
+    """Until every one of these orders has ended in the database (completed, as a happy
+    order does, or another final status: its saga's last write), read from the bench's
+    own process: what the round set going is done. Read-only, so that on SQLite the
+    polls never take the one writer's lock from the sagas."""
     engine = make_engine(database_url)
+    reads = engine.execution_options(paysaga_read_only=True)
 
     def left() -> int:
-        with engine.connect() as db:
-            return int(db.execute(_NOT_COMPLETED, {"ids": order_ids}).scalar_one())
+        with reads.connect() as db:
+            params = {"ids": order_ids, "ended": _ENDED}
+            return int(db.execute(_NOT_ENDED, params).scalar_one())
 
     deadline = time.monotonic() + COMPLETED_WITHIN_S
     try:
         while order_ids and (remaining := await asyncio.to_thread(left)):
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{remaining} orders not completed in {COMPLETED_WITHIN_S} s")
+                raise TimeoutError(f"{remaining} orders not ended in {COMPLETED_WITHIN_S} s")
             await asyncio.sleep(COMPLETED_POLL_S)
     finally:
         engine.dispose()
