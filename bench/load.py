@@ -125,10 +125,10 @@ class Load:
         async def one() -> None:
             await shop.one_order(timings)
 
-        async def completed() -> None:  # a buyer's page stops at the payment; the saga goes on
-            await probes.until_completed(self.stand.database_url, timings.order_ids)
+        async def ended() -> None:  # a buyer's page stops at the payment; the saga goes on
+            await probes.until_ended(self.stand.database_url, timings.order_ids)
 
-        figures = await self._measured(kind, count, self.stand.pids(processes), one, completed)
+        figures = await self._measured(kind, count, self.stand.pids(processes), one, ended)
         figures.create_s, figures.pay_to_visible_s = timings.create_s, timings.pay_to_visible_s
         figures.reads, figures.retried_503 = timings.reads, timings.retried_503
         figures.closed_at_create = timings.closed_at_create

@@ -2,8 +2,8 @@
 through the sandbox's control API (which notifies us as the channel would), watched through
 the API (requests that wait for the status to change) until it shows them paid, as the
 hosted checkout's page does (`domain.order_status.PAID_STATUSES`). The round goes on until
-every saga has completed them (`PAYSAGA_AUTO_COMPLETE_SECONDS=0`: at payment;
-bench.probes.until_completed)."""
+every saga has ended them (completed: `PAYSAGA_AUTO_COMPLETE_SECONDS=0`, at payment;
+bench.probes.until_ended)."""
 
 from __future__ import annotations
 

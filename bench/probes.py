@@ -23,15 +23,15 @@ from sandbox.protocol import Event, EventData
 from settings import settings_from_env
 
 SETTLE_S = 2.0  # after the resends, time for anything they set off to show
-COMPLETED_POLL_S = 0.02
-COMPLETED_WITHIN_S = 120.0
+ENDED_POLL_S = 0.02
+ENDED_WITHIN_S = 120.0
 _NOT_ENDED = text(
     "SELECT count(*) FROM orders WHERE id IN :ids AND status NOT IN :ended"
 ).bindparams(bindparam("ids", expanding=True), bindparam("ended", expanding=True))
 _ENDED = sorted(FINAL_STATUSES)
 
 
-async def until_completed(database_url: str, order_ids: list[str]) -> None:
+async def until_ended(database_url: str, order_ids: list[str]) -> None:
     """Until every one of these orders has ended in the database (completed, as a happy
     order does, or another final status: its saga's last write), read from the bench's
     own process: what the round set going is done. Read-only, so that on SQLite the
@@ -44,12 +44,12 @@ async def until_completed(database_url: str, order_ids: list[str]) -> None:
             params = {"ids": order_ids, "ended": _ENDED}
             return int(db.execute(_NOT_ENDED, params).scalar_one())
 
-    deadline = time.monotonic() + COMPLETED_WITHIN_S
+    deadline = time.monotonic() + ENDED_WITHIN_S
     try:
         while order_ids and (remaining := await asyncio.to_thread(left)):
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{remaining} orders not ended in {COMPLETED_WITHIN_S} s")
-            await asyncio.sleep(COMPLETED_POLL_S)
+                raise TimeoutError(f"{remaining} orders not ended in {ENDED_WITHIN_S} s")
+            await asyncio.sleep(ENDED_POLL_S)
     finally:
         engine.dispose()
 

@@ -1,4 +1,4 @@
-"""The bench's wait for a round's sagas (bench.probes.until_completed), on a real SQLite
+"""The bench's wait for a round's sagas (bench.probes.until_ended), on a real SQLite
 file: it ends on any final status, and its polls never take the one writer's lock."""
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ async def test_an_order_compensated_after_payment_ends_the_wait(
 ) -> None:
     # Paid (the buyer saw it), then given back: final, never `completed`.
     url = _orders(tmp_path / "db.sqlite", [("ord_a", "completed"), ("ord_b", "refunded")])
-    monkeypatch.setattr(probes, "COMPLETED_WITHIN_S", 1.0)  # 120 s in the bench
+    monkeypatch.setattr(probes, "ENDED_WITHIN_S", 1.0)  # 120 s in the bench
     began = time.monotonic()
-    await probes.until_completed(url, ["ord_a", "ord_b"])
+    await probes.until_ended(url, ["ord_a", "ord_b"])
     assert time.monotonic() - began < 0.5
 
 
@@ -42,7 +42,7 @@ async def test_the_poll_takes_no_write_lock_on_sqlite(tmp_path: Path) -> None:
     writer.execute(text("UPDATE orders SET status = 'completed'"))  # a saga's write, open
     try:
         began = time.monotonic()
-        await asyncio.wait_for(probes.until_completed(url, ["ord_a"]), 3)
+        await asyncio.wait_for(probes.until_ended(url, ["ord_a"]), 3)
         assert time.monotonic() - began < 0.5
     finally:
         writer.rollback()
