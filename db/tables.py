@@ -441,11 +441,14 @@ class Posting(SQLModel, table=True):
             ["accounts.id", "accounts.currency"],
             name="fk_postings_account_currency",
         ),
+        # An account's postings in the order they were committed: a statement's range
+        # (db.settlement) is a range of it.
+        Index("ix_postings_account_id", "account", "id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
     entry_id: str = Field(index=True, foreign_key="journal_entries.id")
-    account: str = Field(index=True, foreign_key="accounts.id")
+    account: str = Field(foreign_key="accounts.id")
     currency: str
     amount: int = Field(sa_column=_money())
 
@@ -590,8 +593,19 @@ class Statement(SQLModel, table=True):
     created_at: datetime
 
 
+# The last posting on the merchant's available balance a statement covers (db.settlement:
+# its range begins after the highest of the account's statements before it; revision
+# 0016); NULL on a statement made before 0016 but the account's latest, whose coverage is
+# what statement_entries lists. Not mapped on Statement: the ORM never reads it, so the
+# books read at an earlier revision (a downgrade) are read by the same models.
+SQLModel.metadata.tables["statements"].append_column(
+    Column("covers_through", BigInteger, nullable=True)
+)
+
+
 class StatementEntry(SQLModel, table=True):
-    """An entry covered by a statement; the primary key makes it covered at most once."""
+    """An entry covered by a statement made before revision 0016 (a statement covers a
+    range of postings since: db.settlement); the primary key made it covered at most once."""
 
     __tablename__ = "statement_entries"
 

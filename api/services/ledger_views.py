@@ -52,7 +52,7 @@ from db.engine import read_one_snapshot
 from db.fx_books import order_quote
 from db.order_money import order_split
 from db.reconcile import account_drift, trial_balance
-from db.settlement import payout_conversion, statement_payout
+from db.settlement import covered_entry_ids, payout_conversion, statement_payout
 from db.tables import (
     Account,
     JournalEntry,
@@ -61,7 +61,6 @@ from db.tables import (
     Payout,
     Posting,
     Statement,
-    StatementEntry,
 )
 from domain.ledger import MERCHANT_BALANCES, AccountKind, EntryKind, account_id, normal_balance
 
@@ -343,12 +342,11 @@ def _covered_entries(session: Session, statement: Statement) -> list[tuple[Journ
     )
     rows = session.exec(
         select(JournalEntry, Posting.amount)
-        .join(StatementEntry, col(StatementEntry.entry_id) == JournalEntry.id)
         .outerjoin(
             Posting,
             and_(col(Posting.entry_id) == JournalEntry.id, col(Posting.account) == available),
         )
-        .where(StatementEntry.statement_id == statement.id)
+        .where(col(JournalEntry.id).in_(covered_entry_ids(statement)))
         .order_by(col(JournalEntry.created_at), col(JournalEntry.id))
     ).all()
     return [

@@ -10,14 +10,19 @@ this also fills a database at an earlier revision (the baseline) before an upgra
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, insert, inspect, literal, select, text
 from sqlmodel import Session
 
 from db.order_money import complete_refund, release_funds, reserve_refund
 from db.party_notifications import notify_party
-from db.settlement import mark_payout_paid, prepare_statement, statement_payout
+from db.settlement import (
+    covered_entry_ids,
+    mark_payout_paid,
+    prepare_statement,
+    statement_payout,
+)
 from db.tables import (
     CouponRedemption,
     IdempotencyKey,
@@ -25,6 +30,8 @@ from db.tables import (
     OrderLine,
     Payment,
     Review,
+    Statement,
+    StatementEntry,
 )
 from db.webhook_events import record_order_event
 from domain.keys import settlement_entry_id
@@ -90,10 +97,7 @@ def fill_books(engine: Engine) -> Books:
         session.add(_review(shop, order_id, buyer_id))
     tomorrow = datetime.now(UTC).date() + timedelta(days=1)  # its cutoff: now
     with Session(engine) as session, session.begin():
-        statement = prepare_statement(
-            session, shop.merchant_id, shop.currency, tomorrow, datetime.now(UTC)
-        )
-        assert statement is not None
+        statement = _prepare_statement(session, shop, tomorrow)
         payout = statement_payout(session, statement)
         assert payout is not None
         statement_id, payout_id = statement.id, payout.id
@@ -111,6 +115,24 @@ def fill_books(engine: Engine) -> Books:
         statement_id=statement_id,
         payout_id=payout_id,
     )
+
+
+def _prepare_statement(session: Session, shop: Shop, day: date) -> Statement:
+    """The shop's statement for the day; on a database before revision 0016, as the code
+    before it wrote one: what it covers listed in statement_entries, and no range (the
+    column is there only while today's code writes the statement)."""
+    columns = {c["name"] for c in inspect(session.connection()).get_columns("statements")}
+    before_ranges = "covers_through" not in columns
+    if before_ranges:
+        session.execute(text("ALTER TABLE statements ADD COLUMN covers_through BIGINT"))
+    statement = prepare_statement(session, shop.merchant_id, shop.currency, day, datetime.now(UTC))
+    assert statement is not None
+    if before_ranges:
+        covered = covered_entry_ids(statement).subquery()
+        listed = select(covered.c[0], literal(statement.id))
+        session.execute(insert(StatementEntry).from_select(["entry_id", "statement_id"], listed))
+        session.execute(text("ALTER TABLE statements DROP COLUMN covers_through"))
+    return statement
 
 
 def _review(shop: Shop, order_id: str, buyer_id: str) -> Review:

@@ -24,12 +24,13 @@ from db.order_money import (
     reserve_refund,
 )
 from db.settlement import (
+    covered_entry_ids,
     mark_payout_paid,
     mark_payout_returned,
     prepare_statement,
     statement_payout,
 )
-from db.tables import JournalEntry, Order, Payout, Refund, RefundLine, Statement, StatementEntry
+from db.tables import JournalEntry, Order, Payout, Refund, RefundLine, Statement
 from domain.keys import funds_release_entry_id, payout_entry_id, refund_reservation_entry_id
 from domain.ledger import AccountKind, EntryKind, payout_start_postings
 from domain.order_status import OrderStatus
@@ -508,9 +509,7 @@ def test_statement_numbers_add_up_and_match_the_orders_they_cover(shop: Shop) ->
     assert shop.balances()[IN_TRANSIT] == made.payout_amount
     assert shop.balances()[PENDING] == 9_440 - 472  # the open order less its refund's net
     with Session(shop.engine) as session:
-        covered = session.exec(
-            select(StatementEntry.entry_id).where(StatementEntry.statement_id == made.id)
-        ).all()
+        covered = session.execute(covered_entry_ids(made)).scalars().all()
     assert sorted(covered) == sorted(
         [
             funds_release_entry_id(early),
